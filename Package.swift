@@ -1,0 +1,48 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let hotPathFlags: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "swift-lvs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "LVSCore", targets: ["LVSCore"]),
+        .executable(name: "lvsd", targets: ["lvsd"]),
+        .executable(name: "lvsadm", targets: ["lvsadm"]),
+        .executable(name: "lvs-bench", targets: ["lvs-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Linux headers and a few inline helpers the Swift overlay does not expose.
+        .target(name: "CLVSShim"),
+        // Pure decision logic: no I/O, injected clock, deterministic.
+        .target(name: "LVSCore", swiftSettings: hotPathFlags),
+        // Packet I/O backends and neighbour handling.
+        .target(
+            name: "LVSDataPlane",
+            dependencies: ["LVSCore", "CLVSShim", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: hotPathFlags
+        ),
+        // Control protocol, ipvsadm grammar and output, config loaders.
+        .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim"]),
+        .executableTarget(
+            name: "lvsd",
+            dependencies: [
+                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore"]),
+        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CLVSShim"], swiftSettings: hotPathFlags),
+        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

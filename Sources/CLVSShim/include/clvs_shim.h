@@ -1,0 +1,3 @@
+#ifndef CLVS_SHIM_H
+#define CLVS_SHIM_H
+#endif

@@ -1,0 +1,1 @@
+#include "clvs_shim.h"
