@@ -1,0 +1,39 @@
+import LVSCore
+
+/// One request on the control socket (one JSON object per line).
+public enum ControlRequest: Codable, Sendable, Equatable {
+    case addService(ServiceKey, ServiceOptions)
+    case editService(ServiceKey, ServiceOptions)
+    case deleteService(ServiceKey)
+    case clear
+    case addDestination(ServiceKey, DestinationOptions)
+    case editDestination(ServiceKey, DestinationOptions)
+    case deleteDestination(ServiceKey, address: IPAddress, port: UInt16)
+    /// Zero the counters of one service, or of everything when nil.
+    case zero(ServiceKey?)
+    /// `--set tcp tcpfin udp` (0 keeps a value).
+    case setTimeouts(IPVSTimeouts)
+    case startDaemon(SyncDaemonSnapshot)
+    /// "master" or "backup".
+    case stopDaemon(String)
+    /// Services, destinations, counters, rates, timeouts and daemons.
+    case snapshot
+    /// The connection table (`-c`).
+    case connections
+    /// Daemon status lines (data plane, interfaces, counters) as text.
+    case status
+}
+
+/// The answer to one `ControlRequest`.
+public enum ControlResponse: Codable, Sendable, Equatable {
+    case ok
+    case failed(IPVSError)
+    case snapshot(TableSnapshot)
+    case connections([ConnectionSnapshot])
+    case text(String)
+}
+
+/// Something that executes control requests: the socket client in lvsadm, or an engine in tests.
+public protocol ControlBackend {
+    func execute(_ request: ControlRequest) throws -> ControlResponse
+}
