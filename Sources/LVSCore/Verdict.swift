@@ -1,0 +1,37 @@
+/// Why the engine dropped a frame (each reason has its own counter).
+public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case malformed = 0
+    case noDestination
+    case destinationUnavailable
+    case neighbourUnresolved
+    case ttlExceeded
+    case tableFull
+    case notSchedulable
+    case fragment
+
+    public var description: String {
+        switch self {
+        case .malformed: return "malformed"
+        case .noDestination: return "no-destination"
+        case .destinationUnavailable: return "destination-unavailable"
+        case .neighbourUnresolved: return "neighbour-unresolved"
+        case .ttlExceeded: return "ttl-exceeded"
+        case .tableFull: return "table-full"
+        case .notSchedulable: return "not-schedulable"
+        case .fragment: return "fragment"
+        }
+    }
+}
+
+/// What the data plane must do with a frame after `Engine.process`.
+public enum Verdict: Equatable, Sendable {
+    /// The frame was rewritten in place (MACs, TTL); send it out of `interface`.
+    case forward(interface: Int32)
+    /// The frame was replaced in place by a reply (ARP reply, neighbour advertisement) of
+    /// `length` bytes; send it back out of the interface it came in on.
+    case reply(length: Int)
+    /// Not ours: leave it to the kernel untouched.
+    case pass
+    /// Drop it.
+    case drop(DropReason)
+}
