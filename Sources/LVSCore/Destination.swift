@@ -30,6 +30,8 @@ public struct Destination: Sendable {
     public var macKnown: Bool
     /// Data-plane interface index the real server is reached through.
     public var interface: Int32
+    /// MAC of that interface (the rewritten source MAC).
+    public var sourceMAC: MACAddress
 
     public init(options o: DestinationOptions, serviceSlot: UInt32) {
         address = o.address
@@ -52,6 +54,7 @@ public struct Destination: Sendable {
         mac = .zero
         macKnown = false
         interface = -1
+        sourceMAC = .zero
     }
 
     /// Active + inactive connections (templates excluded), as thresholds count them.

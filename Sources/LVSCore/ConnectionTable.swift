@@ -1,0 +1,285 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One connection or persistence template: 64 bytes, no references.
+///
+/// The kernel spends about 300 bytes on a `struct ip_vs_conn`; here the service is implied by
+/// the destination slot and the expiry timer is a 32-bit deadline on a timer wheel (refreshes
+/// that move the deadline later are lazy; moves to an earlier deadline re-slot in O(1)).
+public struct ConnectionEntry: Sendable {
+    /// Client address words (host order, IPv4-mapped for IPv4).
+    public var c0: UInt32, c1: UInt32, c2: UInt32, c3: UInt32
+    /// Virtual address words (for fwmark templates: the mark as an IPv4-mapped address).
+    public var v0: UInt32, v1: UInt32, v2: UInt32, v3: UInt32
+    /// Destination slot.
+    public var dest: UInt32
+    /// Normal entry: controlling template index + 1 (0 = none). Template: number of controlled entries.
+    public var control: UInt32
+    /// Deadline in engine ticks.
+    public var expires: UInt32
+    /// Next entry in the same wheel slot (index + 1, 0 = end).
+    public var wheelNext: UInt32
+    /// Previous entry in the wheel slot (index + 1), or `0x8000_0000 | slot` at the head of slot.
+    public var wheelPrev: UInt32
+    /// Next entry in the same hash bucket, or in the free list (index + 1, 0 = end).
+    public var hashNext: UInt32
+    public var cport: UInt16
+    public var vport: UInt16
+    public var dport: UInt16
+    public var proto: UInt8
+    /// Low 4 bits: TCP state (0 for UDP/templates); high 4 bits: `ConnectionEntry.flag*`.
+    public var stateFlags: UInt8
+
+    public static let flagTemplate: UInt8 = 0x10
+    /// Counted as inactive on its destination.
+    public static let flagInactive: UInt8 = 0x20
+    /// Unhashed and unbound; waiting for the wheel to free it.
+    public static let flagDead: UInt8 = 0x40
+    /// Template: a controlled TCP connection reached ESTABLISHED.
+    public static let flagAssured: UInt8 = 0x80
+
+    @inlinable public var state: UInt8 {
+        get { stateFlags & 0x0F }
+        set { stateFlags = (stateFlags & 0xF0) | (newValue & 0x0F) }
+    }
+    @inlinable public var isTemplate: Bool { stateFlags & Self.flagTemplate != 0 }
+    @inlinable public var isDead: Bool { stateFlags & Self.flagDead != 0 }
+    @inlinable public var isInactive: Bool { stateFlags & Self.flagInactive != 0 }
+
+    public var client: IPAddress {
+        IPAddress(high: UInt64(c0) << 32 | UInt64(c1), low: UInt64(c2) << 32 | UInt64(c3))
+    }
+    public var virtualAddress: IPAddress {
+        IPAddress(high: UInt64(v0) << 32 | UInt64(v1), low: UInt64(v2) << 32 | UInt64(v3))
+    }
+}
+
+/// The lookup key of a connection: (protocol, client address and port, virtual address and port).
+public struct ConnectionKey: Sendable, Hashable {
+    public var proto: UInt8
+    public var client: IPAddress
+    public var clientPort: UInt16
+    public var virtualAddress: IPAddress
+    public var virtualPort: UInt16
+
+    @inlinable public init(proto: UInt8, client: IPAddress, clientPort: UInt16, virtualAddress: IPAddress, virtualPort: UInt16) {
+        self.proto = proto
+        self.client = client
+        self.clientPort = clientPort
+        self.virtualAddress = virtualAddress
+        self.virtualPort = virtualPort
+    }
+}
+
+/// A bounded connection table: preallocated entries, chained hash buckets, and a timer wheel.
+///
+/// Memory: `capacity * 64` bytes of entries plus one 4-byte bucket per two entries plus a fixed
+/// wheel: 66 bytes per connection. Pages are touched only when used.
+/// When all entries are in use `insert` returns nil (the engine refuses the new connection and
+/// counts it); existing connections are unaffected.
+public final class ConnectionTable {
+    public let capacity: Int
+    @usableFromInline let entries: UnsafeMutablePointer<ConnectionEntry>
+    @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
+    @usableFromInline let bucketMask: UInt32
+    @usableFromInline let seed: UInt32
+    /// Entries never used yet start here (so untouched pages stay unmapped).
+    @usableFromInline var highWater: UInt32 = 0
+    @usableFromInline var freeHead: UInt32 = 0
+    public private(set) var count: Int = 0
+
+    /// Timer wheel: `wheelSlots` lists, each `ticksPerSlot` ticks wide.
+    public static let wheelSlots = 16384
+    public static let ticksPerSlot: UInt32 = 10
+    @usableFromInline let wheel: UnsafeMutablePointer<UInt32>
+    /// The wheel slot number (absolute, in slot units) processed last.
+    @usableFromInline var wheelCursor: UInt32 = 0
+
+    public init(capacity: Int, seed: UInt32 = 0x5EED_1234) {
+        precondition(capacity > 0 && capacity < Int(UInt32.max / 2), "connection table capacity out of range")
+        self.capacity = capacity
+        var b = 1
+        while b * 2 < capacity { b <<= 1 }
+        bucketMask = UInt32(b - 1)
+        self.seed = seed
+        entries = UnsafeMutableRawPointer(malloc(capacity * MemoryLayout<ConnectionEntry>.stride)!)
+            .bindMemory(to: ConnectionEntry.self, capacity: capacity)
+        buckets = UnsafeMutableRawPointer(calloc(b, 4)!).bindMemory(to: UInt32.self, capacity: b)
+        wheel = UnsafeMutableRawPointer(calloc(Self.wheelSlots, 4)!).bindMemory(to: UInt32.self, capacity: Self.wheelSlots)
+    }
+
+    deinit {
+        free(entries)
+        free(buckets)
+        free(wheel)
+    }
+
+    public var bucketCount: Int { Int(bucketMask) + 1 }
+
+    /// Bytes reserved per connection: the entry plus its share of buckets.
+    public var bytesPerConnection: Int {
+        MemoryLayout<ConnectionEntry>.stride + (bucketCount * 4) / capacity
+    }
+
+    @inlinable public subscript(index: UInt32) -> ConnectionEntry {
+        _read { yield entries[Int(index)] }
+        _modify { yield &entries[Int(index)] }
+    }
+
+    @inlinable func bucket(proto: UInt8, client: IPAddress, cport: UInt16, vlow: UInt32, vport: UInt16) -> UInt32 {
+        var h = seed ^ UInt32(truncatingIfNeeded: client.low) ^ UInt32(truncatingIfNeeded: client.high >> 32)
+        h = h &* 0x9E37_79B1
+        h ^= (UInt32(cport) << 16 | UInt32(vport)) ^ UInt32(proto) << 8
+        h = h &* 0x85EB_CA6B
+        h ^= vlow ^ UInt32(truncatingIfNeeded: client.low >> 32) ^ UInt32(truncatingIfNeeded: client.high)
+        h = h &* 0xC2B2_AE35
+        h ^= h >> 16
+        return h & bucketMask
+    }
+
+    /// Finds a live entry (normal or template) with exactly this key.
+    @inlinable public func lookup(_ k: ConnectionKey, template: Bool) -> UInt32? {
+        let c = k.client.words, v = k.virtualAddress.words
+        var i = buckets[Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))]
+        while i != 0 {
+            let e = entries[Int(i - 1)]
+            if e.cport == k.clientPort && e.vport == k.virtualPort && e.c3 == c.3 && e.v3 == v.3 && e.proto == k.proto
+                && e.c0 == c.0 && e.c1 == c.1 && e.c2 == c.2 && e.v0 == v.0 && e.v1 == v.1 && e.v2 == v.2
+                && e.isTemplate == template {
+                return i - 1
+            }
+            i = e.hashNext
+        }
+        return nil
+    }
+
+    /// Inserts a new entry; nil when the table is full.
+    public func insert(_ k: ConnectionKey, dest: UInt32, dport: UInt16, stateFlags: UInt8, control: UInt32, expires: UInt32) -> UInt32? {
+        let index: UInt32
+        if freeHead != 0 {
+            index = freeHead - 1
+            freeHead = entries[Int(index)].hashNext
+        } else if Int(highWater) < capacity {
+            index = highWater
+            highWater += 1
+        } else {
+            return nil
+        }
+        let c = k.client.words, v = k.virtualAddress.words
+        let b = Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))
+        (entries + Int(index)).initialize(to: ConnectionEntry(
+            c0: c.0, c1: c.1, c2: c.2, c3: c.3, v0: v.0, v1: v.1, v2: v.2, v3: v.3,
+            dest: dest, control: control, expires: expires, wheelNext: 0, wheelPrev: 0, hashNext: buckets[b],
+            cport: k.clientPort, vport: k.virtualPort, dport: dport, proto: k.proto, stateFlags: stateFlags))
+        buckets[b] = index + 1
+        count += 1
+        schedule(index)
+        return index
+    }
+
+    /// Removes an entry from its hash chain and marks it dead; the wheel frees it later.
+    public func unhash(_ index: UInt32) {
+        let e = entries[Int(index)]
+        guard !e.isDead else { return }
+        let b = Int(bucket(proto: e.proto, client: e.client, cport: e.cport, vlow: e.v3, vport: e.vport))
+        if buckets[b] == index + 1 {
+            buckets[b] = e.hashNext
+        } else {
+            var i = buckets[b]
+            while i != 0 {
+                if entries[Int(i - 1)].hashNext == index + 1 {
+                    entries[Int(i - 1)].hashNext = e.hashNext
+                    break
+                }
+                i = entries[Int(i - 1)].hashNext
+            }
+        }
+        entries[Int(index)].stateFlags |= ConnectionEntry.flagDead
+        entries[Int(index)].hashNext = 0
+    }
+
+    /// Puts an entry on the wheel slot of its deadline (or the farthest slot, to be revisited).
+    @usableFromInline func schedule(_ index: UInt32) {
+        let deadlineSlot = entries[Int(index)].expires / Self.ticksPerSlot
+        var delta = deadlineSlot &- wheelCursor
+        if Int32(bitPattern: delta) <= 0 { delta = 1 }
+        if delta >= UInt32(Self.wheelSlots) { delta = UInt32(Self.wheelSlots - 1) }
+        let slot = Int((wheelCursor &+ delta) % UInt32(Self.wheelSlots))
+        let head = wheel[slot]
+        entries[Int(index)].wheelNext = head
+        entries[Int(index)].wheelPrev = 0x8000_0000 | UInt32(slot)
+        if head != 0 { entries[Int(head - 1)].wheelPrev = index + 1 }
+        wheel[slot] = index + 1
+    }
+
+    /// Takes an entry off its wheel slot in O(1).
+    @usableFromInline func unschedule(_ index: UInt32) {
+        let e = entries[Int(index)]
+        if e.wheelPrev & 0x8000_0000 != 0 {
+            wheel[Int(e.wheelPrev & 0x7FFF_FFFF)] = e.wheelNext
+        } else {
+            entries[Int(e.wheelPrev - 1)].wheelNext = e.wheelNext
+        }
+        if e.wheelNext != 0 { entries[Int(e.wheelNext - 1)].wheelPrev = e.wheelPrev }
+    }
+
+    /// Moves an entry whose deadline became earlier to the right wheel slot.
+    @inlinable public func reschedule(_ index: UInt32) {
+        unschedule(index)
+        schedule(index)
+    }
+
+    /// What the owner decides for an entry whose deadline has passed.
+    public enum ExpiryDecision { case free, keep }
+
+    /// Advances the wheel to `nowTick`, calling `decide` for each entry whose deadline has passed.
+    /// Entries whose deadline moved later are re-slotted without a call. O(expired + re-slotted).
+    public func advance(to nowTick: UInt32, _ decide: (UInt32) -> ExpiryDecision) {
+        let target = nowTick / Self.ticksPerSlot
+        var steps = Int(Int32(bitPattern: target &- wheelCursor))
+        if steps <= 0 { return }
+        if steps > Self.wheelSlots { // a long pause: one full lap sees everything
+            wheelCursor = target &- UInt32(Self.wheelSlots)
+            steps = Self.wheelSlots
+        }
+        for _ in 0..<steps {
+            wheelCursor &+= 1
+            let slot = Int(wheelCursor % UInt32(Self.wheelSlots))
+            var i = wheel[slot]
+            wheel[slot] = 0
+            while i != 0 {
+                let index = i - 1
+                i = entries[Int(index)].wheelNext
+                if i != 0 { entries[Int(i - 1)].wheelPrev = 0x8000_0000 | UInt32(slot) }
+                if Int32(bitPattern: entries[Int(index)].expires &- nowTick) > 0 {
+                    schedule(index)
+                    continue
+                }
+                switch decide(index) {
+                case .keep:
+                    schedule(index)
+                case .free:
+                    unhash(index)
+                    entries[Int(index)].hashNext = freeHead
+                    freeHead = index + 1
+                    count -= 1
+                }
+            }
+        }
+    }
+
+    /// Calls `body` for every live (hashed) entry: for listings, not for the packet path.
+    public func forEachLive(_ body: (UInt32, ConnectionEntry) -> Void) {
+        for b in 0...Int(bucketMask) {
+            var i = buckets[b]
+            while i != 0 {
+                let e = entries[Int(i - 1)]
+                body(i - 1, e)
+                i = e.hashNext
+            }
+        }
+    }
+}

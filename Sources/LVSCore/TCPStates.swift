@@ -1,0 +1,66 @@
+/// IPVS TCP connection states, numbered as the kernel numbers them (ip_vs_proto_tcp.c).
+public enum TCPState: UInt8, Sendable, CaseIterable {
+    case none = 0, established, synSent, synRecv, finWait, timeWait, close, closeWait, lastAck, listen, synAck
+
+    /// Name shown by `ipvsadm -c`.
+    public var name: String {
+        switch self {
+        case .none: return "NONE"
+        case .established: return "ESTABLISHED"
+        case .synSent: return "SYN_SENT"
+        case .synRecv: return "SYN_RECV"
+        case .finWait: return "FIN_WAIT"
+        case .timeWait: return "TIME_WAIT"
+        case .close: return "CLOSE"
+        case .closeWait: return "CLOSE_WAIT"
+        case .lastAck: return "LAST_ACK"
+        case .listen: return "LISTEN"
+        case .synAck: return "SYNACK"
+        }
+    }
+
+    /// Pre-established and established states count as active (Linux ≥ 4.8).
+    public var isActive: Bool {
+        switch self {
+        case .established, .synSent, .synRecv, .synAck: return true
+        default: return false
+        }
+    }
+}
+
+/// The TCP transition tables as data (rows: event, columns: current state), and the timeouts.
+public enum TCPStateTable {
+    /// Event rows: 0 syn, 1 fin, 2 ack, 3 rst.
+    public enum Event: Int { case syn = 0, fin, ack, rst }
+
+    private typealias S = TCPState
+    /// INPUT-ONLY block (DR and TUN: the director sees only client packets), secure_tcp off.
+    /// Columns in state order NO ES SS SR FW TW CL CW LA LI SA.
+    static let inputOnly: [[TCPState]] = [
+        [.synRecv, .established, .established, .synRecv, .synRecv, .synRecv, .synRecv, .synRecv, .synRecv, .synRecv, .synRecv],
+        [.close, .finWait, .synSent, .timeWait, .finWait, .timeWait, .close, .closeWait, .lastAck, .listen, .timeWait],
+        [.established, .established, .synSent, .established, .finWait, .timeWait, .close, .closeWait, .close, .listen, .established],
+        [.close, .close, .close, .synRecv, .close, .close, .close, .close, .lastAck, .listen, .close],
+    ]
+
+    /// Flattened table for the packet path: index `event * 11 + state`.
+    public static let inputOnlyFlat: [UInt8] = inputOnly.flatMap { $0.map(\.rawValue) }
+
+    /// The event a segment produces, by priority RST > SYN > FIN > ACK; nil when none of them is set.
+    @inlinable public static func event(flags: UInt8) -> Int? {
+        if flags & TCPFlag.rst != 0 { return 3 }
+        if flags & TCPFlag.syn != 0 { return 0 }
+        if flags & TCPFlag.fin != 0 { return 1 }
+        if flags & TCPFlag.ack != 0 { return 2 }
+        return nil
+    }
+
+    /// Next state for an input-only packet. A segment with none of the four flags goes to CLOSE.
+    public static func next(_ state: TCPState, flags: UInt8) -> TCPState {
+        guard let e = event(flags: flags) else { return .close }
+        return TCPState(rawValue: inputOnlyFlat[e * 11 + Int(state.rawValue)])!
+    }
+
+    /// Default timeouts in seconds, indexed by state.
+    public static let defaultTimeouts: [UInt32] = [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120]
+}

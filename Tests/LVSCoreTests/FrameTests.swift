@@ -1,0 +1,112 @@
+import Testing
+@testable import LVSCore
+
+@Suite struct FrameTests {
+    @Test func parsesTCPv4() {
+        let b = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 40000, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+        let f = b.withUnsafeBytes { FrameParser.parse($0) }
+        #expect(f.kind == .ipv4)
+        #expect(f.proto == 6)
+        #expect(f.source == IPAddress("192.168.1.12")!)
+        #expect(f.destination == IPAddress("192.168.1.100")!)
+        #expect(f.sourcePort == 40000 && f.destinationPort == 80)
+        #expect(f.tcpFlags == TCPFlag.syn)
+        #expect(f.ipLength == 40)
+    }
+
+    @Test func parsesVLANAndIPv6ExtensionHeaders() {
+        let v = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.ack, vlan: true)
+        let fv = v.withUnsafeBytes { FrameParser.parse($0) }
+        #expect(fv.vlanTagged && fv.l3Offset == 18 && fv.kind == .ipv4 && fv.destinationPort == 2)
+        let six = FrameBuilder.ipv6TCP(src: "2001:db8:1::12", sport: 5, dst: "2001:db8:1::100", dport: 80, flags: TCPFlag.syn, hopByHop: true)
+        let f6 = six.withUnsafeBytes { FrameParser.parse($0) }
+        #expect(f6.kind == .ipv6 && f6.proto == 6 && f6.destinationPort == 80 && f6.tcpFlags == TCPFlag.syn)
+    }
+
+    @Test func fragments() {
+        let first = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.ack, moreFragments: true)
+        let later = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: 0, payload: 16, fragmentOffset: 3)
+        let f1 = first.withUnsafeBytes { FrameParser.parse($0) }
+        let f2 = later.withUnsafeBytes { FrameParser.parse($0) }
+        #expect(f1.isFirstFragment && f1.hasPorts)
+        #expect(f2.isLaterFragment && !f2.hasPorts && f2.kind == .ipv4)
+    }
+
+    /// Every prefix of every kind of frame parses without trapping; truncated IP frames are malformed.
+    @Test func truncationAtEveryByte() {
+        let frames = [
+            FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn, payload: 10),
+            FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn, vlan: true),
+            FrameBuilder.ipv4UDP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 53),
+            FrameBuilder.ipv6TCP(src: "2001:db8::1", sport: 1, dst: "2001:db8::2", dport: 2, flags: TCPFlag.syn, hopByHop: true),
+            FrameBuilder.arpRequest(senderIP: "10.0.0.1", targetIP: "10.0.0.2"),
+        ]
+        for frame in frames {
+            for n in 0..<frame.count {
+                let f = Array(frame[0..<n]).withUnsafeBytes { FrameParser.parse($0) }
+                if n < 14 { #expect(f.kind == .malformed) }
+                if f.kind == .ipv4 || f.kind == .ipv6 { #expect(f.l3Offset + f.ipLength <= n) }
+            }
+        }
+    }
+
+    @Test func badHeaders() {
+        var b = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn)
+        b[14] = 0x44 // IHL 4
+        #expect(b.withUnsafeBytes { FrameParser.parse($0) }.malformedReason == .badIHL)
+        b[14] = 0x4F // IHL 15 > length
+        #expect(b.withUnsafeBytes { FrameParser.parse($0) }.kind == .malformed)
+        b[14] = 0x45; b[16] = 0xFF // total length > frame
+        #expect(b.withUnsafeBytes { FrameParser.parse($0) }.malformedReason == .badIPv4Length)
+        b[16] = 0; b[17] = 10 // total length < IHL
+        #expect(b.withUnsafeBytes { FrameParser.parse($0) }.malformedReason == .badIPv4Length)
+        var t = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn)
+        t[46] = 0x40 // TCP data offset 16 bytes
+        #expect(t.withUnsafeBytes { FrameParser.parse($0) }.malformedReason == .badTCPOffset)
+        var o = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn)
+        o[14] = 0x46 // options claimed, zero-length: header swallows the TCP header
+        #expect(o.withUnsafeBytes { FrameParser.parse($0) }.kind == .malformed)
+    }
+
+    /// Random mutations never trap (a cheap in-test fuzz; the libFuzzer target goes further).
+    @Test func randomMutationsNeverTrap() {
+        var rng = SchedulingContext(source: .zero, randomState: 42)
+        let base = FrameBuilder.ipv6TCP(src: "2001:db8::1", sport: 1, dst: "2001:db8::2", dport: 2, flags: TCPFlag.syn, hopByHop: true)
+        for _ in 0..<20_000 {
+            var b = base
+            let n = Int(rng.nextRandom() % 6) + 1
+            for _ in 0..<n { b[Int(rng.nextRandom() % UInt64(b.count))] = UInt8(truncatingIfNeeded: rng.nextRandom()) }
+            let cut = Int(rng.nextRandom() % UInt64(b.count + 1))
+            _ = Array(b[0..<cut]).withUnsafeBytes { FrameParser.parse($0) }
+        }
+    }
+
+    @Test func directRouteRewriteDecrementsTTLAndKeepsChecksumValid() {
+        var b = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 40000, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+        let rs = MACAddress("00:50:00:00:01:00")!
+        let ok = b.withUnsafeMutableBytes { FrameRewriter.directRoute($0, l3Offset: 14, ipv6: false, destinationMAC: rs, sourceMAC: FrameBuilder.directorMAC) }
+        #expect(ok)
+        #expect(Array(b[0..<6]) == FrameBuilder.mac(rs))
+        #expect(Array(b[6..<12]) == FrameBuilder.mac(FrameBuilder.directorMAC))
+        #expect(b[22] == 63)
+        #expect(b.withUnsafeBytes { InternetChecksum.ipv4HeaderValid($0.baseAddress! + 14, headerLength: 20) })
+        // Addresses and ports unchanged.
+        let f = b.withUnsafeBytes { FrameParser.parse($0) }
+        #expect(f.destination == IPAddress("192.168.1.100")! && f.destinationPort == 80)
+        var dying = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 1, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn, ttl: 1)
+        #expect(!dying.withUnsafeMutableBytes { FrameRewriter.directRoute($0, l3Offset: 14, ipv6: false, destinationMAC: rs, sourceMAC: rs) })
+    }
+
+    @Test func tcpStateTableInputOnly() {
+        #expect(TCPStateTable.next(.none, flags: TCPFlag.syn) == .synRecv)
+        #expect(TCPStateTable.next(.synRecv, flags: TCPFlag.ack) == .established)
+        #expect(TCPStateTable.next(.established, flags: TCPFlag.fin | TCPFlag.ack) == .finWait)
+        #expect(TCPStateTable.next(.finWait, flags: TCPFlag.ack) == .finWait)
+        #expect(TCPStateTable.next(.finWait, flags: TCPFlag.syn) == .synRecv)
+        #expect(TCPStateTable.next(.established, flags: TCPFlag.rst | TCPFlag.ack) == .close)
+        #expect(TCPStateTable.next(.synRecv, flags: TCPFlag.rst) == .synRecv)
+        #expect(TCPStateTable.next(.lastAck, flags: TCPFlag.ack) == .close)
+        #expect(TCPStateTable.next(.established, flags: 0) == .close)
+        #expect(TCPStateTable.defaultTimeouts[Int(TCPState.established.rawValue)] == 900)
+    }
+}
