@@ -1,0 +1,41 @@
+/// The 128-bit key of the kernel's `hsiphash` on 64-bit machines (two `unsigned long` words).
+public struct SipHashKey: Sendable, Equatable {
+    public var k0: UInt64
+    public var k1: UInt64
+    @inlinable public init(k0: UInt64, k1: UInt64) {
+        self.k0 = k0
+        self.k1 = k1
+    }
+}
+
+/// One SipHash round over the four state words.
+@inline(__always) @usableFromInline
+func sipRound(_ v0: inout UInt64, _ v1: inout UInt64, _ v2: inout UInt64, _ v3: inout UInt64) {
+    v0 &+= v1; v1 = v1.rotatedLeft(13); v1 ^= v0; v0 = v0.rotatedLeft(32)
+    v2 &+= v3; v3 = v3.rotatedLeft(16); v3 ^= v2
+    v0 &+= v3; v3 = v3.rotatedLeft(21); v3 ^= v0
+    v2 &+= v1; v1 = v1.rotatedLeft(17); v1 ^= v2; v2 = v2.rotatedLeft(32)
+}
+
+extension UInt64 {
+    @inline(__always) @usableFromInline func rotatedLeft(_ n: UInt64) -> UInt64 {
+        (self << n) | (self >> (64 - n))
+    }
+}
+
+/// The kernel's 64-bit `hsiphash` of a 4-byte little-endian input: SipHash-1-3 truncated to 32 bits.
+@inlinable public func hsiphash32(_ value: UInt32, key: SipHashKey) -> UInt32 {
+    var v0: UInt64 = 0x736f_6d65_7073_6575 ^ key.k0
+    var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ key.k1
+    var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ key.k0
+    var v3: UInt64 = 0x7465_6462_7974_6573 ^ key.k1
+    let b: UInt64 = (UInt64(4) << 56) | UInt64(value)
+    v3 ^= b
+    sipRound(&v0, &v1, &v2, &v3)
+    v0 ^= b
+    v2 ^= 0xff
+    sipRound(&v0, &v1, &v2, &v3)
+    sipRound(&v0, &v1, &v2, &v3)
+    sipRound(&v0, &v1, &v2, &v3)
+    return UInt32(truncatingIfNeeded: (v0 ^ v1) ^ (v2 ^ v3))
+}
