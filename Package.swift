@@ -43,6 +43,7 @@ let package = Package(
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CLVSShim"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim"]),
     ],
     swiftLanguageModes: [.v5]
 )
