@@ -69,7 +69,7 @@ func inNamespace<T>(_ name: String, timeout: Double = 30, _ body: @escaping () t
     return try box.result!.get()
 }
 
-func run(_ command: String) throws {
+func shell(_ command: String) throws {
     try Subprocess.check(command.split(separator: " ").map(String.init))
 }
 
@@ -86,6 +86,8 @@ func makeSocket(_ type: Int32, bindTo address: String?, port: UInt16, timeoutSec
     guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
+    var buffer: Int32 = 4 << 20
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, socklen_t(4))
     var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
