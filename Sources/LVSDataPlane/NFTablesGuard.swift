@@ -89,10 +89,10 @@ public final class NFTablesGuard {
             s += """
               chain ingress\(i) {
                 type filter hook ingress device "\(name)" priority -300; policy accept;
-                ip daddr . meta l4proto . th dport @vip4 drop
-                ip daddr . meta l4proto @vip4any drop
-                ip6 daddr . meta l4proto . th dport @vip6 drop
-                ip6 daddr . meta l4proto @vip6any drop
+                ip daddr . meta l4proto . th dport @vip4 counter drop
+                ip daddr . meta l4proto @vip4any counter drop
+                ip6 daddr . meta l4proto . th dport @vip6 counter drop
+                ip6 daddr . meta l4proto @vip6any counter drop
               }
 
             """

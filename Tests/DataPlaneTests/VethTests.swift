@@ -32,6 +32,8 @@ final class VethTests: XCTestCase {
         try shell("ip link add c0 netns \(c) address \(Self.macC) type veth peer name dc netns \(d) address \(Self.macDC)")
         try shell("ip -n \(a) addr add \(Self.clientIP)/24 dev a0")
         try shell("ip -n \(c) addr add \(Self.serverIP)/24 dev c0")
+        // DR: the director owns the VIP too; only the guard keeps its kernel from answering (RST, ICMP).
+        try shell("ip -n \(d) addr add \(Self.serverIP)/24 dev da")
         for (ns, dev) in [(a, "a0"), (c, "c0"), (d, "da"), (d, "dc"), (a, "lo"), (c, "lo")] {
             try shell("ip -n \(ns) link set \(dev) up")
         }
@@ -149,6 +151,11 @@ final class VethTests: XCTestCase {
         let largest = forwarders.map(\.largest).max() ?? 0
         print("VethTests: 2 MB TCP round trip in \(String(format: "%.3f", elapsed)) s; largest frame \(largest) B; "
               + "per worker forwarded \(forwarders.map(\.forwarded)); ticks \(forwarders.map(\.ticks))")
+        let dropped: String = try inNamespace(d) {
+            try Subprocess.check(["nft", "list", "table", "netdev", guardTable.table])
+        }
+        XCTAssertNotNil(dropped.range(of: #"counter packets [1-9][0-9]* bytes [0-9]+ drop"#, options: .regularExpression),
+                        "the guard kept VIP traffic from the director's kernel:\n\(dropped)")
         print("VethTests: da \(counters[da]!)\nVethTests: dc \(counters[dc]!)")
         XCTAssertGreaterThan(largest, 1514, "GSO super-frames crossed the data plane")
         XCTAssertGreaterThan(counters[da]!.rxPackets, UInt64(sent))
