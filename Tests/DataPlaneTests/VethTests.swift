@@ -79,6 +79,15 @@ final class VethTests: XCTestCase {
         XCTAssertTrue(listing.contains("10.77.0.3 . udp . 9000"), listing)
         XCTAssertTrue(listing.contains("2001:db8::3 . tcp"), listing)
 
+        // Stale tables of dead lvsd processes go, ours stays.
+        var deadPid: Int32 = 4_000_000
+        while kill(deadPid, 0) == 0 || errno != ESRCH { deadPid -= 1 }
+        let removed: [String] = try inNamespace(d) {
+            try Subprocess.check(["nft", "add", "table", "netdev", "lvsd_\(deadPid)"])
+            return try NFTablesGuard.removeStale()
+        }
+        XCTAssertEqual(removed, ["lvsd_\(deadPid)"])
+
         // UDP: 200 datagrams A → C.
         let udpServer = try inNamespace(c) { try makeSocket(Int32(SOCK_DGRAM.rawValue), bindTo: Self.serverIP, port: 9000, timeoutSeconds: 3) }
         defer { close(udpServer) }
@@ -108,6 +117,7 @@ final class VethTests: XCTestCase {
 
         // TCP: 1 MB each way through the forwarder.
         let size = 1 << 20
+        let upload = pattern(size, seed: 1), reply = pattern(size, seed: 2)
         let listener = try inNamespace(c) { () -> Int32 in
             let fd = try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: Self.serverIP, port: 9001)
             guard listen(fd, 4) == 0 else { throw TestFailure("listen") }
@@ -127,8 +137,8 @@ final class VethTests: XCTestCase {
                 setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
                 let got = try receiveExactly(conn, size)
-                guard got == pattern(size, seed: 1) else { throw TestFailure("server: upload corrupted") }
-                try sendAll(conn, pattern(size, seed: 2))
+                guard got == upload else { throw TestFailure("server: upload corrupted") }
+                try sendAll(conn, reply)
                 return got.count
             }
             serverDone.signal()
@@ -138,10 +148,10 @@ final class VethTests: XCTestCase {
         defer { close(client) }
         let started = monotonicNanoseconds()
         try connectSocket(client, to: Self.serverIP, port: 9001)
-        try sendAll(client, pattern(size, seed: 1))
+        try sendAll(client, upload)
         let download = try receiveExactly(client, size)
         let elapsed = Double(monotonicNanoseconds() - started) / 1e9
-        XCTAssertTrue(download == pattern(size, seed: 2), "download intact")
+        XCTAssertTrue(download == reply, "download intact")
         XCTAssertEqual(serverDone.wait(timeout: .now() + 15), .success, "server finished")
         XCTAssertEqual(try serverResult.result?.get(), size)
 
