@@ -33,13 +33,15 @@ public struct InterfaceCounters: Sendable, Equatable {
 }
 
 /// Slots of a counter row (one row per interface per worker), single writer, relaxed atomics.
+@usableFromInline
 enum Counter: Int {
     case rxPackets, rxBytes, txPackets, txBytes, passed, dropped, txErrors, truncated, unknownEgress, vlanPassed
-    static let reasonBase = 10
-    static let rowWidth = 10 + DropReason.allCases.count
+    @usableFromInline static let reasonBase = 10
+    @usableFromInline static let rowWidth = 10 + DropReason.allCases.count
 }
 
 /// A block of counter rows written by one worker and read by anyone.
+@usableFromInline
 final class CounterBlock {
     let rows: Int
     let base: UnsafeMutablePointer<UInt64>
@@ -51,7 +53,7 @@ final class CounterBlock {
     }
     deinit { base.deallocate() }
 
-    @inline(__always) func row(_ r: Int) -> UnsafeMutablePointer<UInt64> { base + r * Counter.rowWidth }
+    @usableFromInline @inline(__always) func row(_ r: Int) -> UnsafeMutablePointer<UInt64> { base + r * Counter.rowWidth }
 
     func snapshot(row r: Int) -> InterfaceCounters {
         let p = row(r)
@@ -70,7 +72,7 @@ final class CounterBlock {
 }
 
 /// Adds to a single-writer counter (relaxed store, so readers on other threads see whole values).
-@inline(__always) func bump(_ row: UnsafeMutablePointer<UInt64>, _ c: Int, _ by: UInt64 = 1) {
+@usableFromInline @inline(__always) func bump(_ row: UnsafeMutablePointer<UInt64>, _ c: Int, _ by: UInt64 = 1) {
     let p = row + c
     clvs_store_relaxed_u64(p, clvs_load_relaxed_u64(p) &+ by)
 }

@@ -5,17 +5,18 @@ import CLVSShim
 import LVSCore
 
 /// Per-socket state the loop touches: plain values and raw pointers only (no ARC in the loop).
+@usableFromInline
 struct SocketState {
-    var fd: Int32
-    var ifindex: Int32
-    var ring: UnsafeMutableRawPointer
-    var frameSize: Int
-    var frameCount: Int
-    var head: Int
-    var msgs: UnsafeMutablePointer<clvs_mmsghdr>
-    var iovs: UnsafeMutablePointer<iovec>
-    var txCount: Int
-    var counters: UnsafeMutablePointer<UInt64>
+    @usableFromInline var fd: Int32
+    @usableFromInline var ifindex: Int32
+    @usableFromInline var ring: UnsafeMutableRawPointer
+    @usableFromInline var frameSize: Int
+    @usableFromInline var frameCount: Int
+    @usableFromInline var head: Int
+    @usableFromInline var msgs: UnsafeMutablePointer<clvs_mmsghdr>
+    @usableFromInline var iovs: UnsafeMutablePointer<iovec>
+    @usableFromInline var txCount: Int
+    @usableFromInline var counters: UnsafeMutablePointer<UInt64>
 }
 
 /// One data-plane thread: polls the sockets of all interfaces, hands each received frame to the
@@ -29,19 +30,19 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     public let batchSize: Int
     public let tickInterval: UInt64
 
-    let count: Int
-    let state: UnsafeMutablePointer<SocketState>
-    let pollfds: UnsafeMutablePointer<pollfd>
-    let counterBlock: CounterBlock
-    let stopFlag: UnsafeMutablePointer<UInt64>
+    @usableFromInline let count: Int
+    @usableFromInline let state: UnsafeMutablePointer<SocketState>
+    @usableFromInline let pollfds: UnsafeMutablePointer<pollfd>
+    @usableFromInline let counterBlock: CounterBlock
+    @usableFromInline let stopFlag: UnsafeMutablePointer<UInt64>
     /// Ring slots consumed in the current batch, handed back after the transmit flush.
-    let pending: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    @usableFromInline let pending: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     /// Buffers for frames larger than a ring slot (read from the socket queue, TP_STATUS_COPY).
-    let copyBuffers: UnsafeMutableRawPointer
-    let copyBufferSize = 65536 + 1024
-    let copyBufferCount = 8
+    @usableFromInline let copyBuffers: UnsafeMutableRawPointer
+    @usableFromInline let copyBufferSize = 65536 + 1024
+    @usableFromInline let copyBufferCount = 8
 
-    static var vnet: Int { PacketSocket.vnetHeaderLength }
+    @usableFromInline static var vnet: Int { PacketSocket.vnetHeaderLength }
 
     public init(processor: P, sockets: [PacketSocket], batchSize: Int = 64, tickInterval: UInt64 = 100_000_000) {
         precondition(!sockets.isEmpty && batchSize > 0)
@@ -99,7 +100,9 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         return out
     }
 
-    /// The loop. Returns once a stop was requested.
+    /// The loop. Returns once a stop was requested. Inlinable so it is specialised for the caller's
+    /// processor type (static calls to `process`).
+    @inlinable
     public func run() {
         var lastTick = clvs_now_ns()
         while clvs_load_relaxed_u64(stopFlag) == 0 {
@@ -121,7 +124,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     }
 
     /// A socket error (e.g. ENETDOWN) would make poll return at once forever: read it to clear it.
-    private func clearErrors() {
+    @inlinable
+    func clearErrors() {
         for i in 0..<count where pollfds[i].revents & Int16(POLLERR) != 0 {
             var err: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
@@ -130,8 +134,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     }
 
     /// Processes up to `batchSize` ready frames of socket `si`, flushes transmissions, releases the slots.
-    @inline(__always)
-    private func drain(_ si: Int, now: UInt64) -> Int {
+    @inlinable @inline(__always)
+    func drain(_ si: Int, now: UInt64) -> Int {
         let s = state + si
         let row = s.pointee.counters
         let vnet = Self.vnet
@@ -212,8 +216,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         return consumed
     }
 
-    @inline(__always)
-    private func enqueue(_ target: Int, _ start: UnsafeMutableRawPointer, _ bytes: Int) {
+    @inlinable @inline(__always)
+    func enqueue(_ target: Int, _ start: UnsafeMutableRawPointer, _ bytes: Int) {
         let t = state + target
         let n = t.pointee.txCount
         t.pointee.iovs[n].iov_base = start
@@ -221,7 +225,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         t.pointee.txCount = n + 1
     }
 
-    private func flush(_ target: Int) {
+    @inlinable
+    func flush(_ target: Int) {
         let t = state + target
         let total = t.pointee.txCount
         let row = t.pointee.counters
