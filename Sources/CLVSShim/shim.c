@@ -1,1 +1,100 @@
+#define _GNU_SOURCE
 #include "clvs_shim.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+
+_Static_assert(sizeof(struct clvs_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+_Static_assert(offsetof(struct clvs_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
+
+int clvs_packet_bind(int fd, int ifindex) {
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    return bind(fd, (struct sockaddr *)&sll, sizeof sll);
+}
+
+int clvs_packet_rx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size, unsigned frame_nr) {
+    struct tpacket_req req = {
+        .tp_block_size = block_size, .tp_block_nr = block_nr,
+        .tp_frame_size = frame_size, .tp_frame_nr = frame_nr,
+    };
+    return setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req);
+}
+
+int clvs_packet_fanout(int fd, int id, int type, int flags) {
+    int arg;
+    if (id < 0) {
+        arg = (type | flags | PACKET_FANOUT_FLAG_UNIQUEID) << 16;
+    } else {
+        arg = (id & 0xffff) | ((type | flags) << 16);
+    }
+    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) return -1;
+    if (id >= 0) return id;
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) return -1;
+    return got & 0xffff;
+}
+
+int clvs_setsockopt_int(int fd, int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, sizeof value);
+}
+
+int clvs_sendmmsg(int fd, struct clvs_mmsghdr *msgs, unsigned int vlen, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)msgs, vlen, flags);
+}
+
+int clvs_if_info(const char *name, int *index, uint8_t *mac, int *mtu) {
+    if (strlen(name) >= IFNAMSIZ) { errno = ENAMETOOLONG; return -1; }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    int rc = -1;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFINDEX, &ifr) != 0) goto out;
+    *index = ifr.ifr_ifindex;
+    if (ioctl(fd, SIOCGIFHWADDR, &ifr) != 0) goto out;
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    if (ioctl(fd, SIOCGIFMTU, &ifr) != 0) goto out;
+    *mtu = ifr.ifr_mtu;
+    rc = 0;
+out:;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int clvs_affinity_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    int n = CPU_COUNT(&set);
+    return n > 0 ? n : 1;
+}
+
+int clvs_poll_in(struct pollfd *fds, int n, int timeout_ms) {
+    for (int i = 0; i < n; i++) { fds[i].events = POLLIN; fds[i].revents = 0; }
+    int rc = poll(fds, (nfds_t)n, timeout_ms);
+    if (rc < 0 && errno == EINTR) return 0;
+    return rc;
+}
+
+int clvs_setns_net(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = setns(fd, CLONE_NEWNET);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}

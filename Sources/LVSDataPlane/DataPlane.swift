@@ -1,1 +1,107 @@
-// Data-plane backends.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLVSShim
+import LVSCore
+
+/// Settings of a `DataPlane`.
+public struct DataPlaneConfiguration: Sendable {
+    /// Interface names; each worker opens one socket per interface.
+    public var interfaces: [String]
+    /// nil = CPUs in the process affinity mask.
+    public var workerCount: Int?
+    /// Frames taken from one ring before transmitting.
+    public var batchSize: Int = 64
+    /// Upper bound between two `tick(now:)` calls, in ns (clamped to 1…100 ms).
+    public var tickInterval: UInt64 = 100_000_000
+    public var socket = PacketSocketOptions()
+    /// PACKET_FANOUT_FLAG_DEFRAG (IPv4 fragments reach one worker, reassembled).
+    public var fanoutDefrag: Bool = true
+
+    public init(interfaces: [String], workerCount: Int? = nil) {
+        self.interfaces = interfaces
+        self.workerCount = workerCount
+    }
+}
+
+/// N worker threads sharing the interfaces through one PACKET_FANOUT (hash) group per interface.
+///
+/// Sockets are opened by `init` (in the calling thread's network namespace); `start()` launches the
+/// threads, `stop()` stops and joins them.
+public final class DataPlane<P: FrameProcessor> {
+    public let configuration: DataPlaneConfiguration
+    public let interfaces: [InterfaceInfo]
+    public let workers: [DataPlaneWorker<P>]
+    private var threads: [pthread_t] = []
+
+    /// `makeProcessor(i)` gives worker i its processor (return one shared instance if it is thread-safe).
+    public init(configuration: DataPlaneConfiguration, makeProcessor: (_ worker: Int) throws -> P) throws {
+        guard !configuration.interfaces.isEmpty else {
+            throw DataPlaneError.invalidConfiguration("no interfaces")
+        }
+        let infos = try configuration.interfaces.map { try InterfaceInfo.lookup($0) }
+        let n = configuration.workerCount ?? affinityCPUCount()
+        guard n >= 1 else { throw DataPlaneError.invalidConfiguration("worker count \(n)") }
+        var groups = [Int32?](repeating: nil, count: infos.count)
+        var workers: [DataPlaneWorker<P>] = []
+        for w in 0..<n {
+            var sockets: [PacketSocket] = []
+            for (i, info) in infos.enumerated() {
+                let socket = try PacketSocket(interface: info, options: configuration.socket)
+                groups[i] = try socket.joinFanout(group: groups[i], defrag: configuration.fanoutDefrag)
+                sockets.append(socket)
+            }
+            workers.append(DataPlaneWorker(processor: try makeProcessor(w), sockets: sockets,
+                                           batchSize: configuration.batchSize,
+                                           tickInterval: configuration.tickInterval))
+        }
+        self.configuration = configuration
+        self.interfaces = infos
+        self.workers = workers
+    }
+
+    public var isRunning: Bool { !threads.isEmpty }
+
+    /// Starts one thread per worker (they inherit the process's CPU affinity).
+    public func start() throws {
+        guard threads.isEmpty else { return }
+        for (i, worker) in workers.enumerated() {
+            let start = Unmanaged.passRetained(ThreadStart { worker.run() }).toOpaque()
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let box = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, start)
+            if rc != 0 {
+                Unmanaged<ThreadStart>.fromOpaque(start).release()
+                stop()
+                throw DataPlaneError.system(call: "pthread_create", errno: rc, context: "data-plane worker \(i)")
+            }
+            threads.append(tid)
+        }
+    }
+
+    /// Stops all workers and waits for their threads (returns within about one tick interval).
+    public func stop() {
+        for worker in workers { worker.requestStop() }
+        for tid in threads { pthread_join(tid, nil) }
+        threads = []
+    }
+
+    /// Counters per interface index, summed over workers.
+    public func counters() -> [Int32: InterfaceCounters] {
+        var total: [Int32: InterfaceCounters] = [:]
+        for worker in workers {
+            for (index, c) in worker.counters() { total[index, default: InterfaceCounters()] += c }
+        }
+        return total
+    }
+
+    deinit { stop() }
+}
+
+final class ThreadStart {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}

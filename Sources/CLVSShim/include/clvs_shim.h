@@ -1,3 +1,96 @@
 #ifndef CLVS_SHIM_H
 #define CLVS_SHIM_H
+
+// Linux headers and a few helpers that Glibc's Swift overlay does not expose.
+// Everything needing _GNU_SOURCE lives in shim.c behind plain prototypes, because the
+// Glibc module seen by Swift is built without it.
+
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+#include <poll.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+#include <linux/virtio_net.h>
+
+// ---- constants that Swift cannot import as macros ----------------------------------------
+
+static const int clvs_tpacket_v2 = TPACKET_V2;
+static const int clvs_tpacket_alignment = TPACKET_ALIGNMENT;
+static const size_t clvs_tpacket2_hdrlen = TPACKET2_HDRLEN;
+static const size_t clvs_vnet_hdr_len = sizeof(struct virtio_net_hdr);
+
+static inline size_t clvs_tpacket_align(size_t x) { return TPACKET_ALIGN(x); }
+
+// ---- time and atomics -----------------------------------------------------------------------
+
+/// CLOCK_MONOTONIC in nanoseconds.
+static inline uint64_t clvs_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t clvs_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void clvs_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline int clvs_load_acquire_i32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void clvs_store_release_i32(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+// ---- TPACKET_V2 frame header accessors (hdr = start of a ring slot) --------------------------
+
+static inline uint32_t clvs_tp2_status(const void *hdr) {
+    return __atomic_load_n(&((const struct tpacket2_hdr *)hdr)->tp_status, __ATOMIC_ACQUIRE);
+}
+/// Hands the slot back to the kernel (release: our reads and writes of the slot happen before).
+static inline void clvs_tp2_release(void *hdr) {
+    __atomic_store_n(&((struct tpacket2_hdr *)hdr)->tp_status, (uint32_t)TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+static inline uint32_t clvs_tp2_len(const void *hdr) { return ((const struct tpacket2_hdr *)hdr)->tp_len; }
+static inline uint32_t clvs_tp2_snaplen(const void *hdr) { return ((const struct tpacket2_hdr *)hdr)->tp_snaplen; }
+static inline uint16_t clvs_tp2_mac(const void *hdr) { return ((const struct tpacket2_hdr *)hdr)->tp_mac; }
+/// sll_pkttype of the sockaddr_ll that follows the header (PACKET_HOST, PACKET_OUTGOING, ...).
+static inline uint8_t clvs_tp2_pkttype(const void *hdr) {
+    const struct sockaddr_ll *sll =
+        (const struct sockaddr_ll *)((const uint8_t *)hdr + TPACKET_ALIGN(sizeof(struct tpacket2_hdr)));
+    return sll->sll_pkttype;
+}
+
+// ---- AF_PACKET socket helpers ------------------------------------------------------------
+
+/// bind() to `ifindex` with protocol ETH_P_ALL.
+int clvs_packet_bind(int fd, int ifindex);
+/// PACKET_RX_RING with a tpacket_req.
+int clvs_packet_rx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size, unsigned frame_nr);
+/// Joins a fanout group. With id < 0 asks the kernel for a unique id (PACKET_FANOUT_FLAG_UNIQUEID)
+/// and returns it; otherwise joins `id`. Returns the group id or -1 (errno set).
+int clvs_packet_fanout(int fd, int id, int type, int flags);
+int clvs_setsockopt_int(int fd, int level, int name, int value);
+
+// ---- sendmmsg --------------------------------------------------------------------------------
+
+/// Same layout as struct mmsghdr (checked in shim.c).
+struct clvs_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+int clvs_sendmmsg(int fd, struct clvs_mmsghdr *msgs, unsigned int vlen, int flags);
+
+// ---- interfaces and CPUs ------------------------------------------------------------------
+
+/// Index, MAC (6 bytes) and MTU of `name` in the caller's network namespace. 0 or -1 (errno set).
+int clvs_if_info(const char *name, int *index, uint8_t *mac, int *mtu);
+/// Number of CPUs in the calling thread's affinity mask (at least 1).
+int clvs_affinity_cpu_count(void);
+/// Moves the calling thread into the network namespace at `path` (e.g. /run/netns/NAME). 0 or -1.
+int clvs_setns_net(const char *path);
+
+// ---- poll --------------------------------------------------------------------------------------
+
+/// poll() over `n` descriptors for POLLIN; returns poll's result (EINTR reported as 0).
+int clvs_poll_in(struct pollfd *fds, int n, int timeout_ms);
+
 #endif

@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLVSShim
+import LVSCore
+
+/// Per-socket state the loop touches: plain values and raw pointers only (no ARC in the loop).
+@usableFromInline
+struct SocketState {
+    @usableFromInline var fd: Int32
+    @usableFromInline var ifindex: Int32
+    @usableFromInline var ring: UnsafeMutableRawPointer
+    @usableFromInline var frameSize: Int
+    @usableFromInline var frameCount: Int
+    @usableFromInline var head: Int
+    @usableFromInline var msgs: UnsafeMutablePointer<clvs_mmsghdr>
+    @usableFromInline var iovs: UnsafeMutablePointer<iovec>
+    @usableFromInline var txCount: Int
+    @usableFromInline var counters: UnsafeMutablePointer<UInt64>
+}
+
+/// One data-plane thread: polls the sockets of all interfaces, hands each received frame to the
+/// processor straight from the receive ring, and transmits in sendmmsg batches.
+///
+/// `run()` blocks until `requestStop()`; it wakes at least every `tickInterval` (≤ 100 ms) and then
+/// calls `processor.tick(now:)`.
+public final class DataPlaneWorker<P: FrameProcessor> {
+    public let processor: P
+    public let sockets: [PacketSocket]
+    public let batchSize: Int
+    public let tickInterval: UInt64
+
+    @usableFromInline let count: Int
+    @usableFromInline let state: UnsafeMutablePointer<SocketState>
+    @usableFromInline let pollfds: UnsafeMutablePointer<pollfd>
+    @usableFromInline let counterBlock: CounterBlock
+    @usableFromInline let stopFlag: UnsafeMutablePointer<UInt64>
+    /// Ring slots consumed in the current batch, handed back after the transmit flush.
+    @usableFromInline let pending: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    /// Buffers for frames larger than a ring slot (read from the socket queue, TP_STATUS_COPY).
+    @usableFromInline let copyBuffers: UnsafeMutableRawPointer
+    @usableFromInline let copyBufferSize = 65536 + 1024
+    @usableFromInline let copyBufferCount = 8
+
+    @usableFromInline static var vnet: Int { PacketSocket.vnetHeaderLength }
+
+    public init(processor: P, sockets: [PacketSocket], batchSize: Int = 64, tickInterval: UInt64 = 100_000_000) {
+        precondition(!sockets.isEmpty && batchSize > 0)
+        self.processor = processor
+        self.sockets = sockets
+        self.batchSize = batchSize
+        self.tickInterval = max(1_000_000, min(tickInterval, 100_000_000))
+        count = sockets.count
+        counterBlock = CounterBlock(rows: sockets.count)
+        stopFlag = .allocate(capacity: 1)
+        stopFlag.initialize(to: 0)
+        pending = .allocate(capacity: batchSize)
+        pending.initialize(repeating: nil, count: batchSize)
+        copyBuffers = .allocate(byteCount: copyBufferSize * copyBufferCount, alignment: 64)
+        pollfds = .allocate(capacity: sockets.count)
+        state = .allocate(capacity: sockets.count)
+        for (i, s) in sockets.enumerated() {
+            pollfds[i] = pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)
+            let msgs = UnsafeMutablePointer<clvs_mmsghdr>.allocate(capacity: batchSize)
+            let iovs = UnsafeMutablePointer<iovec>.allocate(capacity: batchSize)
+            iovs.initialize(repeating: iovec(iov_base: nil, iov_len: 0), count: batchSize)
+            for m in 0..<batchSize {
+                var h = clvs_mmsghdr()
+                h.msg_hdr.msg_iov = iovs + m
+                h.msg_hdr.msg_iovlen = 1
+                (msgs + m).initialize(to: h)
+            }
+            (state + i).initialize(to: SocketState(
+                fd: s.fd, ifindex: s.interface.index, ring: s.ring, frameSize: s.frameSize,
+                frameCount: s.frameCount, head: 0, msgs: msgs, iovs: iovs, txCount: 0,
+                counters: counterBlock.row(i)))
+        }
+    }
+
+    deinit {
+        for i in 0..<count {
+            state[i].msgs.deallocate()
+            state[i].iovs.deallocate()
+        }
+        state.deallocate()
+        pollfds.deallocate()
+        pending.deallocate()
+        copyBuffers.deallocate()
+        stopFlag.deallocate()
+    }
+
+    /// Asks `run()` to return (within one tick interval). Safe from any thread.
+    public func requestStop() { clvs_store_relaxed_u64(stopFlag, 1) }
+    public var isStopRequested: Bool { clvs_load_relaxed_u64(stopFlag) != 0 }
+
+    /// This worker's counters per interface index.
+    public func counters() -> [Int32: InterfaceCounters] {
+        var out: [Int32: InterfaceCounters] = [:]
+        for (i, s) in sockets.enumerated() { out[s.interface.index] = counterBlock.snapshot(row: i) }
+        return out
+    }
+
+    /// The loop. Returns once a stop was requested. Inlinable so it is specialised for the caller's
+    /// processor type (static calls to `process`).
+    @inlinable
+    public func run() {
+        var lastTick = clvs_now_ns()
+        while clvs_load_relaxed_u64(stopFlag) == 0 {
+            let now = clvs_now_ns()
+            var got = 0
+            for i in 0..<count { got += drain(i, now: now) }
+            var t = got == 0 ? now : clvs_now_ns()
+            if got == 0 {
+                let untilTick = lastTick &+ tickInterval &- t
+                let timeout = t &- lastTick >= tickInterval ? 0 : Int32(min(untilTick / 1_000_000 + 1, 100))
+                if clvs_poll_in(pollfds, Int32(count), timeout) > 0 { clearErrors() }
+                t = clvs_now_ns()
+            }
+            if t &- lastTick >= tickInterval {
+                processor.tick(now: t)
+                lastTick = t
+            }
+        }
+    }
+
+    /// A socket error (e.g. ENETDOWN) would make poll return at once forever: read it to clear it.
+    @inlinable
+    func clearErrors() {
+        for i in 0..<count where pollfds[i].revents & Int16(POLLERR) != 0 {
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(pollfds[i].fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        }
+    }
+
+    /// Processes up to `batchSize` ready frames of socket `si`, flushes transmissions, releases the slots.
+    @inlinable @inline(__always)
+    func drain(_ si: Int, now: UInt64) -> Int {
+        let s = state + si
+        let row = s.pointee.counters
+        let vnet = Self.vnet
+        var consumed = 0
+        var copies = 0
+        while consumed < batchSize {
+            let hdr = s.pointee.ring + s.pointee.head &* s.pointee.frameSize
+            let status = clvs_tp2_status(hdr)
+            if status & UInt32(TP_STATUS_USER) == 0 { break }
+            let isCopy = status & UInt32(TP_STATUS_COPY) != 0
+            if isCopy && copies == copyBufferCount { break } // flush first, then continue
+            s.pointee.head = s.pointee.head + 1 == s.pointee.frameCount ? 0 : s.pointee.head + 1
+            pending[consumed] = hdr
+            consumed += 1
+
+            if clvs_tp2_pkttype(hdr) == UInt8(PACKET_OUTGOING) {
+                if isCopy { _ = recv(s.pointee.fd, copyBuffers, 0, Int32(MSG_DONTWAIT | MSG_TRUNC)) }
+                continue
+            }
+            var vnetHeader: UnsafeMutableRawPointer
+            var length: Int
+            if isCopy {
+                let buffer = copyBuffers + copies * copyBufferSize
+                copies += 1
+                let n = recv(s.pointee.fd, buffer, copyBufferSize, Int32(MSG_DONTWAIT | MSG_TRUNC))
+                if n < vnet + 14 || n > copyBufferSize {
+                    bump(row, Counter.truncated.rawValue)
+                    continue
+                }
+                vnetHeader = buffer
+                length = n - vnet
+            } else {
+                let snap = Int(clvs_tp2_snaplen(hdr))
+                if snap < Int(clvs_tp2_len(hdr)) {
+                    bump(row, Counter.truncated.rawValue)
+                    continue
+                }
+                vnetHeader = hdr + Int(clvs_tp2_mac(hdr)) - vnet
+                length = snap
+            }
+            if status & UInt32(TP_STATUS_VLAN_VALID) != 0 {
+                // The tag lives outside the frame; the processor would strip it. Leave it to the kernel.
+                bump(row, Counter.vlanPassed.rawValue)
+                continue
+            }
+            bump(row, Counter.rxPackets.rawValue)
+            bump(row, Counter.rxBytes.rawValue, UInt64(length))
+            let frame = UnsafeMutableRawBufferPointer(start: vnetHeader + vnet, count: length)
+            switch processor.process(frame, interface: s.pointee.ifindex, now: now) {
+            case .pass:
+                bump(row, Counter.passed.rawValue)
+            case .drop(let reason):
+                bump(row, Counter.dropped.rawValue)
+                bump(row, Counter.reasonBase + Int(reason.rawValue))
+            case .forward(let egress):
+                var target = -1
+                for j in 0..<count where state[j].ifindex == egress { target = j; break }
+                if target < 0 {
+                    bump(row, Counter.unknownEgress.rawValue)
+                } else {
+                    enqueue(target, vnetHeader, vnet + length)
+                }
+            case .reply(let replyLength):
+                if replyLength < 14 || replyLength > length {
+                    bump(row, Counter.txErrors.rawValue)
+                } else {
+                    memset(vnetHeader, 0, vnet)
+                    enqueue(si, vnetHeader, vnet + replyLength)
+                }
+            }
+        }
+        if consumed > 0 {
+            for j in 0..<count where state[j].txCount > 0 { flush(j) }
+            for k in 0..<consumed {
+                clvs_tp2_release(pending[k]!)
+            }
+        }
+        return consumed
+    }
+
+    @inlinable @inline(__always)
+    func enqueue(_ target: Int, _ start: UnsafeMutableRawPointer, _ bytes: Int) {
+        let t = state + target
+        let n = t.pointee.txCount
+        t.pointee.iovs[n].iov_base = start
+        t.pointee.iovs[n].iov_len = bytes
+        t.pointee.txCount = n + 1
+    }
+
+    @inlinable
+    func flush(_ target: Int) {
+        let t = state + target
+        let total = t.pointee.txCount
+        let row = t.pointee.counters
+        var sent = 0
+        while sent < total {
+            let r = clvs_sendmmsg(t.pointee.fd, t.pointee.msgs + sent, UInt32(total - sent), Int32(MSG_DONTWAIT))
+            if r > 0 {
+                var bytes = 0
+                for m in sent..<(sent + Int(r)) { bytes += t.pointee.iovs[m].iov_len - Self.vnet }
+                bump(row, Counter.txPackets.rawValue, UInt64(r))
+                bump(row, Counter.txBytes.rawValue, UInt64(bytes))
+                sent += Int(r)
+            } else {
+                if r < 0 && errno == EINTR { continue }
+                bump(row, Counter.txErrors.rawValue)
+                sent += 1 // the message at `sent` failed; skip it
+            }
+        }
+        t.pointee.txCount = 0
+    }
+}

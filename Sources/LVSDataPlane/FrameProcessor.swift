@@ -1,0 +1,16 @@
+import LVSCore
+
+/// What a data-plane worker hands every received frame to (the engine in lvsd, a test double in tests).
+///
+/// Workers are generic over the concrete type, so calls are statically dispatched.
+public protocol FrameProcessor: AnyObject {
+    /// `frame` is an Ethernet frame starting at the destination MAC, rewritable in place;
+    /// `interface` the ingress interface index; `now` CLOCK_MONOTONIC in nanoseconds.
+    func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict
+    /// Called by each worker at least every `tickInterval` (also when idle), from the worker's thread.
+    func tick(now: UInt64)
+}
+
+extension FrameProcessor {
+    public func tick(now: UInt64) {}
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LVSCore
+
+/// A virtual service the director's own kernel must not see: destination address, IP protocol
+/// (6 TCP, 17 UDP, 132 SCTP) and port (0 = every port of that protocol).
+public struct VIPMatch: Hashable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var proto: UInt8
+    public var port: UInt16
+
+    public init(address: IPAddress, proto: UInt8, port: UInt16) {
+        self.address = address
+        self.proto = proto
+        self.port = port
+    }
+
+    public var description: String { "\(proto):\(address.bracketed):\(port)" }
+}
+
+/// Keeps the director's kernel away from load-balanced traffic: a `netdev lvsd_<pid>` table with an
+/// ingress chain per interface that drops frames to the VIP tuples. lvsd's ETH_P_ALL packet taps run
+/// before netdev ingress, so lvsd still receives them; the kernel neither answers (RST, port
+/// unreachable) nor forwards them.
+///
+/// Every change is one `nft -f -` transaction. `nft` runs from the calling thread, so it acts in that
+/// thread's network namespace.
+public final class NFTablesGuard {
+    public let table: String
+    public let interfaces: [String]
+    public private(set) var vips: [VIPMatch]
+    public private(set) var isInstalled = false
+
+    /// Installs the table (replacing one of the same name).
+    public init(interfaces: [String], vips: [VIPMatch], pid: Int32 = getpid()) throws {
+        guard !interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("NFTablesGuard needs an interface") }
+        for name in interfaces { _ = try InterfaceInfo.lookup(name) } // clear error naming a missing interface
+        self.table = "lvsd_\(pid)"
+        self.interfaces = interfaces
+        self.vips = vips
+        try Self.nft(Self.ruleset(table: table, interfaces: interfaces, vips: vips))
+        isInstalled = true
+    }
+
+    /// Replaces the VIP rules atomically (one transaction: flush the sets and refill them).
+    public func update(vips: [VIPMatch]) throws {
+        try Self.nft(Self.elements(table: table, vips: vips, flush: true))
+        self.vips = vips
+    }
+
+    /// Deletes the table. Idempotent.
+    public func remove() throws {
+        guard isInstalled else { return }
+        try Self.nft("delete table netdev \(table)\n")
+        isInstalled = false
+    }
+
+    /// Deletes `netdev lvsd_<pid>` tables whose process no longer exists; returns their names.
+    @discardableResult
+    public static func removeStale() throws -> [String] {
+        let listing = try Subprocess.check(["nft", "list", "tables", "netdev"])
+        var removed: [String] = []
+        for line in listing.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard words.count == 3, words[0] == "table", words[1] == "netdev", words[2].hasPrefix("lvsd_"),
+                  let pid = Int32(words[2].dropFirst(5)), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try nft("delete table netdev \(words[2])\n")
+                removed.append(String(words[2]))
+            }
+        }
+        return removed
+    }
+
+    /// The full ruleset text for `nft -f` (public for tests and `--dry-run` style output).
+    public static func ruleset(table: String, interfaces: [String], vips: [VIPMatch]) -> String {
+        var s = """
+        table netdev \(table) {}
+        delete table netdev \(table)
+        table netdev \(table) {
+          set vip4 { type ipv4_addr . inet_proto . inet_service; }
+          set vip6 { type ipv6_addr . inet_proto . inet_service; }
+          set vip4any { type ipv4_addr . inet_proto; }
+          set vip6any { type ipv6_addr . inet_proto; }
+
+        """
+        for (i, name) in interfaces.enumerated() {
+            s += """
+              chain ingress\(i) {
+                type filter hook ingress device "\(name)" priority -300; policy accept;
+                ip daddr . meta l4proto . th dport @vip4 counter drop
+                ip daddr . meta l4proto @vip4any counter drop
+                ip6 daddr . meta l4proto . th dport @vip6 counter drop
+                ip6 daddr . meta l4proto @vip6any counter drop
+              }
+
+            """
+        }
+        s += "}\n"
+        s += elements(table: table, vips: vips, flush: false)
+        return s
+    }
+
+    static func elements(table: String, vips: [VIPMatch], flush: Bool) -> String {
+        var s = ""
+        if flush {
+            for set in ["vip4", "vip6", "vip4any", "vip6any"] { s += "flush set netdev \(table) \(set)\n" }
+        }
+        var groups: [String: [String]] = [:]
+        for v in Set(vips).sorted(by: { ($0.address, $0.proto, $0.port) < ($1.address, $1.proto, $1.port) }) {
+            let set = (v.address.isIPv4 ? "vip4" : "vip6") + (v.port == 0 ? "any" : "")
+            let element = v.port == 0 ? "\(v.address) . \(v.proto)" : "\(v.address) . \(v.proto) . \(v.port)"
+            groups[set, default: []].append(element)
+        }
+        for set in ["vip4", "vip6", "vip4any", "vip6any"] {
+            guard let list = groups[set], !list.isEmpty else { continue }
+            s += "add element netdev \(table) \(set) { \(list.joined(separator: ", ")) }\n"
+        }
+        return s
+    }
+
+    static func nft(_ script: String) throws {
+        try Subprocess.check(["nft", "-f", "-"], input: script)
+    }
+}

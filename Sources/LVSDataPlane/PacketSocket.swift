@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLVSShim
+
+/// Options of a `PacketSocket`.
+public struct PacketSocketOptions: Sendable {
+    /// Slots of the TPACKET_V2 receive ring.
+    public var ringFrames: Int = 1024
+    /// Bytes per ring slot; nil = enough for one MTU-sized frame (at least 2048). Bigger frames
+    /// (GSO/GRO super-frames) are delivered through the socket's queue (TP_STATUS_COPY).
+    public var frameSize: Int? = nil
+    /// SO_RCVBUF(FORCE): room for the full copies of super-frames.
+    public var receiveBuffer: Int = 8 << 20
+    public var sendBuffer: Int = 4 << 20
+    public var qdiscBypass: Bool = true
+
+    public init() {}
+}
+
+/// An AF_PACKET SOCK_RAW socket bound with ETH_P_ALL to one interface, with PACKET_VNET_HDR,
+/// PACKET_IGNORE_OUTGOING and a TPACKET_V2 mmap receive ring. Transmission is done by the worker
+/// with sendmmsg on `fd` (each message starts with a virtio_net_hdr).
+public final class PacketSocket {
+    public let interface: InterfaceInfo
+    public let fd: Int32
+    /// Start of the receive ring (ringFrames × frameSize bytes).
+    public let ring: UnsafeMutableRawPointer
+    public let frameSize: Int
+    public let frameCount: Int
+    let ringBytes: Int
+    public private(set) var fanoutGroup: Int32?
+
+    /// Bytes of the virtio_net_hdr that precedes every frame in both directions.
+    public static let vnetHeaderLength = Int(clvs_vnet_hdr_len)
+
+    public init(interface: InterfaceInfo, options: PacketSocketOptions = PacketSocketOptions()) throws {
+        self.interface = interface
+        let context = "packet socket on '\(interface.name)'"
+        // Protocol 0 until bind: receive nothing before the ring and options are in place.
+        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw DataPlaneError.errno("socket(AF_PACKET)", context) }
+        var ok = false
+        defer { if !ok { close(fd) } }
+
+        func set(_ level: Int32, _ name: Int32, _ value: Int, _ label: String) throws {
+            if clvs_setsockopt_int(fd, level, name, Int32(value)) != 0 {
+                throw DataPlaneError.errno("setsockopt(\(label))", context)
+            }
+        }
+        try set(SOL_PACKET, PACKET_VERSION, Int(clvs_tpacket_v2), "PACKET_VERSION")
+        try set(SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR")
+        try set(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
+        try set(SOL_PACKET, PACKET_COPY_THRESH, 1, "PACKET_COPY_THRESH")
+        if options.qdiscBypass { try set(SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS") }
+        if clvs_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(options.receiveBuffer)) != 0 {
+            try set(SOL_SOCKET, SO_RCVBUF, options.receiveBuffer, "SO_RCVBUF")
+        }
+        if clvs_setsockopt_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(options.sendBuffer)) != 0 {
+            try set(SOL_SOCKET, SO_SNDBUF, options.sendBuffer, "SO_SNDBUF")
+        }
+
+        // Ring geometry: slot = power of two holding headers + vnet header + one MTU frame (+VLAN).
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var frameSize = options.frameSize ?? 2048
+        if options.frameSize == nil {
+            let need = 128 + PacketSocket.vnetHeaderLength + interface.mtu + 18
+            while frameSize < need { frameSize <<= 1 }
+        }
+        guard frameSize >= 256, frameSize % Int(clvs_tpacket_alignment) == 0 else {
+            throw DataPlaneError.invalidConfiguration("ring frame size \(frameSize) for '\(interface.name)'")
+        }
+        let blockSize = max(page, frameSize) * (frameSize <= page ? 16 : 1)
+        guard blockSize % frameSize == 0 else {
+            throw DataPlaneError.invalidConfiguration("ring frame size \(frameSize) must divide block size \(blockSize)")
+        }
+        let perBlock = blockSize / frameSize
+        let blocks = max(1, (max(options.ringFrames, 8) + perBlock - 1) / perBlock)
+        let frames = blocks * perBlock
+        guard clvs_packet_rx_ring(fd, UInt32(blockSize), UInt32(blocks), UInt32(frameSize), UInt32(frames)) == 0 else {
+            throw DataPlaneError.errno("setsockopt(PACKET_RX_RING)", context)
+        }
+        let bytes = blockSize * blocks
+        let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let map, map != MAP_FAILED else { throw DataPlaneError.errno("mmap(rx ring)", context) }
+        guard clvs_packet_bind(fd, interface.index) == 0 else {
+            munmap(map, bytes)
+            throw DataPlaneError.errno("bind(ETH_P_ALL)", context)
+        }
+        ok = true
+        self.fd = fd
+        self.ring = map
+        self.ringBytes = bytes
+        self.frameSize = frameSize
+        self.frameCount = frames
+    }
+
+    /// Joins a PACKET_FANOUT_HASH group with PACKET_FANOUT_FLAG_DEFRAG. With `group == nil` the kernel
+    /// picks a unique id, which is returned so the other workers' sockets of this interface can join it.
+    @discardableResult
+    public func joinFanout(group: Int32?, defrag: Bool = true) throws -> Int32 {
+        let flags = defrag ? Int32(PACKET_FANOUT_FLAG_DEFRAG) : 0
+        let id = clvs_packet_fanout(fd, group ?? -1, Int32(PACKET_FANOUT_HASH), flags)
+        guard id >= 0 else { throw DataPlaneError.errno("setsockopt(PACKET_FANOUT)", "packet socket on '\(interface.name)'") }
+        fanoutGroup = id
+        return id
+    }
+
+    deinit {
+        munmap(ring, ringBytes)
+        close(fd)
+    }
+}
