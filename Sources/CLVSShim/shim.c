@@ -98,3 +98,17 @@ int clvs_setns_net(const char *path) {
     errno = saved;
     return rc;
 }
+
+int clvs_packet_open_sender(void) {
+    return socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+}
+
+long clvs_packet_sendto(int fd, int ifindex, const void *frame, size_t len) {
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = ifindex;
+    sll.sll_halen = 6;
+    if (len >= 6) memcpy(sll.sll_addr, frame, 6);
+    return sendto(fd, frame, len, 0, (struct sockaddr *)&sll, sizeof sll);
+}

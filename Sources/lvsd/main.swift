@@ -1,1 +1,172 @@
-print("not yet")
+import ArgumentParser
+import Foundation
+import LVSControl
+import LVSCore
+import LVSDataPlane
+import Logging
+import ServiceLifecycle
+
+/// lvsd: the user-space IPVS Direct-Routing director.
+@main
+struct LVSD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lvsd",
+        abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.")
+
+    @Option(name: .customLong("interface"), help: "Interface to load-balance on (repeatable).")
+    var interfaces: [String] = []
+
+    @Option(help: "Control socket path (lvsadm uses LVSD_SOCKET or this default).")
+    var socket: String = "/run/lvsd/lvsd.sock"
+
+    @Option(help: "Rules file in ipvsadm-save format, applied at start.")
+    var config: String?
+
+    @Option(name: .customLong("fwmark"), help: "Firewall-mark rule DST[/LEN][,tcp|udp|sctp[,PORT[-PORT]]]=MARK (repeatable).")
+    var markRules: [String] = []
+
+    @Option(help: "Maximum connection entries (connections and persistence templates).")
+    var maxConnections: Int = 4 << 20
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
+    var noKernelGuard = false
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "lvsd")
+        do {
+            try await start(logger: logger)
+        } catch {
+            logger.critical("lvsd cannot start: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func start(logger: Logger) async throws {
+        guard !interfaces.isEmpty else { throw ServerError("at least one --interface is required") }
+        guard geteuid() == 0 else { throw ServerError("lvsd must run as root (packet sockets and nftables)") }
+        let rules = try markRules.map { try MarkRuleSyntax.parse($0) }
+        var cfg = EngineConfiguration()
+        guard maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(maxConnections)") }
+        cfg.connectionCapacity = maxConnections
+        let engine = Engine(configuration: cfg)
+        let infos = try interfaces.map { try InterfaceInfo.lookup($0) }
+        engine.setInterfaces(infos.map { i in
+            EngineInterface(index: i.index, name: i.name, mac: i.mac,
+                            addresses: i.ipv4.map { ($0, Self.prefix(of: $0, on: i.name)) } + i.ipv6.map { ($0, 64) })
+        })
+        engine.setMarkRules(rules)
+        if let config {
+            try Self.load(rulesFile: config, into: engine, now: monotonicNanoseconds())
+            logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
+        }
+        let director = try Director(engine: engine, logger: logger)
+        var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: 1)
+        dpConfig.tickInterval = 10_000_000
+        let dataPlane = try DataPlane<Director>(configuration: dpConfig) { _ in director }
+        for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
+
+        NFTablesGuard.removeStale().forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
+        let guardTable: NFTablesGuard? = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
+        let guardLock = NSLock()
+        let server = ControlServer(path: socket, director: director, logger: logger) {
+            // Keep the kernel guard in step with the services (off the packet path).
+            guard let guardTable else { return }
+            guardLock.lock(); defer { guardLock.unlock() }
+            if case let .snapshot(s) = director.submit(.snapshot) {
+                do { try guardTable.update(vips: Self.vipMatches(s, rules)) } catch {
+                    logger.error("cannot update nftables guard: \(error)")
+                }
+            }
+        }
+        try dataPlane.start()
+        try server.start()
+        logger.info("lvsd ready", metadata: [
+            "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "afpacket",
+            "workers": "\(dataPlane.workers.count)", "max_connections": "\(maxConnections)",
+            "kernel_guard": "\(noKernelGuard ? "off" : "nftables netdev ingress")",
+        ])
+        let service = DirectorService(dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// The prefix length of an IPv4 address on an interface (from `ip -o addr`), /24 when unknown.
+    static func prefix(of address: IPAddress, on interface: String) -> Int {
+        var ifap: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&ifap) == 0 else { return 24 }
+        defer { freeifaddrs(ifap) }
+        var p = ifap
+        while let a = p {
+            defer { p = a.pointee.ifa_next }
+            guard String(cString: a.pointee.ifa_name) == interface, let sa = a.pointee.ifa_addr,
+                  sa.pointee.sa_family == sa_family_t(AF_INET), let nm = a.pointee.ifa_netmask else { continue }
+            let addr = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+            guard IPAddress(ipv4: addr) == address else { continue }
+            let mask = nm.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+            return mask.nonzeroBitCount
+        }
+        return 24
+    }
+
+    /// What the kernel must not see: every service VIP (port 0 = all ports) and fwmark rule targets.
+    static func vipMatches(_ s: TableSnapshot, _ rules: [MarkRule]) -> [VIPMatch] {
+        var out = Set<VIPMatch>()
+        for svc in s.services {
+            if svc.key.isFwmark {
+                for r in rules where r.mark == svc.key.fwmark && r.prefixLength == (r.destination.isIPv4 ? 32 : 128) {
+                    out.insert(VIPMatch(address: r.destination, proto: r.proto?.rawValue ?? 6, port: r.portLow == r.portHigh ? r.portLow : 0))
+                }
+            } else {
+                out.insert(VIPMatch(address: svc.key.address, proto: svc.key.proto.rawValue, port: svc.key.port))
+            }
+        }
+        return out.sorted { $0.description < $1.description }
+    }
+
+    /// Applies a rules file: ipvsadm-save format, one ipvsadm command per line (`#` comments allowed).
+    /// Every line goes through lvsadm's own parser, so errors read exactly as ipvsadm's.
+    static func load(rulesFile path: String, into engine: Engine, now: UInt64) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ServerError("cannot read config file \(path)")
+        }
+        var errors = ""
+        let io = IPVSAdmIO(writeOut: { _ in }, writeErr: { errors += $0 }, readLine: { nil })
+        let executor = IPVSAdmExecutor(backend: EngineBackend(engine: engine, now: { now }), io: io, resolver: NumericOnlyResolver())
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).filter { $0 != "ipvsadm" }
+            errors = ""
+            let code = executor.run(["lvsd"] + words)
+            if code != 0 {
+                throw ServerError("\(path):\(n + 1): \(errors.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(code))")
+            }
+        }
+    }
+}
+
+/// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
+struct DirectorService: Service {
+    let dataPlane: DataPlane<Director>
+    let server: ControlServer
+    let guardTable: NFTablesGuard?
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("lvsd stopping")
+        server.stop()
+        dataPlane.stop()
+        do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
+        logger.info("lvsd stopped")
+    }
+}

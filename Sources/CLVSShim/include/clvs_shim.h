@@ -93,4 +93,9 @@ int clvs_setns_net(const char *path);
 /// poll() over `n` descriptors for POLLIN; returns poll's result (EINTR reported as 0).
 int clvs_poll_in(struct pollfd *fds, int n, int timeout_ms);
 
+/// Opens a plain AF_PACKET socket for sending whole frames (no vnet header, not bound).
+int clvs_packet_open_sender(void);
+/// Sends one complete Ethernet frame out of interface `ifindex`.
+long clvs_packet_sendto(int fd, int ifindex, const void *frame, size_t len);
+
 #endif
