@@ -18,6 +18,7 @@ E2E_ARTIFACTS=${E2E_ARTIFACTS:-/tmp/lvs-e2e-artifacts}
 E2E_NAME=$(basename "${0%.sh}")
 LAB_PREFIX=""
 LAB_STATE=""
+E2E_TMP=""
 
 VIP=192.168.1.100
 VIP6=2001:db8:1::100
@@ -86,6 +87,13 @@ with_timeout() {
     return "$rc"
 }
 
+# A scratch directory for the test, removed by the EXIT trap (do not set
+# your own EXIT trap: it would replace the one that tears the lab down).
+e2e_tmpdir() {
+    [[ -n $E2E_TMP ]] || E2E_TMP=$(mktemp -d /tmp/lvs-e2e.XXXXXX)
+    echo "$E2E_TMP"
+}
+
 # ------------------------------------------------------------------- lab
 
 lab() { "$LVS_LAB" "$1" --prefix "$LAB_PREFIX" "${@:2}"; }
@@ -119,8 +127,10 @@ e2e_dump() {
     for f in "$LAB_STATE/lvsd.log" "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
         "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do
         [[ -s $f ]] || continue
-        echo "----- ${f#"$LAB_STATE"/} (last 40 lines)" >&2
-        tail -n 40 "$f" >&2 || true
+        local n=40
+        [[ $f == */cap-*.txt ]] && n=15
+        echo "----- ${f#"$LAB_STATE"/} (last $n lines)" >&2
+        tail -n "$n" "$f" >&2 || true
     done
     local dest=$E2E_ARTIFACTS/$LAB_PREFIX
     rm -rf "$dest"
@@ -131,10 +141,13 @@ e2e_dump() {
 
 _e2e_exit() {
     local rc=$?
-    trap - EXIT TERM INT
+    # Cleanup must finish: ignore further TERM/INT (down has its own timeout).
+    trap - EXIT
+    trap '' TERM INT
     if ((rc != 0 && rc != 77)); then
         e2e_dump || true
     fi
+    [[ -z $E2E_TMP ]] || rm -rf "$E2E_TMP"
     if [[ -n $LAB_PREFIX ]]; then
         timeout --kill-after=5 120 "$LVS_LAB" down --prefix "$LAB_PREFIX" >&2 || {
             e2e_log "lvs-lab down failed"

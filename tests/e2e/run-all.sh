@@ -49,8 +49,10 @@ for t in "$E2E_DIR"/test_*.sh; do
         ((rc == 124 || rc == 137)) && reason="timed out after ${TEST_TIMEOUT}s" || reason="exit $rc"
         echo "FAIL $name (${took}s, $reason; log: $logf)"
         if ((!VERBOSE)); then
-            echo "----- last 60 lines of $name"
-            tail -n 60 "$logf" | sed 's/^/    /'
+            echo "----- failures reported by $name"
+            grep -E 'FAIL|ERROR|timed out' "$logf" | head -n 20 | sed 's/^/    /' || true
+            echo "----- last 30 lines of $name"
+            tail -n 30 "$logf" | sed 's/^/    /'
             echo "-----"
         fi
         failed=$((failed + 1))

@@ -31,8 +31,8 @@ body=$(lab_exec client curl -sS -g --max-time 10 "http://[$VIP6]/") || e2e_fail 
 assert_match "$body" 'Real Server 0[12]' "curl through the IPv6 VIP"
 
 want=$(cat "$LAB_STATE/big.sha256")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; _e2e_exit' EXIT
+e2e_tmpdir >/dev/null
+tmp=$E2E_TMP
 for url in "http://$VIP/big" "http://[$VIP6]/big"; do
     for i in 1 2 3; do
         out=$(lab_exec client curl -sS -g --max-time 30 -o "$tmp/big" -w '%{http_code} %{size_download}' "$url") ||
