@@ -1,0 +1,158 @@
+# shellcheck shell=bash
+# Helpers for the end-to-end tests. Source it from tests/e2e/test_*.sh:
+#
+#   source "$(dirname "$0")/lib.sh"
+#   lab_start --director nft        # unique prefix; `lvs-lab down` always runs
+#   body=$(lab_exec client curl -sS http://192.168.1.100/)
+#   assert_match "$body" 'Real Server 0[12]' "curl through the VIP"
+#
+# Exit codes: 0 pass, 77 skip (e2e_skip), anything else fail. On failure the
+# EXIT trap prints the lab's logs and captures (and copies the state dir to
+# $E2E_ARTIFACTS) before tearing the lab down.
+set -euo pipefail
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+LVS_LAB=${LVS_LAB:-$REPO_ROOT/scripts/lvs-lab}
+E2E_ARTIFACTS=${E2E_ARTIFACTS:-/tmp/lvs-e2e-artifacts}
+E2E_NAME=$(basename "${0%.sh}")
+LAB_PREFIX=""
+LAB_STATE=""
+E2E_TMP=""
+
+VIP=192.168.1.100
+VIP6=2001:db8:1::100
+
+e2e_log() { printf '[%s] %s\n' "$E2E_NAME" "$*" >&2; }
+e2e_fail() {
+    printf '[%s] FAIL: %s\n' "$E2E_NAME" "$*" >&2
+    exit 1
+}
+e2e_skip() {
+    printf '[%s] SKIP: %s\n' "$E2E_NAME" "$*" >&2
+    exit 77
+}
+
+# The directory with lvsd and lvsadm, the same rule as lvs-lab's.
+lvs_bin() {
+    if [[ -z ${LVS_BIN:-} ]]; then
+        LVS_BIN=$(cd "$REPO_ROOT" && timeout 120 swift build -c release --show-bin-path 2>/dev/null) ||
+            LVS_BIN=$REPO_ROOT/.build/release
+        export LVS_BIN
+    fi
+    echo "$LVS_BIN"
+}
+
+# Skip the test (exit 77) when the daemon has not been built yet.
+require_lvs_bins() {
+    local bin
+    bin=$(lvs_bin)
+    [[ -x $bin/lvsd && -x $bin/lvsadm ]] ||
+        e2e_skip "lvsd/lvsadm not built in $bin (run: swift build -c release, or set LVS_BIN)"
+}
+
+# ------------------------------------------------------------- assertions
+
+assert_eq() {
+    local expected=$1 actual=$2 msg=${3:-values differ}
+    [[ $expected == "$actual" ]] || e2e_fail "$msg: expected '$expected', got '$actual'"
+    e2e_log "ok: $msg ($actual)"
+}
+
+assert_match() {
+    local actual=$1 regex=$2 msg=${3:-no match}
+    [[ $actual =~ $regex ]] || e2e_fail "$msg: '$actual' does not match /$regex/"
+    e2e_log "ok: $msg"
+}
+
+assert_ge() {
+    local min=$1 actual=$2 msg=${3:-too small}
+    [[ $actual =~ ^[0-9]+$ ]] && ((actual >= min)) || e2e_fail "$msg: expected >= $min, got '$actual'"
+    e2e_log "ok: $msg ($actual >= $min)"
+}
+
+# with_timeout SECONDS CMD...: run CMD (a command or a function of this
+# shell) and fail with a clear message when it takes longer.
+with_timeout() {
+    local secs=$1 rc=0
+    shift
+    if [[ $(type -t "$1") == function ]]; then
+        timeout --kill-after=5 "$secs" bash -c "$(declare -f); $(declare -p LAB_PREFIX LAB_STATE LVS_LAB E2E_NAME 2>/dev/null); set -euo pipefail; $(printf '%q ' "$@")" || rc=$?
+    else
+        timeout --kill-after=5 "$secs" "$@" || rc=$?
+    fi
+    if ((rc == 124 || rc == 137)); then
+        e2e_log "timed out after ${secs}s: $*"
+    fi
+    return "$rc"
+}
+
+# A scratch directory for the test, removed by the EXIT trap (do not set
+# your own EXIT trap: it would replace the one that tears the lab down).
+e2e_tmpdir() {
+    [[ -n $E2E_TMP ]] || E2E_TMP=$(mktemp -d /tmp/lvs-e2e.XXXXXX)
+    echo "$E2E_TMP"
+}
+
+# ------------------------------------------------------------------- lab
+
+lab() { "$LVS_LAB" "$1" --prefix "$LAB_PREFIX" "${@:2}"; }
+lab_exec() {
+    local node=$1
+    shift
+    ip netns exec "$LAB_PREFIX-$node" "$@"
+}
+lab_lvsadm() { lab_exec director env LVSD_SOCKET="$LAB_STATE/lvsd.sock" timeout 20 "$(lvs_bin)/lvsadm" "$@"; }
+
+# lab_start [lvs-lab up options]: a lab with a unique prefix; from here on
+# the EXIT trap always runs `lvs-lab down` for it.
+lab_start() {
+    [[ $(id -u) == 0 ]] || e2e_skip "needs root (network namespaces)"
+    LAB_PREFIX="e2e$$-$((RANDOM % 10000))"
+    LAB_STATE=/run/lvs-lab/$LAB_PREFIX
+    trap '_e2e_exit' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    e2e_log "lab up: prefix $LAB_PREFIX $*"
+    with_timeout 300 "$LVS_LAB" up --prefix "$LAB_PREFIX" "$@" || e2e_fail "lvs-lab up $* failed"
+}
+
+# Logs and captures of the lab, for a failed test.
+e2e_dump() {
+    [[ -n $LAB_PREFIX ]] || return 0
+    echo "===== [$E2E_NAME] diagnostics for lab $LAB_PREFIX" >&2
+    timeout 20 "$LVS_LAB" status --prefix "$LAB_PREFIX" >&2 2>&1 || true
+    [[ -d $LAB_STATE ]] || return 0
+    local f
+    for f in "$LAB_STATE/lvsd.log" "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
+        "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do
+        [[ -s $f ]] || continue
+        local n=40
+        [[ $f == */cap-*.txt ]] && n=15
+        echo "----- ${f#"$LAB_STATE"/} (last $n lines)" >&2
+        tail -n "$n" "$f" >&2 || true
+    done
+    local dest=$E2E_ARTIFACTS/$LAB_PREFIX
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    (cd "$LAB_STATE" && find . -type f ! -name big ! -name '*.sock' -size -2M -exec cp --parents {} "$dest/" \;) 2>/dev/null || true
+    echo "===== state copied to $E2E_ARTIFACTS/$LAB_PREFIX" >&2
+}
+
+_e2e_exit() {
+    local rc=$?
+    # Cleanup must finish: ignore further TERM/INT (down has its own timeout).
+    trap - EXIT
+    trap '' TERM INT
+    if ((rc != 0 && rc != 77)); then
+        e2e_dump || true
+    fi
+    [[ -z $E2E_TMP ]] || rm -rf "$E2E_TMP"
+    if [[ -n $LAB_PREFIX ]]; then
+        timeout --kill-after=5 120 "$LVS_LAB" down --prefix "$LAB_PREFIX" >&2 || {
+            e2e_log "lvs-lab down failed"
+            ((rc != 0)) || rc=1
+        }
+    fi
+    exit "$rc"
+}
