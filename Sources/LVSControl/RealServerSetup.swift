@@ -166,6 +166,27 @@ public struct RealServerSetup {
 
     func statePath(_ vip: IPAddress) -> String { "\(stateDirectory)/realserver-\(vip.description).state" }
 
+    /// The other state files of this host.
+    func otherStateFiles(excluding state: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []).filter {
+            $0.hasPrefix("realserver-") && $0.hasSuffix(".state") && "\(stateDirectory)/\($0)" != state
+        }.sorted()
+    }
+
+    /// Saved `conf.key=value` originals from the other state files.
+    func originalValues(excluding state: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for name in otherStateFiles(excluding: state) {
+            guard let text = Self.readFile("\(stateDirectory)/\(name)") else { continue }
+            for line in text.split(separator: "\n") {
+                guard let eq = line.firstIndex(of: "="), line[..<eq].contains(".") else { continue }
+                let k = String(line[..<eq])
+                if values[k] == nil { values[k] = String(line[line.index(after: eq)...]) }
+            }
+        }
+        return values
+    }
+
     // MARK: Actions
 
     /// Runs an action; returns the exit code, writing progress to `out` and errors to `err`.
@@ -190,13 +211,15 @@ public struct RealServerSetup {
         let present = try addressPresent(vip)
         let state = statePath(vip)
         if !FileManager.default.fileExists(atPath: state) {
+            // With other VIPs already set up, the current values are ours: keep their saved originals.
+            let original = originalValues(excluding: state)
             var text = "device=\(dev)\naddress_present=\(present ? 1 : 0)\n"
             for conf in confs(dev) {
                 for (key, _) in Self.wanted {
                     guard let v = readSysctl(conf, key) else {
                         throw Failure(message: "cannot read \(sysctlPath(conf, key))", exitCode: 1)
                     }
-                    text += "\(conf).\(key)=\(v)\n"
+                    text += "\(conf).\(key)=\(original["\(conf).\(key)"] ?? v)\n"
                 }
             }
             do {
@@ -236,9 +259,7 @@ public struct RealServerSetup {
             return
         }
         // Other VIPs still set up on this host need the ARP settings: restore only for the last one.
-        let others = ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []).filter {
-            $0.hasPrefix("realserver-") && $0.hasSuffix(".state") && "\(stateDirectory)/\($0)" != state
-        }
+        let others = otherStateFiles(excluding: state)
         if others.isEmpty {
             for line in text.split(separator: "\n") {
                 guard let eq = line.firstIndex(of: "=") else { continue }
