@@ -67,10 +67,10 @@ public struct IPVSAdmExecutor {
         let parsed: IPVSAdmParsed
         do {
             parsed = try parser.parse(argv, readingStdin: readingStdin)
-        } catch let f as IPVSAdmFailure {
-            io.writeErr(f.stderr)
-            if f.terminates { throw ExitNow(code: f.exitCode) }
-            return f.exitCode
+        } catch {
+            io.writeErr(error.stderr)
+            if error.terminates { throw ExitNow(code: error.exitCode) }
+            return error.exitCode
         }
         switch parsed {
         case .help:
