@@ -1,0 +1,207 @@
+import LVSCore
+
+/// Where the executor writes and reads: injectable so tests capture the exact bytes.
+public struct IPVSAdmIO {
+    public var writeOut: (String) -> Void
+    public var writeErr: (String) -> Void
+    /// The next line of stdin without its newline, nil at end of input.
+    public var readLine: () -> String?
+
+    public init(writeOut: @escaping (String) -> Void, writeErr: @escaping (String) -> Void,
+                readLine: @escaping () -> String?) {
+        self.writeOut = writeOut
+        self.writeErr = writeErr
+        self.readLine = readLine
+    }
+}
+
+/// A transport-level failure talking to lvsd (not an IPVS error): one line for stderr, exit 2.
+public struct ControlTransportError: Error, Equatable, Sendable {
+    public var message: String
+    public init(message: String) { self.message = message }
+}
+
+/// Runs ipvsadm command lines against a `ControlBackend`.
+public struct IPVSAdmExecutor {
+    public var backend: ControlBackend
+    public var io: IPVSAdmIO
+    public var resolver: IPVSAdmNameResolver
+
+    /// Ends the whole run (ipvsadm's exit()).
+    private struct ExitNow: Error { var code: Int32 }
+
+    public init(backend: ControlBackend, io: IPVSAdmIO, resolver: IPVSAdmNameResolver = SystemNameResolver()) {
+        self.backend = backend
+        self.io = io
+        self.resolver = resolver
+    }
+
+    static func baseName(_ path: String) -> String {
+        let parts = path.split(separator: "/")
+        return parts.last.map(String.init) ?? path
+    }
+
+    /// Runs one invocation (`arguments[0]` is the program name) and returns the process exit code.
+    public func run(_ arguments: [String]) -> Int32 {
+        let program = arguments.first ?? "ipvsadm"
+        do {
+            if arguments.count <= 1 {
+                try listAll(format: [])
+                return 0
+            }
+            return try processOptions(arguments, program: program, readingStdin: false)
+        } catch let e as ExitNow {
+            return e.code
+        } catch let e as ControlTransportError {
+            io.writeErr("\(Self.baseName(program)): \(e.message)\n")
+            return 2
+        } catch {
+            io.writeErr("\(Self.baseName(program)): \(error)\n")
+            return 2
+        }
+    }
+
+    /// ipvsadm's `process_options`: 0 on success, 255 when the operation failed (-1).
+    private func processOptions(_ argv: [String], program: String, readingStdin: Bool) throws -> Int32 {
+        let parser = IPVSAdmParser(program: program, resolver: resolver)
+        let parsed: IPVSAdmParsed
+        do {
+            parsed = try parser.parse(argv, readingStdin: readingStdin)
+        } catch {
+            io.writeErr(error.stderr)
+            if error.terminates { throw ExitNow(code: error.exitCode) }
+            return error.exitCode
+        }
+        switch parsed {
+        case .help:
+            io.writeOut(IPVSAdmHelp.usage(program: program))
+            throw ExitNow(code: 0)
+        case .version:
+            io.writeOut(IPVSAdmHelp.versionLine)
+            throw ExitNow(code: 0)
+        case .run(let inv):
+            return try execute(inv, program: program)
+        }
+    }
+
+    private func request(_ r: ControlRequest) throws -> ControlResponse {
+        try backend.execute(r)
+    }
+
+    /// A listing failure: message to stderr, exit 1.
+    private func listFailure(_ error: IPVSError) -> ExitNow {
+        io.writeErr(Self.message(for: error, command: .list) + "\n")
+        return ExitNow(code: 1)
+    }
+
+    private func snapshot() throws -> TableSnapshot {
+        switch try request(.snapshot) {
+        case .snapshot(let s): return s
+        case .failed(let e): throw listFailure(e)
+        default: throw ControlTransportError(message: "unexpected response from lvsd")
+        }
+    }
+
+    private func listAll(format: IPVSAdmFormat) throws {
+        let s = try snapshot()
+        io.writeOut(IPVSAdmFormatter(resolver: resolver).listAll(s, format: format))
+    }
+
+    static func sameService(_ a: ServiceKey, _ b: ServiceKey) -> Bool {
+        if a.isFwmark || b.isFwmark { return a.fwmark == b.fwmark && a.isIPv6 == b.isIPv6 }
+        return a.proto == b.proto && a.address == b.address && a.port == b.port
+    }
+
+    private func execute(_ inv: IPVSAdmInvocation, program: String) throws -> Int32 {
+        let formatter = IPVSAdmFormatter(resolver: resolver)
+        switch inv.command {
+        case .list:
+            if inv.options.contains(.connection) {
+                switch try request(.connections) {
+                case .connections(let list): io.writeOut(formatter.connections(list, format: inv.format))
+                case .failed(let e): throw listFailure(e)
+                default: throw ControlTransportError(message: "unexpected response from lvsd")
+                }
+            } else if let key = inv.serviceKey {
+                let s = try snapshot()
+                guard let svc = s.services.first(where: { Self.sameService($0.key, key) }) else {
+                    throw listFailure(.noSuchService)
+                }
+                io.writeOut(formatter.listService(svc, format: inv.format))
+            } else if inv.options.contains(.timeout) {
+                io.writeOut(formatter.timeouts(try snapshot().timeouts))
+            } else if inv.options.contains(.daemon) {
+                io.writeOut(formatter.daemons(try snapshot().daemons))
+            } else {
+                try listAll(format: inv.format)
+            }
+            return 0
+        case .save:
+            try listAll(format: inv.format.union(.rule))
+            return 0
+        case .restore:
+            var result: Int32 = 0
+            while let line = io.readLine() {
+                let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+                    .map(String.init).filter { $0 != "ipvsadm" }
+                if tokens.isEmpty { continue }
+                result = try processOptions([program] + tokens, program: program, readingStdin: true)
+            }
+            return result
+        default:
+            break
+        }
+
+        let req: ControlRequest
+        let key = inv.serviceKey
+        switch inv.command {
+        case .addService: req = .addService(key!, inv.serviceOptions)
+        case .editService: req = .editService(key!, inv.serviceOptions)
+        case .deleteService: req = .deleteService(key!)
+        case .flush: req = .clear
+        case .addServer: req = .addDestination(key!, inv.destination)
+        case .editServer: req = .editDestination(key!, inv.destination)
+        case .deleteServer: req = .deleteDestination(key!, address: inv.destination.address, port: inv.destination.port)
+        case .zero: req = .zero(key)
+        case .setTimeouts: req = .setTimeouts(inv.timeouts)
+        case .startDaemon: req = .startDaemon(inv.daemon)
+        case .stopDaemon: req = .stopDaemon(inv.daemon.role)
+        case .list, .save, .restore: return 0
+        }
+        switch try request(req) {
+        case .ok:
+            return 0
+        case .failed(let e):
+            io.writeErr(Self.message(for: e, command: inv.command) + "\n")
+            return 255
+        default:
+            throw ControlTransportError(message: "unexpected response from lvsd")
+        }
+    }
+
+    /// libipvs `ipvs_strerror`: the per-operation table, then the generic rows, then `strerror`.
+    public static func message(for error: IPVSError, command: IPVSAdmCommand) -> String {
+        let errno = error.errnoName
+        switch (command, errno) {
+        case (.addService, "EEXIST"): return "Service already exists"
+        case (.addService, "ENOENT"), (.editService, "ENOENT"): return "Scheduler or persistence engine not found"
+        case (.editService, "ESRCH"), (.deleteService, "ESRCH"), (.zero, "ESRCH"): return "No such service"
+        case (.addServer, "ESRCH"), (.editServer, "ESRCH"), (.deleteServer, "ESRCH"): return "Service not defined"
+        case (.addServer, "EEXIST"): return "Destination already exists"
+        case (.editServer, "ENOENT"), (.deleteServer, "ENOENT"): return "No such destination"
+        case (.startDaemon, "EEXIST"): return "Daemon has already run"
+        case (.stopDaemon, "ESRCH"): return "No daemon is running"
+        case (.list, "ESRCH"), (.save, "ESRCH"): return "No such service"
+        default: break
+        }
+        switch errno {
+        case "EINVAL": return "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        case "ENOMEM": return "Memory allocation problem"
+        case "EEXIST": return "File exists"
+        case "ENOENT": return "No such file or directory"
+        case "ESRCH": return "No such process"
+        case "ERANGE": return "Numerical result out of range"
+        default: return errno
+        }
+    }
+}

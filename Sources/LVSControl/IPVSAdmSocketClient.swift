@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import LVSCore
+
+/// `ControlBackend` over lvsd's Unix stream socket: one JSON request line, one JSON response line.
+///
+/// The connection is opened on the first request and reused for the following ones.
+public final class SocketControlClient: ControlBackend {
+    public static let defaultPath = "/run/lvsd/lvsd.sock"
+
+    public let path: String
+    private var fd: Int32 = -1
+    private var buffer: [UInt8] = []
+
+    /// `path` nil: `$LVSD_SOCKET`, else the default path.
+    public init(path: String? = nil) {
+        if let path {
+            self.path = path
+        } else if let env = ProcessInfo.processInfo.environment["LVSD_SOCKET"], !env.isEmpty {
+            self.path = env
+        } else {
+            self.path = Self.defaultPath
+        }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    private static func errorText(_ code: Int32) -> String {
+        String(cString: strerror(code))
+    }
+
+    private func connectIfNeeded() throws {
+        if fd >= 0 { return }
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard s >= 0 else {
+            throw ControlTransportError(message: "cannot reach lvsd at \(path): \(Self.errorText(errno)) (is lvsd running?)")
+        }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard bytes.count < capacity else {
+            close(s)
+            throw ControlTransportError(message: "cannot reach lvsd at \(path): socket path too long (is lvsd running?)")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 {
+            let code = errno
+            close(s)
+            throw ControlTransportError(message: "cannot reach lvsd at \(path): \(Self.errorText(code)) (is lvsd running?)")
+        }
+        fd = s
+        buffer = []
+    }
+
+    private func fail(_ what: String) -> ControlTransportError {
+        if fd >= 0 { close(fd); fd = -1 }
+        return ControlTransportError(message: "lost connection to lvsd at \(path): \(what)")
+    }
+
+    private func writeAll(_ data: [UInt8]) throws {
+        var offset = 0
+        while offset < data.count {
+            let n = data[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail(Self.errorText(errno))
+            }
+            offset += n
+        }
+    }
+
+    private func readLine() throws -> [UInt8] {
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail(Self.errorText(errno))
+            }
+            if n == 0 { throw fail("connection closed") }
+            buffer.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    public func execute(_ request: ControlRequest) throws -> ControlResponse {
+        try connectIfNeeded()
+        var data = Array(try JSONEncoder().encode(request))
+        data.append(0x0A)
+        try writeAll(data)
+        let line = try readLine()
+        do {
+            return try JSONDecoder().decode(ControlResponse.self, from: Data(line))
+        } catch {
+            throw fail("malformed response")
+        }
+    }
+}

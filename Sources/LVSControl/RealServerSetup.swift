@@ -1,0 +1,325 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import LVSCore
+
+/// `lvsadm realserver up|down|status --vip ADDR [--dev IFACE]`: prepares a Direct-Routing real server
+/// (VIP on `lo`, arp_ignore=1 / arp_announce=2 on all, lo and the outgoing interface).
+public struct RealServerSetup {
+    public enum Action: String, Sendable { case up, down, status }
+
+    public struct Arguments: Equatable, Sendable {
+        public var action: Action
+        public var vip: IPAddress
+        public var device: String?
+    }
+
+    /// A failure with its message (without program prefix) and exit code.
+    public struct Failure: Error, Equatable {
+        public var message: String
+        public var exitCode: Int32
+    }
+
+    /// Root of the per-interface IPv4 sysctls (`/proc/sys/net/ipv4/conf`).
+    public var sysctlRoot: String
+    /// Where the saved previous values live.
+    public var stateDirectory: String
+    /// The kernel routing table text (`/proc/net/route`) used to find the default-route interface.
+    public var routeTablePath: String
+    /// Runs `ip` with the given arguments: exit status and combined output.
+    public var runIP: ([String]) -> (status: Int32, output: String)
+
+    public init(sysctlRoot: String = "/proc/sys/net/ipv4/conf", stateDirectory: String = "/run/lvsd",
+                routeTablePath: String = "/proc/net/route",
+                runIP: @escaping ([String]) -> (status: Int32, output: String) = RealServerSetup.systemIP) {
+        self.sysctlRoot = sysctlRoot
+        self.stateDirectory = stateDirectory
+        self.routeTablePath = routeTablePath
+        self.runIP = runIP
+    }
+
+    static let wanted: [(key: String, value: String)] = [("arp_ignore", "1"), ("arp_announce", "2")]
+
+    // MARK: Arguments
+
+    static let usage = "usage: lvsadm realserver up|down|status --vip ADDR [--dev IFACE]"
+
+    /// Parses the words after `realserver`.
+    public static func parseArguments(_ words: [String]) throws(Failure) -> Arguments {
+        guard let first = words.first else { throw Failure(message: "missing action\n\(usage)", exitCode: 2) }
+        guard let action = Action(rawValue: first) else {
+            throw Failure(message: "unknown action '\(first)' (expected up, down or status)\n\(usage)", exitCode: 2)
+        }
+        var vipText: String?
+        var device: String?
+        var i = 1
+        while i < words.count {
+            let w = words[i]
+            var name = w
+            var value: String?
+            if let eq = w.firstIndex(of: "="), w.hasPrefix("--") {
+                name = String(w[..<eq])
+                value = String(w[w.index(after: eq)...])
+            }
+            guard name == "--vip" || name == "--dev" else {
+                throw Failure(message: "unknown argument '\(w)'\n\(usage)", exitCode: 2)
+            }
+            if value == nil {
+                i += 1
+                guard i < words.count else { throw Failure(message: "option '\(name)' needs a value", exitCode: 2) }
+                value = words[i]
+            }
+            if name == "--vip" { vipText = value } else { device = value }
+            i += 1
+        }
+        guard let vipText else { throw Failure(message: "missing --vip ADDR\n\(usage)", exitCode: 2) }
+        guard let vip = IPAddress(vipText) else {
+            throw Failure(message: "invalid --vip address '\(vipText)' (expected a numeric IPv4 or IPv6 address)", exitCode: 2)
+        }
+        if let d = device {
+            let valid = !d.isEmpty && d.utf8.count <= 15 && !d.contains("/") && d != "." && d != ".."
+                && !d.contains(where: { $0 == " " || $0 == "\t" })
+            guard valid else { throw Failure(message: "invalid --dev interface name '\(d)'", exitCode: 2) }
+        }
+        return Arguments(action: action, vip: vip, device: device)
+    }
+
+    // MARK: Helpers
+
+    static func readFile(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func writeFile(_ path: String, _ text: String) throws(Failure) {
+        let fd = open(path, O_WRONLY | O_TRUNC)
+        guard fd >= 0 else { throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))", exitCode: 1) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count else {
+            throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))", exitCode: 1)
+        }
+    }
+
+    func sysctlPath(_ conf: String, _ key: String) -> String { "\(sysctlRoot)/\(conf)/\(key)" }
+
+    func readSysctl(_ conf: String, _ key: String) -> String? {
+        Self.readFile(sysctlPath(conf, key))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The interface of the default route, else the only interface other than lo.
+    func defaultInterface() -> String? {
+        if let table = Self.readFile(routeTablePath) {
+            for line in table.split(separator: "\n").dropFirst() {
+                let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                if f.count >= 8 && f[1] == "00000000" && f[7] == "00000000" { return String(f[0]) }
+            }
+        }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: sysctlRoot)) ?? []
+        let candidates = entries.filter { $0 != "all" && $0 != "default" && $0 != "lo" }
+        return candidates.count == 1 ? candidates[0] : nil
+    }
+
+    func resolveDevice(_ args: Arguments) throws(Failure) -> String {
+        let dev: String
+        if let d = args.device {
+            dev = d
+        } else if let d = defaultInterface() {
+            dev = d
+        } else {
+            throw Failure(message: "cannot determine the outgoing interface (no default route and not exactly one non-lo interface); use --dev IFACE", exitCode: 2)
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: "\(sysctlRoot)/\(dev)", isDirectory: &isDir), isDir.boolValue else {
+            throw Failure(message: "interface '\(dev)' not found (no \(sysctlRoot)/\(dev))", exitCode: 2)
+        }
+        return dev
+    }
+
+    func confs(_ dev: String) -> [String] {
+        var list = ["all", "lo"]
+        if !list.contains(dev) { list.append(dev) }
+        return list
+    }
+
+    static func prefixLength(_ vip: IPAddress) -> Int { vip.isIPv4 ? 32 : 128 }
+
+    /// Whether `vip` is configured on lo (from `ip -o addr show dev lo`).
+    func addressPresent(_ vip: IPAddress) throws(Failure) -> Bool {
+        let r = runIP(["-o", "addr", "show", "dev", "lo"])
+        guard r.status == 0 else {
+            throw Failure(message: "ip -o addr show dev lo failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))", exitCode: 1)
+        }
+        for line in r.output.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            for (i, w) in words.enumerated() where (w == "inet" || w == "inet6") && i + 1 < words.count {
+                let addr = words[i + 1].split(separator: "/").first.map(String.init) ?? ""
+                if IPAddress(addr) == vip { return true }
+            }
+        }
+        return false
+    }
+
+    func statePath(_ vip: IPAddress) -> String { "\(stateDirectory)/realserver-\(vip.description).state" }
+
+    /// The other state files of this host.
+    func otherStateFiles(excluding state: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []).filter {
+            $0.hasPrefix("realserver-") && $0.hasSuffix(".state") && "\(stateDirectory)/\($0)" != state
+        }.sorted()
+    }
+
+    /// Saved `conf.key=value` originals from the other state files.
+    func originalValues(excluding state: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for name in otherStateFiles(excluding: state) {
+            guard let text = Self.readFile("\(stateDirectory)/\(name)") else { continue }
+            for line in text.split(separator: "\n") {
+                guard let eq = line.firstIndex(of: "="), line[..<eq].contains(".") else { continue }
+                let k = String(line[..<eq])
+                if values[k] == nil { values[k] = String(line[line.index(after: eq)...]) }
+            }
+        }
+        return values
+    }
+
+    // MARK: Actions
+
+    /// Runs an action; returns the exit code, writing progress to `out` and errors to `err`.
+    public func run(_ words: [String], out: (String) -> Void, err: (String) -> Void) -> Int32 {
+        do {
+            let args = try Self.parseArguments(words)
+            switch args.action {
+            case .up: try up(args, out: out)
+            case .down: try down(args, out: out)
+            case .status: return try status(args, out: out)
+            }
+            return 0
+        } catch {
+            err("lvsadm realserver: \(error.message)\n")
+            return error.exitCode
+        }
+    }
+
+    func up(_ args: Arguments, out: (String) -> Void) throws(Failure) {
+        let dev = try resolveDevice(args)
+        let vip = args.vip
+        let present = try addressPresent(vip)
+        let state = statePath(vip)
+        if !FileManager.default.fileExists(atPath: state) {
+            // With other VIPs already set up, the current values are ours: keep their saved originals.
+            let original = originalValues(excluding: state)
+            var text = "device=\(dev)\naddress_present=\(present ? 1 : 0)\n"
+            for conf in confs(dev) {
+                for (key, _) in Self.wanted {
+                    guard let v = readSysctl(conf, key) else {
+                        throw Failure(message: "cannot read \(sysctlPath(conf, key))", exitCode: 1)
+                    }
+                    text += "\(conf).\(key)=\(original["\(conf).\(key)"] ?? v)\n"
+                }
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+                try text.write(toFile: state, atomically: true, encoding: .utf8)
+            } catch {
+                throw Failure(message: "cannot save state to \(state): \(error.localizedDescription)", exitCode: 1)
+            }
+        }
+        for conf in confs(dev) {
+            for (key, value) in Self.wanted where readSysctl(conf, key) != value {
+                try Self.writeFile(sysctlPath(conf, key), value + "\n")
+            }
+        }
+        let cidr = "\(vip.description)/\(Self.prefixLength(vip))"
+        if !present {
+            let r = runIP(["addr", "add", cidr, "dev", "lo"])
+            guard r.status == 0 else {
+                throw Failure(message: "ip addr add \(cidr) dev lo failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))", exitCode: 1)
+            }
+        }
+        out("realserver up: \(cidr) on lo; arp_ignore=1 arp_announce=2 on \(confs(dev).joined(separator: ", "))\n")
+    }
+
+    func down(_ args: Arguments, out: (String) -> Void) throws(Failure) {
+        let vip = args.vip
+        let cidr = "\(vip.description)/\(Self.prefixLength(vip))"
+        if try addressPresent(vip) {
+            let r = runIP(["addr", "del", cidr, "dev", "lo"])
+            guard r.status == 0 else {
+                throw Failure(message: "ip addr del \(cidr) dev lo failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))", exitCode: 1)
+            }
+        }
+        let state = statePath(vip)
+        guard let text = Self.readFile(state) else {
+            out("realserver down: \(cidr) removed from lo; no saved state in \(state), sysctls left unchanged\n")
+            return
+        }
+        // Other VIPs still set up on this host need the ARP settings: restore only for the last one.
+        let others = otherStateFiles(excluding: state)
+        if others.isEmpty {
+            for line in text.split(separator: "\n") {
+                guard let eq = line.firstIndex(of: "=") else { continue }
+                let name = line[..<eq], value = line[line.index(after: eq)...]
+                guard let dot = name.firstIndex(of: "."), name != "address_present" else { continue }
+                let conf = String(name[..<dot]), key = String(name[name.index(after: dot)...])
+                guard Self.wanted.contains(where: { $0.key == key }) else { continue }
+                if readSysctl(conf, key) != nil && readSysctl(conf, key) != String(value) {
+                    try Self.writeFile(sysctlPath(conf, key), value + "\n")
+                }
+            }
+        }
+        do {
+            try FileManager.default.removeItem(atPath: state)
+        } catch {
+            throw Failure(message: "cannot remove \(state): \(error.localizedDescription)", exitCode: 1)
+        }
+        out(others.isEmpty ? "realserver down: \(cidr) removed from lo; ARP sysctls restored\n"
+            : "realserver down: \(cidr) removed from lo; ARP sysctls kept (other VIPs still set up)\n")
+    }
+
+    func status(_ args: Arguments, out: (String) -> Void) throws(Failure) -> Int32 {
+        let dev = try resolveDevice(args)
+        let vip = args.vip
+        var allOK = true
+        let present = try addressPresent(vip)
+        allOK = allOK && present
+        out("address \(vip.description)/\(Self.prefixLength(vip)) on lo: \(present ? "ok" : "missing")\n")
+        for conf in confs(dev) {
+            for (key, value) in Self.wanted {
+                let current = readSysctl(conf, key)
+                let ok = current == value
+                allOK = allOK && ok
+                out("\(conf).\(key)=\(value): \(ok ? "ok" : "missing (is \(current ?? "unreadable"))")\n")
+            }
+        }
+        return allOK ? 0 : 1
+    }
+
+    // MARK: System `ip`
+
+    /// Runs the system `ip` binary.
+    public static func systemIP(_ arguments: [String]) -> (status: Int32, output: String) {
+        let candidates = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            return (127, "ip command not found (install iproute2)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do {
+            try process.run()
+        } catch {
+            return (127, "cannot run \(exe): \(error.localizedDescription)")
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
