@@ -112,3 +112,10 @@ long clvs_packet_sendto(int fd, int ifindex, const void *frame, size_t len) {
     if (len >= 6) memcpy(sll.sll_addr, frame, 6);
     return sendto(fd, frame, len, 0, (struct sockaddr *)&sll, sizeof sll);
 }
+
+long clvs_peer_uid(int fd) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    return (long)cred.uid;
+}

@@ -1,3 +1,4 @@
+import CLVSShim
 import Foundation
 import Glibc
 import LVSControl
@@ -54,7 +55,7 @@ final class ControlServer: @unchecked Sendable {
 
     private func acceptLoop() {
         while true {
-            let fd = accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            let fd = accept(listener, nil, nil)
             if fd < 0 {
                 if errno == EINTR { continue }
                 return
@@ -66,9 +67,7 @@ final class ControlServer: @unchecked Sendable {
 
     private func serve(_ fd: Int32) {
         // Root-only: check the peer's credentials.
-        var cred = ucred()
-        var len = socklen_t(MemoryLayout<ucred>.size)
-        if getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0, cred.uid != 0 {
+        if clvs_peer_uid(fd) != 0 {
             _ = writeLine(fd, try! JSONEncoder().encode(ControlResponse.text("permission denied: lvsd accepts root only\n")))
             return
         }

@@ -98,4 +98,7 @@ int clvs_packet_open_sender(void);
 /// Sends one complete Ethernet frame out of interface `ifindex`.
 long clvs_packet_sendto(int fd, int ifindex, const void *frame, size_t len);
 
+/// The uid of the peer of a connected Unix socket, or -1.
+long clvs_peer_uid(int fd);
+
 #endif

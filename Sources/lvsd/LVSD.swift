@@ -74,7 +74,7 @@ struct LVSD: AsyncParsableCommand {
         let dataPlane = try DataPlane<Director>(configuration: dpConfig) { _ in director }
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
 
-        NFTablesGuard.removeStale().forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
+        (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
         let guardTable: NFTablesGuard? = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
         let guardLock = NSLock()
         let server = ControlServer(path: socket, director: director, logger: logger) {
@@ -155,7 +155,7 @@ struct LVSD: AsyncParsableCommand {
 }
 
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
-struct DirectorService: Service {
+struct DirectorService: Service, @unchecked Sendable {
     let dataPlane: DataPlane<Director>
     let server: ControlServer
     let guardTable: NFTablesGuard?
