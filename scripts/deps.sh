@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need on a fresh Debian 12 machine (idempotent).
+set -euo pipefail
+need=()
+for pair in nginx:nginx-light tcpdump:tcpdump nft:nftables curl:curl ip:iproute2 ethtool:ethtool python3:python3 wrk:wrk; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "[deps] apt-get install -y ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test: unit and golden tests (swift test, including the real-packet data-plane tests),
+# a bounded fuzz run, and the end-to-end suite in network namespaces. Run as root.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ "$(id -u)" = 0 ] || { echo "test: run as root (network namespaces, packet sockets)" >&2; exit 1; }
+scripts/deps.sh
+status=0
+echo "== swift test"
+timeout 1200 swift test 2>&1 | tail -40 || status=1
+echo "== fuzz (bounded)"
+timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
+echo "== end-to-end (namespaces, release build)"
+timeout 300 swift build -c release >/dev/null || status=1
+LVS_BIN=$(swift build -c release --show-bin-path) timeout 1200 tests/e2e/run-all.sh || status=1
+if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
+exit $status
