@@ -206,7 +206,9 @@ extension Engine {
 
     func newConnection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32, now: UInt64) -> Verdict {
         guard let s = findService(f) else { return passed() }
-        let svc = services[s]!
+        // Read what is needed without copying the record (a copy would make the scheduler's storage shared).
+        let serviceKey = services[s]!.key
+        let serviceFlags = services[s]!.options.flags
         // Which packets may open a connection.
         switch f.proto {
         case 6:
@@ -218,8 +220,8 @@ extension Engine {
             break
         }
         if f.sourcePort == 20 && f.proto == 6 { return passed() } // FTP data is never scheduled
-        let persistent = svc.options.flags.contains(.persistent)
-        if !persistent && !svc.key.isFwmark && f.destinationPort != svc.key.port { return drop(.notSchedulable) }
+        let persistent = serviceFlags.contains(.persistent)
+        if !persistent && !serviceKey.isFwmark && f.destinationPort != serviceKey.port { return drop(.notSchedulable) }
 
         var control: UInt32 = 0
         let slot: UInt32
@@ -234,8 +236,8 @@ extension Engine {
             slot = d
         }
         let dest = dests[Int(slot)]
-        let dport = f.destinationPort == svc.key.port && dest.port != 0 ? dest.port : f.destinationPort
-        if svc.options.flags.contains(.onePacket) && f.proto == 17 {
+        let dport = f.destinationPort == serviceKey.port && dest.port != 0 ? dest.port : f.destinationPort
+        if serviceFlags.contains(.onePacket) && f.proto == 17 {
             // One-packet scheduling: no entry, the packet is forwarded on its own.
             countNewConnection(slot)
             return transmit(frame, f, destSlot: slot)
@@ -288,7 +290,7 @@ extension Engine {
 
     /// Finds or creates the persistence template; returns (template index, destination slot).
     func persistentDestination(_ s: Int, _ f: ParsedFrame, tick: UInt32) -> (UInt32, UInt32)? {
-        let svc = services[s]!
+        let svc = (key: services[s]!.key, options: services[s]!.options)
         let snet = f.source.isIPv4 ? f.source.masked(ipv4Mask: svc.options.netmask) : f.source.masked(prefix: Int(svc.options.netmask))
         let tkey: ConnectionKey
         if svc.key.isFwmark {
