@@ -32,7 +32,7 @@ public enum EngineControl {
         var lines: [String] = []
         lines.append("data plane: afpacket (TPACKET_V2 ring, sendmmsg, PACKET_VNET_HDR)")
         for i in e.interfaces { lines.append("interface \(i.name) index \(i.index) mac \(i.mac)") }
-        lines.append("connections: \(e.connectionCount) of \(e.table.capacity)")
+        lines.append("connections: \(e.connectionCount) (capacity \(e.connectionCapacity) per worker)")
         let c = e.counters
         lines.append("forwarded \(c.forwarded) passed \(c.passed) replies \(c.replies) new-connections \(c.newConnections)")
         for r in DropReason.allCases where c.drops[Int(r.rawValue)] > 0 {

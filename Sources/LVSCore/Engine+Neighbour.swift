@@ -9,11 +9,11 @@ extension Engine {
 
     func interface(_ index: Int32) -> EngineInterface? { interfaces.first { $0.index == index } }
 
-    /// Learns real-server MACs from ARP traffic and answers requests for VIPs.
+    /// Learns real-server MACs from ARP traffic and answers requests for VIPs. Under the lock.
     func handleARP(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) -> Verdict {
         learn(f.source, mac: f.arpSenderMAC, interface: ifindex)
         guard f.arpOperation == 1, configuration.answerNeighbourRequests, vips.contains(f.destination),
-              f.source != f.destination, let ifc = interface(ifindex) else { return passed() }
+              f.source != f.destination, let ifc = interface(ifindex) else { return .pass }
         // Turn the request into the reply in place.
         let p = frame.baseAddress!
         let l3 = f.l3Offset
@@ -24,11 +24,10 @@ extension Engine {
         f.destination.store(to: p + l3 + 14)  // sender protocol address: the VIP
         f.arpSenderMAC.store(to: p + l3 + 18) // target hardware address
         f.source.store(to: p + l3 + 24)       // target protocol address
-        counters.replies &+= 1
         return .reply(length: frame.count)
     }
 
-    /// Records a MAC for every destination with this address.
+    /// Records a MAC for every destination with this address. Under the lock.
     func learn(_ address: IPAddress, mac: MACAddress, interface ifindex: Int32) {
         guard mac != .zero, !mac.isMulticast, let slots = destsByAddress[address] else { return }
         for slot in slots {
@@ -38,23 +37,24 @@ extension Engine {
                 dests[Int(slot)].interface = ifc.index
                 dests[Int(slot)].sourceMAC = ifc.mac
             }
+            publish(slot)
         }
     }
 
     /// Sets a destination's MAC directly (static neighbours, tests).
     public func setNeighbour(_ address: IPAddress, mac: MACAddress, interface: Int32) {
-        learn(address, mac: mac, interface: interface)
+        lock.withLock { learn(address, mac: mac, interface: interface) }
     }
 
     func handleNeighbourDiscovery(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) -> Verdict {
         if f.icmpType == 136 {
             learn(f.ndTarget, mac: f.ndLinkLayer, interface: ifindex)
-            return passed()
+            return .pass
         }
         if f.source != .zero { learn(f.source, mac: f.ndLinkLayer, interface: ifindex) }
         let needed = f.l3Offset + 40 + 32
         guard configuration.answerNeighbourRequests, vips.contains(f.ndTarget), f.ndLinkLayer != .zero,
-              frame.count >= needed, let ifc = interface(ifindex) else { return passed() }
+              frame.count >= needed, let ifc = interface(ifindex) else { return .pass }
         let p = frame.baseAddress!
         let l3 = f.l3Offset
         f.ndLinkLayer.store(to: p)
@@ -72,7 +72,6 @@ extension Engine {
         p.storeBytes(of: UInt16(0x0201).bigEndian, toByteOffset: icmp + 24, as: UInt16.self)   // target LLA option
         ifc.mac.store(to: p + icmp + 26)
         Self.storeICMPv6Checksum(p, l3: l3, length: 32)
-        counters.replies &+= 1
         return .reply(length: needed)
     }
 
@@ -85,6 +84,7 @@ extension Engine {
     /// Frames to send now: gratuitous announcements for new VIPs, and neighbour requests for
     /// destinations whose MAC is unknown (every second until answered) or due for refresh (every 30 s).
     public func pendingFrames(now: UInt64) -> [OutgoingFrame] {
+        lock.lock(); defer { lock.unlock() }
         var out: [OutgoingFrame] = []
         let t = Self.tick(now)
         for vip in pendingAnnouncements {
@@ -183,7 +183,8 @@ extension Engine {
 
     /// Destinations that have not answered neighbour requests (for a once-per-destination log line).
     public func unresolvedDestinations() -> [(address: IPAddress, port: UInt16)] {
-        (0..<destSlotsUsed).compactMap { s in
+        lock.lock(); defer { lock.unlock() }
+        return (0..<destSlotsUsed).compactMap { s in
             let d = dests[s]
             return d.inUse && d.available && !d.macKnown ? (d.address, d.port) : nil
         }

@@ -75,7 +75,7 @@ public struct MarkRule: Sendable, Hashable, Codable {
     }
 }
 
-/// Counters of the engine itself (not per service).
+/// Counters of the engine itself (not per service), summed over shards.
 public struct EngineCounters: Sendable {
     public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
     public var forwarded: UInt64 = 0
@@ -96,108 +96,203 @@ struct ServiceRecord {
     var estimator = RateEstimator()
 }
 
-/// The IPVS director's decision logic: services, destinations, schedulers, connection table,
-/// statistics, and the per-frame entry point `process`.
+/// The IPVS director's shared state: services, destinations, schedulers, persistence templates,
+/// neighbours and statistics; plus one built-in shard so a single thread can use it directly.
 ///
-/// Single-threaded: one engine per worker thread (or one engine driven by one thread). Time is
-/// injected (`now`, nanoseconds of a monotonic clock), so every behaviour is deterministic.
-public final class Engine {
+/// Threads: each data-plane worker owns one `EngineShard` (its connection table and counters).
+/// A packet of an existing connection touches only its shard and relaxed atomics here; new
+/// connections, expiry, ARP/ND and control operations take `lock`. Time is injected (`now`,
+/// nanoseconds of a monotonic clock), so every behaviour is deterministic.
+public final class Engine: @unchecked Sendable {
     public let configuration: EngineConfiguration
-    public let table: ConnectionTable
+    public let lock = EngineLock()
+    // Guarded by `lock`.
     @usableFromInline let dests: UnsafeMutablePointer<Destination>
-    @usableFromInline let destStats: UnsafeMutablePointer<StatsCounters>
-    @usableFromInline let serviceStats: UnsafeMutablePointer<StatsCounters>
-    var destEstimators: [RateEstimator]
     var destSlotsUsed = 0
     var freeDestSlots: [UInt32] = []
     var services: [ServiceRecord?] = []
     var serviceIndex: [ServiceKey: Int] = [:]
     var freeServiceSlots: [Int] = []
-    /// Dest slots by address (neighbour learning).
     var destsByAddress: [IPAddress: [UInt32]] = [:]
-    /// IPv4 and IPv6 VIPs of the services (answered for in ARP/ND).
     public private(set) var vips: Set<IPAddress> = []
     var markRules: [MarkRule] = []
     public private(set) var interfaces: [EngineInterface] = []
     public private(set) var timeouts = IPVSTimeouts()
-    /// Timeouts in ticks: 11 TCP states, then UDP, SCTP.
-    @usableFromInline let timeoutTicks: UnsafeMutablePointer<UInt32>
-    public var counters = EngineCounters()
     var randomState: UInt64
-    var lastEstimateTick: UInt32 = 0
-    /// Tick of the frame being processed.
-    @usableFromInline var currentTick: UInt32 = 0
-    var lastHousekeepingTick: UInt32 = 0
-    @usableFromInline var fragments: FragmentCache
-    /// VIPs to announce with gratuitous ARP / unsolicited NA on the next tick.
+    var destEstimators: [RateEstimator] = []
+    var serviceBaseline: [StatsCounters]
+    var destBaseline: [StatsCounters]
+    /// Persistence templates: shared by all shards, as the kernel's one table is.
+    let templates: ConnectionTable
     var pendingAnnouncements: [IPAddress] = []
     var neighbourRequested: [UInt32: UInt32] = [:]
-    /// Destinations reported unreachable (logged once).
-    public private(set) var unreachableLog: [String] = []
+    var shards: [EngineShard] = []
+    var lastEstimateTick: UInt32 = 0
+    var lastHousekeepingTick: UInt32 = 0
+
+    // Read without the lock on the packet path.
+    /// Per destination slot: MAC (48 bits) | interface slot << 48 | flags << 56.
+    @usableFromInline let forwarding: AtomicWords
+    /// Per destination slot: its service slot, or `noService`.
+    @usableFromInline let destService: AtomicWords
+    /// Per destination slot: active, inactive, persistent connection counts (3 words each).
+    @usableFromInline let destCounts: AtomicWords
+    /// Timeouts in ticks: 11 TCP states, then UDP, SCTP.
+    @usableFromInline let timeoutTicks: AtomicWords
+    /// 256-bit filter of VIP addresses (words 0-3) and "fwmark rules present" (word 4).
+    @usableFromInline let vipFilter: AtomicWords
+    /// Per interface slot: ifindex (word 2i) and MAC (word 2i+1).
+    @usableFromInline let interfaceTable: AtomicWords
+    /// Bumped when destinations are deleted with expire_nodest_conn: shards sweep their tables.
+    @usableFromInline let sweepGeneration: AtomicWords
+
+    /// The built-in shard used by `process`/`tick` on this object.
+    public private(set) var primary: EngineShard!
+
+    @usableFromInline static let flagAvailable: UInt64 = 1 << 56
+    @usableFromInline static let flagMACKnown: UInt64 = 1 << 57
+    @usableFromInline static let noService: UInt64 = 0xFFFF_FFFF
+    static let maxInterfaces = 32
 
     /// One tick is 10 ms.
     public static let nanosecondsPerTick: UInt64 = 10_000_000
     public static let ticksPerSecond: UInt32 = 100
+    @usableFromInline static let udpTimeoutIndex = 11
+    @usableFromInline static let sctpTimeoutIndex = 12
 
     public init(configuration: EngineConfiguration = EngineConfiguration()) {
         self.configuration = configuration
-        table = ConnectionTable(capacity: configuration.connectionCapacity, seed: UInt32(truncatingIfNeeded: configuration.seed))
         dests = .allocate(capacity: configuration.maxDestinations)
-        destStats = .allocate(capacity: configuration.maxDestinations)
-        destStats.initialize(repeating: StatsCounters(), count: configuration.maxDestinations)
-        serviceStats = .allocate(capacity: configuration.maxServices)
-        serviceStats.initialize(repeating: StatsCounters(), count: configuration.maxServices)
-        destEstimators = []
-        timeoutTicks = .allocate(capacity: 16)
-        timeoutTicks.initialize(repeating: 0, count: 16)
+        forwarding = AtomicWords(count: configuration.maxDestinations)
+        destService = AtomicWords(count: configuration.maxDestinations)
+        destCounts = AtomicWords(count: configuration.maxDestinations * 3)
+        timeoutTicks = AtomicWords(count: 16)
+        vipFilter = AtomicWords(count: 5)
+        interfaceTable = AtomicWords(count: Self.maxInterfaces * 2)
+        sweepGeneration = AtomicWords(count: 1)
+        serviceBaseline = []
+        destBaseline = []
+        // Templates: one per client (or client network) per service; a quarter of the capacity.
+        templates = ConnectionTable(capacity: max(1024, configuration.connectionCapacity / 4),
+                                    seed: UInt32(truncatingIfNeeded: configuration.seed >> 32))
         randomState = configuration.seed
-        fragments = FragmentCache()
         applyTimeouts()
+        primary = makeShard()
     }
 
     deinit {
         dests.deinitialize(count: destSlotsUsed)
         dests.deallocate()
-        destStats.deallocate()
-        serviceStats.deallocate()
+        forwarding.deallocate()
+        destService.deallocate()
+        destCounts.deallocate()
         timeoutTicks.deallocate()
-        fragments.deallocate()
+        vipFilter.deallocate()
+        interfaceTable.deallocate()
+        sweepGeneration.deallocate()
+    }
+
+    /// A new shard (connection table and counters) for one more worker thread.
+    public func makeShard() -> EngineShard {
+        lock.withLock {
+            let shard = EngineShard(engine: self, capacity: configuration.connectionCapacity,
+                                    seed: UInt32(truncatingIfNeeded: configuration.seed) &+ UInt32(shards.count) &* 0x9E37_79B9)
+            shards.append(shard)
+            return shard
+        }
     }
 
     @inlinable static func tick(_ now: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: now / nanosecondsPerTick) }
 
     func applyTimeouts() {
-        for (i, t) in TCPStateTable.defaultTimeouts.enumerated() { timeoutTicks[i] = t * Self.ticksPerSecond }
-        timeoutTicks[Int(TCPState.established.rawValue)] = timeouts.tcp * Self.ticksPerSecond
-        timeoutTicks[Int(TCPState.finWait.rawValue)] = timeouts.tcpFin * Self.ticksPerSecond
-        timeoutTicks[Self.udpTimeoutIndex] = timeouts.udp * Self.ticksPerSecond
-        timeoutTicks[Self.sctpTimeoutIndex] = timeouts.tcp * Self.ticksPerSecond
+        for (i, t) in TCPStateTable.defaultTimeouts.enumerated() { timeoutTicks.store(i, UInt64(t * Self.ticksPerSecond)) }
+        timeoutTicks.store(Int(TCPState.established.rawValue), UInt64(timeouts.tcp * Self.ticksPerSecond))
+        timeoutTicks.store(Int(TCPState.finWait.rawValue), UInt64(timeouts.tcpFin * Self.ticksPerSecond))
+        timeoutTicks.store(Self.udpTimeoutIndex, UInt64(timeouts.udp * Self.ticksPerSecond))
+        timeoutTicks.store(Self.sctpTimeoutIndex, UInt64(timeouts.tcp * Self.ticksPerSecond))
     }
-    @usableFromInline static let udpTimeoutIndex = 11
-    @usableFromInline static let sctpTimeoutIndex = 12
+
+    // MARK: Single-thread use (tests, benchmarks, one worker)
+
+    /// Processes one frame on the built-in shard.
+    @inlinable public func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict {
+        primary.process(frame, interface: interface, now: now)
+    }
+
+    /// Runs the built-in shard's timers (and the shared ones).
+    public func tick(now: UInt64) { primary.tick(now: now) }
+
+    /// Connections of every shard and the templates. Only safe while no worker runs.
+    public func connections(now: UInt64) -> [ConnectionSnapshot] {
+        let list = lock.withLock { shards }
+        return list.flatMap { $0.connections(now: now) } + templateConnections(now: now)
+    }
+
+    /// Entries in all shards (only exact while no worker runs) plus templates.
+    public var connectionCount: Int { lock.withLock { shards.reduce(templates.count) { $0 + $1.table.count } } }
+
+    /// Engine counters summed over shards.
+    public var counters: EngineCounters { lock.withLock { shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) } } }
+
+    /// Capacity of one shard's connection table.
+    public var connectionCapacity: Int { configuration.connectionCapacity }
 
     // MARK: Interfaces and mark rules
 
     public func setInterfaces(_ list: [EngineInterface]) {
-        interfaces = list
-        for slot in 0..<destSlotsUsed where dests[slot].inUse { assignInterface(UInt32(slot)) }
+        lock.withLock {
+            interfaces = Array(list.prefix(Self.maxInterfaces))
+            for (i, ifc) in interfaces.enumerated() {
+                interfaceTable.store(2 * i, UInt64(UInt32(bitPattern: ifc.index)))
+                interfaceTable.store(2 * i + 1, ifc.mac.value)
+            }
+            for slot in 0..<destSlotsUsed where dests[slot].inUse { assignInterface(UInt32(slot)) }
+        }
     }
 
-    public func setMarkRules(_ rules: [MarkRule]) { markRules = rules }
-    public var currentMarkRules: [MarkRule] { markRules }
+    public func setMarkRules(_ rules: [MarkRule]) {
+        lock.withLock {
+            markRules = rules
+            refreshVIPs()
+        }
+    }
+    public var currentMarkRules: [MarkRule] { lock.withLock { markRules } }
+
+    func interfaceSlot(ofIndex index: Int32) -> Int? { interfaces.firstIndex { $0.index == index } }
 
     func assignInterface(_ slot: UInt32) {
         let a = dests[Int(slot)].address
-        let chosen = interfaces.first { $0.contains(a) } ?? interfaces.first
-        if let i = chosen, dests[Int(slot)].interface != i.index {
-            dests[Int(slot)].interface = i.index
-            dests[Int(slot)].sourceMAC = i.mac
+        let chosen = interfaces.firstIndex { $0.contains(a) } ?? (interfaces.isEmpty ? nil : 0)
+        if let i = chosen {
+            dests[Int(slot)].interface = interfaces[i].index
+            dests[Int(slot)].sourceMAC = interfaces[i].mac
         }
+        publish(slot)
+    }
+
+    /// Publishes a destination's forwarding word and service slot for the packet path.
+    func publish(_ slot: UInt32) {
+        let d = dests[Int(slot)]
+        let ifslot = UInt64(interfaceSlot(ofIndex: d.interface) ?? 0)
+        var word = d.mac.value | ifslot << 48
+        if d.available && d.inUse { word |= Self.flagAvailable }
+        if d.macKnown { word |= Self.flagMACKnown }
+        forwarding.store(Int(slot), word)
+        destService.store(Int(slot), d.serviceSlot == UInt32.max ? Self.noService : UInt64(d.serviceSlot))
+    }
+
+    /// Copies the atomic connection counts into the destination record (for schedulers and listings).
+    @inline(__always) func refreshCounts(_ slot: UInt32) {
+        let b = Int(slot) * 3
+        dests[Int(slot)].activeConns = Int32(truncatingIfNeeded: destCounts.signed(b))
+        dests[Int(slot)].inactConns = Int32(truncatingIfNeeded: destCounts.signed(b + 1))
+        dests[Int(slot)].persistConns = Int32(truncatingIfNeeded: destCounts.signed(b + 2))
     }
 
     // MARK: Services
 
     public func addService(_ key: ServiceKey, _ options: ServiceOptions) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         guard serviceIndex[key] == nil else { throw .serviceExists }
         try validate(key, options)
         guard let scheduler = SchedulerInstance(name: options.scheduler) else { throw .schedulerNotFound }
@@ -208,10 +303,12 @@ public final class Engine {
             guard services.count < configuration.maxServices else { throw .noMemory }
             slot = services.count
             services.append(nil)
+            serviceBaseline.append(StatsCounters())
         }
-        serviceStats[slot] = StatsCounters()
         services[slot] = ServiceRecord(key: key, options: options, scheduler: scheduler, destinations: [], trash: [])
         serviceIndex[key] = slot
+        serviceBaseline[slot] = serviceSum(slot)
+        services[slot]!.estimator.reset(to: serviceSum(slot))
         updateScheduler(slot, .initialized)
         refreshVIPs()
     }
@@ -222,18 +319,23 @@ public final class Engine {
     }
 
     public func editService(_ key: ServiceKey, _ options: ServiceOptions) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         guard let slot = serviceIndex[key] else { throw .noSuchService }
         try validate(key, options)
         guard let scheduler = SchedulerInstance(name: options.scheduler) else { throw .schedulerNotFound }
+        if options.scheduler == "mh" && services[slot]!.destinations.count > MaglevScheduler.maxDestinations { throw .invalid }
         let changed = services[slot]!.options.scheduler != options.scheduler
         services[slot]!.options = options
-        if changed {
-            services[slot]!.scheduler = scheduler
-        }
+        if changed { services[slot]!.scheduler = scheduler }
         updateScheduler(slot, .initialized)
     }
 
     public func deleteService(_ key: ServiceKey) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
+        try deleteServiceLocked(key)
+    }
+
+    func deleteServiceLocked(_ key: ServiceKey) throws(IPVSError) {
         guard let slot = serviceIndex[key] else { throw .noSuchService }
         for d in services[slot]!.destinations + services[slot]!.trash { retireDestination(d) }
         services[slot] = nil
@@ -244,10 +346,12 @@ public final class Engine {
 
     /// `-C`: delete every service.
     public func clear() {
-        for key in Array(serviceIndex.keys) { try? deleteService(key) }
+        lock.lock(); defer { lock.unlock() }
+        for key in Array(serviceIndex.keys) { try? deleteServiceLocked(key) }
     }
 
     public func setTimeouts(_ t: IPVSTimeouts) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         let limit = UInt32(Int32.max) / 100
         guard t.tcp <= limit, t.tcpFin <= limit, t.udp <= limit else { throw .invalid }
         if t.tcp != 0 { timeouts.tcp = t.tcp }
@@ -258,6 +362,7 @@ public final class Engine {
 
     /// `-Z`: zero one service (and its destinations) or everything.
     public func zero(_ key: ServiceKey?) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         var slots: [Int]
         if let key {
             guard let s = serviceIndex[key] else { throw .noSuchService }
@@ -266,22 +371,51 @@ public final class Engine {
             slots = services.indices.filter { services[$0] != nil }
         }
         for s in slots {
-            serviceStats[s] = StatsCounters()
-            services[s]!.estimator = RateEstimator()
+            let sum = serviceSum(s)
+            serviceBaseline[s] = sum
+            services[s]!.estimator.reset(to: sum)
             for d in services[s]!.destinations + services[s]!.trash {
-                destStats[Int(d)] = StatsCounters()
-                destEstimators[Int(d)] = RateEstimator()
+                let ds = destSum(d)
+                destBaseline[Int(d)] = ds
+                destEstimators[Int(d)].reset(to: ds)
             }
         }
     }
 
+    /// Sets the VIP set and the lock-free VIP filter the packet path consults.
     func refreshVIPs() {
         var set = Set<IPAddress>()
         for case let s? in services where !s.key.isFwmark { set.insert(s.key.address) }
         for rule in markRules where rule.prefixLength == (rule.destination.isIPv4 ? 32 : 128) { set.insert(rule.destination) }
         let added = set.subtracting(vips)
         vips = set
+        var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        for v in set {
+            let b = Self.filterBit(v)
+            switch b >> 6 {
+            case 0: bits.0 |= 1 << (b & 63)
+            case 1: bits.1 |= 1 << (b & 63)
+            case 2: bits.2 |= 1 << (b & 63)
+            default: bits.3 |= 1 << (b & 63)
+            }
+        }
+        vipFilter.store(0, bits.0)
+        vipFilter.store(1, bits.1)
+        vipFilter.store(2, bits.2)
+        vipFilter.store(3, bits.3)
+        vipFilter.store(4, markRules.isEmpty ? 0 : 1)
         pendingAnnouncements.append(contentsOf: added.sorted())
+    }
+
+    @inlinable @inline(__always) static func filterBit(_ a: IPAddress) -> Int {
+        Int((a.folded &* 0x9E37_79B1) >> 24)
+    }
+
+    /// False when `a` is certainly not a VIP and no fwmark rule exists: such frames skip the lock.
+    @inlinable @inline(__always) func mayBeVirtual(_ a: IPAddress) -> Bool {
+        if vipFilter.load(4) != 0 { return true }
+        let b = Self.filterBit(a)
+        return vipFilter.load(b >> 6) & (1 << UInt64(b & 63)) != 0
     }
 
     // MARK: Destinations
@@ -306,18 +440,17 @@ public final class Engine {
     }
 
     public func addDestination(_ key: ServiceKey, _ o: DestinationOptions) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         guard let s = serviceIndex[key] else { throw .noSuchService }
         try validateDestination(key, o)
         guard findDestination(s, o.address, o.port) == nil else { throw .destinationExists }
+        if services[s]!.options.scheduler == "mh" && services[s]!.destinations.count >= MaglevScheduler.maxDestinations { throw .invalid }
         let slot: UInt32
         if let t = services[s]!.trash.firstIndex(where: { dests[Int($0)].address == o.address && dests[Int($0)].port == o.port }) {
             // Revive a deleted destination still referenced by connections (the kernel's trash).
             slot = services[s]!.trash.remove(at: t)
             let keep = dests[Int(slot)]
             dests[Int(slot)] = Destination(options: o, serviceSlot: UInt32(s))
-            dests[Int(slot)].activeConns = keep.activeConns
-            dests[Int(slot)].inactConns = keep.inactConns
-            dests[Int(slot)].persistConns = keep.persistConns
             dests[Int(slot)].mac = keep.mac
             dests[Int(slot)].macKnown = keep.macKnown
         } else {
@@ -330,12 +463,15 @@ public final class Engine {
                 (dests + destSlotsUsed).initialize(to: Destination(options: o, serviceSlot: UInt32(s)))
                 destSlotsUsed += 1
                 destEstimators.append(RateEstimator())
+                destBaseline.append(StatsCounters())
             }
-            destStats[Int(slot)] = StatsCounters()
-            destEstimators[Int(slot)] = RateEstimator()
+            let sum = destSum(slot)
+            destBaseline[Int(slot)] = sum
+            destEstimators[Int(slot)].reset(to: sum)
             destsByAddress[o.address, default: []].append(slot)
             learnFromExisting(slot)
         }
+        refreshCounts(slot)
         assignInterface(slot)
         services[s]!.destinations.insert(slot, at: 0)
         updateScheduler(s, .added(slot: slot))
@@ -351,6 +487,7 @@ public final class Engine {
     }
 
     public func editDestination(_ key: ServiceKey, _ o: DestinationOptions) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         guard let s = serviceIndex[key] else { throw .noSuchService }
         guard let i = findDestination(s, o.address, o.port) else { throw .noSuchDestination }
         try validateDestination(key, o)
@@ -369,29 +506,32 @@ public final class Engine {
     }
 
     public func deleteDestination(_ key: ServiceKey, address: IPAddress, port: UInt16) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
         guard let s = serviceIndex[key] else { throw .noSuchService }
         guard let i = findDestination(s, address, port) else { throw .noSuchDestination }
         let slot = services[s]!.destinations.remove(at: i)
         updateScheduler(s, .removed(slot: slot, formerIndex: i))
         dests[Int(slot)].available = false
+        publish(slot)
         if destReferences(slot) > 0 {
             services[s]!.trash.append(slot)
         } else {
             releaseDestSlot(slot)
         }
-        if configuration.expireNodestConn { expireConnections(toDestination: slot) }
+        if configuration.expireNodestConn { sweepGeneration.add(0, 1) }
     }
 
     /// A destination of a deleted service: unavailable, freed once unreferenced.
     func retireDestination(_ slot: UInt32) {
         dests[Int(slot)].available = false
         dests[Int(slot)].serviceSlot = UInt32.max
+        publish(slot)
         if destReferences(slot) == 0 { releaseDestSlot(slot) }
     }
 
-    func destReferences(_ slot: UInt32) -> Int32 {
-        let d = dests[Int(slot)]
-        return d.activeConns + d.inactConns + d.persistConns
+    func destReferences(_ slot: UInt32) -> Int64 {
+        let b = Int(slot) * 3
+        return destCounts.signed(b) + destCounts.signed(b + 1) + destCounts.signed(b + 2)
     }
 
     func releaseDestSlot(_ slot: UInt32) {
@@ -402,21 +542,88 @@ public final class Engine {
         let svc = dests[Int(slot)].serviceSlot
         if svc != UInt32.max, Int(svc) < services.count { services[Int(svc)]?.trash.removeAll { $0 == slot } }
         dests[Int(slot)].inUse = false
+        publish(slot)
         neighbourRequested[slot] = nil
         freeDestSlots.append(slot)
     }
 
-    func expireConnections(toDestination slot: UInt32) {
-        var victims: [UInt32] = []
-        table.forEachLive { i, e in if e.dest == slot { victims.append(i) } }
-        for v in victims { kill(v) }
-    }
-
     func updateScheduler(_ s: Int, _ change: DestinationChange) {
         let order = services[s]!.destinations
+        for slot in order { refreshCounts(slot) }
         let flags = services[s]!.options.flags
         order.withUnsafeBufferPointer { buf in
             services[s]!.scheduler.update(SchedulingDestinations(order: buf, table: dests), flags: flags, change: change)
         }
+    }
+
+    // MARK: Statistics (under the lock)
+
+    func serviceSum(_ s: Int) -> StatsCounters {
+        var sum = StatsCounters()
+        for shard in shards { sum += shard.serviceStats(s) }
+        return sum
+    }
+
+    func destSum(_ d: UInt32) -> StatsCounters {
+        var sum = StatsCounters()
+        for shard in shards { sum += shard.destStats(d) }
+        return sum
+    }
+
+    /// The 2-second estimator over the sums of all shards.
+    func estimate() {
+        for s in services.indices where services[s] != nil {
+            services[s]!.estimator.sample(serviceSum(s))
+            for d in services[s]!.destinations + services[s]!.trash { destEstimators[Int(d)].sample(destSum(d)) }
+        }
+    }
+
+    /// Shared timers: template expiry, the estimator, scheduler housekeeping. Called under the lock
+    /// from any shard's tick.
+    func sharedTick(now: UInt64, tick t: UInt32) {
+        let rearm = 60 * Self.ticksPerSecond
+        templates.advance(to: t) { index in
+            let e = templates[index]
+            if e.control > 0 {
+                templates[index].expires = t &+ rearm
+                return .keep
+            }
+            if !e.isDead { unbindTemplate(index) }
+            return .free
+        }
+        if t &- lastEstimateTick >= 2 * Self.ticksPerSecond {
+            lastEstimateTick = t
+            estimate()
+        }
+        if t &- lastHousekeepingTick >= 60 * Self.ticksPerSecond {
+            lastHousekeepingTick = t
+            let secs = UInt32(truncatingIfNeeded: now / 1_000_000_000)
+            for s in services.indices where services[s] != nil { services[s]!.scheduler.expire(nowSeconds: secs) }
+        }
+    }
+
+    func unbindTemplate(_ index: UInt32) {
+        let slot = templates[index].dest
+        destCounts.add(Int(slot) * 3 + 2, -1)
+        if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }
+    }
+
+    /// Invalidates a template: it no longer matches and is freed once its connections are gone.
+    func killTemplate(_ index: UInt32, tick: UInt32) {
+        guard !templates[index].isDead else { return }
+        unbindTemplate(index)
+        templates.unhash(index)
+        templates[index].expires = tick
+        templates.reschedule(index)
+    }
+}
+
+extension EngineCounters {
+    mutating func add(_ o: EngineCounters) {
+        for i in drops.indices { drops[i] &+= o.drops[i] }
+        forwarded &+= o.forwarded
+        passed &+= o.passed
+        replies &+= o.replies
+        newConnections &+= o.newConnections
     }
 }

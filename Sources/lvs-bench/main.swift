@@ -136,7 +136,7 @@ for n in sizes {
     let newText = oneDecimal(newNs)
     let growthText = oneDecimal(perConn)
     let engineKiB = (rssEngine - rssBefore) / 1024
-    let reserved = engine.table.bytesPerConnection
+    let reserved = engine.primary.table.bytesPerConnection
     print("connections=\(n): existing \(existingText) ns/packet over \(passes * n) packets, new \(newText) ns/connection")
     print("  allocations in existing-connection loop: \(allocs)")
     print("  table: \(reserved) bytes/connection reserved, resident growth \(growthText) bytes/connection (engine base \(engineKiB) KiB)")

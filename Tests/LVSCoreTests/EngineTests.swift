@@ -267,3 +267,70 @@ extension Engine {
         #expect(out[21] == 63) // hop limit decremented
     }
 }
+
+@Suite struct ShardTests {
+    /// Two workers share one engine: scheduling, persistence and counts are global.
+    @Test func roundRobinAndPersistenceAreGlobalAcrossShards() {
+        let e = seedEngine()
+        let other = e.makeShard()
+        func mac(_ b: [UInt8]) -> MACAddress { b.withUnsafeBytes { MACAddress(bytes: $0.baseAddress!) } }
+        var macs: [MACAddress] = []
+        for i in 0..<4 {
+            var b = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: UInt16(100 + i), dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+            let shard = i % 2 == 0 ? e.primary! : other
+            #expect(b.withUnsafeMutableBytes { shard.process($0, interface: 2, now: second) } == .forward(interface: 2))
+            macs.append(mac(b))
+        }
+        #expect(macs == [rs2MAC, rs1MAC, rs2MAC, rs1MAC])
+        let snap = e.snapshot()
+        #expect(snap.services[0].stats.conns == 4)
+        #expect(snap.services[0].destinations.map(\.activeConns) == [2, 2])
+        #expect(e.connectionCount == 4)
+        // Expiry in both shards brings the shared counts back to zero.
+        e.tick(now: 200 * second)
+        other.tick(now: 200 * second)
+        #expect(e.snapshot().services[0].destinations.map(\.activeConns) == [0, 0])
+        #expect(e.connectionCount == 0)
+    }
+
+    @Test func persistenceTemplatesAreShared() {
+        let e = seedEngine(persistent: 300)
+        let other = e.makeShard()
+        var a = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 1, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+        var b = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 2, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+        _ = a.withUnsafeMutableBytes { e.primary.process($0, interface: 2, now: second) }
+        _ = b.withUnsafeMutableBytes { other.process($0, interface: 2, now: second) }
+        #expect(Array(a[0..<6]) == Array(b[0..<6]))
+        #expect(e.templateConnections(now: second).count == 1)
+    }
+
+    /// Two threads forward on two shards while a third edits the configuration: counts stay exact.
+    @Test func concurrentShardsAndControl() async {
+        let e = seedEngine(capacity: 1 << 16)
+        let shards = [e.primary!, e.makeShard()]
+        let perShard = 20_000
+        await withTaskGroup(of: Void.self) { group in
+            for (n, shard) in shards.enumerated() {
+                group.addTask {
+                    for i in 0..<perShard {
+                        let src = "10.\(n).\(i / 250).\(i % 250 + 1)"
+                        var syn = FrameBuilder.ipv4TCP(src: src, sport: 1000, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+                        _ = syn.withUnsafeMutableBytes { shard.process($0, interface: 2, now: second) }
+                        var ack = FrameBuilder.ipv4TCP(src: src, sport: 1000, dst: "192.168.1.100", dport: 80, flags: TCPFlag.ack)
+                        _ = ack.withUnsafeMutableBytes { shard.process($0, interface: 2, now: second) }
+                    }
+                }
+            }
+            group.addTask {
+                for w in 0..<200 {
+                    try? e.editDestination(vip, DestinationOptions(address: IPAddress("192.168.1.31")!, port: 80, weight: Int32(w % 3 + 1)))
+                    _ = e.snapshot()
+                }
+            }
+        }
+        let snap = e.snapshot()
+        #expect(snap.services[0].stats.conns == UInt64(2 * perShard))
+        #expect(snap.services[0].stats.inPackets == UInt64(4 * perShard))
+        #expect(snap.services[0].destinations.map(\.activeConns).reduce(0, +) == UInt32(2 * perShard))
+    }
+}

@@ -1,0 +1,440 @@
+/// One worker's part of the engine: its connection table, its counters, and the packet path.
+///
+/// A shard is used by one thread only. The path of an existing connection reads the shard's own
+/// table and relaxed atomics of the shared `Engine`: no allocation, no lock, no reference counting.
+/// New connections, expiry and ARP/ND take the engine's lock.
+public final class EngineShard: @unchecked Sendable {
+    @usableFromInline unowned(unsafe) let engine: Engine
+    public let table: ConnectionTable
+    @usableFromInline var fragments: FragmentCache
+    @usableFromInline var currentTick: UInt32 = 0
+    /// Per destination slot, 5 counters (conns, inpkts, outpkts, inbytes, outbytes); single writer.
+    @usableFromInline let destCounters: AtomicWords
+    /// Per service slot, 5 counters.
+    @usableFromInline let serviceCounters: AtomicWords
+    /// 0 forwarded, 1 passed, 2 replies, 3 new connections, 8... drops by reason.
+    @usableFromInline let counters: AtomicWords
+    // Copies of the engine's atomics (raw pointers, so no reference counting on the path).
+    @usableFromInline let forwarding: AtomicWords
+    @usableFromInline let destService: AtomicWords
+    @usableFromInline let destCounts: AtomicWords
+    @usableFromInline let timeoutTicks: AtomicWords
+    @usableFromInline let interfaceTable: AtomicWords
+    @usableFromInline var sweptGeneration: UInt64 = 0
+
+    init(engine: Engine, capacity: Int, seed: UInt32) {
+        self.engine = engine
+        table = ConnectionTable(capacity: capacity, seed: seed)
+        fragments = FragmentCache()
+        destCounters = AtomicWords(count: engine.configuration.maxDestinations * 5)
+        serviceCounters = AtomicWords(count: engine.configuration.maxServices * 5)
+        counters = AtomicWords(count: 8 + DropReason.allCases.count)
+        forwarding = engine.forwarding
+        destService = engine.destService
+        destCounts = engine.destCounts
+        timeoutTicks = engine.timeoutTicks
+        interfaceTable = engine.interfaceTable
+    }
+
+    deinit {
+        fragments.deallocate()
+        destCounters.deallocate()
+        serviceCounters.deallocate()
+        counters.deallocate()
+    }
+
+    func destStats(_ d: UInt32) -> StatsCounters { stats(destCounters, Int(d)) }
+    func serviceStats(_ s: Int) -> StatsCounters { stats(serviceCounters, s) }
+    func stats(_ w: AtomicWords, _ i: Int) -> StatsCounters {
+        var c = StatsCounters()
+        c.conns = w.load(i * 5)
+        c.inPackets = w.load(i * 5 + 1)
+        c.outPackets = w.load(i * 5 + 2)
+        c.inBytes = w.load(i * 5 + 3)
+        c.outBytes = w.load(i * 5 + 4)
+        return c
+    }
+
+    var counterSnapshot: EngineCounters {
+        var c = EngineCounters()
+        c.forwarded = counters.load(0)
+        c.passed = counters.load(1)
+        c.replies = counters.load(2)
+        c.newConnections = counters.load(3)
+        for r in DropReason.allCases { c.drops[Int(r.rawValue)] = counters.load(8 + Int(r.rawValue)) }
+        return c
+    }
+
+    // MARK: Packet path
+
+    /// Decides what to do with one Ethernet frame received on `interface` at time `now` (ns,
+    /// monotonic), rewriting it in place when it is forwarded or answered.
+    public func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict {
+        var f = ParsedFrame()
+        FrameParser.parse(UnsafeRawBufferPointer(frame), into: &f)
+        let tick = Engine.tick(now)
+        currentTick = tick
+        switch f.kind {
+        case .ipv4, .ipv6:
+            break
+        case .arp:
+            let v = engine.lock.withLock { engine.handleARP(frame, f, interface: interface) }
+            return count(v)
+        case .malformed:
+            return drop(.malformed)
+        case .other:
+            return passed()
+        }
+        if f.isLaterFragment {
+            guard engine.mayBeVirtual(f.destination) else { return passed() }
+            guard let slot = fragments.find(f, now: tick) else {
+                return engine.lock.withLock { engine.vips.contains(f.destination) } ? drop(.fragment) : passed()
+            }
+            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+        }
+        if f.hasPorts {
+            let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
+                                    virtualAddress: f.destination, virtualPort: f.destinationPort)
+            if let index = table.lookup(key, template: false) {
+                if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
+            }
+            guard engine.mayBeVirtual(f.destination) else { return passed() }
+            engine.lock.lock()
+            defer { engine.lock.unlock() }
+            return newConnection(frame, f, key: key, tick: tick, now: now)
+        }
+        if f.isICMPError { return icmpError(frame, f) }
+        if f.kind == .ipv6 && f.proto == 58 && (f.icmpType == 135 || f.icmpType == 136) {
+            let v = engine.lock.withLock { engine.handleNeighbourDiscovery(frame, f, interface: interface) }
+            return count(v)
+        }
+        return passed()
+    }
+
+    @inline(__always) func count(_ v: Verdict) -> Verdict {
+        switch v {
+        case .pass: counters.bump(1, by: 1)
+        case .reply: counters.bump(2, by: 1)
+        case let .drop(r): counters.bump(8 + Int(r.rawValue), by: 1)
+        case .forward: counters.bump(0, by: 1)
+        }
+        return v
+    }
+
+    @inline(__always) func passed() -> Verdict {
+        counters.bump(1, by: 1)
+        return .pass
+    }
+
+    @inline(__always) func drop(_ r: DropReason) -> Verdict {
+        counters.bump(8 + Int(r.rawValue), by: 1)
+        return .drop(r)
+    }
+
+    /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
+    @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        guard word & Engine.flagMACKnown != 0 else { return drop(.neighbourUnresolved) }
+        let ifslot = Int((word >> 48) & 0xFF)
+        guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
+                                        destinationMAC: MACAddress(value: word),
+                                        sourceMAC: MACAddress(value: interfaceTable.load(2 * ifslot + 1))) else {
+            return drop(.ttlExceeded)
+        }
+        let bytes = UInt64(f.ipLength)
+        let d = Int(destSlot) * 5
+        destCounters.bump(d + 1, by: 1)
+        destCounters.bump(d + 3, by: bytes)
+        let svc = destService.load(Int(destSlot))
+        if svc != Engine.noService {
+            serviceCounters.bump(Int(svc) * 5 + 1, by: 1)
+            serviceCounters.bump(Int(svc) * 5 + 3, by: bytes)
+        }
+        counters.bump(0, by: 1)
+        if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot))))
+    }
+
+    /// A packet of an existing connection; nil when it must be treated as new.
+    @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
+        let slot = table[index].dest
+        let word = forwarding.load(Int(slot))
+        if word & Engine.flagAvailable == 0 {
+            if engine.configuration.expireNodestConn {
+                engine.lock.withLock { kill(index) }
+                return nil
+            }
+            return drop(.destinationUnavailable)
+        }
+        if f.proto == 6 {
+            let state = table[index].state
+            if f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0 && table[index].control == 0 && reusable(state) {
+                // conn_reuse_mode: a new SYN on a closing entry is scheduled afresh.
+                engine.lock.withLock { kill(index) }
+                return nil
+            }
+            let next = TCPStateTable.next(TCPState(rawValue: state) ?? .none, flags: f.tcpFlags)
+            if next.rawValue != state { setState(index, next) }
+            let old = table[index].expires
+            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
+            if Int32(bitPattern: table[index].expires &- old) < 0 { table.reschedule(index) }
+        } else if f.proto == 17 {
+            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.udpTimeoutIndex))
+        } else {
+            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.sctpTimeoutIndex))
+        }
+        return transmit(frame, f, destSlot: slot, word: word)
+    }
+
+    @inline(__always) func reusable(_ state: UInt8) -> Bool {
+        let mode = engine.configuration.connReuseMode
+        guard mode & 1 != 0 else { return false }
+        if state == TCPState.timeWait.rawValue || state == TCPState.close.rawValue { return true }
+        return mode & 2 != 0 && state == TCPState.finWait.rawValue
+    }
+
+    /// Moves a TCP entry to `next`, keeping the destination's active/inactive counts right.
+    @inline(__always) func setState(_ index: UInt32, _ next: TCPState) {
+        let wasInactive = table[index].isInactive
+        let b = Int(table[index].dest) * 3
+        if wasInactive && next.isActive {
+            table[index].stateFlags &= ~ConnectionEntry.flagInactive
+            destCounts.add(b + 1, -1)
+            destCounts.add(b, 1)
+        } else if !wasInactive && !next.isActive {
+            table[index].stateFlags |= ConnectionEntry.flagInactive
+            destCounts.add(b, -1)
+            destCounts.add(b + 1, 1)
+        }
+        table[index].state = next.rawValue
+        if next == .established {
+            let c = table[index].control
+            if c != 0 { engine.lock.withLock { engine.templates[c - 1].stateFlags |= ConnectionEntry.flagAssured } }
+        }
+    }
+
+    func icmpError(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict {
+        // The embedded packet went from the VIP to the client: look up the reverse direction.
+        let key = ConnectionKey(proto: f.innerProto, client: f.innerDestination, clientPort: f.innerDestinationPort,
+                                virtualAddress: f.innerSource, virtualPort: f.innerSourcePort)
+        guard f.destination == f.innerSource, let index = table.lookup(key, template: false) else { return passed() }
+        let slot = table[index].dest
+        let word = forwarding.load(Int(slot))
+        guard word & Engine.flagAvailable != 0 else { return drop(.destinationUnavailable) }
+        return transmit(frame, f, destSlot: slot, word: word)
+    }
+
+    // MARK: New connections (under the engine lock)
+
+    func newConnection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32, now: UInt64) -> Verdict {
+        guard let s = engine.findService(f) else { return passed() }
+        let serviceKey = engine.services[s]!.key
+        let serviceFlags = engine.services[s]!.options.flags
+        switch f.proto {
+        case 6:
+            let syn = f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0
+            guard syn || (engine.configuration.sloppyTCP && f.tcpFlags & TCPFlag.rst == 0) else { return passed() }
+        case 132:
+            guard f.sctpInit else { return passed() }
+        default:
+            break
+        }
+        if f.sourcePort == 20 && f.proto == 6 { return passed() } // FTP data is never scheduled
+        let persistent = serviceFlags.contains(.persistent)
+        if !persistent && !serviceKey.isFwmark && f.destinationPort != serviceKey.port { return drop(.notSchedulable) }
+
+        var control: UInt32 = 0
+        let slot: UInt32
+        if persistent {
+            guard let (t, d) = engine.persistentDestination(s, f, tick: tick) else {
+                return drop(engine.templates.count >= engine.templates.capacity ? .tableFull : .noDestination)
+            }
+            control = t + 1
+            slot = d
+        } else {
+            guard let d = engine.runScheduler(s, f, now: now) else { return drop(.noDestination) }
+            slot = d
+        }
+        let destPort = engine.dests[Int(slot)].port
+        let dport = f.destinationPort == serviceKey.port && destPort != 0 ? destPort : f.destinationPort
+        if serviceFlags.contains(.onePacket) && f.proto == 17 {
+            // One-packet scheduling: no entry, the packet is forwarded on its own.
+            countNewConnection(slot)
+            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+        }
+        let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : 0))
+        guard let index = table.insert(key, dest: slot, dport: dport, stateFlags: ConnectionEntry.flagInactive,
+                                       control: control, expires: tick &+ initialTimeout) else {
+            return drop(.tableFull)
+        }
+        if control != 0 { engine.templates[control - 1].control += 1 }
+        destCounts.add(Int(slot) * 3 + 1, 1)
+        countNewConnection(slot)
+        engine.checkOverload(slot)
+        if f.proto == 6 {
+            let next = TCPStateTable.next(.none, flags: f.tcpFlags)
+            setStateLocked(index, next)
+            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
+            table.reschedule(index)
+        } else if f.proto == 132 {
+            table[index].state = TCPState.established.rawValue
+            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.sctpTimeoutIndex))
+            table.reschedule(index)
+        }
+        return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+    }
+
+    /// `setState` for callers already holding the lock (templates are shared).
+    func setStateLocked(_ index: UInt32, _ next: TCPState) {
+        let wasInactive = table[index].isInactive
+        let b = Int(table[index].dest) * 3
+        if wasInactive && next.isActive {
+            table[index].stateFlags &= ~ConnectionEntry.flagInactive
+            destCounts.add(b + 1, -1)
+            destCounts.add(b, 1)
+        }
+        table[index].state = next.rawValue
+        if next == .established, table[index].control != 0 {
+            engine.templates[table[index].control - 1].stateFlags |= ConnectionEntry.flagAssured
+        }
+    }
+
+    func countNewConnection(_ slot: UInt32) {
+        counters.bump(3, by: 1)
+        destCounters.bump(Int(slot) * 5, by: 1)
+        let svc = destService.load(Int(slot))
+        if svc != Engine.noService { serviceCounters.bump(Int(svc) * 5, by: 1) }
+    }
+
+    // MARK: Expiry
+
+    /// Unbinds an entry and unhashes it; the wheel frees it at the next pass. Under the lock.
+    func kill(_ index: UInt32) {
+        guard !table[index].isDead else { return }
+        unbind(index)
+        table.unhash(index)
+        table[index].expires = currentTick
+        table.reschedule(index)
+    }
+
+    /// Under the lock.
+    func unbind(_ index: UInt32) {
+        let e = table[index]
+        let slot = e.dest
+        destCounts.add(Int(slot) * 3 + (e.isInactive ? 1 : 0), -1)
+        if e.control != 0 { engine.templates[e.control - 1].control -= 1 }
+        engine.clearOverload(slot)
+        if !engine.dests[Int(slot)].available && engine.destReferences(slot) == 0 { engine.releaseDestSlot(slot) }
+    }
+
+    /// This shard's timers, and the shared ones (templates, estimator). Call at least every 100 ms.
+    public func tick(now: UInt64) {
+        let t = Engine.tick(now)
+        currentTick = t
+        engine.lock.lock()
+        defer { engine.lock.unlock() }
+        let generation = engine.sweepGeneration.load(0)
+        if generation != sweptGeneration {
+            sweptGeneration = generation
+            var victims: [UInt32] = []
+            table.forEachLive { i, e in if !engine.dests[Int(e.dest)].available { victims.append(i) } }
+            for v in victims { kill(v) }
+        }
+        table.advance(to: t) { index in
+            if !table[index].isDead { unbind(index) }
+            return .free
+        }
+        engine.sharedTick(now: now, tick: t)
+    }
+
+    /// This shard's connections as `/proc/net/ip_vs_conn` shows them. From the shard's thread.
+    public func connections(now: UInt64) -> [ConnectionSnapshot] {
+        let t = Engine.tick(now)
+        return engine.lock.withLock {
+            var out: [ConnectionSnapshot] = []
+            table.forEachLive { _, e in out.append(engine.connectionSnapshot(e, tick: t)) }
+            return out
+        }
+    }
+}
+
+extension Engine {
+    func findService(_ f: ParsedFrame) -> Int? {
+        if !markRules.isEmpty {
+            for rule in markRules where rule.matches(f) {
+                if let s = serviceIndex[ServiceKey(fwmark: rule.mark, ipv6: f.kind == .ipv6)] { return s }
+            }
+        }
+        guard let proto = IPProtocolNumber(rawValue: f.proto) else { return nil }
+        if let s = serviceIndex[ServiceKey(proto: proto, address: f.destination, port: f.destinationPort)] { return s }
+        if let s = serviceIndex[ServiceKey(proto: proto, address: f.destination, port: 0)],
+           services[s]!.options.flags.contains(.persistent) { return s }
+        return nil
+    }
+
+    func checkOverload(_ slot: UInt32) {
+        refreshCounts(slot)
+        let d = dests[Int(slot)]
+        if d.upperThreshold != 0 && UInt32(max(0, d.totalConns)) >= d.upperThreshold { dests[Int(slot)].overloaded = true }
+    }
+
+    func clearOverload(_ slot: UInt32) {
+        guard dests[Int(slot)].overloaded else { return }
+        refreshCounts(slot)
+        let d = dests[Int(slot)]
+        let total = UInt32(max(0, d.totalConns))
+        if d.lowerThreshold != 0 {
+            if total < d.lowerThreshold { dests[Int(slot)].overloaded = false }
+        } else if d.upperThreshold != 0 {
+            if UInt64(total) * 4 < UInt64(d.upperThreshold) * 3 { dests[Int(slot)].overloaded = false }
+        } else {
+            dests[Int(slot)].overloaded = false
+        }
+    }
+
+    func runScheduler(_ s: Int, _ f: ParsedFrame, now: UInt64) -> UInt32? {
+        let order = services[s]!.destinations
+        for slot in order { refreshCounts(slot) }
+        var ctx = SchedulingContext(source: f.source, sourcePort: f.sourcePort, destination: f.destination,
+                                    flags: services[s]!.options.flags, nowSeconds: UInt32(truncatingIfNeeded: now / 1_000_000_000),
+                                    randomState: randomState)
+        let picked = order.withUnsafeBufferPointer { buf in
+            services[s]!.scheduler.schedule(SchedulingDestinations(order: buf, table: dests), &ctx)
+        }
+        randomState = ctx.randomState
+        guard let i = picked, i >= 0, i < order.count else { return nil }
+        return order[i]
+    }
+
+    /// Finds or creates the persistence template; returns (template index, destination slot).
+    func persistentDestination(_ s: Int, _ f: ParsedFrame, tick: UInt32) -> (UInt32, UInt32)? {
+        let key = services[s]!.key
+        let options = services[s]!.options
+        let snet = f.source.isIPv4 ? f.source.masked(ipv4Mask: options.netmask) : f.source.masked(prefix: Int(options.netmask))
+        let tkey: ConnectionKey
+        if key.isFwmark {
+            tkey = ConnectionKey(proto: 0, client: snet, clientPort: 0, virtualAddress: IPAddress(ipv4: key.fwmark), virtualPort: 0)
+        } else if key.port == 0 {
+            tkey = ConnectionKey(proto: f.proto, client: snet, clientPort: 0, virtualAddress: f.destination, virtualPort: 0)
+        } else {
+            tkey = ConnectionKey(proto: f.proto, client: snet, clientPort: 0, virtualAddress: f.destination, virtualPort: f.destinationPort)
+        }
+        let persistTicks = options.timeout &* Self.ticksPerSecond
+        if let t = templates.lookup(tkey, template: true) {
+            let slot = templates[t].dest
+            let d = dests[Int(slot)]
+            if d.available && !(configuration.expireQuiescentTemplate && d.weight == 0) {
+                let old = templates[t].expires
+                templates[t].expires = tick &+ persistTicks
+                if Int32(bitPattern: templates[t].expires &- old) < 0 { templates.reschedule(t) }
+                return (t, slot)
+            }
+            killTemplate(t, tick: tick) // invalidated: no longer matches, freed once its connections are gone
+        }
+        guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
+        let dport: UInt16 = (!key.isFwmark && key.port != 0) ? dests[Int(slot)].port : 0
+        guard let t = templates.insert(tkey, dest: slot, dport: dport, stateFlags: ConnectionEntry.flagTemplate,
+                                       control: 0, expires: tick &+ persistTicks) else { return nil }
+        destCounts.add(Int(slot) * 3 + 2, 1)
+        return (t, slot)
+    }
+}
