@@ -83,7 +83,7 @@ final class ControlServer: @unchecked Sendable {
                 let response: ControlResponse
                 do {
                     let request = try JSONDecoder().decode(ControlRequest.self, from: Data(line))
-                    response = director.submit(request)
+                    response = director.execute(request)
                     if case .ok = response, request.changesConfiguration { onChange() }
                 } catch {
                     response = .text("lvsd: malformed control request: \(error)\n")

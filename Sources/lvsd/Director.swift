@@ -7,78 +7,55 @@ import LVSDataPlane
 import Logging
 import Synchronization
 
-/// The engine as the data plane drives it: frames go straight to `Engine.process`; control
-/// requests queued by the control socket are applied between batches, on the worker's thread,
-/// so the engine stays single-threaded and the packet path takes no lock.
-final class Director: FrameProcessor {
+/// The director: one shared `Engine`, one `ShardWorker` per data-plane worker.
+///
+/// Configuration requests are applied directly to the engine (it takes its lock; the next packet
+/// sees them). Listing the connection table asks each worker for its shard, on its own thread.
+final class Director: @unchecked Sendable {
     let engine: Engine
     let logger: Logger
     let sender: Int32
-    private let queue = Mutex<[PendingRequest]>([])
-    /// Non-zero while requests are queued: one relaxed load per tick.
-    private let pendingFlag: UnsafeMutablePointer<UInt64>
+    private(set) var workers: [ShardWorker] = []
     private var lastNeighbourCheck: UInt64 = 0
     private var reportedUnreachable: Set<String> = []
-
-    final class PendingRequest: @unchecked Sendable {
-        let request: ControlRequest
-        var response: ControlResponse = .ok
-        let done = DispatchSemaphore(value: 0)
-        init(_ r: ControlRequest) { request = r }
-    }
 
     init(engine: Engine, logger: Logger) throws {
         self.engine = engine
         self.logger = logger
         sender = clvs_packet_open_sender()
         guard sender >= 0 else { throw DataPlaneError.system(call: "socket(AF_PACKET)", errno: errno, context: "neighbour sender") }
-        pendingFlag = .allocate(capacity: 1)
-        pendingFlag.initialize(to: 0)
     }
 
-    deinit {
-        close(sender)
-        pendingFlag.deallocate()
+    deinit { close(sender) }
+
+    /// The processor for data-plane worker `index` (worker 0 uses the engine's built-in shard).
+    func makeWorker(_ index: Int) -> ShardWorker {
+        let shard = index == 0 ? engine.primary! : engine.makeShard()
+        let w = ShardWorker(shard: shard, director: self, sendsNeighbourFrames: index == 0)
+        workers.append(w)
+        return w
     }
 
-    @inline(__always)
-    func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict {
-        engine.process(frame, interface: interface, now: now)
-    }
-
-    func tick(now: UInt64) {
-        if clvs_load_relaxed_u64(pendingFlag) != 0 { drainRequests(now: now) }
-        engine.tick(now: now)
-        sendPendingFrames(now: now)
-    }
-
-    /// Called from the control thread: queues the request and waits for the worker to apply it.
-    func submit(_ request: ControlRequest) -> ControlResponse {
-        let item = PendingRequest(request)
-        queue.withLock { $0.append(item) }
-        clvs_store_relaxed_u64(pendingFlag, 1)
-        item.done.wait()
-        return item.response
-    }
-
-    private func drainRequests(now: UInt64) {
-        let items = queue.withLock { q -> [PendingRequest] in
-            let taken = q
-            q.removeAll()
-            return taken
+    /// Executes one control request (from the control socket thread).
+    func execute(_ request: ControlRequest) -> ControlResponse {
+        let now = monotonicNanoseconds()
+        if case .connections = request {
+            var all: [ConnectionSnapshot] = []
+            for w in workers { all += w.collectConnections() }
+            return .connections(all + engine.templateConnections(now: now))
         }
-        clvs_store_relaxed_u64(pendingFlag, 0)
-        for item in items {
-            item.response = EngineControl.execute(item.request, on: engine, now: now)
-            if case let .failed(e) = item.response {
-                logger.debug("control request refused", metadata: ["request": "\(item.request)", "error": "\(e.errnoName)"])
-            }
-            item.done.signal()
+        let response = EngineControl.execute(request, on: engine, now: now)
+        if case let .failed(e) = response {
+            logger.debug("control request refused", metadata: ["request": "\(request)", "error": "\(e.errnoName)"])
         }
-        if !items.isEmpty { sendPendingFrames(now: now) }
+        if case .text(let t) = response, case .status = request {
+            return .text(t + "workers: \(workers.count) (one connection-table shard each, PACKET_FANOUT hash)\n")
+        }
+        return response
     }
 
-    private func sendPendingFrames(now: UInt64) {
+    /// Gratuitous ARP / NA and neighbour requests (worker 0's tick).
+    func sendPendingFrames(now: UInt64) {
         for frame in engine.pendingFrames(now: now) {
             let sent = frame.bytes.withUnsafeBytes { clvs_packet_sendto(sender, frame.interface, $0.baseAddress, $0.count) }
             if sent < 0 {
@@ -96,5 +73,55 @@ final class Director: FrameProcessor {
                 }
             }
         }
+    }
+}
+
+/// One data-plane worker's processor: frames go straight to its engine shard.
+final class ShardWorker: FrameProcessor, @unchecked Sendable {
+    let shard: EngineShard
+    unowned let director: Director
+    let sendsNeighbourFrames: Bool
+    private let requests = Mutex<[DispatchSemaphore]>([])
+    private var collected: [ConnectionSnapshot] = []
+    /// Non-zero while a listing is requested: one relaxed load per tick.
+    private let pendingFlag: UnsafeMutablePointer<UInt64>
+
+    init(shard: EngineShard, director: Director, sendsNeighbourFrames: Bool) {
+        self.shard = shard
+        self.director = director
+        self.sendsNeighbourFrames = sendsNeighbourFrames
+        pendingFlag = .allocate(capacity: 1)
+        pendingFlag.initialize(to: 0)
+    }
+
+    deinit { pendingFlag.deallocate() }
+
+    @inline(__always)
+    func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict {
+        shard.process(frame, interface: interface, now: now)
+    }
+
+    func tick(now: UInt64) {
+        shard.tick(now: now)
+        if clvs_load_relaxed_u64(pendingFlag) != 0 {
+            clvs_store_relaxed_u64(pendingFlag, 0)
+            let waiting = requests.withLock { q -> [DispatchSemaphore] in
+                let taken = q
+                q.removeAll()
+                return taken
+            }
+            collected = shard.connections(now: now)
+            for s in waiting { s.signal() }
+        }
+        if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
+    }
+
+    /// From the control thread: this shard's connections, read on the worker's own thread.
+    func collectConnections() -> [ConnectionSnapshot] {
+        let done = DispatchSemaphore(value: 0)
+        requests.withLock { $0.append(done) }
+        clvs_store_relaxed_u64(pendingFlag, 1)
+        guard done.wait(timeout: .now() + 2) == .success else { return [] }
+        return requests.withLock { _ in collected }
     }
 }

@@ -31,6 +31,9 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Data-plane worker threads (default: the CPUs lvsd may run on).")
+    var workers: Int?
+
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
     var noKernelGuard = false
 
@@ -69,9 +72,10 @@ struct LVSD: AsyncParsableCommand {
             logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
         }
         let director = try Director(engine: engine, logger: logger)
-        var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: 1)
+        if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
+        var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
         dpConfig.tickInterval = 10_000_000
-        let dataPlane = try DataPlane<Director>(configuration: dpConfig) { _ in director }
+        let dataPlane = try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) }
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
 
         (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
@@ -81,7 +85,7 @@ struct LVSD: AsyncParsableCommand {
             // Keep the kernel guard in step with the services (off the packet path).
             guard let guardTable else { return }
             guardLock.lock(); defer { guardLock.unlock() }
-            if case let .snapshot(s) = director.submit(.snapshot) {
+            if case let .snapshot(s) = director.execute(.snapshot) {
                 do { try guardTable.update(vips: Self.vipMatches(s, rules)) } catch {
                     logger.error("cannot update nftables guard: \(error)")
                 }
@@ -156,7 +160,7 @@ struct LVSD: AsyncParsableCommand {
 
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
 struct DirectorService: Service, @unchecked Sendable {
-    let dataPlane: DataPlane<Director>
+    let dataPlane: DataPlane<ShardWorker>
     let server: ControlServer
     let guardTable: NFTablesGuard?
     let logger: Logger
