@@ -74,18 +74,102 @@ public struct ConnectionKey: Sendable, Hashable {
     }
 }
 
+/// The packet path's view of a connection table: raw pointers and constants only, so using it
+/// involves no reference counting.
+public struct ConnectionTableView: @unchecked Sendable {
+    @usableFromInline let entries: UnsafeMutablePointer<ConnectionEntry>
+    @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
+    @usableFromInline let bucketMask: UInt32
+    @usableFromInline let seed: UInt32
+    @usableFromInline let wheel: UnsafeMutablePointer<UInt32>
+    /// The wheel slot number (absolute, in slot units) processed last.
+    @usableFromInline let cursor: UnsafeMutablePointer<UInt32>
+
+    @inlinable public subscript(index: UInt32) -> ConnectionEntry {
+        unsafeAddress { UnsafePointer(entries + Int(index)) }
+        nonmutating unsafeMutableAddress { entries + Int(index) }
+    }
+
+    @inlinable @inline(__always)
+    func bucket(proto: UInt8, client: IPAddress, cport: UInt16, vlow: UInt32, vport: UInt16) -> UInt32 {
+        var h = seed ^ UInt32(truncatingIfNeeded: client.low) ^ UInt32(truncatingIfNeeded: client.high >> 32)
+        h = h &* 0x9E37_79B1
+        h ^= (UInt32(cport) << 16 | UInt32(vport)) ^ UInt32(proto) << 8
+        h = h &* 0x85EB_CA6B
+        h ^= vlow ^ UInt32(truncatingIfNeeded: client.low >> 32) ^ UInt32(truncatingIfNeeded: client.high)
+        h = h &* 0xC2B2_AE35
+        h ^= h >> 16
+        return h & bucketMask
+    }
+
+    /// Finds a live entry (normal or template) with exactly this key.
+    @inlinable @inline(__always)
+    public func lookup(_ k: ConnectionKey, template: Bool) -> UInt32? {
+        let c = k.client.words, v = k.virtualAddress.words
+        var i = buckets[Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))]
+        let ports = UInt32(k.clientPort) | UInt32(k.virtualPort) << 16
+        while i != 0 {
+            let e = entries + Int(i - 1)
+            if UInt32(e.pointee.cport) | UInt32(e.pointee.vport) << 16 == ports && e.pointee.c3 == c.3 && e.pointee.v3 == v.3
+                && e.pointee.proto == k.proto && e.pointee.c2 == c.2 && e.pointee.v2 == v.2
+                && e.pointee.c0 == c.0 && e.pointee.c1 == c.1 && e.pointee.v0 == v.0 && e.pointee.v1 == v.1
+                && e.pointee.isTemplate == template {
+                return i - 1
+            }
+            i = e.pointee.hashNext
+        }
+        return nil
+    }
+
+    /// Puts an entry on the wheel slot of its deadline (or the farthest slot, to be revisited).
+    @inlinable func schedule(_ index: UInt32) {
+        let deadlineSlot = entries[Int(index)].expires / ConnectionTable.ticksPerSlot
+        var delta = deadlineSlot &- cursor.pointee
+        if Int32(bitPattern: delta) <= 0 { delta = 1 }
+        if delta >= UInt32(ConnectionTable.wheelSlots) { delta = UInt32(ConnectionTable.wheelSlots - 1) }
+        let slot = Int((cursor.pointee &+ delta) % UInt32(ConnectionTable.wheelSlots))
+        let head = wheel[slot]
+        entries[Int(index)].wheelNext = head
+        entries[Int(index)].wheelPrev = 0x8000_0000 | UInt32(slot)
+        if head != 0 { entries[Int(head - 1)].wheelPrev = index + 1 }
+        wheel[slot] = index + 1
+    }
+
+    /// Takes an entry off its wheel slot in O(1).
+    @inlinable func unschedule(_ index: UInt32) {
+        let e = entries[Int(index)]
+        if e.wheelPrev & 0x8000_0000 != 0 {
+            wheel[Int(e.wheelPrev & 0x7FFF_FFFF)] = e.wheelNext
+        } else {
+            entries[Int(e.wheelPrev - 1)].wheelNext = e.wheelNext
+        }
+        if e.wheelNext != 0 { entries[Int(e.wheelNext - 1)].wheelPrev = e.wheelPrev }
+    }
+
+    /// Moves an entry whose deadline became earlier to the right wheel slot.
+    @inlinable public func reschedule(_ index: UInt32) {
+        unschedule(index)
+        schedule(index)
+    }
+}
+
 /// A bounded connection table: preallocated entries, chained hash buckets, and a timer wheel.
 ///
 /// Memory: `capacity * 64` bytes of entries plus one 4-byte bucket per two entries plus a fixed
 /// wheel: 66 bytes per connection. Pages are touched only when used.
 /// When all entries are in use `insert` returns nil (the engine refuses the new connection and
 /// counts it); existing connections are unaffected.
-public final class ConnectionTable {
+public final class ConnectionTable: @unchecked Sendable {
     public let capacity: Int
-    @usableFromInline let entries: UnsafeMutablePointer<ConnectionEntry>
-    @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
-    @usableFromInline let bucketMask: UInt32
-    @usableFromInline let seed: UInt32
+    public let view: ConnectionTableView
+    @usableFromInline var entries: UnsafeMutablePointer<ConnectionEntry> { view.entries }
+    @usableFromInline var buckets: UnsafeMutablePointer<UInt32> { view.buckets }
+    @usableFromInline var bucketMask: UInt32 { view.bucketMask }
+    @usableFromInline var wheel: UnsafeMutablePointer<UInt32> { view.wheel }
+    @usableFromInline var wheelCursor: UInt32 {
+        get { view.cursor.pointee }
+        set { view.cursor.pointee = newValue }
+    }
     /// Entries never used yet start here (so untouched pages stay unmapped).
     @usableFromInline var highWater: UInt32 = 0
     @usableFromInline var freeHead: UInt32 = 0
@@ -94,27 +178,26 @@ public final class ConnectionTable {
     /// Timer wheel: `wheelSlots` lists, each `ticksPerSlot` ticks wide.
     public static let wheelSlots = 16384
     public static let ticksPerSlot: UInt32 = 10
-    @usableFromInline let wheel: UnsafeMutablePointer<UInt32>
-    /// The wheel slot number (absolute, in slot units) processed last.
-    @usableFromInline var wheelCursor: UInt32 = 0
 
     public init(capacity: Int, seed: UInt32 = 0x5EED_1234) {
         precondition(capacity > 0 && capacity < Int(UInt32.max / 2), "connection table capacity out of range")
         self.capacity = capacity
         var b = 1
         while b * 2 < capacity { b <<= 1 }
-        bucketMask = UInt32(b - 1)
-        self.seed = seed
-        entries = UnsafeMutableRawPointer(malloc(capacity * MemoryLayout<ConnectionEntry>.stride)!)
+        let entries = UnsafeMutableRawPointer(malloc(capacity * MemoryLayout<ConnectionEntry>.stride)!)
             .bindMemory(to: ConnectionEntry.self, capacity: capacity)
-        buckets = UnsafeMutableRawPointer(calloc(b, 4)!).bindMemory(to: UInt32.self, capacity: b)
-        wheel = UnsafeMutableRawPointer(calloc(Self.wheelSlots, 4)!).bindMemory(to: UInt32.self, capacity: Self.wheelSlots)
+        let buckets = UnsafeMutableRawPointer(calloc(b, 4)!).bindMemory(to: UInt32.self, capacity: b)
+        let wheel = UnsafeMutableRawPointer(calloc(Self.wheelSlots, 4)!).bindMemory(to: UInt32.self, capacity: Self.wheelSlots)
+        let cursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+        cursor.initialize(to: 0)
+        view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), seed: seed, wheel: wheel, cursor: cursor)
     }
 
     deinit {
-        free(entries)
-        free(buckets)
-        free(wheel)
+        free(view.entries)
+        free(view.buckets)
+        free(view.wheel)
+        view.cursor.deallocate()
     }
 
     public var bucketCount: Int { Int(bucketMask) + 1 }
@@ -130,31 +213,16 @@ public final class ConnectionTable {
     }
 
     @inlinable func bucket(proto: UInt8, client: IPAddress, cport: UInt16, vlow: UInt32, vport: UInt16) -> UInt32 {
-        var h = seed ^ UInt32(truncatingIfNeeded: client.low) ^ UInt32(truncatingIfNeeded: client.high >> 32)
-        h = h &* 0x9E37_79B1
-        h ^= (UInt32(cport) << 16 | UInt32(vport)) ^ UInt32(proto) << 8
-        h = h &* 0x85EB_CA6B
-        h ^= vlow ^ UInt32(truncatingIfNeeded: client.low >> 32) ^ UInt32(truncatingIfNeeded: client.high)
-        h = h &* 0xC2B2_AE35
-        h ^= h >> 16
-        return h & bucketMask
+        view.bucket(proto: proto, client: client, cport: cport, vlow: vlow, vport: vport)
     }
 
     /// Finds a live entry (normal or template) with exactly this key.
-    @inlinable public func lookup(_ k: ConnectionKey, template: Bool) -> UInt32? {
-        let c = k.client.words, v = k.virtualAddress.words
-        var i = buckets[Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))]
-        while i != 0 {
-            let e = entries[Int(i - 1)]
-            if e.cport == k.clientPort && e.vport == k.virtualPort && e.c3 == c.3 && e.v3 == v.3 && e.proto == k.proto
-                && e.c0 == c.0 && e.c1 == c.1 && e.c2 == c.2 && e.v0 == v.0 && e.v1 == v.1 && e.v2 == v.2
-                && e.isTemplate == template {
-                return i - 1
-            }
-            i = e.hashNext
-        }
-        return nil
-    }
+    @inlinable public func lookup(_ k: ConnectionKey, template: Bool) -> UInt32? { view.lookup(k, template: template) }
+
+    @usableFromInline func schedule(_ index: UInt32) { view.schedule(index) }
+
+    /// Moves an entry whose deadline became earlier to the right wheel slot.
+    @inlinable public func reschedule(_ index: UInt32) { view.reschedule(index) }
 
     /// Inserts a new entry; nil when the table is full.
     public func insert(_ k: ConnectionKey, dest: UInt32, dport: UInt16, stateFlags: UInt8, control: UInt32, expires: UInt32) -> UInt32? {
@@ -199,37 +267,6 @@ public final class ConnectionTable {
         }
         entries[Int(index)].stateFlags |= ConnectionEntry.flagDead
         entries[Int(index)].hashNext = 0
-    }
-
-    /// Puts an entry on the wheel slot of its deadline (or the farthest slot, to be revisited).
-    @usableFromInline func schedule(_ index: UInt32) {
-        let deadlineSlot = entries[Int(index)].expires / Self.ticksPerSlot
-        var delta = deadlineSlot &- wheelCursor
-        if Int32(bitPattern: delta) <= 0 { delta = 1 }
-        if delta >= UInt32(Self.wheelSlots) { delta = UInt32(Self.wheelSlots - 1) }
-        let slot = Int((wheelCursor &+ delta) % UInt32(Self.wheelSlots))
-        let head = wheel[slot]
-        entries[Int(index)].wheelNext = head
-        entries[Int(index)].wheelPrev = 0x8000_0000 | UInt32(slot)
-        if head != 0 { entries[Int(head - 1)].wheelPrev = index + 1 }
-        wheel[slot] = index + 1
-    }
-
-    /// Takes an entry off its wheel slot in O(1).
-    @usableFromInline func unschedule(_ index: UInt32) {
-        let e = entries[Int(index)]
-        if e.wheelPrev & 0x8000_0000 != 0 {
-            wheel[Int(e.wheelPrev & 0x7FFF_FFFF)] = e.wheelNext
-        } else {
-            entries[Int(e.wheelPrev - 1)].wheelNext = e.wheelNext
-        }
-        if e.wheelNext != 0 { entries[Int(e.wheelNext - 1)].wheelPrev = e.wheelPrev }
-    }
-
-    /// Moves an entry whose deadline became earlier to the right wheel slot.
-    @inlinable public func reschedule(_ index: UInt32) {
-        unschedule(index)
-        schedule(index)
     }
 
     /// What the owner decides for an entry whose deadline has passed.

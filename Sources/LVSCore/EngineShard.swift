@@ -6,6 +6,10 @@
 public final class EngineShard: @unchecked Sendable {
     @usableFromInline unowned(unsafe) let engine: Engine
     public let table: ConnectionTable
+    /// The table's raw view, used on the packet path.
+    @usableFromInline let conns: ConnectionTableView
+    /// The INPUT-ONLY TCP transition table (`event * 11 + state`).
+    @usableFromInline let transitions: UnsafeMutablePointer<UInt8>
     @usableFromInline var fragments: FragmentCache
     @usableFromInline var currentTick: UInt32 = 0
     /// Per destination slot, 5 counters (conns, inpkts, outpkts, inbytes, outbytes); single writer.
@@ -25,6 +29,9 @@ public final class EngineShard: @unchecked Sendable {
     init(engine: Engine, capacity: Int, seed: UInt32) {
         self.engine = engine
         table = ConnectionTable(capacity: capacity, seed: seed)
+        conns = table.view
+        transitions = .allocate(capacity: TCPStateTable.inputOnlyFlat.count)
+        transitions.initialize(from: TCPStateTable.inputOnlyFlat, count: TCPStateTable.inputOnlyFlat.count)
         fragments = FragmentCache()
         destCounters = AtomicWords(count: engine.configuration.maxDestinations * 5)
         serviceCounters = AtomicWords(count: engine.configuration.maxServices * 5)
@@ -37,6 +44,7 @@ public final class EngineShard: @unchecked Sendable {
     }
 
     deinit {
+        transitions.deallocate()
         fragments.deallocate()
         destCounters.deallocate()
         serviceCounters.deallocate()
@@ -95,7 +103,7 @@ public final class EngineShard: @unchecked Sendable {
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
                                     virtualAddress: f.destination, virtualPort: f.destinationPort)
-            if let index = table.lookup(key, template: false) {
+            if let index = conns.lookup(key, template: false) {
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }
@@ -156,7 +164,7 @@ public final class EngineShard: @unchecked Sendable {
 
     /// A packet of an existing connection; nil when it must be treated as new.
     @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
-        let slot = table[index].dest
+        let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
         if word & Engine.flagAvailable == 0 {
             if engine.configuration.expireNodestConn {
@@ -166,21 +174,26 @@ public final class EngineShard: @unchecked Sendable {
             return drop(.destinationUnavailable)
         }
         if f.proto == 6 {
-            let state = table[index].state
-            if f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0 && table[index].control == 0 && reusable(state) {
+            let state = conns[index].state
+            if f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0 && conns[index].control == 0 && reusable(state) {
                 // conn_reuse_mode: a new SYN on a closing entry is scheduled afresh.
                 engine.lock.withLock { kill(index) }
                 return nil
             }
-            let next = TCPStateTable.next(TCPState(rawValue: state) ?? .none, flags: f.tcpFlags)
-            if next.rawValue != state { setState(index, next) }
-            let old = table[index].expires
-            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
-            if Int32(bitPattern: table[index].expires &- old) < 0 { table.reschedule(index) }
+            let next: UInt8
+            if let event = TCPStateTable.event(flags: f.tcpFlags) {
+                next = transitions[event * 11 + Int(state)]
+            } else {
+                next = TCPState.close.rawValue
+            }
+            if next != state { setState(index, TCPState(rawValue: next)!) }
+            let old = conns[index].expires
+            conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next)))
+            if Int32(bitPattern: conns[index].expires &- old) < 0 { conns.reschedule(index) }
         } else if f.proto == 17 {
-            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.udpTimeoutIndex))
+            conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.udpTimeoutIndex))
         } else {
-            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.sctpTimeoutIndex))
+            conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.sctpTimeoutIndex))
         }
         return transmit(frame, f, destSlot: slot, word: word)
     }
@@ -194,20 +207,20 @@ public final class EngineShard: @unchecked Sendable {
 
     /// Moves a TCP entry to `next`, keeping the destination's active/inactive counts right.
     @inline(__always) func setState(_ index: UInt32, _ next: TCPState) {
-        let wasInactive = table[index].isInactive
-        let b = Int(table[index].dest) * 3
+        let wasInactive = conns[index].isInactive
+        let b = Int(conns[index].dest) * 3
         if wasInactive && next.isActive {
-            table[index].stateFlags &= ~ConnectionEntry.flagInactive
+            conns[index].stateFlags &= ~ConnectionEntry.flagInactive
             destCounts.add(b + 1, -1)
             destCounts.add(b, 1)
         } else if !wasInactive && !next.isActive {
-            table[index].stateFlags |= ConnectionEntry.flagInactive
+            conns[index].stateFlags |= ConnectionEntry.flagInactive
             destCounts.add(b, -1)
             destCounts.add(b + 1, 1)
         }
-        table[index].state = next.rawValue
+        conns[index].state = next.rawValue
         if next == .established {
-            let c = table[index].control
+            let c = conns[index].control
             if c != 0 { engine.lock.withLock { engine.templates[c - 1].stateFlags |= ConnectionEntry.flagAssured } }
         }
     }
@@ -216,8 +229,8 @@ public final class EngineShard: @unchecked Sendable {
         // The embedded packet went from the VIP to the client: look up the reverse direction.
         let key = ConnectionKey(proto: f.innerProto, client: f.innerDestination, clientPort: f.innerDestinationPort,
                                 virtualAddress: f.innerSource, virtualPort: f.innerSourcePort)
-        guard f.destination == f.innerSource, let index = table.lookup(key, template: false) else { return passed() }
-        let slot = table[index].dest
+        guard f.destination == f.innerSource, let index = conns.lookup(key, template: false) else { return passed() }
+        let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
         guard word & Engine.flagAvailable != 0 else { return drop(.destinationUnavailable) }
         return transmit(frame, f, destSlot: slot, word: word)
