@@ -78,7 +78,7 @@ with_timeout() {
     local secs=$1 rc=0
     shift
     if [[ $(type -t "$1") == function ]]; then
-        timeout --kill-after=5 "$secs" bash -c "$(declare -f); $(declare -p LAB_PREFIX LAB_STATE LVS_LAB E2E_NAME 2>/dev/null); set -euo pipefail; $(printf '%q ' "$@")" || rc=$?
+        timeout --kill-after=5 "$secs" bash -c "$(declare -f); $(declare -p LAB_PREFIX LAB_STATE LVS_LAB E2E_NAME VIP VIP6 E2E_TMP LVS_BIN 2>/dev/null); set -euo pipefail; $(printf '%q ' "$@")" || rc=$?
     else
         timeout --kill-after=5 "$secs" "$@" || rc=$?
     fi
