@@ -134,7 +134,7 @@ e2e_dump() {
     timeout 20 "$LVS_LAB" status --prefix "$LAB_PREFIX" >&2 2>&1 || true
     [[ -d $LAB_STATE ]] || return 0
     local f
-    for f in "$LAB_STATE/lvsd.log" "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
+    for f in "$LAB_STATE"/lvsd*.log "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
         "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do
         [[ -s $f ]] || continue
         local n=40
