@@ -19,6 +19,7 @@ E2E_NAME=$(basename "${0%.sh}")
 LAB_PREFIX=""
 LAB_STATE=""
 E2E_TMP=""
+E2E_ON_EXIT=()
 
 VIP=192.168.1.100
 VIP6=2001:db8:1::100
@@ -77,7 +78,7 @@ with_timeout() {
     local secs=$1 rc=0
     shift
     if [[ $(type -t "$1") == function ]]; then
-        timeout --kill-after=5 "$secs" bash -c "$(declare -f); $(declare -p LAB_PREFIX LAB_STATE LVS_LAB E2E_NAME 2>/dev/null); set -euo pipefail; $(printf '%q ' "$@")" || rc=$?
+        timeout --kill-after=5 "$secs" bash -c "$(declare -f); $(declare -p LAB_PREFIX LAB_STATE LVS_LAB E2E_NAME VIP VIP6 E2E_TMP LVS_BIN 2>/dev/null); set -euo pipefail; $(printf '%q ' "$@")" || rc=$?
     else
         timeout --kill-after=5 "$secs" "$@" || rc=$?
     fi
@@ -92,6 +93,17 @@ with_timeout() {
 e2e_tmpdir() {
     [[ -n $E2E_TMP ]] || E2E_TMP=$(mktemp -d /tmp/lvs-e2e.XXXXXX)
     echo "$E2E_TMP"
+}
+
+# e2e_on_exit CMD...: run CMD (quoted words) from the EXIT trap, before the
+# lab goes down; for tests that start things lvs-lab down does not know of.
+e2e_on_exit() { E2E_ON_EXIT+=("$(printf '%q ' "$@")"); }
+
+# e2e_trap: the EXIT trap without a lab (lab_start sets it too).
+e2e_trap() {
+    trap '_e2e_exit' EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
 }
 
 # ------------------------------------------------------------------- lab
@@ -110,9 +122,7 @@ lab_start() {
     [[ $(id -u) == 0 ]] || e2e_skip "needs root (network namespaces)"
     LAB_PREFIX="e2e$$-$((RANDOM % 10000))"
     LAB_STATE=/run/lvs-lab/$LAB_PREFIX
-    trap '_e2e_exit' EXIT
-    trap 'exit 143' TERM
-    trap 'exit 130' INT
+    e2e_trap
     e2e_log "lab up: prefix $LAB_PREFIX $*"
     with_timeout 300 "$LVS_LAB" up --prefix "$LAB_PREFIX" "$@" || e2e_fail "lvs-lab up $* failed"
 }
@@ -124,7 +134,7 @@ e2e_dump() {
     timeout 20 "$LVS_LAB" status --prefix "$LAB_PREFIX" >&2 2>&1 || true
     [[ -d $LAB_STATE ]] || return 0
     local f
-    for f in "$LAB_STATE/lvsd.log" "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
+    for f in "$LAB_STATE"/lvsd*.log "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
         "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do
         [[ -s $f ]] || continue
         local n=40
@@ -147,6 +157,10 @@ _e2e_exit() {
     if ((rc != 0 && rc != 77)); then
         e2e_dump || true
     fi
+    local c
+    for c in ${E2E_ON_EXIT[@]+"${E2E_ON_EXIT[@]}"}; do
+        timeout --kill-after=5 60 bash -c "$(declare -f); $c" >&2 || true
+    done
     [[ -z $E2E_TMP ]] || rm -rf "$E2E_TMP"
     if [[ -n $LAB_PREFIX ]]; then
         timeout --kill-after=5 120 "$LVS_LAB" down --prefix "$LAB_PREFIX" >&2 || {
@@ -155,4 +169,59 @@ _e2e_exit() {
         }
     fi
     exit "$rc"
+}
+
+# ------------------------------------------------------- lvsd lab helpers
+
+lvsd_pid() { tr -dc 0-9 <"$LAB_STATE/lvsd.pid"; }
+
+# One request through URL from the client; prints 01, 02 or ERR:...
+curl_rs() {
+    local out
+    if out=$(lab_exec client curl -sS -g --max-time "${2:-10}" "$1" 2>&1); then
+        if [[ $out =~ Real\ Server\ (0[12]) ]]; then echo "${BASH_REMATCH[1]}"; else echo "ERR:unexpected:$out"; fi
+    else
+        echo "ERR:${out//$'\n'/ }"
+    fi
+}
+
+# capture_start NODE NAME [FILTER]: tcpdump -e -nn in NODE's eth0, text to
+# $LAB_STATE/cap-NAME.txt (printed by e2e_dump on failure).
+capture_start() {
+    local node=$1 name=$2 filter=${3:-}
+    local f=$LAB_STATE/cap-$name
+    rm -f "$f.txt" "$f.err"
+    # shellcheck disable=SC2086
+    setsid ip netns exec "$LAB_PREFIX-$node" timeout 300 tcpdump -i eth0 -e -nn -l $filter \
+        >"$f.txt" 2>"$f.err" </dev/null &
+    echo $! >"$f.pid"
+    local deadline=$((SECONDS + 15))
+    until grep -q 'listening on' "$f.err" 2>/dev/null; do
+        ((SECONDS < deadline)) || { cat "$f.err" >&2; e2e_fail "tcpdump did not start in $node"; }
+        sleep 0.1
+    done
+}
+
+# capture_stop NAME: flush and stop the capture (bounded).
+capture_stop() {
+    local f=$LAB_STATE/cap-$1 pid
+    sleep 0.5
+    pid=$(tr -dc 0-9 <"$f.pid" 2>/dev/null || true)
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS < deadline)) || { kill -KILL "$pid" 2>/dev/null || true; break; }
+        sleep 0.1
+    done
+    rm -f "$f.pid"
+}
+
+# lvsd_alive: the lab's lvsd still runs and its control socket answers.
+assert_lvsd_alive() {
+    local pid
+    pid=$(lvsd_pid)
+    kill -0 "$pid" 2>/dev/null || e2e_fail "lvsd (pid $pid) is not running any more"
+    lab_lvsadm -Ln >/dev/null || e2e_fail "lvsd control socket does not answer (lvsadm -Ln failed)"
+    e2e_log "ok: lvsd (pid $pid) alive, control socket answers"
 }
