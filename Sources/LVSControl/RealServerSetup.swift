@@ -32,7 +32,17 @@ public struct RealServerSetup {
     /// Runs `ip` with the given arguments: exit status and combined output.
     public var runIP: ([String]) -> (status: Int32, output: String)
 
-    public init(sysctlRoot: String = "/proc/sys/net/ipv4/conf", stateDirectory: String = "/run/lvsd",
+    /// `/run/lvsd/realserver/<network namespace>`: the saved values belong to one network
+    /// namespace (its sysctls and `lo`), while `/run` is shared by all namespaces of the host.
+    public static func defaultStateDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 128)
+        let n = readlink("/proc/self/ns/net", &buffer, buffer.count - 1)
+        let id = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "net-unknown"
+        let safe = id.map { $0.isLetter || $0.isNumber ? $0 : "-" }
+        return "/run/lvsd/realserver/" + String(safe)
+    }
+
+    public init(sysctlRoot: String = "/proc/sys/net/ipv4/conf", stateDirectory: String = RealServerSetup.defaultStateDirectory(),
                 routeTablePath: String = "/proc/net/route",
                 runIP: @escaping ([String]) -> (status: Int32, output: String) = RealServerSetup.systemIP) {
         self.sysctlRoot = sysctlRoot
