@@ -55,7 +55,7 @@ struct KeepalivedLexer {
         defer { openFiles.removeLast() }
         var out: [KeepalivedLine] = []
         var number = 0
-        var physical = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var physical = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init)
         if physical.last == "" { physical.removeLast() }
         var index = 0
         while index < physical.count {
