@@ -22,6 +22,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case connections
     /// Daemon status lines (data plane, interfaces, counters) as text.
     case status
+    /// Re-read the configuration file (as SIGHUP does); the answer is a text line.
+    case reload
 }
 
 /// The answer to one `ControlRequest`.

@@ -20,6 +20,7 @@ public enum EngineControl {
             case .snapshot: return .snapshot(engine.snapshot())
             case .connections: return .connections(engine.connections(now: now))
             case .status: return .text(status(engine))
+            case .reload: return .text("reload is handled by lvsd\n")
             }
             return .ok
         } catch {

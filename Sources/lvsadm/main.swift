@@ -17,6 +17,37 @@ if arguments.count >= 2 && arguments[1] == "realserver" {
     exit(code)
 }
 
+// `lvsadm daemon status|reload`: lvsd's own state and configuration reload (not ipvsadm commands).
+if arguments.count >= 2 && arguments[1] == "daemon" {
+    let verb = arguments.count == 3 ? arguments[2] : ""
+    let request: ControlRequest
+    switch verb {
+    case "status": request = .status
+    case "reload": request = .reload
+    default:
+        fputs("usage: lvsadm daemon status|reload\n", stderr)
+        exit(2)
+    }
+    do {
+        switch try SocketControlClient().execute(request) {
+        case let .text(t):
+            fputs(t, stdout)
+            exit(t.contains("failed") ? 1 : 0)
+        case let .failed(e):
+            fputs("lvsadm: lvsd refused: \(e.errnoName)\n", stderr)
+            exit(1)
+        default:
+            exit(0)
+        }
+    } catch let e as ControlTransportError {
+        fputs("lvsadm: \(e.message)\n", stderr)
+        exit(2)
+    } catch {
+        fputs("lvsadm: \(error)\n", stderr)
+        exit(2)
+    }
+}
+
 let io = IPVSAdmIO(
     writeOut: { fputs($0, stdout) },
     writeErr: { fflush(stdout); fputs($0, stderr) },

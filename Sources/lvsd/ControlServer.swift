@@ -12,6 +12,8 @@ final class ControlServer: @unchecked Sendable {
     let logger: Logger
     let onChange: () -> Void
     private var listener: Int32 = -1
+    /// Set by lvsd: re-reads the configuration file (the `.reload` request and SIGHUP).
+    var reload: (@Sendable () async -> String)?
     private var thread: Thread?
 
     init(path: String, director: Director, logger: Logger, onChange: @escaping () -> Void) {
@@ -83,8 +85,12 @@ final class ControlServer: @unchecked Sendable {
                 let response: ControlResponse
                 do {
                     let request = try JSONDecoder().decode(ControlRequest.self, from: Data(line))
-                    response = director.execute(request)
-                    if case .ok = response, request.changesConfiguration { onChange() }
+                    if case .reload = request {
+                        response = .text(runReload())
+                    } else {
+                        response = director.execute(request)
+                        if case .ok = response, request.changesConfiguration { onChange() }
+                    }
                 } catch {
                     response = .text("lvsd: malformed control request: \(error)\n")
                 }
@@ -92,6 +98,22 @@ final class ControlServer: @unchecked Sendable {
             }
             if buffer.count > 16 << 20 { return }
         }
+    }
+
+    /// Called by the health monitor's backend when services changed.
+    func notifyChange() { onChange() }
+
+    /// Runs the async reload from this (plain) thread and waits for it.
+    private func runReload() -> String {
+        guard let reload else { return "lvsd: reload is not available\n" }
+        let box = ResultBox()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            box.text = await reload()
+            done.signal()
+        }
+        done.wait()
+        return box.text
     }
 
     private func writeLine(_ fd: Int32, _ data: Data) -> Bool {
@@ -120,3 +142,5 @@ extension ControlRequest {
         }
     }
 }
+
+final class ResultBox: @unchecked Sendable { var text = "" }

@@ -18,6 +18,8 @@ final class Director: @unchecked Sendable {
     private(set) var workers: [ShardWorker] = []
     private var lastNeighbourCheck: UInt64 = 0
     private var reportedUnreachable: Set<String> = []
+    /// When each real server was first seen unresolved (a warning needs 3 s without an answer).
+    private var unresolvedSince: [String: UInt64] = [:]
 
     init(engine: Engine, logger: Logger) throws {
         self.engine = engine
@@ -63,15 +65,19 @@ final class Director: @unchecked Sendable {
             }
         }
         // Once per destination: say so when a real server does not answer ARP/ND.
-        if now &- lastNeighbourCheck >= 3_000_000_000 {
+        if now &- lastNeighbourCheck >= 1_000_000_000 {
             lastNeighbourCheck = now
+            var still: [String: UInt64] = [:]
             for d in engine.unresolvedDestinations() {
                 let name = "\(d.address.bracketed):\(d.port)"
-                if reportedUnreachable.insert(name).inserted {
+                let since = unresolvedSince[name] ?? now
+                still[name] = since
+                if now &- since >= 3_000_000_000 && reportedUnreachable.insert(name).inserted {
                     logger.warning("real server does not answer ARP/ND; DR needs it on a directly connected network; its packets are dropped (neighbour-unresolved)",
                                    metadata: ["real_server": "\(name)"])
                 }
             }
+            unresolvedSince = still
         }
     }
 }

@@ -5,6 +5,7 @@ import LVSCore
 import LVSDataPlane
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// lvsd: the user-space IPVS Direct-Routing director.
 @main
@@ -19,8 +20,11 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "Control socket path (lvsadm uses LVSD_SOCKET or this default).")
     var socket: String = "/run/lvsd/lvsd.sock"
 
-    @Option(help: "Rules file in ipvsadm-save format, applied at start.")
+    @Option(help: "keepalived.conf (virtual servers and health checks) or an ipvsadm-save rules file, applied at start; SIGHUP reloads it.")
     var config: String?
+
+    @Option(name: [.customLong("check-config"), .customLong("config-test")], help: "Only validate FILE and exit (0 valid, 5 errors, 2 fatal).")
+    var checkConfig: String?
 
     @Option(name: .customLong("fwmark"), help: "Firewall-mark rule DST[/LEN][,tcp|udp|sctp[,PORT[-PORT]]]=MARK (repeatable).")
     var markRules: [String] = []
@@ -38,6 +42,7 @@ struct LVSD: AsyncParsableCommand {
     var noKernelGuard = false
 
     func run() async throws {
+        if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -67,9 +72,15 @@ struct LVSD: AsyncParsableCommand {
                             addresses: i.ipv4.map { ($0, Self.prefix(of: $0, on: i.name)) } + i.ipv6.map { ($0, 64) })
         })
         engine.setMarkRules(rules)
+        var keepalived: KeepalivedConfig?
         if let config {
-            try Self.load(rulesFile: config, into: engine, now: monotonicNanoseconds())
-            logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
+            switch try ConfigFormat.detect(path: config) {
+            case .ipvsadmRules:
+                try Self.load(rulesFile: config, into: engine, now: monotonicNanoseconds())
+                logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
+            case .keepalived:
+                keepalived = try Self.loadKeepalived(config, logger: logger)
+            }
         }
         let director = try Director(engine: engine, logger: logger)
         if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
@@ -92,13 +103,25 @@ struct LVSD: AsyncParsableCommand {
             }
         }
         try dataPlane.start()
+        var monitor: HealthMonitor?
+        if let keepalived {
+            let backend = NotifyingBackend(director: director) { server.notifyChange() }
+            let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
+            await m.start()
+            monitor = m
+            logger.info("keepalived.conf applied; health checks running", metadata: [
+                "file": "\(config ?? "")", "virtual_servers": "\(keepalived.virtualServers.count)"])
+        }
         try server.start()
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "afpacket",
             "workers": "\(dataPlane.workers.count)", "max_connections": "\(maxConnections)",
             "kernel_guard": "\(noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
-        let service = DirectorService(dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger)
+        let reloadPath = keepalived == nil ? nil : config
+        let service = DirectorService(dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
+                                      monitor: monitor, configPath: reloadPath)
+        server.reload = { await service.reload() }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -136,6 +159,18 @@ struct LVSD: AsyncParsableCommand {
         return out.sorted { $0.description < $1.description }
     }
 
+    /// Reads keepalived.conf, logging its diagnostics; errors (file and line named) refuse it.
+    static func loadKeepalived(_ path: String, logger: Logger) throws -> KeepalivedConfig {
+        let (config, diagnostics) = try KeepalivedLoader.load(path: path)
+        for d in diagnostics {
+            if d.severity == .error { logger.error("\(d)") } else { logger.warning("\(d)") }
+        }
+        if let first = diagnostics.first(where: { $0.severity == .error }) {
+            throw ServerError("\(first) (and \(diagnostics.filter { $0.severity == .error }.count - 1) more errors); nothing applied")
+        }
+        return config
+    }
+
     /// Applies a rules file: ipvsadm-save format, one ipvsadm command per line (`#` comments allowed).
     /// Every line goes through lvsadm's own parser, so errors read exactly as ipvsadm's.
     static func load(rulesFile path: String, into engine: Engine, now: UInt64) throws {
@@ -159,15 +194,45 @@ struct LVSD: AsyncParsableCommand {
 }
 
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
+/// SIGHUP re-reads keepalived.conf and applies only the difference.
 struct DirectorService: Service, @unchecked Sendable {
     let dataPlane: DataPlane<ShardWorker>
     let server: ControlServer
     let guardTable: NFTablesGuard?
     let logger: Logger
+    let monitor: HealthMonitor?
+    let configPath: String?
+
+    /// Re-reads the configuration; on any error the running configuration stays as it is.
+    func reload() async -> String {
+        guard let monitor, let configPath else {
+            logger.warning("reload: only a keepalived.conf given with --config can be reloaded")
+            return "lvsd: nothing to reload (start lvsd with --config keepalived.conf)\n"
+        }
+        do {
+            let config = try LVSD.loadKeepalived(configPath, logger: logger)
+            await monitor.reload(config)
+            logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
+            return "lvsd: reloaded \(configPath)\n"
+        } catch {
+            logger.error("reload failed, running configuration kept: \(error)")
+            return "lvsd: reload failed, running configuration kept: \(error)\n"
+        }
+    }
 
     func run() async throws {
-        try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    logger.info("SIGHUP: reloading")
+                    _ = await reload()
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         logger.info("lvsd stopping")
+        await monitor?.stop()
         server.stop()
         dataPlane.stop()
         do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
