@@ -35,6 +35,9 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Serve Prometheus metrics on ADDRESS:PORT (off by default), e.g. 127.0.0.1:9100.")
+    var metrics: String?
+
     @Option(help: "Data-plane worker threads (default: the CPUs lvsd may run on).")
     var workers: Int?
 
@@ -112,6 +115,24 @@ struct LVSD: AsyncParsableCommand {
             logger.info("keepalived.conf applied; health checks running", metadata: [
                 "file": "\(config ?? "")", "virtual_servers": "\(keepalived.virtualServers.count)"])
         }
+        var metricsEndpoint: MetricsEndpoint?
+        if let metrics {
+            let endpoint = try MetricsEndpoint(address: metrics, director: director, logger: logger)
+            if let monitor, let keepalived {
+                endpoint.healthState = {
+                    var out: [(service: String, destination: String, up: Bool)] = []
+                    for vs in keepalived.virtualServers {
+                        for rs in vs.realServers {
+                            guard let up = await monitor.isAlive(vs.address, proto: vs.proto, realServer: rs.address, port: rs.port) else { continue }
+                            out.append(("\(vs.proto.listName) \(vs.address)", "\(rs.address.bracketed):\(rs.port)", up))
+                        }
+                    }
+                    return out
+                }
+            }
+            try endpoint.start()
+            metricsEndpoint = endpoint
+        }
         try server.start()
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "afpacket",
@@ -120,7 +141,7 @@ struct LVSD: AsyncParsableCommand {
         ])
         let reloadPath = keepalived == nil ? nil : config
         let service = DirectorService(dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
-                                      monitor: monitor, configPath: reloadPath)
+                                      monitor: monitor, configPath: reloadPath, metrics: metricsEndpoint)
         server.reload = { await service.reload() }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -202,6 +223,7 @@ struct DirectorService: Service, @unchecked Sendable {
     let logger: Logger
     let monitor: HealthMonitor?
     let configPath: String?
+    let metrics: MetricsEndpoint?
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     func reload() async -> String {
@@ -233,6 +255,7 @@ struct DirectorService: Service, @unchecked Sendable {
         }
         logger.info("lvsd stopping")
         await monitor?.stop()
+        metrics?.stop()
         server.stop()
         dataPlane.stop()
         do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }

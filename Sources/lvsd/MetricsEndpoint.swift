@@ -1,0 +1,176 @@
+import CLVSShim
+import Foundation
+import Glibc
+import LVSControl
+import LVSCore
+import Logging
+import CoreMetrics
+import Metrics
+import Prometheus
+
+/// The Prometheus endpoint (`--metrics ADDRESS:PORT`, off by default): per-service and
+/// per-destination counters and rates, connection counts, health-check state and the
+/// connection-table occupancy, through swift-metrics with the swift-prometheus backend.
+///
+/// Values are read from the engine when Prometheus scrapes `/metrics`; counters advance by the
+/// difference since the last scrape (a `-Z` is not a reset for Prometheus).
+final class MetricsEndpoint: @unchecked Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let director: Director
+    let logger: Logger
+    let host: String
+    let port: UInt16
+    var healthState: (@Sendable () async -> [(service: String, destination: String, up: Bool)])?
+    private var listener: Int32 = -1
+    private var lastTotals: [String: UInt64] = [:]
+    private var counters: [String: CoreMetrics.Counter] = [:]
+    private var gauges: [String: CoreMetrics.Gauge] = [:]
+    private let lock = NSLock()
+
+    init(address: String, director: Director, logger: Logger) throws {
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]), port != 0 else {
+            throw ServerError("invalid --metrics `\(address)': expected ADDRESS:PORT, e.g. 127.0.0.1:9100")
+        }
+        host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        self.port = port
+        self.director = director
+        self.logger = logger
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    func start() throws {
+        guard let ip = IPAddress(host), ip.isIPv4 || true else { throw ServerError("invalid --metrics address `\(host)'") }
+        let v6 = !ip.isIPv4
+        listener = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard listener >= 0 else { throw ServerError("metrics socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc: Int32
+        if v6 {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &a.sin6_addr) { ip.store(to: $0.baseAddress!) }
+            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = port.bigEndian
+            a.sin_addr.s_addr = ip.ipv4Value.bigEndian
+            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard rc == 0, listen(listener, 16) == 0 else {
+            throw ServerError("cannot listen for metrics on \(host):\(port): \(String(cString: strerror(errno)))")
+        }
+        let t = Thread { [self] in serve() }
+        t.name = "lvsd-metrics"
+        t.start()
+        logger.info("metrics endpoint", metadata: ["url": "http://\(v6 ? "[\(host)]" : host):\(port)/metrics"])
+    }
+
+    func stop() {
+        if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)); close(listener); listener = -1 }
+    }
+
+    private func serve() {
+        while true {
+            let fd = accept(listener, nil, nil)
+            if fd < 0 { if errno == EINTR { continue } else { return } }
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &buffer, buffer.count)
+            let request = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+            let response: [UInt8]
+            if request.hasPrefix("GET /metrics") || request.hasPrefix("GET / ") {
+                let body = scrape()
+                response = Array("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+            } else {
+                response = Array("HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+            }
+            var off = 0
+            while off < response.count {
+                let w = response[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if w <= 0 { break }
+                off += w
+            }
+            close(fd)
+        }
+    }
+
+    /// Reads the engine and renders the registry.
+    func scrape() -> [UInt8] {
+        lock.lock(); defer { lock.unlock() }
+        let engine = director.engine
+        let snap = engine.snapshot()
+        for svc in snap.services {
+            let s = [("service", Self.name(svc.key))]
+            total("lvs_service_connections_total", s, svc.stats.conns)
+            total("lvs_service_in_packets_total", s, svc.stats.inPackets)
+            total("lvs_service_in_bytes_total", s, svc.stats.inBytes)
+            gauge("lvs_service_connections_per_second", s, Double(svc.rates.cps))
+            gauge("lvs_service_in_packets_per_second", s, Double(svc.rates.inPPS))
+            gauge("lvs_service_in_bytes_per_second", s, Double(svc.rates.inBPS))
+            for d in svc.destinations {
+                let l = s + [("destination", "\(d.options.address.bracketed):\(d.options.port)")]
+                total("lvs_destination_connections_total", l, d.stats.conns)
+                total("lvs_destination_in_packets_total", l, d.stats.inPackets)
+                total("lvs_destination_in_bytes_total", l, d.stats.inBytes)
+                gauge("lvs_destination_connections_per_second", l, Double(d.rates.cps))
+                gauge("lvs_destination_in_packets_per_second", l, Double(d.rates.inPPS))
+                gauge("lvs_destination_in_bytes_per_second", l, Double(d.rates.inBPS))
+                gauge("lvs_destination_active_connections", l, Double(d.activeConns))
+                gauge("lvs_destination_inactive_connections", l, Double(d.inactConns))
+                gauge("lvs_destination_persistent_connections", l, Double(d.persistConns))
+                gauge("lvs_destination_weight", l, Double(d.options.weight))
+            }
+        }
+        gauge("lvs_connection_table_entries", [], Double(engine.connectionCount))
+        gauge("lvs_connection_table_capacity", [], Double(engine.connectionCapacity * max(1, director.workers.count)))
+        let c = engine.counters
+        total("lvs_forwarded_packets_total", [], c.forwarded)
+        total("lvs_passed_packets_total", [], c.passed)
+        for r in DropReason.allCases { total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
+        if let healthState {
+            let box = HealthBox()
+            let done = DispatchSemaphore(value: 0)
+            Task {
+                box.values = await healthState()
+                done.signal()
+            }
+            if done.wait(timeout: .now() + 1) == .success {
+                for h in box.values {
+                    gauge("lvs_real_server_up", [("service", h.service), ("destination", h.destination)], h.up ? 1 : 0)
+                }
+            }
+        }
+        return registry.emitToBuffer()
+    }
+
+    static func name(_ k: ServiceKey) -> String {
+        k.isFwmark ? "FWM \(k.fwmark)\(k.isIPv6 ? " IPv6" : "")" : "\(k.proto.listName) \(k.address.bracketed):\(k.port)"
+    }
+
+    private func key(_ name: String, _ labels: [(String, String)]) -> String {
+        name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+    }
+
+    /// Advances a counter to `value` (by the difference since the last scrape).
+    private func total(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
+        let k = key(name, labels)
+        let counter = counters[k] ?? CoreMetrics.Counter(label: name, dimensions: labels)
+        counters[k] = counter
+        let last = lastTotals[k] ?? 0
+        if value > last { counter.increment(by: Int64(value - last)) }
+        lastTotals[k] = value
+    }
+
+    private func gauge(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        let k = key(name, labels)
+        let g = gauges[k] ?? CoreMetrics.Gauge(label: name, dimensions: labels)
+        gauges[k] = g
+        g.record(value)
+    }
+}
+
+final class HealthBox: @unchecked Sendable { var values: [(service: String, destination: String, up: Bool)] = [] }
