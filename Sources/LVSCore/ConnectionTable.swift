@@ -184,18 +184,35 @@ public final class ConnectionTable: @unchecked Sendable {
         self.capacity = capacity
         var b = 1
         while b * 2 < capacity { b <<= 1 }
-        let entries = UnsafeMutableRawPointer(malloc(capacity * MemoryLayout<ConnectionEntry>.stride)!)
+        let entries = Self.mapZeroed(capacity * MemoryLayout<ConnectionEntry>.stride)
             .bindMemory(to: ConnectionEntry.self, capacity: capacity)
-        let buckets = UnsafeMutableRawPointer(calloc(b, 4)!).bindMemory(to: UInt32.self, capacity: b)
+        let buckets = Self.mapZeroed(b * 4).bindMemory(to: UInt32.self, capacity: b)
         let wheel = UnsafeMutableRawPointer(calloc(Self.wheelSlots, 4)!).bindMemory(to: UInt32.self, capacity: Self.wheelSlots)
         let cursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         cursor.initialize(to: 0)
         view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), seed: seed, wheel: wheel, cursor: cursor)
     }
 
+    /// Anonymous zeroed memory, touched lazily, backed by transparent huge pages where the kernel
+    /// allows (random lookups in a large table would otherwise miss the TLB on most packets).
+    static func mapZeroed(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let size = (bytes + 0x1F_FFFF) & ~0x1F_FFFF
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            fatalError("connection table: cannot reserve \(size) bytes of memory")
+        }
+        #if os(Linux)
+        _ = madvise(p, size, 14) // MADV_HUGEPAGE
+        #endif
+        return p
+    }
+
+    static func unmap(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        munmap(p, (bytes + 0x1F_FFFF) & ~0x1F_FFFF)
+    }
+
     deinit {
-        free(view.entries)
-        free(view.buckets)
+        Self.unmap(view.entries, capacity * MemoryLayout<ConnectionEntry>.stride)
+        Self.unmap(view.buckets, (Int(view.bucketMask) + 1) * 4)
         free(view.wheel)
         view.cursor.deallocate()
     }
