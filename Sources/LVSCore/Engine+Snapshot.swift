@@ -7,7 +7,8 @@ extension Engine {
         lock.lock(); defer { lock.unlock() }
         var list: [ServiceSnapshot] = []
         for s in services.indices {
-            guard let svc = services[s] else { continue }
+            guard services[s].isActive else { continue }
+            let svc = services[s]
             let ds = svc.destinations.map { slot -> DestinationSnapshot in
                 refreshCounts(slot)
                 let d = dests[Int(slot)]

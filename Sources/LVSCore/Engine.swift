@@ -94,6 +94,12 @@ struct ServiceRecord {
     /// Deleted destinations still referenced by connections.
     var trash: [UInt32]
     var estimator = RateEstimator()
+    /// False for a free slot.
+    var isActive = true
+
+    /// A free service slot.
+    static let inactive = ServiceRecord(key: ServiceKey(fwmark: 0, ipv6: false), options: ServiceOptions(scheduler: "none"),
+                                        scheduler: .none, destinations: [], trash: [], isActive: false)
 }
 
 /// The IPVS director's shared state: services, destinations, schedulers, persistence templates,
@@ -110,8 +116,14 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let dests: UnsafeMutablePointer<Destination>
     var destSlotsUsed = 0
     var freeDestSlots: [UInt32] = []
-    var services: [ServiceRecord?] = []
-    var serviceIndex: [ServiceKey: Int] = [:]
+    var services: [ServiceRecord] = []
+    var serviceIndex: [ServiceKey: Int] = [:] {
+        didSet { serviceLookup.rebuild(serviceIndex) }
+    }
+    /// `serviceIndex` in the form the packet path searches.
+    var serviceLookup = ServiceLookup()
+    /// Per service slot: key, flags, persistence (mirrors `services`, for the packet path).
+    @usableFromInline let serviceInfo: UnsafeMutablePointer<ServiceInfo>
     var freeServiceSlots: [Int] = []
     var destsByAddress: [IPAddress: [UInt32]] = [:]
     public private(set) var vips: Set<IPAddress> = []
@@ -170,6 +182,9 @@ public final class Engine: @unchecked Sendable {
         vipFilter = AtomicWords(count: 5)
         interfaceTable = AtomicWords(count: Self.maxInterfaces * 2)
         sweepGeneration = AtomicWords(count: 1)
+        serviceInfo = .allocate(capacity: configuration.maxServices)
+        serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
+                               count: configuration.maxServices)
         serviceBaseline = []
         destBaseline = []
         // Templates: one per client (or client network) per service; a quarter of the capacity.
@@ -190,6 +205,8 @@ public final class Engine: @unchecked Sendable {
         vipFilter.deallocate()
         interfaceTable.deallocate()
         sweepGeneration.deallocate()
+        serviceInfo.deallocate()
+        serviceLookup.release()
     }
 
     /// A new shard (connection table and counters) for one more worker thread.
@@ -302,13 +319,14 @@ public final class Engine: @unchecked Sendable {
         } else {
             guard services.count < configuration.maxServices else { throw .noMemory }
             slot = services.count
-            services.append(nil)
+            services.append(.inactive)
             serviceBaseline.append(StatsCounters())
         }
         services[slot] = ServiceRecord(key: key, options: options, scheduler: scheduler, destinations: [], trash: [])
+        serviceInfo[slot] = ServiceInfo(key: key, flags: options.flags, timeout: options.timeout, netmask: options.netmask)
         serviceIndex[key] = slot
         serviceBaseline[slot] = serviceSum(slot)
-        services[slot]!.estimator.reset(to: serviceSum(slot))
+        services[slot].estimator.reset(to: serviceSum(slot))
         updateScheduler(slot, .initialized)
         refreshVIPs()
     }
@@ -323,10 +341,11 @@ public final class Engine: @unchecked Sendable {
         guard let slot = serviceIndex[key] else { throw .noSuchService }
         try validate(key, options)
         guard let scheduler = SchedulerInstance(name: options.scheduler) else { throw .schedulerNotFound }
-        if options.scheduler == "mh" && services[slot]!.destinations.count > MaglevScheduler.maxDestinations { throw .invalid }
-        let changed = services[slot]!.options.scheduler != options.scheduler
-        services[slot]!.options = options
-        if changed { services[slot]!.scheduler = scheduler }
+        if options.scheduler == "mh" && services[slot].destinations.count > MaglevScheduler.maxDestinations { throw .invalid }
+        let changed = services[slot].options.scheduler != options.scheduler
+        services[slot].options = options
+        serviceInfo[slot] = ServiceInfo(key: key, flags: options.flags, timeout: options.timeout, netmask: options.netmask)
+        if changed { services[slot].scheduler = scheduler }
         updateScheduler(slot, .initialized)
     }
 
@@ -337,8 +356,8 @@ public final class Engine: @unchecked Sendable {
 
     func deleteServiceLocked(_ key: ServiceKey) throws(IPVSError) {
         guard let slot = serviceIndex[key] else { throw .noSuchService }
-        for d in services[slot]!.destinations + services[slot]!.trash { retireDestination(d) }
-        services[slot] = nil
+        for d in services[slot].destinations + services[slot].trash { retireDestination(d) }
+        services[slot] = .inactive
         serviceIndex[key] = nil
         freeServiceSlots.append(slot)
         refreshVIPs()
@@ -368,13 +387,13 @@ public final class Engine: @unchecked Sendable {
             guard let s = serviceIndex[key] else { throw .noSuchService }
             slots = [s]
         } else {
-            slots = services.indices.filter { services[$0] != nil }
+            slots = services.indices.filter { services[$0].isActive }
         }
         for s in slots {
             let sum = serviceSum(s)
             serviceBaseline[s] = sum
-            services[s]!.estimator.reset(to: sum)
-            for d in services[s]!.destinations + services[s]!.trash {
+            services[s].estimator.reset(to: sum)
+            for d in services[s].destinations + services[s].trash {
                 let ds = destSum(d)
                 destBaseline[Int(d)] = ds
                 destEstimators[Int(d)].reset(to: ds)
@@ -385,7 +404,7 @@ public final class Engine: @unchecked Sendable {
     /// Sets the VIP set and the lock-free VIP filter the packet path consults.
     func refreshVIPs() {
         var set = Set<IPAddress>()
-        for case let s? in services where !s.key.isFwmark { set.insert(s.key.address) }
+        for s in services where s.isActive && !s.key.isFwmark { set.insert(s.key.address) }
         for rule in markRules where rule.prefixLength == (rule.destination.isIPv4 ? 32 : 128) { set.insert(rule.destination) }
         let added = set.subtracting(vips)
         vips = set
@@ -421,7 +440,7 @@ public final class Engine: @unchecked Sendable {
     // MARK: Destinations
 
     func findDestination(_ slot: Int, _ address: IPAddress, _ port: UInt16) -> Int? {
-        services[slot]!.destinations.firstIndex { dests[Int($0)].address == address && dests[Int($0)].port == port }
+        services[slot].destinations.firstIndex { dests[Int($0)].address == address && dests[Int($0)].port == port }
     }
 
     func validateDestination(_ key: ServiceKey, _ o: DestinationOptions) throws(IPVSError) {
@@ -444,11 +463,11 @@ public final class Engine: @unchecked Sendable {
         guard let s = serviceIndex[key] else { throw .noSuchService }
         try validateDestination(key, o)
         guard findDestination(s, o.address, o.port) == nil else { throw .destinationExists }
-        if services[s]!.options.scheduler == "mh" && services[s]!.destinations.count >= MaglevScheduler.maxDestinations { throw .invalid }
+        if services[s].options.scheduler == "mh" && services[s].destinations.count >= MaglevScheduler.maxDestinations { throw .invalid }
         let slot: UInt32
-        if let t = services[s]!.trash.firstIndex(where: { dests[Int($0)].address == o.address && dests[Int($0)].port == o.port }) {
+        if let t = services[s].trash.firstIndex(where: { dests[Int($0)].address == o.address && dests[Int($0)].port == o.port }) {
             // Revive a deleted destination still referenced by connections (the kernel's trash).
-            slot = services[s]!.trash.remove(at: t)
+            slot = services[s].trash.remove(at: t)
             let keep = dests[Int(slot)]
             dests[Int(slot)] = Destination(options: o, serviceSlot: UInt32(s))
             dests[Int(slot)].mac = keep.mac
@@ -473,7 +492,7 @@ public final class Engine: @unchecked Sendable {
         }
         refreshCounts(slot)
         assignInterface(slot)
-        services[s]!.destinations.insert(slot, at: 0)
+        services[s].destinations.insert(slot, at: 0)
         updateScheduler(s, .added(slot: slot))
     }
 
@@ -491,7 +510,7 @@ public final class Engine: @unchecked Sendable {
         guard let s = serviceIndex[key] else { throw .noSuchService }
         guard let i = findDestination(s, o.address, o.port) else { throw .noSuchDestination }
         try validateDestination(key, o)
-        let slot = services[s]!.destinations[i]
+        let slot = services[s].destinations[i]
         let oldUpper = dests[Int(slot)].upperThreshold
         dests[Int(slot)].method = o.method
         dests[Int(slot)].weight = o.weight
@@ -509,12 +528,12 @@ public final class Engine: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard let s = serviceIndex[key] else { throw .noSuchService }
         guard let i = findDestination(s, address, port) else { throw .noSuchDestination }
-        let slot = services[s]!.destinations.remove(at: i)
+        let slot = services[s].destinations.remove(at: i)
         updateScheduler(s, .removed(slot: slot, formerIndex: i))
         dests[Int(slot)].available = false
         publish(slot)
         if destReferences(slot) > 0 {
-            services[s]!.trash.append(slot)
+            services[s].trash.append(slot)
         } else {
             releaseDestSlot(slot)
         }
@@ -540,7 +559,7 @@ public final class Engine: @unchecked Sendable {
         destsByAddress[a]?.removeAll { $0 == slot }
         if destsByAddress[a]?.isEmpty == true { destsByAddress[a] = nil }
         let svc = dests[Int(slot)].serviceSlot
-        if svc != UInt32.max, Int(svc) < services.count { services[Int(svc)]?.trash.removeAll { $0 == slot } }
+        if svc != UInt32.max, Int(svc) < services.count { services[Int(svc)].trash.removeAll { $0 == slot } }
         dests[Int(slot)].inUse = false
         publish(slot)
         neighbourRequested[slot] = nil
@@ -548,11 +567,11 @@ public final class Engine: @unchecked Sendable {
     }
 
     func updateScheduler(_ s: Int, _ change: DestinationChange) {
-        let order = services[s]!.destinations
+        let order = services[s].destinations
         for slot in order { refreshCounts(slot) }
-        let flags = services[s]!.options.flags
+        let flags = services[s].options.flags
         order.withUnsafeBufferPointer { buf in
-            services[s]!.scheduler.update(SchedulingDestinations(order: buf, table: dests), flags: flags, change: change)
+            services[s].scheduler.update(SchedulingDestinations(order: buf, table: dests), flags: flags, change: change)
         }
     }
 
@@ -572,9 +591,9 @@ public final class Engine: @unchecked Sendable {
 
     /// The 2-second estimator over the sums of all shards.
     func estimate() {
-        for s in services.indices where services[s] != nil {
-            services[s]!.estimator.sample(serviceSum(s))
-            for d in services[s]!.destinations + services[s]!.trash { destEstimators[Int(d)].sample(destSum(d)) }
+        for s in services.indices where services[s].isActive {
+            services[s].estimator.sample(serviceSum(s))
+            for d in services[s].destinations + services[s].trash { destEstimators[Int(d)].sample(destSum(d)) }
         }
     }
 
@@ -598,7 +617,7 @@ public final class Engine: @unchecked Sendable {
         if t &- lastHousekeepingTick >= 60 * Self.ticksPerSecond {
             lastHousekeepingTick = t
             let secs = UInt32(truncatingIfNeeded: now / 1_000_000_000)
-            for s in services.indices where services[s] != nil { services[s]!.scheduler.expire(nowSeconds: secs) }
+            for s in services.indices where services[s].isActive { services[s].scheduler.expire(nowSeconds: secs) }
         }
     }
 

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One worker's part of the engine: its connection table, its counters, and the packet path.
 ///
 /// A shard is used by one thread only. The path of an existing connection reads the shard's own
@@ -25,6 +31,9 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let timeoutTicks: AtomicWords
     @usableFromInline let interfaceTable: AtomicWords
     @usableFromInline var sweptGeneration: UInt64 = 0
+    /// The engine lock's mutex (a raw pointer: taking it costs no reference counting).
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let serviceInfo: UnsafeMutablePointer<ServiceInfo>
 
     init(engine: Engine, capacity: Int, seed: UInt32) {
         self.engine = engine
@@ -41,6 +50,8 @@ public final class EngineShard: @unchecked Sendable {
         destCounts = engine.destCounts
         timeoutTicks = engine.timeoutTicks
         interfaceTable = engine.interfaceTable
+        mutex = engine.lock.mutex
+        serviceInfo = engine.serviceInfo
     }
 
     deinit {
@@ -107,8 +118,8 @@ public final class EngineShard: @unchecked Sendable {
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }
-            engine.lock.lock()
-            defer { engine.lock.unlock() }
+            pthread_mutex_lock(mutex)
+            defer { pthread_mutex_unlock(mutex) }
             return newConnection(frame, f, key: key, tick: tick, now: now)
         }
         if f.isICMPError { return icmpError(frame, f) }
@@ -240,8 +251,8 @@ public final class EngineShard: @unchecked Sendable {
 
     func newConnection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32, now: UInt64) -> Verdict {
         guard let s = engine.findService(f) else { return passed() }
-        let serviceKey = engine.services[s]!.key
-        let serviceFlags = engine.services[s]!.options.flags
+        let serviceKey = serviceInfo[s].key
+        let serviceFlags = serviceInfo[s].flags
         switch f.proto {
         case 6:
             let syn = f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0
@@ -374,13 +385,13 @@ extension Engine {
     func findService(_ f: ParsedFrame) -> Int? {
         if !markRules.isEmpty {
             for rule in markRules where rule.matches(f) {
-                if let s = serviceIndex[ServiceKey(fwmark: rule.mark, ipv6: f.kind == .ipv6)] { return s }
+                if let s = serviceLookup.find(ServiceKey(fwmark: rule.mark, ipv6: f.kind == .ipv6)) { return s }
             }
         }
         guard let proto = IPProtocolNumber(rawValue: f.proto) else { return nil }
-        if let s = serviceIndex[ServiceKey(proto: proto, address: f.destination, port: f.destinationPort)] { return s }
-        if let s = serviceIndex[ServiceKey(proto: proto, address: f.destination, port: 0)],
-           services[s]!.options.flags.contains(.persistent) { return s }
+        if let s = serviceLookup.find(ServiceKey(proto: proto, address: f.destination, port: f.destinationPort)) { return s }
+        if let s = serviceLookup.find(ServiceKey(proto: proto, address: f.destination, port: 0)),
+           serviceInfo[s].flags.contains(.persistent) { return s }
         return nil
     }
 
@@ -405,13 +416,13 @@ extension Engine {
     }
 
     func runScheduler(_ s: Int, _ f: ParsedFrame, now: UInt64) -> UInt32? {
-        let order = services[s]!.destinations
+        let order = services[s].destinations
         for slot in order { refreshCounts(slot) }
         var ctx = SchedulingContext(source: f.source, sourcePort: f.sourcePort, destination: f.destination,
-                                    flags: services[s]!.options.flags, nowSeconds: UInt32(truncatingIfNeeded: now / 1_000_000_000),
+                                    flags: services[s].options.flags, nowSeconds: UInt32(truncatingIfNeeded: now / 1_000_000_000),
                                     randomState: randomState)
         let picked = order.withUnsafeBufferPointer { buf in
-            services[s]!.scheduler.schedule(SchedulingDestinations(order: buf, table: dests), &ctx)
+            services[s].scheduler.schedule(SchedulingDestinations(order: buf, table: dests), &ctx)
         }
         randomState = ctx.randomState
         guard let i = picked, i >= 0, i < order.count else { return nil }
@@ -420,8 +431,8 @@ extension Engine {
 
     /// Finds or creates the persistence template; returns (template index, destination slot).
     func persistentDestination(_ s: Int, _ f: ParsedFrame, tick: UInt32) -> (UInt32, UInt32)? {
-        let key = services[s]!.key
-        let options = services[s]!.options
+        let key = serviceInfo[s].key
+        let options = serviceInfo[s]
         let snet = f.source.isIPv4 ? f.source.masked(ipv4Mask: options.netmask) : f.source.masked(prefix: Int(options.netmask))
         let tkey: ConnectionKey
         if key.isFwmark {

@@ -39,7 +39,8 @@ public struct AtomicWords: @unchecked Sendable {
 /// A plain pthread mutex: taken on the new-connection, expiry and control paths, never on the
 /// path of an existing connection.
 public final class EngineLock: @unchecked Sendable {
-    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// The mutex itself, for holders that must not touch the reference (the packet path).
+    public let mutex: UnsafeMutablePointer<pthread_mutex_t>
     public init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())

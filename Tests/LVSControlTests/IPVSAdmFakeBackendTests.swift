@@ -81,7 +81,7 @@ final class FakeIPVS: ControlBackend {
             return .snapshot(table)
         case .connections:
             return .connections(connections)
-        case .status:
+        case .status, .reload:
             return .text("ok")
         }
         return .ok
