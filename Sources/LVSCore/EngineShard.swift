@@ -18,6 +18,7 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let transitions: UnsafeMutablePointer<UInt8>
     @usableFromInline var fragments: FragmentCache
     @usableFromInline var currentTick: UInt32 = 0
+    @usableFromInline var ingressInterface: Int32 = 0
     /// Per destination slot, 5 counters (conns, inpkts, outpkts, inbytes, outbytes); single writer.
     @usableFromInline let destCounters: AtomicWords
     /// Per service slot, 5 counters.
@@ -31,6 +32,17 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let timeoutTicks: AtomicWords
     @usableFromInline let interfaceTable: AtomicWords
     @usableFromInline var sweptGeneration: UInt64 = 0
+    /// Frames to send from the worker's tick (see `Outbox`).
+    public var outbox: Outbox
+    /// Frames waiting for a real server's MAC (at most `heldCapacity`, for at most one second).
+    @usableFromInline let held: UnsafeMutablePointer<HeldFrame>
+    @usableFromInline let heldFrames: UnsafeMutableRawPointer
+    @usableFromInline var heldCount = 0
+    static let heldCapacity = 64
+    /// ICMP errors allowed in the current second (the kernel rate-limits them too).
+    var icmpBudget = 0
+    var icmpBudgetTick: UInt32 = 0
+    static let icmpPerSecond = 100
     /// The engine lock's mutex (a raw pointer: taking it costs no reference counting).
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     @usableFromInline let serviceInfo: UnsafeMutablePointer<ServiceInfo>
@@ -52,9 +64,15 @@ public final class EngineShard: @unchecked Sendable {
         interfaceTable = engine.interfaceTable
         mutex = engine.lock.mutex
         serviceInfo = engine.serviceInfo
+        outbox = Outbox(capacity: 128)
+        held = .allocate(capacity: Self.heldCapacity)
+        heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
     }
 
     deinit {
+        outbox.deallocate()
+        held.deallocate()
+        heldFrames.deallocate()
         transitions.deallocate()
         fragments.deallocate()
         destCounters.deallocate()
@@ -93,6 +111,7 @@ public final class EngineShard: @unchecked Sendable {
         FrameParser.parse(UnsafeRawBufferPointer(frame), into: &f)
         let tick = Engine.tick(now)
         currentTick = tick
+        ingressInterface = interface
         switch f.kind {
         case .ipv4, .ipv6:
             break
@@ -152,7 +171,7 @@ public final class EngineShard: @unchecked Sendable {
 
     /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
     @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
-        guard word & Engine.flagMACKnown != 0 else { return drop(.neighbourUnresolved) }
+        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
         let ifslot = Int((word >> 48) & 0xFF)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                         destinationMAC: MACAddress(value: word),
@@ -270,12 +289,17 @@ public final class EngineShard: @unchecked Sendable {
         let slot: UInt32
         if persistent {
             guard let (t, d) = engine.persistentDestination(s, f, tick: tick) else {
-                return drop(engine.templates.count >= engine.templates.capacity ? .tableFull : .noDestination)
+                if engine.templates.count >= engine.templates.capacity { return drop(.tableFull) }
+                sendPortUnreachable(frame, f, interface: ingressInterface)
+                return drop(.noDestination)
             }
             control = t + 1
             slot = d
         } else {
-            guard let d = engine.runScheduler(s, f, now: now) else { return drop(.noDestination) }
+            guard let d = engine.runScheduler(s, f, now: now) else {
+                sendPortUnreachable(frame, f, interface: ingressInterface)
+                return drop(.noDestination)
+            }
             slot = d
         }
         let destPort = engine.dests[Int(slot)].port
@@ -368,6 +392,104 @@ public final class EngineShard: @unchecked Sendable {
             return .free
         }
         engine.sharedTick(now: now, tick: t)
+        releaseHeldFrames(tick: t)
+    }
+
+    // MARK: Frames waiting for a MAC, ICMP errors
+
+    /// Keeps a copy of a frame whose real server's MAC is not known yet (the first packet after
+    /// a destination is added); `tick` sends it once the MAC is learnt, or drops it after 1 s.
+    func hold(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32) -> Verdict {
+        guard heldCount < Self.heldCapacity, frame.count <= Outbox.slotSize, f.ipLength + f.l3Offset <= Outbox.slotSize else {
+            return drop(.neighbourUnresolved)
+        }
+        (heldFrames + heldCount * Outbox.slotSize).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
+        held[heldCount] = HeldFrame(destSlot: destSlot, length: frame.count, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
+                                    deadline: currentTick &+ Engine.ticksPerSecond)
+        heldCount += 1
+        counters.bump(4, by: 1)
+        return .drop(.neighbourUnresolved)
+    }
+
+    func releaseHeldFrames(tick: UInt32) {
+        var kept = 0
+        for i in 0..<heldCount {
+            let h = held[i]
+            let word = forwarding.load(Int(h.destSlot))
+            let frame = heldFrames + i * Outbox.slotSize
+            if word & Engine.flagMACKnown != 0 && word & Engine.flagAvailable != 0 {
+                let ifslot = Int((word >> 48) & 0xFF)
+                let buffer = UnsafeMutableRawBufferPointer(start: frame, count: h.length)
+                if FrameRewriter.directRoute(buffer, l3Offset: h.l3Offset, ipv6: h.ipv6, destinationMAC: MACAddress(value: word),
+                                             sourceMAC: MACAddress(value: interfaceTable.load(2 * ifslot + 1))),
+                   let out = outbox.reserve(length: h.length, interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot)))) {
+                    out.copyMemory(from: frame, byteCount: h.length)
+                    counters.bump(0, by: 1)
+                    continue
+                }
+            } else if Int32(bitPattern: h.deadline &- tick) > 0 {
+                if kept != i {
+                    held[kept] = h
+                    (heldFrames + kept * Outbox.slotSize).copyMemory(from: frame, byteCount: h.length)
+                }
+                kept += 1
+                continue
+            }
+            counters.bump(8 + Int(DropReason.neighbourUnresolved.rawValue), by: 1)
+        }
+        heldCount = kept
+    }
+
+    /// ICMP (or ICMPv6) port unreachable from the VIP to the client, as the kernel's `ip_vs_leave`
+    /// answers a packet no real server can take. Rate-limited to `icmpPerSecond`.
+    func sendPortUnreachable(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface: Int32) {
+        if currentTick &- icmpBudgetTick >= Engine.ticksPerSecond {
+            icmpBudgetTick = currentTick
+            icmpBudget = Self.icmpPerSecond
+        }
+        guard icmpBudget > 0, let ifslot = interfaceSlot(interface) else { return }
+        let myMAC = MACAddress(value: interfaceTable.load(2 * ifslot + 1))
+        let p = frame.baseAddress!
+        let l3 = f.l3Offset
+        let ipv6 = f.kind == .ipv6
+        // Quote the original datagram: IPv4 header + 8 bytes; IPv6 as much as fits in 1280 bytes.
+        let quote = ipv6 ? min(f.ipLength, 1280 - 48) : min(f.ipLength, Int(p.load(fromByteOffset: l3, as: UInt8.self) & 0x0F) * 4 + 8)
+        let ipHeader = ipv6 ? 40 : 20
+        let length = 14 + ipHeader + 8 + quote
+        guard let out = outbox.reserve(length: length, interface: interface) else { return }
+        icmpBudget -= 1
+        out.initializeMemory(as: UInt8.self, repeating: 0, count: length)
+        MACAddress(bytes: p + 6).store(to: out)          // to the client's MAC
+        myMAC.store(to: out + 6)
+        out.storeBytes(of: (ipv6 ? FrameParser.etherTypeIPv6 : FrameParser.etherTypeIPv4).bigEndian, toByteOffset: 12, as: UInt16.self)
+        let ip = out + 14
+        let icmp = ip + ipHeader
+        (icmp + 8).copyMemory(from: p + l3, byteCount: quote)
+        if ipv6 {
+            Engine.ipv6Header(ip, payload: 8 + quote, src: f.destination, dst: f.source)
+            ip.storeBytes(of: UInt8(64), toByteOffset: 7, as: UInt8.self)
+            icmp.storeBytes(of: UInt8(1), as: UInt8.self)      // destination unreachable
+            icmp.storeBytes(of: UInt8(4), toByteOffset: 1, as: UInt8.self) // port unreachable
+            Engine.storeICMPv6Checksum(out, l3: 14, length: 8 + quote)
+        } else {
+            ip.storeBytes(of: UInt8(0x45), as: UInt8.self)
+            ip.storeBytes(of: UInt16(20 + 8 + quote).bigEndian, toByteOffset: 2, as: UInt16.self)
+            ip.storeBytes(of: UInt8(64), toByteOffset: 8, as: UInt8.self)
+            ip.storeBytes(of: UInt8(1), toByteOffset: 9, as: UInt8.self)
+            f.destination.store(to: ip + 12)
+            f.source.store(to: ip + 16)
+            ip.storeBytes(of: InternetChecksum.finish(InternetChecksum.sum(ip, count: 20)).bigEndian, toByteOffset: 10, as: UInt16.self)
+            icmp.storeBytes(of: UInt8(3), as: UInt8.self)
+            icmp.storeBytes(of: UInt8(3), toByteOffset: 1, as: UInt8.self)
+            icmp.storeBytes(of: InternetChecksum.finish(InternetChecksum.sum(icmp, count: 8 + quote)).bigEndian, toByteOffset: 2, as: UInt16.self)
+        }
+    }
+
+    func interfaceSlot(_ ifindex: Int32) -> Int? {
+        for i in 0..<Engine.maxInterfaces where interfaceTable.load(2 * i) == UInt64(UInt32(bitPattern: ifindex)) && interfaceTable.load(2 * i + 1) != 0 {
+            return i
+        }
+        return nil
     }
 
     /// This shard's connections as `/proc/net/ip_vs_conn` shows them. From the shard's thread.

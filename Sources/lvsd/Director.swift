@@ -109,6 +109,11 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
 
     func tick(now: UInt64) {
         shard.tick(now: now)
+        // Frames that waited for a real server's MAC, and ICMP errors to clients.
+        if shard.outbox.count > 0 {
+            let fd = director.sender
+            shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
+        }
         if clvs_load_relaxed_u64(pendingFlag) != 0 {
             clvs_store_relaxed_u64(pendingFlag, 0)
             let waiting = requests.withLock { q -> [DispatchSemaphore] in

@@ -334,3 +334,59 @@ extension Engine {
         #expect(snap.services[0].destinations.map(\.activeConns).reduce(0, +) == UInt32(2 * perShard))
     }
 }
+
+@Suite struct OutboxTests {
+    /// The first SYN after a destination is added waits for its MAC instead of being lost.
+    @Test func firstPacketWaitsForTheRealServerMAC() {
+        let e = Engine()
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC, addresses: [(IPAddress("192.168.1.21")!, 24)])])
+        try! e.addService(vip, ServiceOptions(scheduler: "rr"))
+        try! e.addDestination(vip, DestinationOptions(address: IPAddress("192.168.1.31")!, port: 80))
+        #expect(e.syn(1, at: second).0 == .drop(.neighbourUnresolved))
+        e.tick(now: second + 20_000_000)
+        #expect(e.primary.outbox.count == 0) // still unresolved: held
+        _ = e.run(FrameBuilder.arpReply(senderMAC: rs1MAC, senderIP: "192.168.1.31", targetIP: "192.168.1.21"), at: second)
+        e.tick(now: second + 40_000_000)
+        var sent: [[UInt8]] = []
+        e.primary.outbox.drain { bytes, ifindex in
+            #expect(ifindex == 2)
+            sent.append(Array(bytes))
+        }
+        #expect(sent.count == 1)
+        #expect(Array(sent[0][0..<6]) == FrameBuilder.mac(rs1MAC))
+        #expect(Array(sent[0][6..<12]) == FrameBuilder.mac(FrameBuilder.directorMAC))
+        #expect(sent[0][47] == TCPFlag.syn)
+        #expect(e.snapshot().services[0].destinations[0].activeConns == 1)
+    }
+
+    @Test func heldFramesExpireAfterOneSecond() {
+        let e = Engine()
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC, addresses: [])])
+        try! e.addService(vip, ServiceOptions(scheduler: "rr"))
+        try! e.addDestination(vip, DestinationOptions(address: IPAddress("192.168.1.31")!, port: 80))
+        _ = e.syn(1, at: second)
+        e.tick(now: 3 * second)
+        _ = e.run(FrameBuilder.arpReply(senderMAC: rs1MAC, senderIP: "192.168.1.31", targetIP: "192.168.1.21"), at: 3 * second)
+        e.tick(now: 3 * second + 20_000_000)
+        #expect(e.primary.outbox.count == 0)
+    }
+
+    /// No real server: the client gets ICMP port unreachable from the VIP (ip_vs_leave).
+    @Test func portUnreachableWhenNoDestination() {
+        let e = Engine()
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC, addresses: [])])
+        try! e.addService(vip, ServiceOptions(scheduler: "rr"))
+        #expect(e.syn(4242, at: second).0 == .drop(.noDestination))
+        var sent: [[UInt8]] = []
+        e.primary.outbox.drain { bytes, _ in sent.append(Array(bytes)) }
+        #expect(sent.count == 1)
+        let f = sent[0].withUnsafeBytes { FrameParser.parse($0) }
+        #expect(f.kind == .ipv4 && f.proto == 1 && f.isICMPError)
+        #expect(f.icmpType == 3 && f.icmpCode == 3)
+        #expect(f.source == IPAddress("192.168.1.100")! && f.destination == IPAddress("192.168.1.12")!)
+        #expect(f.innerSourcePort == 4242 && f.innerDestinationPort == 80)
+        #expect(Array(sent[0][0..<6]) == FrameBuilder.mac(FrameBuilder.clientMAC))
+        #expect(sent[0].withUnsafeBytes { InternetChecksum.ipv4HeaderValid($0.baseAddress! + 14, headerLength: 20) })
+        #expect(sent[0].withUnsafeBytes { InternetChecksum.finish(InternetChecksum.sum($0.baseAddress! + 34, count: $0.count - 34)) } == 0)
+    }
+}
