@@ -24,6 +24,8 @@ let package = Package(
     targets: [
         // Linux headers and a few inline helpers the Swift overlay does not expose.
         .target(name: "CLVSShim"),
+        // TLS for the SSL_GET checker, over the system's OpenSSL.
+        .target(name: "CLVSTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         // Allocation counter for the benchmark harness only.
         .target(name: "CAllocCounter"),
         // Pure decision logic: no I/O, injected clock, deterministic.
@@ -35,7 +37,7 @@ let package = Package(
             swiftSettings: hotPathFlags
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
-        .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim"]),
+        .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim", "CLVSTLS"]),
         .executableTarget(
             name: "lvsd",
             dependencies: [

@@ -7,6 +7,8 @@ for pair in nginx:nginx-light tcpdump:tcpdump nft:nftables curl:curl ip:iproute2
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "[deps] apt-get install -y ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

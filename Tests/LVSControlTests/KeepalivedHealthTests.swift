@@ -356,3 +356,51 @@ final class LoopbackListener: @unchecked Sendable {
         if case .failure = await HealthProbes.run(t) {} else { Issue.record("timeout not detected") }
     }
 }
+
+/// SSL_GET against a real TLS server on loopback (`openssl s_server -www`, a self-signed
+/// certificate made by the test).
+@Suite struct KeepalivedSSLProbeTests {
+    func sh(_ command: String) -> Int32 {
+        guard let pid = ProcessSpawner.spawn(command, newGroup: false) else { return -1 }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return (status >> 8) & 0xFF
+    }
+
+    @Test func sslGetAgainstLoopbackTLSServer() async throws {
+        guard sh("command -v openssl >/dev/null") == 0 else {
+            print("skipped: openssl not installed")
+            return
+        }
+        let dir = "/tmp/lvs-ssl-\(getpid())"
+        defer { _ = sh("rm -rf \(dir)") }
+        let port = 20_000 + Int(getpid() % 20_000)
+        #expect(sh("mkdir -p \(dir) && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=rs -days 1 -keyout \(dir)/k.pem -out \(dir)/c.pem >/dev/null 2>&1") == 0)
+        guard let server = ProcessSpawner.spawn("exec openssl s_server -quiet -accept 127.0.0.1:\(port) -www -cert \(dir)/c.pem -key \(dir)/k.pem >/dev/null 2>&1", newGroup: true) else {
+            Issue.record("cannot start openssl s_server")
+            return
+        }
+        defer {
+            kill(-server, SIGKILL) // s_server does not stop on SIGTERM
+            var status: Int32 = 0
+            waitpid(server, &status, 0)
+        }
+        var t = ProbeTarget(kind: .ssl, address: IPAddress("127.0.0.1")!, port: UInt16(port), connectTimeout: .seconds(3))
+        t.url = KeepalivedURL(path: "/")
+        t.serverName = "rs"
+        // The server needs a moment to listen.
+        var result = ProbeResult.failure("not run")
+        for _ in 0..<50 {
+            result = await HealthProbes.run(t)
+            if result == .success { break }
+            usleep(100_000)
+        }
+        #expect(result == .success)
+        t.url = KeepalivedURL(path: "/", statusCodes: [404...404])
+        #expect(await HealthProbes.run(t) == .failure("HTTP status 200"))
+        // Plain HTTP to the TLS port fails; TLS to a closed port fails.
+        var closed = t
+        closed.port = 1
+        if case .failure = await HealthProbes.run(closed) {} else { Issue.record("TLS to port 1 succeeded") }
+    }
+}

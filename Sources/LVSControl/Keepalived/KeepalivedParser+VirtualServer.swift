@@ -359,9 +359,6 @@ extension KeepalivedParser {
             error(h, "MISC_CHECK has no misc_path - checker removed")
             return nil
         }
-        if kind == .ssl {
-            warn(h, "SSL_GET: TLS is not available without a dependency - the checker is not run and counts as up")
-        }
         return c
     }
 

@@ -257,6 +257,7 @@ public actor HealthMonitor {
             let url = run.checker.urls[min(run.machine.urlIndex, run.checker.urls.count - 1)]
             t.url = url
             t.virtualhost = url.virtualhost ?? run.checker.virtualhost
+            if run.checker.enableSNI { t.serverName = t.virtualhost ?? t.address.description }
         }
         return t
     }

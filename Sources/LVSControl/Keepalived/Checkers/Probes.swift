@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+import CLVSTLS
 import LVSCore
 
 /// Everything one check attempt needs, resolved from the checker, its real server and its VS.
@@ -20,6 +21,8 @@ public struct ProbeTarget: Sendable, Hashable {
     /// HTTP_GET: the Host header (nil: `ip:port`).
     public var virtualhost: String?
     public var httpProtocol = "1.0"
+    /// SSL_GET with `enable_sni`: the TLS server name.
+    public var serverName: String?
     /// MISC_CHECK.
     public var command: String?
     public var commandTimeout: Duration = .seconds(60)
@@ -60,8 +63,9 @@ public enum HealthProbes {
         switch t.kind {
         case .tcp: return tcp(t)
         case .http: return http(t)
+        case .ssl: return ssl(t)
         case .misc: return misc(t)
-        case .ssl, .unsupported: return .success
+        case .unsupported: return .success
         }
     }
 
@@ -166,6 +170,25 @@ public enum HealthProbes {
             response += chunk[0..<n]
         }
         return evaluate(response: response, url: url)
+    }
+
+    /// SSL_GET: HTTP_GET over TLS (OpenSSL), no certificate verification; SNI with `enable_sni`.
+    static func ssl(_ t: ProbeTarget) -> ProbeResult {
+        guard let url = t.url else { return .failure("no url") }
+        let (fd, err) = connect(t)
+        if let err { return .failure(err) }
+        defer { close(fd) }
+        let request = Array(request(t, path: url.path).utf8)
+        var response = [UInt8](repeating: 0, count: 1 << 20)
+        var error = [CChar](repeating: 0, count: 256)
+        let n = request.withUnsafeBytes { req in
+            response.withUnsafeMutableBytes { out in
+                clvs_tls_fetch(fd, t.serverName ?? "", req.baseAddress, req.count, out.baseAddress, out.count,
+                               milliseconds(t.connectTimeout), &error, error.count)
+            }
+        }
+        guard n >= 0 else { return .failure(String(cString: error)) }
+        return evaluate(response: Array(response[0..<n]), url: url)
     }
 
     /// Status and digest checks on a complete HTTP response (§2.6).
