@@ -269,18 +269,21 @@ dest_absent() { local w; w=$(dest_weight "$1") || return 1; [[ -z $w ]]; }
 dest_has_weight() { [[ $(dest_weight "$1") == "$2" ]]; }
 
 # nginx_stop NODE / nginx_start NODE: stop or start the nginx of rs1/rs2
-# (bounded waits); nginx_start waits until it answers locally.
+# (bounded waits); nginx_start waits until it answers locally. nginx_stop
+# sets NGINX_KILL_MS to when SIGTERM was sent.
+NGINX_KILL_MS=0
 nginx_stop() {
     local d=$LAB_STATE/$1 pid
     pid=$(tr -dc 0-9 <"$d/nginx.pid" 2>/dev/null || true)
     [[ -n $pid ]] || e2e_fail "$1: no nginx pid in $d/nginx.pid"
+    NGINX_KILL_MS=$(now_ms)
     kill "$pid" || e2e_fail "$1: cannot signal nginx (pid $pid)"
     local deadline=$((SECONDS + 10))
     while kill -0 "$pid" 2>/dev/null; do
         ((SECONDS < deadline)) || e2e_fail "$1: nginx (pid $pid) still running 10s after SIGTERM"
         sleep 0.1
     done
-    e2e_log "$1: nginx stopped"
+    e2e_log "$1: nginx stopped ($(($(now_ms) - NGINX_KILL_MS)) ms after SIGTERM)"
 }
 nginx_start() {
     local d=$LAB_STATE/$1
@@ -303,13 +306,14 @@ curl_loop_start() {
         while [[ ! -e $CURL_LOOP_STOP ]]; do
             s=$(now_ms)
             r=$(curl_rs "http://$VIP/" 2)
-            echo "$s $(now_ms) $r" >>"$out"
+            echo "$s $(now_ms) ${r// /_}" >>"$out"
             sleep 0.1
         done
     ) </dev/null &
     CURL_LOOP_PID=$!
-    e2e_on_exit kill "$CURL_LOOP_PID"
+    e2e_on_exit kill_quiet "$CURL_LOOP_PID"
 }
+kill_quiet() { kill "$@" 2>/dev/null || true; }
 curl_loop_stop() {
     [[ -n $CURL_LOOP_PID ]] || return 0
     touch "$CURL_LOOP_STOP"
