@@ -48,7 +48,7 @@ stats() {
     lab_lvsadm -Ln --stats --exact | awk '$1 == "TCP" || $1 == "->" { if ($3 ~ /^[0-9]+$/) print $2, $3, $4, $6 }'
 }
 # rules: the -Ln lines that describe the configuration (not the counters).
-rules() { lab_lvsadm -Ln | awk '$1 == "TCP" { print $1, $2, $3, $4 } $1 == "->" && $2 ~ /:/ { print $2, $3, $4 }'; }
+rules() { lab_lvsadm -Ln | awk '$1 == "TCP" { print $1, $2, $3, $4 } $1 == "->" && $2 ~ /^[0-9]/ { print $2, $3, $4 }'; }
 
 write_conf 1
 ka_lab_start "$conf"
@@ -85,6 +85,9 @@ kill -0 "$pid" 2>/dev/null || e2e_fail "lvsd (pid $pid) is gone after SIGHUP"
 after=$(stats)
 e2e_log "counters after the reload:"$'\n'"$after"
 while read -r addr conns inpkts inbytes; do
+    # Non-zero before, so a reset to zero cannot pass as "did not go back".
+    assert_ge 1 "$conns" "Conns of $addr before the reload"
+    assert_ge 1 "$inpkts" "InPkts of $addr before the reload"
     read -r _ c2 p2 b2 <<<"$(awk -v a="$addr" '$1 == a' <<<"$after")"
     [[ -n ${c2:-} ]] || e2e_fail "$addr missing from the stats after the reload"
     assert_ge "$conns" "$c2" "Conns of $addr did not go back"
