@@ -225,3 +225,115 @@ assert_lvsd_alive() {
     lab_lvsadm -Ln >/dev/null || e2e_fail "lvsd control socket does not answer (lvsadm -Ln failed)"
     e2e_log "ok: lvsd (pid $pid) alive, control socket answers"
 }
+
+# ------------------------------------------------- keepalived.conf helpers
+
+# ka_lab_start FILE: a lab whose lvsd reads FILE (keepalived.conf) with
+# --config instead of the seed's commands.
+ka_lab_start() {
+    [[ -r $1 ]] || e2e_fail "config file $1 is not readable"
+    LVS_LAB_LVSD_CONFIG=$1 lab_start --director lvsd
+}
+
+# now_ms: wall-clock milliseconds (for the curl log and deadlines).
+now_ms() { date +%s%3N; }
+
+# wait_for SECONDS WHAT CMD...: poll CMD (a command or function) every
+# 0.2 s until it succeeds; fails the test after SECONDS with WHAT, printing
+# the rules and the lvsd log tail. Prints the milliseconds it took on stdout.
+wait_for() {
+    local secs=$1 what=$2 start deadline
+    shift 2
+    start=$(now_ms)
+    deadline=$((start + secs * 1000))
+    until "$@" >/dev/null 2>&1; do
+        if (($(now_ms) >= deadline)); then
+            lab_lvsadm -Ln >&2 || true
+            e2e_fail "timed out after ${secs}s waiting for: $what"
+        fi
+        sleep 0.2
+    done
+    echo $(($(now_ms) - start))
+}
+
+# dest_weight RIP [VIP:PORT]: the weight of RIP:80 in the TCP service
+# (default VIP:80) from `lvsadm -Ln`; empty when RIP is not listed.
+dest_weight() {
+    local rip=$1 svc=${2:-$VIP:80}
+    lab_lvsadm -Ln | awk -v s="$svc" -v d="$rip:80" '
+        $1 == "TCP" || $1 == "UDP" || $1 == "FWM" { in_svc = ($1 == "TCP" && $2 == s) }
+        in_svc && $1 == "->" && $2 == d && !done { print $4; done = 1 }'
+}
+dest_listed() { [[ -n $(dest_weight "$1") ]]; }
+dest_absent() { local w; w=$(dest_weight "$1") || return 1; [[ -z $w ]]; }
+dest_has_weight() { [[ $(dest_weight "$1") == "$2" ]]; }
+
+# nginx_stop NODE / nginx_start NODE: stop or start the nginx of rs1/rs2
+# (bounded waits); nginx_start waits until it answers locally. nginx_stop
+# sets NGINX_KILL_MS to when SIGTERM was sent.
+NGINX_KILL_MS=0
+nginx_stop() {
+    local d=$LAB_STATE/$1 pid
+    pid=$(tr -dc 0-9 <"$d/nginx.pid" 2>/dev/null || true)
+    [[ -n $pid ]] || e2e_fail "$1: no nginx pid in $d/nginx.pid"
+    NGINX_KILL_MS=$(now_ms)
+    kill "$pid" || e2e_fail "$1: cannot signal nginx (pid $pid)"
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null; do
+        ((SECONDS < deadline)) || e2e_fail "$1: nginx (pid $pid) still running 10s after SIGTERM"
+        sleep 0.1
+    done
+    e2e_log "$1: nginx stopped ($(($(now_ms) - NGINX_KILL_MS)) ms after SIGTERM)"
+}
+nginx_start() {
+    local d=$LAB_STATE/$1
+    lab_exec "$1" timeout 15 nginx -c "$d/nginx.conf" -p "$d" || e2e_fail "$1: nginx did not start"
+    wait_for 15 "$1 nginx answering locally" lab_exec "$1" curl -sf --max-time 2 http://127.0.0.1/ >/dev/null
+    e2e_log "$1: nginx started"
+}
+
+# curl_loop_start FILE: a background client loop, one request through the
+# VIP every ~0.1 s with a 2 s timeout, each line "START_MS END_MS RESULT"
+# (RESULT as curl_rs: 01, 02 or ERR:...). curl_loop_stop ends it.
+CURL_LOOP_PID=""
+CURL_LOOP_STOP=""
+curl_loop_start() {
+    local out=$1
+    CURL_LOOP_STOP=$out.stop
+    rm -f "$CURL_LOOP_STOP"
+    : >"$out"
+    (
+        while [[ ! -e $CURL_LOOP_STOP ]]; do
+            s=$(now_ms)
+            r=$(curl_rs "http://$VIP/" 2)
+            echo "$s $(now_ms) ${r// /_}" >>"$out"
+            sleep 0.1
+        done
+    ) </dev/null &
+    CURL_LOOP_PID=$!
+    e2e_on_exit kill_quiet "$CURL_LOOP_PID"
+}
+kill_quiet() { kill "$@" 2>/dev/null || true; }
+curl_loop_stop() {
+    [[ -n $CURL_LOOP_PID ]] || return 0
+    touch "$CURL_LOOP_STOP"
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$CURL_LOOP_PID" 2>/dev/null; do
+        ((SECONDS < deadline)) || { kill "$CURL_LOOP_PID" 2>/dev/null || true; break; }
+        sleep 0.1
+    done
+    wait "$CURL_LOOP_PID" 2>/dev/null || true
+    CURL_LOOP_PID=""
+}
+
+# curl_results FILE FROM_MS [TO_MS]: the results of the requests started in
+# [FROM_MS, TO_MS) (default: to the end), space-separated.
+curl_results() {
+    awk -v a="$2" -v b="${3:-99999999999999}" '$1 >= a && $1 < b { printf "%s ", $3 }' "$1"
+}
+
+# assert_log PATTERN MSG: the lab's lvsd log has a line matching PATTERN (ERE).
+assert_log() {
+    grep -Eq "$1" "$LAB_STATE/lvsd.log" || e2e_fail "${2:-lvsd log}: no line matching /$1/ in lvsd.log"
+    e2e_log "ok: ${2:-lvsd log} ($(grep -Ec "$1" "$LAB_STATE/lvsd.log") lines /$1/)"
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# `lvsd --check-config FILE` (keepalived -t exit codes): a valid file exits 0;
+# an unknown keyword is an error naming file:line, exit 5; a keyword missing
+# its parameter is fatal, exit 2; `include` with a glob matching two files
+# (relative to the including file) is valid and loads both; a vrrp_instance
+# block gives a warning that VRRP is not applied, exit 0. No lab needed.
+source "$(dirname "$0")/lib.sh"
+
+require_lvs_bins
+e2e_trap
+tmp=$(e2e_tmpdir)
+lvsd=$(lvs_bin)/lvsd
+
+# check FILE: runs the check; sets rc, out (stdout) and err (stderr).
+check() {
+    rc=0
+    timeout 30 "$lvsd" --check-config "$1" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    out=$(cat "$tmp/out")
+    err=$(cat "$tmp/err")
+    e2e_log "--check-config ${1#"$tmp"/}: exit $rc"
+    [[ -z $out ]] || sed 's/^/    stdout: /' <<<"$out" >&2
+    [[ -z $err ]] || sed 's/^/    stderr: /' <<<"$err" >&2
+    ((rc != 124)) || e2e_fail "lvsd --check-config $1 timed out"
+}
+
+# vs VIP: one virtual server block (16 lines).
+vs() {
+    cat <<CONF
+virtual_server $1 80 {
+    delay_loop 2
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+    real_server 192.168.1.31 80 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 192.168.1.32 80 {
+        weight 1
+        HTTP_GET { url { path / } }
+    }
+}
+CONF
+}
+
+# 1. valid
+{
+    printf 'global_defs {\n    router_id e2e\n}\n'
+    vs 192.168.1.100
+} >"$tmp/valid.conf"
+check "$tmp/valid.conf"
+assert_eq 0 "$rc" "valid file: exit status"
+assert_match "$out" 'valid' "valid file: says it is valid"
+[[ $err != *rror* ]] || e2e_fail "valid file: error output: $err"
+
+# 2. unknown keyword on line 10 -> error file:line, exit 5
+{
+    printf 'global_defs {\n    router_id e2e\n}\n'
+    vs 192.168.1.100 | sed 's/^        weight 2$/        wieght 2/'
+} >"$tmp/unknown.conf"
+assert_eq "        wieght 2" "$(sed -n 10p "$tmp/unknown.conf")" "line 10 holds the unknown keyword (test setup)"
+check "$tmp/unknown.conf"
+assert_eq 5 "$rc" "unknown keyword: exit status"
+assert_match "$err" "$tmp/unknown\\.conf:10:[^"$'\n'"]*wieght" "unknown keyword: message names file:line and the keyword"
+
+# 3. keyword missing its parameter on line 5 -> fatal, exit 2
+{
+    printf 'global_defs {\n    router_id e2e\n}\n'
+    vs 192.168.1.100 | sed 's/^    delay_loop 2$/    delay_loop/'
+} >"$tmp/missing.conf"
+assert_eq "    delay_loop" "$(sed -n 5p "$tmp/missing.conf")" "line 5 holds the bare keyword (test setup)"
+check "$tmp/missing.conf"
+assert_eq 2 "$rc" "keyword without its parameter: exit status"
+assert_match "$err" "$tmp/missing\\.conf:5:[^"$'\n'"]*delay_loop" "keyword without its parameter: message names file:line and the keyword"
+
+# 4. include with a glob (relative to the including file) matching two files
+mkdir -p "$tmp/inc/conf.d"
+printf 'global_defs {\n    router_id e2e\n}\ninclude conf.d/*.conf\n' >"$tmp/inc/main.conf"
+vs 192.168.1.100 >"$tmp/inc/conf.d/a.conf"
+vs 192.168.1.101 >"$tmp/inc/conf.d/b.conf"
+vs 192.168.1.102 >"$tmp/inc/conf.d/c.notincluded"
+check "$tmp/inc/main.conf"
+assert_eq 0 "$rc" "include with a glob of two files: exit status"
+assert_match "$out" '(^|[^0-9])2 virtual servers' "include with a glob: both included files' virtual servers are loaded (and only those)"
+# An error inside an included file is reported against that file.
+sed -i 's/^    lb_algo wrr$/    lb_algoo wrr/' "$tmp/inc/conf.d/b.conf"
+check "$tmp/inc/main.conf"
+assert_eq 5 "$rc" "unknown keyword in an included file: exit status"
+assert_match "$err" "conf\\.d/b\\.conf:3:[^"$'\n'"]*lb_algoo" "unknown keyword in an included file: message names the included file and line"
+
+# 5. vrrp_instance block -> warning that VRRP is not applied, exit 0
+{
+    printf 'global_defs {\n    router_id e2e\n}\n'
+    cat <<'CONF'
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass secret
+    }
+    virtual_ipaddress {
+        192.168.1.100/32 dev lo
+    }
+}
+CONF
+    vs 192.168.1.100
+} >"$tmp/vrrp.conf"
+check "$tmp/vrrp.conf"
+assert_eq 0 "$rc" "vrrp_instance: exit status"
+assert_match "$err" "vrrp\\.conf:4:[^"$'\n'"]*[Ww]arning[^"$'\n'"]*VRRP|vrrp\\.conf:4:[^"$'\n'"]*VRRP[^"$'\n'"]*[Ww]arning" "vrrp_instance: a warning at its line that VRRP is not applied"
+assert_match "$err$out" 'not (applied|implemented)' "vrrp_instance: says VRRP is not applied"
+assert_match "$out" '1 virtual servers' "vrrp_instance: the virtual server is still loaded"
+e2e_log "PASS"
