@@ -93,16 +93,20 @@ extension Scheduler {
     (value &* 0x61C8_8647) >> UInt32(32 - bits)
 }
 
-/// Least weighted overhead as wlc picks it: the first eligible destination, replaced by a later one
-/// only if `overhead(best) * weight(d) > overhead(d) * weight(best)`. Shared by wlc, lblc and lblcr.
-@inlinable public func weightedLeastConnection(_ d: SchedulingDestinations) -> Int? {
+/// The eligible destination with the least `overhead / weight`, compared as the kernel does by
+/// cross multiplication: a later destination replaces the best only if
+/// `overhead(best) * weight(d) > overhead(d) * weight(best)`, so the first wins ties.
+/// With `takeIdle`, the first eligible destination without active connections wins at once (nq).
+@inlinable public func leastWeightedOverhead(_ d: SchedulingDestinations, takeIdle: Bool = false,
+                                            overhead: (Destination) -> Int64) -> Int? {
     var best = -1
     var bestOverhead: Int64 = 0
     var bestWeight: Int64 = 0
     for i in 0..<d.count {
         let dest = d[i]
         guard dest.isEligible else { continue }
-        let oh = dest.overhead
+        if takeIdle && dest.activeConns == 0 { return i }
+        let oh = overhead(dest)
         let w = Int64(dest.weight)
         if best < 0 || bestOverhead * w > oh * bestWeight {
             best = i
@@ -111,4 +115,10 @@ extension Scheduler {
         }
     }
     return best < 0 ? nil : best
+}
+
+/// Least weighted connection overhead (`active * 256 + inactive`) as wlc picks it; shared by wlc,
+/// lblc and lblcr.
+@inlinable public func weightedLeastConnection(_ d: SchedulingDestinations) -> Int? {
+    leastWeightedOverhead(d) { $0.overhead }
 }
