@@ -122,3 +122,19 @@ extension Scheduler {
 @inlinable public func weightedLeastConnection(_ d: SchedulingDestinations) -> Int? {
     leastWeightedOverhead(d) { $0.overhead }
 }
+
+/// The eligible destination with the highest weight that also passes `accept`; the first (newest)
+/// of equal weights wins. Shared by fo and ovf.
+@inlinable public func highestWeight(_ d: SchedulingDestinations, accept: (Destination) -> Bool = { _ in true }) -> Int? {
+    var best = -1
+    var bestWeight: Int32 = 0
+    for i in 0..<d.count {
+        let dest = d[i]
+        guard dest.isEligible, accept(dest) else { continue }
+        if best < 0 || dest.weight > bestWeight {
+            best = i
+            bestWeight = dest.weight
+        }
+    }
+    return best < 0 ? nil : best
+}

@@ -7,16 +7,6 @@ public struct WeightedFailoverScheduler: Scheduler {
     public init() {}
 
     public mutating func schedule(_ d: SchedulingDestinations, _ context: inout SchedulingContext) -> Int? {
-        var best = -1
-        var bestWeight: Int32 = 0
-        for i in 0..<d.count {
-            let dest = d[i]
-            guard dest.isEligible else { continue }
-            if best < 0 || dest.weight > bestWeight {
-                best = i
-                bestWeight = dest.weight
-            }
-        }
-        return best < 0 ? nil : best
+        highestWeight(d)
     }
 }
