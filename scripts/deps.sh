@@ -7,9 +7,16 @@ for pair in nginx:nginx-light tcpdump:tcpdump nft:nftables curl:curl ip:iproute2
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
 python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+# The AF_XDP data plane: libxdp/libbpf to build and link, clang for the XDP program.
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v xdp-loader >/dev/null 2>&1 || need+=(xdp-tools)
+[ -e /usr/include/xdp/xsk.h ] || need+=(libxdp-dev)
+[ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "[deps] apt-get install -y ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The XDP program (bpf/lvs_xdp.o; lvsd --dataplane afxdp finds it via the source tree or --xdp-object).
+make -s -C "$(cd "$(dirname "$0")/.." && pwd)/bpf"
