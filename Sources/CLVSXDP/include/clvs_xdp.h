@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#pragma clang assume_nonnull begin
+
 /* Same layout as libxdp's struct xsk_ring_prod / xsk_ring_cons (checked in xdp.c). */
 struct clvs_ring {
     uint32_t cached_prod;
@@ -32,14 +34,14 @@ struct clvs_desc {
 /* One AF_XDP socket with its own UMEM. */
 struct clvs_xsk {
     struct clvs_ring rx, tx, fill, comp;
-    uint8_t *area;          /* UMEM: frame_count x frame_size bytes */
+    uint8_t *_Nullable area;          /* UMEM: frame_count x frame_size bytes */
     uint64_t area_size;
     uint32_t frame_size;
     uint32_t frame_count;
     int fd;
     uint32_t queue;
-    void *socket;           /* struct xsk_socket * */
-    void *umem;             /* struct xsk_umem * */
+    void *_Nullable socket;           /* struct xsk_socket * */
+    void *_Nullable umem;             /* struct xsk_umem * */
 };
 
 /* Creates UMEM and socket (XDP_COPY | XDP_USE_NEED_WAKEUP, no program loaded by libxdp) and
@@ -84,11 +86,11 @@ static inline void clvs_prod_submit(struct clvs_ring *r, uint32_t n) {
     __atomic_store_n(r->producer, *r->producer + n, __ATOMIC_RELEASE);
 }
 
-static inline uint64_t *clvs_addr_slot(struct clvs_ring *r, uint32_t idx) {
+static inline uint64_t *_Nonnull clvs_addr_slot(struct clvs_ring *r, uint32_t idx) {
     return &((uint64_t *)r->ring)[idx & r->mask];
 }
 
-static inline struct clvs_desc *clvs_desc_slot(struct clvs_ring *r, uint32_t idx) {
+static inline struct clvs_desc *_Nonnull clvs_desc_slot(struct clvs_ring *r, uint32_t idx) {
     return &((struct clvs_desc *)r->ring)[idx & r->mask];
 }
 
@@ -102,7 +104,7 @@ int clvs_xsk_kick_tx(int fd);
 /* ---- the XDP program ---- */
 
 struct clvs_xdp_prog {
-    void *object;    /* struct bpf_object * */
+    void *_Nullable object;    /* struct bpf_object * */
     int prog_fd;
     int xsks_fd;
     int vips_fd;
@@ -134,5 +136,7 @@ int clvs_neighbour_tap_open(int ifindex);
 /* Completes a TCP/UDP checksum left as CHECKSUM_PARTIAL by the sender (the field holds only the
  * pseudo-header sum): 1 when rewritten, 0 otherwise. Ethernet frame, one VLAN tag allowed. */
 int clvs_complete_l4_checksum(uint8_t *frame, uint32_t len);
+
+#pragma clang assume_nonnull end
 
 #endif
