@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "CLVSShim"),
         // TLS for the SSL_GET checker, over the system's OpenSSL.
         .target(name: "CLVSTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // AF_XDP sockets, the XDP program and its VIP map (libxdp + libbpf, Debian: libxdp-dev libbpf-dev).
+        .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // Allocation counter for the benchmark harness only.
         .target(name: "CAllocCounter"),
         // Pure decision logic: no I/O, injected clock, deterministic.
@@ -33,7 +35,7 @@ let package = Package(
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "CLVSShim", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "CLVSShim", "CLVSXDP", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
@@ -56,7 +58,7 @@ let package = Package(
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
-        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -9,9 +9,16 @@ done
 python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+# The AF_XDP data plane: libxdp/libbpf to build and link, clang for the XDP program.
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v xdp-loader >/dev/null 2>&1 || need+=(xdp-tools)
+[ -e /usr/include/xdp/xsk.h ] || need+=(libxdp-dev)
+[ -e /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "[deps] apt-get install -y ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The XDP program (bpf/lvs_xdp.o; lvsd --dataplane afxdp finds it via the source tree or --xdp-object).
+make -s -C "$(cd "$(dirname "$0")/.." && pwd)/bpf"

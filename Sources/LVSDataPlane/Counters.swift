@@ -19,6 +19,9 @@ public struct InterfaceCounters: Sendable, Equatable {
     public var unknownEgress: UInt64 = 0
     /// Frames with an out-of-band VLAN tag, left to the kernel.
     public var vlanPassed: UInt64 = 0
+    /// AF_XDP only: verdict `.pass` on a frame the XDP program took from the kernel; it cannot be
+    /// given back, so it is dropped (the program only takes VIP traffic and ARP/ND for VIPs).
+    public var passDropped: UInt64 = 0
     public var dropReasons: [DropReason: UInt64] = [:]
 
     public init() {}
@@ -28,6 +31,7 @@ public struct InterfaceCounters: Sendable, Equatable {
         a.txPackets &+= b.txPackets; a.txBytes &+= b.txBytes
         a.passed &+= b.passed; a.dropped &+= b.dropped; a.txErrors &+= b.txErrors
         a.truncated &+= b.truncated; a.unknownEgress &+= b.unknownEgress; a.vlanPassed &+= b.vlanPassed
+        a.passDropped &+= b.passDropped
         for (k, v) in b.dropReasons { a.dropReasons[k, default: 0] &+= v }
     }
 }
@@ -35,9 +39,9 @@ public struct InterfaceCounters: Sendable, Equatable {
 /// Slots of a counter row (one row per interface per worker), single writer, relaxed atomics.
 @usableFromInline
 enum Counter: Int {
-    case rxPackets, rxBytes, txPackets, txBytes, passed, dropped, txErrors, truncated, unknownEgress, vlanPassed
-    @usableFromInline static let reasonBase = 10
-    @usableFromInline static let rowWidth = 10 + DropReason.allCases.count
+    case rxPackets, rxBytes, txPackets, txBytes, passed, dropped, txErrors, truncated, unknownEgress, vlanPassed, passDropped
+    @usableFromInline static let reasonBase = 11
+    @usableFromInline static let rowWidth = 11 + DropReason.allCases.count
 }
 
 /// A block of counter rows written by one worker and read by anyone.
@@ -63,6 +67,7 @@ final class CounterBlock {
         out.txPackets = v(.txPackets); out.txBytes = v(.txBytes)
         out.passed = v(.passed); out.dropped = v(.dropped); out.txErrors = v(.txErrors)
         out.truncated = v(.truncated); out.unknownEgress = v(.unknownEgress); out.vlanPassed = v(.vlanPassed)
+        out.passDropped = v(.passDropped)
         for reason in DropReason.allCases {
             let n = clvs_load_relaxed_u64(p + Counter.reasonBase + Int(reason.rawValue))
             if n != 0 { out.dropReasons[reason] = n }

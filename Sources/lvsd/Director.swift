@@ -16,6 +16,9 @@ final class Director: @unchecked Sendable {
     let logger: Logger
     let sender: Int32
     private(set) var workers: [ShardWorker] = []
+    /// `lvsadm daemon status` lines about the data plane: the first replaces EngineControl's
+    /// "data plane:" line, the others are appended (set once the data plane exists).
+    var dataplaneStatus: [String] = []
     private var lastNeighbourCheck: UInt64 = 0
     private var reportedUnreachable: Set<String> = []
     /// When each real server was first seen unresolved (a warning needs 3 s without an answer).
@@ -51,7 +54,10 @@ final class Director: @unchecked Sendable {
             logger.debug("control request refused", metadata: ["request": "\(request)", "error": "\(e.errnoName)"])
         }
         if case .text(let t) = response, case .status = request {
-            return .text(t + "workers: \(workers.count) (one connection-table shard each, PACKET_FANOUT hash)\n")
+            // EngineControl describes the afpacket backend on its first line: say what really runs.
+            var lines = t.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if let first = lines.first, first.hasPrefix("data plane:"), let mine = dataplaneStatus.first { lines[0] = mine }
+            return .text(lines.joined(separator: "\n") + dataplaneStatus.dropFirst().map { $0 + "\n" }.joined())
         }
         return response
     }

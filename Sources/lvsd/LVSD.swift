@@ -44,6 +44,12 @@ struct LVSD: AsyncParsableCommand {
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
     var noKernelGuard = false
 
+    @Option(help: "Packet I/O: afpacket (packet sockets + nftables guard) or afxdp (XDP program + AF_XDP sockets).")
+    var dataplane: String = "afpacket"
+
+    @Option(help: "The XDP program for --dataplane afxdp (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
+    var xdpObject: String?
+
     func run() async throws {
         if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -85,27 +91,58 @@ struct LVSD: AsyncParsableCommand {
                 keepalived = try Self.loadKeepalived(config, logger: logger)
             }
         }
+        guard let kind = DataPlaneKind(rawValue: dataplane) else {
+            throw ServerError("unsupported --dataplane '\(dataplane)' (supported: \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         let director = try Director(engine: engine, logger: logger)
         if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
-        var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
-        dpConfig.tickInterval = 10_000_000
-        let dataPlane = try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) }
+        let dataPlane: AnyDataPlane
+        switch kind {
+        case .afpacket:
+            var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
+            dpConfig.tickInterval = 10_000_000
+            dataPlane = .afpacket(try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) })
+        case .afxdp:
+            let object = try Self.findXDPObject(xdpObject)
+            var xConfig = AFXDPConfiguration(interfaces: interfaces, objectPath: object, workerCount: workers)
+            xConfig.tickInterval = 10_000_000
+            let plane = try AFXDPDataPlane<ShardWorker>(configuration: xConfig) { director.makeWorker($0) }
+            if let workers, workers > plane.workers.count {
+                logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
+                              metadata: ["queues": "\(plane.queueCounts)"])
+            }
+            dataPlane = .afxdp(plane)
+        }
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
 
-        (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
-        let guardTable: NFTablesGuard? = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
+        var guardTable: NFTablesGuard?
+        if case .afpacket = dataPlane {
+            (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
+            guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
+        } else {
+            try dataPlane.updateVIPs(Self.vipMatches(engine.snapshot(), rules))
+        }
         let guardLock = NSLock()
-        let server = ControlServer(path: socket, director: director, logger: logger) {
-            // Keep the kernel guard in step with the services (off the packet path).
-            guard let guardTable else { return }
+        let server = ControlServer(path: socket, director: director, logger: logger) { [guardTable] in
+            // Keep the kernel guard / the XDP VIP map in step with the services (off the packet path).
             guardLock.lock(); defer { guardLock.unlock() }
-            if case let .snapshot(s) = director.execute(.snapshot) {
-                do { try guardTable.update(vips: Self.vipMatches(s, rules)) } catch {
-                    logger.error("cannot update nftables guard: \(error)")
-                }
+            guard case let .snapshot(s) = director.execute(.snapshot) else { return }
+            do {
+                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules)) }
+                if case .afxdp = dataPlane { try dataPlane.updateVIPs(Self.vipMatches(s, rules)) }
+            } catch {
+                logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
             }
         }
         try dataPlane.start()
+        if case let .afxdp(plane) = dataPlane {
+            for (info, mode) in zip(plane.interfaces, plane.modes) where mode == .generic {
+                logger.warning("afxdp: native XDP attach failed on \(info.name); running in generic (skb) mode, slower",
+                               metadata: ["interface": "\(info.name)"])
+            }
+            logger.info("afxdp: XDP program attached", metadata: ["object": "\(plane.configuration.objectPath)", "interfaces": "\(plane.summary)"])
+        }
+        director.dataplaneStatus = dataPlane.status
         var monitor: HealthMonitor?
         if let keepalived {
             let backend = NotifyingBackend(director: director) { server.notifyChange() }
@@ -135,9 +172,9 @@ struct LVSD: AsyncParsableCommand {
         }
         try server.start()
         logger.info("lvsd ready", metadata: [
-            "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "afpacket",
-            "workers": "\(dataPlane.workers.count)", "max_connections": "\(maxConnections)",
-            "kernel_guard": "\(noKernelGuard ? "off" : "nftables netdev ingress")",
+            "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
+            "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
+            "kernel_guard": "\(kind == .afxdp ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
         let service = DirectorService(dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
@@ -145,6 +182,20 @@ struct LVSD: AsyncParsableCommand {
         server.reload = { await service.reload() }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// --xdp-object, else lvs_xdp.o next to the lvsd binary, else bpf/lvs_xdp.o of the source tree
+    /// lvsd was built in (.build/<triple>/<configuration>/lvsd).
+    static func findXDPObject(_ explicit: String?) throws -> String {
+        if let explicit {
+            guard access(explicit, R_OK) == 0 else { throw ServerError("--xdp-object \(explicit): not readable") }
+            return explicit
+        }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        let candidates = [exe.appendingPathComponent("lvs_xdp.o").path,
+                          exe.appendingPathComponent("../../../bpf/lvs_xdp.o").standardized.path]
+        if let found = candidates.first(where: { access($0, R_OK) == 0 }) { return found }
+        throw ServerError("XDP program not found (looked at \(candidates.joined(separator: ", "))); build it with `make -C bpf` or pass --xdp-object PATH")
     }
 
     /// The prefix length of an IPv4 address on an interface (from `ip -o addr`), /24 when unknown.
@@ -217,7 +268,7 @@ struct LVSD: AsyncParsableCommand {
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
 /// SIGHUP re-reads keepalived.conf and applies only the difference.
 struct DirectorService: Service, @unchecked Sendable {
-    let dataPlane: DataPlane<ShardWorker>
+    let dataPlane: AnyDataPlane
     let server: ControlServer
     let guardTable: NFTablesGuard?
     let logger: Logger
@@ -258,7 +309,57 @@ struct DirectorService: Service, @unchecked Sendable {
         metrics?.stop()
         server.stop()
         dataPlane.stop()
+        if case .afxdp = dataPlane { logger.info("afxdp: XDP programs detached") }
         do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
         logger.info("lvsd stopped")
+    }
+}
+
+/// The packet I/O backends lvsd can run.
+enum DataPlaneKind: String, CaseIterable {
+    case afpacket, afxdp
+}
+
+/// Either backend, for lvsd's control code; each worker loop stays specialised for `ShardWorker`.
+enum AnyDataPlane: @unchecked Sendable {
+    case afpacket(DataPlane<ShardWorker>)
+    case afxdp(AFXDPDataPlane<ShardWorker>)
+
+    var workerCount: Int {
+        switch self {
+        case .afpacket(let p): return p.workers.count
+        case .afxdp(let p): return p.workers.count
+        }
+    }
+
+    func start() throws {
+        switch self {
+        case .afpacket(let p): try p.start()
+        case .afxdp(let p): try p.start()
+        }
+    }
+
+    /// For afxdp: detaches the XDP programs first, so traffic goes back to the kernel.
+    func stop() {
+        switch self {
+        case .afpacket(let p): p.stop()
+        case .afxdp(let p): p.stop()
+        }
+    }
+
+    func updateVIPs(_ vips: [VIPMatch]) throws {
+        if case .afxdp(let p) = self { try p.updateVIPs(vips) }
+    }
+
+    /// Lines for `lvsadm daemon status` (the first one names the backend).
+    var status: [String] {
+        switch self {
+        case .afpacket(let p):
+            return ["data plane: afpacket (TPACKET_V2 ring, sendmmsg, PACKET_VNET_HDR)",
+                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT hash)"]
+        case .afxdp(let p):
+            return ["data plane: afxdp (XDP redirect to AF_XDP copy-mode sockets; \(p.summary))",
+                    "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)"]
+        }
     }
 }

@@ -7,6 +7,9 @@
 #   -v                  stream each test's output (default: only on failure)
 #   E2E_TEST_TIMEOUT    seconds per test (default 900)
 #   E2E_ARTIFACTS       where logs and failed labs' state go (default /tmp/lvs-e2e-artifacts)
+#   E2E_DATAPLANES      lvsd data planes to run the suite with (default: afpacket, plus afxdp
+#                       when the XDP program is built); ignored when LVS_LAB_LVSD_ARGS is set,
+#                       which then applies to a single run.
 set -euo pipefail
 
 E2E_DIR=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
@@ -17,15 +20,36 @@ FILTERS=()
 for arg in "$@"; do
     case $arg in
     -v) VERBOSE=1 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) FILTERS+=("$arg") ;;
     esac
 done
 
-mkdir -p "$E2E_ARTIFACTS"
+# The data planes: afxdp needs the XDP object (next to lvsd or bpf/lvs_xdp.o of the tree).
+if [[ -n ${LVS_LAB_LVSD_ARGS+set} ]]; then
+    PLANES=(custom)
+elif [[ -n ${E2E_DATAPLANES:-} ]]; then
+    read -r -a PLANES <<<"$E2E_DATAPLANES"
+else
+    PLANES=(afpacket)
+    for obj in "${LVS_BIN:-/nonexistent}/lvs_xdp.o" "$E2E_DIR/../../bpf/lvs_xdp.o"; do
+        if [[ -r $obj ]]; then PLANES+=(afxdp); break; fi
+    done
+fi
+
+ARTIFACT_ROOT=$E2E_ARTIFACTS
 passed=0 failed=0 skipped=0
 failed_names=()
 shopt -s nullglob
+for plane in "${PLANES[@]}"; do
+if [[ $plane != custom ]]; then
+    export LVS_LAB_LVSD_ARGS="--dataplane $plane"
+    ((${#PLANES[@]} == 1)) || export E2E_ARTIFACTS=$ARTIFACT_ROOT/$plane
+    echo "== data plane: $plane"
+fi
+mkdir -p "$E2E_ARTIFACTS"
+tag=""
+((${#PLANES[@]} == 1)) || tag="[$plane] "
 for t in "$E2E_DIR"/test_*.sh; do
     name=$(basename "$t" .sh)
     if ((${#FILTERS[@]})); then
@@ -43,11 +67,11 @@ for t in "$E2E_DIR"/test_*.sh; do
     fi
     took=$((SECONDS - start))
     case $rc in
-    0) echo "PASS $name (${took}s)"; passed=$((passed + 1)) ;;
-    77) echo "SKIP $name: $(grep -m1 'SKIP:' "$logf" | sed 's/.*SKIP: //')"; skipped=$((skipped + 1)) ;;
+    0) echo "PASS $tag$name (${took}s)"; passed=$((passed + 1)) ;;
+    77) echo "SKIP $tag$name: $(grep -m1 'SKIP:' "$logf" | sed 's/.*SKIP: //')"; skipped=$((skipped + 1)) ;;
     *)
         ((rc == 124 || rc == 137)) && reason="timed out after ${TEST_TIMEOUT}s" || reason="exit $rc"
-        echo "FAIL $name (${took}s, $reason; log: $logf)"
+        echo "FAIL $tag$name (${took}s, $reason; log: $logf)"
         if ((!VERBOSE)); then
             echo "----- failures reported by $name"
             grep -E 'FAIL|ERROR|timed out' "$logf" | head -n 20 | sed 's/^/    /' || true
@@ -56,9 +80,10 @@ for t in "$E2E_DIR"/test_*.sh; do
             echo "-----"
         fi
         failed=$((failed + 1))
-        failed_names+=("$name")
+        failed_names+=("$tag$name")
         ;;
     esac
+done
 done
 
 ((passed + failed + skipped)) || { echo "no e2e test matched" >&2; exit 1; }

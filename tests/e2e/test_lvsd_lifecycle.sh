@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lvsd's life: clear last log lines and a non-zero exit for a bad interface
 # and a bad --fwmark rule; SIGTERM ends it within 5 s and removes its
-# nftables table and its socket; lvsadm without lvsd says so in one line;
+# nftables table (afpacket) or XDP program (afxdp) and its socket; an
+# unsupported --dataplane fails clearly; lvsadm without lvsd says so in one line;
 # --config loads an ipvsadm-save file (with a comment line) at start; a bad
 # config line fails naming the file and the line.
 source "$(dirname "$0")/lib.sh"
@@ -10,6 +11,12 @@ require_lvs_bins
 lab_start --director lvsd
 LVSD=$(lvs_bin)/lvsd
 LVSADM=$(lvs_bin)/lvsadm
+# The data plane under test comes from LVS_LAB_LVSD_ARGS (as for the lab's lvsd).
+DP_ARGS=(${LVS_LAB_LVSD_ARGS:-})
+XDP=0
+[[ " ${DP_ARGS[*]} " == *" --dataplane afxdp "* ]] && XDP=1
+# The lab's lvsd keeps one nftables table with afpacket, none with afxdp (its XDP program instead).
+LAB_TABLES=$((1 - XDP))
 
 # run_lvsd_fail NAME ARGS...: lvsd must exit non-zero within 15 s; prints
 # its last log line.
@@ -40,6 +47,9 @@ stop_lvsd() {
     t=$(lab_exec director nft list tables)
     [[ $t != *lvsd_* ]] || e2e_fail "nftables table left behind after SIGTERM: $t"
     e2e_log "ok: no lvsd_ nftables table left"
+    t=$(lab_exec director ip -d link show eth0)
+    [[ $t != *prog/xdp* ]] || e2e_fail "XDP program left attached after SIGTERM: $t"
+    e2e_log "ok: no XDP program left on eth0"
     [[ ! -e $sock ]] || e2e_fail "socket $sock left behind after SIGTERM"
     e2e_log "ok: socket $sock removed"
 }
@@ -52,7 +62,15 @@ assert_match "$last" "critical|error" "bad interface: last log line is an error"
 last=$(run_lvsd_fail badfwmark --interface eth0 --fwmark 'bogus==')
 assert_match "$last" "fwmark" "bad fwmark: last log line says fwmark ($last)"
 assert_match "$last" "bogus==" "bad fwmark: last log line quotes the rule"
-assert_eq 1 "$(lvsd_tables)" "nftables lvsd_ tables (the lab's lvsd only)"
+assert_eq "$LAB_TABLES" "$(lvsd_tables)" "nftables lvsd_ tables (the lab's lvsd only)"
+if ((XDP)); then
+    t=$(lab_exec director ip -d link show eth0)
+    assert_match "$t" "prog/xdp" "afxdp: the lab's lvsd has its XDP program on eth0"
+fi
+# 2b. an unsupported data plane
+last=$(run_lvsd_fail baddp --interface eth0 --dataplane nosuchplane)
+assert_match "$last" "nosuchplane" "bad dataplane: last log line names it ($last)"
+assert_match "$last" "critical|error" "bad dataplane: last log line is an error"
 
 # 3. SIGTERM on the lab's lvsd
 stop_lvsd "$(lvsd_pid)" "$LAB_STATE/lvsd.sock"
@@ -76,7 +94,7 @@ cat >"$cfg" <<CFG
 -a -u $VIP:53 -r 192.168.1.31:53 -g -w 1
 CFG
 sock=$LAB_STATE/cfg.sock
-setsid ip netns exec "$LAB_PREFIX-director" "$LVSD" --interface eth0 --socket "$sock" --config "$cfg" \
+setsid ip netns exec "$LAB_PREFIX-director" "$LVSD" --interface eth0 --socket "$sock" --config "$cfg" "${DP_ARGS[@]}" \
     >"$LAB_STATE/lvsd-config.log" 2>&1 </dev/null &
 pid=$!
 e2e_on_exit kill "$pid"

@@ -1,0 +1,142 @@
+#ifndef CLVS_XDP_H
+#define CLVS_XDP_H
+/*
+ * What lvsd's AF_XDP data plane needs from libxdp/libbpf, in a form Swift imports:
+ * UMEM + one AF_XDP socket per interface queue (copy mode), ring operations as
+ * inline helpers, loading/attaching lvsd's XDP program, the VIP map, and a
+ * packet tap for the ARP/ND frames the program leaves to the kernel.
+ * libxdp/libbpf headers stay in xdp.c.
+ */
+#include <stdint.h>
+#include <stddef.h>
+
+#pragma clang assume_nonnull begin
+
+/* Same layout as libxdp's struct xsk_ring_prod / xsk_ring_cons (checked in xdp.c). */
+struct clvs_ring {
+    uint32_t cached_prod;
+    uint32_t cached_cons;
+    uint32_t mask;
+    uint32_t size;
+    uint32_t *producer;
+    uint32_t *consumer;
+    void *ring;
+    uint32_t *flags;
+};
+
+/* Same layout as struct xdp_desc. */
+struct clvs_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint32_t options;
+};
+
+/* One AF_XDP socket with its own UMEM. */
+struct clvs_xsk {
+    struct clvs_ring rx, tx, fill, comp;
+    uint8_t *_Nullable area;          /* UMEM: frame_count x frame_size bytes */
+    uint64_t area_size;
+    uint32_t frame_size;
+    uint32_t frame_count;
+    int fd;
+    uint32_t queue;
+    void *_Nullable socket;           /* struct xsk_socket * */
+    void *_Nullable umem;             /* struct xsk_umem * */
+};
+
+/* Creates UMEM and socket (XDP_COPY | XDP_USE_NEED_WAKEUP, no program loaded by libxdp) and
+ * inserts it into `xsks_map_fd` at `queue`. 0 or -errno; `err` says what failed. */
+int clvs_xsk_open(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32_t frame_count,
+                  uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, char *err, size_t errlen);
+void clvs_xsk_close(struct clvs_xsk *x);
+
+/* ---- rings (single producer / single consumer, as in libxdp) ---- */
+
+static inline uint32_t clvs_cons_peek(struct clvs_ring *r, uint32_t max, uint32_t *idx) {
+    uint32_t avail = r->cached_prod - r->cached_cons;
+    if (avail == 0) {
+        r->cached_prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+        avail = r->cached_prod - r->cached_cons;
+    }
+    if (avail > max) avail = max;
+    *idx = r->cached_cons;
+    r->cached_cons += avail;
+    return avail;
+}
+
+static inline void clvs_cons_release(struct clvs_ring *r, uint32_t n) {
+    __atomic_store_n(r->consumer, *r->consumer + n, __ATOMIC_RELEASE);
+}
+
+/* Reserves up to `n` slots; returns how many, first index in *idx. */
+static inline uint32_t clvs_prod_reserve(struct clvs_ring *r, uint32_t n, uint32_t *idx) {
+    /* cached_cons runs `size` ahead of the consumer, so this is the number of free slots. */
+    uint32_t free_entries = r->cached_cons - r->cached_prod;
+    if (free_entries < n) {
+        r->cached_cons = __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE) + r->size;
+        free_entries = r->cached_cons - r->cached_prod;
+    }
+    if (n > free_entries) n = free_entries;
+    *idx = r->cached_prod;
+    r->cached_prod += n;
+    return n;
+}
+
+static inline void clvs_prod_submit(struct clvs_ring *r, uint32_t n) {
+    __atomic_store_n(r->producer, *r->producer + n, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t *_Nonnull clvs_addr_slot(struct clvs_ring *r, uint32_t idx) {
+    return &((uint64_t *)r->ring)[idx & r->mask];
+}
+
+static inline struct clvs_desc *_Nonnull clvs_desc_slot(struct clvs_ring *r, uint32_t idx) {
+    return &((struct clvs_desc *)r->ring)[idx & r->mask];
+}
+
+static inline int clvs_needs_wakeup(const struct clvs_ring *r) {
+    return (*r->flags & 1 /* XDP_RING_NEED_WAKEUP */) != 0;
+}
+
+/* Copy mode transmits in this syscall. 0 or -errno (EAGAIN/EBUSY/ENOBUFS: try again later). */
+int clvs_xsk_kick_tx(int fd);
+
+/* ---- the XDP program ---- */
+
+struct clvs_xdp_prog {
+    void *_Nullable object;    /* struct bpf_object * */
+    int prog_fd;
+    int xsks_fd;
+    int vips_fd;
+    int ifindex;     /* attached to, 0 = not attached */
+    uint32_t mode;   /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE once attached */
+};
+
+/* Opens and loads `path`. With `shared_vips_fd` >= 0 the object uses that VIP map instead of
+ * its own (one VIP map for every interface). 0 or -errno. */
+int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, char *err, size_t errlen);
+/* Attaches in native mode, else (when `allow_generic`) in generic/skb mode; sets p->mode.
+ * Replaces an earlier lvsd program (a stale one of a killed lvsd), refuses anybody else's. */
+int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, char *err, size_t errlen);
+/* Detaches (if attached) and frees the object. */
+void clvs_xdp_close(struct clvs_xdp_prog *p);
+/* Detaches whatever lvsd program is attached to `ifindex` (any mode); 1 when one was removed. */
+int clvs_xdp_detach_stale(int ifindex);
+
+/* VIP map element: family 4 or 6, address in network order (4 or 16 bytes), port host order. */
+int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present);
+
+/* Number of receive queues of an interface (ETHTOOL_GCHANNELS, else 1). */
+int clvs_if_rx_queues(const char *ifname);
+
+/* AF_PACKET tap on `ifindex` seeing received ARP and ICMPv6 NS/NA frames (classic BPF filter),
+ * non-blocking, outgoing frames ignored. fd or -errno. */
+int clvs_neighbour_tap_open(int ifindex);
+
+/* Completes a TCP/UDP checksum left as CHECKSUM_PARTIAL by the sender (the field holds only the
+ * pseudo-header sum): 1 when rewritten, 0 otherwise. Ethernet frame, one VLAN tag allowed. */
+int clvs_complete_l4_checksum(uint8_t *frame, uint32_t len);
+
+#pragma clang assume_nonnull end
+
+#endif

@@ -1,0 +1,324 @@
+#include "clvs_xdp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <linux/ethtool.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_link.h>
+#include <linux/if_packet.h>
+#include <linux/sockios.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/xsk.h>
+
+_Static_assert(sizeof(struct clvs_ring) == sizeof(struct xsk_ring_prod), "ring layout");
+_Static_assert(sizeof(struct clvs_ring) == sizeof(struct xsk_ring_cons), "ring layout");
+_Static_assert(sizeof(struct clvs_desc) == sizeof(struct xdp_desc), "desc layout");
+
+#define PROG_NAME "lvs_xdp_prog"
+
+static int fail(char *err, size_t errlen, int rc, const char *what) {
+    if (err && errlen) snprintf(err, errlen, "%s: %s", what, strerror(rc < 0 ? -rc : rc));
+    return rc < 0 ? rc : -rc;
+}
+
+int clvs_xsk_open(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32_t frame_count,
+                  uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, char *err, size_t errlen) {
+    memset(x, 0, sizeof(*x));
+    x->fd = -1;
+    x->area_size = (uint64_t)frame_count * frame_size;
+    void *area = mmap(NULL, x->area_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) return fail(err, errlen, -errno, "mmap(UMEM)");
+    x->area = area;
+    x->frame_size = frame_size;
+    x->frame_count = frame_count;
+    x->queue = queue;
+
+    struct xsk_umem_config ucfg = {
+        .fill_size = ring_size,
+        .comp_size = ring_size,
+        .frame_size = frame_size,
+        .frame_headroom = 0,
+        .flags = 0,
+    };
+    struct xsk_umem *umem = NULL;
+    int rc = xsk_umem__create(&umem, area, x->area_size, (struct xsk_ring_prod *)&x->fill,
+                              (struct xsk_ring_cons *)&x->comp, &ucfg);
+    if (rc) { munmap(area, x->area_size); x->area = NULL; return fail(err, errlen, rc, "xsk_umem__create"); }
+    x->umem = umem;
+
+    struct xsk_socket_config scfg = {
+        .rx_size = ring_size,
+        .tx_size = ring_size,
+        .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD, /* lvsd loads its own program */
+        .xdp_flags = 0,
+        .bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
+    };
+    struct xsk_socket *sock = NULL;
+    rc = xsk_socket__create(&sock, ifname, queue, umem, (struct xsk_ring_cons *)&x->rx,
+                            (struct xsk_ring_prod *)&x->tx, &scfg);
+    if (rc) { clvs_xsk_close(x); return fail(err, errlen, rc, "xsk_socket__create"); }
+    x->socket = sock;
+    x->fd = xsk_socket__fd(sock);
+    if (xsks_map_fd >= 0) {
+        int key = (int)queue, fd = x->fd;
+        if (bpf_map_update_elem(xsks_map_fd, &key, &fd, BPF_ANY)) {
+            rc = -errno;
+            clvs_xsk_close(x);
+            return fail(err, errlen, rc, "xsks map update");
+        }
+    }
+    return 0;
+}
+
+void clvs_xsk_close(struct clvs_xsk *x) {
+    if (x->socket) xsk_socket__delete((struct xsk_socket *)x->socket);
+    x->socket = NULL;
+    if (x->umem) xsk_umem__delete((struct xsk_umem *)x->umem);
+    x->umem = NULL;
+    if (x->area) munmap(x->area, x->area_size);
+    x->area = NULL;
+    x->fd = -1;
+}
+
+int clvs_xsk_kick_tx(int fd) {
+    if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) return 0;
+    return -errno;
+}
+
+/* ---- program ---- */
+
+int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, char *err, size_t errlen) {
+    memset(p, 0, sizeof(*p));
+    p->prog_fd = p->xsks_fd = p->vips_fd = -1;
+    struct bpf_object *obj = bpf_object__open_file(path, NULL);
+    int rc = (int)libbpf_get_error(obj);
+    if (rc) return fail(err, errlen, rc, "bpf_object__open_file");
+    struct bpf_map *vips = bpf_object__find_map_by_name(obj, "vips");
+    struct bpf_map *xsks = bpf_object__find_map_by_name(obj, "xsks");
+    struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
+    if (!vips || !xsks || !prog) {
+        bpf_object__close(obj);
+        if (err && errlen) snprintf(err, errlen, "%s lacks program " PROG_NAME " or maps vips/xsks", path);
+        return -ENOENT;
+    }
+    if (shared_vips_fd >= 0 && (rc = bpf_map__reuse_fd(vips, shared_vips_fd))) {
+        bpf_object__close(obj);
+        return fail(err, errlen, rc, "bpf_map__reuse_fd(vips)");
+    }
+    if ((rc = bpf_object__load(obj))) {
+        bpf_object__close(obj);
+        return fail(err, errlen, rc, "bpf_object__load");
+    }
+    p->object = obj;
+    p->prog_fd = bpf_program__fd(prog);
+    p->xsks_fd = bpf_map__fd(xsks);
+    p->vips_fd = bpf_map__fd(vips);
+    return 0;
+}
+
+/* The id of the program attached to `ifindex` in `mode`, 0 when none. */
+static uint32_t attached_id(int ifindex, uint32_t mode) {
+    uint32_t id = 0;
+    if (bpf_xdp_query_id(ifindex, (int)mode, &id)) return 0;
+    return id;
+}
+
+static int is_ours(uint32_t id) {
+    int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) return 0;
+    struct bpf_prog_info info;
+    uint32_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    int ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && strcmp(info.name, PROG_NAME) == 0;
+    close(fd);
+    return ours;
+}
+
+int clvs_xdp_detach_stale(int ifindex) {
+    int removed = 0;
+    uint32_t modes[2] = { XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE };
+    for (int i = 0; i < 2; i++) {
+        uint32_t id = attached_id(ifindex, modes[i]);
+        if (id && is_ours(id) && bpf_xdp_detach(ifindex, (int)modes[i], NULL) == 0) removed = 1;
+    }
+    return removed;
+}
+
+int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, char *err, size_t errlen) {
+    clvs_xdp_detach_stale(ifindex);
+    uint32_t other = attached_id(ifindex, XDP_FLAGS_DRV_MODE);
+    if (!other) other = attached_id(ifindex, XDP_FLAGS_SKB_MODE);
+    if (other) {
+        if (err && errlen) snprintf(err, errlen, "another XDP program (id %u) is attached", other);
+        return -EBUSY;
+    }
+    int rc = bpf_xdp_attach(ifindex, p->prog_fd, XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+    if (rc == 0) { p->ifindex = ifindex; p->mode = XDP_FLAGS_DRV_MODE; return 0; }
+    int native_rc = rc;
+    if (allow_generic) {
+        rc = bpf_xdp_attach(ifindex, p->prog_fd, XDP_FLAGS_SKB_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+        if (rc == 0) { p->ifindex = ifindex; p->mode = XDP_FLAGS_SKB_MODE; return 0; }
+    }
+    if (err && errlen)
+        snprintf(err, errlen, "bpf_xdp_attach native: %s%s%s", strerror(-native_rc),
+                 allow_generic ? "; generic: " : "", allow_generic ? strerror(-rc) : "");
+    return rc;
+}
+
+void clvs_xdp_close(struct clvs_xdp_prog *p) {
+    if (p->ifindex) bpf_xdp_detach(p->ifindex, (int)p->mode, NULL);
+    p->ifindex = 0;
+    if (p->object) bpf_object__close((struct bpf_object *)p->object);
+    p->object = NULL;
+    p->prog_fd = p->xsks_fd = p->vips_fd = -1;
+}
+
+/* Must match struct vip_key in bpf/lvs_xdp.c. */
+struct vip_key {
+    uint8_t family;
+    uint8_t proto;
+    uint16_t port;
+    uint8_t addr[16];
+};
+
+int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present) {
+    struct vip_key k;
+    memset(&k, 0, sizeof(k));
+    k.family = family;
+    k.proto = proto;
+    k.port = htons(port);
+    memcpy(k.addr, addr, family == 4 ? 4 : 16);
+    if (present) {
+        uint8_t one = 1;
+        return bpf_map_update_elem(vips_fd, &k, &one, BPF_ANY) ? -errno : 0;
+    }
+    if (bpf_map_delete_elem(vips_fd, &k) && errno != ENOENT) return -errno;
+    return 0;
+}
+
+int clvs_if_rx_queues(const char *ifname) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 1;
+    struct ethtool_channels ch;
+    memset(&ch, 0, sizeof(ch));
+    ch.cmd = ETHTOOL_GCHANNELS;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    ifr.ifr_data = (void *)&ch;
+    int n = 1;
+    if (ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
+        uint32_t q = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
+        if (q > 0) n = (int)q;
+    }
+    close(fd);
+    return n;
+}
+
+int clvs_neighbour_tap_open(int ifindex) {
+    /* ARP, or IPv6 without extension headers carrying ICMPv6 type 135/136. */
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_ARP, 6, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, 6),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 20),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 58, 0, 4),
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 54),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 135, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 136, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xFFFF),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) ||
+        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one))) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* ---- checksum completion ---- */
+
+static uint32_t sum16(const uint8_t *p, uint32_t n, uint32_t s) {
+    for (; n > 1; p += 2, n -= 2) s += (uint32_t)p[0] << 8 | p[1];
+    if (n) s += (uint32_t)p[0] << 8;
+    return s;
+}
+
+static uint16_t fold(uint32_t s) {
+    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+    return (uint16_t)s;
+}
+
+int clvs_complete_l4_checksum(uint8_t *f, uint32_t len) {
+    uint32_t l3 = 14;
+    if (len < 14) return 0;
+    uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+    if (type == 0x8100 || type == 0x88A8) {
+        if (len < 18) return 0;
+        type = (uint16_t)(f[16] << 8 | f[17]);
+        l3 = 18;
+    }
+    uint32_t pseudo, l4, l4len;
+    uint8_t proto;
+    if (type == 0x0800) {
+        if (len < l3 + 20) return 0;
+        uint32_t ihl = (f[l3] & 0x0F) * 4u, total = (uint32_t)f[l3 + 2] << 8 | f[l3 + 3];
+        if (ihl < 20 || total < ihl || l3 + total > len) return 0;
+        if ((f[l3 + 6] & 0x3F) || f[l3 + 7]) return 0; /* fragments are never CHECKSUM_PARTIAL */
+        proto = f[l3 + 9];
+        l4 = l3 + ihl;
+        l4len = total - ihl;
+        pseudo = sum16(f + l3 + 12, 8, 0);
+    } else if (type == 0x86DD) {
+        if (len < l3 + 40) return 0;
+        l4len = (uint32_t)f[l3 + 4] << 8 | f[l3 + 5];
+        proto = f[l3 + 6];
+        l4 = l3 + 40;
+        if (l4 + l4len > len) return 0;
+        pseudo = sum16(f + l3 + 8, 32, 0);
+    } else {
+        return 0;
+    }
+    uint32_t field;
+    if (proto == 6) field = 16;
+    else if (proto == 17) field = 6;
+    else return 0;
+    if (l4len < field + 2) return 0;
+    pseudo += proto + l4len;
+    uint16_t want = fold(pseudo), have = (uint16_t)(f[l4 + field] << 8 | f[l4 + field + 1]);
+    if (proto == 17 && type == 0x0800 && have == 0) return 0; /* IPv4 UDP without checksum */
+    /* One's complement: 0x0000 and 0xFFFF are the same number. */
+    if ((want == 0 ? 0xFFFF : want) != (have == 0 ? 0xFFFF : have)) return 0;
+    f[l4 + field] = 0;
+    f[l4 + field + 1] = 0;
+    uint16_t c = (uint16_t)~fold(sum16(f + l4, l4len, pseudo));
+    if (proto == 17 && c == 0) c = 0xFFFF;
+    f[l4 + field] = (uint8_t)(c >> 8);
+    f[l4 + field + 1] = (uint8_t)c;
+    return 1;
+}

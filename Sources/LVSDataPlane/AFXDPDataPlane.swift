@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLVSXDP
+import LVSCore
+
+/// Settings of an `AFXDPDataPlane`.
+public struct AFXDPConfiguration: Sendable {
+    public var interfaces: [String]
+    /// nil = CPUs in the process affinity mask; never more than the smallest receive-queue count
+    /// of the interfaces (each worker owns whole queues on every interface).
+    public var workerCount: Int?
+    /// The compiled XDP program (bpf/lvs_xdp.o).
+    public var objectPath: String
+    /// Fall back to generic (skb) XDP when native attach fails.
+    public var allowGenericMode: Bool = true
+    public var batchSize: Int = 64
+    public var tickInterval: UInt64 = 100_000_000
+    public var socket = AFXDPSocketOptions()
+
+    public init(interfaces: [String], objectPath: String, workerCount: Int? = nil) {
+        self.interfaces = interfaces
+        self.objectPath = objectPath
+        self.workerCount = workerCount
+    }
+}
+
+/// The AF_XDP backend: lvsd's XDP program on every interface redirects VIP traffic (and ARP/ND for
+/// VIPs) to one AF_XDP socket per receive queue; worker w owns queues q ≡ w (mod workers) of every
+/// interface. Other traffic goes to the kernel as usual; ARP/NS/NA frames not redirected are also
+/// copied to worker 0 through a packet tap so real-server MACs are learnt.
+///
+/// `init` loads the program and opens the sockets in the caller's network namespace; `start()`
+/// attaches the programs and starts the threads; `stop()` detaches the programs and joins them.
+public final class AFXDPDataPlane<P: FrameProcessor> {
+    public let configuration: AFXDPConfiguration
+    public let interfaces: [InterfaceInfo]
+    public let workers: [AFXDPWorker<P>]
+    public let programs: [XDPProgram]
+    public let vipMap: XDPVIPMap
+    public let queueCounts: [Int]
+    public private(set) var modes: [XDPProgram.Mode] = []
+    private var threads: [pthread_t] = []
+
+    public init(configuration: AFXDPConfiguration, makeProcessor: (_ worker: Int) throws -> P) throws {
+        guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
+        guard access(configuration.objectPath, R_OK) == 0 else {
+            throw DataPlaneError.invalidConfiguration("XDP object \(configuration.objectPath) not readable (build it: make -C bpf)")
+        }
+        let infos = try configuration.interfaces.map { try InterfaceInfo.lookup($0) }
+        var programs: [XDPProgram] = []
+        for _ in infos {
+            programs.append(try XDPProgram(objectPath: configuration.objectPath, sharingVIPsOf: programs.first))
+        }
+        let queues = infos.map { Int(clvs_if_rx_queues($0.name)) }
+        let wanted = configuration.workerCount ?? affinityCPUCount()
+        guard wanted >= 1 else { throw DataPlaneError.invalidConfiguration("worker count \(wanted)") }
+        let n = min(wanted, queues.min()!)
+        var workers: [AFXDPWorker<P>] = []
+        for w in 0..<n {
+            var sockets: [AFXDPSocket] = []
+            for (i, info) in infos.enumerated() {
+                for q in stride(from: w, to: queues[i], by: n) {
+                    sockets.append(try AFXDPSocket(interface: info, queue: q, xsksMap: programs[i].xsksMap, options: configuration.socket))
+                }
+            }
+            var taps: [(fd: Int32, ifindex: Int32)] = []
+            if w == 0 {
+                for info in infos {
+                    let fd = clvs_neighbour_tap_open(info.index)
+                    guard fd >= 0 else {
+                        for t in taps { close(t.fd) }
+                        throw DataPlaneError.system(call: "socket(AF_PACKET) neighbour tap", errno: -fd, context: "interface '\(info.name)'")
+                    }
+                    taps.append((fd, info.index))
+                }
+            }
+            workers.append(AFXDPWorker(processor: try makeProcessor(w), sockets: sockets, taps: taps,
+                                       batchSize: configuration.batchSize, tickInterval: configuration.tickInterval))
+        }
+        self.configuration = configuration
+        self.interfaces = infos
+        self.programs = programs
+        self.queueCounts = queues
+        self.workers = workers
+        self.vipMap = XDPVIPMap(program: programs[0])
+    }
+
+    public var isRunning: Bool { !threads.isEmpty }
+
+    /// Sets what the XDP programs redirect (the map is shared; no reload).
+    public func updateVIPs(_ vips: [VIPMatch]) throws { try vipMap.update(vips: vips) }
+
+    /// Attaches the programs (native, else generic) and starts one thread per worker.
+    public func start() throws {
+        guard threads.isEmpty else { return }
+        if modes.isEmpty {
+            do {
+                for (i, info) in interfaces.enumerated() {
+                    modes.append(try programs[i].attach(to: info, allowGeneric: configuration.allowGenericMode))
+                }
+            } catch {
+                detach()
+                throw error
+            }
+        }
+        for (i, worker) in workers.enumerated() {
+            let start = Unmanaged.passRetained(ThreadStart { worker.run() }).toOpaque()
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let box = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, start)
+            if rc != 0 {
+                Unmanaged<ThreadStart>.fromOpaque(start).release()
+                stop()
+                throw DataPlaneError.system(call: "pthread_create", errno: rc, context: "AF_XDP worker \(i)")
+            }
+            threads.append(tid)
+        }
+    }
+
+    /// Detaches the XDP programs (traffic goes back to the kernel), then stops the workers.
+    public func stop() {
+        detach()
+        for worker in workers { worker.requestStop() }
+        for tid in threads { pthread_join(tid, nil) }
+        threads = []
+    }
+
+    public func detach() {
+        for p in programs { p.detach() }
+        modes = []
+    }
+
+    /// One line for logs and `lvsadm daemon status`: mode and queues per interface.
+    public var summary: String {
+        interfaces.enumerated().map { i, info in
+            "\(info.name): \(i < modes.count ? modes[i].rawValue : "detached") XDP, \(queueCounts[i]) queue(s)"
+        }.joined(separator: "; ")
+    }
+
+    public func counters() -> [Int32: InterfaceCounters] {
+        var total: [Int32: InterfaceCounters] = [:]
+        for worker in workers {
+            for (index, c) in worker.counters() { total[index, default: InterfaceCounters()] += c }
+        }
+        return total
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLVSXDP
+import LVSCore
+
+/// Geometry of each AF_XDP socket's UMEM and rings.
+public struct AFXDPSocketOptions: Sendable {
+    /// Slots of each ring (rx, tx, fill, completion); a power of two.
+    public var ringSize: Int = 2048
+    /// UMEM frames: half may wait in the fill ring, the rest carry transmissions and copies.
+    public var frameCount: Int = 4096
+    /// Bytes per UMEM frame (one MTU-sized frame with the kernel's 256-byte headroom).
+    public var frameSize: Int = 4096
+
+    public init() {}
+}
+
+/// One AF_XDP socket (copy mode) on one receive queue of one interface, with its own UMEM,
+/// registered in the XDP program's `xsks` map at its queue index.
+public final class AFXDPSocket {
+    public let interface: InterfaceInfo
+    public let queue: Int
+    public let options: AFXDPSocketOptions
+    /// The libxdp state (rings, UMEM); stable address for the worker's raw pointers.
+    public let xsk: UnsafeMutablePointer<clvs_xsk>
+
+    public init(interface: InterfaceInfo, queue: Int, xsksMap: Int32, options: AFXDPSocketOptions = AFXDPSocketOptions()) throws {
+        guard options.ringSize > 0, options.ringSize & (options.ringSize - 1) == 0,
+              options.frameSize >= 2048, options.frameSize & (options.frameSize - 1) == 0,
+              options.frameCount >= 2 * options.ringSize else {
+            throw DataPlaneError.invalidConfiguration("AF_XDP ring \(options.ringSize), frames \(options.frameCount) x \(options.frameSize)")
+        }
+        self.interface = interface
+        self.queue = queue
+        self.options = options
+        xsk = .allocate(capacity: 1)
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = clvs_xsk_open(xsk, interface.name, UInt32(queue), UInt32(options.frameCount), UInt32(options.frameSize),
+                               UInt32(options.ringSize), xsksMap, &err, err.count)
+        guard rc == 0 else {
+            xsk.deallocate()
+            throw DataPlaneError.system(call: String(cString: err).split(separator: ":").first.map(String.init) ?? "xsk",
+                                        errno: -rc, context: "AF_XDP socket on '\(interface.name)' queue \(queue)")
+        }
+    }
+
+    public var fd: Int32 { xsk.pointee.fd }
+
+    deinit {
+        clvs_xsk_close(xsk)
+        xsk.deallocate()
+    }
+}
+
+/// lvsd's XDP program (`bpf/lvs_xdp.o`) loaded for one interface: its own `xsks` map, the VIP map
+/// shared by all interfaces.
+public final class XDPProgram {
+    public enum Mode: String, Sendable { case native, generic }
+
+    public let objectPath: String
+    let prog: UnsafeMutablePointer<clvs_xdp_prog>
+    public private(set) var attachedTo: InterfaceInfo?
+    public private(set) var mode: Mode?
+
+    /// Loads the object; with `sharingVIPsOf` it uses that program's VIP map.
+    public init(objectPath: String, sharingVIPsOf other: XDPProgram? = nil) throws {
+        self.objectPath = objectPath
+        prog = .allocate(capacity: 1)
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = clvs_xdp_load(prog, objectPath, other?.vipsMap ?? -1, &err, err.count)
+        guard rc == 0 else {
+            prog.deallocate()
+            throw DataPlaneError.invalidConfiguration("cannot load XDP object \(objectPath): \(String(cString: err))")
+        }
+    }
+
+    public var xsksMap: Int32 { prog.pointee.xsks_fd }
+    public var vipsMap: Int32 { prog.pointee.vips_fd }
+
+    /// Attaches in native (driver) mode, else in generic mode when allowed.
+    public func attach(to interface: InterfaceInfo, allowGeneric: Bool = true) throws -> Mode {
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = clvs_xdp_attach(prog, interface.index, allowGeneric ? 1 : 0, &err, err.count)
+        guard rc == 0 else {
+            throw DataPlaneError.system(call: "XDP attach (\(String(cString: err)))", errno: -rc, context: "interface '\(interface.name)'")
+        }
+        attachedTo = interface
+        let m: Mode = prog.pointee.mode == UInt32(XDP_FLAGS_DRV_MODE_VALUE) ? .native : .generic
+        mode = m
+        return m
+    }
+
+    /// Detaches the program (idempotent); the maps stay until deinit.
+    public func detach() {
+        guard attachedTo != nil else { return }
+        clvs_xdp_close(prog)
+        attachedTo = nil
+    }
+
+    deinit {
+        clvs_xdp_close(prog)
+        prog.deallocate()
+    }
+}
+
+/// XDP_FLAGS_DRV_MODE from <linux/if_link.h> (not imported into Swift through CLVSXDP).
+let XDP_FLAGS_DRV_MODE_VALUE: Int32 = 1 << 2
+
+/// The VIP map of the XDP program: what it redirects to lvsd. Updated in place (no reload).
+public final class XDPVIPMap {
+    let fd: Int32
+    public private(set) var entries: Set<VIPMatch> = []
+    /// Keeps the programs (and so the map) alive.
+    let owner: AnyObject
+
+    public init(program: XDPProgram) {
+        fd = program.vipsMap
+        owner = program
+    }
+
+    /// Makes the map hold exactly `vips` (plus one address entry per VIP address, for fragments,
+    /// ICMP errors and ARP/ND): adds first, then removes, so a kept service never disappears.
+    public func update(vips: [VIPMatch]) throws {
+        var wanted = Set(vips)
+        for v in vips { wanted.insert(VIPMatch(address: v.address, proto: 0, port: 0)) }
+        for v in wanted.subtracting(entries) { try set(v, present: true) }
+        for v in entries.subtracting(wanted) { try set(v, present: false) }
+        entries = wanted
+    }
+
+    func set(_ v: VIPMatch, present: Bool) throws {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeMutableBytes { v.address.store(to: $0.baseAddress!) }
+        let rc = clvs_vip_set(fd, v.address.isIPv4 ? 4 : 6, bytes, v.proto, v.port, present ? 1 : 0)
+        guard rc == 0 else {
+            throw DataPlaneError.system(call: present ? "bpf_map_update_elem(vips)" : "bpf_map_delete_elem(vips)",
+                                        errno: -rc, context: "VIP \(v)")
+        }
+    }
+}
