@@ -17,6 +17,8 @@ struct SocketState {
     @usableFromInline var iovs: UnsafeMutablePointer<iovec>
     @usableFromInline var txCount: Int
     @usableFromInline var counters: UnsafeMutablePointer<UInt64>
+    /// The interface MTU: a larger frame without GSO metadata is fragmented before sending.
+    @usableFromInline var mtu: Int
 }
 
 /// One data-plane thread: polls the sockets of all interfaces, hands each received frame to the
@@ -41,6 +43,14 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     @usableFromInline let copyBuffers: UnsafeMutableRawPointer
     @usableFromInline let copyBufferSize = 65536 + 1024
     @usableFromInline let copyBufferCount = 8
+    /// Fragments of reassembled IPv4 datagrams larger than the egress MTU (the fanout defrag
+    /// flag hands them over whole): `fragmentSlots` slots of `fragmentSlotSize`, each a zero vnet
+    /// header and one fragment, valid until the batch is flushed.
+    @usableFromInline let fragmentBuffer: UnsafeMutableRawPointer
+    @usableFromInline let fragmentLengths: UnsafeMutablePointer<Int>
+    @usableFromInline let fragmentSlotSize: Int
+    @usableFromInline let fragmentSlots = 96
+    @usableFromInline var fragmentsUsed = 0
 
     @usableFromInline static var vnet: Int { PacketSocket.vnetHeaderLength }
 
@@ -57,6 +67,10 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         pending = .allocate(capacity: batchSize)
         pending.initialize(repeating: nil, count: batchSize)
         copyBuffers = .allocate(byteCount: copyBufferSize * copyBufferCount, alignment: 64)
+        let maxMTU = sockets.map(\.interface.mtu).max() ?? 1500
+        fragmentSlotSize = (PacketSocket.vnetHeaderLength + 18 + maxMTU + 63) & ~63
+        fragmentBuffer = .allocate(byteCount: fragmentSlotSize * fragmentSlots, alignment: 64)
+        fragmentLengths = .allocate(capacity: fragmentSlots)
         pollfds = .allocate(capacity: sockets.count)
         state = .allocate(capacity: sockets.count)
         for (i, s) in sockets.enumerated() {
@@ -73,7 +87,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
             (state + i).initialize(to: SocketState(
                 fd: s.fd, ifindex: s.interface.index, ring: s.ring, frameSize: s.frameSize,
                 frameCount: s.frameCount, head: 0, msgs: msgs, iovs: iovs, txCount: 0,
-                counters: counterBlock.row(i)))
+                counters: counterBlock.row(i), mtu: s.interface.mtu))
         }
     }
 
@@ -86,6 +100,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         pollfds.deallocate()
         pending.deallocate()
         copyBuffers.deallocate()
+        fragmentBuffer.deallocate()
+        fragmentLengths.deallocate()
         stopFlag.deallocate()
     }
 
@@ -195,6 +211,10 @@ public final class DataPlaneWorker<P: FrameProcessor> {
                 for j in 0..<count where state[j].ifindex == egress { target = j; break }
                 if target < 0 {
                     bump(row, Counter.unknownEgress.rawValue)
+                } else if length > state[target].mtu + 14 && vnetHeader.load(fromByteOffset: 1, as: UInt8.self) == 0 {
+                    // No GSO metadata: a datagram the kernel reassembled for the fanout. Send it
+                    // in fragments, as the kernel does after IPVS (ip_fragment).
+                    if !enqueueFragments(target, vnetHeader, frame) { bump(row, Counter.txErrors.rawValue) }
                 } else {
                     enqueue(target, vnetHeader, vnet + length)
                 }
@@ -209,6 +229,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         }
         if consumed > 0 {
             for j in 0..<count where state[j].txCount > 0 { flush(j) }
+            fragmentsUsed = 0
             for k in 0..<consumed {
                 clvs_tp2_release(pending[k]!)
             }
@@ -216,9 +237,41 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         return consumed
     }
 
+    /// Completes a pending transport checksum, splits the IPv4 datagram into MTU-sized fragments
+    /// and queues them; false when it cannot (DF set, not IPv4, no room in this batch).
+    @inlinable
+    func enqueueFragments(_ target: Int, _ vnetHeader: UnsafeMutableRawPointer, _ frame: UnsafeMutableRawBufferPointer) -> Bool {
+        let vnet = Self.vnet
+        let p = frame.baseAddress!
+        var l3 = 14
+        if frame.count > 18 && UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt16.self)) == FrameParser.etherTypeVLAN { l3 = 18 }
+        guard frame.count > l3 + 20, UInt16(bigEndian: p.loadUnaligned(fromByteOffset: l3 - 2, as: UInt16.self)) == FrameParser.etherTypeIPv4 else {
+            return false
+        }
+        if vnetHeader.load(as: UInt8.self) & 1 != 0 { // VIRTIO_NET_HDR_F_NEEDS_CSUM
+            let start = Int(UInt16(littleEndian: vnetHeader.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
+            let offset = Int(UInt16(littleEndian: vnetHeader.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
+            FrameRewriter.completeChecksum(frame, start: start, offset: offset, udp: p.load(fromByteOffset: l3 + 9, as: UInt8.self) == 17)
+        }
+        let free = fragmentSlots - fragmentsUsed
+        let first = fragmentBuffer + fragmentsUsed * fragmentSlotSize
+        let n = FrameRewriter.fragmentIPv4(UnsafeRawBufferPointer(frame), l3Offset: l3, mtu: state[target].mtu, output: first + vnet,
+                                           slotSize: fragmentSlotSize, maxFragments: min(free, batchSize),
+                                           lengths: fragmentLengths)
+        guard n > 0 else { return false }
+        for k in 0..<n {
+            let slot = first + k * fragmentSlotSize
+            memset(slot, 0, vnet)
+            enqueue(target, slot, vnet + fragmentLengths[k])
+        }
+        fragmentsUsed += n
+        return true
+    }
+
     @inlinable @inline(__always)
     func enqueue(_ target: Int, _ start: UnsafeMutableRawPointer, _ bytes: Int) {
         let t = state + target
+        if t.pointee.txCount == batchSize { flush(target) } // fragments can outnumber the frames of a batch
         let n = t.pointee.txCount
         t.pointee.iovs[n].iov_base = start
         t.pointee.iovs[n].iov_len = bytes

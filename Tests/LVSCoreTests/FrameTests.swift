@@ -110,3 +110,55 @@ import Testing
         #expect(TCPStateTable.defaultTimeouts[Int(TCPState.established.rawValue)] == 900)
     }
 }
+
+@Suite struct FragmenterTests {
+    @Test func largeDatagramIsFragmentedAndReassembles() {
+        let frame = FrameBuilder.ipv4UDP(src: "192.168.1.12", sport: 5000, dst: "192.168.1.100", dport: 53, payload: 4000)
+        let slot = 2048
+        let out = UnsafeMutableRawPointer.allocate(byteCount: slot * 8, alignment: 8)
+        defer { out.deallocate() }
+        var lengths = [Int](repeating: 0, count: 8)
+        let n = frame.withUnsafeBytes { f in
+            lengths.withUnsafeMutableBufferPointer { FrameRewriter.fragmentIPv4(f, l3Offset: 14, mtu: 1500, output: out, slotSize: slot, maxFragments: 8, lengths: $0.baseAddress!) }
+        }
+        #expect(n == 3)
+        var payload: [UInt8] = []
+        for k in 0..<n {
+            let bytes = UnsafeRawBufferPointer(start: out + k * slot, count: lengths[k])
+            #expect(bytes.count - 14 <= 1500)
+            #expect(InternetChecksum.ipv4HeaderValid(bytes.baseAddress! + 14, headerLength: 20))
+            let f = FrameParser.parse(bytes)
+            #expect(f.kind == .ipv4)
+            let flags = UInt16(bytes[20]) << 8 | UInt16(bytes[21])
+            #expect((flags & 0x1FFF) * 8 == UInt16(payload.count))
+            #expect((flags & 0x2000 != 0) == (k < n - 1))
+            #expect(k == 0 ? f.isFirstFragment && f.destinationPort == 53 : f.isLaterFragment)
+            payload += bytes[34...]
+        }
+        #expect(payload == Array(frame[34...]))
+        // Don't-fragment datagrams are left alone.
+        var df = frame
+        df[20] |= 0x40
+        let m = df.withUnsafeBytes { f in
+            lengths.withUnsafeMutableBufferPointer { FrameRewriter.fragmentIPv4(f, l3Offset: 14, mtu: 1500, output: out, slotSize: slot, maxFragments: 8, lengths: $0.baseAddress!) }
+        }
+        #expect(m == 0)
+    }
+
+    @Test func completesAPartialChecksum() {
+        var frame = FrameBuilder.ipv4UDP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, payload: 33)
+        // Pseudo-header sum in the checksum field, as CHECKSUM_PARTIAL leaves it.
+        var pseudo = InternetChecksum.sum(frame.withUnsafeBytes { $0.baseAddress! + 26 }, count: 8)
+        pseudo = pseudo &+ 17 &+ UInt32(8 + 33)
+        let folded = UInt16(truncatingIfNeeded: (pseudo & 0xFFFF) + (pseudo >> 16))
+        frame[40] = UInt8(folded >> 8); frame[41] = UInt8(folded & 0xFF)
+        frame.withUnsafeMutableBytes { FrameRewriter.completeChecksum($0, start: 34, offset: 6, udp: true) }
+        // Verify: pseudo header + UDP segment sums to 0xFFFF.
+        let verify = frame.withUnsafeBytes { b -> UInt16 in
+            var s = InternetChecksum.sum(b.baseAddress! + 26, count: 8)
+            s = s &+ 17 &+ UInt32(8 + 33)
+            return InternetChecksum.finish(InternetChecksum.sum(b.baseAddress! + 34, count: 8 + 33, initial: s))
+        }
+        #expect(verify == 0)
+    }
+}
