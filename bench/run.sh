@@ -60,6 +60,9 @@ RS1_IP=192.168.1.31
 RS1_MAC=00:50:00:00:01:00
 RS2_IP=192.168.1.32
 PL=bench-lvsd
+# LVSD_ARGS: extra lvsd options for the lvsd lab, e.g. "--dataplane afxdp"; each setting gets its
+# own section in BENCHMARKS.md.
+SECTION="## Throughput in the lab (bench/run.sh${LVSD_ARGS:+, lvsd $LVSD_ARGS})"
 PN=bench-nft
 STATE_ROOT=/run/lvs-lab
 
@@ -165,7 +168,7 @@ lab_up() {
     fi
     log "lab $p up (director: $mode)"
     LABS_UP+=("$p")
-    LVS_BIN=$BIN timeout "$T_LAB" taskset -c 1 "$LAB" up --director "$mode" --prefix "$p" >"$WORK/lab-$p.log" 2>&1 ||
+    LVS_BIN=$BIN LVS_LAB_LVSD_ARGS="${LVSD_ARGS:-}" timeout "$T_LAB" taskset -c 1 "$LAB" up --director "$mode" --prefix "$p" >"$WORK/lab-$p.log" 2>&1 ||
         { tail -n 30 "$WORK/lab-$p.log" >&2; die "lvs-lab up --prefix $p failed"; }
     pin_lab "$p"
     # many short connections from one client address
@@ -350,7 +353,7 @@ write_report() {
     pf() { awk -v v="$2" -v f="$1" 'BEGIN { if (v == "") print "—"; else printf f, v }'; }
 
     {
-        echo "## Throughput in the lab (bench/run.sh)"
+        echo "$SECTION"
         echo
         echo "- date: $date"
         echo "- command: \`$CMDLINE\` (as root, from the repository root; ${RUNS} interleaved rounds of lvsd, nft, direct; ${DUR} s per measurement)"
@@ -397,7 +400,7 @@ write_report() {
     } >"$WORK/section.md"
 
     # Replace our section (from its heading to the next "## "), keep the rest.
-    local head="## Throughput in the lab (bench/run.sh)"
+    local head="$SECTION"
     if [[ ! -f $OUT ]]; then
         printf '# Benchmarks\n\n' >"$OUT"
     fi
