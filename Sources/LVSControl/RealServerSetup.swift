@@ -176,11 +176,22 @@ public struct RealServerSetup {
 
     func statePath(_ vip: IPAddress) -> String { "\(stateDirectory)/realserver-\(vip.description).state" }
 
-    /// The other state files of this host.
+    /// The other live state files of this network namespace: those whose VIP is still on lo.
+    /// (A namespace id can be reused after a namespace is deleted; files of VIPs that are not
+    /// here are left-overs of another namespace and are ignored.)
     func otherStateFiles(excluding state: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []).filter {
-            $0.hasPrefix("realserver-") && $0.hasSuffix(".state") && "\(stateDirectory)/\($0)" != state
+        ((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []).filter { name in
+            guard name.hasPrefix("realserver-"), name.hasSuffix(".state"), "\(stateDirectory)/\(name)" != state,
+                  let vip = IPAddress(String(name.dropFirst("realserver-".count).dropLast(".state".count))) else { return false }
+            return (try? addressPresent(vip)) == true
         }.sorted()
+    }
+
+    /// A saved state that belongs to no set-up of this namespace: its VIP is not on lo and the
+    /// ARP settings are not ours (a deleted namespace whose id was reused, or a manual undo).
+    func isStale(_ state: String, vip: IPAddress, dev: String, present: Bool) -> Bool {
+        guard FileManager.default.fileExists(atPath: state), !present else { return false }
+        return confs(dev).contains { conf in Self.wanted.contains { readSysctl(conf, $0.key) != $0.value } }
     }
 
     /// Saved `conf.key=value` originals from the other state files.
@@ -220,6 +231,7 @@ public struct RealServerSetup {
         let vip = args.vip
         let present = try addressPresent(vip)
         let state = statePath(vip)
+        if isStale(state, vip: vip, dev: dev, present: present) { try? FileManager.default.removeItem(atPath: state) }
         if !FileManager.default.fileExists(atPath: state) {
             // With other VIPs already set up, the current values are ours: keep their saved originals.
             let original = originalValues(excluding: state)
@@ -286,6 +298,10 @@ public struct RealServerSetup {
             try FileManager.default.removeItem(atPath: state)
         } catch {
             throw Failure(message: "cannot remove \(state): \(error.localizedDescription)", exitCode: 1)
+        }
+        if others.isEmpty, let left = try? FileManager.default.contentsOfDirectory(atPath: stateDirectory),
+           !left.contains(where: { $0.hasSuffix(".state") }) {
+            try? FileManager.default.removeItem(atPath: stateDirectory)
         }
         out(others.isEmpty ? "realserver down: \(cidr) removed from lo; ARP sysctls restored\n"
             : "realserver down: \(cidr) removed from lo; ARP sysctls kept (other VIPs still set up)\n")
