@@ -201,6 +201,7 @@ public struct IPVSAdmExecutor {
         case "ENOENT": return "No such file or directory"
         case "ESRCH": return "No such process"
         case "ERANGE": return "Numerical result out of range"
+        case "ENODEV": return "No such device"
         default: return errno
         }
     }

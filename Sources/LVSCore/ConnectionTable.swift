@@ -28,7 +28,10 @@ public struct ConnectionEntry: Sendable {
     public var hashNext: UInt32
     public var cport: UInt16
     public var vport: UInt16
-    public var dport: UInt16
+    /// Input packets seen (the kernel's `in_pkts`, for the sync daemon's sending rule); wraps at
+    /// `packetCounterWrap`, a multiple of sync_period, so `inPackets % 50` stays exact.
+    /// The destination port is not stored: see `Engine.destinationPort(of:)`.
+    public var inPackets: UInt16
     public var proto: UInt8
     /// Low 4 bits: TCP state (0 for UDP/templates); high 4 bits: `ConnectionEntry.flag*`.
     public var stateFlags: UInt8
@@ -40,6 +43,8 @@ public struct ConnectionEntry: Sendable {
     public static let flagDead: UInt8 = 0x40
     /// Template: a controlled TCP connection reached ESTABLISHED.
     public static let flagAssured: UInt8 = 0x80
+
+    public static let packetCounterWrap: UInt16 = 65000
 
     @inlinable public var state: UInt8 {
         get { stateFlags & 0x0F }
@@ -242,7 +247,7 @@ public final class ConnectionTable: @unchecked Sendable {
     @inlinable public func reschedule(_ index: UInt32) { view.reschedule(index) }
 
     /// Inserts a new entry; nil when the table is full.
-    public func insert(_ k: ConnectionKey, dest: UInt32, dport: UInt16, stateFlags: UInt8, control: UInt32, expires: UInt32) -> UInt32? {
+    public func insert(_ k: ConnectionKey, dest: UInt32, stateFlags: UInt8, control: UInt32, expires: UInt32, inPackets: UInt16 = 0) -> UInt32? {
         let index: UInt32
         if freeHead != 0 {
             index = freeHead - 1
@@ -258,7 +263,7 @@ public final class ConnectionTable: @unchecked Sendable {
         (entries + Int(index)).initialize(to: ConnectionEntry(
             c0: c.0, c1: c.1, c2: c.2, c3: c.3, v0: v.0, v1: v.1, v2: v.2, v3: v.3,
             dest: dest, control: control, expires: expires, wheelNext: 0, wheelPrev: 0, hashNext: buckets[b],
-            cport: k.clientPort, vport: k.virtualPort, dport: dport, proto: k.proto, stateFlags: stateFlags))
+            cport: k.clientPort, vport: k.virtualPort, inPackets: inPackets, proto: k.proto, stateFlags: stateFlags))
         buckets[b] = index + 1
         count += 1
         schedule(index)
@@ -323,6 +328,15 @@ public final class ConnectionTable: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Unhashes an entry, takes it off the wheel and frees it at once (not from inside `advance`).
+    public func remove(_ index: UInt32) {
+        unhash(index)
+        view.unschedule(index)
+        entries[Int(index)].hashNext = freeHead
+        freeHead = index + 1
+        count -= 1
     }
 
     /// Calls `body` for every live (hashed) entry: for listings, not for the packet path.

@@ -19,7 +19,10 @@ extension Engine {
             list.append(ServiceSnapshot(key: svc.key, options: svc.options, destinations: ds,
                                         stats: Self.minus(serviceSum(s), serviceBaseline[s]), rates: svc.estimator.rates))
         }
-        return TableSnapshot(connectionTableSize: configuration.reportedTableSize, services: list, timeouts: timeouts)
+        var daemons: [SyncDaemonSnapshot] = []
+        if let m = syncMaster { daemons.append(m.config) }
+        if let b = syncBackup { daemons.append(b) }
+        return TableSnapshot(connectionTableSize: configuration.reportedTableSize, services: list, timeouts: timeouts, daemons: daemons)
     }
 
     static func minus(_ a: StatsCounters, _ b: StatsCounters) -> StatsSnapshot {
@@ -35,6 +38,26 @@ extension Engine {
             templates.forEachLive { _, e in out.append(connectionSnapshot(e, tick: t)) }
             return out
         }
+    }
+
+    /// The entries no shard owns: connections received by the backup sync daemon and not yet
+    /// used, then persistence templates.
+    public func sharedConnections(now: UInt64) -> [ConnectionSnapshot] {
+        let t = Self.tick(now)
+        return lock.withLock {
+            var out: [ConnectionSnapshot] = []
+            synced.forEachLive { _, e in out.append(connectionSnapshot(e, tick: t)) }
+            templates.forEachLive { _, e in out.append(connectionSnapshot(e, tick: t)) }
+            return out
+        }
+    }
+
+    /// The port packets of an entry go to (not stored in the 64-byte entry): the destination's
+    /// port, or the virtual port when the destination has none; templates: 0 for port-0 templates.
+    @inline(__always) func destinationPort(of e: ConnectionEntry) -> UInt16 {
+        let port = dests[Int(e.dest)].port
+        if e.isTemplate { return e.vport == 0 ? 0 : port }
+        return port != 0 ? port : e.vport
     }
 
     /// One entry in listing form. Under the lock.
@@ -54,7 +77,7 @@ extension Engine {
         let protoName = IPProtocolNumber(rawValue: e.proto)?.listName ?? "IP"
         return ConnectionSnapshot(protocolName: protoName, clientAddress: e.client, clientPort: e.cport,
                                   virtualAddress: e.virtualAddress, virtualPort: e.vport,
-                                  destinationAddress: d.address, destinationPort: e.dport,
+                                  destinationAddress: d.address, destinationPort: destinationPort(of: e),
                                   state: stateName, expiresSeconds: UInt32(remaining), isTemplate: e.isTemplate)
     }
 }

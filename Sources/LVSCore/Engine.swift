@@ -140,6 +140,11 @@ public final class Engine: @unchecked Sendable {
     var neighbourRequested: [UInt32: UInt32] = [:]
     var shards: [EngineShard] = []
     var lastEstimateTick: UInt32 = 0
+    /// Sync daemon: the running master's message builder and queue, the backup's configuration.
+    var syncMaster: SyncMasterState?
+    var syncBackup: SyncDaemonSnapshot?
+    /// Connections received by the backup daemon, not yet used by any shard (templates go to `templates`).
+    let synced: ConnectionTable
     var lastHousekeepingTick: UInt32 = 0
 
     // Read without the lock on the packet path.
@@ -157,6 +162,8 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let interfaceTable: AtomicWords
     /// Bumped when destinations are deleted with expire_nodest_conn: shards sweep their tables.
     @usableFromInline let sweepGeneration: AtomicWords
+    /// Word 0: non-zero while a master sync daemon runs (the packet path then queues sync records).
+    @usableFromInline let syncFlag: AtomicWords
 
     /// The built-in shard used by `process`/`tick` on this object.
     public private(set) var primary: EngineShard!
@@ -182,6 +189,7 @@ public final class Engine: @unchecked Sendable {
         vipFilter = AtomicWords(count: 5)
         interfaceTable = AtomicWords(count: Self.maxInterfaces * 2)
         sweepGeneration = AtomicWords(count: 1)
+        syncFlag = AtomicWords(count: 1)
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
                                count: configuration.maxServices)
@@ -190,6 +198,8 @@ public final class Engine: @unchecked Sendable {
         // Templates: one per client (or client network) per service; a quarter of the capacity.
         templates = ConnectionTable(capacity: max(1024, configuration.connectionCapacity / 4),
                                     seed: UInt32(truncatingIfNeeded: configuration.seed >> 32))
+        synced = ConnectionTable(capacity: max(1024, configuration.connectionCapacity),
+                                 seed: UInt32(truncatingIfNeeded: configuration.seed >> 16) ^ 0x5A5A_A5A5)
         randomState = configuration.seed
         applyTimeouts()
         primary = makeShard()
@@ -205,6 +215,7 @@ public final class Engine: @unchecked Sendable {
         vipFilter.deallocate()
         interfaceTable.deallocate()
         sweepGeneration.deallocate()
+        syncFlag.deallocate()
         serviceInfo.deallocate()
         serviceLookup.release()
     }
@@ -242,7 +253,7 @@ public final class Engine: @unchecked Sendable {
     /// Connections of every shard and the templates. Only safe while no worker runs.
     public func connections(now: UInt64) -> [ConnectionSnapshot] {
         let list = lock.withLock { shards }
-        return list.flatMap { $0.connections(now: now) } + templateConnections(now: now)
+        return list.flatMap { $0.connections(now: now) } + sharedConnections(now: now)
     }
 
     /// Entries in all shards (only exact while no worker runs) plus templates.
@@ -610,6 +621,7 @@ public final class Engine: @unchecked Sendable {
             if !e.isDead { unbindTemplate(index) }
             return .free
         }
+        expireSynced(tick: t)
         if t &- lastEstimateTick >= 2 * Self.ticksPerSecond {
             lastEstimateTick = t
             estimate()

@@ -46,6 +46,14 @@ public final class EngineShard: @unchecked Sendable {
     /// The engine lock's mutex (a raw pointer: taking it costs no reference counting).
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
     @usableFromInline let serviceInfo: UnsafeMutablePointer<ServiceInfo>
+    /// The engine's "master sync daemon running" word.
+    @usableFromInline let syncFlag: AtomicWords
+    /// Copies of entries to sync, appended by the packet path, drained by `tick` (preallocated).
+    @usableFromInline let syncRing: UnsafeMutablePointer<ConnectionEntry>
+    @usableFromInline var syncCount = 0
+    /// Sync records lost because the ring was full.
+    @usableFromInline var syncOverflow: UInt64 = 0
+    @usableFromInline static let syncRingCapacity = 2048
 
     init(engine: Engine, capacity: Int, seed: UInt32) {
         self.engine = engine
@@ -64,6 +72,8 @@ public final class EngineShard: @unchecked Sendable {
         interfaceTable = engine.interfaceTable
         mutex = engine.lock.mutex
         serviceInfo = engine.serviceInfo
+        syncFlag = engine.syncFlag
+        syncRing = .allocate(capacity: Self.syncRingCapacity)
         outbox = Outbox(capacity: 128)
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
@@ -71,6 +81,7 @@ public final class EngineShard: @unchecked Sendable {
 
     deinit {
         outbox.deallocate()
+        syncRing.deallocate()
         held.deallocate()
         heldFrames.deallocate()
         transitions.deallocate()
@@ -203,6 +214,7 @@ public final class EngineShard: @unchecked Sendable {
             }
             return drop(.destinationUnavailable)
         }
+        var changed = false
         if f.proto == 6 {
             let state = conns[index].state
             if f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0 && conns[index].control == 0 && reusable(state) {
@@ -216,7 +228,10 @@ public final class EngineShard: @unchecked Sendable {
             } else {
                 next = TCPState.close.rawValue
             }
-            if next != state { setState(index, TCPState(rawValue: next)!) }
+            if next != state {
+                setState(index, TCPState(rawValue: next)!)
+                changed = true
+            }
             let old = conns[index].expires
             conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next)))
             if Int32(bitPattern: conns[index].expires &- old) < 0 { conns.reschedule(index) }
@@ -225,6 +240,10 @@ public final class EngineShard: @unchecked Sendable {
         } else {
             conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.sctpTimeoutIndex))
         }
+        var pkts = conns[index].inPackets &+ 1
+        if pkts == ConnectionEntry.packetCounterWrap { pkts = 0 }
+        conns[index].inPackets = pkts
+        if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
         return transmit(frame, f, destSlot: slot, word: word)
     }
 
@@ -269,6 +288,7 @@ public final class EngineShard: @unchecked Sendable {
     // MARK: New connections (under the engine lock)
 
     func newConnection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32, now: UInt64) -> Verdict {
+        if engine.synced.count > 0, let v = adoptSynced(frame, f, key: key, tick: tick) { return v }
         guard let s = engine.findService(f) else { return passed() }
         let serviceKey = serviceInfo[s].key
         let serviceFlags = serviceInfo[s].flags
@@ -302,16 +322,14 @@ public final class EngineShard: @unchecked Sendable {
             }
             slot = d
         }
-        let destPort = engine.dests[Int(slot)].port
-        let dport = f.destinationPort == serviceKey.port && destPort != 0 ? destPort : f.destinationPort
         if serviceFlags.contains(.onePacket) && f.proto == 17 {
             // One-packet scheduling: no entry, the packet is forwarded on its own.
             countNewConnection(slot)
             return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
         }
         let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : 0))
-        guard let index = table.insert(key, dest: slot, dport: dport, stateFlags: ConnectionEntry.flagInactive,
-                                       control: control, expires: tick &+ initialTimeout) else {
+        guard let index = table.insert(key, dest: slot, stateFlags: ConnectionEntry.flagInactive,
+                                       control: control, expires: tick &+ initialTimeout, inPackets: 1) else {
             return drop(.tableFull)
         }
         if control != 0 { engine.templates[control - 1].control += 1 }
@@ -328,6 +346,7 @@ public final class EngineShard: @unchecked Sendable {
             table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Engine.sctpTimeoutIndex))
             table.reschedule(index)
         }
+        if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: 1, stateChanged: true) }
         return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
     }
 
@@ -390,6 +409,11 @@ public final class EngineShard: @unchecked Sendable {
         table.advance(to: t) { index in
             if !table[index].isDead { unbind(index) }
             return .free
+        }
+        if syncCount > 0 {
+            engine.collectSync(syncRing, count: syncCount, overflow: syncOverflow, tick: t)
+            syncCount = 0
+            syncOverflow = 0
         }
         engine.sharedTick(now: now, tick: t)
         releaseHeldFrames(tick: t)
@@ -577,8 +601,7 @@ extension Engine {
             killTemplate(t, tick: tick) // invalidated: no longer matches, freed once its connections are gone
         }
         guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
-        let dport: UInt16 = (!key.isFwmark && key.port != 0) ? dests[Int(slot)].port : 0
-        guard let t = templates.insert(tkey, dest: slot, dport: dport, stateFlags: ConnectionEntry.flagTemplate,
+        guard let t = templates.insert(tkey, dest: slot, stateFlags: ConnectionEntry.flagTemplate,
                                        control: 0, expires: tick &+ persistTicks) else { return nil }
         destCounts.add(Int(slot) * 3 + 2, 1)
         return (t, slot)

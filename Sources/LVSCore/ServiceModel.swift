@@ -163,6 +163,8 @@ public enum IPVSError: Error, Hashable, Sendable, Codable {
     case daemonRunning
     /// ESRCH on stop-daemon.
     case noDaemon
+    /// ENODEV on start-daemon: the multicast interface does not exist.
+    case noDevice
 
     public var errnoName: String {
         switch self {
@@ -172,6 +174,7 @@ public enum IPVSError: Error, Hashable, Sendable, Codable {
         case .invalid: return "EINVAL"
         case .outOfRange: return "ERANGE"
         case .noMemory: return "ENOMEM"
+        case .noDevice: return "ENODEV"
         }
     }
 }

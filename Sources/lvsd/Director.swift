@@ -16,6 +16,8 @@ final class Director: @unchecked Sendable {
     let logger: Logger
     let sender: Int32
     private(set) var workers: [ShardWorker] = []
+    /// The connection sync daemons (master and backup threads).
+    let sync: SyncDaemons
     /// `lvsadm daemon status` lines about the data plane: the first replaces EngineControl's
     /// "data plane:" line, the others are appended (set once the data plane exists).
     var dataplaneStatus: [String] = []
@@ -27,6 +29,7 @@ final class Director: @unchecked Sendable {
     init(engine: Engine, logger: Logger) throws {
         self.engine = engine
         self.logger = logger
+        sync = SyncDaemons(engine: engine, logger: logger)
         sender = clvs_packet_open_sender()
         guard sender >= 0 else { throw DataPlaneError.system(call: "socket(AF_PACKET)", errno: errno, context: "neighbour sender") }
     }
@@ -47,7 +50,12 @@ final class Director: @unchecked Sendable {
         if case .connections = request {
             var all: [ConnectionSnapshot] = []
             for w in workers { all += w.collectConnections() }
-            return .connections(all + engine.templateConnections(now: now))
+            return .connections(all + engine.sharedConnections(now: now))
+        }
+        switch request {
+        case let .startDaemon(config): return sync.start(config)
+        case let .stopDaemon(role): return sync.stop(role)
+        default: break
         }
         let response = EngineControl.execute(request, on: engine, now: now)
         if case let .failed(e) = response {

@@ -177,7 +177,7 @@ struct LVSD: AsyncParsableCommand {
             "kernel_guard": "\(kind == .afxdp ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
-        let service = DirectorService(dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
+        let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
                                       monitor: monitor, configPath: reloadPath, metrics: metricsEndpoint)
         server.reload = { await service.reload() }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -268,6 +268,7 @@ struct LVSD: AsyncParsableCommand {
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
 /// SIGHUP re-reads keepalived.conf and applies only the difference.
 struct DirectorService: Service, @unchecked Sendable {
+    let director: Director
     let dataPlane: AnyDataPlane
     let server: ControlServer
     let guardTable: NFTablesGuard?
@@ -308,6 +309,7 @@ struct DirectorService: Service, @unchecked Sendable {
         await monitor?.stop()
         metrics?.stop()
         server.stop()
+        director.sync.stopAll()
         dataPlane.stop()
         if case .afxdp = dataPlane { logger.info("afxdp: XDP programs detached") }
         do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }

@@ -1,0 +1,317 @@
+/// The sync daemon's engine side: what the master sends (§7.2) and what the backup keeps (§7.4).
+/// Sockets and threads live in lvsd; here only decisions and data, under the engine lock.
+
+/// The running master: the message being filled, the finished ones waiting for the sender.
+final class SyncMasterState {
+    let config: SyncDaemonSnapshot
+    var builder: SyncMessageBuilder
+    /// Tick at which the message being filled got its first entry.
+    var firstTick: UInt32 = 0
+    var ready: [[UInt8]] = []
+    var dropped: UInt64 = 0
+    static let maxReady = 1024
+
+    init(_ config: SyncDaemonSnapshot) {
+        self.config = config
+        builder = SyncMessageBuilder(syncID: config.syncID, maxLength: Int(config.maxLength))
+    }
+
+    func append(_ c: SyncConnection, tick: UInt32) {
+        if !builder.fits(c) { finish() }
+        if builder.isEmpty { firstTick = tick }
+        builder.append(c)
+    }
+
+    func finish() {
+        guard !builder.isEmpty else { return }
+        if ready.count >= Self.maxReady {
+            ready.removeFirst()
+            dropped &+= 1
+        }
+        ready.append(builder.take())
+    }
+}
+
+/// Counters of the sync daemons (for status and tests).
+public struct SyncCounters: Sendable, Hashable {
+    public var received = 0
+    public var applied = 0
+    public var skipped = 0
+    public var unbound = 0
+    public var dropped = 0
+}
+
+/// The sending rule's constants (sysctl sync_threshold "3 50").
+public enum SyncRule {
+    public static let threshold: UInt16 = 3
+    public static let period: UInt16 = 50
+    /// TCP states in which connections are synced: ESTABLISHED, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT.
+    public static let tcpStates: UInt16 = 1 << 1 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7
+    /// Template timeout when a message carries none (v0).
+    public static let templateTimeout: UInt32 = 180
+}
+
+extension EngineShard {
+    /// `ip_vs_sync_conn_needed` with sync_threshold 3, sync_period 50, no refresh period.
+    /// Allocation-free: copies the entry into the shard's preallocated ring.
+    @inline(__always) func syncAfterPacket(_ index: UInt32, pkts: UInt16, stateChanged: Bool) {
+        let state = conns[index].state
+        if conns[index].proto == 6 {
+            guard SyncRule.tcpStates & (1 << UInt16(state)) != 0 else { return }
+            if !(stateChanged && state != TCPState.established.rawValue) {
+                guard pkts % SyncRule.period == SyncRule.threshold else { return }
+            }
+        } else {
+            guard pkts % SyncRule.period == SyncRule.threshold else { return }
+        }
+        guard syncCount < Self.syncRingCapacity else {
+            syncOverflow &+= 1
+            return
+        }
+        syncRing[syncCount] = conns[index]
+        syncCount += 1
+    }
+
+    /// A lookup miss that the backup daemon knows: the synced entry moves into this shard's
+    /// table and the packet continues as one of an existing connection. Under the lock.
+    func adoptSynced(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32) -> Verdict? {
+        guard let si = engine.synced.lookup(key, template: false) else { return nil }
+        let e = engine.synced[si]
+        let available = forwarding.load(Int(e.dest)) & Engine.flagAvailable != 0
+        let syn = f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0
+        if (!available && engine.configuration.expireNodestConn) || (syn && reusable(e.state)) {
+            engine.unbindSynced(si)
+            engine.synced.remove(si)
+            return nil // scheduled afresh
+        }
+        guard let index = table.insert(key, dest: e.dest, stateFlags: e.stateFlags & ~ConnectionEntry.flagTemplate,
+                                       control: 0, expires: e.expires, inPackets: e.inPackets) else { return nil }
+        engine.synced.remove(si) // the destination counts move with it
+        return existing(frame, f, index: index, tick: tick)
+    }
+}
+
+extension Engine {
+    // MARK: Daemons
+
+    public func startSyncMaster(_ config: SyncDaemonSnapshot) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
+        guard syncMaster == nil else { throw .daemonRunning }
+        syncMaster = SyncMasterState(config)
+        syncFlag.store(0, 1)
+    }
+
+    public func stopSyncMaster() throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
+        guard syncMaster != nil else { throw .noDaemon }
+        syncFlag.store(0, 0)
+        syncMaster = nil
+    }
+
+    public func startSyncBackup(_ config: SyncDaemonSnapshot) throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
+        guard syncBackup == nil else { throw .daemonRunning }
+        syncBackup = config
+    }
+
+    public func stopSyncBackup() throws(IPVSError) {
+        lock.lock(); defer { lock.unlock() }
+        guard syncBackup != nil else { throw .noDaemon }
+        syncBackup = nil
+    }
+
+    public var syncDaemons: (master: SyncDaemonSnapshot?, backup: SyncDaemonSnapshot?) {
+        lock.withLock { (syncMaster?.config, syncBackup) }
+    }
+
+    /// Finished messages for the master's sender; a partly filled one is finished once it is
+    /// `flushAfter` nanoseconds old (the kernel: 2 s).
+    public func takeSyncMessages(now: UInt64, flushAfter: UInt64 = 1_000_000_000) -> [[UInt8]] {
+        let t = Self.tick(now)
+        return lock.withLock {
+            guard let m = syncMaster else { return [] }
+            if !m.builder.isEmpty && UInt64(t &- m.firstTick) * Self.nanosecondsPerTick >= flushAfter { m.finish() }
+            let out = m.ready
+            m.ready.removeAll(keepingCapacity: true)
+            return out
+        }
+    }
+
+    // MARK: Master
+
+    /// A shard's queued records (from its tick, under the lock): packed into messages.
+    func collectSync(_ ring: UnsafeMutablePointer<ConnectionEntry>, count: Int, overflow: UInt64, tick: UInt32) {
+        guard let m = syncMaster else { return }
+        m.dropped &+= overflow
+        for i in 0..<count {
+            let e = ring[i]
+            guard let c = syncConnection(e) else { continue }
+            m.append(c, tick: tick)
+            // The controlling template goes with each synced connection (its own in_pkts counted).
+            if e.control != 0 {
+                let t = e.control - 1
+                guard !templates[t].isDead else { continue }
+                var n = templates[t].inPackets &+ 1
+                if n == ConnectionEntry.packetCounterWrap { n = 0 }
+                templates[t].inPackets = n
+                if let tc = syncConnection(templates[t]) { m.append(tc, tick: tick) }
+            }
+        }
+    }
+
+    /// An entry in message form: flags, state number and timeout as the kernel sends them.
+    func syncConnection(_ e: ConnectionEntry) -> SyncConnection? {
+        let d = dests[Int(e.dest)]
+        guard d.inUse, d.address.isIPv4 == e.client.isIPv4 else { return nil } // mixed families are not synced
+        var fwmark: UInt32 = 0
+        var persistence: UInt32 = 0
+        let svc = Int(d.serviceSlot)
+        if d.serviceSlot != UInt32.max, svc < services.count, services[svc].isActive {
+            if services[svc].key.isFwmark { fwmark = services[svc].key.fwmark }
+            persistence = services[svc].options.timeout
+        }
+        var flags = UInt32(d.method.rawValue) & SyncProtocol.flagForwardMask
+        if e.isInactive { flags |= SyncProtocol.flagInactive }
+        let state: UInt16
+        let timeout: UInt32
+        if e.isTemplate {
+            flags |= SyncProtocol.flagTemplate
+            state = e.stateFlags & ConnectionEntry.flagAssured != 0 ? 1 : 0
+            timeout = persistence
+        } else if e.proto == 6 {
+            state = UInt16(e.state)
+            timeout = UInt32(truncatingIfNeeded: timeoutTicks.load(Int(e.state))) / Self.ticksPerSecond
+        } else if e.proto == 17 {
+            state = 0
+            timeout = UInt32(truncatingIfNeeded: timeoutTicks.load(Self.udpTimeoutIndex)) / Self.ticksPerSecond
+        } else {
+            state = e.state == TCPState.established.rawValue ? 7 : 0 // IP_VS_SCTP_S_ESTABLISHED
+            timeout = UInt32(truncatingIfNeeded: timeoutTicks.load(Self.sctpTimeoutIndex)) / Self.ticksPerSecond
+        }
+        return SyncConnection(ipv6: !e.client.isIPv4, proto: e.proto, flags: flags, state: state, clientPort: e.cport,
+                              virtualPort: e.vport, destinationPort: destinationPort(of: e), fwmark: fwmark, timeout: timeout,
+                              client: e.client, virtualAddress: e.virtualAddress, destination: d.address)
+    }
+
+    // MARK: Backup
+
+    /// Processes one received datagram as the backup daemon (§7.4). Returns what happened.
+    @discardableResult
+    public func applySync(_ bytes: UnsafeRawBufferPointer, now: UInt64) -> SyncCounters {
+        var counts = SyncCounters()
+        let t = Self.tick(now)
+        lock.lock(); defer { lock.unlock() }
+        guard let b = syncBackup else { return counts }
+        let dg = SyncMessageDecoder.decode(bytes, syncID: b.syncID)
+        counts.received = 1
+        counts.skipped = dg.skipped
+        if dg.error != nil && dg.entries.isEmpty { counts.dropped = 1 }
+        for c in dg.entries {
+            if applySyncEntry(c, tick: t) { counts.applied += 1 } else { counts.unbound += 1 }
+        }
+        return counts
+    }
+
+    @discardableResult
+    public func applySync(_ bytes: [UInt8], now: UInt64) -> SyncCounters {
+        bytes.withUnsafeBytes { applySync($0, now: now) }
+    }
+
+    /// The local destination of a received entry: service by (af, fwmark | protocol, vaddr, vport),
+    /// then the destination by (daddr, dport) or (daddr, 0), as `ip_vs_find_dest`.
+    func syncDestination(_ c: SyncConnection) -> UInt32? {
+        var s: Int?
+        if c.fwmark != 0 { s = serviceLookup.find(ServiceKey(fwmark: c.fwmark, ipv6: c.ipv6)) }
+        if s == nil, let proto = IPProtocolNumber(rawValue: c.proto), c.proto != 0 {
+            s = serviceLookup.find(ServiceKey(proto: proto, address: c.virtualAddress, port: c.virtualPort))
+                ?? serviceLookup.find(ServiceKey(proto: proto, address: c.virtualAddress, port: 0))
+        }
+        guard let slot = s, services[slot].isActive else { return nil }
+        if let i = findDestination(slot, c.destination, c.destinationPort) { return services[slot].destinations[i] }
+        if let i = findDestination(slot, c.destination, 0) { return services[slot].destinations[i] }
+        return nil
+    }
+
+    /// One received entry; false when no local destination takes it (it is not kept).
+    func applySyncEntry(_ c: SyncConnection, tick t: UInt32) -> Bool {
+        guard let slot = syncDestination(c) else { return false }
+        let flags = c.backupFlags
+        let seconds = c.timeout != 0 ? min(c.timeout, 0x00FF_FFFF)
+            : (c.isTemplate ? SyncRule.templateTimeout : 0)
+        let key = ConnectionKey(proto: c.proto, client: c.client, clientPort: c.clientPort,
+                                virtualAddress: c.virtualAddress, virtualPort: c.virtualPort)
+        if c.isTemplate {
+            let expires = t &+ seconds * Self.ticksPerSecond
+            let assured = c.state == 1 ? ConnectionEntry.flagAssured : 0
+            if let i = templates.lookup(key, template: true) {
+                templates[i].stateFlags = (templates[i].stateFlags & ~ConnectionEntry.flagAssured) | assured
+                templates[i].inPackets = SyncRule.threshold
+                setExpiry(templates, i, expires)
+                return true
+            }
+            guard templates.insert(key, dest: slot, stateFlags: ConnectionEntry.flagTemplate | assured, control: 0,
+                                   expires: expires, inPackets: SyncRule.threshold) != nil else { return false }
+            destCounts.add(Int(slot) * 3 + 2, 1)
+            return true
+        }
+        let state: UInt8
+        switch c.proto {
+        case 6: state = UInt8(c.state)
+        case 132: state = c.state == 7 ? TCPState.established.rawValue : 0
+        default: state = 0
+        }
+        let timeoutTicksValue: UInt32
+        if seconds != 0 {
+            timeoutTicksValue = seconds * Self.ticksPerSecond
+        } else {
+            let index = c.proto == 6 ? Int(state) : c.proto == 17 ? Self.udpTimeoutIndex : Self.sctpTimeoutIndex
+            timeoutTicksValue = UInt32(truncatingIfNeeded: timeoutTicks.load(index))
+        }
+        let inactive = flags & SyncProtocol.flagInactive != 0
+        if let i = synced.lookup(key, template: false) {
+            if synced[i].dest != slot {
+                // Already replaced on the master: a later INACTIVE message about the old one is ignored.
+                guard !inactive else { return true }
+                unbindSynced(i)
+                synced.remove(i)
+            } else {
+                let b = Int(slot) * 3
+                if synced[i].isInactive != inactive {
+                    destCounts.add(b + (inactive ? 0 : 1), -1)
+                    destCounts.add(b + (inactive ? 1 : 0), 1)
+                }
+                synced[i].stateFlags = state | (inactive ? ConnectionEntry.flagInactive : 0)
+                synced[i].inPackets = SyncRule.threshold
+                setExpiry(synced, i, t &+ timeoutTicksValue)
+                return true
+            }
+        }
+        guard synced.insert(key, dest: slot, stateFlags: state | (inactive ? ConnectionEntry.flagInactive : 0), control: 0,
+                            expires: t &+ timeoutTicksValue, inPackets: SyncRule.threshold) != nil else { return false }
+        destCounts.add(Int(slot) * 3 + (inactive ? 1 : 0), 1)
+        return true
+    }
+
+    func setExpiry(_ table: ConnectionTable, _ i: UInt32, _ expires: UInt32) {
+        let old = table[i].expires
+        table[i].expires = expires
+        if Int32(bitPattern: expires &- old) < 0 { table.reschedule(i) }
+    }
+
+    /// Drops a synced entry's destination reference. Under the lock.
+    func unbindSynced(_ index: UInt32) {
+        let e = synced[index]
+        guard !e.isDead else { return }
+        let slot = e.dest
+        destCounts.add(Int(slot) * 3 + (e.isInactive ? 1 : 0), -1)
+        if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }
+    }
+
+    /// Synced entries no shard has used expire with their timeout.
+    func expireSynced(tick t: UInt32) {
+        synced.advance(to: t) { index in
+            unbindSynced(index)
+            return .free
+        }
+    }
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The connection synchronisation daemon: the lab's director runs
+# `--start-daemon master`, a second director (its own namespace on the lab's
+# bridge, its own lvsd with the same service) runs `--start-daemon backup`.
+# Connections made through the VIP appear within seconds in the backup's
+# `lvsadm -Lnc` (same client ports, destinations and states); `-L --daemon`
+# prints the kernel's lines on both; the kernel's errors for a second start,
+# a stop of a stopped daemon and an unknown interface.
+source "$(dirname "$0")/lib.sh"
+
+require_lvs_bins
+lab_start --director lvsd
+
+BIN=$(lvs_bin)
+TMP=$(e2e_tmpdir)
+NS2="$LAB_PREFIX-dir2"
+SOCK2="$TMP/lvsd2.sock"
+IP_DIR2=192.168.1.22
+MAC_DIR2=02:00:00:00:01:22
+
+# The second director: a namespace with one veth into the lab's switch (both
+# ends created inside lab namespaces; nothing touches the host's interfaces).
+# (Run from the EXIT trap, which sees functions but not variables: arguments.)
+dir2_down() {
+    local ns=$1 pidfile=$2 log=$3 pid
+    [[ -f $log ]] && mkdir -p "$E2E_ARTIFACTS" && cp "$log" "$E2E_ARTIFACTS/test_sync-lvsd2.log"
+    if [[ -f $pidfile ]]; then
+        pid=$(tr -dc 0-9 <"$pidfile")
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+}
+e2e_on_exit dir2_down "$NS2" "$TMP/lvsd2.pid" "$TMP/lvsd2.log"
+
+ip netns add "$NS2"
+ip -n "$NS2" link set lo up
+ip -n "$LAB_PREFIX-sw" link add dir2 type veth peer name eth0 netns "$NS2"
+ip -n "$LAB_PREFIX-sw" link set dir2 master br0
+ip -n "$LAB_PREFIX-sw" link set dir2 up
+ip -n "$NS2" link set eth0 address "$MAC_DIR2"
+ip -n "$NS2" addr add "$IP_DIR2/24" dev eth0
+ip -n "$NS2" link set eth0 up
+
+# The backup director also answers ARP for the VIP: pin the client to the master.
+DIR_MAC=$(lab_exec director cat /sys/class/net/eth0/address)
+lab_exec client ip neigh replace "$VIP" lladdr "$DIR_MAC" nud permanent dev eth0
+
+# shellcheck disable=SC2206 # more lvsd options (the data plane), split on purpose
+extra=(${LVS_LAB_LVSD_ARGS:-})
+ip netns exec "$NS2" "$BIN/lvsd" --interface eth0 --socket "$SOCK2" --log-level debug "${extra[@]}" \
+    >"$TMP/lvsd2.log" 2>&1 &
+echo $! >"$TMP/lvsd2.pid"
+lvsadm2() { ip netns exec "$NS2" env LVSD_SOCKET="$SOCK2" timeout 20 "$BIN/lvsadm" "$@"; }
+sock2_ready() { [[ -S $SOCK2 ]]; }
+wait_for 30 "backup lvsd control socket" sock2_ready >/dev/null || { cat "$TMP/lvsd2.log" >&2; e2e_fail "backup lvsd did not start"; }
+lvsadm2 -A -t "$VIP:80" -s rr || e2e_fail "backup: -A failed"
+lvsadm2 -a -t "$VIP:80" -r 192.168.1.31:80 -g || e2e_fail "backup: -a rs1 failed"
+lvsadm2 -a -t "$VIP:80" -r 192.168.1.32:80 -g || e2e_fail "backup: -a rs2 failed"
+
+# Daemons.
+lab_lvsadm --start-daemon master || e2e_fail "--start-daemon master failed"
+lvsadm2 --start-daemon backup || e2e_fail "--start-daemon backup failed"
+assert_eq "master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)" \
+    "$(lab_lvsadm -L --daemon)" "master: -L --daemon"
+assert_eq "backup sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)" \
+    "$(lvsadm2 -L --daemon)" "backup: -L --daemon"
+
+# Traffic through the master.
+for i in 1 2 3 4 5 6; do
+    body=$(with_timeout 20 lab_exec client curl -sS --max-time 5 "http://$VIP/") || e2e_fail "curl $i through the VIP failed"
+    assert_match "$body" 'Real Server 0[12]' "curl $i through the VIP"
+done
+
+master_conns() { lab_lvsadm -Lnc | awk '$1=="TCP" && $5=="'"$VIP"':80" {print $3, $4, $5, $6}' | sort; }
+backup_conns() { lvsadm2 -Lnc | awk '$1=="TCP" && $5=="'"$VIP"':80" {print $3, $4, $5, $6}' | sort; }
+expected=$(master_conns)
+echo "master:"; echo "$expected"
+assert_eq 6 "$(grep -c . <<<"$expected")" "connections on the master"
+synced_all() {
+    local got
+    got=$(backup_conns)
+    [[ $(comm -23 <(master_conns | awk '{print $2, $3, $4}') <(awk '{print $2, $3, $4}' <<<"$got") | wc -l) == 0 ]]
+}
+wait_for 10 "connections synced to the backup" synced_all >/dev/null || { lvsadm2 -Lnc; e2e_fail "backup lacks synced connections"; }
+got=$(backup_conns)
+echo "backup:"; echo "$got"
+assert_eq 6 "$(grep -c . <<<"$got")" "synced connections on the backup"
+assert_eq "$(awk '{print $2, $3, $4}' <<<"$expected")" "$(awk '{print $2, $3, $4}' <<<"$got")" "same client ports, VIP and destinations"
+assert_ge 1 "$(grep -Ec '^(FIN_WAIT|TIME_WAIT|CLOSE_WAIT|CLOSE) ' <<<"$got" || true)" "closing states synced"
+list2=$(lvsadm2 -Ln)
+echo "$list2"
+inact=$(awk '$1=="->" && $2 ~ /^192\.168\.1\.3[12]:80$/ {s+=$6} END {print s+0}' <<<"$list2")
+assert_eq 6 "$inact" "synced connections counted as InActConn on the backup"
+
+# Errors as the kernel's.
+rc=0
+err=$(lab_lvsadm --start-daemon master 2>&1) || rc=$?
+assert_eq 255 "$rc" "second --start-daemon master exit code"
+assert_eq "Daemon has already run" "$err" "second --start-daemon master message"
+rc=0
+err=$(lab_lvsadm --start-daemon backup --mcast-interface nosuch0 2>&1) || rc=$?
+assert_eq 255 "$rc" "unknown interface exit code"
+assert_eq "No such device" "$err" "unknown interface message"
+lab_lvsadm --stop-daemon master || e2e_fail "--stop-daemon master failed"
+assert_eq "" "$(lab_lvsadm -L --daemon)" "master: no daemon after stop"
+rc=0
+err=$(lab_lvsadm --stop-daemon master 2>&1) || rc=$?
+assert_eq 255 "$rc" "stop of a stopped daemon exit code"
+assert_eq "No daemon is running" "$err" "stop of a stopped daemon message"
+lvsadm2 --stop-daemon backup || e2e_fail "--stop-daemon backup failed"
+assert_eq "" "$(lvsadm2 -L --daemon)" "backup: no daemon after stop"
+# Restart works after a stop.
+lab_lvsadm --start-daemon master --syncid 7 || e2e_fail "restart of the master failed"
+assert_match "$(lab_lvsadm -L --daemon)" '^master sync daemon \(mcast=eth0, syncid=7,' "restarted master"
+assert_lvsd_alive
+kill -0 "$(tr -dc 0-9 <"$TMP/lvsd2.pid")" || e2e_fail "backup lvsd died"
+e2e_log "PASS"
