@@ -87,7 +87,7 @@ extension Engine {
         lock.lock(); defer { lock.unlock() }
         var out: [OutgoingFrame] = []
         let t = Self.tick(now)
-        for vip in pendingAnnouncements {
+        for vip in pendingAnnouncements where configuration.answerNeighbourRequests {
             for ifc in interfaces { if let fr = Self.announcement(vip, ifc) { out.append(fr) } }
         }
         pendingAnnouncements.removeAll()

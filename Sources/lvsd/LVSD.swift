@@ -41,6 +41,9 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "Data-plane worker threads (default: the CPUs lvsd may run on).")
     var workers: Int?
 
+    @Flag(help: "Do not answer ARP / neighbour solicitations for the VIPs nor announce them (a backup director, or the VIP owned by the kernel or VRRP).")
+    var noArp = false
+
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
     var noKernelGuard = false
 
@@ -74,6 +77,7 @@ struct LVSD: AsyncParsableCommand {
         var cfg = EngineConfiguration()
         guard maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(maxConnections)") }
         cfg.connectionCapacity = maxConnections
+        cfg.answerNeighbourRequests = !noArp
         let engine = Engine(configuration: cfg)
         let infos = try interfaces.map { try InterfaceInfo.lookup($0) }
         engine.setInterfaces(infos.map { i in

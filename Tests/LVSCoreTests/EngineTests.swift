@@ -390,3 +390,16 @@ extension Engine {
         #expect(sent[0].withUnsafeBytes { InternetChecksum.finish(InternetChecksum.sum($0.baseAddress! + 34, count: $0.count - 34)) } == 0)
     }
 }
+
+@Suite struct NoARPTests {
+    /// A backup director (`lvsd --no-arp`) neither answers ARP for the VIPs nor announces them.
+    @Test func noARPAnswersOrAnnouncements() {
+        var cfg = EngineConfiguration()
+        cfg.answerNeighbourRequests = false
+        let e = Engine(configuration: cfg)
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC, addresses: [(IPAddress("192.168.1.21")!, 24)])])
+        try! e.addService(vip, ServiceOptions(scheduler: "rr"))
+        #expect(!e.pendingFrames(now: second).contains { Array($0.bytes[28..<32]) == FrameBuilder.v4("192.168.1.100") })
+        #expect(e.run(FrameBuilder.arpRequest(senderIP: "192.168.1.12", targetIP: "192.168.1.100"), at: second).0 == .pass)
+    }
+}

@@ -45,13 +45,12 @@ ip -n "$NS2" link set eth0 address "$MAC_DIR2"
 ip -n "$NS2" addr add "$IP_DIR2/24" dev eth0
 ip -n "$NS2" link set eth0 up
 
-# The backup director also answers ARP for the VIP: pin the client to the master.
-DIR_MAC=$(lab_exec director cat /sys/class/net/eth0/address)
-lab_exec client ip neigh replace "$VIP" lladdr "$DIR_MAC" nud permanent dev eth0
+# The backup runs with --no-arp: only the master answers ARP for the VIP.
+lab_exec client ip neigh flush dev eth0 || true
 
 # shellcheck disable=SC2206 # more lvsd options (the data plane), split on purpose
 extra=(${LVS_LAB_LVSD_ARGS:-})
-ip netns exec "$NS2" "$BIN/lvsd" --interface eth0 --socket "$SOCK2" --log-level debug "${extra[@]}" \
+ip netns exec "$NS2" "$BIN/lvsd" --interface eth0 --socket "$SOCK2" --no-arp --log-level debug "${extra[@]}" \
     >"$TMP/lvsd2.log" 2>&1 &
 echo $! >"$TMP/lvsd2.pid"
 lvsadm2() { ip netns exec "$NS2" env LVSD_SOCKET="$SOCK2" timeout 20 "$BIN/lvsadm" "$@"; }
