@@ -105,15 +105,8 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
             }
         }
         for (i, worker) in workers.enumerated() {
-            let start = Unmanaged.passRetained(ThreadStart { worker.run() }).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let box = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
-                box.body()
-                return nil
-            }, start)
-            if rc != 0 {
-                Unmanaged<ThreadStart>.fromOpaque(start).release()
+            let (tid, rc) = spawnThread { worker.run() }
+            guard let tid else {
                 stop()
                 throw DataPlaneError.system(call: "pthread_create", errno: rc, context: "AF_XDP worker \(i)")
             }

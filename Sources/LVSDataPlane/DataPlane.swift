@@ -66,15 +66,8 @@ public final class DataPlane<P: FrameProcessor> {
     public func start() throws {
         guard threads.isEmpty else { return }
         for (i, worker) in workers.enumerated() {
-            let start = Unmanaged.passRetained(ThreadStart { worker.run() }).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let box = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
-                box.body()
-                return nil
-            }, start)
-            if rc != 0 {
-                Unmanaged<ThreadStart>.fromOpaque(start).release()
+            let (tid, rc) = spawnThread { worker.run() }
+            guard let tid else {
                 stop()
                 throw DataPlaneError.system(call: "pthread_create", errno: rc, context: "data-plane worker \(i)")
             }
@@ -99,6 +92,22 @@ public final class DataPlane<P: FrameProcessor> {
     }
 
     deinit { stop() }
+}
+
+/// Starts a thread running `body`; the thread, or nil and pthread_create's error.
+func spawnThread(_ body: @escaping () -> Void) -> (thread: pthread_t?, error: Int32) {
+    let start = Unmanaged.passRetained(ThreadStart(body)).toOpaque()
+    var tid = pthread_t()
+    let rc = pthread_create(&tid, nil, { arg in
+        let box = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
+        box.body()
+        return nil
+    }, start)
+    if rc != 0 {
+        Unmanaged<ThreadStart>.fromOpaque(start).release()
+        return (nil, rc)
+    }
+    return (tid, 0)
 }
 
 final class ThreadStart {
