@@ -6,7 +6,7 @@ for pair in nginx:nginx-light tcpdump:tcpdump nft:nftables curl:curl ip:iproute2
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
-python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
+/usr/bin/python3 -c 'import scapy' 2>/dev/null || need+=(python3-scapy)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 # The AF_XDP data plane: libxdp/libbpf to build and link, clang for the XDP program.
