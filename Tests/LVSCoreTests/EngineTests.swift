@@ -403,3 +403,50 @@ extension Engine {
         #expect(e.run(FrameBuilder.arpRequest(senderIP: "192.168.1.12", targetIP: "192.168.1.100"), at: second).0 == .pass)
     }
 }
+
+@Suite struct LimitTests {
+    /// Services and destinations are bounded; at the limit the kernel's ENOMEM answer, nothing lost.
+    @Test func serviceAndDestinationLimits() {
+        var cfg = EngineConfiguration()
+        cfg.maxServices = 2
+        cfg.maxDestinations = 3
+        cfg.connectionCapacity = 64
+        let e = Engine(configuration: cfg)
+        let a = ServiceKey(proto: .tcp, address: IPAddress("10.0.0.1")!, port: 80)
+        let b = ServiceKey(proto: .tcp, address: IPAddress("10.0.0.2")!, port: 80)
+        try! e.addService(a, ServiceOptions(scheduler: "rr"))
+        try! e.addService(b, ServiceOptions(scheduler: "rr"))
+        #expect(throws: IPVSError.noMemory) {
+            try e.addService(ServiceKey(proto: .tcp, address: IPAddress("10.0.0.3")!, port: 80), ServiceOptions(scheduler: "rr"))
+        }
+        for i in 1...3 { try! e.addDestination(a, DestinationOptions(address: IPAddress("10.1.0.\(i)")!, port: 80)) }
+        #expect(throws: IPVSError.noMemory) { try e.addDestination(b, DestinationOptions(address: IPAddress("10.1.0.9")!, port: 80)) }
+        #expect(e.snapshot().services.map(\.destinations.count).sorted() == [0, 3])
+        // A freed slot can be used again.
+        try! e.deleteDestination(a, address: IPAddress("10.1.0.1")!, port: 80)
+        try! e.addDestination(b, DestinationOptions(address: IPAddress("10.1.0.9")!, port: 80))
+        try! e.deleteService(b)
+        try! e.addService(ServiceKey(proto: .udp, address: IPAddress("10.0.0.3")!, port: 53), ServiceOptions(scheduler: "rr"))
+    }
+
+    /// Persistence templates have their own bound: at the limit a new client is refused (counted
+    /// as table-full); clients with a template keep being served.
+    @Test func templateTableFull() {
+        var cfg = EngineConfiguration()
+        cfg.connectionCapacity = 1024 // templates: max(1024, capacity / 4) = 1024
+        let e = Engine(configuration: cfg)
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC, addresses: [])])
+        try! e.addService(vip, ServiceOptions(scheduler: "rr", flags: .persistent, timeout: 300))
+        try! e.addDestination(vip, DestinationOptions(address: IPAddress("192.168.1.31")!, port: 80))
+        e.setNeighbour(IPAddress("192.168.1.31")!, mac: rs1MAC, interface: 2)
+        var forwarded = 0
+        var full = 0
+        for i in 0..<1100 {
+            let (v, _) = e.syn(1000, from: "10.9.\(i / 250).\(i % 250 + 1)", at: second)
+            if v == .forward(interface: 2) { forwarded += 1 } else if v == .drop(.tableFull) { full += 1 }
+        }
+        // 1024 entries in the shard's table too (capacity 1024): the connection table fills first.
+        #expect(forwarded == 1024 && full == 76)
+        #expect(e.counters.drops[Int(DropReason.tableFull.rawValue)] == 76)
+    }
+}
