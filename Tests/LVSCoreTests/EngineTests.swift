@@ -450,3 +450,29 @@ extension Engine {
         #expect(e.counters.drops[Int(DropReason.tableFull.rawValue)] == 76)
     }
 }
+
+@Suite struct FwmarkTests {
+    /// Firewall-mark services: lvsd's own rules classify frames; templates are keyed by the mark.
+    @Test func markRulesSelectTheFwmarkService() {
+        let e = Engine()
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC, addresses: [])])
+        e.setMarkRules([MarkRule(destination: IPAddress("192.168.1.100")!, prefixLength: 32, proto: .tcp, portLow: 80, portHigh: 443, mark: 1)])
+        let fw = ServiceKey(fwmark: 1, ipv6: false)
+        try! e.addService(fw, ServiceOptions(scheduler: "rr", flags: .persistent, timeout: 60))
+        try! e.addDestination(fw, DestinationOptions(address: IPAddress("192.168.1.31")!, port: 0))
+        try! e.addDestination(fw, DestinationOptions(address: IPAddress("192.168.1.32")!, port: 0))
+        e.setNeighbour(IPAddress("192.168.1.31")!, mac: rs1MAC, interface: 2)
+        e.setNeighbour(IPAddress("192.168.1.32")!, mac: rs2MAC, interface: 2)
+        var a = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 1, dst: "192.168.1.100", dport: 80, flags: TCPFlag.syn)
+        var b = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 2, dst: "192.168.1.100", dport: 443, flags: TCPFlag.syn)
+        var c = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 3, dst: "192.168.1.100", dport: 22, flags: TCPFlag.syn)
+        #expect(a.withUnsafeMutableBytes { e.process($0, interface: 2, now: second) } == .forward(interface: 2))
+        #expect(b.withUnsafeMutableBytes { e.process($0, interface: 2, now: second) } == .forward(interface: 2))
+        #expect(c.withUnsafeMutableBytes { e.process($0, interface: 2, now: second) } == .pass) // port 22: no rule
+        #expect(Array(a[0..<6]) == Array(b[0..<6])) // one template for the mark: same server for 80 and 443
+        let t = e.connections(now: second).first { $0.isTemplate }!
+        #expect(t.protocolName == "IP" && t.virtualAddress == IPAddress(ipv4: 1) && t.virtualPort == 0)
+        let conns = e.connections(now: second).filter { !$0.isTemplate }
+        #expect(Set(conns.map(\.destinationPort)) == [80, 443]) // port-0 destinations keep the packet's port
+    }
+}
