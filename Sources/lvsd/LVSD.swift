@@ -186,7 +186,7 @@ struct LVSD: AsyncParsableCommand {
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
-            "kernel_guard": "\(kind == .afxdp ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
+            "kernel_guard": "\(kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
@@ -335,20 +335,22 @@ enum DataPlaneKind: String, CaseIterable {
 }
 
 extension LVSD {
-    /// XDP_TX out of a veth is delivered only if the peer receives in NAPI mode (GRO on or an XDP
-    /// program there); otherwise the fast path's frames are silently dropped. Say what is known.
+    /// XDP_TX out of a veth is delivered only if the peer receives in NAPI mode (an XDP program
+    /// there, or GRO on; on kernel 6.18 GRO alone was measured not to suffice); otherwise the fast
+    /// path's frames are silently dropped. Say what can be known from here.
     static func checkXDPTransmit(_ interfaces: [String], logger: Logger) {
+        let how = "attach an XDP program to the peer (bpf/xdp_pass.o) and turn GRO on there (`ethtool -K PEER gro on`)"
         for name in interfaces {
             switch XDPTransmitCheck.peerState(of: name) {
             case .notVeth:
                 break
             case .peerGROOn(let peer):
-                logger.info("xdp: veth peer \(peer) of \(name) has GRO on: XDP_TX frames are delivered")
+                logger.notice("xdp: veth peer \(peer) of \(name) has GRO on; if it has no XDP program, frames forwarded by XDP_TX may still be dropped: \(how)")
             case .peerGROOff(let peer):
-                logger.warning("xdp: veth peer \(peer) of \(name) has GRO off: frames forwarded by XDP_TX are DROPPED; run `ethtool -K \(peer) gro on` (or attach an XDP program to it)",
+                logger.warning("xdp: veth peer \(peer) of \(name) has GRO off: frames forwarded by XDP_TX are DROPPED unless it has an XDP program: \(how)",
                                metadata: ["interface": "\(name)", "peer": "\(peer)"])
             case .unverifiable:
-                logger.warning("xdp: \(name) is a veth whose peer is in another network namespace; cannot verify it: frames forwarded by XDP_TX are delivered only if the peer has GRO on (`ethtool -K PEER gro on`) or an XDP program, else they are dropped",
+                logger.warning("xdp: \(name) is a veth whose peer is in another network namespace; lvsd cannot verify it: frames forwarded by XDP_TX are delivered only if the peer receives in NAPI mode, else dropped: \(how)",
                                metadata: ["interface": "\(name)"])
             }
         }
