@@ -21,6 +21,19 @@
  * for each service, plus {family, 0, 0, addr} for each VIP address.
  * If the socket of a queue is missing, bpf_redirect_map falls back to
  * XDP_PASS (its flags argument).
+ *
+ * Fast path (`lvsd --dataplane xdp`): `conns` holds established connections
+ * lvsd has already scheduled, keyed by {family, proto, client address/port,
+ * VIP/port}. A TCP/UDP frame to a service whose key is there and that is not
+ * a TCP SYN, FIN or RST is forwarded here, as lvsd would: destination and
+ * source MAC rewritten, TTL/hop limit decremented, then XDP_TX (same
+ * interface) or bpf_redirect (another one). The value counts packets and IP
+ * bytes and keeps the last-seen time; lvsd reads them back for its statistics
+ * and idle timeouts, and removes entries when the connection ends or moves.
+ * With `conns` empty (the afxdp data plane) every lookup misses.
+ *
+ * On veth, XDP_TX/redirect frames are delivered only when the peer receives in
+ * NAPI mode (GRO on, or an XDP program there); otherwise they are dropped.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -36,6 +49,36 @@ struct vip_key {
 	__u16 port;    /* network order, 0 = every port */
 	__u8 addr[16]; /* IPv4 in the first 4 bytes, rest zero */
 };
+
+/* Must match struct clvs_conn_key / clvs_conn_value in Sources/CLVSXDP. */
+struct conn_key {
+	__u8 family;      /* 4 or 6 */
+	__u8 proto;       /* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 cport;      /* client port, network order */
+	__u16 vport;      /* virtual port, network order */
+	__u16 pad;
+	__u8 caddr[16];   /* client address (IPv4 in the first 4 bytes) */
+	__u8 vaddr[16];   /* virtual address */
+};
+
+struct conn_value {
+	__u8 dmac[6];     /* the real server's MAC */
+	__u8 smac[6];     /* the director's MAC on the egress interface */
+	__u32 ifindex;    /* egress interface */
+	__u64 packets;    /* forwarded here (lvsd reads deltas) */
+	__u64 bytes;      /* IP bytes, as lvsd counts them */
+	__u64 last_seen;  /* bpf_ktime_get_ns() of the last packet */
+};
+
+/* Bounded; entries use memory only when present. A full map just leaves
+ * connections to lvsd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct conn_key);
+	__type(value, struct conn_value);
+} conns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -54,12 +97,12 @@ struct {
 /* Frames redirected per reason, per CPU (for debugging with bpftool). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, 5);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
 
-enum { ST_SERVICE, ST_ADDRESS, ST_NEIGHBOUR, ST_PASSED };
+enum { ST_SERVICE, ST_ADDRESS, ST_NEIGHBOUR, ST_PASSED, ST_FAST };
 
 static __always_inline void count(__u32 what)
 {
@@ -90,6 +133,152 @@ static __always_inline int is_service(struct vip_key *k, __u8 proto, __u16 port)
 		return 1;
 	k->port = 0;
 	return bpf_map_lookup_elem(&vips, k) != NULL;
+}
+
+static __always_inline __u32 fold(__u32 s)
+{
+	s = (s & 0xFFFF) + (s >> 16);
+	return (s & 0xFFFF) + (s >> 16);
+}
+
+#define MAX_L4_WORDS 750 /* 1500 bytes: larger segments go to lvsd */
+
+/*
+ * A sender on veth leaves the TCP/UDP checksum to "hardware" (CHECKSUM_PARTIAL:
+ * the field holds only the pseudo-header sum) and XDP loses that metadata, so
+ * such a checksum is completed here, as lvsd does for the frames it handles.
+ * Sums are of raw 16-bit loads (one's complement sums are byte-order neutral).
+ * `pseudo` is the raw sum of the addresses. 0 = done (or nothing to do), -1 =
+ * leave the frame to lvsd.
+ */
+static __always_inline int complete_checksum(void *l4, void *end, __u8 proto, __u32 l4len, __u32 pseudo, int v4)
+{
+	__u16 *field = (__u16 *)((__u8 *)l4 + (proto == IPPROTO_TCP ? 16 : 6));
+	if ((void *)(field + 1) > end)
+		return -1;
+	pseudo += bpf_htons(proto) + bpf_htons((__u16)l4len);
+	__u16 want = (__u16)fold(pseudo), have = *field;
+	if (proto == IPPROTO_UDP && v4 && have == 0)
+		return 0; /* IPv4 UDP without checksum */
+	if ((want == 0 ? 0xFFFF : want) != (have == 0 ? 0xFFFF : have))
+		return 0; /* a complete checksum already */
+	__u32 n = l4len >> 1;
+	if (n > MAX_L4_WORDS)
+		return -1;
+	*field = 0;
+	__u32 s = pseudo;
+	__u16 *w = l4;
+	for (__u32 i = 0; i < MAX_L4_WORDS; i++) {
+		if (i >= n)
+			break;
+		/* keeps clang from folding the bounds checks into arithmetic on `end` */
+		asm volatile("" : "+r"(w));
+		if ((void *)(w + 1) > end)
+			return -1;
+		s += *w;
+		w++;
+	}
+	if (l4len & 1) {
+		__u8 *b = (__u8 *)w;
+		if ((void *)(b + 1) > end)
+			return -1;
+		s += bpf_htons((__u16)*b << 8);
+	}
+	__u16 c = (__u16)~fold(s);
+	if (proto == IPPROTO_UDP && c == 0)
+		c = 0xFFFF;
+	*field = c;
+	return 0;
+}
+
+/*
+ * The fast path for a TCP/UDP frame to a service: -1 when lvsd must see it
+ * (not in `conns`, TCP SYN/FIN/RST, TTL would expire, odd lengths), else the
+ * XDP action that forwards it.
+ */
+static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, __u8 *ip, void *l4, void *end,
+				     struct vip_key *vk, __u8 proto)
+{
+	struct conn_key ck = {};
+	__u16 *ports = l4;
+	__u32 iplen, l4len, pseudo = 0;
+
+	if (proto == IPPROTO_TCP) {
+		__u8 *tcp = l4;
+		if ((void *)(tcp + 20) > end)
+			return -1;
+		if (tcp[13] & 0x07) /* FIN, SYN, RST: state changes are lvsd's */
+			return -1;
+	} else if (proto != IPPROTO_UDP) {
+		return -1;
+	}
+	if ((void *)(ports + 2) > end)
+		return -1;
+	ck.family = vk->family;
+	ck.proto = proto;
+	ck.cport = ports[0];
+	ck.vport = ports[1];
+	__builtin_memcpy(ck.vaddr, vk->addr, 16);
+	if (vk->family == 4) {
+		if ((void *)(ip + 20) > end)
+			return -1;
+		__builtin_memcpy(ck.caddr, ip + 12, 4);
+	} else {
+		if ((void *)(ip + 40) > end)
+			return -1;
+		__builtin_memcpy(ck.caddr, ip + 8, 16);
+	}
+	struct conn_value *v = bpf_map_lookup_elem(&conns, &ck);
+	if (!v)
+		return -1;
+
+	/* (bounds checked again: the verifier does not tie them to `family`) */
+	if (vk->family == 4) {
+		if ((void *)(ip + 20) > end)
+			return -1;
+		iplen = (__u32)ip[2] << 8 | ip[3];
+		l4len = iplen - (__u32)((__u8 *)l4 - ip);
+		if (iplen < (__u32)((__u8 *)l4 - ip) || ip[8] <= 1)
+			return -1;
+		__u16 *a = (__u16 *)(ip + 12);
+		for (int i = 0; i < 4; i++)
+			pseudo += a[i];
+	} else {
+		if ((void *)(ip + 40) > end)
+			return -1;
+		l4len = (__u32)ip[4] << 8 | ip[5];
+		iplen = l4len + 40;
+		if (ip[7] <= 1)
+			return -1;
+		__u16 *a = (__u16 *)(ip + 8);
+		for (int i = 0; i < 16; i++)
+			pseudo += a[i];
+	}
+	if (complete_checksum(l4, end, proto, l4len, pseudo, vk->family == 4))
+		return -1;
+
+	/* TTL / hop limit; the IPv4 checksum rises by 0x0100 (RFC 1624). */
+	if ((void *)(ip + 40) > end && vk->family != 4)
+		return -1;
+	if ((void *)(ip + 20) > end)
+		return -1;
+	if (vk->family == 4) {
+		__u16 *check = (__u16 *)(ip + 10);
+		__u32 c = (__u32)*check + bpf_htons(0x0100);
+		*check = (__u16)(c + (c >= 0xFFFF));
+		ip[8]--;
+	} else {
+		ip[7]--;
+	}
+	__builtin_memcpy(eth->h_dest, v->dmac, 6);
+	__builtin_memcpy(eth->h_source, v->smac, 6);
+	__sync_fetch_and_add(&v->packets, 1);
+	__sync_fetch_and_add(&v->bytes, iplen);
+	v->last_seen = bpf_ktime_get_ns();
+	count(ST_FAST);
+	if (v->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(v->ifindex, 0);
 }
 
 SEC("xdp")
@@ -131,6 +320,7 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 
 	__u8 proto;
 	void *l4;
+	__u8 *ipstart = l3;
 	if (type == bpf_htons(ETH_P_IP)) {
 		__u8 *ip = l3;
 		if ((void *)(ip + 20) > end)
@@ -186,8 +376,10 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 	__u16 *ports = l4;
 	if ((void *)(ports + 2) > end)
 		return XDP_PASS;
-	if (is_service(&k, proto, ports[1]))
-		return to_lvsd(ctx, ST_SERVICE);
+	if (is_service(&k, proto, ports[1])) {
+		int action = fast_path(ctx, eth, ipstart, l4, end, &k, proto);
+		return action >= 0 ? action : to_lvsd(ctx, ST_SERVICE);
+	}
 	count(ST_PASSED);
 	return XDP_PASS;
 }

@@ -96,19 +96,25 @@ int clvs_xsk_kick_tx(int fd) {
 
 /* ---- program ---- */
 
-int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, char *err, size_t errlen) {
+int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, int shared_conns_fd,
+                  char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
-    p->prog_fd = p->xsks_fd = p->vips_fd = -1;
+    p->prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
     struct bpf_object *obj = bpf_object__open_file(path, NULL);
     int rc = (int)libbpf_get_error(obj);
     if (rc) return fail(err, errlen, rc, "bpf_object__open_file");
     struct bpf_map *vips = bpf_object__find_map_by_name(obj, "vips");
     struct bpf_map *xsks = bpf_object__find_map_by_name(obj, "xsks");
+    struct bpf_map *conns = bpf_object__find_map_by_name(obj, "conns");
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
-    if (!vips || !xsks || !prog) {
+    if (!vips || !xsks || !conns || !prog) {
         bpf_object__close(obj);
-        if (err && errlen) snprintf(err, errlen, "%s lacks program " PROG_NAME " or maps vips/xsks", path);
+        if (err && errlen) snprintf(err, errlen, "%s lacks program " PROG_NAME " or maps vips/xsks/conns (rebuild: make -C bpf)", path);
         return -ENOENT;
+    }
+    if (shared_conns_fd >= 0 && (rc = bpf_map__reuse_fd(conns, shared_conns_fd))) {
+        bpf_object__close(obj);
+        return fail(err, errlen, rc, "bpf_map__reuse_fd(conns)");
     }
     if (shared_vips_fd >= 0 && (rc = bpf_map__reuse_fd(vips, shared_vips_fd))) {
         bpf_object__close(obj);
@@ -122,6 +128,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd,
     p->prog_fd = bpf_program__fd(prog);
     p->xsks_fd = bpf_map__fd(xsks);
     p->vips_fd = bpf_map__fd(vips);
+    p->conns_fd = bpf_map__fd(conns);
     return 0;
 }
 
@@ -179,7 +186,7 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     p->ifindex = 0;
     if (p->object) bpf_object__close((struct bpf_object *)p->object);
     p->object = NULL;
-    p->prog_fd = p->xsks_fd = p->vips_fd = -1;
+    p->prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
 }
 
 /* Must match struct vip_key in bpf/lvs_xdp.c. */
@@ -203,6 +210,71 @@ int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto
     }
     if (bpf_map_delete_elem(vips_fd, &k) && errno != ENOENT) return -errno;
     return 0;
+}
+
+_Static_assert(sizeof(struct clvs_conn_key) == 40, "conn key layout");
+_Static_assert(sizeof(struct clvs_conn_value) == 40, "conn value layout");
+
+int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex) {
+    struct clvs_conn_value v;
+    memset(&v, 0, sizeof(v));
+    memcpy(v.dmac, dmac, 6);
+    memcpy(v.smac, smac, 6);
+    v.ifindex = ifindex;
+    return bpf_map_update_elem(fd, k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int clvs_conn_get(int fd, const struct clvs_conn_key *k, struct clvs_conn_value *v) {
+    return bpf_map_lookup_elem(fd, k, v) ? -errno : 0;
+}
+
+int clvs_conn_delete(int fd, const struct clvs_conn_key *k) {
+    if (bpf_map_delete_elem(fd, k) && errno != ENOENT) return -errno;
+    return 0;
+}
+
+void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *bytes) {
+    struct clvs_conn_key k, next;
+    struct clvs_conn_value v;
+    *entries = *packets = *bytes = 0;
+    const void *prev = NULL;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
+            *entries += 1;
+            *packets += v.packets;
+            *bytes += v.bytes;
+        }
+        k = next;
+        prev = &k;
+    }
+}
+
+void clvs_if_driver(const char *ifname, char *out, size_t outlen) {
+    if (outlen) out[0] = 0;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    struct ethtool_drvinfo info;
+    memset(&info, 0, sizeof(info));
+    info.cmd = ETHTOOL_GDRVINFO;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    ifr.ifr_data = (void *)&info;
+    if (ioctl(fd, SIOCETHTOOL, &ifr) == 0 && outlen) snprintf(out, outlen, "%s", info.driver);
+    close(fd);
+}
+
+int clvs_if_gro(const char *ifname) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    ifr.ifr_data = (void *)&ev;
+    int rc = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? (ev.data ? 1 : 0) : -errno;
+    close(fd);
+    return rc;
 }
 
 int clvs_if_rx_queues(const char *ifname) {

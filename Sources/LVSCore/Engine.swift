@@ -162,6 +162,9 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let interfaceTable: AtomicWords
     /// Bumped when destinations are deleted with expire_nodest_conn: shards sweep their tables.
     @usableFromInline let sweepGeneration: AtomicWords
+    /// Bumped whenever a destination's forwarding word or weight changes: connections forwarded
+    /// outside lvsd (the XDP fast path) are then re-checked at once.
+    @usableFromInline let offloadGeneration: AtomicWords
     /// Word 0: non-zero while a master sync daemon runs (the packet path then queues sync records).
     @usableFromInline let syncFlag: AtomicWords
 
@@ -189,6 +192,7 @@ public final class Engine: @unchecked Sendable {
         vipFilter = AtomicWords(count: 5)
         interfaceTable = AtomicWords(count: Self.maxInterfaces * 2)
         sweepGeneration = AtomicWords(count: 1)
+        offloadGeneration = AtomicWords(count: 1)
         syncFlag = AtomicWords(count: 1)
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
@@ -215,6 +219,7 @@ public final class Engine: @unchecked Sendable {
         vipFilter.deallocate()
         interfaceTable.deallocate()
         sweepGeneration.deallocate()
+        offloadGeneration.deallocate()
         syncFlag.deallocate()
         serviceInfo.deallocate()
         serviceLookup.release()
@@ -306,6 +311,7 @@ public final class Engine: @unchecked Sendable {
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
         forwarding.store(Int(slot), word)
+        offloadGeneration.add(0, 1)
         destService.store(Int(slot), d.serviceSlot == UInt32.max ? Self.noService : UInt64(d.serviceSlot))
     }
 
@@ -525,6 +531,7 @@ public final class Engine: @unchecked Sendable {
         let oldUpper = dests[Int(slot)].upperThreshold
         dests[Int(slot)].method = o.method
         dests[Int(slot)].weight = o.weight
+        offloadGeneration.add(0, 1)
         if o.weight > 0 { dests[Int(slot)].lastWeight = o.weight }
         dests[Int(slot)].upperThreshold = o.upperThreshold
         dests[Int(slot)].lowerThreshold = o.lowerThreshold

@@ -54,6 +54,13 @@ public final class EngineShard: @unchecked Sendable {
     /// Sync records lost because the ring was full.
     @usableFromInline var syncOverflow: UInt64 = 0
     @usableFromInline static let syncRingCapacity = 2048
+    /// XDP fast path hook (off unless a data plane forwards established connections itself):
+    /// connections the packet path forwarded in an offloadable state, or saw leave it, appended
+    /// here (preallocated, no allocation) and drained by the worker with `drainOffloads`.
+    public var offloadEnabled = false
+    @usableFromInline let offloadRing: UnsafeMutablePointer<OffloadRecord>
+    @usableFromInline var offloadCount = 0
+    @usableFromInline static let offloadRingCapacity = 512
 
     init(engine: Engine, capacity: Int, seed: UInt32) {
         self.engine = engine
@@ -74,6 +81,7 @@ public final class EngineShard: @unchecked Sendable {
         serviceInfo = engine.serviceInfo
         syncFlag = engine.syncFlag
         syncRing = .allocate(capacity: Self.syncRingCapacity)
+        offloadRing = .allocate(capacity: Self.offloadRingCapacity)
         outbox = Outbox(capacity: 128)
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
@@ -82,6 +90,7 @@ public final class EngineShard: @unchecked Sendable {
     deinit {
         outbox.deallocate()
         syncRing.deallocate()
+        offloadRing.deallocate()
         held.deallocate()
         heldFrames.deallocate()
         transitions.deallocate()
@@ -215,6 +224,7 @@ public final class EngineShard: @unchecked Sendable {
             return drop(.destinationUnavailable)
         }
         var changed = false
+        var offloadable = f.proto == 17
         if f.proto == 6 {
             let state = conns[index].state
             if f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0 && conns[index].control == 0 && reusable(state) {
@@ -232,6 +242,15 @@ public final class EngineShard: @unchecked Sendable {
                 setState(index, TCPState(rawValue: next)!)
                 changed = true
             }
+            if offloadEnabled {
+                let established = TCPState.established.rawValue
+                if f.tcpFlags & (TCPFlag.syn | TCPFlag.fin | TCPFlag.rst) == 0 {
+                    offloadable = next == established
+                } else if state == established {
+                    // FIN/RST: the fast path (which never sees them) must let go of it now.
+                    recordOffload(f, destSlot: slot, remove: true)
+                }
+            }
             let old = conns[index].expires
             conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next)))
             if Int32(bitPattern: conns[index].expires &- old) < 0 { conns.reschedule(index) }
@@ -244,7 +263,20 @@ public final class EngineShard: @unchecked Sendable {
         if pkts == ConnectionEntry.packetCounterWrap { pkts = 0 }
         conns[index].inPackets = pkts
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
-        return transmit(frame, f, destSlot: slot, word: word)
+        let verdict = transmit(frame, f, destSlot: slot, word: word)
+        if offloadEnabled && offloadable && !f.isFirstFragment, case .forward = verdict {
+            recordOffload(f, destSlot: slot, remove: false)
+        }
+        return verdict
+    }
+
+    @inline(__always) func recordOffload(_ f: ParsedFrame, destSlot: UInt32, remove: Bool) {
+        guard offloadCount < Self.offloadRingCapacity else { return }
+        offloadRing[offloadCount] = OffloadRecord(
+            key: ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
+                               virtualAddress: f.destination, virtualPort: f.destinationPort),
+            destSlot: destSlot, remove: remove)
+        offloadCount += 1
     }
 
     @inline(__always) func reusable(_ state: UInt8) -> Bool {
@@ -370,6 +402,62 @@ public final class EngineShard: @unchecked Sendable {
         destCounters.bump(Int(slot) * 5, by: 1)
         let svc = destService.load(Int(slot))
         if svc != Engine.noService { serviceCounters.bump(Int(svc) * 5, by: 1) }
+    }
+
+    // MARK: Connections forwarded outside lvsd (XDP fast path)
+
+    /// Hands the recorded offload candidates/removals to `body` and empties the ring.
+    public func drainOffloads(_ body: (OffloadRecord) -> Void) {
+        for i in 0..<offloadCount { body(offloadRing[i]) }
+        offloadCount = 0
+    }
+
+    /// Changes whenever a destination's forwarding or weight changes (re-check offloads then).
+    public var offloadGeneration: UInt64 { engine.offloadGeneration.load(0) }
+
+    /// Where packets of destination `destSlot` go: the real server's MAC, the director's MAC and
+    /// the interface; nil when the destination is unavailable, quiesced (weight 0) or unresolved.
+    public func offloadTarget(destSlot: UInt32) -> (word: UInt64, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32)? {
+        let word = forwarding.load(Int(destSlot))
+        guard word & Engine.flagAvailable != 0, word & Engine.flagMACKnown != 0 else { return nil }
+        guard engine.lock.withLock({ engine.dests[Int(destSlot)].weight > 0 }) else { return nil }
+        let ifslot = Int((word >> 48) & 0xFF)
+        return (word, MACAddress(value: word), MACAddress(value: interfaceTable.load(2 * ifslot + 1)),
+                Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot))))
+    }
+
+    /// Traffic of an offloaded connection forwarded outside lvsd: `packets`/`bytes` (new since the
+    /// last call) are added to the destination's and service's statistics, and the connection's
+    /// idle timer restarts from `lastSeen` (CLOCK_MONOTONIC ns, 0 = none), so IPVS timeouts still
+    /// rule. Returns the destination's forwarding word while the connection may stay offloaded
+    /// (it exists, still goes to `destSlot`, is ESTABLISHED or UDP), else nil.
+    public func offloadedTraffic(_ key: ConnectionKey, destSlot: UInt32, packets: UInt64, bytes: UInt64, lastSeen: UInt64) -> UInt64? {
+        if packets > 0 {
+            let d = Int(destSlot) * 5
+            destCounters.bump(d + 1, by: packets)
+            destCounters.bump(d + 3, by: bytes)
+            let svc = destService.load(Int(destSlot))
+            if svc != Engine.noService {
+                serviceCounters.bump(Int(svc) * 5 + 1, by: packets)
+                serviceCounters.bump(Int(svc) * 5 + 3, by: bytes)
+            }
+        }
+        guard let index = conns.lookup(key, template: false), conns[index].dest == destSlot, !conns[index].isDead else { return nil }
+        let timeout: UInt64
+        if key.proto == 6 {
+            guard conns[index].state == TCPState.established.rawValue else { return nil }
+            timeout = timeoutTicks.load(Int(TCPState.established.rawValue))
+        } else if key.proto == 17 {
+            timeout = timeoutTicks.load(Engine.udpTimeoutIndex)
+        } else {
+            return nil
+        }
+        if lastSeen != 0 {
+            let expires = Engine.tick(lastSeen) &+ UInt32(truncatingIfNeeded: timeout)
+            // Only later: the wheel re-slots entries whose deadline moved on lazily.
+            if Int32(bitPattern: expires &- conns[index].expires) > 0 { conns[index].expires = expires }
+        }
+        return forwarding.load(Int(destSlot))
     }
 
     // MARK: Expiry

@@ -35,3 +35,12 @@ public enum Verdict: Equatable, Sendable {
     /// Drop it.
     case drop(DropReason)
 }
+
+/// A connection the packet path saw in a state a fast path may take over (`remove` false: an
+/// ESTABLISHED TCP or a UDP connection it forwarded) or must give back (`remove` true: a TCP
+/// FIN/RST went through). See `EngineShard.offloadEnabled`.
+public struct OffloadRecord: Sendable {
+    public var key: ConnectionKey
+    public var destSlot: UInt32
+    public var remove: Bool
+}

@@ -38,6 +38,8 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
     public let workers: [AFXDPWorker<P>]
     public let programs: [XDPProgram]
     public let vipMap: XDPVIPMap
+    /// The fast path's connection map (shared by every interface's program; empty unless filled).
+    public let connMap: XDPConnMap
     public let queueCounts: [Int]
     public private(set) var modes: [XDPProgram.Mode] = []
     private var threads: [pthread_t] = []
@@ -84,6 +86,7 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         self.queueCounts = queues
         self.workers = workers
         self.vipMap = XDPVIPMap(program: programs[0])
+        self.connMap = XDPConnMap(program: programs[0])
     }
 
     public var isRunning: Bool { !threads.isEmpty }

@@ -63,12 +63,12 @@ public final class XDPProgram {
     public private(set) var attachedTo: InterfaceInfo?
     public private(set) var mode: Mode?
 
-    /// Loads the object; with `sharingVIPsOf` it uses that program's VIP map.
+    /// Loads the object; with `sharingVIPsOf` it uses that program's VIP and connection maps.
     public init(objectPath: String, sharingVIPsOf other: XDPProgram? = nil) throws {
         self.objectPath = objectPath
         prog = .allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_xdp_load(prog, objectPath, other?.vipsMap ?? -1, &err, err.count)
+        let rc = clvs_xdp_load(prog, objectPath, other?.vipsMap ?? -1, other?.connsMap ?? -1, &err, err.count)
         guard rc == 0 else {
             prog.deallocate()
             throw DataPlaneError.invalidConfiguration("cannot load XDP object \(objectPath): \(String(cString: err))")
@@ -77,6 +77,7 @@ public final class XDPProgram {
 
     public var xsksMap: Int32 { prog.pointee.xsks_fd }
     public var vipsMap: Int32 { prog.pointee.vips_fd }
+    public var connsMap: Int32 { prog.pointee.conns_fd }
 
     /// Attaches in native (driver) mode, else in generic mode when allowed.
     public func attach(to interface: InterfaceInfo, allowGeneric: Bool = true) throws -> Mode {

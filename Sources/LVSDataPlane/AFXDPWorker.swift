@@ -137,6 +137,7 @@ public final class AFXDPWorker<P: FrameProcessor> {
             var got = 0
             for i in 0..<count { got += drain(i, now: now) }
             for t in 0..<tapCount { got += drainTap(t, now: now) }
+            if got > 0 { processor.afterBatch(now: now) }
             var busy = false
             for i in 0..<count {
                 complete(i)

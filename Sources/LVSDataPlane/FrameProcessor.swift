@@ -9,8 +9,11 @@ public protocol FrameProcessor: AnyObject {
     func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict
     /// Called by each worker at least every `tickInterval` (also when idle), from the worker's thread.
     func tick(now: UInt64)
+    /// Called by the AF_XDP worker after each batch of received frames (cheap when idle).
+    func afterBatch(now: UInt64)
 }
 
 extension FrameProcessor {
     public func tick(now: UInt64) {}
+    public func afterBatch(now: UInt64) {}
 }

@@ -1,4 +1,5 @@
 import CLVSShim
+import CLVSXDP
 import Dispatch
 import Glibc
 import LVSControl
@@ -21,6 +22,8 @@ final class Director: @unchecked Sendable {
     /// `lvsadm daemon status` lines about the data plane: the first replaces EngineControl's
     /// "data plane:" line, the others are appended (set once the data plane exists).
     var dataplaneStatus: [String] = []
+    /// The XDP fast path's connection map (`--dataplane xdp`), for the status line.
+    var fastPathMap: XDPConnMap?
     private var lastNeighbourCheck: UInt64 = 0
     private var reportedUnreachable: Set<String> = []
     /// When each real server was first seen unresolved (a warning needs 3 s without an answer).
@@ -65,7 +68,12 @@ final class Director: @unchecked Sendable {
             // EngineControl describes the afpacket backend on its first line: say what really runs.
             var lines = t.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             if let first = lines.first, first.hasPrefix("data plane:"), let mine = dataplaneStatus.first { lines[0] = mine }
-            return .text(lines.joined(separator: "\n") + dataplaneStatus.dropFirst().map { $0 + "\n" }.joined())
+            var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
+            if let map = fastPathMap {
+                let t = map.totals()
+                extra += "xdp fast path: \(t.entries) connection(s), \(t.packets) packet(s), \(t.bytes) byte(s) forwarded in XDP\n"
+            }
+            return .text(lines.joined(separator: "\n") + extra)
         }
         return response
     }
@@ -96,6 +104,18 @@ final class Director: @unchecked Sendable {
     }
 }
 
+/// A connection the XDP program forwards (see `ShardWorker.fastPath`).
+struct OffloadedConnection {
+    var mapKey: clvs_conn_key
+    var destSlot: UInt32
+    /// The destination's forwarding word when the entry was written (MACs and interface).
+    var word: UInt64
+    /// The map's counters and last-seen time as last read.
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
+    var lastSeen: UInt64 = 0
+}
+
 /// One data-plane worker's processor: frames go straight to its engine shard.
 final class ShardWorker: FrameProcessor, @unchecked Sendable {
     let shard: EngineShard
@@ -105,6 +125,17 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private var collected: [ConnectionSnapshot] = []
     /// Non-zero while a listing is requested: one relaxed load per tick.
     private let pendingFlag: UnsafeMutablePointer<UInt64>
+    /// `--dataplane xdp`: the XDP program's connection map. This worker writes the connections its
+    /// shard recorded as established (after `afterBatch`), and every second (at once when a
+    /// destination changes) reads their counters back into the shard and drops the entries of
+    /// connections that ended, left ESTABLISHED or changed destination.
+    var fastPath: XDPConnMap? {
+        didSet { shard.offloadEnabled = fastPath != nil }
+    }
+    private var offloaded: [ConnectionKey: OffloadedConnection] = [:]
+    private var lastOffloadSync: UInt64 = 0
+    private var offloadGeneration: UInt64 = 0
+    static let offloadSyncInterval: UInt64 = 1_000_000_000
 
     init(shard: EngineShard, director: Director, sendsNeighbourFrames: Bool) {
         self.shard = shard
@@ -121,8 +152,66 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         shard.process(frame, interface: interface, now: now)
     }
 
+    func afterBatch(now: UInt64) {
+        guard let map = fastPath else { return }
+        shard.drainOffloads { r in
+            if r.remove {
+                if let e = offloaded.removeValue(forKey: r.key) { settle(r.key, e, map: map) }
+                return
+            }
+            if let e = offloaded[r.key] {
+                if e.destSlot == r.destSlot { return } // written already; packets were in flight
+                offloaded.removeValue(forKey: r.key)
+                settle(r.key, e, map: map)
+            }
+            guard let t = shard.offloadTarget(destSlot: r.destSlot) else { return }
+            var k = XDPConnMap.key(r.key)
+            if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface) == 0 {
+                offloaded[r.key] = OffloadedConnection(mapKey: k, destSlot: r.destSlot, word: t.word)
+            }
+        }
+    }
+
+    /// Takes a connection out of the map, counting what XDP forwarded since the last read.
+    private func settle(_ key: ConnectionKey, _ e: OffloadedConnection, map: XDPConnMap) {
+        var k = e.mapKey
+        if let v = map.get(&k) {
+            _ = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
+                                       lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
+        }
+        map.delete(&k)
+    }
+
+    /// Counters and last-seen times back into the shard; entries that may not stay are removed.
+    private func syncOffloaded(now: UInt64, map: XDPConnMap) {
+        let generation = shard.offloadGeneration
+        let changed = generation != offloadGeneration
+        guard changed || now &- lastOffloadSync >= Self.offloadSyncInterval else { return }
+        offloadGeneration = generation
+        lastOffloadSync = now
+        var gone: [ConnectionKey] = []
+        for (key, e) in offloaded {
+            var k = e.mapKey
+            guard let v = map.get(&k) else { gone.append(key); continue }
+            let word = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
+                                              lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
+            var keep = word == e.word
+            if keep && changed { keep = shard.offloadTarget(destSlot: e.destSlot) != nil } // weight 0: quiesced
+            if keep {
+                offloaded[key]?.packets = v.packets
+                offloaded[key]?.bytes = v.bytes
+                offloaded[key]?.lastSeen = v.last_seen
+            } else {
+                map.delete(&k)
+                gone.append(key)
+            }
+        }
+        for key in gone { offloaded.removeValue(forKey: key) }
+    }
+
     func tick(now: UInt64) {
         shard.tick(now: now)
+        if let map = fastPath { syncOffloaded(now: now, map: map) }
         // Frames that waited for a real server's MAC, and ICMP errors to clients.
         if shard.outbox.count > 0 {
             let fd = director.sender

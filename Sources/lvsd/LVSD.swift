@@ -47,10 +47,10 @@ struct LVSD: AsyncParsableCommand {
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
     var noKernelGuard = false
 
-    @Option(help: "Packet I/O: afpacket (packet sockets + nftables guard) or afxdp (XDP program + AF_XDP sockets).")
+    @Option(help: "Packet I/O: afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets) or xdp (afxdp, with established connections forwarded inside the XDP program).")
     var dataplane: String = "afpacket"
 
-    @Option(help: "The XDP program for --dataplane afxdp (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
+    @Option(help: "The XDP program for --dataplane afxdp/xdp (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
     var xdpObject: String?
 
     func run() async throws {
@@ -106,7 +106,7 @@ struct LVSD: AsyncParsableCommand {
             var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
             dpConfig.tickInterval = 10_000_000
             dataPlane = .afpacket(try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) })
-        case .afxdp:
+        case .afxdp, .xdp:
             let object = try Self.findXDPObject(xdpObject)
             var xConfig = AFXDPConfiguration(interfaces: interfaces, objectPath: object, workerCount: workers)
             xConfig.tickInterval = 10_000_000
@@ -114,6 +114,10 @@ struct LVSD: AsyncParsableCommand {
             if let workers, workers > plane.workers.count {
                 logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
                               metadata: ["queues": "\(plane.queueCounts)"])
+            }
+            if kind == .xdp {
+                director.fastPathMap = plane.connMap
+                for w in director.workers { w.fastPath = plane.connMap }
             }
             dataPlane = .afxdp(plane)
         }
@@ -147,6 +151,10 @@ struct LVSD: AsyncParsableCommand {
             logger.info("afxdp: XDP program attached", metadata: ["object": "\(plane.configuration.objectPath)", "interfaces": "\(plane.summary)"])
         }
         director.dataplaneStatus = dataPlane.status
+        if kind == .xdp, case let .afxdp(plane) = dataPlane {
+            director.dataplaneStatus[0] = "data plane: xdp (established connections forwarded in XDP; the rest via AF_XDP copy-mode sockets; \(plane.summary))"
+            Self.checkXDPTransmit(plane.interfaces.map(\.name), logger: logger)
+        }
         var monitor: HealthMonitor?
         if let keepalived {
             let backend = NotifyingBackend(director: director) { server.notifyChange() }
@@ -178,7 +186,7 @@ struct LVSD: AsyncParsableCommand {
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
-            "kernel_guard": "\(kind == .afxdp ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
+            "kernel_guard": "\(kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
@@ -323,7 +331,30 @@ struct DirectorService: Service, @unchecked Sendable {
 
 /// The packet I/O backends lvsd can run.
 enum DataPlaneKind: String, CaseIterable {
-    case afpacket, afxdp
+    case afpacket, afxdp, xdp
+}
+
+extension LVSD {
+    /// XDP_TX out of a veth is delivered only if the peer receives in NAPI mode (an XDP program
+    /// there, or GRO on; on kernel 6.18 GRO alone was measured not to suffice); otherwise the fast
+    /// path's frames are silently dropped. Say what can be known from here.
+    static func checkXDPTransmit(_ interfaces: [String], logger: Logger) {
+        let how = "attach an XDP program to the peer (bpf/xdp_pass.o) and turn GRO on there (`ethtool -K PEER gro on`)"
+        for name in interfaces {
+            switch XDPTransmitCheck.peerState(of: name) {
+            case .notVeth:
+                break
+            case .peerGROOn(let peer):
+                logger.notice("xdp: veth peer \(peer) of \(name) has GRO on; if it has no XDP program, frames forwarded by XDP_TX may still be dropped: \(how)")
+            case .peerGROOff(let peer):
+                logger.warning("xdp: veth peer \(peer) of \(name) has GRO off: frames forwarded by XDP_TX are DROPPED unless it has an XDP program: \(how)",
+                               metadata: ["interface": "\(name)", "peer": "\(peer)"])
+            case .unverifiable:
+                logger.warning("xdp: \(name) is a veth whose peer is in another network namespace; lvsd cannot verify it: frames forwarded by XDP_TX are delivered only if the peer receives in NAPI mode, else dropped: \(how)",
+                               metadata: ["interface": "\(name)"])
+            }
+        }
+    }
 }
 
 /// Either backend, for lvsd's control code; each worker loop stays specialised for `ShardWorker`.

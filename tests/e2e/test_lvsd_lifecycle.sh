@@ -14,8 +14,8 @@ LVSADM=$(lvs_bin)/lvsadm
 # The data plane under test comes from LVS_LAB_LVSD_ARGS (as for the lab's lvsd).
 DP_ARGS=(${LVS_LAB_LVSD_ARGS:-})
 XDP=0
-[[ " ${DP_ARGS[*]} " == *" --dataplane afxdp "* ]] && XDP=1
-# The lab's lvsd keeps one nftables table with afpacket, none with afxdp (its XDP program instead).
+[[ " ${DP_ARGS[*]} " == *" --dataplane afxdp "* || " ${DP_ARGS[*]} " == *" --dataplane xdp "* ]] && XDP=1
+# The lab's lvsd keeps one nftables table with afpacket, none with afxdp/xdp (its XDP program instead).
 LAB_TABLES=$((1 - XDP))
 
 # run_lvsd_fail NAME ARGS...: lvsd must exit non-zero within 15 s; prints

@@ -11,6 +11,9 @@ lab_start --director lvsd
 for node in client director rs1 rs2; do
     k=$(lab_exec "$node" ethtool -k eth0)
     assert_match "$k" $'\ntx-checksumming: on' "$node: tx-checksumming on"
+    # --dataplane xdp: lvs-lab attaches an XDP program to the director's switch port (XDP_TX
+    # delivery), and a veth whose peer has an XDP program loses TSO (the kernel forces it off).
+    if [[ $node == director && " ${LVS_LAB_LVSD_ARGS:-} " == *" --dataplane xdp "* ]]; then continue; fi
     assert_match "$k" $'\ntcp-segmentation-offload: on' "$node: TSO on"
 done
 

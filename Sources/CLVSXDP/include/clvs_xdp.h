@@ -108,13 +108,15 @@ struct clvs_xdp_prog {
     int prog_fd;
     int xsks_fd;
     int vips_fd;
+    int conns_fd;    /* the fast path's connection map (`lvsd --dataplane xdp`) */
     int ifindex;     /* attached to, 0 = not attached */
     uint32_t mode;   /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE once attached */
 };
 
 /* Opens and loads `path`. With `shared_vips_fd` >= 0 the object uses that VIP map instead of
- * its own (one VIP map for every interface). 0 or -errno. */
-int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, char *err, size_t errlen);
+ * its own (one VIP map for every interface), likewise `shared_conns_fd`. 0 or -errno. */
+int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, int shared_conns_fd,
+                  char *err, size_t errlen);
 /* Attaches in native mode, else (when `allow_generic`) in generic/skb mode; sets p->mode.
  * Replaces an earlier lvsd program (a stale one of a killed lvsd), refuses anybody else's. */
 int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, char *err, size_t errlen);
@@ -125,6 +127,42 @@ int clvs_xdp_detach_stale(int ifindex);
 
 /* VIP map element: family 4 or 6, address in network order (4 or 16 bytes), port host order. */
 int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present);
+
+/* ---- the fast path's connection map (must match bpf/lvs_xdp.c) ---- */
+
+struct clvs_conn_key {
+    uint8_t family;     /* 4 or 6 */
+    uint8_t proto;
+    uint16_t cport;     /* network order */
+    uint16_t vport;     /* network order */
+    uint16_t pad;
+    uint8_t caddr[16];  /* IPv4 in the first 4 bytes */
+    uint8_t vaddr[16];
+};
+
+struct clvs_conn_value {
+    uint8_t dmac[6];
+    uint8_t smac[6];
+    uint32_t ifindex;
+    uint64_t packets;
+    uint64_t bytes;
+    uint64_t last_seen; /* CLOCK_MONOTONIC ns (bpf_ktime_get_ns) */
+};
+
+/* Inserts or replaces (counters zero). 0 or -errno (-E2BIG/-ENOMEM: map full). */
+int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex);
+/* 0 and *v, or -ENOENT. */
+int clvs_conn_get(int fd, const struct clvs_conn_key *k, struct clvs_conn_value *v);
+/* 0 or -errno (a missing entry is not an error). */
+int clvs_conn_delete(int fd, const struct clvs_conn_key *k);
+/* Entries, packets and bytes over the whole map (for status lines and tests). */
+void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *bytes);
+
+/* The driver name of an interface (ETHTOOL_GDRVINFO), "" when unknown. */
+void clvs_if_driver(const char *ifname, char *out, size_t outlen);
+
+/* GRO of an interface (ETHTOOL_GGRO): 1 on, 0 off, -errno when unknown. */
+int clvs_if_gro(const char *ifname);
 
 /* Number of receive queues of an interface (ETHTOOL_GCHANNELS, else 1). */
 int clvs_if_rx_queues(const char *ifname);

@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLVSXDP
+import LVSCore
+
+/// The XDP program's connection map (`conns` in bpf/lvs_xdp.c): connections whose packets the
+/// program forwards itself (`lvsd --dataplane xdp`). Keys are built from `ConnectionKey`s; values
+/// carry the rewrite (MACs, egress interface) and the program's counters and last-seen time.
+/// BPF map calls are thread-safe, so every worker may use the same object.
+public final class XDPConnMap: @unchecked Sendable {
+    public let fd: Int32
+    /// Keeps the programs (and so the map) alive.
+    let owner: AnyObject
+
+    public init(program: XDPProgram) {
+        fd = program.connsMap
+        owner = program
+    }
+
+    /// The map key of a connection (addresses and ports in network order).
+    public static func key(_ k: ConnectionKey) -> clvs_conn_key {
+        var c = clvs_conn_key()
+        c.family = k.virtualAddress.isIPv4 ? 4 : 6
+        c.proto = k.proto
+        c.cport = k.clientPort.bigEndian
+        c.vport = k.virtualPort.bigEndian
+        withUnsafeMutableBytes(of: &c.caddr) { k.client.store(to: $0.baseAddress!) }
+        withUnsafeMutableBytes(of: &c.vaddr) { k.virtualAddress.store(to: $0.baseAddress!) }
+        return c
+    }
+
+    /// Inserts or replaces an entry (counters restart at zero). 0 or -errno.
+    public func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32) -> Int32 {
+        var d = (UInt64(0), UInt64(0))
+        var s = (UInt64(0), UInt64(0))
+        return withUnsafeMutableBytes(of: &d) { dp in
+            withUnsafeMutableBytes(of: &s) { sp in
+                destinationMAC.store(to: dp.baseAddress!)
+                sourceMAC.store(to: sp.baseAddress!)
+                return clvs_conn_put(fd, &key, dp.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                     sp.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(bitPattern: interface))
+            }
+        }
+    }
+
+    public func get(_ key: inout clvs_conn_key) -> clvs_conn_value? {
+        var v = clvs_conn_value()
+        return clvs_conn_get(fd, &key, &v) == 0 ? v : nil
+    }
+
+    public func delete(_ key: inout clvs_conn_key) { _ = clvs_conn_delete(fd, &key) }
+
+    /// Entries, packets and bytes over the whole map.
+    public func totals() -> (entries: UInt64, packets: UInt64, bytes: UInt64) {
+        var e: UInt64 = 0, p: UInt64 = 0, b: UInt64 = 0
+        clvs_conn_totals(fd, &e, &p, &b)
+        return (e, p, b)
+    }
+}
+
+/// The veth caveat of XDP transmission: frames sent with XDP_TX/redirect out of a veth reach the
+/// other end only if the peer receives in NAPI mode (GRO on, or an XDP program attached there).
+public enum XDPTransmitCheck {
+    /// The kernel driver of `interface` ("veth", ...), "" when unknown.
+    public static func driver(of interface: String) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        clvs_if_driver(interface, &buf, buf.count)
+        return String(cString: buf)
+    }
+}
+
+extension XDPTransmitCheck {
+    public enum PeerState: Equatable, Sendable {
+        /// Not a veth: XDP_TX goes out of the device itself.
+        case notVeth
+        /// The veth peer is in this namespace and receives in NAPI mode (GRO on).
+        case peerGROOn(String)
+        /// The veth peer is in this namespace with GRO off: XDP_TX frames are dropped.
+        case peerGROOff(String)
+        /// The peer is in another namespace (or unknown): cannot be checked from here.
+        case unverifiable
+    }
+
+    /// Whether frames XDP_TX'ed out of `interface` can arrive (see the type's comment).
+    public static func peerState(of interface: String) -> PeerState {
+        guard driver(of: interface) == "veth" else { return .notVeth }
+        func read(_ path: String) -> String? {
+            guard let f = fopen(path, "r") else { return nil }
+            defer { fclose(f) }
+            var buf = [CChar](repeating: 0, count: 64)
+            guard fgets(&buf, 64, f) != nil else { return nil }
+            return String(cString: buf).trimmingCharacters(in: " \n")
+        }
+        guard let mine = read("/sys/class/net/\(interface)/ifindex"),
+              let peer = read("/sys/class/net/\(interface)/iflink"), peer != mine,
+              let dir = opendir("/sys/class/net") else { return .unverifiable }
+        defer { closedir(dir) }
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard name != ".", name != "..", name != interface else { continue }
+            // Same namespace: the peer's index is our iflink and its iflink is our index.
+            if read("/sys/class/net/\(name)/ifindex") == peer, read("/sys/class/net/\(name)/iflink") == mine {
+                return clvs_if_gro(name) == 1 ? .peerGROOn(name) : .peerGROOff(name)
+            }
+        }
+        return .unverifiable
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let c = s.first, set.contains(c) { s = s.dropFirst() }
+        while let c = s.last, set.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,59 @@
+import Testing
+@testable import LVSCore
+
+/// The XDP fast path's hook in the shard: what it records, and traffic reported back.
+@Suite struct OffloadTests {
+    func tcp(_ e: Engine, _ flags: UInt8, at now: UInt64) -> Verdict {
+        e.run(FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 6000, dst: "192.168.1.100", dport: 80, flags: flags), at: now).0
+    }
+    func drained(_ s: EngineShard) -> [OffloadRecord] {
+        var out: [OffloadRecord] = []
+        s.drainOffloads { out.append($0) }
+        return out
+    }
+
+    @Test func recordsEstablishedConnectionsAndTheirFIN() {
+        let e = seedEngine()
+        let s = e.primary!
+        // Off: nothing is recorded.
+        _ = tcp(e, TCPFlag.syn, at: second)
+        _ = tcp(e, TCPFlag.ack, at: second)
+        #expect(drained(s).isEmpty)
+        s.offloadEnabled = true
+        #expect(tcp(e, TCPFlag.ack | TCPFlag.psh, at: second) == .forward(interface: 2))
+        let r = drained(s)
+        #expect(r.count == 1 && r[0].remove == false && r[0].key.clientPort == 6000 && r[0].key.virtualPort == 80)
+        #expect(s.offloadTarget(destSlot: r[0].destSlot)?.destinationMAC == rs2MAC)
+        // A FIN on an ESTABLISHED connection asks for removal; nothing is offered after it.
+        _ = tcp(e, TCPFlag.fin | TCPFlag.ack, at: second)
+        _ = tcp(e, TCPFlag.ack, at: second)
+        let after = drained(s)
+        #expect(after.count == 1 && after[0].remove == true)
+    }
+
+    @Test func trafficReportedBackCountsAndKeepsTheConnectionAlive() {
+        let e = seedEngine()
+        let s = e.primary!
+        s.offloadEnabled = true
+        _ = tcp(e, TCPFlag.syn, at: second)
+        _ = tcp(e, TCPFlag.ack, at: second)
+        let r = drained(s)
+        #expect(r.count == 1)
+        let before = e.dest("192.168.1.32").stats.inPackets
+        // 1000 s later (ESTABLISHED times out after 900 s) with XDP traffic seen at 999 s.
+        let word = s.offloadedTraffic(r[0].key, destSlot: r[0].destSlot, packets: 10, bytes: 600, lastSeen: 999 * second)
+        #expect(word != nil)
+        #expect(e.dest("192.168.1.32").stats.inPackets == before + 10)
+        e.tick(now: 1000 * second)
+        #expect(e.connectionCount == 1)
+        // Quiesced: no longer a target (the worker then removes the entry).
+        var o = DestinationOptions(address: IPAddress("192.168.1.32")!, port: 80)
+        o.weight = 0
+        try! e.editDestination(vip, o)
+        #expect(s.offloadTarget(destSlot: r[0].destSlot) == nil)
+        // Gone: nil.
+        e.tick(now: 3000 * second)
+        #expect(e.connectionCount == 0)
+        #expect(s.offloadedTraffic(r[0].key, destSlot: r[0].destSlot, packets: 0, bytes: 0, lastSeen: 0) == nil)
+    }
+}
