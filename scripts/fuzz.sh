@@ -7,6 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/Fuzz"
 swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --product FrameFuzz >/dev/null
 bin=$(swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --show-bin-path)/FrameFuzz
-corpus="$root/Fuzz/corpus"
-mkdir -p "$root/fuzz-artifacts"
-"$bin" -max_total_time="$seconds" -max_len=2048 -artifact_prefix="$root/fuzz-artifacts/" -print_final_stats=1 "$corpus" 2>&1 | tail -15
+# New inputs go to the (ignored) working corpus; the committed seeds are only read.
+corpus="$root/fuzz-artifacts/corpus"
+mkdir -p "$corpus"
+"$bin" -max_total_time="$seconds" -max_len=2048 -artifact_prefix="$root/fuzz-artifacts/" -print_final_stats=1 \
+    "$corpus" "$root/Fuzz/seeds" 2>&1 | tail -15
