@@ -65,7 +65,7 @@ done
 # 4 MB at 400 KB/s: about 10 s, through the reloads. A small client receive
 # buffer keeps the data on the wire (through lvsd) rather than in the socket.
 lab_exec client sysctl -qw net.ipv4.tcp_rmem="4096 32768 65536"
-setsid ip netns exec "$LAB_PREFIX-client" timeout 90 curl -sS --limit-rate 400K --max-time 80 \
+setsid ip netns exec "$LAB_PREFIX-client" timeout 90 curl -sS --limit-rate 150K --max-time 80 \
     -o "$tmp/big" -w '%{http_code} %{size_download}' "http://$VIP/big" >"$tmp/dl.out" 2>"$tmp/dl.err" </dev/null &
 dl=$!
 e2e_on_exit kill_quiet "$dl"
