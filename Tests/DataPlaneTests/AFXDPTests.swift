@@ -90,42 +90,8 @@ final class AFXDPTests: XCTestCase {
 
         // TCP: 1 MB each way (the kernel drops segments with a bad checksum: this fails without
         // the worker completing CHECKSUM_PARTIAL checksums).
-        let size = 1 << 20
-        let upload = pattern(size, seed: 1), reply = pattern(size, seed: 2)
-        let listener = try inNamespace(c) { () -> Int32 in
-            let fd = try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: Self.serverIP, port: 9001)
-            guard listen(fd, 4) == 0 else { throw TestFailure("listen") }
-            return fd
-        }
-        defer { close(listener) }
-        let serverDone = DispatchSemaphore(value: 0)
-        let serverResult = ResultBox<Int>()
-        Thread {
-            serverResult.result = Result {
-                var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-                guard poll(&pfd, 1, 10_000) == 1 else { throw TestFailure("accept timed out") }
-                let conn = accept(listener, nil, nil)
-                guard conn >= 0 else { throw TestFailure("accept") }
-                defer { close(conn) }
-                var tv = timeval(tv_sec: 10, tv_usec: 0)
-                setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                guard try receiveExactly(conn, size) == upload else { throw TestFailure("server: upload corrupted") }
-                try sendAll(conn, reply)
-                return size
-            }
-            serverDone.signal()
-        }.start()
-        let started = Date()
-        let client = try inNamespace(a) { try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: nil, port: 0) }
-        defer { close(client) }
-        try connectSocket(client, to: Self.serverIP, port: 9001)
-        try sendAll(client, upload)
-        let got = try receiveExactly(client, size)
-        XCTAssertEqual(got == reply, true, "TCP reply intact")
-        XCTAssertEqual(serverDone.wait(timeout: .now() + 15), .success)
-        XCTAssertEqual(try serverResult.result?.get(), size)
-        print("AFXDPTests: 2 MB of TCP through AF_XDP in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        let elapsed = try tcpExchange(clientNamespace: a, serverNamespace: c, serverIP: Self.serverIP, port: 9001, size: 1 << 20)
+        print("AFXDPTests: 2 MB of TCP through AF_XDP in \(String(format: "%.2f", elapsed)) s")
 
         let counters = plane.counters()
         let daIndex = plane.interfaces[0].index, dcIndex = plane.interfaces[1].index

@@ -135,3 +135,44 @@ func receiveExactly(_ fd: Int32, _ count: Int) throws -> [UInt8] {
 func pattern(_ count: Int, seed: Int) -> [UInt8] {
     (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ seed &+ $0 >> 11) }
 }
+
+/// `size` bytes each way over TCP between a client in namespace `clientNamespace` and a server
+/// listening on `serverIP:port` in `serverNamespace` (every wait bounded). Returns the seconds the
+/// exchange took; throws, naming the step, when anything times out or arrives corrupted.
+func tcpExchange(clientNamespace: String, serverNamespace: String, serverIP: String, port: UInt16, size: Int) throws -> Double {
+    let upload = pattern(size, seed: 1), reply = pattern(size, seed: 2)
+    let listener = try inNamespace(serverNamespace) { () -> Int32 in
+        let fd = try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: serverIP, port: port)
+        guard listen(fd, 4) == 0 else { throw TestFailure("listen") }
+        return fd
+    }
+    defer { close(listener) }
+    let serverDone = DispatchSemaphore(value: 0)
+    let serverResult = ResultBox<Int>()
+    Thread {
+        serverResult.result = Result {
+            var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 10_000) == 1 else { throw TestFailure("accept timed out") }
+            let conn = accept(listener, nil, nil)
+            guard conn >= 0 else { throw TestFailure("accept: \(String(cString: strerror(errno)))") }
+            defer { close(conn) }
+            var tv = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            guard try receiveExactly(conn, size) == upload else { throw TestFailure("server: upload corrupted") }
+            try sendAll(conn, reply)
+            return size
+        }
+        serverDone.signal()
+    }.start()
+    let client = try inNamespace(clientNamespace) { try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: nil, port: 0) }
+    defer { close(client) }
+    let started = DispatchTime.now().uptimeNanoseconds
+    try connectSocket(client, to: serverIP, port: port)
+    try sendAll(client, upload)
+    guard try receiveExactly(client, size) == reply else { throw TestFailure("client: reply corrupted") }
+    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    guard serverDone.wait(timeout: .now() + 15) == .success else { throw TestFailure("server did not finish") }
+    guard try serverResult.result?.get() == size else { throw TestFailure("server exchanged the wrong size") }
+    return elapsed
+}

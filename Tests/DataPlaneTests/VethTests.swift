@@ -116,44 +116,7 @@ final class VethTests: XCTestCase {
         XCTAssertEqual(intact, sent, "UDP datagrams through the data plane")
 
         // TCP: 1 MB each way through the forwarder.
-        let size = 1 << 20
-        let upload = pattern(size, seed: 1), reply = pattern(size, seed: 2)
-        let listener = try inNamespace(c) { () -> Int32 in
-            let fd = try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: Self.serverIP, port: 9001)
-            guard listen(fd, 4) == 0 else { throw TestFailure("listen") }
-            return fd
-        }
-        defer { close(listener) }
-        let serverDone = DispatchSemaphore(value: 0)
-        let serverResult = ResultBox<Int>()
-        Thread {
-            serverResult.result = Result {
-                var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-                guard poll(&pfd, 1, 10_000) == 1 else { throw TestFailure("accept timed out") }
-                let conn = accept(listener, nil, nil)
-                guard conn >= 0 else { throw TestFailure("accept: \(String(cString: strerror(errno)))") }
-                defer { close(conn) }
-                var tv = timeval(tv_sec: 10, tv_usec: 0)
-                setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(conn, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                let got = try receiveExactly(conn, size)
-                guard got == upload else { throw TestFailure("server: upload corrupted") }
-                try sendAll(conn, reply)
-                return got.count
-            }
-            serverDone.signal()
-        }.start()
-
-        let client = try inNamespace(a) { try makeSocket(Int32(SOCK_STREAM.rawValue), bindTo: nil, port: 0) }
-        defer { close(client) }
-        let started = monotonicNanoseconds()
-        try connectSocket(client, to: Self.serverIP, port: 9001)
-        try sendAll(client, upload)
-        let download = try receiveExactly(client, size)
-        let elapsed = Double(monotonicNanoseconds() - started) / 1e9
-        XCTAssertTrue(download == reply, "download intact")
-        XCTAssertEqual(serverDone.wait(timeout: .now() + 15), .success, "server finished")
-        XCTAssertEqual(try serverResult.result?.get(), size)
+        let elapsed = try tcpExchange(clientNamespace: a, serverNamespace: c, serverIP: Self.serverIP, port: 9001, size: 1 << 20)
 
         let counters = plane.counters()
         let da = plane.interfaces[0].index, dc = plane.interfaces[1].index
