@@ -46,9 +46,11 @@ assert_eq "200 4194304" "$(cat "$tmp/out")" "download: status and size"
 assert_eq "$want" "$(sha256sum "$tmp/big" | cut -d' ' -f1)" "download: sha256"
 e2e_log "while in the map (XDP packets, lvsd forwarded): $(printf "%s; " "${samples[@]}")lvsd forwarded before: $f0"
 assert_ge 2 "${#samples[@]}" "the established connection is in the XDP map (samples)"
+# The first sample may land between lvsd filling the map and the next client
+# packet (counter still 0): the counter must grow from there to at least 5.
 read -r x1 f1 <<<"${samples[0]}"
 read -r x2 f2 <<<"${samples[-1]}"
-assert_ge 5 "$x1" "XDP forwarded packets of it"
+assert_ge 5 "$x2" "XDP forwarded packets of it"
 assert_ge $((x1 + 1)) "$x2" "XDP's counter grows"
 assert_eq "$f1" "$f2" "lvsd's own forwarded counter does not move meanwhile"
 ((f2 - f0 <= 6)) || e2e_fail "lvsd forwarded $((f2 - f0)) packets of one connection's handshake (expected at most 6)"
