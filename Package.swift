@@ -30,8 +30,10 @@ let package = Package(
         .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // Allocation counter for the benchmark harness only.
         .target(name: "CAllocCounter"),
+        // CPU hints (prefetch) for the packet path, header only.
+        .target(name: "CLVSCPU"),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", swiftSettings: hotPathFlags),
+        .target(name: "LVSCore", dependencies: ["CLVSCPU"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",

@@ -61,6 +61,10 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let offloadRing: UnsafeMutablePointer<OffloadRecord>
     @usableFromInline var offloadCount = 0
     @usableFromInline static let offloadRingCapacity = 512
+    /// Hash buckets of the frames announced with `prefetch` since the last `prefetchEntries`.
+    @usableFromInline let prefetchBuckets: UnsafeMutablePointer<UInt32>
+    @usableFromInline var prefetchCount = 0
+    public static let prefetchCapacity = 64
 
     init(engine: Engine, capacity: Int, seed: UInt32) {
         self.engine = engine
@@ -85,6 +89,7 @@ public final class EngineShard: @unchecked Sendable {
         outbox = Outbox(capacity: 128)
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
+        prefetchBuckets = .allocate(capacity: Self.prefetchCapacity)
     }
 
     deinit {
@@ -93,6 +98,7 @@ public final class EngineShard: @unchecked Sendable {
         offloadRing.deallocate()
         held.deallocate()
         heldFrames.deallocate()
+        prefetchBuckets.deallocate()
         transitions.deallocate()
         fragments.deallocate()
         destCounters.deallocate()

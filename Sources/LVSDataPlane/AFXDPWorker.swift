@@ -170,6 +170,11 @@ public final class AFXDPWorker<P: FrameProcessor> {
         let row = s.pointee.counters
         for k in 0..<n {
             let desc = clvs_desc_slot(s.pointee.rx, idx &+ UInt32(k))
+            processor.prefetch(UnsafeRawBufferPointer(start: s.pointee.area + Int(desc.pointee.addr), count: Int(desc.pointee.len)))
+        }
+        processor.prefetchDone()
+        for k in 0..<n {
+            let desc = clvs_desc_slot(s.pointee.rx, idx &+ UInt32(k))
             let addr = desc.pointee.addr
             let length = Int(desc.pointee.len)
             let data = s.pointee.area + Int(addr)

@@ -157,6 +157,18 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         let vnet = Self.vnet
         var consumed = 0
         var copies = 0
+        // Announce the ready frames that sit in the ring (copies are read later) to the processor.
+        var ahead = s.pointee.head
+        for _ in 0..<batchSize {
+            let hdr = s.pointee.ring + ahead &* s.pointee.frameSize
+            let status = clvs_tp2_status(hdr)
+            if status & UInt32(TP_STATUS_USER) == 0 { break }
+            if status & UInt32(TP_STATUS_COPY) == 0 && clvs_tp2_pkttype(hdr) != UInt8(PACKET_OUTGOING) {
+                processor.prefetch(UnsafeRawBufferPointer(start: hdr + Int(clvs_tp2_mac(hdr)), count: Int(clvs_tp2_snaplen(hdr))))
+            }
+            ahead = ahead + 1 == s.pointee.frameCount ? 0 : ahead + 1
+        }
+        processor.prefetchDone()
         while consumed < batchSize {
             let hdr = s.pointee.ring + s.pointee.head &* s.pointee.frameSize
             let status = clvs_tp2_status(hdr)

@@ -7,6 +7,10 @@ public protocol FrameProcessor: AnyObject {
     /// `frame` is an Ethernet frame starting at the destination MAC, rewritable in place;
     /// `interface` the ingress interface index; `now` CLOCK_MONOTONIC in nanoseconds.
     func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict
+    /// Batch hint, optional: a worker announces every frame of a batch with `prefetch`, then calls
+    /// `prefetchDone`, before it `process`es them, so that their connection-table lookups overlap.
+    func prefetch(_ frame: UnsafeRawBufferPointer)
+    func prefetchDone()
     /// Called by each worker at least every `tickInterval` (also when idle), from the worker's thread.
     func tick(now: UInt64)
     /// Called by the AF_XDP worker after each batch of received frames (cheap when idle).
@@ -14,6 +18,8 @@ public protocol FrameProcessor: AnyObject {
 }
 
 extension FrameProcessor {
+    public func prefetch(_ frame: UnsafeRawBufferPointer) {}
+    public func prefetchDone() {}
     public func tick(now: UInt64) {}
     public func afterBatch(now: UInt64) {}
 }

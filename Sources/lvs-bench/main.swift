@@ -79,12 +79,14 @@ func oneDecimal(_ d: Double) -> String { "\((d * 10).rounded() / 10)" }
 
 var sizes = [1_000, 1_000_000]
 var packets = 20_000_000
+var prefetch = true
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--connections": sizes = args.popFirst()!.split(separator: ",").map { Int($0)! }
     case "--packets": packets = Int(args.popFirst()!)!
-    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N]"); exit(2)
+    case "--no-prefetch": prefetch = false
+    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch]"); exit(2)
     }
 }
 
@@ -102,7 +104,17 @@ func run(connections n: Int, packets: Int, vipValue: UInt32) {
     // New connections: schedule + insert.
     var t0 = monotonicNanos()
     var forwarded = 0
-    for i in 0..<n { if case .forward = shard.process(syns.frame(i), interface: 2, now: now) { forwarded += 1 } }
+    // In batches of 32, as a data-plane worker hands them over.
+    var first = 0
+    while first < n {
+        let last = min(n, first + 32)
+        if prefetch {
+            for i in first..<last { shard.prefetch(UnsafeRawBufferPointer(syns.frame(i))) }
+            shard.prefetchEntries()
+        }
+        for i in first..<last { if case .forward = shard.process(syns.frame(i), interface: 2, now: now) { forwarded += 1 } }
+        first = last
+    }
     let newNs = Double(monotonicNanos() - t0) / Double(n)
     precondition(forwarded == n && engine.connectionCount == n, "setup failed: \(forwarded) of \(n)")
     let rssFilled = residentBytes()
@@ -130,6 +142,12 @@ func run(connections n: Int, packets: Int, vipValue: UInt32) {
                 p.storeBytes(of: UInt8(255), toByteOffset: 22, as: UInt8.self)
                 index += step
                 if index >= n { index -= n * (index / n) }
+            }
+            if prefetch {
+                for b in 0..<batch {
+                    shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
+                }
+                shard.prefetchEntries()
             }
             for b in 0..<batch {
                 let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)

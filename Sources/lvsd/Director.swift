@@ -152,6 +152,12 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         shard.process(frame, interface: interface, now: now)
     }
 
+    @inline(__always)
+    func prefetch(_ frame: UnsafeRawBufferPointer) { shard.prefetch(frame) }
+
+    @inline(__always)
+    func prefetchDone() { shard.prefetchEntries() }
+
     func afterBatch(now: UInt64) {
         guard let map = fastPath else { return }
         shard.drainOffloads { r in

@@ -37,6 +37,8 @@ func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     defer { buffer.deallocate() }
     if size > 0 { buffer.copyMemory(from: UnsafeRawBufferPointer(start: data, count: size)) }
     _ = FrameParser.parse(UnsafeRawBufferPointer(buffer))
+    engine.primary.prefetch(UnsafeRawBufferPointer(buffer))
+    engine.primary.prefetchEntries()
     let verdict = engine.process(buffer, interface: 2, now: clock)
     if case let .reply(length) = verdict { precondition(length <= size && length >= 14, "reply larger than the frame") }
     clock &+= 50_000_000
