@@ -30,8 +30,27 @@ static int fail(char *err, size_t errlen, int rc, const char *what) {
     return rc < 0 ? rc : -rc;
 }
 
+static int xsk_open_with(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32_t frame_count,
+                         uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, uint16_t copy_flag,
+                         char *err, size_t errlen);
+
 int clvs_xsk_open(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32_t frame_count,
-                  uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, char *err, size_t errlen) {
+                  uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, int mode, char *err, size_t errlen) {
+    if (mode != CLVS_XSK_COPY) {
+        /* Zero-copy needs driver support (veth has none: the bind fails and copy mode follows). */
+        int rc = xsk_open_with(x, ifname, queue, frame_count, frame_size, ring_size, xsks_map_fd,
+                               XDP_ZEROCOPY, err, errlen);
+        if (rc == 0) { x->zerocopy = 1; return 0; }
+        if (mode == CLVS_XSK_ZEROCOPY) return rc;
+    }
+    int rc = xsk_open_with(x, ifname, queue, frame_count, frame_size, ring_size, xsks_map_fd, XDP_COPY, err, errlen);
+    if (rc == 0) x->zerocopy = 0;
+    return rc;
+}
+
+static int xsk_open_with(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32_t frame_count,
+                         uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, uint16_t copy_flag,
+                         char *err, size_t errlen) {
     memset(x, 0, sizeof(*x));
     x->fd = -1;
     x->area_size = (uint64_t)frame_count * frame_size;
@@ -60,7 +79,7 @@ int clvs_xsk_open(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32
         .tx_size = ring_size,
         .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD, /* lvsd loads its own program */
         .xdp_flags = 0,
-        .bind_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
+        .bind_flags = copy_flag | XDP_USE_NEED_WAKEUP,
     };
     struct xsk_socket *sock = NULL;
     rc = xsk_socket__create(&sock, ifname, queue, umem, (struct xsk_ring_cons *)&x->rx,

@@ -235,6 +235,12 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    /// Forgets every shard but the primary one (a data plane that was built and then discarded,
+    /// before any worker ran).
+    public func discardExtraShards() {
+        lock.withLock { shards.removeSubrange(1...) }
+    }
+
     @inlinable static func tick(_ now: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: now / nanosecondsPerTick) }
 
     func applyTimeouts() {

@@ -41,6 +41,8 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
     /// The fast path's connection map (shared by every interface's program; empty unless filled).
     public let connMap: XDPConnMap
     public let queueCounts: [Int]
+    /// Per interface: every socket on it bound in zero-copy mode.
+    public let zeroCopy: [Bool]
     public private(set) var modes: [XDPProgram.Mode] = []
     private var threads: [pthread_t] = []
 
@@ -59,11 +61,14 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         guard wanted >= 1 else { throw DataPlaneError.invalidConfiguration("worker count \(wanted)") }
         let n = min(wanted, queues.min()!)
         var workers: [AFXDPWorker<P>] = []
+        var zeroCopy = [Bool](repeating: true, count: infos.count)
         for w in 0..<n {
             var sockets: [AFXDPSocket] = []
             for (i, info) in infos.enumerated() {
                 for q in stride(from: w, to: queues[i], by: n) {
-                    sockets.append(try AFXDPSocket(interface: info, queue: q, xsksMap: programs[i].xsksMap, options: configuration.socket))
+                    let socket = try AFXDPSocket(interface: info, queue: q, xsksMap: programs[i].xsksMap, options: configuration.socket)
+                    if !socket.isZeroCopy { zeroCopy[i] = false }
+                    sockets.append(socket)
                 }
             }
             var taps: [(fd: Int32, ifindex: Int32)] = []
@@ -84,6 +89,7 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         self.interfaces = infos
         self.programs = programs
         self.queueCounts = queues
+        self.zeroCopy = zeroCopy
         self.workers = workers
         self.vipMap = XDPVIPMap(program: programs[0])
         self.connMap = XDPConnMap(program: programs[0])
@@ -97,16 +103,7 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
     /// Attaches the programs (native, else generic) and starts one thread per worker.
     public func start() throws {
         guard threads.isEmpty else { return }
-        if modes.isEmpty {
-            do {
-                for (i, info) in interfaces.enumerated() {
-                    modes.append(try programs[i].attach(to: info, allowGeneric: configuration.allowGenericMode))
-                }
-            } catch {
-                detach()
-                throw error
-            }
-        }
+        if modes.isEmpty { try attach() }
         for (i, worker) in workers.enumerated() {
             let (tid, rc) = spawnThread { worker.run() }
             guard let tid else {
@@ -125,6 +122,20 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         threads = []
     }
 
+    /// Attaches the programs (native, else generic when allowed) without starting the workers;
+    /// on failure nothing stays attached.
+    public func attach() throws {
+        guard modes.isEmpty else { return }
+        do {
+            for (i, info) in interfaces.enumerated() {
+                modes.append(try programs[i].attach(to: info, allowGeneric: configuration.allowGenericMode))
+            }
+        } catch {
+            detach()
+            throw error
+        }
+    }
+
     public func detach() {
         for p in programs { p.detach() }
         modes = []
@@ -133,7 +144,8 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
     /// One line for logs and `lvsadm daemon status`: mode and queues per interface.
     public var summary: String {
         interfaces.enumerated().map { i, info in
-            "\(info.name): \(i < modes.count ? modes[i].rawValue : "detached") XDP, \(queueCounts[i]) queue(s)"
+            "\(info.name): \(i < modes.count ? modes[i].rawValue : "detached") XDP, \(queueCounts[i]) queue(s), "
+                + (zeroCopy[i] ? "zero-copy" : "copy mode")
         }.joined(separator: "; ")
     }
 

@@ -12,11 +12,28 @@ public struct AFXDPSocketOptions: Sendable {
     public var frameCount: Int = 4096
     /// Bytes per UMEM frame (one MTU-sized frame with the kernel's 256-byte headroom).
     public var frameSize: Int = 4096
+    /// Zero-copy where the driver has it, else copy (`.auto`); or insist on one.
+    public var mode: AFXDPSocketMode = .auto
 
     public init() {}
 }
 
-/// One AF_XDP socket (copy mode) on one receive queue of one interface, with its own UMEM,
+/// How an AF_XDP socket binds: `zeroCopy` needs driver support (not veth), `copy` works everywhere.
+public enum AFXDPSocketMode: String, Sendable, CaseIterable {
+    case auto
+    case copy
+    case zeroCopy = "zero-copy"
+
+    var shimValue: Int32 {
+        switch self {
+        case .auto: Int32(CLVS_XSK_AUTO)
+        case .copy: Int32(CLVS_XSK_COPY)
+        case .zeroCopy: Int32(CLVS_XSK_ZEROCOPY)
+        }
+    }
+}
+
+/// One AF_XDP socket (zero-copy or copy mode) on one receive queue of one interface, with its own UMEM,
 /// registered in the XDP program's `xsks` map at its queue index.
 public final class AFXDPSocket {
     public let interface: InterfaceInfo
@@ -31,21 +48,26 @@ public final class AFXDPSocket {
               options.frameCount >= 2 * options.ringSize else {
             throw DataPlaneError.invalidConfiguration("AF_XDP ring \(options.ringSize), frames \(options.frameCount) x \(options.frameSize)")
         }
+        // Open first, store last: a throw after every property is set would run deinit.
+        let xsk = UnsafeMutablePointer<clvs_xsk>.allocate(capacity: 1)
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = clvs_xsk_open(xsk, interface.name, UInt32(queue), UInt32(options.frameCount), UInt32(options.frameSize),
+                               UInt32(options.ringSize), xsksMap, options.mode.shimValue, &err, err.count)
+        guard rc == 0 else {
+            xsk.deallocate()
+            let mode = options.mode == .zeroCopy ? " in zero-copy mode" : ""
+            throw DataPlaneError.system(call: String(cString: err).split(separator: ":").first.map(String.init) ?? "xsk",
+                                        errno: -rc, context: "AF_XDP socket on '\(interface.name)' queue \(queue)\(mode)")
+        }
         self.interface = interface
         self.queue = queue
         self.options = options
-        xsk = .allocate(capacity: 1)
-        var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_xsk_open(xsk, interface.name, UInt32(queue), UInt32(options.frameCount), UInt32(options.frameSize),
-                               UInt32(options.ringSize), xsksMap, &err, err.count)
-        guard rc == 0 else {
-            xsk.deallocate()
-            throw DataPlaneError.system(call: String(cString: err).split(separator: ":").first.map(String.init) ?? "xsk",
-                                        errno: -rc, context: "AF_XDP socket on '\(interface.name)' queue \(queue)")
-        }
+        self.xsk = xsk
     }
 
     public var fd: Int32 { xsk.pointee.fd }
+    /// Bound with XDP_ZEROCOPY (the driver DMAs into the UMEM), else copy mode.
+    public var isZeroCopy: Bool { xsk.pointee.zerocopy != 0 }
 
     deinit {
         clvs_xsk_close(xsk)
@@ -65,14 +87,16 @@ public final class XDPProgram {
 
     /// Loads the object; with `sharingVIPsOf` it uses that program's VIP and connection maps.
     public init(objectPath: String, sharingVIPsOf other: XDPProgram? = nil) throws {
-        self.objectPath = objectPath
-        prog = .allocate(capacity: 1)
+        // Load first, store last: a throw after every property is set would run deinit.
+        let prog = UnsafeMutablePointer<clvs_xdp_prog>.allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
         let rc = clvs_xdp_load(prog, objectPath, other?.vipsMap ?? -1, other?.connsMap ?? -1, &err, err.count)
         guard rc == 0 else {
             prog.deallocate()
             throw DataPlaneError.invalidConfiguration("cannot load XDP object \(objectPath): \(String(cString: err))")
         }
+        self.objectPath = objectPath
+        self.prog = prog
     }
 
     public var xsksMap: Int32 { prog.pointee.xsks_fd }

@@ -32,7 +32,7 @@ if arguments.count >= 2 && arguments[1] == "daemon" {
         switch try SocketControlClient().execute(request) {
         case let .text(t):
             fputs(t, stdout)
-            exit(t.contains("failed") ? 1 : 0)
+            exit(request == .reload && t.contains("failed") ? 1 : 0) // a failed reload says so in its text
         case let .failed(e):
             fputs("lvsadm: lvsd refused: \(e.errnoName)\n", stderr)
             exit(1)

@@ -39,6 +39,18 @@ final class Director: @unchecked Sendable {
 
     deinit { close(sender) }
 
+    /// The interfaces and worker count lvsd was started with.
+    var interfaceNames: [String] = []
+    var requestedWorkers: Int?
+    /// An AF_XDP data plane built (and attached) while probing, handed over once.
+    var prebuiltPlane: AFXDPDataPlane<ShardWorker>?
+
+    /// Forgets the workers of a data plane that was built and discarded before it ran.
+    func resetWorkers() {
+        workers.removeAll()
+        engine.discardExtraShards()
+    }
+
     /// The processor for data-plane worker `index` (worker 0 uses the engine's built-in shard).
     func makeWorker(_ index: Int) -> ShardWorker {
         let shard = index == 0 ? engine.primary! : engine.makeShard()

@@ -47,8 +47,11 @@ struct LVSD: AsyncParsableCommand {
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
     var noKernelGuard = false
 
-    @Option(help: "Packet I/O: afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets) or xdp (afxdp, with established connections forwarded inside the XDP program).")
-    var dataplane: String = "afpacket"
+    @Option(help: "Packet I/O: auto (afxdp where its XDP program loads and attaches natively on every interface, else afpacket), afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets) or xdp (afxdp, with established connections forwarded inside the XDP program).")
+    var dataplane: String = "auto"
+
+    @Option(help: "AF_XDP sockets (afxdp, xdp): auto (zero-copy where the driver has it, else copy), copy or zero-copy.")
+    var xskMode: String = "auto"
 
     @Option(help: "The XDP program for --dataplane afxdp/xdp (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
     var xdpObject: String?
@@ -95,11 +98,36 @@ struct LVSD: AsyncParsableCommand {
                 keepalived = try Self.loadKeepalived(config, logger: logger)
             }
         }
-        guard let kind = DataPlaneKind(rawValue: dataplane) else {
-            throw ServerError("unsupported --dataplane '\(dataplane)' (supported: \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        let probing = dataplane == "auto"
+        guard probing || DataPlaneKind(rawValue: dataplane) != nil else {
+            throw ServerError("unsupported --dataplane '\(dataplane)' (supported: auto, \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard let socketMode = AFXDPSocketMode(rawValue: xskMode) else {
+            throw ServerError("unsupported --xsk-mode '\(xskMode)' (supported: \(AFXDPSocketMode.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let director = try Director(engine: engine, logger: logger)
         if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
+        director.interfaceNames = interfaces
+        director.requestedWorkers = workers
+        var kind = DataPlaneKind(rawValue: dataplane) ?? .afxdp
+        var probeResult: String?
+        if probing {
+            // The default: AF_XDP when the XDP program loads and attaches natively everywhere
+            // (generic XDP is slower than packet sockets), else AF_PACKET. Never xdp: its XDP_TX
+            // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
+            do {
+                let plane = try Self.makeAFXDP(director: director, object: Self.findXDPObject(xdpObject), socketMode: socketMode,
+                                               allowGeneric: false)
+                try plane.attach()
+                probeResult = "auto: afxdp (native XDP attached on every interface)"
+                director.prebuiltPlane = plane
+            } catch {
+                director.resetWorkers()
+                kind = .afpacket
+                probeResult = "auto: afpacket (afxdp not available: \(error))"
+            }
+            logger.notice("data plane chosen by probing", metadata: ["dataplane": "\(kind.rawValue)", "probe": "\(probeResult!)"])
+        }
         let dataPlane: AnyDataPlane
         switch kind {
         case .afpacket:
@@ -107,10 +135,14 @@ struct LVSD: AsyncParsableCommand {
             dpConfig.tickInterval = 10_000_000
             dataPlane = .afpacket(try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) })
         case .afxdp, .xdp:
-            let object = try Self.findXDPObject(xdpObject)
-            var xConfig = AFXDPConfiguration(interfaces: interfaces, objectPath: object, workerCount: workers)
-            xConfig.tickInterval = 10_000_000
-            let plane = try AFXDPDataPlane<ShardWorker>(configuration: xConfig) { director.makeWorker($0) }
+            let plane: AFXDPDataPlane<ShardWorker>
+            if let prebuilt = director.prebuiltPlane {
+                plane = prebuilt
+                director.prebuiltPlane = nil
+            } else {
+                plane = try Self.makeAFXDP(director: director, object: Self.findXDPObject(xdpObject), socketMode: socketMode,
+                                           allowGeneric: true)
+            }
             if let workers, workers > plane.workers.count {
                 logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
                               metadata: ["queues": "\(plane.queueCounts)"])
@@ -152,9 +184,10 @@ struct LVSD: AsyncParsableCommand {
         }
         director.dataplaneStatus = dataPlane.status
         if kind == .xdp, case let .afxdp(plane) = dataPlane {
-            director.dataplaneStatus[0] = "data plane: xdp (established connections forwarded in XDP; the rest via AF_XDP copy-mode sockets; \(plane.summary))"
+            director.dataplaneStatus[0] = "data plane: xdp (established connections forwarded in XDP; the rest via AF_XDP sockets; \(plane.summary))"
             Self.checkXDPTransmit(plane.interfaces.map(\.name), logger: logger)
         }
+        if let probeResult { director.dataplaneStatus.insert("data plane chosen by probing: \(probeResult)", at: 1) }
         var monitor: HealthMonitor?
         if let keepalived {
             let backend = NotifyingBackend(director: director) { server.notifyChange() }
@@ -194,6 +227,15 @@ struct LVSD: AsyncParsableCommand {
         server.reload = { await service.reload() }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// The AF_XDP data plane with lvsd's settings (not started).
+    static func makeAFXDP(director: Director, object: String, socketMode: AFXDPSocketMode, allowGeneric: Bool) throws -> AFXDPDataPlane<ShardWorker> {
+        var xConfig = AFXDPConfiguration(interfaces: director.interfaceNames, objectPath: object, workerCount: director.requestedWorkers)
+        xConfig.tickInterval = 10_000_000
+        xConfig.allowGenericMode = allowGeneric
+        xConfig.socket.mode = socketMode
+        return try AFXDPDataPlane<ShardWorker>(configuration: xConfig) { director.makeWorker($0) }
     }
 
     /// --xdp-object, else lvs_xdp.o next to the lvsd binary, else bpf/lvs_xdp.o of the source tree
@@ -395,7 +437,7 @@ enum AnyDataPlane: @unchecked Sendable {
             return ["data plane: afpacket (TPACKET_V2 ring, sendmmsg, PACKET_VNET_HDR)",
                     "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT hash)"]
         case .afxdp(let p):
-            return ["data plane: afxdp (XDP redirect to AF_XDP copy-mode sockets; \(p.summary))",
+            return ["data plane: afxdp (XDP redirect to AF_XDP sockets; \(p.summary))",
                     "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)"]
         }
     }

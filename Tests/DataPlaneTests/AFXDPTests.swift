@@ -40,6 +40,17 @@ final class AFXDPTests: XCTestCase {
         try shell("ip -n \(a) neigh replace \(Self.serverIP) lladdr \(Self.macDA) dev a0 nud permanent")
         try shell("ip -n \(c) neigh replace \(Self.clientIP) lladdr \(Self.macDC) dev c0 nud permanent")
 
+        // veth has no zero-copy AF_XDP: insisting on it fails with a clear error (and frees what it
+        // opened); the default (.auto) falls back to copy mode, checked below.
+        try inNamespace(d) {
+            var zc = AFXDPConfiguration(interfaces: ["da"], objectPath: Self.objectPath, workerCount: 1)
+            zc.socket.mode = .zeroCopy
+            XCTAssertThrowsError(try AFXDPDataPlane<TestForwarder>(configuration: zc) { _ in
+                TestForwarder(0, .init(egress: 0, source: Self.macDA, destination: Self.macA), 0, .init(egress: 0, source: Self.macDA, destination: Self.macA))
+            }) { error in
+                XCTAssertTrue("\(error)".contains("zero-copy"), "\(error)")
+            }
+        }
         let plane: AFXDPDataPlane<TestForwarder> = try inNamespace(d) {
             let da = try InterfaceInfo.lookup("da"), dc = try InterfaceInfo.lookup("dc")
             let plane = try AFXDPDataPlane(configuration: .init(interfaces: ["da", "dc"], objectPath: Self.objectPath, workerCount: 2)) { _ in
@@ -60,6 +71,8 @@ final class AFXDPTests: XCTestCase {
         defer { if !stopped { _ = try? inNamespace(d) { plane.stop() } } }
         XCTAssertEqual(plane.workers.count, 1, "veth has one queue: one worker")
         XCTAssertEqual(plane.modes, [.native, .native], plane.summary)
+        XCTAssertEqual(plane.zeroCopy, [false, false], plane.summary)
+        XCTAssertTrue(plane.summary.contains("copy mode"), plane.summary)
         let links: String = try inNamespace(d) { try Subprocess.check(["ip", "-d", "link", "show", "da"]) }
         XCTAssertTrue(links.contains("prog/xdp"), links)
 

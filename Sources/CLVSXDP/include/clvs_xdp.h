@@ -42,12 +42,17 @@ struct clvs_xsk {
     uint32_t queue;
     void *_Nullable socket;           /* struct xsk_socket * */
     void *_Nullable umem;             /* struct xsk_umem * */
+    int zerocopy;                     /* 1: bound with XDP_ZEROCOPY, 0: copy mode */
 };
 
-/* Creates UMEM and socket (XDP_COPY | XDP_USE_NEED_WAKEUP, no program loaded by libxdp) and
- * inserts it into `xsks_map_fd` at `queue`. 0 or -errno; `err` says what failed. */
+/* Socket modes: zero-copy where the driver has it, else copy (AUTO); or only one of them. */
+enum { CLVS_XSK_AUTO = 0, CLVS_XSK_COPY = 1, CLVS_XSK_ZEROCOPY = 2 };
+
+/* Creates UMEM and socket (XDP_ZEROCOPY or XDP_COPY, with XDP_USE_NEED_WAKEUP, no program loaded
+ * by libxdp) and inserts it into `xsks_map_fd` at `queue`. `x->zerocopy` tells which mode bound.
+ * 0 or -errno; `err` says what failed. */
 int clvs_xsk_open(struct clvs_xsk *x, const char *ifname, uint32_t queue, uint32_t frame_count,
-                  uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, char *err, size_t errlen);
+                  uint32_t frame_size, uint32_t ring_size, int xsks_map_fd, int mode, char *err, size_t errlen);
 void clvs_xsk_close(struct clvs_xsk *x);
 
 /* ---- rings (single producer / single consumer, as in libxdp) ---- */
