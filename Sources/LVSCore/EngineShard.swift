@@ -58,6 +58,9 @@ public final class EngineShard: @unchecked Sendable {
     /// connections the packet path forwarded in an offloadable state, or saw leave it, appended
     /// here (preallocated, no allocation) and drained by the worker with `drainOffloads`.
     public var offloadEnabled = false
+    /// A connection is handed to the fast path from its N-th input packet on (counting the SYN):
+    /// a short connection (SYN, ACK, request, FIN) then never costs a map insert and delete.
+    public var offloadAfterPackets: UInt16 = 4
     @usableFromInline let offloadRing: UnsafeMutablePointer<OffloadRecord>
     @usableFromInline var offloadCount = 0
     @usableFromInline static let offloadRingCapacity = 512
@@ -270,7 +273,7 @@ public final class EngineShard: @unchecked Sendable {
         conns[index].inPackets = pkts
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
         let verdict = transmit(frame, f, destSlot: slot, word: word)
-        if offloadEnabled && offloadable && !f.isFirstFragment, case .forward = verdict {
+        if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
             recordOffload(f, destSlot: slot, remove: false)
         }
         return verdict

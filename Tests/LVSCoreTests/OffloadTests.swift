@@ -20,7 +20,10 @@ import Testing
         _ = tcp(e, TCPFlag.ack, at: second)
         #expect(drained(s).isEmpty)
         s.offloadEnabled = true
+        // The third packet is below the threshold (offloadAfterPackets = 4, counting the SYN).
         #expect(tcp(e, TCPFlag.ack | TCPFlag.psh, at: second) == .forward(interface: 2))
+        #expect(drained(s).isEmpty)
+        #expect(tcp(e, TCPFlag.ack, at: second) == .forward(interface: 2))
         let r = drained(s)
         #expect(r.count == 1 && r[0].remove == false && r[0].key.clientPort == 6000 && r[0].key.virtualPort == 80)
         #expect(s.offloadTarget(destSlot: r[0].destSlot)?.destinationMAC == rs2MAC)
@@ -31,10 +34,34 @@ import Testing
         #expect(after.count == 1 && after[0].remove == true)
     }
 
+    @Test func shortConnectionsAndFewUDPPacketsAreNotOffered() {
+        let e = seedEngine()
+        let s = e.primary!
+        s.offloadEnabled = true
+        // SYN, handshake ACK, request, FIN: a short HTTP connection stays in lvsd (its FIN still
+        // asks for a removal, which costs the worker a dictionary miss, no map operation).
+        for flags in [TCPFlag.syn, TCPFlag.ack, TCPFlag.ack | TCPFlag.psh, TCPFlag.fin | TCPFlag.ack, TCPFlag.ack] {
+            #expect(tcp(e, flags, at: second) == .forward(interface: 2))
+        }
+        #expect(drained(s).allSatisfy { $0.remove })
+        // UDP: offered from the fourth datagram of a flow on.
+        let udp = FrameBuilder.ipv4UDP(src: "192.168.1.12", sport: 7000, dst: "192.168.1.100", dport: 53)
+        try! e.addService(ServiceKey(proto: .udp, address: IPAddress("192.168.1.100")!, port: 53), ServiceOptions(scheduler: "rr"))
+        try! e.addDestination(ServiceKey(proto: .udp, address: IPAddress("192.168.1.100")!, port: 53),
+                              DestinationOptions(address: IPAddress("192.168.1.31")!, port: 53))
+        var offered: [Int] = []
+        for i in 1...5 {
+            #expect(e.run(udp, at: second).0 == .forward(interface: 2))
+            if !drained(s).isEmpty { offered.append(i) }
+        }
+        #expect(offered == [4, 5])
+    }
+
     @Test func trafficReportedBackCountsAndKeepsTheConnectionAlive() {
         let e = seedEngine()
         let s = e.primary!
         s.offloadEnabled = true
+        s.offloadAfterPackets = 2
         _ = tcp(e, TCPFlag.syn, at: second)
         _ = tcp(e, TCPFlag.ack, at: second)
         let r = drained(s)
