@@ -252,6 +252,10 @@ int clvs_conn_delete(int fd, const struct clvs_conn_key *k) {
     return 0;
 }
 
+int clvs_conn_next_key(int fd, const struct clvs_conn_key *k, struct clvs_conn_key *next) {
+    return bpf_map_get_next_key(fd, k, next) == 0 ? 0 : -errno;
+}
+
 void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *bytes) {
     struct clvs_conn_key k, next;
     struct clvs_conn_value v;
@@ -266,6 +270,17 @@ void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *by
         k = next;
         prev = &k;
     }
+}
+
+int clvs_conn_read_batch(int fd, uint8_t *token, int first, struct clvs_conn_key *keys,
+                         struct clvs_conn_value *values, uint32_t *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    uint8_t in[CLVS_BATCH_TOKEN_SIZE];
+    memcpy(in, token, sizeof(in));
+    int rc = bpf_map_lookup_batch(fd, first ? NULL : in, token, keys, values, count, &opts);
+    if (rc == 0) return 0;
+    if (rc == -ENOENT || (rc < 0 && errno == ENOENT)) return 1; /* the last batch (*count may be > 0) */
+    return rc < 0 ? (rc == -1 ? -errno : rc) : -rc;
 }
 
 void clvs_if_driver(const char *ifname, char *out, size_t outlen) {

@@ -51,6 +51,53 @@ public final class XDPConnMap: @unchecked Sendable {
 
     public func delete(_ key: inout clvs_conn_key) { _ = clvs_conn_delete(fd, &key) }
 
+    /// Calls `body` for every entry, reading the map `batch` entries per system call (one call per
+    /// entry would cost a million system calls per pass over a million connections). Falls back
+    /// to key-by-key iteration where the kernel has no batch operations. False if reading failed.
+    @discardableResult
+    public func forEachEntry(batch: Int = 4096, _ body: (clvs_conn_key, clvs_conn_value) -> Void) -> Bool {
+        let keys = UnsafeMutablePointer<clvs_conn_key>.allocate(capacity: batch)
+        let values = UnsafeMutablePointer<clvs_conn_value>.allocate(capacity: batch)
+        let token = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(CLVS_BATCH_TOKEN_SIZE))
+        defer { keys.deallocate(); values.deallocate(); token.deallocate() }
+        token.initialize(repeating: 0, count: Int(CLVS_BATCH_TOKEN_SIZE))
+        var first: Int32 = 1
+        while true {
+            var count = UInt32(batch)
+            let rc = clvs_conn_read_batch(fd, token, first, keys, values, &count)
+            if rc < 0 {
+                guard first == 1 else { return false }
+                return forEachEntryOneByOne(body)
+            }
+            for i in 0..<Int(count) { body(keys[i], values[i]) }
+            if rc == 1 { return true }
+            first = 0
+        }
+    }
+
+    private func forEachEntryOneByOne(_ body: (clvs_conn_key, clvs_conn_value) -> Void) -> Bool {
+        var keys: [clvs_conn_key] = []
+        var k = clvs_conn_key(), next = clvs_conn_key()
+        var started = false
+        while (started ? clvs_conn_next_key(fd, &k, &next) : clvs_conn_next_key(fd, nil, &next)) == 0 {
+            keys.append(next)
+            k = next
+            started = true
+        }
+        for var key in keys { if let v = get(&key) { body(key, v) } }
+        return true
+    }
+
+    /// The connection key of a map key.
+    public static func connectionKey(_ c: clvs_conn_key) -> ConnectionKey {
+        var c = c
+        let length = c.family == 4 ? 4 : 16
+        let client = withUnsafeBytes(of: &c.caddr) { IPAddress(bytes: $0.baseAddress!, length: length) }
+        let virtual = withUnsafeBytes(of: &c.vaddr) { IPAddress(bytes: $0.baseAddress!, length: length) }
+        return ConnectionKey(proto: c.proto, client: client, clientPort: UInt16(bigEndian: c.cport),
+                             virtualAddress: virtual, virtualPort: UInt16(bigEndian: c.vport))
+    }
+
     /// Entries, packets and bytes over the whole map.
     public func totals() -> (entries: UInt64, packets: UInt64, bytes: UInt64) {
         var e: UInt64 = 0, p: UInt64 = 0, b: UInt64 = 0

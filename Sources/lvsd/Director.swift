@@ -126,6 +126,8 @@ struct OffloadedConnection {
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
     var lastSeen: UInt64 = 0
+    /// The sync round that last found it in the map.
+    var round: UInt64 = 0
 }
 
 /// One data-plane worker's processor: frames go straight to its engine shard.
@@ -146,6 +148,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     }
     private var offloaded: [ConnectionKey: OffloadedConnection] = [:]
     private var lastOffloadSync: UInt64 = 0
+    private var syncRound: UInt64 = 0
     private var offloadGeneration: UInt64 = 0
     static let offloadSyncInterval: UInt64 = 1_000_000_000
 
@@ -207,10 +210,14 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         guard changed || now &- lastOffloadSync >= Self.offloadSyncInterval else { return }
         offloadGeneration = generation
         lastOffloadSync = now
+        guard !offloaded.isEmpty else { return }
+        syncRound &+= 1
+        let round = syncRound
         var gone: [ConnectionKey] = []
-        for (key, e) in offloaded {
-            var k = e.mapKey
-            guard let v = map.get(&k) else { gone.append(key); continue }
+        // One pass over the map in batches (the map is shared: other workers' entries are skipped).
+        let complete = map.forEachEntry { mapKey, v in
+            let key = XDPConnMap.connectionKey(mapKey)
+            guard let e = offloaded[key] else { return }
             let word = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
                                               lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
             var keep = word == e.word
@@ -219,11 +226,15 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
                 offloaded[key]?.packets = v.packets
                 offloaded[key]?.bytes = v.bytes
                 offloaded[key]?.lastSeen = v.last_seen
+                offloaded[key]?.round = round
             } else {
+                var k = e.mapKey
                 map.delete(&k)
                 gone.append(key)
             }
         }
+        // Entries the map no longer has are no longer offloaded (after a failed read, keep them all).
+        if complete { for (key, e) in offloaded where e.round != round { gone.append(key) } }
         for key in gone { offloaded.removeValue(forKey: key) }
     }
 

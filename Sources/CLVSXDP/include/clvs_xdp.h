@@ -160,6 +160,15 @@ int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, co
 int clvs_conn_get(int fd, const struct clvs_conn_key *k, struct clvs_conn_value *v);
 /* 0 or -errno (a missing entry is not an error). */
 int clvs_conn_delete(int fd, const struct clvs_conn_key *k);
+/* The key after `k` (NULL: the first key). 0 or -errno (-ENOENT: no more). */
+int clvs_conn_next_key(int fd, const struct clvs_conn_key *_Nullable k, struct clvs_conn_key *next);
+/* Bytes of the opaque position `clvs_conn_read_batch` keeps between calls. */
+#define CLVS_BATCH_TOKEN_SIZE 64
+/* Reads up to *count entries in one BPF_MAP_LOOKUP_BATCH call, from the start (`first`) or after
+ * the position in `token` (updated); *count becomes the number read. 0: more may follow; 1: that
+ * was the end; -errno on failure (-EINVAL on kernels without batch operations). */
+int clvs_conn_read_batch(int fd, uint8_t *token, int first, struct clvs_conn_key *keys,
+                         struct clvs_conn_value *values, uint32_t *count);
 /* Entries, packets and bytes over the whole map (for status lines and tests). */
 void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *bytes);
 
