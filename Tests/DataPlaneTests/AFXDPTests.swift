@@ -18,6 +18,40 @@ final class AFXDPTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../bpf/lvs_xdp.o").standardized.path
     }
 
+    /// The fast path's connection map: 10,000 entries written, read back in batches with their
+    /// keys intact (IPv4 and IPv6), then deleted.
+    func testConnectionMapBatchRead() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root (BPF maps)") }
+        guard access(Self.objectPath, R_OK) == 0 else { throw XCTSkip("XDP object not built (make -C bpf)") }
+        let program = try XDPProgram(objectPath: Self.objectPath)
+        let map = XDPConnMap(program: program)
+        var keys: [ConnectionKey] = []
+        for i in 0..<10_000 {
+            let v6 = i % 3 == 0
+            keys.append(ConnectionKey(proto: i % 2 == 0 ? 6 : 17,
+                                      client: v6 ? IPAddress("2001:db8::\(String(i, radix: 16))")! : IPAddress(ipv4: 0x0A00_0000 + UInt32(i)),
+                                      clientPort: UInt16(1024 + i), virtualAddress: v6 ? IPAddress("2001:db8:1::100")! : IPAddress("192.168.1.100")!,
+                                      virtualPort: 80))
+        }
+        for k in keys {
+            var mk = XDPConnMap.key(k)
+            XCTAssertEqual(map.put(&mk, destinationMAC: Self.macC, sourceMAC: Self.macDC, interface: 7), 0)
+        }
+        var seen = Set<ConnectionKey>()
+        XCTAssertTrue(map.forEachEntry(batch: 1000) { mk, v in
+            seen.insert(XDPConnMap.connectionKey(mk))
+            XCTAssertEqual(v.ifindex, 7)
+        })
+        XCTAssertEqual(seen, Set(keys))
+        for k in keys {
+            var mk = XDPConnMap.key(k)
+            map.delete(&mk)
+        }
+        var left = 0
+        XCTAssertTrue(map.forEachEntry { _, _ in left += 1 })
+        XCTAssertEqual(left, 0)
+    }
+
     func testRedirectsAndTransmitsRealTraffic() throws {
         guard geteuid() == 0 else { throw XCTSkip("needs root (namespaces, XDP)") }
         if access(Self.objectPath, R_OK) != 0 {
