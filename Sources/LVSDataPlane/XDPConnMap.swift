@@ -56,22 +56,14 @@ public final class XDPConnMap: @unchecked Sendable {
     /// to key-by-key iteration where the kernel has no batch operations. False if reading failed.
     @discardableResult
     public func forEachEntry(batch: Int = 4096, _ body: (clvs_conn_key, clvs_conn_value) -> Void) -> Bool {
-        let keys = UnsafeMutablePointer<clvs_conn_key>.allocate(capacity: batch)
-        let values = UnsafeMutablePointer<clvs_conn_value>.allocate(capacity: batch)
-        let token = UnsafeMutablePointer<UInt8>.allocate(capacity: Int(CLVS_BATCH_TOKEN_SIZE))
-        defer { keys.deallocate(); values.deallocate(); token.deallocate() }
-        token.initialize(repeating: 0, count: Int(CLVS_BATCH_TOKEN_SIZE))
-        var first: Int32 = 1
+        let reader = XDPConnMapReader(map: self, batch: batch)
         while true {
-            var count = UInt32(batch)
-            let rc = clvs_conn_read_batch(fd, token, first, keys, values, &count)
-            if rc < 0 {
-                guard first == 1 else { return false }
-                return forEachEntryOneByOne(body)
+            switch reader.next(body) {
+            case .more: continue
+            case .end: return true
+            case .unsupported: return forEachEntryOneByOne(body)
+            case .failed: return false
             }
-            for i in 0..<Int(count) { body(keys[i], values[i]) }
-            if rc == 1 { return true }
-            first = 0
         }
     }
 
@@ -103,6 +95,55 @@ public final class XDPConnMap: @unchecked Sendable {
         var e: UInt64 = 0, p: UInt64 = 0, b: UInt64 = 0
         clvs_conn_totals(fd, &e, &p, &b)
         return (e, p, b)
+    }
+}
+
+/// A pass over the connection map one batch at a time, so that a worker can spread a pass over a
+/// large map across its ticks instead of stalling its rings. Buffers are allocated once.
+public final class XDPConnMapReader {
+    public enum Step { case more, end, unsupported, failed }
+    let map: XDPConnMap
+    let batch: Int
+    let keys: UnsafeMutablePointer<clvs_conn_key>
+    let values: UnsafeMutablePointer<clvs_conn_value>
+    let token: UnsafeMutablePointer<UInt8>
+    var first = true
+
+    public init(map: XDPConnMap, batch: Int = 4096) {
+        self.map = map
+        self.batch = batch
+        keys = .allocate(capacity: batch)
+        values = .allocate(capacity: batch)
+        token = .allocate(capacity: Int(CLVS_BATCH_TOKEN_SIZE))
+        token.initialize(repeating: 0, count: Int(CLVS_BATCH_TOKEN_SIZE))
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+        token.deallocate()
+    }
+
+    /// Starts the next pass from the beginning of the map.
+    public func restart() { first = true }
+
+    /// Reads the next batch and calls `body` for each of its entries. `.end` after the last batch
+    /// (the next call starts a new pass); `.unsupported` if the kernel has no batch reads.
+    public func next(_ body: (clvs_conn_key, clvs_conn_value) -> Void) -> Step {
+        var count = UInt32(batch)
+        let rc = clvs_conn_read_batch(map.fd, token, first ? 1 : 0, keys, values, &count)
+        if rc < 0 {
+            let wasFirst = first
+            first = true
+            return wasFirst && (rc == -EINVAL || rc == -EOPNOTSUPP || rc == -ENOTSUP) ? .unsupported : .failed
+        }
+        first = false
+        for i in 0..<Int(count) { body(keys[i], values[i]) }
+        if rc == 1 {
+            first = true
+            return .end
+        }
+        return .more
     }
 }
 

@@ -149,6 +149,11 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private var offloaded: [ConnectionKey: OffloadedConnection] = [:]
     private var lastOffloadSync: UInt64 = 0
     private var syncRound: UInt64 = 0
+    private var syncPassActive = false
+    private var syncPassChanged = false
+    private var syncSeen = 0
+    private var syncReader: XDPConnMapReader?
+    static let offloadSyncBatchesPerTick = 1
     private var offloadGeneration: UInt64 = 0
     static let offloadSyncInterval: UInt64 = 1_000_000_000
 
@@ -188,7 +193,8 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             guard let t = shard.offloadTarget(destSlot: r.destSlot) else { return }
             var k = XDPConnMap.key(r.key)
             if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface) == 0 {
-                offloaded[r.key] = OffloadedConnection(mapKey: k, destSlot: r.destSlot, word: t.word)
+                // Counted as seen by the pass under way (its bucket may have been read already).
+                offloaded[r.key] = OffloadedConnection(mapKey: k, destSlot: r.destSlot, word: t.word, round: syncRound)
             }
         }
     }
@@ -204,37 +210,68 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     }
 
     /// Counters and last-seen times back into the shard; entries that may not stay are removed.
+    ///
+    /// A pass over the map starts at most once per `offloadSyncInterval` (at once when a
+    /// destination changed) and reads `offloadSyncBatchesPerTick` batches per tick, so a map of a
+    /// million entries is read over a few hundred ticks instead of stalling the worker's rings.
+    /// An entry whose counters and last-seen time did not move costs a dictionary lookup only.
     private func syncOffloaded(now: UInt64, map: XDPConnMap) {
-        let generation = shard.offloadGeneration
-        let changed = generation != offloadGeneration
-        guard changed || now &- lastOffloadSync >= Self.offloadSyncInterval else { return }
-        offloadGeneration = generation
-        lastOffloadSync = now
-        guard !offloaded.isEmpty else { return }
-        syncRound &+= 1
-        let round = syncRound
-        var gone: [ConnectionKey] = []
-        // One pass over the map in batches (the map is shared: other workers' entries are skipped).
-        let complete = map.forEachEntry { mapKey, v in
-            let key = XDPConnMap.connectionKey(mapKey)
-            guard let e = offloaded[key] else { return }
-            let word = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
-                                              lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
-            var keep = word == e.word
-            if keep && changed { keep = shard.offloadTarget(destSlot: e.destSlot) != nil } // weight 0: quiesced
-            if keep {
-                offloaded[key]?.packets = v.packets
-                offloaded[key]?.bytes = v.bytes
-                offloaded[key]?.lastSeen = v.last_seen
-                offloaded[key]?.round = round
-            } else {
-                var k = e.mapKey
-                map.delete(&k)
-                gone.append(key)
-            }
+        if !syncPassActive {
+            let generation = shard.offloadGeneration
+            let changed = generation != offloadGeneration
+            guard changed || now &- lastOffloadSync >= Self.offloadSyncInterval else { return }
+            offloadGeneration = generation
+            lastOffloadSync = now
+            guard !offloaded.isEmpty else { return }
+            syncPassActive = true
+            syncPassChanged = changed
+            syncRound &+= 1
+            syncSeen = 0
+            if syncReader == nil { syncReader = XDPConnMapReader(map: map) }
+            syncReader!.restart()
         }
-        // Entries the map no longer has are no longer offloaded (after a failed read, keep them all).
-        if complete { for (key, e) in offloaded where e.round != round { gone.append(key) } }
+        guard let reader = syncReader else { return }
+        let round = syncRound, changed = syncPassChanged
+        var gone: [ConnectionKey] = []
+        for _ in 0..<Self.offloadSyncBatchesPerTick {
+            // The map is shared: other workers' entries are skipped.
+            let step = reader.next { mapKey, v in
+                let key = XDPConnMap.connectionKey(mapKey)
+                guard let i = offloaded.index(forKey: key) else { return }
+                var e = offloaded.values[i]
+                e.round = round
+                syncSeen += 1
+                if v.packets == e.packets && v.last_seen == e.lastSeen && !changed {
+                    offloaded.values[i] = e
+                    return
+                }
+                let word = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
+                                                  lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
+                var keep = word == e.word
+                if keep && changed { keep = shard.offloadTarget(destSlot: e.destSlot) != nil } // weight 0: quiesced
+                if keep {
+                    e.packets = v.packets
+                    e.bytes = v.bytes
+                    e.lastSeen = v.last_seen
+                    offloaded.values[i] = e
+                } else {
+                    var k = e.mapKey
+                    map.delete(&k)
+                    gone.append(key)
+                }
+            }
+            switch step {
+            case .more:
+                continue
+            case .end:
+                // Entries the map no longer has are no longer offloaded.
+                if syncSeen < offloaded.count { for (key, e) in offloaded where e.round != round { gone.append(key) } }
+                syncPassActive = false
+            case .unsupported, .failed:
+                syncPassActive = false // keep them all; the next pass tries again
+            }
+            break
+        }
         for key in gone { offloaded.removeValue(forKey: key) }
     }
 
