@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: throughput of the lab's Direct-Routing directors, side by side.
 #
-#   bench/run.sh [--dataplanes "afpacket afxdp xdp"] [--duration S]
+#   bench/run.sh [--dataplanes "afpacket afxdp xdp"] [--connections N] [--duration S]
 #                [--runs N] [--out FILE] [--no-perf] [--no-build]
 #
 # Builds, with scripts/lvs-lab, one lab per lvsd data plane (prefix bench-afpacket,
@@ -24,6 +24,20 @@
 # --out (default BENCHMARKS.md); the old per-LVSD_ARGS sections
 # "## Throughput in the lab (bench/run.sh, ...)" are removed, others are kept.
 #
+# --connections N (default 1000000, 0 = skip): afterwards each lvsd director's
+# table gets N established TCP connections, and the lvsd paths are measured
+# again (nft and direct have no connection table). A service VIP:9 (rr to
+# rs1:9 and rs2:9, -g) is added; trafgen sends, per flow, a SYN then an ACK
+# to VIP:9 from 192.168.1.128+i (client eth0 aliases, i < 64) and ports
+# 1024-65535, paced (-t 1us, doubled on loss) in chunks of 64,512 flows; a
+# chunk is re-sent (idempotent: SYN and ACK keep ESTABLISHED) while it loses
+# frames. lvsd's input-only state machine makes each flow ESTABLISHED (900 s).
+# Nothing listens on port 9: the real servers answer with RSTs to the client's
+# aliases, whose kernel ignores them. ActiveConn of VIP:9 (`lvsadm -Ln`) is
+# checked after the fill and again after the measurements; a table below 95 %
+# of N is reported as a failed fill and that path is not measured with it.
+# A table older than 600 s gets its flows re-sent before the next round.
+#
 # Idle lvsd processes: all labs are up at once, and every lvsd but the one
 # whose path is measured is stopped with SIGSTOP (SIGCONT before use, 0.5 s
 # to settle). Idle, an lvsd with an empty table takes ~0.5 % of a core, but
@@ -36,6 +50,8 @@
 # (all of its threads) run on CPU1, re-checked with `taskset -a -p` after start.
 #
 # Environment: LVSD_ARGS = more lvsd options for every lvsd lab (not --dataplane).
+# Exit status: 0 done; 1 error; 2 usage; 3 report written, but a table fill
+# stayed below 95 % of N (see the report).
 #
 # Traffic flows only between the namespaces the labs create.
 set -euo pipefail
@@ -51,10 +67,12 @@ OUT=$ROOT/BENCHMARKS.md
 PERF=1
 BUILD=1
 DATAPLANES="afpacket afxdp xdp"
+CONNS=1000000
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; }
 while (($#)); do
     case $1 in
     --dataplanes) DATAPLANES=${2?}; shift 2 ;;
+    --connections) CONNS=${2:?}; shift 2 ;;
     --duration) DUR=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
@@ -66,6 +84,11 @@ while (($#)); do
 done
 [[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 && $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] ||
     { echo "run.sh: --duration and --runs must be positive integers" >&2; exit 2; }
+# Chunks of 64,512 flows (source ports 1024-65535), one client alias each, at most 64.
+PORTS=64512
+MAX_ALIASES=64
+[[ $CONNS =~ ^[0-9]+$ && $CONNS -le $((MAX_ALIASES * PORTS)) ]] ||
+    { echo "run.sh: --connections must be an integer from 0 to $((MAX_ALIASES * PORTS))" >&2; exit 2; }
 PLANES=()
 for x in $DATAPLANES; do
     case $x in afpacket | afxdp | xdp) ;; *) echo "run.sh: unknown data plane '$x' (afpacket, afxdp, xdp)" >&2; exit 2 ;; esac
@@ -84,6 +107,9 @@ DIRECTOR_MAC=00:50:00:00:04:00
 RS1_IP=192.168.1.31
 RS1_MAC=00:50:00:00:01:00
 RS2_IP=192.168.1.32
+# Fill sources: 192.168.1.128 + i, outside the lab's .12/.21/.31/.32/.100.
+ALIAS_BASE=128
+FILL_PORT=9
 PN=bench-nft
 SECTION="## Throughput in the lab (bench/run.sh)"
 OLD_SECTIONS="## Throughput in the lab (bench/run.sh, "
@@ -100,6 +126,14 @@ T_BUILD=1200
 T_LAB=240
 T_DOWN=90
 T_CMD=15
+T_FILL_CHUNK=120
+# Fill: pacing gap in µs (doubled after a lossy chunk, up to the cap), tries per chunk,
+# the share of N that must be in the table, and when a table is refreshed.
+FILL_GAP_US=1
+FILL_GAP_MAX_US=16
+FILL_TRIES=4
+FILL_MIN_PCT=95
+REFRESH_AGE=600
 
 WORK=$(mktemp -d /tmp/lvs-bench.XXXXXX)
 T0=$SECONDS
@@ -128,7 +162,7 @@ cleanup() {
         timeout "$T_DOWN" "$LAB" down --prefix "$p" >>"$WORK/lab-down.log" 2>&1 ||
             log "lvs-lab down --prefix $p failed (see $WORK/lab-down.log)"
     done
-    ((rc == 0)) || log "failed (exit $rc); logs in $WORK"
+    ((rc == 0 || rc == 3)) || log "failed (exit $rc); logs in $WORK"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -321,7 +355,7 @@ start_udp() {
 }
 
 # udp_run PATH TABLE ROUND: appends "path table round pps offered lvsd_ticks busy_ticks secs frames"
-# to $WORK/udp.tsv (TABLE: 0 = empty connection table)
+# to $WORK/udp.tsv (TABLE: 0 = empty connection table, N = filled)
 udp_run() {
     local path=$1 table=$2 round=$3 p lpid="" tag=$1-$2-$3
     p=$(lab_of "$path")
@@ -421,6 +455,113 @@ perf_lvsd() {
     rm -f "$data"
 }
 
+# --------------------------------------------------- connection table fill
+
+# ActiveConn of TCP VIP:9 in lab P (established and pre-established entries)
+active_fill() {
+    lvsadm_in "$1" -Ln | awk -v vs="$VIP:$FILL_PORT" '
+        $1 == "TCP" || $1 == "UDP" || $1 == "SCTP" || $1 == "FWM" { s = ($1 == "TCP" && $2 == vs) }
+        s && $1 == "->" { n += $5 }
+        END { print n + 0 }'
+}
+
+# the XDP fast path's map entries ("" when the data plane has none)
+xdp_entries() { lvsadm_in "$1" daemon status | awk '/^xdp fast path:/ { print $4 }'; }
+
+# One SYN, then one ACK, per flow: source ports 1024.. in turn, from alias SRC.
+fill_conf() {
+    local src=$1
+    cat <<EOF
+{
+  eth(da=$DIRECTOR_MAC, sa=$CLIENT_MAC, type=0x0800),
+  ipv4(saddr=$src, daddr=$VIP, ttl=64),
+  tcp(sp=dinc(1024, 65535), dp=$FILL_PORT, seq=1000, syn, win=64240)
+}
+{
+  eth(da=$DIRECTOR_MAC, sa=$CLIENT_MAC, type=0x0800),
+  ipv4(saddr=$src, daddr=$VIP, ttl=64),
+  tcp(sp=dinc(1024, 65535), dp=$FILL_PORT, seq=1001, aseq=1, ack, win=64240)
+}
+EOF
+}
+
+chunks() { echo $(((CONNS + PORTS - 1) / PORTS)); }
+chunk_flows() { local i=$1 left=$((CONNS - $1 * PORTS)); ((left < PORTS)) && echo "$left" || echo "$PORTS"; }
+
+# send_chunk P I GAP_US: chunk I's flows once; prints the seconds it took
+send_chunk() {
+    local p=$1 i=$2 gap=$3 flows t1 t2
+    flows=$(chunk_flows "$i")
+    t1=$(now)
+    taskset -c 0 ip netns exec "$p-client" timeout "$T_FILL_CHUNK" \
+        trafgen --dev eth0 --conf "$WORK/fill-$i.cfg" --cpus 1 -n $((2 * flows)) -t "${gap}us" \
+        --no-sock-mem --notouch-irq --no-cpu-stats >>"$WORK/trafgen-fill-$p.log" 2>&1 ||
+        die "trafgen (fill chunk $i of $p) failed or timed out (see $WORK/trafgen-fill-$p.log)"
+    t2=$(now)
+    awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", b - a }'
+}
+
+# Per lvsd path: fill facts for the report.
+declare -A FILL_TIME FILL_SENT FILL_RATE FILL_COUNT FILL_END FILL_XDP FILL_IDLE IDLE0 FILL_OK FILL_AT FILL_TRIES_USED FILL_GAP
+
+# fill_table PATH: VIP:9 service, client aliases, then every chunk until it is in the table
+fill_table() {
+    local path=$1 p n i flows ip gap=$FILL_GAP_US try before after got secs total=0 sent=0 tries=0
+    p=$(lab_of "$path")
+    activate "$path"
+    lvsd_service "$p" -t "$FILL_PORT"
+    n=$(chunks)
+    for ((i = 0; i < n; i++)); do
+        ip=192.168.1.$((ALIAS_BASE + i))
+        nsx "$p" client ip addr add "$ip/32" dev eth0
+        fill_conf "$ip" >"$WORK/fill-$i.cfg"
+    done
+    log "fill $path: $CONNS flows in $n chunk(s), SYN+ACK each, gap ${gap} us"
+    FILL_AT[$path]=$SECONDS
+    for ((i = 0; i < n; i++)); do
+        flows=$(chunk_flows "$i")
+        got=0
+        for ((try = 1; try <= FILL_TRIES; try++)); do
+            before=$(active_fill "$p")
+            secs=$(send_chunk "$p" "$i" "$gap")
+            sleep 0.3 # the last frames through lvsd
+            after=$(active_fill "$p")
+            got=$((got + after - before))
+            total=$(awk -v a="$total" -v b="$secs" 'BEGIN { print a + b }')
+            sent=$((sent + 2 * flows))
+            tries=$((tries + 1))
+            log "fill $path chunk $((i + 1))/$n try $try: ${secs} s, table $after (+$((after - before)) of $flows)"
+            ((got * 100 >= flows * 99)) && break
+            # lossy: slower from now on; a try that adds under 1 % will not finish the chunk
+            ((gap * 2 <= FILL_GAP_MAX_US)) && gap=$((gap * 2))
+            (((after - before) * 100 >= flows)) || break
+        done
+    done
+    sleep 1
+    FILL_COUNT[$path]=$(active_fill "$p")
+    FILL_XDP[$path]=$(xdp_entries "$p")
+    FILL_TIME[$path]=$total
+    FILL_SENT[$path]=$sent
+    FILL_TRIES_USED[$path]=$tries
+    FILL_GAP[$path]=$gap
+    FILL_RATE[$path]=$(awk -v s="$sent" -v t="$total" 'BEGIN { printf "%.0f", (t > 0 ? s / t : 0) }')
+    FILL_IDLE[$path]=$(idle_pct "$path")
+    if ((FILL_COUNT[$path] * 100 >= CONNS * FILL_MIN_PCT)); then FILL_OK[$path]=1; else FILL_OK[$path]=0; fi
+    log "fill $path: table ${FILL_COUNT[$path]} of $CONNS ($((FILL_COUNT[$path] * 100 / CONNS)) %) after $tries chunk sends, ${total} s of sending (${FILL_RATE[$path]} frames/s); XDP map: ${FILL_XDP[$path]:-n/a}; lvsd idle ${FILL_IDLE[$path]} % of a core"
+    ((FILL_OK[$path])) || log "ERROR: $path: only ${FILL_COUNT[$path]} of $CONNS connections in the table (< ${FILL_MIN_PCT} %); not measured with it"
+}
+
+# refresh PATH: the flows once more (idempotent), so no entry reaches its 900 s timeout mid-run
+refresh_table() {
+    local path=$1 p n i
+    p=$(lab_of "$path")
+    activate "$path"
+    n=$(chunks)
+    log "refresh $path: table is $((SECONDS - FILL_AT[$path])) s old; re-sending its flows"
+    FILL_AT[$path]=$SECONDS
+    for ((i = 0; i < n; i++)); do send_chunk "$p" "$i" "${FILL_GAP[$path]}" >/dev/null; done
+}
+
 # ------------------------------------------------------------------ report
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -455,9 +596,16 @@ metrics() {
     M_busy=$(cpu_col "$path" "$t" 7)
 }
 
+N_LABEL=""
+n_label() { awk -v n="$CONNS" 'BEGIN { if (n % 1000000 == 0) printf "%dM", n / 1e6; else if (n % 1000 == 0) printf "%dk", n / 1000; else print n }'; }
+
 write_report() {
     local date path t label
     date=$(date -u '+%Y-%m-%d %H:%M UTC')
+    local -a phase2=()
+    if ((CONNS > 0)); then
+        for path in "${LVSD_PATHS[@]}"; do ((FILL_OK[$path])) && phase2+=("$path"); done
+    fi
     {
         echo "$SECTION"
         echo
@@ -465,13 +613,27 @@ write_report() {
         echo "- command: \`$CMDLINE\` (as root, from the repository root; ${LVSD_ARGS:+LVSD_ARGS=\"$LVSD_ARGS\"; }${RUNS} interleaved round(s) of ${ALL_PATHS[*]}; ${DUR} s per measurement; $((SECONDS - T0)) s in all)"
         echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
         echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1, in every lab; every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
+        if ((CONNS > 0)); then
+            echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, SYN+ACK per flow from $(chunks) client alias(es), paced trafgen):"
+            for path in "${LVSD_PATHS[@]}"; do
+                printf '  - %s: %s of %s in the table (%s %%) after %s s of sending %s frames (%s frames/s, %s chunk sends, final gap %s µs), %s at the end of the measurements%s; idle lvsd with the table: %s %% of a core%s\n' \
+                    "$(label_of "$path")" "${FILL_COUNT[$path]}" "$CONNS" "$((FILL_COUNT[$path] * 100 / CONNS))" "${FILL_TIME[$path]}" "${FILL_SENT[$path]}" \
+                    "${FILL_RATE[$path]}" "${FILL_TRIES_USED[$path]}" "${FILL_GAP[$path]}" "${FILL_END[$path]:-—}" \
+                    "${FILL_XDP[$path]:+; XDP map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 1,048,576}" "${FILL_IDLE[$path]}" \
+                    "$( ((FILL_OK[$path])) || echo "; **fill failed (< ${FILL_MIN_PCT} %): not measured with the table**")"
+            done
+        fi
         echo
         echo "| path (median of ${RUNS}) | 64-byte UDP frames/s at rs1+rs2 | offered/s | HTTP req/s, keep-alive, 64 conns | HTTP req/s, close, 64 conns | HTTP req/s, keep-alive, 1 conn | latency, 1 conn (µs) | lvsd CPU-s per Mpkt | machine busy CPU-s per Mpkt¹ | lvsd CPU µs per request (keep-alive / close) |"
         echo "|---|---|---|---|---|---|---|---|---|---|"
-        for path in "${ALL_PATHS[@]}"; do
-            metrics "$path" 0
-            label=$(label_of "$path")
-            echo "| $label | $(fmt_k "$M_udp") | $(fmt_k "$M_off") | $(fmt_k "$M_ka") | $(fmt_k "$M_cl") | $(fmt_k "$M_one") | $(pf %.0f "$M_lat") | $(if is_lvsd "$path"; then pf %.2f "$M_cpu"; else echo "n/a"; fi) | $(pf %.2f "$M_busy") | $(if is_lvsd "$path"; then echo "$(pf %.1f "$M_uska") / $(pf %.1f "$M_uscl")"; else echo "—"; fi) |"
+        for t in 0 N; do
+            for path in "${ALL_PATHS[@]}"; do
+                [[ $t == 0 ]] || { is_lvsd "$path" && [[ " ${phase2[*]} " == *" $path "* ]]; } || continue
+                metrics "$path" "$t"
+                label=$(label_of "$path")
+                [[ $t == N ]] && label="$label, $N_LABEL conns"
+                echo "| $label | $(fmt_k "$M_udp") | $(fmt_k "$M_off") | $(fmt_k "$M_ka") | $(fmt_k "$M_cl") | $(fmt_k "$M_one") | $(pf %.0f "$M_lat") | $(if is_lvsd "$path"; then pf %.2f "$M_cpu"; else echo "n/a"; fi) | $(pf %.2f "$M_busy") | $(if is_lvsd "$path"; then echo "$(pf %.1f "$M_uska") / $(pf %.1f "$M_uscl")"; else echo "—"; fi) |"
+            done
         done
         echo
         echo "¹ /proc/stat user+nice+system+irq+softirq of both CPUs over the UDP window, divided by the frames that arrived. nft forwards in the sender's softirq on CPU0 and has no process, so this is the figure that compares lvsd with nft: generator and real-server work per frame are the same on every path, and the direct row shows them alone (a director's cost is roughly its row minus direct's). It includes whatever else ran on the machine."
@@ -488,12 +650,31 @@ write_report() {
             echo "| ${path#lvsd-} | $(judge "$M_udp" "$nu" '>=' 1.30) | $(judge "$M_udp" "$du" '>=' 0.90) | $(judge "$M_ka" "$nka" '>=' 1.00) | $(judge "$M_cl" "$ncl" '>=' 1.00) | $(judge "$M_one" "$none" '>=' 1.00) | $(awk -v a="$M_lat" -v n="$nlat" -v d="$dlat" 'BEGIN { if (a == "" || d == "") print "—"; else printf "%+.0f / %+.0f", a - d, n - d }') | $(judge "$M_busy" "$nbusy" '<' 1.00) |"
         done
         echo
+        if ((CONNS > 0)); then
+            echo "Targets with $CONNS established connections in the table (ratio to the same data plane's empty-table median; throughput must stay ≥ 0.90×, latency and CPU ≤ 1.10×):"
+            echo
+            echo "| lvsd data plane | table entries (after fill / at the end) | UDP | keep-alive c64 | close c64 | keep-alive c1 | latency c1 | lvsd CPU per Mpkt |"
+            echo "|---|---|---|---|---|---|---|---|"
+            local eu eka ecl eone elat ecpu
+            for path in "${LVSD_PATHS[@]}"; do
+                if ! ((FILL_OK[$path])); then
+                    echo "| ${path#lvsd-} | ${FILL_COUNT[$path]} / — | **fill failed** | not measured | not measured | not measured | not measured | not measured |"
+                    continue
+                fi
+                metrics "$path" 0; eu=$M_udp; eka=$M_ka; ecl=$M_cl; eone=$M_one; elat=$M_lat; ecpu=$M_cpu
+                metrics "$path" N
+                echo "| ${path#lvsd-} | ${FILL_COUNT[$path]} / ${FILL_END[$path]:-—} | $(judge "$M_udp" "$eu" '>=' 0.90) | $(judge "$M_ka" "$eka" '>=' 0.90) | $(judge "$M_cl" "$ecl" '>=' 0.90) | $(judge "$M_one" "$eone" '>=' 0.90) | $(judge "$M_lat" "$elat" '<=' 1.10) | $(judge "$M_cpu" "$ecpu" '<=' 1.10) |"
+            done
+            echo
+            echo "The filled-table rounds run after all empty-table rounds, so drift on the machine between the two phases shows in these ratios; nft and direct are measured only with the empty table (they keep no connection table)."
+            echo
+        fi
         echo "What is measured: (a) rx_packets of eth0 in the rs1 and rs2 namespaces over ${DUR} s after a 1.5 s warm-up, trafgen (one process, CPU0) sending 60-byte frames (64 on the wire with FCS) from $CLIENT_IP, source ports 1024–65535 in turn, to VIP:53 (direct: to rs1's address and MAC). (b) \`wrk -t1 -c64|-c1 -d${DUR}s\` from the client namespace to http://VIP/ (direct: http://rs1/; one nginx instead of two, both on CPU1). (c) utime+stime of lvsd from /proc/PID/stat across the same window. (d) wrk's average latency with one connection. The \`direct\` row bounds what one trafgen on CPU0 can offer and deliver, not a director."
         echo
         echo "<details><summary>raw runs</summary>"
         echo
         echo '```'
-        echo "UDP: path table round frames/s@RS offered/s lvsd_ticks busy_ticks seconds frames (ticks: 1/$HZ s; table 0 = empty connection table)"
+        echo "UDP: path table round frames/s@RS offered/s lvsd_ticks busy_ticks seconds frames (ticks: 1/$HZ s; table N = $CONNS connections)"
         cat "$WORK/udp.tsv"
         echo "HTTP: path table round mode req/s latency_us lvsd_ticks requests errors"
         cat "$WORK/http.tsv"
@@ -503,16 +684,18 @@ write_report() {
         echo
         local f
         for path in "${LVSD_PATHS[@]}"; do
-            f=$WORK/perf-$path-0.txt
-            [[ -f $f ]] || continue
-            echo "<details><summary>perf on $(label_of "$path") during 64-byte UDP</summary>"
-            echo
-            echo '```'
-            cat "$f"
-            echo '```'
-            echo
-            echo "</details>"
-            echo
+            for t in 0 N; do
+                f=$WORK/perf-$path-$t.txt
+                [[ -f $f ]] || continue
+                echo "<details><summary>perf on $(label_of "$path") during 64-byte UDP$([[ $t == N ]] && echo ", $N_LABEL connections in the table")</summary>"
+                echo
+                echo '```'
+                cat "$f"
+                echo '```'
+                echo
+                echo "</details>"
+                echo
+            done
         done
     } >"$WORK/section.md"
 
@@ -537,6 +720,7 @@ write_report() {
 # -------------------------------------------------------------------- main
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+N_LABEL=$(n_label)
 ensure_packages
 if ((BUILD)); then
     log "swift build -c release"
@@ -558,7 +742,6 @@ for path in "${LVSD_PATHS[@]}"; do
     lab_up "$(lab_of "$path")" lvsd "--dataplane ${path#lvsd-}${LVSD_ARGS:+ $LVSD_ARGS}"
 done
 lab_up "$PN" nft
-declare -A IDLE0
 for path in "${LVSD_PATHS[@]}"; do
     p=$(lab_of "$path")
     lvsd_service "$p" -u 53
@@ -577,6 +760,42 @@ for path in "${ALL_PATHS[@]}"; do activate "$path"; smoke "$path"; done
 for ((r = 1; r <= RUNS; r++)); do round 0 "$r" "${ALL_PATHS[@]}"; done
 for path in "${LVSD_PATHS[@]}"; do perf_lvsd "$path" 0; done
 
+FAILED_FILL=0
+if ((CONNS > 0)); then
+    # the slowest fill first, so the tables' ages at the end are closest
+    for path in "${LVSD_PATHS[@]}"; do
+        [[ $path == lvsd-xdp ]] && fill_table "$path"
+    done
+    for path in "${LVSD_PATHS[@]}"; do
+        [[ $path == lvsd-xdp ]] || fill_table "$path"
+    done
+    FILLED=()
+    for path in "${LVSD_PATHS[@]}"; do
+        if ((FILL_OK[$path])); then FILLED+=("$path"); else FAILED_FILL=1; fi
+    done
+    if ((${#FILLED[@]})); then
+        for ((r = 1; r <= RUNS; r++)); do
+            for path in "${FILLED[@]}"; do
+                ((SECONDS - FILL_AT[$path] < REFRESH_AGE)) || refresh_table "$path"
+            done
+            round N "$r" "${FILLED[@]}"
+        done
+        for path in "${FILLED[@]}"; do perf_lvsd "$path" N; done
+    fi
+    for path in "${LVSD_PATHS[@]}"; do
+        activate "$path"
+        FILL_END[$path]=$(active_fill "$(lab_of "$path")")
+        log "$path: $((FILL_END[$path])) connections to VIP:$FILL_PORT in the table at the end"
+        if ((FILL_OK[$path] && FILL_END[$path] * 100 < CONNS * FILL_MIN_PCT)); then
+            log "ERROR: $path: the table fell to ${FILL_END[$path]} (< ${FILL_MIN_PCT} % of $CONNS) during the measurements"
+            FAILED_FILL=1
+        fi
+    done
+fi
 activate nft # every lvsd stopped, as the labs go down
 write_report
 log "done in $((SECONDS - T0)) s; logs in $WORK"
+if ((FAILED_FILL)); then
+    log "a connection table stayed below ${FILL_MIN_PCT} % of $CONNS (see the report): exit 3"
+    exit 3
+fi
