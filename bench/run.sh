@@ -502,11 +502,11 @@ send_chunk() {
 }
 
 # Per lvsd path: fill facts for the report.
-declare -A FILL_TIME FILL_SENT FILL_RATE FILL_COUNT FILL_END FILL_XDP FILL_IDLE IDLE0 FILL_OK FILL_AT FILL_TRIES_USED FILL_GAP
+declare -A FILL_STOP FILL_TIME FILL_SENT FILL_RATE FILL_COUNT FILL_END FILL_XDP FILL_IDLE IDLE0 FILL_OK FILL_AT FILL_TRIES_USED FILL_GAP
 
 # fill_table PATH: VIP:9 service, client aliases, then every chunk until it is in the table
 fill_table() {
-    local path=$1 p n i flows ip gap=$FILL_GAP_US try before after got secs total=0 sent=0 tries=0
+    local path=$1 p n i flows ip gap=$FILL_GAP_US try before after got secs total=0 sent=0 tries=0 start flows_done=0 missing
     p=$(lab_of "$path")
     activate "$path"
     lvsd_service "$p" -t "$FILL_PORT"
@@ -518,6 +518,8 @@ fill_table() {
     done
     log "fill $path: $CONNS flows in $n chunk(s), SYN+ACK each, gap ${gap} us"
     FILL_AT[$path]=$SECONDS
+    FILL_STOP[$path]=""
+    start=$(active_fill "$p")
     for ((i = 0; i < n; i++)); do
         flows=$(chunk_flows "$i")
         got=0
@@ -536,6 +538,14 @@ fill_table() {
             ((gap * 2 <= FILL_GAP_MAX_US)) && gap=$((gap * 2))
             (((after - before) * 100 >= flows)) || break
         done
+        # more than 5 % of N already missing: the fill cannot succeed, stop spending time on it
+        flows_done=$((flows_done + flows))
+        missing=$((flows_done - (after - start)))
+        if ((i + 1 < n && missing * 100 > CONNS * (100 - FILL_MIN_PCT))); then
+            FILL_STOP[$path]="stopped after $flows_done of $CONNS flows, $missing of them missing"
+            log "fill $path: ${FILL_STOP[$path]}: it cannot reach ${FILL_MIN_PCT} %"
+            break
+        fi
     done
     sleep 1
     FILL_COUNT[$path]=$(active_fill "$p")
@@ -620,7 +630,7 @@ write_report() {
                     "$(label_of "$path")" "${FILL_COUNT[$path]}" "$CONNS" "$((FILL_COUNT[$path] * 100 / CONNS))" "${FILL_TIME[$path]}" "${FILL_SENT[$path]}" \
                     "${FILL_RATE[$path]}" "${FILL_TRIES_USED[$path]}" "${FILL_GAP[$path]}" "${FILL_END[$path]:-—}" \
                     "${FILL_XDP[$path]:+; XDP map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 1,048,576}" "${FILL_IDLE[$path]}" \
-                    "$( ((FILL_OK[$path])) || echo "; **fill failed (< ${FILL_MIN_PCT} %): not measured with the table**")"
+                    "$( ((FILL_OK[$path])) || echo "; **fill failed (< ${FILL_MIN_PCT} %${FILL_STOP[$path]:+; ${FILL_STOP[$path]}}): not measured with the table**")"
             done
         fi
         echo
