@@ -28,10 +28,12 @@
 # table gets N established TCP connections, and the lvsd paths are measured
 # again (nft and direct have no connection table). A service VIP:9 (rr to
 # rs1:9 and rs2:9, -g) is added; trafgen sends, per flow, a SYN then an ACK
-# to VIP:9 from 192.168.1.128+i (client eth0 aliases, i < 64) and ports
-# 1024-65535, paced (-t 1us, doubled on loss) in chunks of 64,512 flows; a
-# chunk is re-sent (idempotent: SYN and ACK keep ESTABLISHED) while it loses
-# frames. lvsd's input-only state machine makes each flow ESTABLISHED (900 s).
+# (for xdp three ACKs: lvsd hands a connection to the XDP map from its 4th
+# input packet on) to VIP:9 from 192.168.1.128+i (client eth0 aliases,
+# i < 64) and ports 1024-65535, paced (-t 1us, doubled on loss) in chunks of
+# 64,512 flows; a chunk is re-sent (idempotent: SYN and ACK keep ESTABLISHED)
+# while it loses frames. lvsd's input-only state machine makes each flow
+# ESTABLISHED (900 s).
 # Nothing listens on port 9: the real servers answer with RSTs to the client's
 # aliases, whose kernel ignores them. ActiveConn of VIP:9 (`lvsadm -Ln`) is
 # checked after the fill and again after the measurements; a table below 95 %
@@ -468,33 +470,44 @@ active_fill() {
 # the XDP fast path's map entries ("" when the data plane has none)
 xdp_entries() { lvsadm_in "$1" daemon status | awk '/^xdp fast path:/ { print $4 }'; }
 
-# One SYN, then one ACK, per flow: source ports 1024.. in turn, from alias SRC.
+# Packets per flow: a SYN and an ACK make the entry ESTABLISHED. lvsd --dataplane xdp offers a
+# connection to its XDP map from the 4th input packet on (offloadAfterPackets, counting the
+# SYN), as a connection carrying data would reach it: there, SYN and three ACKs.
+fill_pkts() { if [[ $1 == lvsd-xdp ]]; then echo 4; else echo 2; fi; }
+
+# fill_conf SRC PKTS: per flow a SYN, then PKTS-1 ACKs (trafgen sends the blocks in turn, each
+# with its own counter, so flow k's packets are adjacent); source ports 1024.. from alias SRC.
 fill_conf() {
-    local src=$1
+    local src=$1 pkts=$2 k
     cat <<EOF
 {
   eth(da=$DIRECTOR_MAC, sa=$CLIENT_MAC, type=0x0800),
   ipv4(saddr=$src, daddr=$VIP, ttl=64),
   tcp(sp=dinc(1024, 65535), dp=$FILL_PORT, seq=1000, syn, win=64240)
 }
+EOF
+    for ((k = 1; k < pkts; k++)); do
+        cat <<EOF
 {
   eth(da=$DIRECTOR_MAC, sa=$CLIENT_MAC, type=0x0800),
   ipv4(saddr=$src, daddr=$VIP, ttl=64),
   tcp(sp=dinc(1024, 65535), dp=$FILL_PORT, seq=1001, aseq=1, ack, win=64240)
 }
 EOF
+    done
 }
 
 chunks() { echo $(((CONNS + PORTS - 1) / PORTS)); }
 chunk_flows() { local i=$1 left=$((CONNS - $1 * PORTS)); ((left < PORTS)) && echo "$left" || echo "$PORTS"; }
 
-# send_chunk P I GAP_US: chunk I's flows once; prints the seconds it took
+# send_chunk PATH I GAP_US: chunk I's flows once; prints the seconds it took
 send_chunk() {
-    local p=$1 i=$2 gap=$3 flows t1 t2
+    local path=$1 i=$2 gap=$3 p flows t1 t2
+    p=$(lab_of "$path")
     flows=$(chunk_flows "$i")
     t1=$(now)
     taskset -c 0 ip netns exec "$p-client" timeout "$T_FILL_CHUNK" \
-        trafgen --dev eth0 --conf "$WORK/fill-$i.cfg" --cpus 1 -n $((2 * flows)) -t "${gap}us" \
+        trafgen --dev eth0 --conf "$WORK/fill-$path-$i.cfg" --cpus 1 -n $(($(fill_pkts "$path") * flows)) -t "${gap}us" \
         --no-sock-mem --notouch-irq --no-cpu-stats >>"$WORK/trafgen-fill-$p.log" 2>&1 ||
         die "trafgen (fill chunk $i of $p) failed or timed out (see $WORK/trafgen-fill-$p.log)"
     t2=$(now)
@@ -514,9 +527,9 @@ fill_table() {
     for ((i = 0; i < n; i++)); do
         ip=192.168.1.$((ALIAS_BASE + i))
         nsx "$p" client ip addr add "$ip/32" dev eth0
-        fill_conf "$ip" >"$WORK/fill-$i.cfg"
+        fill_conf "$ip" "$(fill_pkts "$path")" >"$WORK/fill-$path-$i.cfg"
     done
-    log "fill $path: $CONNS flows in $n chunk(s), SYN+ACK each, gap ${gap} us"
+    log "fill $path: $CONNS flows in $n chunk(s), $(fill_pkts "$path") packets each, gap ${gap} us"
     FILL_AT[$path]=$SECONDS
     FILL_STOP[$path]=""
     start=$(active_fill "$p")
@@ -525,12 +538,12 @@ fill_table() {
         got=0
         for ((try = 1; try <= FILL_TRIES; try++)); do
             before=$(active_fill "$p")
-            secs=$(send_chunk "$p" "$i" "$gap")
+            secs=$(send_chunk "$path" "$i" "$gap")
             sleep 0.3 # the last frames through lvsd
             after=$(active_fill "$p")
             got=$((got + after - before))
             total=$(awk -v a="$total" -v b="$secs" 'BEGIN { print a + b }')
-            sent=$((sent + 2 * flows))
+            sent=$((sent + $(fill_pkts "$path") * flows))
             tries=$((tries + 1))
             log "fill $path chunk $((i + 1))/$n try $try: ${secs} s, table $after (+$((after - before)) of $flows)"
             ((got * 100 >= flows * 99)) && break
@@ -563,13 +576,12 @@ fill_table() {
 
 # refresh PATH: the flows once more (idempotent), so no entry reaches its 900 s timeout mid-run
 refresh_table() {
-    local path=$1 p n i
-    p=$(lab_of "$path")
+    local path=$1 n i
     activate "$path"
     n=$(chunks)
     log "refresh $path: table is $((SECONDS - FILL_AT[$path])) s old; re-sending its flows"
     FILL_AT[$path]=$SECONDS
-    for ((i = 0; i < n; i++)); do send_chunk "$p" "$i" "${FILL_GAP[$path]}" >/dev/null; done
+    for ((i = 0; i < n; i++)); do send_chunk "$path" "$i" "${FILL_GAP[$path]}" >/dev/null; done
 }
 
 # ------------------------------------------------------------------ report
@@ -624,7 +636,7 @@ write_report() {
         echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
         echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1, in every lab; every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
         if ((CONNS > 0)); then
-            echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, SYN+ACK per flow from $(chunks) client alias(es), paced trafgen):"
+            echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, per flow a SYN and an ACK (xdp: three ACKs, so the XDP map takes them), from $(chunks) client alias(es), paced trafgen):"
             for path in "${LVSD_PATHS[@]}"; do
                 printf '  - %s: %s of %s in the table (%s %%) after %s s of sending %s frames (%s frames/s, %s chunk sends, final gap %s µs), %s at the end of the measurements%s; idle lvsd with the table: %s %% of a core%s\n' \
                     "$(label_of "$path")" "${FILL_COUNT[$path]}" "$CONNS" "$((FILL_COUNT[$path] * 100 / CONNS))" "${FILL_TIME[$path]}" "${FILL_SENT[$path]}" \
