@@ -38,6 +38,7 @@
 # aliases, whose kernel ignores them. ActiveConn of VIP:9 (`lvsadm -Ln`) is
 # checked after the fill and again after the measurements; a table below 95 %
 # of N is reported as a failed fill and that path is not measured with it.
+# A fill stops early when more than 5 % of N is already missing, or after 600 s.
 # A table older than 600 s gets its flows re-sent before the next round.
 #
 # Idle lvsd processes: all labs are up at once, and every lvsd but the one
@@ -135,6 +136,8 @@ FILL_GAP_US=1
 FILL_GAP_MAX_US=16
 FILL_TRIES=4
 FILL_MIN_PCT=95
+# at most this long per table (s), well inside the 900 s ESTABLISHED timeout of its first entries
+FILL_BUDGET=600
 REFRESH_AGE=600
 
 WORK=$(mktemp -d /tmp/lvs-bench.XXXXXX)
@@ -550,10 +553,16 @@ fill_table() {
             # lossy: slower from now on; a try that adds under 1 % will not finish the chunk
             ((gap * 2 <= FILL_GAP_MAX_US)) && gap=$((gap * 2))
             (((after - before) * 100 >= flows)) || break
+            ((SECONDS - FILL_AT[$path] < FILL_BUDGET)) || break
         done
         # more than 5 % of N already missing: the fill cannot succeed, stop spending time on it
         flows_done=$((flows_done + flows))
         missing=$((flows_done - (after - start)))
+        if ((i + 1 < n && SECONDS - FILL_AT[$path] >= FILL_BUDGET)); then
+            FILL_STOP[$path]="stopped after $flows_done of $CONNS flows: the ${FILL_BUDGET} s budget is spent"
+            log "fill $path: ${FILL_STOP[$path]}"
+            break
+        fi
         if ((i + 1 < n && missing * 100 > CONNS * (100 - FILL_MIN_PCT))); then
             FILL_STOP[$path]="stopped after $flows_done of $CONNS flows, $missing of them missing"
             log "fill $path: ${FILL_STOP[$path]}: it cannot reach ${FILL_MIN_PCT} %"
