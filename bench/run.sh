@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # bench/run.sh: throughput of the lab's Direct-Routing directors, side by side.
 #
-#   bench/run.sh [--duration S] [--runs N] [--out FILE] [--no-perf] [--no-build]
+#   bench/run.sh [--dataplanes "afpacket afxdp xdp"] [--connections N] [--duration S]
+#                [--runs N] [--out FILE] [--no-perf] [--no-build]
 #
-# Builds two labs with scripts/lvs-lab (prefix bench-lvsd: lvsd as director;
-# prefix bench-nft: the kernel's nftables netdev DSR) and measures, in N
-# interleaved rounds (lvsd, nft, direct in each round, so a noisy neighbour
-# hits all three alike):
+# Builds, with scripts/lvs-lab, one lab per lvsd data plane (prefix bench-afpacket,
+# bench-afxdp, bench-xdp; lvsd started with LVS_LAB_LVSD_ARGS="--dataplane X") and one
+# lab with the kernel's nftables netdev DSR (bench-nft). Paths: lvsd-X for each data
+# plane, nft, and direct (client -> rs1 in the nft lab: the ceiling). In --runs
+# interleaved rounds (every path in each round, so a noisy neighbour hits all alike):
 #   (a) 64-byte UDP frames/s arriving at the real servers' eth0 (rx_packets),
 #       trafgen in the client namespace sending to VIP:53 from 64,512 source
 #       ports; "direct" sends to rs1's own address (the generator's ceiling)
@@ -14,14 +16,45 @@
 #       with `Connection: close`, 1 keep-alive connection
 #   (c) the director's CPU seconds per million packets: utime+stime of the
 #       lvsd process from /proc/PID/stat; nft forwards in kernel softirq and
-#       has no process, so only the whole machine's busy time is given there
-#   (d) the average latency of the 1-connection wrk run
-# and writes medians into the section "## Throughput in the lab (bench/run.sh)"
-# of BENCHMARKS.md (other sections are kept).
+#       has no process, so the whole machine's busy time per million packets
+#       is what compares lvsd with nft
+#   (d) the average latency of the 1-connection wrk run (and what it adds to
+#       the direct path's)
+# Medians go into the section "## Throughput in the lab (bench/run.sh)" of
+# --out (default BENCHMARKS.md); the old per-LVSD_ARGS sections
+# "## Throughput in the lab (bench/run.sh, ...)" are removed, others are kept.
 #
-# Pinning, the same for every path: trafgen and wrk on CPU0; both labs are
-# started under `taskset -c 1`, so nginx (x2), the UDP echo and lvsd (all of
-# its threads) run on CPU1, re-checked with `taskset -a -p` after start.
+# --connections N (default 1000000, 0 = skip): afterwards each lvsd director's
+# table gets N established TCP connections, and the lvsd paths are measured
+# again (nft and direct have no connection table). A service VIP:9 (rr to
+# rs1:9 and rs2:9, -g) is added; trafgen sends, per flow, a SYN then an ACK
+# (for xdp three ACKs: lvsd hands a connection to the XDP map from its 4th
+# input packet on) to VIP:9 from 192.168.1.128+i (client eth0 aliases,
+# i < 64) and ports 1024-65535, paced (-t 1us, doubled on loss) in chunks of
+# 64,512 flows; a chunk is re-sent (idempotent: SYN and ACK keep ESTABLISHED)
+# while it loses frames. lvsd's input-only state machine makes each flow
+# ESTABLISHED (900 s).
+# Nothing listens on port 9: the real servers answer with RSTs to the client's
+# aliases, whose kernel ignores them. ActiveConn of VIP:9 (`lvsadm -Ln`) is
+# checked after the fill and again after the measurements; a table below 95 %
+# of N is reported as a failed fill and that path is not measured with it.
+# A fill stops early when more than 5 % of N is already missing, or after 600 s.
+# A table older than 600 s gets its flows re-sent before the next round.
+#
+# Idle lvsd processes: all labs are up at once, and every lvsd but the one
+# whose path is measured is stopped with SIGSTOP (SIGCONT before use, 0.5 s
+# to settle). Idle, an lvsd with an empty table takes ~0.5 % of a core, but
+# --dataplane xdp reads its whole XDP map back every second (measured: ~30 %
+# of a core with 217k entries, 85 % with 490k), on the CPU1 that the measured
+# lvsd shares. nft and direct are measured with every lvsd stopped.
+#
+# Pinning, the same for every path: trafgen and wrk on CPU0; all labs are
+# started under `taskset -c 1`, so nginx (x2 per lab), the UDP echo and lvsd
+# (all of its threads) run on CPU1, re-checked with `taskset -a -p` after start.
+#
+# Environment: LVSD_ARGS = more lvsd options for every lvsd lab (not --dataplane).
+# Exit status: 0 done; 1 error; 2 usage; 3 report written, but a table fill
+# stayed below 95 % of N (see the report).
 #
 # Traffic flows only between the namespaces the labs create.
 set -euo pipefail
@@ -36,19 +69,37 @@ RUNS=3
 OUT=$ROOT/BENCHMARKS.md
 PERF=1
 BUILD=1
+DATAPLANES="afpacket afxdp xdp"
+CONNS=1000000
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; }
 while (($#)); do
     case $1 in
+    --dataplanes) DATAPLANES=${2?}; shift 2 ;;
+    --connections) CONNS=${2:?}; shift 2 ;;
     --duration) DUR=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
     --no-perf) PERF=0; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h | --help) sed -n '2,25p' "$SELF"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 && $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] ||
     { echo "run.sh: --duration and --runs must be positive integers" >&2; exit 2; }
+# Chunks of 64,512 flows (source ports 1024-65535), one client alias each, at most 64.
+PORTS=64512
+MAX_ALIASES=64
+[[ $CONNS =~ ^[0-9]+$ && $CONNS -le $((MAX_ALIASES * PORTS)) ]] ||
+    { echo "run.sh: --connections must be an integer from 0 to $((MAX_ALIASES * PORTS))" >&2; exit 2; }
+PLANES=()
+for x in $DATAPLANES; do
+    case $x in afpacket | afxdp | xdp) ;; *) echo "run.sh: unknown data plane '$x' (afpacket, afxdp, xdp)" >&2; exit 2 ;; esac
+    [[ " ${PLANES[*]} " == *" $x "* ]] || PLANES+=("$x")
+done
+((${#PLANES[@]})) || { echo "run.sh: --dataplanes names no data plane" >&2; exit 2; }
+[[ " ${LVSD_ARGS:-} " != *" --dataplane"* ]] ||
+    { echo "run.sh: LVSD_ARGS must not set --dataplane (use --dataplanes)" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "run.sh: must run as root (namespaces)" >&2; exit 1; }
 
 # Lab facts (from scripts/lvs-lab).
@@ -59,12 +110,18 @@ DIRECTOR_MAC=00:50:00:00:04:00
 RS1_IP=192.168.1.31
 RS1_MAC=00:50:00:00:01:00
 RS2_IP=192.168.1.32
-PL=bench-lvsd
-# LVSD_ARGS: extra lvsd options for the lvsd lab, e.g. "--dataplane afxdp"; each setting gets its
-# own section in BENCHMARKS.md.
-SECTION="## Throughput in the lab (bench/run.sh${LVSD_ARGS:+, lvsd $LVSD_ARGS})"
+# Fill sources: 192.168.1.128 + i, outside the lab's .12/.21/.31/.32/.100.
+ALIAS_BASE=128
+FILL_PORT=9
 PN=bench-nft
+SECTION="## Throughput in the lab (bench/run.sh)"
+OLD_SECTIONS="## Throughput in the lab (bench/run.sh, "
 STATE_ROOT=/run/lvs-lab
+
+# lvsd paths (one lab each), then the nft lab's two paths.
+LVSD_PATHS=()
+for x in "${PLANES[@]}"; do LVSD_PATHS+=("lvsd-$x"); done
+ALL_PATHS=("${LVSD_PATHS[@]}" nft direct)
 
 # Timeouts (seconds) for every wait.
 T_APT=600
@@ -72,10 +129,20 @@ T_BUILD=1200
 T_LAB=240
 T_DOWN=90
 T_CMD=15
+T_FILL_CHUNK=120
+# Fill: pacing gap in µs (doubled after a lossy chunk, up to the cap), tries per chunk,
+# the share of N that must be in the table, and when a table is refreshed.
+FILL_GAP_US=1
+FILL_GAP_MAX_US=16
+FILL_TRIES=4
+FILL_MIN_PCT=95
+# at most this long per table (s), well inside the 900 s ESTABLISHED timeout of its first entries
+FILL_BUDGET=600
+REFRESH_AGE=600
 
 WORK=$(mktemp -d /tmp/lvs-bench.XXXXXX)
 T0=$SECONDS
-log() { printf '[bench %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
+log() { printf '[bench %4ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ------------------------------------------------------------------ cleanup
@@ -83,7 +150,7 @@ die() { log "ERROR: $*"; exit 1; }
 BG_PIDS=()
 LABS_UP=()
 cleanup() {
-    local rc=$? p
+    local rc=$? p pid
     trap - EXIT INT TERM
     for p in "${BG_PIDS[@]}"; do
         kill -INT "$p" 2>/dev/null || true
@@ -93,11 +160,14 @@ cleanup() {
         kill -KILL "$p" 2>/dev/null || true
     done
     for p in "${LABS_UP[@]}"; do
+        # a stopped lvsd would sit on lvs-lab's TERM until the KILL after its timeout
+        pid=$(lvsd_pid_of "$p" 2>/dev/null || true)
+        [[ -n $pid ]] && kill -CONT "$pid" 2>/dev/null
         echo_signal "$p" CONT
         timeout "$T_DOWN" "$LAB" down --prefix "$p" >>"$WORK/lab-down.log" 2>&1 ||
             log "lvs-lab down --prefix $p failed (see $WORK/lab-down.log)"
     done
-    ((rc == 0)) || log "failed (exit $rc); logs in $WORK"
+    ((rc == 0 || rc == 3)) || log "failed (exit $rc); logs in $WORK"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -111,6 +181,9 @@ ensure_packages() {
     command -v trafgen >/dev/null || need+=(netsniff-ng)
     command -v wrk >/dev/null || need+=(wrk)
     command -v taskset >/dev/null || need+=(util-linux)
+    if [[ " ${PLANES[*]} " == *" afxdp "* || " ${PLANES[*]} " == *" xdp "* ]] && ((BUILD)); then
+        command -v clang >/dev/null || need+=(clang)
+    fi
     command -v perf >/dev/null || ((PERF == 0)) || need+=(linux-perf)
     ((${#need[@]})) || return 0
     log "installing: ${need[*]}"
@@ -125,7 +198,7 @@ ensure_packages() {
         ((${#rest[@]})) || exit 0
         DEBIAN_FRONTEND=noninteractive timeout "$T_APT" apt-get install -y -qq "${rest[@]}"
     ) 9>"$STATE_ROOT/.apt.lock" >"$WORK/apt.log" 2>&1 || { tail -n 20 "$WORK/apt.log" >&2; die "apt-get install failed"; }
-    command -v trafgen >/dev/null && command -v wrk >/dev/null || die "trafgen/wrk still missing"
+    if ! command -v trafgen >/dev/null || ! command -v wrk >/dev/null; then die "trafgen/wrk still missing"; fi
 }
 
 # ------------------------------------------------------------------ helpers
@@ -144,11 +217,52 @@ echo_signal() {
     local p=$1 sig=$2 n f
     for n in rs1 rs2; do
         f=$STATE_ROOT/$p/$n/udp-echo.pid
-        [[ -f $f ]] && kill "-$sig" "$(tr -dc 0-9 <"$f")" 2>/dev/null || true
+        if [[ -f $f ]]; then kill "-$sig" "$(tr -dc 0-9 <"$f")" 2>/dev/null || true; fi
     done
 }
 
-lvsd_pid() { tr -dc 0-9 <"$STATE_ROOT/$PL/lvsd.pid"; }
+# lab and destination of a path
+lab_of() { case $1 in lvsd-*) echo "bench-${1#lvsd-}" ;; *) echo "$PN" ;; esac; }
+ip_of() { [[ $1 == direct ]] && echo "$RS1_IP" || echo "$VIP"; }
+mac_of() { [[ $1 == direct ]] && echo "$RS1_MAC" || echo "$DIRECTOR_MAC"; }
+is_lvsd() { [[ $1 == lvsd-* ]]; }
+# the report's name of a path
+label_of() { case $1 in lvsd-*) echo "lvsd ${1#lvsd-}" ;; nft) echo "nft DSR" ;; direct) echo "direct (ceiling)" ;; esac; }
+
+# lvsd's pid in lab P, checked to be an lvsd process (never signal a reused pid)
+lvsd_pid_of() {
+    local f=$STATE_ROOT/$1/lvsd.pid pid
+    [[ -f $f ]] || return 1
+    pid=$(tr -dc 0-9 <"$f")
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == lvsd ]] || return 1
+    echo "$pid"
+}
+lvsd_pid() { lvsd_pid_of "$(lab_of "$1")" || die "no lvsd running in $(lab_of "$1")"; }
+
+lvsadm_in() {
+    local p=$1
+    shift
+    nsx "$p" director env LVSD_SOCKET="$STATE_ROOT/$p/lvsd.sock" timeout "$T_CMD" "$BIN/lvsadm" "$@"
+}
+
+# activate PATH: only PATH's lvsd runs (SIGCONT), every other lvsd is stopped (SIGSTOP); nft
+# and direct stop them all. A process that was stopped gets 0.5 s to catch up on its timers.
+ACTIVE=""
+activate() {
+    local want="" q pid
+    is_lvsd "$1" && want=$1
+    [[ $want == "$ACTIVE" ]] && return 0
+    for q in "${LVSD_PATHS[@]}"; do
+        pid=$(lvsd_pid "$q")
+        if [[ $q == "$want" ]]; then
+            kill -CONT "$pid"
+        else
+            kill -STOP "$pid"
+        fi
+    done
+    ACTIVE=$want
+    [[ -z $want ]] || sleep 0.5
+}
 
 # pin_lab PREFIX: every process in the lab's rs/director namespaces to CPU1
 pin_lab() {
@@ -161,14 +275,14 @@ pin_lab() {
 }
 
 lab_up() {
-    local p=$1 mode=$2
+    local p=$1 mode=$2 args=${3:-}
     if [[ -d $STATE_ROOT/$p ]]; then
         log "stale lab $p found; taking it down"
         timeout "$T_DOWN" "$LAB" down --prefix "$p" >>"$WORK/lab-down.log" 2>&1 || die "cannot remove stale lab $p"
     fi
-    log "lab $p up (director: $mode)"
+    log "lab $p up (director: $mode${args:+ $args})"
     LABS_UP+=("$p")
-    LVS_BIN=$BIN LVS_LAB_LVSD_ARGS="${LVSD_ARGS:-}" timeout "$T_LAB" taskset -c 1 "$LAB" up --director "$mode" --prefix "$p" >"$WORK/lab-$p.log" 2>&1 ||
+    LVS_BIN=$BIN LVS_LAB_LVSD_ARGS="$args" timeout "$T_LAB" taskset -c 1 "$LAB" up --director "$mode" --prefix "$p" >"$WORK/lab-$p.log" 2>&1 ||
         { tail -n 30 "$WORK/lab-$p.log" >&2; die "lvs-lab up --prefix $p failed"; }
     pin_lab "$p"
     # many short connections from one client address
@@ -179,27 +293,41 @@ lab_up() {
     echo_signal "$p" STOP
 }
 
-lvsd_udp_service() {
-    local sock=$STATE_ROOT/$PL/lvsd.sock args
-    for args in "-A -u $VIP:53 -s rr" "-a -u $VIP:53 -r $RS1_IP:53 -g" "-a -u $VIP:53 -r $RS2_IP:53 -g"; do
+# service VIP:PORT (PROTO -t|-u) with rr to rs1 and rs2, direct routing
+lvsd_service() {
+    local p=$1 proto=$2 port=$3 args
+    for args in "-A $proto $VIP:$port -s rr" "-a $proto $VIP:$port -r $RS1_IP:$port -g" "-a $proto $VIP:$port -r $RS2_IP:$port -g"; do
         # shellcheck disable=SC2086
-        nsx "$PL" director env LVSD_SOCKET="$sock" timeout "$T_CMD" "$BIN/lvsadm" $args >>"$WORK/lvsadm.log" 2>&1 ||
-            { cat "$WORK/lvsadm.log" >&2; die "lvsadm $args failed"; }
+        lvsadm_in "$p" $args >>"$WORK/lvsadm.log" 2>&1 ||
+            { cat "$WORK/lvsadm.log" >&2; die "lvsadm $args failed in $p"; }
     done
-    nsx "$PL" director env LVSD_SOCKET="$sock" timeout "$T_CMD" "$BIN/lvsadm" -Ln >>"$WORK/lvsadm.log" 2>&1 || true
 }
 
-# lab and destination of a path
-lab_of() { [[ $1 == lvsd ]] && echo "$PL" || echo "$PN"; }
-ip_of() { [[ $1 == direct ]] && echo "$RS1_IP" || echo "$VIP"; }
-mac_of() { [[ $1 == direct ]] && echo "$RS1_MAC" || echo "$DIRECTOR_MAC"; }
+# idle_pct PATH: CPU share of one core the (active) lvsd takes over 2 s without traffic
+idle_pct() {
+    local pid a b
+    pid=$(lvsd_pid "$1")
+    a=$(ticks_of "$pid")
+    sleep 2
+    b=$(ticks_of "$pid")
+    awk -v t=$((b - a)) -v hz="$HZ" 'BEGIN { printf "%.1f", 100 * t / hz / 2 }'
+}
 
-# check a lab-local UDP/HTTP path once before measuring (bounded)
+# check a lab-local HTTP path once before measuring (bounded)
 smoke() {
     local path=$1 p
     p=$(lab_of "$path")
     nsx "$p" client curl -sf --max-time 3 -o /dev/null "http://$(ip_of "$path")/" ||
         die "HTTP to $(ip_of "$path") does not work through $path"
+}
+
+# stop_bg PID: INT, 5 s, then KILL
+stop_bg() {
+    local pid=$1 i
+    kill -INT "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------- UDP (a,c)
@@ -218,35 +346,40 @@ trafgen_conf() {
 EOF
 }
 
-# udp_run PATH ROUND: appends "path round pps offered lvsd_ticks busy_ticks secs" to $WORK/udp.tsv
-udp_run() {
-    local path=$1 round=$2 p cfg tg lpid=""
+# start_udp PATH LOGTAG: trafgen flooding PATH from CPU0, in the background; sets TG
+start_udp() {
+    local path=$1 tag=$2 p cfg
     p=$(lab_of "$path")
     cfg=$WORK/udp-$path.cfg
     trafgen_conf "$path" >"$cfg"
-    [[ $path == lvsd ]] && lpid=$(lvsd_pid)
     taskset -c 0 ip netns exec "$p-client" timeout -s INT $((DUR + 10)) \
         trafgen --dev eth0 --conf "$cfg" --cpus 1 --no-sock-mem --notouch-irq --no-cpu-stats \
-        >"$WORK/trafgen-$path-$round.log" 2>&1 &
-    tg=$!
-    BG_PIDS+=("$tg")
+        >"$WORK/trafgen-$tag.log" 2>&1 &
+    TG=$!
+    BG_PIDS+=("$TG")
+}
+
+# udp_run PATH TABLE ROUND: appends "path table round pps offered lvsd_ticks busy_ticks secs frames"
+# to $WORK/udp.tsv (TABLE: 0 = empty connection table, N = filled)
+udp_run() {
+    local path=$1 table=$2 round=$3 p lpid="" tag=$1-$2-$3
+    p=$(lab_of "$path")
+    activate "$path"
+    is_lvsd "$path" && lpid=$(lvsd_pid "$path")
+    start_udp "$path" "$tag"
     sleep 1.5 # warm-up: every flow seen once, connection entries created
-    kill -0 "$tg" 2>/dev/null || { cat "$WORK/trafgen-$path-$round.log" >&2; die "trafgen ended early"; }
+    kill -0 "$TG" 2>/dev/null || { cat "$WORK/trafgen-$tag.log" >&2; die "trafgen ended early"; }
     local t1 r1 o1 l1=0 b1 t2 r2 o2 l2=0 b2
     t1=$(now); r1=$(($(rx_of "$p" rs1) + $(rx_of "$p" rs2))); o1=$(tx_of "$p" client)
     [[ -n $lpid ]] && l1=$(ticks_of "$lpid"); b1=$(busy_ticks)
     sleep "$DUR"
     t2=$(now); r2=$(($(rx_of "$p" rs1) + $(rx_of "$p" rs2))); o2=$(tx_of "$p" client)
     [[ -n $lpid ]] && l2=$(ticks_of "$lpid"); b2=$(busy_ticks)
-    kill -INT "$tg" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 50; i++)); do kill -0 "$tg" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$tg" 2>/dev/null || true
-    wait "$tg" 2>/dev/null || true
-    awk -v path="$path" -v r="$round" -v t="$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')" \
+    stop_bg "$TG"
+    awk -v path="$path" -v tb="$table" -v r="$round" -v t="$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')" \
         -v rx=$((r2 - r1)) -v off=$((o2 - o1)) -v lt=$((l2 - l1)) -v bt=$((b2 - b1)) \
-        'BEGIN { printf "%s\t%s\t%.0f\t%.0f\t%d\t%d\t%.3f\t%d\n", path, r, rx / t, off / t, lt, bt, t, rx }' >>"$WORK/udp.tsv"
-    log "udp  $path round $round: $(tail -n 1 "$WORK/udp.tsv" | awk '{ printf "%d pkt/s at RS, %d offered", $3, $4 }')"
+        'BEGIN { printf "%s\t%s\t%s\t%.0f\t%.0f\t%d\t%d\t%.3f\t%d\n", path, tb, r, rx / t, off / t, lt, bt, t, rx }' >>"$WORK/udp.tsv"
+    log "udp  $path table=$table round $round: $(tail -n 1 "$WORK/udp.tsv" | awk '{ printf "%d pkt/s at RS, %d offered", $4, $5 }')"
 }
 
 # ------------------------------------------------------------- HTTP (b,d)
@@ -254,14 +387,16 @@ udp_run() {
 # to microseconds: 69.12us, 1.20ms, 1.00s
 to_us() { awk '{ v = $1 + 0; if ($1 ~ /us$/) print v; else if ($1 ~ /ms$/) print v * 1000; else if ($1 ~ /s$/) print v * 1000000; else print v }'; }
 
-# http_run PATH ROUND MODE(ka|close|one): appends "path round mode rps lat_us lvsd_ticks requests errors"
+# http_run PATH TABLE ROUND MODE(ka|close|one): appends
+# "path table round mode rps lat_us lvsd_ticks requests errors" to $WORK/http.tsv
 http_run() {
-    local path=$1 round=$2 mode=$3 p conns=64 hdr=() lpid="" l1=0 l2=0 f
+    local path=$1 table=$2 round=$3 mode=$4 p conns=64 hdr=() lpid="" l1=0 l2=0 f
     p=$(lab_of "$path")
+    activate "$path"
     [[ $mode == one ]] && conns=1
     [[ $mode == close ]] && hdr=(-H 'Connection: close')
-    [[ $path == lvsd ]] && lpid=$(lvsd_pid)
-    f=$WORK/wrk-$path-$mode-$round.txt
+    is_lvsd "$path" && lpid=$(lvsd_pid "$path")
+    f=$WORK/wrk-$path-$table-$mode-$round.txt
     [[ -n $lpid ]] && l1=$(ticks_of "$lpid")
     taskset -c 0 ip netns exec "$p-client" timeout $((DUR + 15)) \
         wrk -t1 -c"$conns" -d"${DUR}s" --timeout 2s "${hdr[@]}" "http://$(ip_of "$path")/" >"$f" 2>&1 ||
@@ -273,175 +408,425 @@ http_run() {
     req=$(awk '/requests in/ { print $1; exit }' "$f")
     err=$(awk '/Socket errors|Non-2xx/ { s = s $0 ";" } END { gsub(/ +/, " ", s); print (s == "" ? "-" : s) }' "$f")
     [[ -n $rps && -n $lat ]] || { cat "$f" >&2; die "cannot parse wrk output ($f)"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n' "$path" "$round" "$mode" "$rps" "$lat" $((l2 - l1)) "$req" "$err" >>"$WORK/http.tsv"
-    log "http $path $mode round $round: $rps req/s, avg latency ${lat} us${err:+ (errors: $err)}"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n' "$path" "$table" "$round" "$mode" "$rps" "$lat" $((l2 - l1)) "$req" "$err" >>"$WORK/http.tsv"
+    log "http $path table=$table $mode round $round: $rps req/s, avg latency ${lat} us${err:+ (errors: $err)}"
+}
+
+# round TABLE ROUND PATHS...: every measurement of one round, the paths interleaved
+round() {
+    local table=$1 r=$2 path mode
+    shift 2
+    for path in "$@"; do udp_run "$path" "$table" "$r"; done
+    for mode in ka close one; do
+        for path in "$@"; do http_run "$path" "$table" "$r" "$mode"; done
+    done
 }
 
 # ---------------------------------------------------------------- perf (c)
 
+# perf_lvsd PATH TABLE: profile of PATH's lvsd during one more UDP run, into $WORK/perf-PATH-TABLE.txt
 perf_lvsd() {
-    ((PERF)) || { echo "perf: skipped (--no-perf)" >"$WORK/perf.txt"; return 0; }
-    command -v perf >/dev/null || { echo "perf: not installed" >"$WORK/perf.txt"; return 0; }
-    local lpid cfg tg
-    lpid=$(lvsd_pid)
-    cfg=$WORK/udp-lvsd.cfg
-    log "perf record -g on lvsd during one more ${DUR}s UDP run"
-    taskset -c 0 ip netns exec "$PL-client" timeout -s INT $((DUR + 10)) \
-        trafgen --dev eth0 --conf "$cfg" --cpus 1 --no-sock-mem --notouch-irq --no-cpu-stats \
-        >"$WORK/trafgen-perf.log" 2>&1 &
-    tg=$!
-    BG_PIDS+=("$tg")
+    local path=$1 table=$2 out=$WORK/perf-$1-$2.txt data=$WORK/perf-$1-$2.data
+    ((PERF)) || { echo "perf: skipped (--no-perf)" >"$out"; return 0; }
+    command -v perf >/dev/null || { echo "perf: not installed" >"$out"; return 0; }
+    local lpid
+    activate "$path"
+    lpid=$(lvsd_pid "$path")
+    log "perf record -g on $path (table=$table) during one more ${DUR}s UDP run"
+    start_udp "$path" "perf-$path-$table"
     sleep 1
     # cpu-clock: this VM has no hardware counters (`perf stat -e instructions` is unsupported)
-    timeout $((DUR + 20)) perf record -e cpu-clock -F 2999 -g -p "$lpid" -o "$WORK/perf.data" -- sleep "$DUR" \
-        >"$WORK/perf-record.log" 2>&1 || log "perf record failed (see $WORK/perf-record.log)"
-    kill -INT "$tg" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 50; i++)); do kill -0 "$tg" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$tg" 2>/dev/null || true
-    wait "$tg" 2>/dev/null || true
-    [[ -s $WORK/perf.data ]] || { echo "perf: no data" >"$WORK/perf.txt"; return 0; }
+    timeout $((DUR + 20)) perf record -e cpu-clock -F 2999 -g -p "$lpid" -o "$data" -- sleep "$DUR" \
+        >"$WORK/perf-record-$path-$table.log" 2>&1 || log "perf record failed (see $WORK/perf-record-$path-$table.log)"
+    stop_bg "$TG"
+    [[ -s $data ]] || { echo "perf: no data" >"$out"; return 0; }
     local dm=cat
     command -v swift >/dev/null && dm="swift demangle --simplified"
     {
         echo "self time by object (user space: lvsd, libc, swift runtime; kernel: [kernel.kallsyms]):"
-        timeout 120 perf report -i "$WORK/perf.data" --no-children --sort dso --stdio -g none \
+        timeout 120 perf report -i "$data" --no-children --sort dso --stdio -g none \
             2>/dev/null | grep -E '^ +[0-9]' | head -n 8 | sed -E 's/ +/ /g; s/^ //'
         echo
         echo "self time by symbol (perf record -e cpu-clock -g -p LVSD, ${DUR}s of 64-byte UDP):"
-        timeout 120 perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none \
+        timeout 120 perf report -i "$data" --no-children --sort dso,symbol --stdio -g none \
             --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9]' | head -n 25 | $dm |
             sed -E 's/ +/ /g; s/^ //' | cut -c1-150
         echo
         echo "inclusive time (children), top entries:"
-        timeout 120 perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none \
+        timeout 120 perf report -i "$data" --children --sort symbol --stdio -g none \
             --percent-limit 8 2>/dev/null | grep -E '^ +[0-9]' | head -n 25 | $dm |
             sed -E 's/ +/ /g; s/^ //' | cut -c1-150
-    } >"$WORK/perf.txt" 2>&1 || true
+    } >"$out" 2>&1 || true
+    rm -f "$data"
+}
+
+# --------------------------------------------------- connection table fill
+
+# ActiveConn of TCP VIP:9 in lab P (established and pre-established entries)
+active_fill() {
+    lvsadm_in "$1" -Ln | awk -v vs="$VIP:$FILL_PORT" '
+        $1 == "TCP" || $1 == "UDP" || $1 == "SCTP" || $1 == "FWM" { s = ($1 == "TCP" && $2 == vs) }
+        s && $1 == "->" { n += $5 }
+        END { print n + 0 }'
+}
+
+# the XDP fast path's map entries ("" when the data plane has none)
+xdp_entries() { lvsadm_in "$1" daemon status | awk '/^xdp fast path:/ { print $4 }'; }
+
+# Packets per flow: a SYN and an ACK make the entry ESTABLISHED. lvsd --dataplane xdp offers a
+# connection to its XDP map from the 4th input packet on (offloadAfterPackets, counting the
+# SYN), as a connection carrying data would reach it: there, SYN and three ACKs.
+fill_pkts() { if [[ $1 == lvsd-xdp ]]; then echo 4; else echo 2; fi; }
+
+# fill_conf SRC PKTS: per flow a SYN, then PKTS-1 ACKs (trafgen sends the blocks in turn, each
+# with its own counter, so flow k's packets are adjacent); source ports 1024.. from alias SRC.
+fill_conf() {
+    local src=$1 pkts=$2 k
+    cat <<EOF
+{
+  eth(da=$DIRECTOR_MAC, sa=$CLIENT_MAC, type=0x0800),
+  ipv4(saddr=$src, daddr=$VIP, ttl=64),
+  tcp(sp=dinc(1024, 65535), dp=$FILL_PORT, seq=1000, syn, win=64240)
+}
+EOF
+    for ((k = 1; k < pkts; k++)); do
+        cat <<EOF
+{
+  eth(da=$DIRECTOR_MAC, sa=$CLIENT_MAC, type=0x0800),
+  ipv4(saddr=$src, daddr=$VIP, ttl=64),
+  tcp(sp=dinc(1024, 65535), dp=$FILL_PORT, seq=1001, aseq=1, ack, win=64240)
+}
+EOF
+    done
+}
+
+chunks() { echo $(((CONNS + PORTS - 1) / PORTS)); }
+chunk_flows() { local i=$1 left=$((CONNS - $1 * PORTS)); ((left < PORTS)) && echo "$left" || echo "$PORTS"; }
+
+# send_chunk PATH I GAP_US: chunk I's flows once; prints the seconds it took
+send_chunk() {
+    local path=$1 i=$2 gap=$3 p flows t1 t2
+    p=$(lab_of "$path")
+    flows=$(chunk_flows "$i")
+    t1=$(now)
+    taskset -c 0 ip netns exec "$p-client" timeout "$T_FILL_CHUNK" \
+        trafgen --dev eth0 --conf "$WORK/fill-$path-$i.cfg" --cpus 1 -n $(($(fill_pkts "$path") * flows)) -t "${gap}us" \
+        --no-sock-mem --notouch-irq --no-cpu-stats >>"$WORK/trafgen-fill-$p.log" 2>&1 ||
+        die "trafgen (fill chunk $i of $p) failed or timed out (see $WORK/trafgen-fill-$p.log)"
+    t2=$(now)
+    awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", b - a }'
+}
+
+# Per lvsd path: fill facts for the report.
+declare -A FILL_STOP FILL_TIME FILL_SENT FILL_RATE FILL_COUNT FILL_END FILL_XDP FILL_IDLE IDLE0 FILL_OK FILL_AT FILL_TRIES_USED FILL_GAP
+
+# fill_table PATH: VIP:9 service, client aliases, then every chunk until it is in the table
+fill_table() {
+    local path=$1 p n i flows ip gap=$FILL_GAP_US try before after got secs total=0 sent=0 tries=0 start flows_done=0 missing
+    p=$(lab_of "$path")
+    activate "$path"
+    lvsd_service "$p" -t "$FILL_PORT"
+    n=$(chunks)
+    for ((i = 0; i < n; i++)); do
+        ip=192.168.1.$((ALIAS_BASE + i))
+        nsx "$p" client ip addr add "$ip/32" dev eth0
+        fill_conf "$ip" "$(fill_pkts "$path")" >"$WORK/fill-$path-$i.cfg"
+    done
+    log "fill $path: $CONNS flows in $n chunk(s), $(fill_pkts "$path") packets each, gap ${gap} us"
+    FILL_AT[$path]=$SECONDS
+    FILL_STOP[$path]=""
+    start=$(active_fill "$p")
+    for ((i = 0; i < n; i++)); do
+        flows=$(chunk_flows "$i")
+        got=0
+        for ((try = 1; try <= FILL_TRIES; try++)); do
+            before=$(active_fill "$p")
+            secs=$(send_chunk "$path" "$i" "$gap")
+            sleep 0.3 # the last frames through lvsd
+            after=$(active_fill "$p")
+            got=$((got + after - before))
+            total=$(awk -v a="$total" -v b="$secs" 'BEGIN { print a + b }')
+            sent=$((sent + $(fill_pkts "$path") * flows))
+            tries=$((tries + 1))
+            log "fill $path chunk $((i + 1))/$n try $try: ${secs} s, table $after (+$((after - before)) of $flows)"
+            ((got * 100 >= flows * 99)) && break
+            # lossy: slower from now on; a try that adds under 1 % will not finish the chunk
+            ((gap * 2 <= FILL_GAP_MAX_US)) && gap=$((gap * 2))
+            (((after - before) * 100 >= flows)) || break
+            ((SECONDS - FILL_AT[$path] < FILL_BUDGET)) || break
+        done
+        # more than 5 % of N already missing: the fill cannot succeed, stop spending time on it
+        flows_done=$((flows_done + flows))
+        missing=$((flows_done - (after - start)))
+        if ((i + 1 < n && SECONDS - FILL_AT[$path] >= FILL_BUDGET)); then
+            FILL_STOP[$path]="stopped after $flows_done of $CONNS flows: the ${FILL_BUDGET} s budget is spent"
+            log "fill $path: ${FILL_STOP[$path]}"
+            break
+        fi
+        if ((i + 1 < n && missing * 100 > CONNS * (100 - FILL_MIN_PCT))); then
+            FILL_STOP[$path]="stopped after $flows_done of $CONNS flows, $missing of them missing"
+            log "fill $path: ${FILL_STOP[$path]}: it cannot reach ${FILL_MIN_PCT} %"
+            break
+        fi
+    done
+    sleep 1
+    FILL_COUNT[$path]=$(active_fill "$p")
+    FILL_XDP[$path]=$(xdp_entries "$p")
+    FILL_TIME[$path]=$total
+    FILL_SENT[$path]=$sent
+    FILL_TRIES_USED[$path]=$tries
+    FILL_GAP[$path]=$gap
+    FILL_RATE[$path]=$(awk -v s="$sent" -v t="$total" 'BEGIN { printf "%.0f", (t > 0 ? s / t : 0) }')
+    FILL_IDLE[$path]=$(idle_pct "$path")
+    if ((FILL_COUNT[$path] * 100 >= CONNS * FILL_MIN_PCT)); then FILL_OK[$path]=1; else FILL_OK[$path]=0; fi
+    log "fill $path: table ${FILL_COUNT[$path]} of $CONNS ($((FILL_COUNT[$path] * 100 / CONNS)) %) after $tries chunk sends, ${total} s of sending (${FILL_RATE[$path]} frames/s); XDP map: ${FILL_XDP[$path]:-n/a}; lvsd idle ${FILL_IDLE[$path]} % of a core"
+    ((FILL_OK[$path])) || log "ERROR: $path: only ${FILL_COUNT[$path]} of $CONNS connections in the table (< ${FILL_MIN_PCT} %); not measured with it"
+}
+
+# refresh PATH: the flows once more (idempotent), so no entry reaches its 900 s timeout mid-run
+refresh_table() {
+    local path=$1 n i
+    activate "$path"
+    n=$(chunks)
+    log "refresh $path: table is $((SECONDS - FILL_AT[$path])) s old; re-sending its flows"
+    FILL_AT[$path]=$SECONDS
+    for ((i = 0; i < n; i++)); do send_chunk "$path" "$i" "${FILL_GAP[$path]}" >/dev/null; done
 }
 
 # ------------------------------------------------------------------ report
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# udp_med PATH COLUMN
-udp_col() { awk -F'\t' -v p="$1" -v c="$2" '$1 == p { print $c }' "$WORK/udp.tsv" | median; }
-http_col() { awk -F'\t' -v p="$1" -v m="$2" -v c="$3" '$1 == p && $3 == m { print $c }' "$WORK/http.tsv" | median; }
+# udp_col PATH TABLE COLUMN, http_col PATH TABLE MODE COLUMN: medians
+udp_col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" '$1 == p && $2 == t { print $c }' "$WORK/udp.tsv" | median; }
+http_col() { awk -F'\t' -v p="$1" -v t="$2" -v m="$3" -v c="$4" '$1 == p && $2 == t && $4 == m { print $c }' "$WORK/http.tsv" | median; }
+# CPU-s per million frames at the real servers: lvsd's own (column 6) or the machine's (column 7)
+cpu_col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" -v hz="$HZ" '$1 == p && $2 == t && $9 > 0 { print ($c / hz) / ($9 / 1e6) }' "$WORK/udp.tsv" | median; }
+# lvsd CPU µs per HTTP request
+us_req() { awk -F'\t' -v p="$1" -v t="$2" -v m="$3" -v hz="$HZ" '$1 == p && $2 == t && $4 == m && $8 > 0 { print 1e6 * ($7 / hz) / $8 }' "$WORK/http.tsv" | median; }
 fmt_k() { awk -v v="$1" 'BEGIN { if (v == "") print "—"; else if (v >= 10000) printf "%.1f k", v / 1000; else printf "%.0f", v }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "—"; else printf "%.2f×", a / b }'; }
+pf() { awk -v v="$2" -v f="$1" 'BEGIN { if (v == "") print "—"; else printf f, v }'; }
+# judge A B OP T: "A/B× met|missed" against A/B OP T (OP: >=, <=, <)
+judge() {
+    awk -v a="$1" -v b="$2" -v op="$3" -v t="$4" 'BEGIN {
+        if (a == "" || b == "" || b == 0) { print "—"; exit }
+        r = a / b
+        ok = (op == ">=") ? (r >= t) : (op == "<=") ? (r <= t) : (r < t)
+        printf "%.2f× %s", r, (ok ? "met" : "**missed**") }'
+}
+
+# metrics PATH TABLE: sets M_udp M_off M_ka M_cl M_one M_lat M_cpu M_busy M_uska M_uscl
+metrics() {
+    local path=$1 t=$2
+    M_udp=$(udp_col "$path" "$t" 4); M_off=$(udp_col "$path" "$t" 5)
+    M_ka=$(http_col "$path" "$t" ka 5); M_cl=$(http_col "$path" "$t" close 5); M_one=$(http_col "$path" "$t" one 5)
+    M_lat=$(http_col "$path" "$t" one 6)
+    M_cpu=""; M_uska=""; M_uscl=""
+    if is_lvsd "$path"; then
+        M_cpu=$(cpu_col "$path" "$t" 6); M_uska=$(us_req "$path" "$t" ka); M_uscl=$(us_req "$path" "$t" close)
+    fi
+    M_busy=$(cpu_col "$path" "$t" 7)
+}
+
+N_LABEL=""
+n_label() { awk -v n="$CONNS" 'BEGIN { if (n % 1000000 == 0) printf "%dM", n / 1e6; else if (n % 1000 == 0) printf "%dk", n / 1000; else print n }'; }
 
 write_report() {
-    local kern date udp_l udp_n udp_d off_l off_n off_d
-    kern=$(uname -r)
+    local date path t label
     date=$(date -u '+%Y-%m-%d %H:%M UTC')
-    udp_l=$(udp_col lvsd 3); udp_n=$(udp_col nft 3); udp_d=$(udp_col direct 3)
-    off_l=$(udp_col lvsd 4); off_n=$(udp_col nft 4); off_d=$(udp_col direct 4)
-    # (c) lvsd CPU-s per Mpkt, per run then median; lvsd CPU share of a core
-    local cpu_l util_l busy_l busy_n busy_d
-    cpu_l=$(awk -F'\t' -v hz="$HZ" '$1 == "lvsd" && $8 > 0 { print ($5 / hz) / ($8 / 1e6) }' "$WORK/udp.tsv" | median)
-    util_l=$(awk -F'\t' -v hz="$HZ" '$1 == "lvsd" { print 100 * ($5 / hz) / $7 }' "$WORK/udp.tsv" | median)
-    for x in lvsd nft direct; do
-        printf -v "busy_${x:0:1}" '%s' "$(awk -F'\t' -v p="$x" -v hz="$HZ" '$1 == p && $8 > 0 { print ($6 / hz) / ($8 / 1e6) }' "$WORK/udp.tsv" | median)"
-    done
-    local ka_l ka_n ka_d cl_l cl_n cl_d one_l one_n one_d lat_l lat_n lat_d us_ka us_cl
-    ka_l=$(http_col lvsd ka 4); ka_n=$(http_col nft ka 4); ka_d=$(http_col direct ka 4)
-    cl_l=$(http_col lvsd close 4); cl_n=$(http_col nft close 4); cl_d=$(http_col direct close 4)
-    one_l=$(http_col lvsd one 4); one_n=$(http_col nft one 4); one_d=$(http_col direct one 4)
-    lat_l=$(http_col lvsd one 5); lat_n=$(http_col nft one 5); lat_d=$(http_col direct one 5)
-    us_ka=$(awk -F'\t' -v hz="$HZ" '$1 == "lvsd" && $3 == "ka" && $7 > 0 { print 1e6 * ($6 / hz) / $7 }' "$WORK/http.tsv" | median)
-    us_cl=$(awk -F'\t' -v hz="$HZ" '$1 == "lvsd" && $3 == "close" && $7 > 0 { print 1e6 * ($6 / hz) / $7 }' "$WORK/http.tsv" | median)
-    local f2='%.2f' f1='%.1f' f0='%.0f'
-    pf() { awk -v v="$2" -v f="$1" 'BEGIN { if (v == "") print "—"; else printf f, v }'; }
-
+    local -a phase2=()
+    if ((CONNS > 0)); then
+        for path in "${LVSD_PATHS[@]}"; do ((FILL_OK[$path])) && phase2+=("$path"); done
+    fi
     {
         echo "$SECTION"
         echo
         echo "- date: $date"
-        echo "- command: \`$CMDLINE\` (as root, from the repository root; ${RUNS} interleaved rounds of lvsd, nft, direct; ${DUR} s per measurement)"
-        echo "- kernel: \`$kern\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread"
-        echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1"
-        echo "- **noisy**: the machine was shared with another engineer's test runs, so every figure carries that noise; medians of ${RUNS}, the raw runs are below"
+        echo "- command: \`$CMDLINE\` (as root, from the repository root; ${LVSD_ARGS:+LVSD_ARGS=\"$LVSD_ARGS\"; }${RUNS} interleaved round(s) of ${ALL_PATHS[*]}; ${DUR} s per measurement; $((SECONDS - T0)) s in all)"
+        echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
+        echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1, in every lab; every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
+        if ((CONNS > 0)); then
+            echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, per flow a SYN and an ACK (xdp: three ACKs, so the XDP map takes them), from $(chunks) client alias(es), paced trafgen):"
+            for path in "${LVSD_PATHS[@]}"; do
+                printf '  - %s: %s of %s in the table (%s %%) after %s s of sending %s frames (%s frames/s, %s chunk sends, final gap %s µs), %s at the end of the measurements%s; idle lvsd with the table: %s %% of a core%s\n' \
+                    "$(label_of "$path")" "${FILL_COUNT[$path]}" "$CONNS" "$((FILL_COUNT[$path] * 100 / CONNS))" "${FILL_TIME[$path]}" "${FILL_SENT[$path]}" \
+                    "${FILL_RATE[$path]}" "${FILL_TRIES_USED[$path]}" "${FILL_GAP[$path]}" "${FILL_END[$path]:-—}" \
+                    "${FILL_XDP[$path]:+; XDP map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 1,048,576}" "${FILL_IDLE[$path]}" \
+                    "$( ((FILL_OK[$path])) || echo "; **fill failed (< ${FILL_MIN_PCT} %${FILL_STOP[$path]:+; ${FILL_STOP[$path]}}): not measured with the table**")"
+            done
+        fi
         echo
-        echo "| measure (median of ${RUNS}) | direct client→rs1 (ceiling) | lvsd | nft netdev DSR | lvsd / nft |"
-        echo "|---|---|---|---|---|"
-        echo "| (a) 64-byte UDP frames/s arriving at rs1+rs2 | $(fmt_k "$udp_d") | $(fmt_k "$udp_l") | $(fmt_k "$udp_n") | **$(ratio "$udp_l" "$udp_n")** (target ≥ 1.30×) |"
-        echo "| &nbsp;&nbsp;offered by trafgen (client eth0 tx/s) | $(fmt_k "$off_d") | $(fmt_k "$off_l") | $(fmt_k "$off_n") | $(ratio "$off_l" "$off_n") |"
-        echo "| (b) HTTP req/s, 64 keep-alive connections | $(fmt_k "$ka_d") | $(fmt_k "$ka_l") | $(fmt_k "$ka_n") | **$(ratio "$ka_l" "$ka_n")** (target ≥ 1.00×) |"
-        echo "| (b) HTTP req/s, 64 connections, \`Connection: close\` | $(fmt_k "$cl_d") | $(fmt_k "$cl_l") | $(fmt_k "$cl_n") | **$(ratio "$cl_l" "$cl_n")** (target ≥ 1.00×) |"
-        echo "| (b) HTTP req/s, 1 keep-alive connection | $(fmt_k "$one_d") | $(fmt_k "$one_l") | $(fmt_k "$one_n") | **$(ratio "$one_l" "$one_n")** (target ≥ 1.00×) |"
-        echo "| (d) average latency, 1 connection (µs, lower is better) | $(pf "$f0" "$lat_d") | $(pf "$f0" "$lat_l") | $(pf "$f0" "$lat_n") | $(ratio "$lat_l" "$lat_n") |"
-        echo "| (c) director CPU-s per million UDP packets | — | $(pf "$f2" "$cpu_l") (lvsd utime+stime) | n/a (kernel softirq, no process) | — |"
-        echo "| &nbsp;&nbsp;lvsd CPU during the UDP run (% of one core) | — | $(pf "$f0" "$util_l") % | — | — |"
-        echo "| &nbsp;&nbsp;whole machine busy CPU-s per million UDP packets¹ | $(pf "$f2" "$busy_d") | $(pf "$f2" "$busy_l") | $(pf "$f2" "$busy_n") | $(ratio "$busy_l" "$busy_n") |"
-        echo "| &nbsp;&nbsp;lvsd CPU µs per HTTP request (keep-alive / close) | — | $(pf "$f1" "$us_ka") / $(pf "$f1" "$us_cl") | — | — |"
+        echo "| path (median of ${RUNS}) | 64-byte UDP frames/s at rs1+rs2 | offered/s | HTTP req/s, keep-alive, 64 conns | HTTP req/s, close, 64 conns | HTTP req/s, keep-alive, 1 conn | latency, 1 conn (µs) | lvsd CPU-s per Mpkt | machine busy CPU-s per Mpkt¹ | lvsd CPU µs per request (keep-alive / close) |"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
+        for t in 0 N; do
+            for path in "${ALL_PATHS[@]}"; do
+                [[ $t == 0 ]] || { is_lvsd "$path" && [[ " ${phase2[*]} " == *" $path "* ]]; } || continue
+                metrics "$path" "$t"
+                label=$(label_of "$path")
+                [[ $t == N ]] && label="$label, $N_LABEL conns"
+                echo "| $label | $(fmt_k "$M_udp") | $(fmt_k "$M_off") | $(fmt_k "$M_ka") | $(fmt_k "$M_cl") | $(fmt_k "$M_one") | $(pf %.0f "$M_lat") | $(if is_lvsd "$path"; then pf %.2f "$M_cpu"; else echo "n/a"; fi) | $(pf %.2f "$M_busy") | $(if is_lvsd "$path"; then echo "$(pf %.1f "$M_uska") / $(pf %.1f "$M_uscl")"; else echo "—"; fi) |"
+            done
+        done
         echo
-        echo "¹ /proc/stat user+nice+system+irq+softirq of both CPUs over the window, divided by the frames that arrived: it includes the generator, the real servers' receive path and whatever the other engineer ran, so it is only a rough cross-check; for nft the kernel DR cost is roughly the nft figure minus the direct one."
+        echo "¹ /proc/stat user+nice+system+irq+softirq of both CPUs over the UDP window, divided by the frames that arrived. nft forwards in the sender's softirq on CPU0 and has no process, so this is the figure that compares lvsd with nft: generator and real-server work per frame are the same on every path, and the direct row shows them alone (a director's cost is roughly its row minus direct's). It includes whatever else ran on the machine."
         echo
-        echo "What is measured: (a) rx_packets of eth0 in the rs1 and rs2 namespaces over ${DUR} s after a 1.5 s warm-up, trafgen (one process, CPU0) sending 60-byte frames (64 on the wire with FCS) from 192.168.1.12, source ports 1024–65535 in turn, to VIP:53 (direct: to rs1's address and MAC). (b) \`wrk -t1 -c64|-c1 -d${DUR}s\` from the client namespace to http://VIP/ (direct: http://rs1/; one nginx instead of two, both on CPU1). (c) utime+stime of lvsd from /proc/PID/stat across the same window. The \`direct\` row bounds what one trafgen on CPU0 can offer and deliver, not a director."
+        local nu nka ncl none nlat nbusy du dlat
+        metrics nft 0; nu=$M_udp; nka=$M_ka; ncl=$M_cl; none=$M_one; nlat=$M_lat; nbusy=$M_busy
+        metrics direct 0; du=$M_udp; dlat=$M_lat
+        echo "Targets, empty table (ratio lvsd / nft unless stated; met or missed):"
+        echo
+        echo "| lvsd data plane | UDP vs nft (≥ 1.30×) | UDP vs direct (≥ 0.90×) | keep-alive c64 vs nft (≥ 1.00×) | close c64 vs nft (≥ 1.00×) | keep-alive c1 vs nft (≥ 1.00×) | latency added at c1 vs direct: lvsd / nft (µs) | machine CPU per Mpkt vs nft (< 1.00×) |"
+        echo "|---|---|---|---|---|---|---|---|"
+        for path in "${LVSD_PATHS[@]}"; do
+            metrics "$path" 0
+            echo "| ${path#lvsd-} | $(judge "$M_udp" "$nu" '>=' 1.30) | $(judge "$M_udp" "$du" '>=' 0.90) | $(judge "$M_ka" "$nka" '>=' 1.00) | $(judge "$M_cl" "$ncl" '>=' 1.00) | $(judge "$M_one" "$none" '>=' 1.00) | $(awk -v a="$M_lat" -v n="$nlat" -v d="$dlat" 'BEGIN { if (a == "" || d == "") print "—"; else printf "%+.0f / %+.0f", a - d, n - d }') | $(judge "$M_busy" "$nbusy" '<' 1.00) |"
+        done
+        echo
+        if ((CONNS > 0)); then
+            echo "Targets with $CONNS established connections in the table (ratio to the same data plane's empty-table median; throughput must stay ≥ 0.90×, latency and CPU ≤ 1.10×):"
+            echo
+            echo "| lvsd data plane | table entries (after fill / at the end) | UDP | keep-alive c64 | close c64 | keep-alive c1 | latency c1 | lvsd CPU per Mpkt |"
+            echo "|---|---|---|---|---|---|---|---|"
+            local eu eka ecl eone elat ecpu
+            for path in "${LVSD_PATHS[@]}"; do
+                if ! ((FILL_OK[$path])); then
+                    echo "| ${path#lvsd-} | ${FILL_COUNT[$path]} / — | **fill failed** | not measured | not measured | not measured | not measured | not measured |"
+                    continue
+                fi
+                metrics "$path" 0; eu=$M_udp; eka=$M_ka; ecl=$M_cl; eone=$M_one; elat=$M_lat; ecpu=$M_cpu
+                metrics "$path" N
+                echo "| ${path#lvsd-} | ${FILL_COUNT[$path]} / ${FILL_END[$path]:-—} | $(judge "$M_udp" "$eu" '>=' 0.90) | $(judge "$M_ka" "$eka" '>=' 0.90) | $(judge "$M_cl" "$ecl" '>=' 0.90) | $(judge "$M_one" "$eone" '>=' 0.90) | $(judge "$M_lat" "$elat" '<=' 1.10) | $(judge "$M_cpu" "$ecpu" '<=' 1.10) |"
+            done
+            echo
+            echo "The filled-table rounds run after all empty-table rounds, so drift on the machine between the two phases shows in these ratios; nft and direct are measured only with the empty table (they keep no connection table)."
+            echo
+        fi
+        echo "What is measured: (a) rx_packets of eth0 in the rs1 and rs2 namespaces over ${DUR} s after a 1.5 s warm-up, trafgen (one process, CPU0) sending 60-byte frames (64 on the wire with FCS) from $CLIENT_IP, source ports 1024–65535 in turn, to VIP:53 (direct: to rs1's address and MAC). (b) \`wrk -t1 -c64|-c1 -d${DUR}s\` from the client namespace to http://VIP/ (direct: http://rs1/; one nginx instead of two, both on CPU1). (c) utime+stime of lvsd from /proc/PID/stat across the same window. (d) wrk's average latency with one connection. The \`direct\` row bounds what one trafgen on CPU0 can offer and deliver, not a director."
         echo
         echo "<details><summary>raw runs</summary>"
         echo
         echo '```'
-        echo "UDP: path round frames/s@RS offered/s lvsd_ticks busy_ticks seconds frames (ticks: 1/$HZ s)"
+        echo "UDP: path table round frames/s@RS offered/s lvsd_ticks busy_ticks seconds frames (ticks: 1/$HZ s; table N = $CONNS connections)"
         cat "$WORK/udp.tsv"
-        echo "HTTP: path round mode req/s latency_us lvsd_ticks requests errors"
+        echo "HTTP: path table round mode req/s latency_us lvsd_ticks requests errors"
         cat "$WORK/http.tsv"
         echo '```'
         echo
         echo "</details>"
         echo
-        echo "<details><summary>perf on lvsd during 64-byte UDP</summary>"
-        echo
-        echo '```'
-        cat "$WORK/perf.txt" 2>/dev/null || echo "perf: not run"
-        echo '```'
-        echo
-        echo "</details>"
-        echo
+        local f
+        for path in "${LVSD_PATHS[@]}"; do
+            for t in 0 N; do
+                f=$WORK/perf-$path-$t.txt
+                [[ -f $f ]] || continue
+                echo "<details><summary>perf on $(label_of "$path") during 64-byte UDP$([[ $t == N ]] && echo ", $N_LABEL connections in the table")</summary>"
+                echo
+                echo '```'
+                cat "$f"
+                echo '```'
+                echo
+                echo "</details>"
+                echo
+            done
+        done
     } >"$WORK/section.md"
 
-    # Replace our section (from its heading to the next "## "), keep the rest.
-    local head="$SECTION"
+    # Replace our section (from its heading to the next "## "), drop the old
+    # per-LVSD_ARGS sections, keep the rest.
     if [[ ! -f $OUT ]]; then
         printf '# Benchmarks\n\n' >"$OUT"
     fi
-    awk -v head="$head" -v sec="$WORK/section.md" '
+    awk -v head="$SECTION" -v old="$OLD_SECTIONS" -v sec="$WORK/section.md" '
         function emit(  l) { while ((getline l < sec) > 0) print l; close(sec); done = 1 }
+        /^## / { skip = 0 }
         $0 == head { emit(); skip = 1; next }
-        skip && /^## / { skip = 0 }
+        index($0, old) == 1 { skip = 1; next }
         !skip { print }
         END { if (!done) { print ""; emit() } }
     ' "$OUT" >"$WORK/out.md"
     cat -s "$WORK/out.md" >"$OUT"
     log "wrote $OUT"
-    cat "$WORK/section.md" | sed -n '1,25p' >&2
+    sed -n '1,40p' "$WORK/section.md" >&2
 }
 
 # -------------------------------------------------------------------- main
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+N_LABEL=$(n_label)
 ensure_packages
 if ((BUILD)); then
     log "swift build -c release"
     (cd "$ROOT" && timeout "$T_BUILD" swift build -c release) >"$WORK/build.log" 2>&1 ||
         { tail -n 30 "$WORK/build.log" >&2; die "swift build failed"; }
+    if [[ " ${PLANES[*]} " == *" afxdp "* || " ${PLANES[*]} " == *" xdp "* ]]; then
+        log "make -C bpf (the XDP programs)"
+        timeout 300 make -C "$ROOT/bpf" >>"$WORK/build.log" 2>&1 ||
+            { tail -n 30 "$WORK/build.log" >&2; die "make -C bpf failed"; }
+    fi
 fi
 BIN=$(cd "$ROOT" && timeout 120 swift build -c release --show-bin-path 2>/dev/null || echo "$ROOT/.build/release")
 [[ -x $BIN/lvsd && -x $BIN/lvsadm ]] || die "lvsd/lvsadm not found in $BIN"
+if [[ " ${PLANES[*]} " == *" afxdp "* || " ${PLANES[*]} " == *" xdp "* ]]; then
+    [[ -r $BIN/lvs_xdp.o || -r $ROOT/bpf/lvs_xdp.o ]] || die "bpf/lvs_xdp.o missing (run: make -C bpf)"
+fi
 
-lab_up "$PL" lvsd
+for path in "${LVSD_PATHS[@]}"; do
+    lab_up "$(lab_of "$path")" lvsd "--dataplane ${path#lvsd-}${LVSD_ARGS:+ $LVSD_ARGS}"
+done
 lab_up "$PN" nft
-lvsd_udp_service
-pin_lab "$PL"
-log "lvsd pid $(lvsd_pid), affinity: $(taskset -p "$(lvsd_pid)" | awk '{ print $NF }')"
-for path in lvsd nft direct; do smoke "$path"; done
+for path in "${LVSD_PATHS[@]}"; do
+    p=$(lab_of "$path")
+    lvsd_service "$p" -u 53
+    pin_lab "$p"
+    log "$path: lvsd pid $(lvsd_pid "$path"), affinity: $(taskset -p "$(lvsd_pid "$path")" | awk '{ print $NF }')"
+done
+for path in "${LVSD_PATHS[@]}"; do
+    activate "$path"
+    IDLE0[$path]=$(idle_pct "$path")
+    log "$path: idle lvsd with an empty table: ${IDLE0[$path]} % of a core"
+done
+for path in "${ALL_PATHS[@]}"; do activate "$path"; smoke "$path"; done
 
 : >"$WORK/udp.tsv"
 : >"$WORK/http.tsv"
-for ((r = 1; r <= RUNS; r++)); do
-    for path in lvsd nft direct; do udp_run "$path" "$r"; done
-    for mode in ka close one; do
-        for path in lvsd nft direct; do http_run "$path" "$r" "$mode"; done
+for ((r = 1; r <= RUNS; r++)); do round 0 "$r" "${ALL_PATHS[@]}"; done
+for path in "${LVSD_PATHS[@]}"; do perf_lvsd "$path" 0; done
+
+FAILED_FILL=0
+if ((CONNS > 0)); then
+    # the slowest fill first, so the tables' ages at the end are closest
+    for path in "${LVSD_PATHS[@]}"; do
+        [[ $path == lvsd-xdp ]] && fill_table "$path"
     done
-done
-perf_lvsd
+    for path in "${LVSD_PATHS[@]}"; do
+        [[ $path == lvsd-xdp ]] || fill_table "$path"
+    done
+    FILLED=()
+    for path in "${LVSD_PATHS[@]}"; do
+        if ((FILL_OK[$path])); then FILLED+=("$path"); else FAILED_FILL=1; fi
+    done
+    if ((${#FILLED[@]})); then
+        for ((r = 1; r <= RUNS; r++)); do
+            for path in "${FILLED[@]}"; do
+                ((SECONDS - FILL_AT[$path] < REFRESH_AGE)) || refresh_table "$path"
+            done
+            round N "$r" "${FILLED[@]}"
+        done
+        for path in "${FILLED[@]}"; do perf_lvsd "$path" N; done
+    fi
+    for path in "${LVSD_PATHS[@]}"; do
+        activate "$path"
+        FILL_END[$path]=$(active_fill "$(lab_of "$path")")
+        log "$path: $((FILL_END[$path])) connections to VIP:$FILL_PORT in the table at the end"
+        if ((FILL_OK[$path] && FILL_END[$path] * 100 < CONNS * FILL_MIN_PCT)); then
+            log "ERROR: $path: the table fell to ${FILL_END[$path]} (< ${FILL_MIN_PCT} % of $CONNS) during the measurements"
+            FAILED_FILL=1
+        fi
+    done
+fi
+activate nft # every lvsd stopped, as the labs go down
 write_report
-log "done in $((SECONDS - T0)) s"
+log "done in $((SECONDS - T0)) s; logs in $WORK"
+if ((FAILED_FILL)); then
+    log "a connection table stayed below ${FILL_MIN_PCT} % of $CONNS (see the report): exit 3"
+    exit 3
+fi
