@@ -153,6 +153,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private var syncPassChanged = false
     private var syncSeen = 0
     private var syncReader: XDPConnMapReader?
+    private var syncNextBatch: UInt64 = 0
     static let offloadSyncBatchesPerTick = 1
     private var offloadGeneration: UInt64 = 0
     static let offloadSyncInterval: UInt64 = 1_000_000_000
@@ -212,8 +213,9 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     /// Counters and last-seen times back into the shard; entries that may not stay are removed.
     ///
     /// A pass over the map starts at most once per `offloadSyncInterval` (at once when a
-    /// destination changed) and reads `offloadSyncBatchesPerTick` batches per tick, so a map of a
-    /// million entries is read over a few hundred ticks instead of stalling the worker's rings.
+    /// destination changed) and reads `offloadSyncBatchesPerTick` batches per tick, within a
+    /// budget of a tenth of the worker's time, so a map of a million entries is read over many
+    /// ticks instead of stalling the worker's rings.
     /// An entry whose counters and last-seen time did not move costs a dictionary lookup only.
     private func syncOffloaded(now: UInt64, map: XDPConnMap) {
         if !syncPassActive {
@@ -230,7 +232,13 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             if syncReader == nil { syncReader = XDPConnMapReader(map: map) }
             syncReader!.restart()
         }
-        guard let reader = syncReader else { return }
+        guard let reader = syncReader, now >= syncNextBatch else { return }
+        let started = monotonicNanoseconds()
+        defer {
+            // CPU budget: the read-back takes at most a tenth of the worker's time (a pass over a
+            // million entries then lasts about ten seconds on this machine instead of hogging it).
+            syncNextBatch = now &+ (monotonicNanoseconds() &- started) &* 9
+        }
         let round = syncRound, changed = syncPassChanged
         var gone: [ConnectionKey] = []
         for _ in 0..<Self.offloadSyncBatchesPerTick {
