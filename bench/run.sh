@@ -651,7 +651,7 @@ write_report() {
                 printf '  - %s: %s of %s in the table (%s %%) after %s s of sending %s frames (%s frames/s, %s chunk sends, final gap %s µs), %s at the end of the measurements%s; idle lvsd with the table: %s %% of a core%s\n' \
                     "$(label_of "$path")" "${FILL_COUNT[$path]}" "$CONNS" "$((FILL_COUNT[$path] * 100 / CONNS))" "${FILL_TIME[$path]}" "${FILL_SENT[$path]}" \
                     "${FILL_RATE[$path]}" "${FILL_TRIES_USED[$path]}" "${FILL_GAP[$path]}" "${FILL_END[$path]:-—}" \
-                    "${FILL_XDP[$path]:+; XDP map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 1,048,576}" "${FILL_IDLE[$path]}" \
+                    "${FILL_XDP[$path]:+; XDP map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 4,194,304}" "${FILL_IDLE[$path]}" \
                     "$( ((FILL_OK[$path])) || echo "; **fill failed (< ${FILL_MIN_PCT} %${FILL_STOP[$path]:+; ${FILL_STOP[$path]}}): not measured with the table**")"
             done
         fi

@@ -70,11 +70,12 @@ struct conn_value {
 	__u64 last_seen;  /* bpf_ktime_get_ns() of the last packet */
 };
 
-/* Bounded; entries use memory only when present. A full map just leaves
+/* Bounded, as large as lvsd's default connection table (--max-connections
+ * 4194304); entries use memory only when present. A full map just leaves
  * connections to lvsd. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 1 << 22);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct conn_key);
 	__type(value, struct conn_value);
