@@ -278,56 +278,45 @@ int clvs_conn_read_batch(int fd, uint8_t *token, int first, struct clvs_conn_key
     uint8_t in[CLVS_BATCH_TOKEN_SIZE];
     memcpy(in, token, sizeof(in));
     int rc = bpf_map_lookup_batch(fd, first ? NULL : in, token, keys, values, count, &opts);
-    if (rc == 0) return 0;
-    if (rc == -ENOENT || (rc < 0 && errno == ENOENT)) return 1; /* the last batch (*count may be > 0) */
-    return rc < 0 ? (rc == -1 ? -errno : rc) : -rc;
+    /* libbpf 1.x returns -errno. */
+    if (rc == -ENOENT) return 1; /* the last batch (*count may be > 0) */
+    return rc;
 }
 
-void clvs_if_driver(const char *ifname, char *out, size_t outlen) {
-    if (outlen) out[0] = 0;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return;
-    struct ethtool_drvinfo info;
-    memset(&info, 0, sizeof(info));
-    info.cmd = ETHTOOL_GDRVINFO;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    ifr.ifr_data = (void *)&info;
-    if (ioctl(fd, SIOCETHTOOL, &ifr) == 0 && outlen) snprintf(out, outlen, "%s", info.driver);
-    close(fd);
-}
-
-int clvs_if_gro(const char *ifname) {
+/* One SIOCETHTOOL request on `ifname`; `cmd` starts with the ethtool command word. 0 or -errno. */
+static int ethtool_request(const char *ifname, void *cmd) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    ifr.ifr_data = (void *)&ev;
-    int rc = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? (ev.data ? 1 : 0) : -errno;
+    ifr.ifr_data = cmd;
+    int rc = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? 0 : -errno;
     close(fd);
     return rc;
 }
 
+void clvs_if_driver(const char *ifname, char *out, size_t outlen) {
+    if (outlen) out[0] = 0;
+    struct ethtool_drvinfo info;
+    memset(&info, 0, sizeof(info));
+    info.cmd = ETHTOOL_GDRVINFO;
+    if (ethtool_request(ifname, &info) == 0 && outlen) snprintf(out, outlen, "%s", info.driver);
+}
+
+int clvs_if_gro(const char *ifname) {
+    struct ethtool_value ev = { .cmd = ETHTOOL_GGRO };
+    int rc = ethtool_request(ifname, &ev);
+    return rc == 0 ? (ev.data ? 1 : 0) : rc;
+}
+
 int clvs_if_rx_queues(const char *ifname) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 1;
     struct ethtool_channels ch;
     memset(&ch, 0, sizeof(ch));
     ch.cmd = ETHTOOL_GCHANNELS;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-    ifr.ifr_data = (void *)&ch;
-    int n = 1;
-    if (ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
-        uint32_t q = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
-        if (q > 0) n = (int)q;
-    }
-    close(fd);
-    return n;
+    if (ethtool_request(ifname, &ch) != 0) return 1;
+    uint32_t q = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
+    return q > 0 ? (int)q : 1;
 }
 
 int clvs_neighbour_tap_open(int ifindex) {
