@@ -27,11 +27,11 @@ tmp=$(e2e_tmpdir)
 want=$(cat "$LAB_STATE/big.sha256")
 f0=$(forwarded)
 p0=$(vip_inpkts)
-# ~20 s at 200 kB/s (curl bursts at first): long enough to look at the map while the connection is established. A small
+# ~20 s at 200 kB/s (paced by nginx): long enough to look at the map while the connection is established. A small
 # client receive buffer (this lab namespace only) makes the rate limit hold on the wire too.
 lab_exec client sysctl -qw net.ipv4.tcp_rmem="4096 32768 65536"
-lab_exec client curl -sS --max-time 60 --limit-rate 200K -o "$tmp/big" -w '%{http_code} %{size_download}' \
-    "http://$VIP/big" >"$tmp/out" 2>&1 &
+lab_exec client curl -sS --max-time 60 -o "$tmp/big" -w '%{http_code} %{size_download}' \
+    "http://$VIP/slow/big?rate=200k" >"$tmp/out" 2>&1 &
 dl=$!
 # Sample the map and lvsd's counter while the connection is in the map.
 samples=()
