@@ -2,7 +2,7 @@
 # bench/run.sh: throughput of the lab's Direct-Routing directors, side by side.
 #
 #   bench/run.sh [--dataplanes "afpacket afxdp xdp"] [--connections N] [--duration S]
-#                [--runs N] [--out FILE] [--no-perf] [--no-build]
+#                [--runs N] [--out FILE] [--no-perf] [--no-build] [--rps]
 #
 # Builds, with scripts/lvs-lab, one lab per lvsd data plane (prefix bench-afpacket,
 # bench-afxdp, bench-xdp; lvsd started with LVS_LAB_LVSD_ARGS="--dataplane X") and one
@@ -53,6 +53,14 @@
 # started under `taskset -c 1`, so nginx (x2 per lab), the UDP echo and lvsd
 # (all of its threads) run on CPU1, re-checked with `taskset -a -p` after start.
 #
+# --rps: in every lab, frames the director sends into the switch are received
+# (bridge, then the real servers' IP and TCP/UDP stacks) on CPU0, by RPS on the
+# switch's port to the director. Without it veth runs that whole receive inline
+# in the sender's transmit, so lvsd's transmit on CPU1 pays for the real
+# servers' receive work, while nft's forward (in the client's softirq) already
+# runs on CPU0 and is unchanged by it. A real NIC's transmit costs no receive
+# work. The report goes to its own section, "(bench/run.sh --rps)".
+#
 # Environment: LVSD_ARGS = more lvsd options for every lvsd lab (not --dataplane).
 # Exit status: 0 done; 1 error; 2 usage; 3 report written, but a table fill
 # stayed below 95 % of N (see the report).
@@ -71,6 +79,7 @@ OUT=$ROOT/BENCHMARKS.md
 PERF=1
 BUILD=1
 DATAPLANES="afpacket afxdp xdp"
+RPS=0
 CONNS=1000000
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; }
 while (($#)); do
@@ -82,6 +91,7 @@ while (($#)); do
     --out) OUT=${2:?}; shift 2 ;;
     --no-perf) PERF=0; shift ;;
     --no-build) BUILD=0; shift ;;
+    --rps) RPS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -116,6 +126,7 @@ ALIAS_BASE=128
 FILL_PORT=9
 PN=bench-nft
 SECTION="## Throughput in the lab (bench/run.sh)"
+((RPS == 0)) || SECTION="## Throughput in the lab (bench/run.sh --rps)"
 OLD_SECTIONS="## Throughput in the lab (bench/run.sh, "
 STATE_ROOT=/run/lvs-lab
 
@@ -286,6 +297,10 @@ lab_up() {
     LVS_BIN=$BIN LVS_LAB_LVSD_ARGS="$args" timeout "$T_LAB" taskset -c 1 "$LAB" up --director "$mode" --prefix "$p" >"$WORK/lab-$p.log" 2>&1 ||
         { tail -n 30 "$WORK/lab-$p.log" >&2; die "lvs-lab up --prefix $p failed"; }
     pin_lab "$p"
+    if ((RPS)); then
+        nsx "$p" sw sh -c 'echo 1 >/sys/class/net/director/queues/rx-0/rps_cpus' ||
+            die "cannot set RPS on the switch port to the director in $p"
+    fi
     # many short connections from one client address
     nsx "$p" client sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
     # The Python UDP echo would spend CPU1 answering the flood (competing with
@@ -644,7 +659,7 @@ write_report() {
         echo "- date: $date"
         echo "- command: \`$CMDLINE\` (as root, from the repository root; ${LVSD_ARGS:+LVSD_ARGS=\"$LVSD_ARGS\"; }${RUNS} interleaved round(s) of ${ALL_PATHS[*]}; ${DUR} s per measurement; $((SECONDS - T0)) s in all)"
         echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
-        echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1, in every lab; every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
+        echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1, in every lab$( ((RPS)) && echo "; --rps: the switch's port to the director hands what the director sends to CPU0 (rps_cpus 1), so the bridge and the real servers receive it there, as they do nft's forward"); every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
         if ((CONNS > 0)); then
             echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, per flow a SYN and an ACK (xdp: three ACKs, so the XDP map takes them), from $(chunks) client alias(es), paced trafgen):"
             for path in "${LVSD_PATHS[@]}"; do
