@@ -17,6 +17,10 @@ public struct AFXDPConfiguration: Sendable {
     public var batchSize: Int = 64
     public var tickInterval: UInt64 = 100_000_000
     public var socket = AFXDPSocketOptions()
+    /// After a batch, how long (ns) a worker keeps checking its rings, yielding the CPU between
+    /// checks, before it sleeps in poll(2): a request/response exchange then skips the wake-up.
+    /// 0 = sleep at once.
+    public var spinNanoseconds: UInt64 = 0
 
     public init(interfaces: [String], objectPath: String, workerCount: Int? = nil) {
         self.interfaces = interfaces
@@ -83,7 +87,8 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
                 }
             }
             workers.append(AFXDPWorker(processor: try makeProcessor(w), sockets: sockets, taps: taps,
-                                       batchSize: configuration.batchSize, tickInterval: configuration.tickInterval))
+                                       batchSize: configuration.batchSize, tickInterval: configuration.tickInterval,
+                                       spinNanoseconds: configuration.spinNanoseconds))
         }
         self.configuration = configuration
         self.interfaces = infos

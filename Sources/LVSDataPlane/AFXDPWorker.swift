@@ -60,9 +60,12 @@ public final class AFXDPWorker<P: FrameProcessor> {
     /// For each socket, the socket this worker transmits on for a given egress ifindex: looked up
     /// linearly (few interfaces).
     @usableFromInline let egressIndex: UnsafeMutablePointer<Int32>
+    /// See `AFXDPConfiguration.spinNanoseconds`.
+    @usableFromInline let spinNs: UInt64
 
     public init(processor: P, sockets: [AFXDPSocket], taps: [(fd: Int32, ifindex: Int32)] = [],
-                batchSize: Int = 64, tickInterval: UInt64 = 100_000_000) {
+                batchSize: Int = 64, tickInterval: UInt64 = 100_000_000, spinNanoseconds: UInt64 = 0) {
+        self.spinNs = spinNanoseconds
         precondition(!sockets.isEmpty && batchSize > 0)
         self.processor = processor
         self.sockets = sockets
@@ -132,12 +135,13 @@ public final class AFXDPWorker<P: FrameProcessor> {
     @inlinable
     public func run() {
         var lastTick = clvs_now_ns()
+        var lastWork = lastTick
         while clvs_load_relaxed_u64(stopFlag) == 0 {
             let now = clvs_now_ns()
             var got = 0
             for i in 0..<count { got += drain(i, now: now) }
             for t in 0..<tapCount { got += drainTap(t, now: now) }
-            if got > 0 { processor.afterBatch(now: now) }
+            if got > 0 { processor.afterBatch(now: now); lastWork = now }
             var busy = false
             for i in 0..<count {
                 complete(i)
@@ -146,7 +150,11 @@ public final class AFXDPWorker<P: FrameProcessor> {
                 busy = busy || state[i].txOutstanding
             }
             var t = got == 0 ? now : clvs_now_ns()
-            if got == 0 {
+            if got == 0 && !busy && t &- lastWork < spinNs {
+                // Traffic just passed: check again soon instead of sleeping (a wake-up costs more).
+                sched_yield()
+                t = clvs_now_ns()
+            } else if got == 0 {
                 let untilTick = lastTick &+ tickInterval &- t
                 var timeout = t &- lastTick >= tickInterval ? 0 : Int32(min(untilTick / 1_000_000 + 1, 100))
                 if busy { timeout = min(timeout, 1) }

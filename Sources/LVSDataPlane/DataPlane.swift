@@ -17,6 +17,10 @@ public struct DataPlaneConfiguration: Sendable {
     public var socket = PacketSocketOptions()
     /// PACKET_FANOUT_FLAG_DEFRAG (IPv4 fragments reach one worker, reassembled).
     public var fanoutDefrag: Bool = true
+    /// After a batch, how long (ns) a worker keeps checking its rings, yielding the CPU between
+    /// checks, before it sleeps in poll(2): a request/response exchange then skips the wake-up.
+    /// 0 = sleep at once.
+    public var spinNanoseconds: UInt64 = 0
 
     public init(interfaces: [String], workerCount: Int? = nil) {
         self.interfaces = interfaces
@@ -53,7 +57,8 @@ public final class DataPlane<P: FrameProcessor> {
             }
             workers.append(DataPlaneWorker(processor: try makeProcessor(w), sockets: sockets,
                                            batchSize: configuration.batchSize,
-                                           tickInterval: configuration.tickInterval))
+                                           tickInterval: configuration.tickInterval,
+                                           spinNanoseconds: configuration.spinNanoseconds))
         }
         self.configuration = configuration
         self.interfaces = infos

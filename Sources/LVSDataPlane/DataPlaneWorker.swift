@@ -31,6 +31,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     public let sockets: [PacketSocket]
     public let batchSize: Int
     public let tickInterval: UInt64
+    /// See `DataPlaneConfiguration.spinNanoseconds`.
+    @usableFromInline let spinNs: UInt64
 
     @usableFromInline let count: Int
     @usableFromInline let state: UnsafeMutablePointer<SocketState>
@@ -54,7 +56,9 @@ public final class DataPlaneWorker<P: FrameProcessor> {
 
     @usableFromInline static var vnet: Int { PacketSocket.vnetHeaderLength }
 
-    public init(processor: P, sockets: [PacketSocket], batchSize: Int = 64, tickInterval: UInt64 = 100_000_000) {
+    public init(processor: P, sockets: [PacketSocket], batchSize: Int = 64, tickInterval: UInt64 = 100_000_000,
+                spinNanoseconds: UInt64 = 0) {
+        self.spinNs = spinNanoseconds
         precondition(!sockets.isEmpty && batchSize > 0)
         self.processor = processor
         self.sockets = sockets
@@ -121,12 +125,18 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     @inlinable
     public func run() {
         var lastTick = clvs_now_ns()
+        var lastWork = lastTick
         while clvs_load_relaxed_u64(stopFlag) == 0 {
             let now = clvs_now_ns()
             var got = 0
             for i in 0..<count { got += drain(i, now: now) }
+            if got > 0 { lastWork = now }
             var t = got == 0 ? now : clvs_now_ns()
-            if got == 0 {
+            if got == 0 && t &- lastWork < spinNs {
+                // Traffic just passed: check again soon instead of sleeping (a wake-up costs more).
+                sched_yield()
+                t = clvs_now_ns()
+            } else if got == 0 {
                 let untilTick = lastTick &+ tickInterval &- t
                 let timeout = t &- lastTick >= tickInterval ? 0 : Int32(min(untilTick / 1_000_000 + 1, 100))
                 if clvs_poll_in(pollfds, Int32(count), timeout) > 0 { clearErrors() }

@@ -31,6 +31,7 @@ echo "$status"
 assert_match "$status" '^data plane: afxdp' "the probed default is afxdp on veth"
 assert_match "$status" 'chosen by probing: auto: afxdp' "status says it was probed"
 assert_match "$status" 'copy mode' "veth has no zero-copy: copy mode"
+assert_match "$status" 'poll spin: 200 µs' "the default poll spin is shown"
 assert_log 'data plane chosen by probing' "the choice is logged"
 two_curls "probed afxdp"
 assert_lvsd_alive
@@ -38,11 +39,13 @@ lab down >/dev/null 2>&1 || e2e_fail "lvs-lab down failed"
 LAB_PREFIX=""
 
 # 2. afxdp impossible (zero-copy required on veth): afpacket, with the reason
-LVS_LAB_LVSD_ARGS="--xsk-mode zero-copy" lab_start --director lvsd
+# (and the workers sleeping in poll(2) at once: --poll-spin-us 0)
+LVS_LAB_LVSD_ARGS="--xsk-mode zero-copy --poll-spin-us 0" lab_start --director lvsd
 status=$(lab_lvsadm daemon status) || e2e_fail "lvsadm daemon status failed"
 echo "$status"
 assert_match "$status" '^data plane: afpacket' "fallback to afpacket"
 assert_match "$status" 'chosen by probing: auto: afpacket \(afxdp not available: .*AF_XDP socket' "the reason is given"
+assert_match "$status" 'poll spin: off' "--poll-spin-us 0 is shown"
 two_curls "fallback afpacket"
 assert_lvsd_alive
 

@@ -71,6 +71,10 @@ fi
 last=$(run_lvsd_fail baddp --interface eth0 --dataplane nosuchplane)
 assert_match "$last" "nosuchplane" "bad dataplane: last log line names it ($last)"
 assert_match "$last" "critical|error" "bad dataplane: last log line is an error"
+# 2c. a --poll-spin-us out of range
+last=$(run_lvsd_fail badspin --interface eth0 --poll-spin-us 1000001)
+assert_match "$last" "poll-spin-us" "bad --poll-spin-us: last log line names the option ($last)"
+assert_match "$last" "1000001" "bad --poll-spin-us: last log line quotes the value"
 
 # 3. SIGTERM on the lab's lvsd
 stop_lvsd "$(lvsd_pid)" "$LAB_STATE/lvsd.sock"
