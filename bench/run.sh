@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [--dataplanes "afpacket afxdp xdp"] [--connections N] [--duration S]
 #                [--runs N] [--out FILE] [--no-perf] [--no-build] [--rps]
+#                [--lvsd-cpu 0|1]
 #
 # Builds, with scripts/lvs-lab, one lab per lvsd data plane (prefix bench-afpacket,
 # bench-afxdp, bench-xdp; lvsd started with LVS_LAB_LVSD_ARGS="--dataplane X") and one
@@ -61,6 +62,10 @@
 # runs on CPU0 and is unchanged by it. A real NIC's transmit costs no receive
 # work. The report goes to its own section, "(bench/run.sh --rps)".
 #
+# --lvsd-cpu 0: lvsd runs on CPU0 with the generator and wrk, the CPU where
+# nft's forward runs (in the client's softirq), instead of CPU1 with nginx.
+# Report section "(bench/run.sh --lvsd-cpu 0)".
+#
 # Environment: LVSD_ARGS = more lvsd options for every lvsd lab (not --dataplane).
 # Exit status: 0 done; 1 error; 2 usage; 3 report written, but a table fill
 # stayed below 95 % of N (see the report).
@@ -80,6 +85,7 @@ PERF=1
 BUILD=1
 DATAPLANES="afpacket afxdp xdp"
 RPS=0
+LVSD_CPU=1
 CONNS=1000000
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; }
 while (($#)); do
@@ -92,6 +98,7 @@ while (($#)); do
     --no-perf) PERF=0; shift ;;
     --no-build) BUILD=0; shift ;;
     --rps) RPS=1; shift ;;
+    --lvsd-cpu) LVSD_CPU=${2:?}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -126,7 +133,9 @@ ALIAS_BASE=128
 FILL_PORT=9
 PN=bench-nft
 SECTION="## Throughput in the lab (bench/run.sh)"
-((RPS == 0)) || SECTION="## Throughput in the lab (bench/run.sh --rps)"
+[[ $LVSD_CPU == 0 || $LVSD_CPU == 1 ]] || { echo "run.sh: --lvsd-cpu must be 0 or 1" >&2; exit 2; }
+VARIANT="$( ((RPS)) && printf ' --rps')$( ((LVSD_CPU != 1)) && printf ' --lvsd-cpu %s' "$LVSD_CPU")"
+[[ -z $VARIANT ]] || SECTION="## Throughput in the lab (bench/run.sh$VARIANT)"
 OLD_SECTIONS="## Throughput in the lab (bench/run.sh, "
 STATE_ROOT=/run/lvs-lab
 
@@ -276,12 +285,15 @@ activate() {
     [[ -z $want ]] || sleep 0.5
 }
 
-# pin_lab PREFIX: every process in the lab's rs/director namespaces to CPU1
+# pin_lab PREFIX: every process in the lab's rs namespaces to CPU1, the director's
+# (lvsd) to --lvsd-cpu
 pin_lab() {
-    local p=$1 n pid
+    local p=$1 n pid cpu
     for n in director rs1 rs2; do
+        cpu=1
+        [[ $n != director ]] || cpu=$LVSD_CPU
         for pid in $(ip netns pids "$p-$n" 2>/dev/null); do
-            taskset -a -p -c 1 "$pid" >/dev/null 2>&1 || true
+            taskset -a -p -c "$cpu" "$pid" >/dev/null 2>&1 || true
         done
     done
 }
@@ -659,7 +671,7 @@ write_report() {
         echo "- date: $date"
         echo "- command: \`$CMDLINE\` (as root, from the repository root; ${LVSD_ARGS:+LVSD_ARGS=\"$LVSD_ARGS\"; }${RUNS} interleaved round(s) of ${ALL_PATHS[*]}; ${DUR} s per measurement; $((SECONDS - T0)) s in all)"
         echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
-        echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench) and lvsd (all threads) on CPU1, in every lab$( ((RPS)) && echo "; --rps: the switch's port to the director hands what the director sends to CPU0 (rps_cpus 1), so the bridge and the real servers receive it there, as they do nft's forward"); every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
+        echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench)$( ((LVSD_CPU == 1)) && echo " and lvsd (all threads)") on CPU1$( ((LVSD_CPU == 0)) && echo "; --lvsd-cpu 0: lvsd (all threads) on CPU0 with trafgen and wrk, where nft's forward runs"), in every lab$( ((RPS)) && echo "; --rps: the switch's port to the director hands what the director sends to CPU0 (rps_cpus 1), so the bridge and the real servers receive it there, as they do nft's forward"); every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
         if ((CONNS > 0)); then
             echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, per flow a SYN and an ACK (xdp: three ACKs, so the XDP map takes them), from $(chunks) client alias(es), paced trafgen):"
             for path in "${LVSD_PATHS[@]}"; do
