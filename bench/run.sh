@@ -134,7 +134,10 @@ FILL_PORT=9
 PN=bench-nft
 SECTION="## Throughput in the lab (bench/run.sh)"
 [[ $LVSD_CPU == 0 || $LVSD_CPU == 1 ]] || { echo "run.sh: --lvsd-cpu must be 0 or 1" >&2; exit 2; }
-VARIANT="$( ((RPS)) && printf ' --rps')$( ((LVSD_CPU != 1)) && printf ' --lvsd-cpu %s' "$LVSD_CPU")"
+# (plain ifs: under set -e an assignment whose last command substitution fails would end the script)
+VARIANT=""
+if ((RPS)); then VARIANT+=" --rps"; fi
+if ((LVSD_CPU != 1)); then VARIANT+=" --lvsd-cpu $LVSD_CPU"; fi
 [[ -z $VARIANT ]] || SECTION="## Throughput in the lab (bench/run.sh$VARIANT)"
 OLD_SECTIONS="## Throughput in the lab (bench/run.sh, "
 STATE_ROOT=/run/lvs-lab
