@@ -34,10 +34,15 @@
  *
  * On veth, XDP_TX/redirect frames are delivered only when the peer receives in
  * NAPI mode (GRO on, or an XDP program there); otherwise they are dropped.
+ *
+ * The same object holds lvs_tc_prog, the tc program of `lvsd --dataplane tc`
+ * (see there), which shares `conns`, `vips` and the classification.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -192,83 +197,86 @@ static __always_inline int complete_checksum(void *l4, void *end, __u8 proto, __
 	return 0;
 }
 
+/* What a frame is to lvsd (the same for the XDP and the tc program). */
+enum frame_class {
+	FC_KERNEL,    /* not lvsd's: the kernel handles it */
+	FC_ADDRESS,   /* a fragment or ICMP error to a VIP address: lvsd */
+	FC_NEIGHBOUR, /* ARP request / neighbour solicitation for a VIP: lvsd */
+	FC_SERVICE,   /* TCP/UDP/SCTP to a service: the fast path, else lvsd */
+};
+
+/* A frame of class FC_SERVICE: its VIP key (family, address, proto, port), IP and L4 headers. */
+struct service_frame {
+	struct vip_key k;
+	__u8 proto;
+	__u8 *ip;
+	void *l4;
+};
+
 /*
- * The fast path for a TCP/UDP frame to a service: -1 when lvsd must see it
- * (not in `conns`, TCP SYN/FIN/RST, TTL would expire, odd lengths), else the
- * XDP action that forwards it.
+ * The entry of a service frame the fast path may forward, with the IP packet's
+ * and the L4 segment's lengths; NULL when lvsd must see the frame (not in
+ * `conns`, TCP SYN/FIN/RST, not TCP/UDP, TTL would expire, odd lengths).
  */
-static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, __u8 *ip, void *l4, void *end,
-				     struct vip_key *vk, __u8 proto)
+static __always_inline struct conn_value *lookup_conn(struct service_frame *f, void *end, __u32 *iplen, __u32 *l4len)
 {
 	struct conn_key ck = {};
-	__u16 *ports = l4;
-	__u32 iplen, l4len, pseudo = 0;
+	__u8 *ip = f->ip;
+	__u16 *ports = f->l4;
 
-	if (proto == IPPROTO_TCP) {
-		__u8 *tcp = l4;
+	if (f->proto == IPPROTO_TCP) {
+		__u8 *tcp = f->l4;
 		if ((void *)(tcp + 20) > end)
-			return -1;
+			return NULL;
 		if (tcp[13] & 0x07) /* FIN, SYN, RST: state changes are lvsd's */
-			return -1;
-	} else if (proto != IPPROTO_UDP) {
-		return -1;
+			return NULL;
+	} else if (f->proto != IPPROTO_UDP) {
+		return NULL;
 	}
 	if ((void *)(ports + 2) > end)
-		return -1;
-	ck.family = vk->family;
-	ck.proto = proto;
+		return NULL;
+	ck.family = f->k.family;
+	ck.proto = f->proto;
 	ck.cport = ports[0];
 	ck.vport = ports[1];
-	__builtin_memcpy(ck.vaddr, vk->addr, 16);
-	if (vk->family == 4) {
+	__builtin_memcpy(ck.vaddr, f->k.addr, 16);
+	if (f->k.family == 4) {
 		if ((void *)(ip + 20) > end)
-			return -1;
+			return NULL;
 		__builtin_memcpy(ck.caddr, ip + 12, 4);
+		*iplen = (__u32)ip[2] << 8 | ip[3];
+		if (*iplen < (__u32)((__u8 *)f->l4 - ip) || ip[8] <= 1)
+			return NULL;
+		*l4len = *iplen - (__u32)((__u8 *)f->l4 - ip);
 	} else {
 		if ((void *)(ip + 40) > end)
-			return -1;
+			return NULL;
 		__builtin_memcpy(ck.caddr, ip + 8, 16);
+		*l4len = (__u32)ip[4] << 8 | ip[5];
+		*iplen = *l4len + 40;
+		if (ip[7] <= 1)
+			return NULL;
 	}
-	struct conn_value *v = bpf_map_lookup_elem(&conns, &ck);
-	if (!v)
-		return -1;
+	return bpf_map_lookup_elem(&conns, &ck);
+}
 
-	/* (bounds checked again: the verifier does not tie them to `family`) */
-	if (vk->family == 4) {
+/*
+ * Forwards as lvsd would: TTL / hop limit minus one (the IPv4 checksum rises by
+ * 0x0100, RFC 1624), the real server's and the director's MACs, and the
+ * entry's counters and last-seen time. 0, or -1 when the headers are short.
+ */
+static __always_inline int rewrite(struct ethhdr *eth, __u8 *ip, void *end, int v4, struct conn_value *v, __u32 iplen)
+{
+	if (v4) {
 		if ((void *)(ip + 20) > end)
 			return -1;
-		iplen = (__u32)ip[2] << 8 | ip[3];
-		l4len = iplen - (__u32)((__u8 *)l4 - ip);
-		if (iplen < (__u32)((__u8 *)l4 - ip) || ip[8] <= 1)
-			return -1;
-		__u16 *a = (__u16 *)(ip + 12);
-		for (int i = 0; i < 4; i++)
-			pseudo += a[i];
-	} else {
-		if ((void *)(ip + 40) > end)
-			return -1;
-		l4len = (__u32)ip[4] << 8 | ip[5];
-		iplen = l4len + 40;
-		if (ip[7] <= 1)
-			return -1;
-		__u16 *a = (__u16 *)(ip + 8);
-		for (int i = 0; i < 16; i++)
-			pseudo += a[i];
-	}
-	if (complete_checksum(l4, end, proto, l4len, pseudo, vk->family == 4))
-		return -1;
-
-	/* TTL / hop limit; the IPv4 checksum rises by 0x0100 (RFC 1624). */
-	if ((void *)(ip + 40) > end && vk->family != 4)
-		return -1;
-	if ((void *)(ip + 20) > end)
-		return -1;
-	if (vk->family == 4) {
 		__u16 *check = (__u16 *)(ip + 10);
 		__u32 c = (__u32)*check + bpf_htons(0x0100);
 		*check = (__u16)(c + (c >= 0xFFFF));
 		ip[8]--;
 	} else {
+		if ((void *)(ip + 40) > end)
+			return -1;
 		ip[7]--;
 	}
 	__builtin_memcpy(eth->h_dest, v->dmac, 6);
@@ -277,9 +285,144 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, __u
 	__sync_fetch_and_add(&v->bytes, iplen);
 	v->last_seen = bpf_ktime_get_ns();
 	count(ST_FAST);
+	return 0;
+}
+
+/*
+ * The XDP fast path for a service frame: -1 when lvsd must see it, else the
+ * XDP action that forwards it.
+ */
+static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, struct service_frame *f, void *end)
+{
+	__u32 iplen = 0, l4len = 0, pseudo = 0;
+	__u8 *ip = f->ip;
+	int v4 = f->k.family == 4;
+	struct conn_value *v = lookup_conn(f, end, &iplen, &l4len);
+	if (!v)
+		return -1;
+	/* (bounds checked again: the verifier does not tie them to `family`) */
+	if (v4) {
+		if ((void *)(ip + 20) > end)
+			return -1;
+		__u16 *a = (__u16 *)(ip + 12);
+		for (int i = 0; i < 4; i++)
+			pseudo += a[i];
+	} else {
+		if ((void *)(ip + 40) > end)
+			return -1;
+		__u16 *a = (__u16 *)(ip + 8);
+		for (int i = 0; i < 16; i++)
+			pseudo += a[i];
+	}
+	if (complete_checksum(f->l4, end, f->proto, l4len, pseudo, v4))
+		return -1;
+	if (rewrite(eth, ip, end, v4, v, iplen))
+		return -1;
 	if (v->ifindex == ctx->ingress_ifindex)
 		return XDP_TX;
 	return bpf_redirect(v->ifindex, 0);
+}
+
+/*
+ * Classifies the frame whose L3 header (after Ethernet and at most one VLAN tag) starts at `l3`
+ * with EtherType `type`. Only FC_SERVICE fills `out` completely.
+ */
+static __always_inline int classify(void *l3, __u16 type, void *end, struct service_frame *out)
+{
+	struct vip_key *k = &out->k;
+
+	if (type == bpf_htons(ETH_P_ARP)) {
+		/* Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4. */
+		__u8 *a = l3;
+		if ((void *)(a + 28) > end)
+			return FC_KERNEL;
+		if (a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4)
+			return FC_KERNEL;
+		if (a[6] != 0 || a[7] != 1) /* only requests; replies go to the kernel */
+			return FC_KERNEL;
+		k->family = 4;
+		__builtin_memcpy(k->addr, a + 24, 4); /* target protocol address */
+		return is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
+	}
+
+	__u8 proto;
+	void *l4;
+	if (type == bpf_htons(ETH_P_IP)) {
+		__u8 *ip = l3;
+		if ((void *)(ip + 20) > end)
+			return FC_KERNEL;
+		__u32 ihl = (ip[0] & 0x0F) * 4;
+		if (ihl < 20)
+			return FC_KERNEL;
+		k->family = 4;
+		__builtin_memcpy(k->addr, ip + 16, 4);
+		proto = ip[9];
+		/* Fragments: only the first carries ports; lvsd tracks the rest. */
+		if ((ip[6] & 0x3F) != 0 || ip[7] != 0)
+			return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+		l4 = ip + ihl;
+		if (proto == IPPROTO_ICMP) {
+			__u8 *icmp = l4;
+			if ((void *)(icmp + 1) > end)
+				return FC_KERNEL;
+			/* Errors about packets a real server sent from the VIP. */
+			if (icmp[0] == 3 || icmp[0] == 4 || icmp[0] == 11 || icmp[0] == 12)
+				return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+			return FC_KERNEL;
+		}
+	} else if (type == bpf_htons(ETH_P_IPV6)) {
+		__u8 *ip6 = l3;
+		if ((void *)(ip6 + 40) > end)
+			return FC_KERNEL;
+		k->family = 6;
+		__builtin_memcpy(k->addr, ip6 + 24, 16);
+		proto = ip6[6];
+		l4 = ip6 + 40;
+		if (proto == 44) /* fragment header */
+			return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+		if (proto == 58) {
+			__u8 *icmp = l4;
+			if ((void *)(icmp + 24) > end)
+				return FC_KERNEL;
+			if (icmp[0] == 135) { /* neighbour solicitation: the target decides */
+				__builtin_memcpy(k->addr, icmp + 8, 16);
+				return is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
+			}
+			if (icmp[0] >= 1 && icmp[0] <= 4)
+				return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+			return FC_KERNEL;
+		}
+	} else {
+		return FC_KERNEL;
+	}
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP)
+		return FC_KERNEL;
+	/* TCP, UDP and SCTP all start with source port, destination port. */
+	__u16 *ports = l4;
+	if ((void *)(ports + 2) > end)
+		return FC_KERNEL;
+	if (!is_service(k, proto, ports[1]))
+		return FC_KERNEL;
+	out->proto = proto;
+	out->ip = l3;
+	out->l4 = l4;
+	return FC_SERVICE;
+}
+
+/* The L3 header after Ethernet and at most one 802.1Q / 802.1ad tag (lvsd's parser handles the same). */
+static __always_inline void *after_ethernet(struct ethhdr *eth, void *end, __u16 *type)
+{
+	void *l3 = eth + 1;
+	*type = eth->h_proto;
+	if (*type == bpf_htons(ETH_P_8021Q) || *type == bpf_htons(ETH_P_8021AD)) {
+		__u16 *tag = l3;
+		if ((void *)(tag + 2) > end)
+			return NULL;
+		*type = tag[1];
+		l3 = tag + 2;
+	}
+	return l3;
 }
 
 SEC("xdp")
@@ -288,101 +431,92 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct vip_key k = {};
-	void *l3;
+	struct service_frame f = {};
 	__u16 type;
 
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
-	type = eth->h_proto;
-	l3 = eth + 1;
-	/* One 802.1Q / 802.1ad tag (lvsd's parser handles the same). */
-	if (type == bpf_htons(ETH_P_8021Q) || type == bpf_htons(ETH_P_8021AD)) {
-		__u16 *tag = l3;
-		if ((void *)(tag + 2) > end)
-			return XDP_PASS;
-		type = tag[1];
-		l3 = tag + 2;
-	}
-
-	if (type == bpf_htons(ETH_P_ARP)) {
-		/* Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4. */
-		__u8 *a = l3;
-		if ((void *)(a + 28) > end)
-			return XDP_PASS;
-		if (a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4)
-			return XDP_PASS;
-		if (a[6] != 0 || a[7] != 1) /* only requests; replies go to the kernel */
-			return XDP_PASS;
-		k.family = 4;
-		__builtin_memcpy(k.addr, a + 24, 4); /* target protocol address */
-		return is_vip_address(&k) ? to_lvsd(ctx, ST_NEIGHBOUR) : XDP_PASS;
-	}
-
-	__u8 proto;
-	void *l4;
-	__u8 *ipstart = l3;
-	if (type == bpf_htons(ETH_P_IP)) {
-		__u8 *ip = l3;
-		if ((void *)(ip + 20) > end)
-			return XDP_PASS;
-		__u32 ihl = (ip[0] & 0x0F) * 4;
-		if (ihl < 20)
-			return XDP_PASS;
-		k.family = 4;
-		__builtin_memcpy(k.addr, ip + 16, 4);
-		proto = ip[9];
-		/* Fragments: only the first carries ports; lvsd tracks the rest. */
-		if ((ip[6] & 0x3F) != 0 || ip[7] != 0)
-			return is_vip_address(&k) ? to_lvsd(ctx, ST_ADDRESS) : XDP_PASS;
-		l4 = ip + ihl;
-		if (proto == IPPROTO_ICMP) {
-			__u8 *icmp = l4;
-			if ((void *)(icmp + 1) > end)
-				return XDP_PASS;
-			/* Errors about packets a real server sent from the VIP. */
-			if (icmp[0] == 3 || icmp[0] == 4 || icmp[0] == 11 || icmp[0] == 12)
-				return is_vip_address(&k) ? to_lvsd(ctx, ST_ADDRESS) : XDP_PASS;
-			return XDP_PASS;
-		}
-	} else if (type == bpf_htons(ETH_P_IPV6)) {
-		__u8 *ip6 = l3;
-		if ((void *)(ip6 + 40) > end)
-			return XDP_PASS;
-		k.family = 6;
-		__builtin_memcpy(k.addr, ip6 + 24, 16);
-		proto = ip6[6];
-		l4 = ip6 + 40;
-		if (proto == 44) /* fragment header */
-			return is_vip_address(&k) ? to_lvsd(ctx, ST_ADDRESS) : XDP_PASS;
-		if (proto == 58) {
-			__u8 *icmp = l4;
-			if ((void *)(icmp + 24) > end)
-				return XDP_PASS;
-			if (icmp[0] == 135) { /* neighbour solicitation: the target decides */
-				__builtin_memcpy(k.addr, icmp + 8, 16);
-				return is_vip_address(&k) ? to_lvsd(ctx, ST_NEIGHBOUR) : XDP_PASS;
-			}
-			if (icmp[0] >= 1 && icmp[0] <= 4)
-				return is_vip_address(&k) ? to_lvsd(ctx, ST_ADDRESS) : XDP_PASS;
-			return XDP_PASS;
-		}
-	} else {
+	void *l3 = after_ethernet(eth, end, &type);
+	if (!l3)
 		return XDP_PASS;
-	}
-
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP)
-		return XDP_PASS;
-	/* TCP, UDP and SCTP all start with source port, destination port. */
-	__u16 *ports = l4;
-	if ((void *)(ports + 2) > end)
-		return XDP_PASS;
-	if (is_service(&k, proto, ports[1])) {
-		int action = fast_path(ctx, eth, ipstart, l4, end, &k, proto);
+	switch (classify(l3, type, end, &f)) {
+	case FC_NEIGHBOUR:
+		return to_lvsd(ctx, ST_NEIGHBOUR);
+	case FC_ADDRESS:
+		return to_lvsd(ctx, ST_ADDRESS);
+	case FC_SERVICE: {
+		int action = fast_path(ctx, eth, &f, end);
 		return action >= 0 ? action : to_lvsd(ctx, ST_SERVICE);
 	}
-	count(ST_PASSED);
-	return XDP_PASS;
+	default:
+		count(ST_PASSED);
+		return XDP_PASS;
+	}
+}
+
+/*
+ * The tc half of `lvsd --dataplane tc`, attached to clsact ingress in direct-
+ * action mode. It runs on the skb the kernel has already built, after the
+ * packet taps and before the protocol handlers, so nothing is copied:
+ *   - a frame of a connection in `conns` is forwarded here as in XDP (the skb
+ *     keeps its checksum state, so there is none to complete) and leaves
+ *     through bpf_redirect;
+ *   - a frame lvsd must handle (the same ones the XDP program redirects) is
+ *     marked PACKET_OTHERHOST and goes on: lvsd's packet sockets, bound to
+ *     IPv4, IPv6 and ARP so they see frames only after this program, receive
+ *     it, while the kernel's IPv4, IPv6 and ARP input drop it;
+ *   - everything else goes on untouched.
+ * VLAN tags are out of band at this point; tagged frames are the kernel's, as
+ * in the afpacket data plane.
+ */
+#define TC_LINEAR 96 /* Ethernet + IPv6 + TCP or a neighbour solicitation (78), rounded up */
+
+static __always_inline int tc_to_lvsd(struct __sk_buff *skb, __u32 what)
+{
+	count(what);
+	bpf_skb_change_type(skb, PACKET_OTHERHOST);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int lvs_tc_prog(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct service_frame f = {};
+	__u16 type;
+
+	if (skb->vlan_present)
+		return TC_ACT_OK;
+	/* A sender's skb may hold only the Ethernet header in its linear part. */
+	__u32 want = skb->len < TC_LINEAR ? skb->len : TC_LINEAR;
+	if (data + want > end) {
+		if (bpf_skb_pull_data(skb, want))
+			return TC_ACT_OK;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+	}
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_OK;
+	void *l3 = after_ethernet(eth, end, &type);
+	if (!l3)
+		return TC_ACT_OK;
+	switch (classify(l3, type, end, &f)) {
+	case FC_NEIGHBOUR:
+		return tc_to_lvsd(skb, ST_NEIGHBOUR);
+	case FC_ADDRESS:
+		return tc_to_lvsd(skb, ST_ADDRESS);
+	case FC_SERVICE: {
+		__u32 iplen = 0, l4len = 0;
+		struct conn_value *v = lookup_conn(&f, end, &iplen, &l4len);
+		if (v && rewrite(eth, f.ip, end, f.k.family == 4, v, iplen) == 0)
+			return bpf_redirect(v->ifindex, 0);
+		return tc_to_lvsd(skb, ST_SERVICE);
+	}
+	default:
+		return TC_ACT_OK;
+	}
 }
 
 char _license[] SEC("license") = "GPL";

@@ -24,6 +24,7 @@ _Static_assert(sizeof(struct clvs_ring) == sizeof(struct xsk_ring_cons), "ring l
 _Static_assert(sizeof(struct clvs_desc) == sizeof(struct xdp_desc), "desc layout");
 
 #define PROG_NAME "lvs_xdp_prog"
+#define TC_PROG_NAME "lvs_tc_prog"
 
 static int fail(char *err, size_t errlen, int rc, const char *what) {
     if (err && errlen) snprintf(err, errlen, "%s: %s", what, strerror(rc < 0 ? -rc : rc));
@@ -115,10 +116,10 @@ int clvs_xsk_kick_tx(int fd) {
 
 /* ---- program ---- */
 
-int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, int shared_conns_fd,
+int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int shared_vips_fd, int shared_conns_fd,
                   char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
-    p->prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
+    p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
     struct bpf_object *obj = bpf_object__open_file(path, NULL);
     int rc = (int)libbpf_get_error(obj);
     if (rc) return fail(err, errlen, rc, "bpf_object__open_file");
@@ -126,11 +127,15 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd,
     struct bpf_map *xsks = bpf_object__find_map_by_name(obj, "xsks");
     struct bpf_map *conns = bpf_object__find_map_by_name(obj, "conns");
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
-    if (!vips || !xsks || !conns || !prog) {
+    struct bpf_program *tc = bpf_object__find_program_by_name(obj, TC_PROG_NAME);
+    if (!vips || !xsks || !conns || !prog || !tc) {
         bpf_object__close(obj);
-        if (err && errlen) snprintf(err, errlen, "%s lacks program " PROG_NAME " or maps vips/xsks/conns (rebuild: make -C bpf)", path);
+        if (err && errlen)
+            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME " or maps vips/xsks/conns (rebuild: make -C bpf)", path);
         return -ENOENT;
     }
+    bpf_program__set_autoload(prog, (programs & CLVS_PROG_XDP) != 0);
+    bpf_program__set_autoload(tc, (programs & CLVS_PROG_TC) != 0);
     if (shared_conns_fd >= 0 && (rc = bpf_map__reuse_fd(conns, shared_conns_fd))) {
         bpf_object__close(obj);
         return fail(err, errlen, rc, "bpf_map__reuse_fd(conns)");
@@ -144,7 +149,8 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd,
         return fail(err, errlen, rc, "bpf_object__load");
     }
     p->object = obj;
-    p->prog_fd = bpf_program__fd(prog);
+    if (programs & CLVS_PROG_XDP) p->prog_fd = bpf_program__fd(prog);
+    if (programs & CLVS_PROG_TC) p->tc_prog_fd = bpf_program__fd(tc);
     p->xsks_fd = bpf_map__fd(xsks);
     p->vips_fd = bpf_map__fd(vips);
     p->conns_fd = bpf_map__fd(conns);
@@ -158,16 +164,19 @@ static uint32_t attached_id(int ifindex, uint32_t mode) {
     return id;
 }
 
-static int is_ours(uint32_t id) {
+/* Whether program `id` is lvsd's `name`. */
+static int is_named(uint32_t id, const char *name) {
     int fd = bpf_prog_get_fd_by_id(id);
     if (fd < 0) return 0;
     struct bpf_prog_info info;
     uint32_t len = sizeof(info);
     memset(&info, 0, sizeof(info));
-    int ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && strcmp(info.name, PROG_NAME) == 0;
+    int ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && strcmp(info.name, name) == 0;
     close(fd);
     return ours;
 }
+
+static int is_ours(uint32_t id) { return is_named(id, PROG_NAME); }
 
 int clvs_xdp_detach_stale(int ifindex) {
     int removed = 0;
@@ -200,12 +209,57 @@ int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, cha
     return rc;
 }
 
+int clvs_tc_attach(struct clvs_xdp_prog *p, int ifindex, char *err, size_t errlen) {
+    if (p->tc_prog_fd < 0) {
+        if (err && errlen) snprintf(err, errlen, TC_PROG_NAME " not loaded");
+        return -EINVAL;
+    }
+    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    int rc = bpf_tc_hook_create(&hook);
+    if (rc && rc != -EEXIST) return fail(err, errlen, rc, "bpf_tc_hook_create(clsact)");
+    int created = rc == 0;
+    DECLARE_LIBBPF_OPTS(bpf_tc_opts, there, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY);
+    if (bpf_tc_query(&hook, &there) == 0 && !is_named(there.prog_id, TC_PROG_NAME)) {
+        if (err && errlen)
+            snprintf(err, errlen, "another tc filter (program id %u) holds ingress handle 0x%x priority 0x%x",
+                     there.prog_id, CLVS_TC_HANDLE, CLVS_TC_PRIORITY);
+        return -EBUSY;
+    }
+    DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY,
+                        .prog_fd = p->tc_prog_fd, .flags = BPF_TC_F_REPLACE);
+    rc = bpf_tc_attach(&hook, &opts);
+    if (rc) {
+        if (created) {
+            hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+            bpf_tc_hook_destroy(&hook);
+        }
+        return fail(err, errlen, rc, "bpf_tc_attach(ingress)");
+    }
+    p->tc_ifindex = ifindex;
+    p->tc_created_hook = created;
+    return 0;
+}
+
+void clvs_tc_detach(struct clvs_xdp_prog *p) {
+    if (!p->tc_ifindex) return;
+    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = p->tc_ifindex, .attach_point = BPF_TC_INGRESS);
+    DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY);
+    bpf_tc_detach(&hook, &opts);
+    if (p->tc_created_hook) {
+        hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS; /* removes the clsact qdisc */
+        bpf_tc_hook_destroy(&hook);
+    }
+    p->tc_ifindex = 0;
+    p->tc_created_hook = 0;
+}
+
 void clvs_xdp_close(struct clvs_xdp_prog *p) {
     if (p->ifindex) bpf_xdp_detach(p->ifindex, (int)p->mode, NULL);
     p->ifindex = 0;
+    clvs_tc_detach(p);
     if (p->object) bpf_object__close((struct bpf_object *)p->object);
     p->object = NULL;
-    p->prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
+    p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
 }
 
 /* Must match struct vip_key in bpf/lvs_xdp.c. */

@@ -110,17 +110,25 @@ int clvs_xsk_kick_tx(int fd);
 
 struct clvs_xdp_prog {
     void *_Nullable object;    /* struct bpf_object * */
-    int prog_fd;
+    int prog_fd;     /* lvs_xdp_prog, -1 when not loaded */
+    int tc_prog_fd;  /* lvs_tc_prog (`lvsd --dataplane tc`), -1 when not loaded */
     int xsks_fd;
     int vips_fd;
     int conns_fd;    /* the fast path's connection map (`lvsd --dataplane xdp`) */
     int ifindex;     /* attached to, 0 = not attached */
     uint32_t mode;   /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE once attached */
+    int tc_ifindex;  /* the tc program is attached to its clsact ingress, 0 = not */
+    int tc_created_hook; /* the clsact qdisc was created by lvsd (removed again on detach) */
 };
 
-/* Opens and loads `path`. With `shared_vips_fd` >= 0 the object uses that VIP map instead of
- * its own (one VIP map for every interface), likewise `shared_conns_fd`. 0 or -errno. */
-int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int shared_vips_fd, int shared_conns_fd,
+/* Which programs of the object `clvs_xdp_load` loads into the kernel. */
+#define CLVS_PROG_XDP 1
+#define CLVS_PROG_TC 2
+
+/* Opens `path` and loads the programs named by `programs` (CLVS_PROG_*). With `shared_vips_fd`
+ * >= 0 the object uses that VIP map instead of its own (one VIP map for every interface),
+ * likewise `shared_conns_fd`. 0 or -errno. */
+int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int shared_vips_fd, int shared_conns_fd,
                   char *err, size_t errlen);
 /* Attaches in native mode, else (when `allow_generic`) in generic/skb mode; sets p->mode.
  * Replaces an earlier lvsd program (a stale one of a killed lvsd), refuses anybody else's. */
@@ -129,6 +137,14 @@ int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, cha
 void clvs_xdp_close(struct clvs_xdp_prog *p);
 /* Detaches whatever lvsd program is attached to `ifindex` (any mode); 1 when one was removed. */
 int clvs_xdp_detach_stale(int ifindex);
+/* Attaches lvs_tc_prog to the clsact ingress of `ifindex` (creating the qdisc when missing) as
+ * filter handle CLVS_TC_HANDLE, priority CLVS_TC_PRIORITY, direct action. Replaces an earlier
+ * lvsd program there (a stale one of a killed lvsd), refuses anybody else's. 0 or -errno. */
+int clvs_tc_attach(struct clvs_xdp_prog *p, int ifindex, char *err, size_t errlen);
+/* Removes the filter (and the clsact qdisc when lvsd created it); idempotent. */
+void clvs_tc_detach(struct clvs_xdp_prog *p);
+#define CLVS_TC_HANDLE 0x1c5
+#define CLVS_TC_PRIORITY 0x1c5
 
 /* VIP map element: family 4 or 6, address in network order (4 or 16 bytes), port host order. */
 int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present);
