@@ -2,6 +2,7 @@
 #include "clvs_shim.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <unistd.h>
 #include <net/if.h>
@@ -12,13 +13,24 @@
 _Static_assert(sizeof(struct clvs_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(struct clvs_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
 
-int clvs_packet_bind(int fd, int ifindex) {
+int clvs_packet_bind(int fd, int ifindex, uint16_t protocol) {
     struct sockaddr_ll sll;
     memset(&sll, 0, sizeof sll);
     sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_protocol = htons(protocol);
     sll.sll_ifindex = ifindex;
     return bind(fd, (struct sockaddr *)&sll, sizeof sll);
+}
+
+void *clvs_packet_send_address(int ifindex, unsigned int *length) {
+    struct sockaddr_ll *sll = calloc(1, sizeof *sll);
+    if (!sll) return NULL;
+    sll->sll_family = AF_PACKET;
+    sll->sll_protocol = 0;
+    sll->sll_ifindex = ifindex;
+    sll->sll_halen = 6;
+    *length = sizeof *sll;
+    return sll;
 }
 
 int clvs_packet_rx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size, unsigned frame_nr) {

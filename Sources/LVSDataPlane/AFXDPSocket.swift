@@ -85,17 +85,23 @@ public final class XDPProgram {
     public private(set) var attachedTo: InterfaceInfo?
     public private(set) var mode: Mode?
 
+    /// Which program of the object is loaded into the kernel.
+    public enum Kind: Sendable { case xdp, tc }
+    public let kind: Kind
+
     /// Loads the object; with `sharingVIPsOf` it uses that program's VIP and connection maps.
-    public init(objectPath: String, sharingVIPsOf other: XDPProgram? = nil) throws {
+    public init(objectPath: String, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil) throws {
         // Load first, store last: a throw after every property is set would run deinit.
         let prog = UnsafeMutablePointer<clvs_xdp_prog>.allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_xdp_load(prog, objectPath, other?.vipsMap ?? -1, other?.connsMap ?? -1, &err, err.count)
+        let which = kind == .xdp ? CLVS_PROG_XDP : CLVS_PROG_TC
+        let rc = clvs_xdp_load(prog, objectPath, Int32(which), other?.vipsMap ?? -1, other?.connsMap ?? -1, &err, err.count)
         guard rc == 0 else {
             prog.deallocate()
             throw DataPlaneError.invalidConfiguration("cannot load XDP object \(objectPath): \(String(cString: err))")
         }
         self.objectPath = objectPath
+        self.kind = kind
         self.prog = prog
     }
 
@@ -114,6 +120,22 @@ public final class XDPProgram {
         let m: Mode = prog.pointee.mode == UInt32(XDP_FLAGS_DRV_MODE_VALUE) ? .native : .generic
         mode = m
         return m
+    }
+
+    /// Attaches the tc program (`kind == .tc`) to the interface's clsact ingress.
+    public func attachTC(to interface: InterfaceInfo) throws {
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = clvs_tc_attach(prog, interface.index, &err, err.count)
+        guard rc == 0 else {
+            throw DataPlaneError.system(call: "tc attach (\(String(cString: err)))", errno: -rc, context: "interface '\(interface.name)'")
+        }
+        attachedTo = interface
+    }
+
+    /// Takes the tc program off its interface (idempotent); the maps stay until deinit.
+    public func detachTC() {
+        clvs_tc_detach(prog)
+        attachedTo = nil
     }
 
     /// Detaches the program (idempotent); the maps stay until deinit.

@@ -21,6 +21,9 @@ public struct DataPlaneConfiguration: Sendable {
     /// checks, before it sleeps in poll(2): a request/response exchange then skips the wake-up.
     /// 0 = sleep at once.
     public var spinNanoseconds: UInt64 = 0
+    /// The EtherTypes each worker opens a socket for, per interface: [ETH_P_ALL] (one tap socket
+    /// seeing every frame), or single types that are delivered after tc ingress (see `TCDataPlane`).
+    public var receiveProtocols: [UInt16] = [3]
 
     public init(interfaces: [String], workerCount: Int? = nil) {
         self.interfaces = interfaces
@@ -28,7 +31,8 @@ public struct DataPlaneConfiguration: Sendable {
     }
 }
 
-/// N worker threads sharing the interfaces through one PACKET_FANOUT (hash) group per interface.
+/// N worker threads sharing the interfaces through one PACKET_FANOUT (hash) group per interface
+/// and receive protocol.
 ///
 /// Sockets are opened by `init` (in the calling thread's network namespace); `start()` launches the
 /// threads, `stop()` stops and joins them.
@@ -46,14 +50,21 @@ public final class DataPlane<P: FrameProcessor> {
         let infos = try configuration.interfaces.map { try InterfaceInfo.lookup($0) }
         let n = configuration.workerCount ?? affinityCPUCount()
         guard n >= 1 else { throw DataPlaneError.invalidConfiguration("worker count \(n)") }
-        var groups = [Int32?](repeating: nil, count: infos.count)
+        guard !configuration.receiveProtocols.isEmpty else { throw DataPlaneError.invalidConfiguration("no receive protocols") }
+        let protocols = configuration.receiveProtocols
+        var groups = [Int32?](repeating: nil, count: infos.count * protocols.count)
         var workers: [DataPlaneWorker<P>] = []
         for w in 0..<n {
             var sockets: [PacketSocket] = []
             for (i, info) in infos.enumerated() {
-                let socket = try PacketSocket(interface: info, options: configuration.socket)
-                groups[i] = try socket.joinFanout(group: groups[i], defrag: configuration.fanoutDefrag)
-                sockets.append(socket)
+                for (k, proto) in protocols.enumerated() {
+                    var options = configuration.socket
+                    options.protocolType = proto
+                    let socket = try PacketSocket(interface: info, options: options)
+                    let g = i * protocols.count + k
+                    groups[g] = try socket.joinFanout(group: groups[g], defrag: configuration.fanoutDefrag)
+                    sockets.append(socket)
+                }
             }
             workers.append(DataPlaneWorker(processor: try makeProcessor(w), sockets: sockets,
                                            batchSize: configuration.batchSize,

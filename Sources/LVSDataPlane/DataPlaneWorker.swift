@@ -19,6 +19,9 @@ struct SocketState {
     @usableFromInline var counters: UnsafeMutablePointer<UInt64>
     /// The interface MTU: a larger frame without GSO metadata is fragmented before sending.
     @usableFromInline var mtu: Int
+    /// For a socket bound to one EtherType: the sockaddr_ll every message is sent to (protocol 0,
+    /// so the kernel reads each frame's type from its header); nil for ETH_P_ALL.
+    @usableFromInline var sendAddress: UnsafeMutableRawPointer?
 }
 
 /// One data-plane thread: polls the sockets of all interfaces, hands each received frame to the
@@ -82,16 +85,22 @@ public final class DataPlaneWorker<P: FrameProcessor> {
             let msgs = UnsafeMutablePointer<clvs_mmsghdr>.allocate(capacity: batchSize)
             let iovs = UnsafeMutablePointer<iovec>.allocate(capacity: batchSize)
             iovs.initialize(repeating: iovec(iov_base: nil, iov_len: 0), count: batchSize)
+            var addressLength: UInt32 = 0
+            let sendAddress = s.protocolType == 3 ? nil : clvs_packet_send_address(s.interface.index, &addressLength)
             for m in 0..<batchSize {
                 var h = clvs_mmsghdr()
                 h.msg_hdr.msg_iov = iovs + m
                 h.msg_hdr.msg_iovlen = 1
+                if let sendAddress {
+                    h.msg_hdr.msg_name = sendAddress
+                    h.msg_hdr.msg_namelen = addressLength
+                }
                 (msgs + m).initialize(to: h)
             }
             (state + i).initialize(to: SocketState(
                 fd: s.fd, ifindex: s.interface.index, ring: s.ring, frameSize: s.frameSize,
                 frameCount: s.frameCount, head: 0, msgs: msgs, iovs: iovs, txCount: 0,
-                counters: counterBlock.row(i), mtu: s.interface.mtu))
+                counters: counterBlock.row(i), mtu: s.interface.mtu, sendAddress: sendAddress))
         }
     }
 
@@ -99,6 +108,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         for i in 0..<count {
             state[i].msgs.deallocate()
             state[i].iovs.deallocate()
+            free(state[i].sendAddress)
         }
         state.deallocate()
         pollfds.deallocate()
@@ -116,7 +126,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     /// This worker's counters per interface index.
     public func counters() -> [Int32: InterfaceCounters] {
         var out: [Int32: InterfaceCounters] = [:]
-        for (i, s) in sockets.enumerated() { out[s.interface.index] = counterBlock.snapshot(row: i) }
+        for (i, s) in sockets.enumerated() { out[s.interface.index, default: InterfaceCounters()] += counterBlock.snapshot(row: i) }
         return out
     }
 
@@ -130,7 +140,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
             let now = clvs_now_ns()
             var got = 0
             for i in 0..<count { got += drain(i, now: now) }
-            if got > 0 { lastWork = now }
+            if got > 0 { processor.afterBatch(now: now); lastWork = now }
             var t = got == 0 ? now : clvs_now_ns()
             if got == 0 && t &- lastWork < spinNs {
                 // Traffic just passed: check again soon instead of sleeping (a wake-up costs more).

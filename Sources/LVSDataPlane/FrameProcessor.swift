@@ -13,7 +13,7 @@ public protocol FrameProcessor: AnyObject {
     func prefetchDone()
     /// Called by each worker at least every `tickInterval` (also when idle), from the worker's thread.
     func tick(now: UInt64)
-    /// Called by the AF_XDP worker after each batch of received frames (cheap when idle).
+    /// Called by each worker after a pass over its rings that received frames (cheap when idle).
     func afterBatch(now: UInt64)
 }
 

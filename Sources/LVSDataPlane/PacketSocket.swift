@@ -14,13 +14,18 @@ public struct PacketSocketOptions: Sendable {
     public var receiveBuffer: Int = 8 << 20
     public var sendBuffer: Int = 4 << 20
     public var qdiscBypass: Bool = true
+    /// The EtherType bound to (host order). ETH_P_ALL (3) receives every frame, as a tap, before
+    /// tc ingress; a single type (0x0800, 0x86DD, 0x0806) receives after tc ingress, only what the
+    /// tc program let through.
+    public var protocolType: UInt16 = 3
 
     public init() {}
 }
 
-/// An AF_PACKET SOCK_RAW socket bound with ETH_P_ALL to one interface, with PACKET_VNET_HDR,
-/// PACKET_IGNORE_OUTGOING and a TPACKET_V2 mmap receive ring. Transmission is done by the worker
-/// with sendmmsg on `fd` (each message starts with a virtio_net_hdr).
+/// An AF_PACKET SOCK_RAW socket bound to one interface (with ETH_P_ALL unless the options name one
+/// EtherType), with PACKET_VNET_HDR, PACKET_IGNORE_OUTGOING and a TPACKET_V2 mmap receive ring.
+/// Transmission is done by the worker with sendmmsg on `fd` (each message starts with a
+/// virtio_net_hdr).
 public final class PacketSocket {
     public let interface: InterfaceInfo
     public let fd: Int32
@@ -30,6 +35,8 @@ public final class PacketSocket {
     public let frameCount: Int
     let ringBytes: Int
     public private(set) var fanoutGroup: Int32?
+    /// The EtherType bound to (3 = ETH_P_ALL).
+    public let protocolType: UInt16
 
     /// Bytes of the virtio_net_hdr that precedes every frame in both directions.
     public static let vnetHeaderLength = Int(clvs_vnet_hdr_len)
@@ -83,9 +90,9 @@ public final class PacketSocket {
         let bytes = blockSize * blocks
         let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let map, map != MAP_FAILED else { throw DataPlaneError.errno("mmap(rx ring)", context) }
-        guard clvs_packet_bind(fd, interface.index) == 0 else {
+        guard clvs_packet_bind(fd, interface.index, options.protocolType) == 0 else {
             munmap(map, bytes)
-            throw DataPlaneError.errno("bind(ETH_P_ALL)", context)
+            throw DataPlaneError.errno(options.protocolType == 3 ? "bind(ETH_P_ALL)" : "bind(EtherType 0x\(String(options.protocolType, radix: 16)))", context)
         }
         ok = true
         self.fd = fd
@@ -93,6 +100,7 @@ public final class PacketSocket {
         self.ringBytes = bytes
         self.frameSize = frameSize
         self.frameCount = frames
+        self.protocolType = options.protocolType
     }
 
     /// Joins a PACKET_FANOUT_HASH group with PACKET_FANOUT_FLAG_DEFRAG. With `group == nil` the kernel

@@ -24,6 +24,8 @@ final class Director: @unchecked Sendable {
     var dataplaneStatus: [String] = []
     /// The XDP fast path's connection map (`--dataplane xdp`), for the status line.
     var fastPathMap: XDPConnMap?
+    /// Which program forwards from `fastPathMap`: "xdp" or "tc" (names the status line).
+    var fastPathKind = "xdp"
     private var lastNeighbourCheck: UInt64 = 0
     private var reportedUnreachable: Set<String> = []
     /// When each real server was first seen unresolved (a warning needs 3 s without an answer).
@@ -83,7 +85,7 @@ final class Director: @unchecked Sendable {
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
             if let map = fastPathMap {
                 let t = map.totals()
-                extra += "xdp fast path: \(t.entries) connection(s), \(t.packets) packet(s), \(t.bytes) byte(s) forwarded in XDP\n"
+                extra += "\(fastPathKind) fast path: \(t.entries) connection(s), \(t.packets) packet(s), \(t.bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"
             }
             return .text(lines.joined(separator: "\n") + extra)
         }

@@ -47,7 +47,7 @@ struct LVSD: AsyncParsableCommand {
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
     var noKernelGuard = false
 
-    @Option(help: "Packet I/O: auto (afxdp where its XDP program loads and attaches natively on every interface, else afpacket), afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets) or xdp (afxdp, with established connections forwarded inside the XDP program).")
+    @Option(help: "Packet I/O: auto (afxdp where its XDP program loads and attaches natively on every interface, else afpacket), afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets), xdp (afxdp, with established connections forwarded inside the XDP program) or tc (established connections forwarded by a tc ingress program, the rest through packet sockets).")
     var dataplane: String = "auto"
 
     @Option(help: "AF_XDP sockets (afxdp, xdp): auto (zero-copy where the driver has it, else copy), copy or zero-copy.")
@@ -56,7 +56,7 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "After traffic, how long (µs) a worker keeps checking its rings, yielding the CPU between checks, before it sleeps in poll(2); saves a thread wake-up per request at light load. 0 = sleep at once (least CPU).")
     var pollSpinUs: Int = 200
 
-    @Option(help: "The XDP program for --dataplane afxdp/xdp (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
+    @Option(help: "The BPF object for --dataplane afxdp/xdp/tc (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
     var xdpObject: String?
 
     func run() async throws {
@@ -160,6 +160,15 @@ struct LVSD: AsyncParsableCommand {
                 for w in director.workers { w.fastPath = plane.connMap }
             }
             dataPlane = .afxdp(plane)
+        case .tc:
+            var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
+            dpConfig.tickInterval = 10_000_000
+            dpConfig.spinNanoseconds = spin
+            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, objectPath: Self.findXDPObject(xdpObject)) { director.makeWorker($0) }
+            director.fastPathMap = plane.connMap
+            director.fastPathKind = "tc"
+            for w in director.workers { w.fastPath = plane.connMap }
+            dataPlane = .tc(plane)
         }
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
 
@@ -177,7 +186,7 @@ struct LVSD: AsyncParsableCommand {
             guard case let .snapshot(s) = director.execute(.snapshot) else { return }
             do {
                 if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules)) }
-                if case .afxdp = dataPlane { try dataPlane.updateVIPs(Self.vipMatches(s, rules)) }
+                if guardTable == nil { try dataPlane.updateVIPs(Self.vipMatches(s, rules)) }
             } catch {
                 logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
             }
@@ -228,7 +237,7 @@ struct LVSD: AsyncParsableCommand {
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
-            "kernel_guard": "\(kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
+            "kernel_guard": "\(kind == .tc ? "tc program (PACKET_OTHERHOST)" : kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
@@ -377,6 +386,7 @@ struct DirectorService: Service, @unchecked Sendable {
         director.sync.stopAll()
         dataPlane.stop()
         if case .afxdp = dataPlane { logger.info("afxdp: XDP programs detached") }
+        if case .tc = dataPlane { logger.info("tc: tc programs detached") }
         do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
         logger.info("lvsd stopped")
     }
@@ -384,7 +394,7 @@ struct DirectorService: Service, @unchecked Sendable {
 
 /// The packet I/O backends lvsd can run.
 enum DataPlaneKind: String, CaseIterable {
-    case afpacket, afxdp, xdp
+    case afpacket, afxdp, xdp, tc
 }
 
 extension LVSD {
@@ -414,11 +424,13 @@ extension LVSD {
 enum AnyDataPlane: @unchecked Sendable {
     case afpacket(DataPlane<ShardWorker>)
     case afxdp(AFXDPDataPlane<ShardWorker>)
+    case tc(TCDataPlane<ShardWorker>)
 
     var workerCount: Int {
         switch self {
         case .afpacket(let p): return p.workers.count
         case .afxdp(let p): return p.workers.count
+        case .tc(let p): return p.workers.count
         }
     }
 
@@ -426,19 +438,25 @@ enum AnyDataPlane: @unchecked Sendable {
         switch self {
         case .afpacket(let p): try p.start()
         case .afxdp(let p): try p.start()
+        case .tc(let p): try p.start()
         }
     }
 
-    /// For afxdp: detaches the XDP programs first, so traffic goes back to the kernel.
+    /// For afxdp, xdp and tc: detaches the BPF programs first, so traffic goes back to the kernel.
     func stop() {
         switch self {
         case .afpacket(let p): p.stop()
         case .afxdp(let p): p.stop()
+        case .tc(let p): p.stop()
         }
     }
 
     func updateVIPs(_ vips: [VIPMatch]) throws {
-        if case .afxdp(let p) = self { try p.updateVIPs(vips) }
+        switch self {
+        case .afpacket: break
+        case .afxdp(let p): try p.updateVIPs(vips)
+        case .tc(let p): try p.updateVIPs(vips)
+        }
     }
 
     /// Lines for `lvsadm daemon status` (the first one names the backend).
@@ -450,6 +468,9 @@ enum AnyDataPlane: @unchecked Sendable {
         case .afxdp(let p):
             return ["data plane: afxdp (XDP redirect to AF_XDP sockets; \(p.summary))",
                     "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)"]
+        case .tc(let p):
+            return ["data plane: tc (established connections forwarded by a tc ingress program; the rest via packet sockets bound to IPv4, IPv6 and ARP; \(p.summary))",
+                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT hash)"]
         }
     }
 }

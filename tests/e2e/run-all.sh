@@ -7,8 +7,8 @@
 #   -v                  stream each test's output (default: only on failure)
 #   E2E_TEST_TIMEOUT    seconds per test (default 900)
 #   E2E_ARTIFACTS       where logs and failed labs' state go (default /tmp/lvs-e2e-artifacts)
-#   E2E_DATAPLANES      lvsd data planes to run the suite with (default: afpacket, plus afxdp
-#                       and xdp when the XDP program is built); ignored when LVS_LAB_LVSD_ARGS is set,
+#   E2E_DATAPLANES      lvsd data planes to run the suite with (default: afpacket, plus afxdp,
+#                       xdp and tc when the BPF object is built); ignored when LVS_LAB_LVSD_ARGS is set,
 #                       which then applies to a single run.
 set -euo pipefail
 
@@ -25,7 +25,7 @@ for arg in "$@"; do
     esac
 done
 
-# The data planes: afxdp and xdp need the XDP object (next to lvsd or bpf/lvs_xdp.o of the tree).
+# The data planes: afxdp, xdp and tc need the BPF object (next to lvsd or bpf/lvs_xdp.o of the tree).
 if [[ -n ${LVS_LAB_LVSD_ARGS+set} ]]; then
     PLANES=(custom)
 elif [[ -n ${E2E_DATAPLANES:-} ]]; then
@@ -33,7 +33,7 @@ elif [[ -n ${E2E_DATAPLANES:-} ]]; then
 else
     PLANES=(afpacket)
     for obj in "${LVS_BIN:-/nonexistent}/lvs_xdp.o" "$E2E_DIR/../../bpf/lvs_xdp.o"; do
-        if [[ -r $obj ]]; then PLANES+=(afxdp xdp); break; fi
+        if [[ -r $obj ]]; then PLANES+=(afxdp xdp tc); break; fi
     done
 fi
 

@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# --dataplane xdp only: packets of an established connection are forwarded by
-# the XDP program, not by lvsd. During a rate-limited 4 MB download (IPv4, TCP)
+# --dataplane xdp and tc only: packets of an established connection are
+# forwarded by the XDP program (xdp) or the tc ingress program (tc), not by
+# lvsd. During a rate-limited 4 MB download (IPv4, TCP)
 # the fast path's map holds the connection and its packet counter grows while
 # lvsd's own "forwarded" counter barely moves (handshake, FIN); the download is
-# intact; afterwards lvsadm -Ln --stats counts the XDP-forwarded packets too,
+# intact; afterwards lvsadm -Ln --stats counts the fast path's packets too,
 # and the map entry is gone (the FIN went through lvsd).
 source "$(dirname "$0")/lib.sh"
 
-[[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]]xdp[[:space:]] ]] ||
-    e2e_skip "only for --dataplane xdp (LVS_LAB_LVSD_ARGS='${LVS_LAB_LVSD_ARGS:-}')"
+if [[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](xdp|tc)[[:space:]] ]]; then
+    PLANE=${BASH_REMATCH[1]}
+else
+    e2e_skip "only for --dataplane xdp and tc (LVS_LAB_LVSD_ARGS='${LVS_LAB_LVSD_ARGS:-}')"
+fi
 require_lvs_bins
 lvs_bin >/dev/null # resolves and exports LVS_BIN once: the samples below must be quick
 lab_start --director lvsd
 
 forwarded() { lab_lvsadm daemon status | awk '$1=="forwarded" {print $2}'; }
-# "xdp fast path: N connection(s), P packet(s), B byte(s) forwarded in XDP"
-fastpath() { lab_lvsadm daemon status | awk '$1=="xdp" && $2=="fast" {print $4, $6}'; }
+# "xdp fast path: N connection(s), P packet(s), B byte(s) forwarded in XDP" (tc: "tc fast path: ...")
+fastpath() { lab_lvsadm daemon status | awk -v p="$PLANE" '$1==p && $2=="fast" {print $4, $6}'; }
 vip_inpkts() { lab_lvsadm -Ln --stats --exact | awk -v s="$VIP:80" '$1=="TCP" && $2==s {print $4}'; }
 
 status=$(lab_lvsadm daemon status) || e2e_fail "lvsadm daemon status failed"
 echo "$status"
-assert_match "$status" 'data plane: xdp' "lvsd runs the xdp data plane"
-assert_match "$status" 'xdp fast path: ' "status has the fast path line"
+assert_match "$status" "data plane: $PLANE" "lvsd runs the $PLANE data plane"
+assert_match "$status" "$PLANE fast path: " "status has the fast path line"
 
 tmp=$(e2e_tmpdir)
 want=$(cat "$LAB_STATE/big.sha256")
@@ -44,8 +48,8 @@ done
 wait "$dl" || e2e_fail "download failed: $(cat "$tmp/out")"
 assert_eq "200 4194304" "$(cat "$tmp/out")" "download: status and size"
 assert_eq "$want" "$(sha256sum "$tmp/big" | cut -d' ' -f1)" "download: sha256"
-e2e_log "while in the map (XDP packets, lvsd forwarded): $(printf "%s; " "${samples[@]}")lvsd forwarded before: $f0"
-assert_ge 2 "${#samples[@]}" "the established connection is in the XDP map (samples)"
+e2e_log "while in the map ($PLANE packets, lvsd forwarded): $(printf "%s; " "${samples[@]}")lvsd forwarded before: $f0"
+assert_ge 2 "${#samples[@]}" "the established connection is in the fast path's map (samples)"
 # The first sample may land between lvsd filling the map and the next client
 # packet (counter still 0): the counter must grow from there to at least 5.
 read -r x1 f1 <<<"${samples[0]}"
@@ -53,8 +57,8 @@ read -r x2 _ <<<"${samples[-1]}"
 # lvsd's counter over all samples but the last: that one may have read the counter just after
 # the FIN went through lvsd and the map count just before the worker deleted the entry.
 read -r _ f2 <<<"${samples[-2]}"
-assert_ge 5 "$x2" "XDP forwarded packets of it"
-assert_ge $((x1 + 1)) "$x2" "XDP's counter grows"
+assert_ge 5 "$x2" "the $PLANE program forwarded packets of it"
+assert_ge $((x1 + 1)) "$x2" "the $PLANE program's counter grows"
 assert_eq "$f1" "$f2" "lvsd's own forwarded counter does not move meanwhile"
 # handshake, request and the packets up to the 4th (offloadAfterPackets) plus those already in that batch
 ((f2 - f0 <= 8)) || e2e_fail "lvsd forwarded $((f2 - f0)) packets of one connection before the map took it (expected at most 8)"
@@ -64,7 +68,7 @@ sleep 1.5
 p3=$(vip_inpkts)
 f3=$(forwarded)
 e2e_log "VIP InPkts $p0 -> $p3, lvsd forwarded $f0 -> $f3"
-assert_ge $((p0 + x2 + (f3 - f0))) "$p3" "lvsadm --stats counts the XDP-forwarded packets"
+assert_ge $((p0 + x2 + (f3 - f0))) "$p3" "lvsadm --stats counts the packets the $PLANE program forwarded"
 read -r c4 _ < <(fastpath)
 assert_eq 0 "$c4" "the map entry is gone after the FIN"
 assert_lvsd_alive

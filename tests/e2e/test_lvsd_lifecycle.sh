@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lvsd's life: clear last log lines and a non-zero exit for a bad interface
 # and a bad --fwmark rule; SIGTERM ends it within 5 s and removes its
-# nftables table (afpacket) or XDP program (afxdp) and its socket; an
+# nftables table (afpacket), XDP program (afxdp, xdp) or tc program and
+# clsact qdisc (tc) and its socket; an
 # unsupported --dataplane fails clearly; lvsadm without lvsd says so in one line;
 # --config loads an ipvsadm-save file (with a comment line) at start; a bad
 # config line fails naming the file and the line.
@@ -13,10 +14,11 @@ LVSD=$(lvs_bin)/lvsd
 LVSADM=$(lvs_bin)/lvsadm
 # The data plane under test comes from LVS_LAB_LVSD_ARGS (as for the lab's lvsd).
 DP_ARGS=(${LVS_LAB_LVSD_ARGS:-})
-XDP=0
+XDP=0 TC=0
 [[ " ${DP_ARGS[*]} " == *" --dataplane afxdp "* || " ${DP_ARGS[*]} " == *" --dataplane xdp "* ]] && XDP=1
-# The lab's lvsd keeps one nftables table with afpacket, none with afxdp/xdp (its XDP program instead).
-LAB_TABLES=$((1 - XDP))
+[[ " ${DP_ARGS[*]} " == *" --dataplane tc "* ]] && TC=1
+# The lab's lvsd keeps one nftables table with afpacket, none with afxdp/xdp/tc (its BPF program instead).
+LAB_TABLES=$((XDP || TC ? 0 : 1))
 
 # run_lvsd_fail NAME ARGS...: lvsd must exit non-zero within 15 s; prints
 # its last log line.
@@ -50,6 +52,11 @@ stop_lvsd() {
     t=$(lab_exec director ip -d link show eth0)
     [[ $t != *prog/xdp* ]] || e2e_fail "XDP program left attached after SIGTERM: $t"
     e2e_log "ok: no XDP program left on eth0"
+    t=$(lab_exec director tc filter show dev eth0 ingress 2>&1)
+    [[ $t != *lvs_tc_prog* ]] || e2e_fail "tc program left attached after SIGTERM: $t"
+    t=$(lab_exec director tc qdisc show dev eth0)
+    [[ $t != *clsact* ]] || e2e_fail "clsact qdisc (created by lvsd) left behind after SIGTERM: $t"
+    e2e_log "ok: no tc program nor clsact qdisc left on eth0"
     [[ ! -e $sock ]] || e2e_fail "socket $sock left behind after SIGTERM"
     e2e_log "ok: socket $sock removed"
 }
@@ -66,6 +73,10 @@ assert_eq "$LAB_TABLES" "$(lvsd_tables)" "nftables lvsd_ tables (the lab's lvsd 
 if ((XDP)); then
     t=$(lab_exec director ip -d link show eth0)
     assert_match "$t" "prog/xdp" "afxdp: the lab's lvsd has its XDP program on eth0"
+fi
+if ((TC)); then
+    t=$(lab_exec director tc filter show dev eth0 ingress)
+    assert_match "$t" "lvs_tc_prog" "tc: the lab's lvsd has its tc program on eth0's ingress"
 fi
 # 2b. an unsupported data plane
 last=$(run_lvsd_fail baddp --interface eth0 --dataplane nosuchplane)

@@ -61,8 +61,11 @@ static inline uint8_t clvs_tp2_pkttype(const void *hdr) {
 
 // ---- AF_PACKET socket helpers ------------------------------------------------------------
 
-/// bind() to `ifindex` with protocol ETH_P_ALL.
-int clvs_packet_bind(int fd, int ifindex);
+/// bind() to `ifindex` with `protocol` (host order; ETH_P_ALL = every frame, before tc ingress).
+int clvs_packet_bind(int fd, int ifindex, uint16_t protocol);
+/// A sockaddr_ll naming `ifindex` with protocol 0, for sendmmsg through a socket bound to one
+/// protocol: the kernel then takes each frame's protocol from its Ethernet header. Free with free().
+void *_Nullable clvs_packet_send_address(int ifindex, unsigned int *_Nonnull length);
 /// PACKET_RX_RING with a tpacket_req.
 int clvs_packet_rx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned frame_size, unsigned frame_nr);
 /// Joins a fanout group. With id < 0 asks the kernel for a unique id (PACKET_FANOUT_FLAG_UNIQUEID)

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LVSCore
+
+/// The tc backend (`lvsd --dataplane tc`): lvsd's tc program (`lvs_tc_prog` in bpf/lvs_xdp.o) on
+/// every interface's clsact ingress forwards the connections lvsd put in the connection map, on
+/// the skb the kernel already built (no copy, no XDP conversion on veth); everything else reaches
+/// AF_PACKET workers whose sockets are bound to IPv4, IPv6 and ARP, so they are served after tc
+/// ingress and never see what the program forwarded (an ETH_P_ALL tap would, at a cost per frame).
+/// Frames lvsd must handle are marked PACKET_OTHERHOST by the program, so the director's kernel
+/// drops them instead of answering (it replaces the afpacket backend's nftables guard).
+///
+/// `init` loads the programs and opens the sockets in the caller's network namespace; `start()`
+/// attaches the programs and starts the workers; `stop()` detaches the programs and joins them.
+public final class TCDataPlane<P: FrameProcessor> {
+    public let packets: DataPlane<P>
+    public let programs: [XDPProgram]
+    public let vipMap: XDPVIPMap
+    /// The connection map the tc programs forward from (shared by every interface's program).
+    public let connMap: XDPConnMap
+    public private(set) var isAttached = false
+
+    /// EtherTypes of the workers' sockets: IPv4, IPv6, ARP.
+    public static var receiveProtocols: [UInt16] { [0x0800, 0x86DD, 0x0806] }
+
+    public init(configuration: DataPlaneConfiguration, objectPath: String, makeProcessor: (_ worker: Int) throws -> P) throws {
+        guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
+        guard access(objectPath, R_OK) == 0 else {
+            throw DataPlaneError.invalidConfiguration("BPF object \(objectPath) not readable (build it: make -C bpf)")
+        }
+        var programs: [XDPProgram] = []
+        for _ in configuration.interfaces {
+            programs.append(try XDPProgram(objectPath: objectPath, kind: .tc, sharingVIPsOf: programs.first))
+        }
+        var config = configuration
+        config.receiveProtocols = Self.receiveProtocols
+        packets = try DataPlane(configuration: config, makeProcessor: makeProcessor)
+        self.programs = programs
+        vipMap = XDPVIPMap(program: programs[0])
+        connMap = XDPConnMap(program: programs[0])
+    }
+
+    public var interfaces: [InterfaceInfo] { packets.interfaces }
+    public var workers: [DataPlaneWorker<P>] { packets.workers }
+    public var isRunning: Bool { packets.isRunning }
+
+    /// Sets which frames the programs hand to lvsd (the map is shared; no reload).
+    public func updateVIPs(_ vips: [VIPMatch]) throws { try vipMap.update(vips: vips) }
+
+    /// Attaches the programs (on failure none stays attached), then starts the workers.
+    public func start() throws {
+        guard !packets.isRunning else { return }
+        if !isAttached {
+            do {
+                for (program, info) in zip(programs, packets.interfaces) { try program.attachTC(to: info) }
+            } catch {
+                detach()
+                throw error
+            }
+            isAttached = true
+        }
+        do { try packets.start() } catch {
+            detach()
+            throw error
+        }
+    }
+
+    /// Detaches the programs (traffic goes back to the kernel), then stops the workers.
+    public func stop() {
+        detach()
+        packets.stop()
+    }
+
+    public func detach() {
+        for p in programs { p.detachTC() }
+        isAttached = false
+    }
+
+    /// One line for logs and `lvsadm daemon status`.
+    public var summary: String {
+        packets.interfaces.map { "\($0.name): tc ingress \(isAttached ? "attached" : "detached")" }.joined(separator: "; ")
+    }
+
+    public func counters() -> [Int32: InterfaceCounters] { packets.counters() }
+
+    deinit { stop() }
+}
