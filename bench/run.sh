@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh: throughput of the lab's Direct-Routing directors, side by side.
 #
-#   bench/run.sh [--dataplanes "afpacket afxdp xdp"] [--connections N] [--duration S]
+#   bench/run.sh [--dataplanes "afpacket afxdp xdp tc"] [--connections N] [--duration S]
 #                [--runs N] [--out FILE] [--no-perf] [--no-build] [--rps]
 #                [--lvsd-cpu 0|1]
 #
 # Builds, with scripts/lvs-lab, one lab per lvsd data plane (prefix bench-afpacket,
-# bench-afxdp, bench-xdp; lvsd started with LVS_LAB_LVSD_ARGS="--dataplane X") and one
+# bench-afxdp, bench-xdp, bench-tc; lvsd started with LVS_LAB_LVSD_ARGS="--dataplane X") and one
 # lab with the kernel's nftables netdev DSR (bench-nft). Paths: lvsd-X for each data
 # plane, nft, and direct (client -> rs1 in the nft lab: the ceiling). In --runs
 # interleaved rounds (every path in each round, so a noisy neighbour hits all alike):
@@ -29,7 +29,7 @@
 # table gets N established TCP connections, and the lvsd paths are measured
 # again (nft and direct have no connection table). A service VIP:9 (rr to
 # rs1:9 and rs2:9, -g) is added; trafgen sends, per flow, a SYN then an ACK
-# (for xdp three ACKs: lvsd hands a connection to the XDP map from its 4th
+# (for xdp and tc three ACKs: lvsd hands a connection to the fast path's map from its 4th
 # input packet on) to VIP:9 from 192.168.1.128+i (client eth0 aliases,
 # i < 64) and ports 1024-65535, paced (-t 1us, doubled on loss) in chunks of
 # 64,512 flows; a chunk is re-sent (idempotent: SYN and ACK keep ESTABLISHED)
@@ -83,7 +83,7 @@ RUNS=3
 OUT=$ROOT/BENCHMARKS.md
 PERF=1
 BUILD=1
-DATAPLANES="afpacket afxdp xdp"
+DATAPLANES="afpacket afxdp xdp tc"
 RPS=0
 LVSD_CPU=1
 CONNS=1000000
@@ -112,7 +112,7 @@ MAX_ALIASES=64
     { echo "run.sh: --connections must be an integer from 0 to $((MAX_ALIASES * PORTS))" >&2; exit 2; }
 PLANES=()
 for x in $DATAPLANES; do
-    case $x in afpacket | afxdp | xdp) ;; *) echo "run.sh: unknown data plane '$x' (afpacket, afxdp, xdp)" >&2; exit 2 ;; esac
+    case $x in afpacket | afxdp | xdp | tc) ;; *) echo "run.sh: unknown data plane '$x' (afpacket, afxdp, xdp, tc)" >&2; exit 2 ;; esac
     [[ " ${PLANES[*]} " == *" $x "* ]] || PLANES+=("$x")
 done
 ((${#PLANES[@]})) || { echo "run.sh: --dataplanes names no data plane" >&2; exit 2; }
@@ -205,7 +205,7 @@ ensure_packages() {
     command -v trafgen >/dev/null || need+=(netsniff-ng)
     command -v wrk >/dev/null || need+=(wrk)
     command -v taskset >/dev/null || need+=(util-linux)
-    if [[ " ${PLANES[*]} " == *" afxdp "* || " ${PLANES[*]} " == *" xdp "* ]] && ((BUILD)); then
+    if [[ " ${PLANES[*]} " =~ \ (afxdp|xdp|tc)\  ]] && ((BUILD)); then
         command -v clang >/dev/null || need+=(clang)
     fi
     command -v perf >/dev/null || ((PERF == 0)) || need+=(linux-perf)
@@ -501,13 +501,13 @@ active_fill() {
         END { print n + 0 }'
 }
 
-# the XDP fast path's map entries ("" when the data plane has none)
-xdp_entries() { lvsadm_in "$1" daemon status | awk '/^xdp fast path:/ { print $4 }'; }
+# the fast path's map entries (xdp, tc; "" when the data plane has none)
+xdp_entries() { lvsadm_in "$1" daemon status | awk '/^(xdp|tc) fast path:/ { print $4 }'; }
 
-# Packets per flow: a SYN and an ACK make the entry ESTABLISHED. lvsd --dataplane xdp offers a
-# connection to its XDP map from the 4th input packet on (offloadAfterPackets, counting the
+# Packets per flow: a SYN and an ACK make the entry ESTABLISHED. lvsd --dataplane xdp/tc offers a
+# connection to its fast path's map from the 4th input packet on (offloadAfterPackets, counting the
 # SYN), as a connection carrying data would reach it: there, SYN and three ACKs.
-fill_pkts() { if [[ $1 == lvsd-xdp ]]; then echo 4; else echo 2; fi; }
+fill_pkts() { if [[ $1 == lvsd-xdp || $1 == lvsd-tc ]]; then echo 4; else echo 2; fi; }
 
 # fill_conf SRC PKTS: per flow a SYN, then PKTS-1 ACKs (trafgen sends the blocks in turn, each
 # with its own counter, so flow k's packets are adjacent); source ports 1024.. from alias SRC.
@@ -610,7 +610,7 @@ fill_table() {
     FILL_RATE[$path]=$(awk -v s="$sent" -v t="$total" 'BEGIN { printf "%.0f", (t > 0 ? s / t : 0) }')
     FILL_IDLE[$path]=$(idle_pct "$path")
     if ((FILL_COUNT[$path] * 100 >= CONNS * FILL_MIN_PCT)); then FILL_OK[$path]=1; else FILL_OK[$path]=0; fi
-    log "fill $path: table ${FILL_COUNT[$path]} of $CONNS ($((FILL_COUNT[$path] * 100 / CONNS)) %) after $tries chunk sends, ${total} s of sending (${FILL_RATE[$path]} frames/s); XDP map: ${FILL_XDP[$path]:-n/a}; lvsd idle ${FILL_IDLE[$path]} % of a core"
+    log "fill $path: table ${FILL_COUNT[$path]} of $CONNS ($((FILL_COUNT[$path] * 100 / CONNS)) %) after $tries chunk sends, ${total} s of sending (${FILL_RATE[$path]} frames/s); fast-path map: ${FILL_XDP[$path]:-n/a}; lvsd idle ${FILL_IDLE[$path]} % of a core"
     ((FILL_OK[$path])) || log "ERROR: $path: only ${FILL_COUNT[$path]} of $CONNS connections in the table (< ${FILL_MIN_PCT} %); not measured with it"
 }
 
@@ -676,12 +676,12 @@ write_report() {
         echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
         echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench)$( ((LVSD_CPU == 1)) && echo " and lvsd (all threads)") on CPU1$( ((LVSD_CPU == 0)) && echo "; --lvsd-cpu 0: lvsd (all threads) on CPU0 with trafgen and wrk, where nft's forward runs"), in every lab$( ((RPS)) && echo "; --rps: the switch's port to the director hands what the director sends to CPU0 (rps_cpus 1), so the bridge and the real servers receive it there, as they do nft's forward"); every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
         if ((CONNS > 0)); then
-            echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, per flow a SYN and an ACK (xdp: three ACKs, so the XDP map takes them), from $(chunks) client alias(es), paced trafgen):"
+            echo "- table fill ($CONNS established TCP connections to VIP:$FILL_PORT, per flow a SYN and an ACK (xdp, tc: three ACKs, so the fast path's map takes them), from $(chunks) client alias(es), paced trafgen):"
             for path in "${LVSD_PATHS[@]}"; do
                 printf '  - %s: %s of %s in the table (%s %%) after %s s of sending %s frames (%s frames/s, %s chunk sends, final gap %s µs), %s at the end of the measurements%s; idle lvsd with the table: %s %% of a core%s\n' \
                     "$(label_of "$path")" "${FILL_COUNT[$path]}" "$CONNS" "$((FILL_COUNT[$path] * 100 / CONNS))" "${FILL_TIME[$path]}" "${FILL_SENT[$path]}" \
                     "${FILL_RATE[$path]}" "${FILL_TRIES_USED[$path]}" "${FILL_GAP[$path]}" "${FILL_END[$path]:-—}" \
-                    "${FILL_XDP[$path]:+; XDP map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 4,194,304}" "${FILL_IDLE[$path]}" \
+                    "${FILL_XDP[$path]:+; fast-path map entries (every offloaded TCP/UDP flow): ${FILL_XDP[$path]} of at most 4,194,304}" "${FILL_IDLE[$path]}" \
                     "$( ((FILL_OK[$path])) || echo "; **fill failed (< ${FILL_MIN_PCT} %${FILL_STOP[$path]:+; ${FILL_STOP[$path]}}): not measured with the table**")"
             done
         fi
@@ -788,7 +788,7 @@ if ((BUILD)); then
     log "swift build -c release"
     (cd "$ROOT" && timeout "$T_BUILD" swift build -c release) >"$WORK/build.log" 2>&1 ||
         { tail -n 30 "$WORK/build.log" >&2; die "swift build failed"; }
-    if [[ " ${PLANES[*]} " == *" afxdp "* || " ${PLANES[*]} " == *" xdp "* ]]; then
+    if [[ " ${PLANES[*]} " =~ \ (afxdp|xdp|tc)\  ]]; then
         log "make -C bpf (the XDP programs)"
         timeout 300 make -C "$ROOT/bpf" >>"$WORK/build.log" 2>&1 ||
             { tail -n 30 "$WORK/build.log" >&2; die "make -C bpf failed"; }
@@ -796,7 +796,7 @@ if ((BUILD)); then
 fi
 BIN=$(cd "$ROOT" && timeout 120 swift build -c release --show-bin-path 2>/dev/null || echo "$ROOT/.build/release")
 [[ -x $BIN/lvsd && -x $BIN/lvsadm ]] || die "lvsd/lvsadm not found in $BIN"
-if [[ " ${PLANES[*]} " == *" afxdp "* || " ${PLANES[*]} " == *" xdp "* ]]; then
+if [[ " ${PLANES[*]} " =~ \ (afxdp|xdp|tc)\  ]]; then
     [[ -r $BIN/lvs_xdp.o || -r $ROOT/bpf/lvs_xdp.o ]] || die "bpf/lvs_xdp.o missing (run: make -C bpf)"
 fi
 
@@ -826,10 +826,10 @@ FAILED_FILL=0
 if ((CONNS > 0)); then
     # the slowest fill first, so the tables' ages at the end are closest
     for path in "${LVSD_PATHS[@]}"; do
-        [[ $path == lvsd-xdp ]] && fill_table "$path"
+        [[ $path == lvsd-xdp || $path == lvsd-tc ]] && fill_table "$path"
     done
     for path in "${LVSD_PATHS[@]}"; do
-        [[ $path == lvsd-xdp ]] || fill_table "$path"
+        [[ $path == lvsd-xdp || $path == lvsd-tc ]] || fill_table "$path"
     done
     FILLED=()
     for path in "${LVSD_PATHS[@]}"; do
