@@ -27,8 +27,10 @@
  * VIP/port}. A TCP/UDP frame to a service whose key is there and that is not
  * a TCP SYN, FIN or RST is forwarded here, as lvsd would: destination and
  * source MAC rewritten, TTL/hop limit decremented, then XDP_TX (same
- * interface) or bpf_redirect (another one). The value counts packets and IP
- * bytes and keeps the last-seen time; lvsd reads them back for its statistics
+ * interface) or bpf_redirect (another one). The value keeps the last-seen
+ * time, which lvsd reads when the connection's idle timer runs out (so IPVS
+ * timeouts still decide); packets and IP bytes are counted per destination in
+ * `dest_stats`, which lvsd reads every second for its statistics
  * and idle timeouts, and removes entries when the connection ends or moves.
  * With `conns` empty (the afxdp data plane) every lookup misses.
  *
@@ -70,10 +72,27 @@ struct conn_value {
 	__u8 dmac[6];     /* the real server's MAC */
 	__u8 smac[6];     /* the director's MAC on the egress interface */
 	__u32 ifindex;    /* egress interface */
-	__u64 packets;    /* forwarded here (lvsd reads deltas) */
-	__u64 bytes;      /* IP bytes, as lvsd counts them */
+	__u32 dest;       /* lvsd's destination slot: the index into `dest_stats` */
+	__u32 pad;
 	__u64 last_seen;  /* bpf_ktime_get_ns() of the last packet */
 };
+
+/* Packets and IP bytes forwarded here, per lvsd destination slot and CPU
+ * (lvsd sums the CPUs and adds the growth to its statistics). As many slots as
+ * lvsd has destinations (Engine.maxDestinations); 16 bytes per slot and CPU. */
+#define MAX_DESTS 65536
+
+struct dest_counters {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct dest_counters);
+} dest_stats SEC(".maps");
 
 /* Bounded, as large as lvsd's default connection table (--max-connections
  * 4194304); entries use memory only when present. A full map just leaves
@@ -202,13 +221,17 @@ enum frame_class {
 	FC_KERNEL,    /* not lvsd's: the kernel handles it */
 	FC_ADDRESS,   /* a fragment or ICMP error to a VIP address: lvsd */
 	FC_NEIGHBOUR, /* ARP request / neighbour solicitation for a VIP: lvsd */
-	FC_SERVICE,   /* TCP/UDP/SCTP to a service: the fast path, else lvsd */
+	FC_TRANSPORT, /* TCP/UDP/SCTP to a VIP address: the fast path, else lvsd if
+	               * it is a service (checked after the connection lookup, so a
+	               * forwarded frame costs one hash lookup) */
 };
 
-/* A frame of class FC_SERVICE: its VIP key (family, address, proto, port), IP and L4 headers. */
+/* A frame of class FC_TRANSPORT: its VIP key (family, address), protocol, destination port, IP
+ * and L4 headers. */
 struct service_frame {
 	struct vip_key k;
 	__u8 proto;
+	__u16 dport;  /* network order */
 	__u8 *ip;
 	void *l4;
 };
@@ -263,7 +286,8 @@ static __always_inline struct conn_value *lookup_conn(struct service_frame *f, v
 /*
  * Forwards as lvsd would: TTL / hop limit minus one (the IPv4 checksum rises by
  * 0x0100, RFC 1624), the real server's and the director's MACs, and the
- * entry's counters and last-seen time. 0, or -1 when the headers are short.
+ * destination's counters and the entry's last-seen time. 0, or -1 when the
+ * headers are short.
  */
 static __always_inline int rewrite(struct ethhdr *eth, __u8 *ip, void *end, int v4, struct conn_value *v, __u32 iplen)
 {
@@ -281,8 +305,12 @@ static __always_inline int rewrite(struct ethhdr *eth, __u8 *ip, void *end, int 
 	}
 	__builtin_memcpy(eth->h_dest, v->dmac, 6);
 	__builtin_memcpy(eth->h_source, v->smac, 6);
-	__sync_fetch_and_add(&v->packets, 1);
-	__sync_fetch_and_add(&v->bytes, iplen);
+	__u32 dest = v->dest;
+	struct dest_counters *c = bpf_map_lookup_elem(&dest_stats, &dest);
+	if (c) { /* this CPU's own counters: no atomics needed */
+		c->packets += 1;
+		c->bytes += iplen;
+	}
 	v->last_seen = bpf_ktime_get_ns();
 	count(ST_FAST);
 	return 0;
@@ -325,7 +353,7 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 
 /*
  * Classifies the frame whose L3 header (after Ethernet and at most one VLAN tag) starts at `l3`
- * with EtherType `type`. Only FC_SERVICE fills `out` completely.
+ * with EtherType `type`. Only FC_TRANSPORT fills `out` completely.
  */
 static __always_inline int classify(void *l3, __u16 type, void *end, struct service_frame *out)
 {
@@ -402,12 +430,11 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 	__u16 *ports = l4;
 	if ((void *)(ports + 2) > end)
 		return FC_KERNEL;
-	if (!is_service(k, proto, ports[1]))
-		return FC_KERNEL;
 	out->proto = proto;
+	out->dport = ports[1];
 	out->ip = l3;
 	out->l4 = l4;
-	return FC_SERVICE;
+	return FC_TRANSPORT;
 }
 
 /* The L3 header after Ethernet and at most one 802.1Q / 802.1ad tag (lvsd's parser handles the same). */
@@ -444,9 +471,14 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 		return to_lvsd(ctx, ST_NEIGHBOUR);
 	case FC_ADDRESS:
 		return to_lvsd(ctx, ST_ADDRESS);
-	case FC_SERVICE: {
+	case FC_TRANSPORT: {
 		int action = fast_path(ctx, eth, &f, end);
-		return action >= 0 ? action : to_lvsd(ctx, ST_SERVICE);
+		if (action >= 0)
+			return action;
+		if (is_service(&f.k, f.proto, f.dport))
+			return to_lvsd(ctx, ST_SERVICE);
+		count(ST_PASSED);
+		return XDP_PASS;
 	}
 	default:
 		count(ST_PASSED);
@@ -507,12 +539,14 @@ int lvs_tc_prog(struct __sk_buff *skb)
 		return tc_to_lvsd(skb, ST_NEIGHBOUR);
 	case FC_ADDRESS:
 		return tc_to_lvsd(skb, ST_ADDRESS);
-	case FC_SERVICE: {
+	case FC_TRANSPORT: {
 		__u32 iplen = 0, l4len = 0;
 		struct conn_value *v = lookup_conn(&f, end, &iplen, &l4len);
 		if (v && rewrite(eth, f.ip, end, f.k.family == 4, v, iplen) == 0)
 			return bpf_redirect(v->ifindex, 0);
-		return tc_to_lvsd(skb, ST_SERVICE);
+		if (is_service(&f.k, f.proto, f.dport))
+			return tc_to_lvsd(skb, ST_SERVICE);
+		return TC_ACT_OK;
 	}
 	default:
 		return TC_ACT_OK;

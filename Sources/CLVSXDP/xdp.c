@@ -117,21 +117,22 @@ int clvs_xsk_kick_tx(int fd) {
 /* ---- program ---- */
 
 int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int shared_vips_fd, int shared_conns_fd,
-                  char *err, size_t errlen) {
+                  int shared_stats_fd, char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
-    p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
+    p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
     struct bpf_object *obj = bpf_object__open_file(path, NULL);
     int rc = (int)libbpf_get_error(obj);
     if (rc) return fail(err, errlen, rc, "bpf_object__open_file");
     struct bpf_map *vips = bpf_object__find_map_by_name(obj, "vips");
     struct bpf_map *xsks = bpf_object__find_map_by_name(obj, "xsks");
     struct bpf_map *conns = bpf_object__find_map_by_name(obj, "conns");
+    struct bpf_map *stats = bpf_object__find_map_by_name(obj, "dest_stats");
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
     struct bpf_program *tc = bpf_object__find_program_by_name(obj, TC_PROG_NAME);
-    if (!vips || !xsks || !conns || !prog || !tc) {
+    if (!vips || !xsks || !conns || !stats || !prog || !tc) {
         bpf_object__close(obj);
         if (err && errlen)
-            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME " or maps vips/xsks/conns (rebuild: make -C bpf)", path);
+            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME " or maps vips/xsks/conns/dest_stats (rebuild: make -C bpf)", path);
         return -ENOENT;
     }
     bpf_program__set_autoload(prog, (programs & CLVS_PROG_XDP) != 0);
@@ -139,6 +140,10 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int s
     if (shared_conns_fd >= 0 && (rc = bpf_map__reuse_fd(conns, shared_conns_fd))) {
         bpf_object__close(obj);
         return fail(err, errlen, rc, "bpf_map__reuse_fd(conns)");
+    }
+    if (shared_stats_fd >= 0 && (rc = bpf_map__reuse_fd(stats, shared_stats_fd))) {
+        bpf_object__close(obj);
+        return fail(err, errlen, rc, "bpf_map__reuse_fd(dest_stats)");
     }
     if (shared_vips_fd >= 0 && (rc = bpf_map__reuse_fd(vips, shared_vips_fd))) {
         bpf_object__close(obj);
@@ -154,6 +159,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int s
     p->xsks_fd = bpf_map__fd(xsks);
     p->vips_fd = bpf_map__fd(vips);
     p->conns_fd = bpf_map__fd(conns);
+    p->stats_fd = bpf_map__fd(stats);
     return 0;
 }
 
@@ -259,7 +265,7 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     clvs_tc_detach(p);
     if (p->object) bpf_object__close((struct bpf_object *)p->object);
     p->object = NULL;
-    p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = -1;
+    p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
 }
 
 /* Must match struct vip_key in bpf/lvs_xdp.c. */
@@ -286,15 +292,35 @@ int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto
 }
 
 _Static_assert(sizeof(struct clvs_conn_key) == 40, "conn key layout");
-_Static_assert(sizeof(struct clvs_conn_value) == 40, "conn value layout");
+_Static_assert(sizeof(struct clvs_conn_value) == 32, "conn value layout");
 
-int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex) {
+int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
+                  uint32_t dest) {
+    if (dest >= CLVS_MAX_DESTS) return -ERANGE;
     struct clvs_conn_value v;
     memset(&v, 0, sizeof(v));
     memcpy(v.dmac, dmac, 6);
     memcpy(v.smac, smac, 6);
     v.ifindex = ifindex;
+    v.dest = dest;
     return bpf_map_update_elem(fd, k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int clvs_dest_stats_read(int stats_fd, uint32_t dest, uint64_t *packets, uint64_t *bytes) {
+    /* Per-CPU values come as one 8-byte aligned value per possible CPU. */
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return cpus < 0 ? cpus : -EINVAL;
+    if (cpus > 4096) return -E2BIG;
+    uint64_t values[cpus * 2]; /* at most 64 KiB of stack */
+    if (bpf_map_lookup_elem(stats_fd, &dest, values)) return -errno;
+    uint64_t p = 0, b = 0;
+    for (int i = 0; i < cpus; i++) {
+        p += values[2 * i];
+        b += values[2 * i + 1];
+    }
+    *packets = p;
+    *bytes = b;
+    return 0;
 }
 
 int clvs_conn_get(int fd, const struct clvs_conn_key *k, struct clvs_conn_value *v) {
@@ -310,20 +336,16 @@ int clvs_conn_next_key(int fd, const struct clvs_conn_key *k, struct clvs_conn_k
     return bpf_map_get_next_key(fd, k, next) == 0 ? 0 : -errno;
 }
 
-void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *bytes) {
+uint64_t clvs_conn_count(int fd) {
     struct clvs_conn_key k, next;
-    struct clvs_conn_value v;
-    *entries = *packets = *bytes = 0;
+    uint64_t entries = 0;
     const void *prev = NULL;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-            *entries += 1;
-            *packets += v.packets;
-            *bytes += v.bytes;
-        }
+        entries += 1;
         k = next;
         prev = &k;
     }
+    return entries;
 }
 
 int clvs_conn_read_batch(int fd, uint8_t *token, int first, struct clvs_conn_key *keys,

@@ -61,6 +61,14 @@ public final class EngineShard: @unchecked Sendable {
     /// A connection is handed to the fast path from its N-th input packet on (counting the SYN):
     /// a short connection (SYN, ACK, request, FIN) then never costs a map insert and delete.
     public var offloadAfterPackets: UInt16 = 4
+    /// When an offloadable connection's idle timer runs out: the fast path's last-seen time of it
+    /// (CLOCK_MONOTONIC ns), or nil when it is not offloaded. A connection the fast path saw within
+    /// its timeout lives on from that time instead of expiring. Called from `tick`, under the
+    /// engine lock; set by the worker that owns the shard.
+    public var offloadedLastSeen: ((ConnectionKey) -> UInt64?)?
+    /// Called from `tick` when an offloadable connection is freed (expired or killed), so the fast
+    /// path lets go of it at once.
+    public var offloadedEnded: ((ConnectionKey) -> Void)?
     @usableFromInline let offloadRing: UnsafeMutablePointer<OffloadRecord>
     @usableFromInline var offloadCount = 0
     @usableFromInline static let offloadRingCapacity = 512
@@ -435,22 +443,35 @@ public final class EngineShard: @unchecked Sendable {
                 Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot))))
     }
 
+    /// The key of a connection the fast path may hold (ESTABLISHED TCP or UDP, not a template).
+    @inline(__always) func offloadableKey(_ index: UInt32) -> ConnectionKey? {
+        let e = table[index]
+        guard e.stateFlags & ConnectionEntry.flagTemplate == 0 else { return nil }
+        guard e.proto == 17 || (e.proto == 6 && e.state == TCPState.established.rawValue) else { return nil }
+        return ConnectionKey(proto: e.proto, client: e.client, clientPort: e.cport, virtualAddress: e.virtualAddress, virtualPort: e.vport)
+    }
+
+    /// Packets and IP bytes the fast path forwarded to destination `destSlot`, added to the
+    /// destination's and its service's statistics.
+    public func addOffloadedStatistics(destSlot: UInt32, packets: UInt64, bytes: UInt64) {
+        guard packets > 0 || bytes > 0 else { return }
+        let d = Int(destSlot) * 5
+        destCounters.bump(d + 1, by: packets)
+        destCounters.bump(d + 3, by: bytes)
+        let svc = destService.load(Int(destSlot))
+        if svc != Engine.noService {
+            serviceCounters.bump(Int(svc) * 5 + 1, by: packets)
+            serviceCounters.bump(Int(svc) * 5 + 3, by: bytes)
+        }
+    }
+
     /// Traffic of an offloaded connection forwarded outside lvsd: `packets`/`bytes` (new since the
     /// last call) are added to the destination's and service's statistics, and the connection's
     /// idle timer restarts from `lastSeen` (CLOCK_MONOTONIC ns, 0 = none), so IPVS timeouts still
     /// rule. Returns the destination's forwarding word while the connection may stay offloaded
     /// (it exists, still goes to `destSlot`, is ESTABLISHED or UDP), else nil.
     public func offloadedTraffic(_ key: ConnectionKey, destSlot: UInt32, packets: UInt64, bytes: UInt64, lastSeen: UInt64) -> UInt64? {
-        if packets > 0 {
-            let d = Int(destSlot) * 5
-            destCounters.bump(d + 1, by: packets)
-            destCounters.bump(d + 3, by: bytes)
-            let svc = destService.load(Int(destSlot))
-            if svc != Engine.noService {
-                serviceCounters.bump(Int(svc) * 5 + 1, by: packets)
-                serviceCounters.bump(Int(svc) * 5 + 3, by: bytes)
-            }
-        }
+        addOffloadedStatistics(destSlot: destSlot, packets: packets, bytes: bytes)
         guard let index = conns.lookup(key, template: false), conns[index].dest == destSlot, !conns[index].isDead else { return nil }
         let timeout: UInt64
         if key.proto == 6 {
@@ -504,6 +525,18 @@ public final class EngineShard: @unchecked Sendable {
             for v in victims { kill(v) }
         }
         table.advance(to: t) { index in
+            if offloadEnabled, let key = offloadableKey(index) {
+                if !table[index].isDead, let seen = offloadedLastSeen?(key), seen != 0 {
+                    let timeout = key.proto == 6 ? timeoutTicks.load(Int(TCPState.established.rawValue))
+                                                 : timeoutTicks.load(Engine.udpTimeoutIndex)
+                    let expires = Engine.tick(seen) &+ UInt32(truncatingIfNeeded: timeout)
+                    if Int32(bitPattern: expires &- t) > 0 {
+                        table[index].expires = expires
+                        return .keep
+                    }
+                }
+                offloadedEnded?(key)
+            }
             if !table[index].isDead { unbind(index) }
             return .free
         }

@@ -75,8 +75,9 @@ public final class AFXDPSocket {
     }
 }
 
-/// lvsd's XDP program (`bpf/lvs_xdp.o`) loaded for one interface: its own `xsks` map, the VIP map
-/// shared by all interfaces.
+/// lvsd's BPF object (`bpf/lvs_xdp.o`) loaded for one interface with its XDP program (afxdp, xdp)
+/// or its tc program (tc): its own `xsks` map; the VIP, connection and counter maps shared by all
+/// interfaces.
 public final class XDPProgram {
     public enum Mode: String, Sendable { case native, generic }
 
@@ -89,13 +90,15 @@ public final class XDPProgram {
     public enum Kind: Sendable { case xdp, tc }
     public let kind: Kind
 
-    /// Loads the object; with `sharingVIPsOf` it uses that program's VIP and connection maps.
+    /// Loads the object; with `sharingVIPsOf` it uses that program's VIP, connection and
+    /// destination-counter maps.
     public init(objectPath: String, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil) throws {
         // Load first, store last: a throw after every property is set would run deinit.
         let prog = UnsafeMutablePointer<clvs_xdp_prog>.allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
         let which = kind == .xdp ? CLVS_PROG_XDP : CLVS_PROG_TC
-        let rc = clvs_xdp_load(prog, objectPath, Int32(which), other?.vipsMap ?? -1, other?.connsMap ?? -1, &err, err.count)
+        let rc = clvs_xdp_load(prog, objectPath, Int32(which), other?.vipsMap ?? -1, other?.connsMap ?? -1, other?.statsMap ?? -1,
+                               &err, err.count)
         guard rc == 0 else {
             prog.deallocate()
             throw DataPlaneError.invalidConfiguration("cannot load XDP object \(objectPath): \(String(cString: err))")
@@ -108,6 +111,7 @@ public final class XDPProgram {
     public var xsksMap: Int32 { prog.pointee.xsks_fd }
     public var vipsMap: Int32 { prog.pointee.vips_fd }
     public var connsMap: Int32 { prog.pointee.conns_fd }
+    public var statsMap: Int32 { prog.pointee.stats_fd }
 
     /// Attaches in native (driver) mode, else in generic mode when allowed.
     public func attach(to interface: InterfaceInfo, allowGeneric: Bool = true) throws -> Mode {

@@ -4,17 +4,23 @@ import Glibc
 import CLVSXDP
 import LVSCore
 
-/// The XDP program's connection map (`conns` in bpf/lvs_xdp.c): connections whose packets the
-/// program forwards itself (`lvsd --dataplane xdp`). Keys are built from `ConnectionKey`s; values
-/// carry the rewrite (MACs, egress interface) and the program's counters and last-seen time.
+/// The BPF programs' connection map (`conns` in bpf/lvs_xdp.c): connections whose packets the
+/// XDP or tc program forwards itself (`lvsd --dataplane xdp`, `tc`). Keys are built from
+/// `ConnectionKey`s; values carry the rewrite (MACs, egress interface), lvsd's destination slot and
+/// the last-seen time. What the programs forward is counted per destination slot in `dest_stats`.
 /// BPF map calls are thread-safe, so every worker may use the same object.
 public final class XDPConnMap: @unchecked Sendable {
     public let fd: Int32
+    /// `dest_stats`: packets and bytes per destination slot and CPU.
+    public let statsFD: Int32
     /// Keeps the programs (and so the map) alive.
     let owner: AnyObject
+    /// Destination slots the counters have room for.
+    public static let maxDestinationSlots = UInt32(CLVS_MAX_DESTS)
 
     public init(program: XDPProgram) {
         fd = program.connsMap
+        statsFD = program.statsMap
         owner = program
     }
 
@@ -30,8 +36,10 @@ public final class XDPConnMap: @unchecked Sendable {
         return c
     }
 
-    /// Inserts or replaces an entry (counters restart at zero). 0 or -errno.
-    public func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32) -> Int32 {
+    /// Inserts or replaces an entry (last seen zero) forwarding to destination slot `destSlot`
+    /// (< `maxDestinationSlots`). 0 or -errno.
+    public func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
+                    destSlot: UInt32) -> Int32 {
         var d = (UInt64(0), UInt64(0))
         var s = (UInt64(0), UInt64(0))
         return withUnsafeMutableBytes(of: &d) { dp in
@@ -39,7 +47,7 @@ public final class XDPConnMap: @unchecked Sendable {
                 destinationMAC.store(to: dp.baseAddress!)
                 sourceMAC.store(to: sp.baseAddress!)
                 return clvs_conn_put(fd, &key, dp.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                     sp.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(bitPattern: interface))
+                                     sp.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(bitPattern: interface), destSlot)
             }
         }
     }
@@ -90,11 +98,14 @@ public final class XDPConnMap: @unchecked Sendable {
                              virtualAddress: virtual, virtualPort: UInt16(bigEndian: c.vport))
     }
 
-    /// Entries, packets and bytes over the whole map.
-    public func totals() -> (entries: UInt64, packets: UInt64, bytes: UInt64) {
-        var e: UInt64 = 0, p: UInt64 = 0, b: UInt64 = 0
-        clvs_conn_totals(fd, &e, &p, &b)
-        return (e, p, b)
+    /// Entries in the map (walks it: for status lines and tests).
+    public func count() -> UInt64 { clvs_conn_count(fd) }
+
+    /// Packets and IP bytes the programs forwarded to destination slot `slot` since they were
+    /// loaded (all CPUs); nil if the map cannot be read.
+    public func destinationCounters(_ slot: UInt32) -> (packets: UInt64, bytes: UInt64)? {
+        var p: UInt64 = 0, b: UInt64 = 0
+        return clvs_dest_stats_read(statsFD, slot, &p, &b) == 0 ? (p, b) : nil
     }
 }
 

@@ -22,8 +22,10 @@ final class Director: @unchecked Sendable {
     /// `lvsadm daemon status` lines about the data plane: the first replaces EngineControl's
     /// "data plane:" line, the others are appended (set once the data plane exists).
     var dataplaneStatus: [String] = []
-    /// The XDP fast path's connection map (`--dataplane xdp`), for the status line.
+    /// The fast path's connection map (`--dataplane xdp`, `tc`), for the status line.
     var fastPathMap: XDPConnMap?
+    /// Destination slots the fast path has forwarded to (their counters are read every second).
+    let fastPathSlots = Mutex<Set<UInt32>>([])
     /// Which program forwards from `fastPathMap`: "xdp" or "tc" (names the status line).
     var fastPathKind = "xdp"
     private var lastNeighbourCheck: UInt64 = 0
@@ -84,8 +86,11 @@ final class Director: @unchecked Sendable {
             if let first = lines.first, first.hasPrefix("data plane:"), let mine = dataplaneStatus.first { lines[0] = mine }
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
             if let map = fastPathMap {
-                let t = map.totals()
-                extra += "\(fastPathKind) fast path: \(t.entries) connection(s), \(t.packets) packet(s), \(t.bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"
+                var packets: UInt64 = 0, bytes: UInt64 = 0
+                for slot in fastPathSlots.withLock({ $0 }) {
+                    if let c = map.destinationCounters(slot) { packets &+= c.packets; bytes &+= c.bytes }
+                }
+                extra += "\(fastPathKind) fast path: \(map.count()) connection(s), \(packets) packet(s), \(bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"
             }
             return .text(lines.joined(separator: "\n") + extra)
         }
@@ -118,15 +123,13 @@ final class Director: @unchecked Sendable {
     }
 }
 
-/// A connection the XDP program forwards (see `ShardWorker.fastPath`).
+/// A connection the XDP or tc program forwards (see `ShardWorker.fastPath`).
 struct OffloadedConnection {
     var mapKey: clvs_conn_key
     var destSlot: UInt32
     /// The destination's forwarding word when the entry was written (MACs and interface).
     var word: UInt64
-    /// The map's counters and last-seen time as last read.
-    var packets: UInt64 = 0
-    var bytes: UInt64 = 0
+    /// The map's last-seen time as last read.
     var lastSeen: UInt64 = 0
     /// The sync round that last found it in the map.
     var round: UInt64 = 0
@@ -141,13 +144,38 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private var collected: [ConnectionSnapshot] = []
     /// Non-zero while a listing is requested: one relaxed load per tick.
     private let pendingFlag: UnsafeMutablePointer<UInt64>
-    /// `--dataplane xdp`: the XDP program's connection map. This worker writes the connections its
-    /// shard recorded as established (after `afterBatch`), and every second (at once when a
-    /// destination changes) reads their counters back into the shard and drops the entries of
-    /// connections that ended, left ESTABLISHED or changed destination.
+    /// `--dataplane xdp`, `tc`: the programs' connection map. This worker writes the connections
+    /// its shard recorded as established (after each batch) and deletes them on FIN/RST. When such
+    /// a connection's idle timer runs out, the shard asks for its last-seen time in the map (so it
+    /// lives on while the program forwards it) and the entry goes when the connection does.
+    /// Worker 0 adds the per-destination counters to the statistics every second. A pass over the
+    /// map (every `offloadSyncInterval`, at once when a destination changes) drops the entries of
+    /// connections that ended, left ESTABLISHED or changed destination by other ways.
     var fastPath: XDPConnMap? {
-        didSet { shard.offloadEnabled = fastPath != nil }
+        didSet {
+            shard.offloadEnabled = fastPath != nil
+            guard let map = fastPath else {
+                shard.offloadedLastSeen = nil
+                shard.offloadedEnded = nil
+                return
+            }
+            shard.offloadedLastSeen = { [unowned self] key in
+                guard var k = offloaded[key]?.mapKey else { return nil }
+                return map.get(&k)?.last_seen
+            }
+            shard.offloadedEnded = { [unowned self] key in
+                guard var k = offloaded.removeValue(forKey: key)?.mapKey else { return }
+                map.delete(&k)
+            }
+        }
     }
+    /// Worker 0 reads the destination counters (one reader, so nothing is counted twice).
+    let readsFastPathCounters: Bool
+    /// Slots whose counters this worker adds, with their totals as last read.
+    private var slotTotals: [UInt32: (packets: UInt64, bytes: UInt64)] = [:]
+    private var knownSlots: Set<UInt32> = []
+    private var lastCounterRead: UInt64 = 0
+    static let counterReadInterval: UInt64 = 1_000_000_000
     private var offloaded: [ConnectionKey: OffloadedConnection] = [:]
     private var lastOffloadSync: UInt64 = 0
     private var syncRound: UInt64 = 0
@@ -158,12 +186,14 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private var syncNextBatch: UInt64 = 0
     static let offloadSyncBatchesPerTick = 1
     private var offloadGeneration: UInt64 = 0
-    static let offloadSyncInterval: UInt64 = 1_000_000_000
+    /// The safety-net pass; statistics and expiry do not wait for it.
+    static let offloadSyncInterval: UInt64 = 10_000_000_000
 
     init(shard: EngineShard, director: Director, sendsNeighbourFrames: Bool) {
         self.shard = shard
         self.director = director
         self.sendsNeighbourFrames = sendsNeighbourFrames
+        readsFastPathCounters = sendsNeighbourFrames // worker 0
         pendingFlag = .allocate(capacity: 1)
         pendingFlag.initialize(to: 0)
     }
@@ -183,6 +213,11 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
 
     func afterBatch(now: UInt64) {
         guard let map = fastPath else { return }
+        drainOffloads(map: map)
+    }
+
+    /// Writes and deletes the map entries the shard recorded.
+    private func drainOffloads(map: XDPConnMap) {
         shard.drainOffloads { r in
             if r.remove {
                 if let e = offloaded.removeValue(forKey: r.key) { settle(r.key, e, map: map) }
@@ -193,32 +228,48 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
                 offloaded.removeValue(forKey: r.key)
                 settle(r.key, e, map: map)
             }
-            guard let t = shard.offloadTarget(destSlot: r.destSlot) else { return }
+            guard r.destSlot < XDPConnMap.maxDestinationSlots, let t = shard.offloadTarget(destSlot: r.destSlot) else { return }
+            if !knownSlots.contains(r.destSlot) {
+                knownSlots.insert(r.destSlot)
+                director.fastPathSlots.withLock { _ = $0.insert(r.destSlot) }
+            }
             var k = XDPConnMap.key(r.key)
-            if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface) == 0 {
+            if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface, destSlot: r.destSlot) == 0 {
                 // Counted as seen by the pass under way (its bucket may have been read already).
                 offloaded[r.key] = OffloadedConnection(mapKey: k, destSlot: r.destSlot, word: t.word, round: syncRound)
             }
         }
     }
 
-    /// Takes a connection out of the map, counting what XDP forwarded since the last read.
+    /// Takes a connection out of the map; its idle timer restarts from its last packet there.
     private func settle(_ key: ConnectionKey, _ e: OffloadedConnection, map: XDPConnMap) {
         var k = e.mapKey
-        if let v = map.get(&k) {
-            _ = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
-                                       lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
+        if let v = map.get(&k), v.last_seen != e.lastSeen {
+            _ = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: 0, bytes: 0, lastSeen: v.last_seen)
         }
         map.delete(&k)
     }
 
-    /// Counters and last-seen times back into the shard; entries that may not stay are removed.
+    /// Worker 0: what the programs forwarded per destination since the last read, into the
+    /// statistics (a few map reads a second: one per destination that ever had an entry).
+    private func readFastPathCounters(now: UInt64, map: XDPConnMap) {
+        guard readsFastPathCounters, now &- lastCounterRead >= Self.counterReadInterval else { return }
+        lastCounterRead = now
+        for slot in director.fastPathSlots.withLock({ $0 }) {
+            guard let c = map.destinationCounters(slot) else { continue }
+            let last = slotTotals[slot] ?? (0, 0)
+            shard.addOffloadedStatistics(destSlot: slot, packets: c.packets &- last.packets, bytes: c.bytes &- last.bytes)
+            slotTotals[slot] = c
+        }
+    }
+
+    /// Last-seen times back into the shard; entries that may not stay are removed.
     ///
     /// A pass over the map starts at most once per `offloadSyncInterval` (at once when a
     /// destination changed) and reads `offloadSyncBatchesPerTick` batches per tick, within a
     /// budget of a tenth of the worker's time, so a map of a million entries is read over many
     /// ticks instead of stalling the worker's rings.
-    /// An entry whose counters and last-seen time did not move costs a dictionary lookup only.
+    /// An entry whose last-seen time did not move costs a dictionary lookup only.
     private func syncOffloaded(now: UInt64, map: XDPConnMap) {
         if !syncPassActive {
             let generation = shard.offloadGeneration
@@ -251,17 +302,15 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
                 var e = offloaded.values[i]
                 e.round = round
                 syncSeen += 1
-                if v.packets == e.packets && v.last_seen == e.lastSeen && !changed {
+                if v.last_seen == e.lastSeen && !changed {
                     offloaded.values[i] = e
                     return
                 }
-                let word = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: v.packets &- e.packets, bytes: v.bytes &- e.bytes,
+                let word = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: 0, bytes: 0,
                                                   lastSeen: v.last_seen != e.lastSeen ? v.last_seen : 0)
                 var keep = word == e.word
                 if keep && changed { keep = shard.offloadTarget(destSlot: e.destSlot) != nil } // weight 0: quiesced
                 if keep {
-                    e.packets = v.packets
-                    e.bytes = v.bytes
                     e.lastSeen = v.last_seen
                     offloaded.values[i] = e
                 } else {
@@ -287,7 +336,11 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
 
     func tick(now: UInt64) {
         shard.tick(now: now)
-        if let map = fastPath { syncOffloaded(now: now, map: map) }
+        if let map = fastPath {
+            drainOffloads(map: map)
+            readFastPathCounters(now: now, map: map)
+            syncOffloaded(now: now, map: map)
+        }
         // Frames that waited for a real server's MAC, and ICMP errors to clients.
         if shard.outbox.count > 0 {
             let fd = director.sender

@@ -35,14 +35,23 @@ final class AFXDPTests: XCTestCase {
         }
         for k in keys {
             var mk = XDPConnMap.key(k)
-            XCTAssertEqual(map.put(&mk, destinationMAC: Self.macC, sourceMAC: Self.macDC, interface: 7), 0)
+            XCTAssertEqual(map.put(&mk, destinationMAC: Self.macC, sourceMAC: Self.macDC, interface: 7, destSlot: 3), 0)
         }
         var seen = Set<ConnectionKey>()
         XCTAssertTrue(map.forEachEntry(batch: 1000) { mk, v in
             seen.insert(XDPConnMap.connectionKey(mk))
             XCTAssertEqual(v.ifindex, 7)
+            XCTAssertEqual(v.dest, 3)
         })
         XCTAssertEqual(seen, Set(keys))
+        XCTAssertEqual(map.count(), 10_000)
+        // Nothing forwarded yet: the destination's counters (summed over CPUs) are zero.
+        let c = try XCTUnwrap(map.destinationCounters(3))
+        XCTAssertEqual(c.packets, 0)
+        XCTAssertEqual(c.bytes, 0)
+        var big = XDPConnMap.key(keys[0])
+        XCTAssertEqual(map.put(&big, destinationMAC: Self.macC, sourceMAC: Self.macDC, interface: 7,
+                               destSlot: XDPConnMap.maxDestinationSlots), -ERANGE, "a slot beyond dest_stats is refused")
         for k in keys {
             var mk = XDPConnMap.key(k)
             map.delete(&mk)

@@ -83,4 +83,44 @@ import Testing
         #expect(e.connectionCount == 0)
         #expect(s.offloadedTraffic(r[0].key, destSlot: r[0].destSlot, packets: 0, bytes: 0, lastSeen: 0) == nil)
     }
+
+    /// When the idle timer of an offloaded connection runs out, the fast path's last-seen time
+    /// decides: seen within the timeout, it lives on from then; not seen, it expires and the
+    /// fast path is told to let go of it.
+    @Test func expiryAsksTheFastPathForTheLastSeenTime() {
+        let e = seedEngine()
+        let s = e.primary!
+        s.offloadEnabled = true
+        s.offloadAfterPackets = 2
+        _ = tcp(e, TCPFlag.syn, at: second)
+        _ = tcp(e, TCPFlag.ack, at: second)
+        let r = drained(s)
+        #expect(r.count == 1)
+        var seen: UInt64 = 950 * second
+        var asked: [ConnectionKey] = []
+        var ended: [ConnectionKey] = []
+        s.offloadedLastSeen = { key in asked.append(key); return seen }
+        s.offloadedEnded = { ended.append($0) }
+        // ESTABLISHED times out 900 s after the ACK at 1 s: at 1000 s the fast path saw it at 950 s.
+        e.tick(now: 1000 * second)
+        #expect(asked == [r[0].key])
+        #expect(ended.isEmpty)
+        #expect(e.connectionCount == 1)
+        // Still there at 1800 s (950 + 900 = 1850 s), gone after 1850 s when nothing newer was seen.
+        e.tick(now: 1800 * second)
+        #expect(e.connectionCount == 1)
+        seen = 950 * second
+        e.tick(now: 1900 * second)
+        #expect(e.connectionCount == 0)
+        #expect(ended == [r[0].key])
+        // Not offloaded (nil): it expires as usual, and the fast path is told (it ignores it).
+        asked = []
+        ended = []
+        s.offloadedLastSeen = { key in asked.append(key); return nil }
+        _ = tcp(e, TCPFlag.syn, at: 2000 * second)
+        _ = tcp(e, TCPFlag.ack, at: 2000 * second)
+        e.tick(now: 2901 * second)
+        #expect(asked.count == 1 && ended.count == 1)
+        #expect(e.connectionCount == 0)
+    }
 }

@@ -114,7 +114,8 @@ struct clvs_xdp_prog {
     int tc_prog_fd;  /* lvs_tc_prog (`lvsd --dataplane tc`), -1 when not loaded */
     int xsks_fd;
     int vips_fd;
-    int conns_fd;    /* the fast path's connection map (`lvsd --dataplane xdp`) */
+    int conns_fd;    /* the fast path's connection map (`lvsd --dataplane xdp` and `tc`) */
+    int stats_fd;    /* its per-destination counters (`dest_stats`, per CPU) */
     int ifindex;     /* attached to, 0 = not attached */
     uint32_t mode;   /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE once attached */
     int tc_ifindex;  /* the tc program is attached to its clsact ingress, 0 = not */
@@ -127,9 +128,9 @@ struct clvs_xdp_prog {
 
 /* Opens `path` and loads the programs named by `programs` (CLVS_PROG_*). With `shared_vips_fd`
  * >= 0 the object uses that VIP map instead of its own (one VIP map for every interface),
- * likewise `shared_conns_fd`. 0 or -errno. */
+ * likewise `shared_conns_fd` and `shared_stats_fd`. 0 or -errno. */
 int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int shared_vips_fd, int shared_conns_fd,
-                  char *err, size_t errlen);
+                  int shared_stats_fd, char *err, size_t errlen);
 /* Attaches in native mode, else (when `allow_generic`) in generic/skb mode; sets p->mode.
  * Replaces an earlier lvsd program (a stale one of a killed lvsd), refuses anybody else's. */
 int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, char *err, size_t errlen);
@@ -165,13 +166,20 @@ struct clvs_conn_value {
     uint8_t dmac[6];
     uint8_t smac[6];
     uint32_t ifindex;
-    uint64_t packets;
-    uint64_t bytes;
+    uint32_t dest;      /* lvsd's destination slot (index into dest_stats) */
+    uint32_t pad;
     uint64_t last_seen; /* CLOCK_MONOTONIC ns (bpf_ktime_get_ns) */
 };
 
-/* Inserts or replaces (counters zero). 0 or -errno (-E2BIG/-ENOMEM: map full). */
-int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex);
+/* Destination slots `dest_stats` has room for (MAX_DESTS in bpf/lvs_xdp.c). */
+#define CLVS_MAX_DESTS 65536
+
+/* Inserts or replaces (last seen zero). 0 or -errno (-E2BIG/-ENOMEM: map full). */
+int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
+                  uint32_t dest);
+/* Packets and bytes the programs forwarded to destination slot `dest`, summed over the CPUs.
+ * 0 or -errno. */
+int clvs_dest_stats_read(int stats_fd, uint32_t dest, uint64_t *packets, uint64_t *bytes);
 /* 0 and *v, or -ENOENT. */
 int clvs_conn_get(int fd, const struct clvs_conn_key *k, struct clvs_conn_value *v);
 /* 0 or -errno (a missing entry is not an error). */
@@ -185,8 +193,8 @@ int clvs_conn_next_key(int fd, const struct clvs_conn_key *_Nullable k, struct c
  * was the end; -errno on failure (-EINVAL on kernels without batch operations). */
 int clvs_conn_read_batch(int fd, uint8_t *token, int first, struct clvs_conn_key *keys,
                          struct clvs_conn_value *values, uint32_t *count);
-/* Entries, packets and bytes over the whole map (for status lines and tests). */
-void clvs_conn_totals(int fd, uint64_t *entries, uint64_t *packets, uint64_t *bytes);
+/* Entries in the map (for status lines and tests). */
+uint64_t clvs_conn_count(int fd);
 
 /* The driver name of an interface (ETHTOOL_GDRVINFO), "" when unknown. */
 void clvs_if_driver(const char *ifname, char *out, size_t outlen);
