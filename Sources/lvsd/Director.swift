@@ -187,7 +187,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     static let offloadSyncBatchesPerTick = 1
     private var offloadGeneration: UInt64 = 0
     /// The safety-net pass; statistics and expiry do not wait for it.
-    static let offloadSyncInterval: UInt64 = 10_000_000_000
+    static let offloadSyncInterval: UInt64 = 60_000_000_000
 
     init(shard: EngineShard, director: Director, sendsNeighbourFrames: Bool) {
         self.shard = shard
