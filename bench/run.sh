@@ -44,11 +44,12 @@
 #
 # Idle lvsd processes: all labs are up at once, and every lvsd but the one
 # whose path is measured is stopped with SIGSTOP (SIGCONT before use, 0.5 s
-# to settle). Idle, an lvsd with an empty table takes ~0.5 % of a core, but
-# --dataplane xdp reads its XDP map back (statistics, expiry) within a budget
-# of a tenth of its worker's time (before that budget: 36.5 % of a core with
-# a million entries), on the CPU1 that the measured lvsd shares. nft and
-# direct are measured with every lvsd stopped.
+# to settle). Idle, an lvsd with an empty table takes ~0.5 % of a core;
+# --dataplane xdp and tc make a safety-net pass over their BPF map every 60 s
+# within a budget of a tenth of the worker's time (statistics come from
+# per-destination counters, expiry asks the map per expiring connection), on
+# the CPU1 that the measured lvsd shares. nft and direct are measured with
+# every lvsd stopped.
 #
 # Pinning, the same for every path: trafgen and wrk on CPU0; all labs are
 # started under `taskset -c 1`, so nginx (x2 per lab), the UDP echo and lvsd

@@ -24,8 +24,20 @@ final class Director: @unchecked Sendable {
     var dataplaneStatus: [String] = []
     /// The fast path's connection map (`--dataplane xdp`, `tc`), for the status line.
     var fastPathMap: XDPConnMap?
-    /// Destination slots the fast path has forwarded to (their counters are read every second).
-    let fastPathSlots = Mutex<Set<UInt32>>([])
+    /// Destination slots the fast path has forwarded to, with their counters as last added to
+    /// the statistics (read every second by worker 0, and by any worker when an offloaded
+    /// connection ends; under the lock, so nothing is counted twice).
+    let fastPathSlots = Mutex<[UInt32: (packets: UInt64, bytes: UInt64)]>([:])
+
+    /// Adds what the fast path forwarded to `slot` since the last read to `shard`'s statistics.
+    func collectFastPathCounters(slot: UInt32, map: XDPConnMap, into shard: EngineShard) {
+        let delta: (packets: UInt64, bytes: UInt64)? = fastPathSlots.withLock { slots in
+            guard let last = slots[slot], let c = map.destinationCounters(slot) else { return nil }
+            slots[slot] = c
+            return (c.packets &- last.packets, c.bytes &- last.bytes)
+        }
+        if let delta { shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes) }
+    }
     /// Which program forwards from `fastPathMap`: "xdp" or "tc" (names the status line).
     var fastPathKind = "xdp"
     private var lastNeighbourCheck: UInt64 = 0
@@ -87,7 +99,7 @@ final class Director: @unchecked Sendable {
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
             if let map = fastPathMap {
                 var packets: UInt64 = 0, bytes: UInt64 = 0
-                for slot in fastPathSlots.withLock({ $0 }) {
+                for slot in fastPathSlots.withLock({ Array($0.keys) }) {
                     if let c = map.destinationCounters(slot) { packets &+= c.packets; bytes &+= c.bytes }
                 }
                 extra += "\(fastPathKind) fast path: \(map.count()) connection(s), \(packets) packet(s), \(bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"
@@ -171,8 +183,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     }
     /// Worker 0 reads the destination counters (one reader, so nothing is counted twice).
     let readsFastPathCounters: Bool
-    /// Slots whose counters this worker adds, with their totals as last read.
-    private var slotTotals: [UInt32: (packets: UInt64, bytes: UInt64)] = [:]
+    /// Slots this worker has written entries for (known to `Director.fastPathSlots`).
     private var knownSlots: Set<UInt32> = []
     private var lastCounterRead: UInt64 = 0
     static let counterReadInterval: UInt64 = 1_000_000_000
@@ -231,7 +242,9 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             guard r.destSlot < XDPConnMap.maxDestinationSlots, let t = shard.offloadTarget(destSlot: r.destSlot) else { return }
             if !knownSlots.contains(r.destSlot) {
                 knownSlots.insert(r.destSlot)
-                director.fastPathSlots.withLock { _ = $0.insert(r.destSlot) }
+                // Counting starts from what the slot's counters hold now.
+                let start = map.destinationCounters(r.destSlot) ?? (0, 0)
+                director.fastPathSlots.withLock { if $0[r.destSlot] == nil { $0[r.destSlot] = start } }
             }
             var k = XDPConnMap.key(r.key)
             if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface, destSlot: r.destSlot) == 0 {
@@ -241,13 +254,16 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         }
     }
 
-    /// Takes a connection out of the map; its idle timer restarts from its last packet there.
+    /// Takes a connection out of the map; its idle timer restarts from its last packet there, and
+    /// its destination's counters go to the statistics at once (a finished transfer is counted
+    /// when it ends, not up to a second later).
     private func settle(_ key: ConnectionKey, _ e: OffloadedConnection, map: XDPConnMap) {
         var k = e.mapKey
         if let v = map.get(&k), v.last_seen != e.lastSeen {
             _ = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: 0, bytes: 0, lastSeen: v.last_seen)
         }
         map.delete(&k)
+        director.collectFastPathCounters(slot: e.destSlot, map: map, into: shard)
     }
 
     /// Worker 0: what the programs forwarded per destination since the last read, into the
@@ -255,11 +271,8 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private func readFastPathCounters(now: UInt64, map: XDPConnMap) {
         guard readsFastPathCounters, now &- lastCounterRead >= Self.counterReadInterval else { return }
         lastCounterRead = now
-        for slot in director.fastPathSlots.withLock({ $0 }) {
-            guard let c = map.destinationCounters(slot) else { continue }
-            let last = slotTotals[slot] ?? (0, 0)
-            shard.addOffloadedStatistics(destSlot: slot, packets: c.packets &- last.packets, bytes: c.bytes &- last.bytes)
-            slotTotals[slot] = c
+        for slot in director.fastPathSlots.withLock({ Array($0.keys) }) {
+            director.collectFastPathCounters(slot: slot, map: map, into: shard)
         }
     }
 
