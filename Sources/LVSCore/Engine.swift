@@ -316,8 +316,10 @@ public final class Engine: @unchecked Sendable {
         var word = d.mac.value | ifslot << 48
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
+        // Offloaded connections are re-checked only when what they are forwarded by changes (a
+        // neighbour refresh that learns the same MAC again must not start a pass over the map).
+        if forwarding.load(Int(slot)) != word { offloadGeneration.add(0, 1) }
         forwarding.store(Int(slot), word)
-        offloadGeneration.add(0, 1)
         destService.store(Int(slot), d.serviceSlot == UInt32.max ? Self.noService : UInt64(d.serviceSlot))
     }
 
