@@ -45,7 +45,7 @@
 # Idle lvsd processes: all labs are up at once, and every lvsd but the one
 # whose path is measured is stopped with SIGSTOP (SIGCONT before use, 0.5 s
 # to settle). Idle, an lvsd with an empty table takes ~0.5 % of a core;
-# --dataplane xdp and tc make a safety-net pass over their BPF map every 60 s
+# --dataplane xdp and tc make a safety-net pass over their BPF map every 10 min
 # within a budget of a tenth of the worker's time (statistics come from
 # per-destination counters, expiry asks the map per expiring connection), on
 # the CPU1 that the measured lvsd shares. nft and direct are measured with

@@ -197,8 +197,12 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private var syncNextBatch: UInt64 = 0
     static let offloadSyncBatchesPerTick = 1
     private var offloadGeneration: UInt64 = 0
-    /// The safety-net pass; statistics and expiry do not wait for it.
-    static let offloadSyncInterval: UInt64 = 60_000_000_000
+    /// The safety-net pass (expiry, kills, FIN/RST and destination changes remove entries at
+    /// once; statistics and expiry do not wait for it). Rare: over a million entries it takes
+    /// a tenth of the worker for many seconds.
+    static let offloadSyncInterval: UInt64 = 600_000_000_000
+    /// Entries read per batch of a pass (one batch per tick): a batch stalls the worker's rings.
+    static let offloadSyncBatchSize = 1024
 
     init(shard: EngineShard, director: Director, sendsNeighbourFrames: Bool) {
         self.shard = shard
@@ -295,7 +299,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             syncPassChanged = changed
             syncRound &+= 1
             syncSeen = 0
-            if syncReader == nil { syncReader = XDPConnMapReader(map: map) }
+            if syncReader == nil { syncReader = XDPConnMapReader(map: map, batch: Self.offloadSyncBatchSize) }
             syncReader!.restart()
         }
         guard let reader = syncReader, now >= syncNextBatch else { return }

@@ -8,7 +8,7 @@
 # data plane under test: it runs once (with the afpacket suite or on its own).
 source "$(dirname "$0")/lib.sh"
 
-[[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](afxdp|xdp)[[:space:]] ]] &&
+[[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](afxdp|xdp|tc)[[:space:]] ]] &&
     e2e_skip "probing is tested once, with the afpacket suite"
 require_lvs_bins
 have_xdp=0
