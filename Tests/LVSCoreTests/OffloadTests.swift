@@ -11,6 +11,19 @@ import Testing
         s.drainOffloads { out.append($0) }
         return out
     }
+    /// The seed engine with offloading on from the 2nd packet and one TCP connection (ESTABLISHED
+    /// at 1 s) recorded for the fast path.
+    func oneOffloaded() -> (Engine, EngineShard, [OffloadRecord]) {
+        let e = seedEngine()
+        let s = e.primary!
+        s.offloadEnabled = true
+        s.offloadAfterPackets = 2
+        _ = tcp(e, TCPFlag.syn, at: second)
+        _ = tcp(e, TCPFlag.ack, at: second)
+        let r = drained(s)
+        #expect(r.count == 1)
+        return (e, s, r)
+    }
 
     @Test func recordsEstablishedConnectionsAndTheirFIN() {
         let e = seedEngine()
@@ -58,14 +71,7 @@ import Testing
     }
 
     @Test func trafficReportedBackCountsAndKeepsTheConnectionAlive() {
-        let e = seedEngine()
-        let s = e.primary!
-        s.offloadEnabled = true
-        s.offloadAfterPackets = 2
-        _ = tcp(e, TCPFlag.syn, at: second)
-        _ = tcp(e, TCPFlag.ack, at: second)
-        let r = drained(s)
-        #expect(r.count == 1)
+        let (e, s, r) = oneOffloaded()
         let before = e.dest("192.168.1.32").stats.inPackets
         // 1000 s later (ESTABLISHED times out after 900 s) with XDP traffic seen at 999 s.
         let word = s.offloadedTraffic(r[0].key, destSlot: r[0].destSlot, packets: 10, bytes: 600, lastSeen: 999 * second)
@@ -88,14 +94,7 @@ import Testing
     /// decides: seen within the timeout, it lives on from then; not seen, it expires and the
     /// fast path is told to let go of it.
     @Test func expiryAsksTheFastPathForTheLastSeenTime() {
-        let e = seedEngine()
-        let s = e.primary!
-        s.offloadEnabled = true
-        s.offloadAfterPackets = 2
-        _ = tcp(e, TCPFlag.syn, at: second)
-        _ = tcp(e, TCPFlag.ack, at: second)
-        let r = drained(s)
-        #expect(r.count == 1)
+        let (e, s, r) = oneOffloaded()
         var seen: UInt64 = 950 * second
         var asked: [ConnectionKey] = []
         var ended: [ConnectionKey] = []

@@ -173,6 +173,16 @@ _e2e_exit() {
 
 # ------------------------------------------------------- lvsd lab helpers
 
+# require_fastpath_plane: skips the test unless lvsd runs a BPF fast path (--dataplane xdp or
+# tc); sets PLANE to it.
+require_fastpath_plane() {
+    if [[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](xdp|tc)[[:space:]] ]]; then
+        PLANE=${BASH_REMATCH[1]}
+    else
+        e2e_skip "only for --dataplane xdp and tc (LVS_LAB_LVSD_ARGS='${LVS_LAB_LVSD_ARGS:-}')"
+    fi
+}
+
 lvsd_pid() { tr -dc 0-9 <"$LAB_STATE/lvsd.pid"; }
 
 # One request through URL from the client; prints 01, 02 or ERR:...

@@ -8,11 +8,7 @@
 # and the map entry is gone (the FIN went through lvsd).
 source "$(dirname "$0")/lib.sh"
 
-if [[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](xdp|tc)[[:space:]] ]]; then
-    PLANE=${BASH_REMATCH[1]}
-else
-    e2e_skip "only for --dataplane xdp and tc (LVS_LAB_LVSD_ARGS='${LVS_LAB_LVSD_ARGS:-}')"
-fi
+require_fastpath_plane
 require_lvs_bins
 lvs_bin >/dev/null # resolves and exports LVS_BIN once: the samples below must be quick
 lab_start --director lvsd
