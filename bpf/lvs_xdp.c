@@ -503,6 +503,35 @@ int lvs_xdp_prog(struct xdp_md *ctx)
  */
 #define TC_LINEAR 96 /* Ethernet + IPv6 + TCP or a neighbour solicitation (78), rounded up */
 
+/*
+ * How much of the frame must be in the skb's linear part for the program to
+ * read every header it reads: for IPv4 and IPv6 TCP and UDP (nearly all
+ * traffic) exactly their headers, else TC_LINEAR. A frame from a local TCP
+ * stack has all its headers there, but its payload in pages; pulling beyond
+ * the headers would copy the skb's head (it is a clone) for every segment.
+ */
+static __always_inline __u32 tc_headers_len(void *data, void *end)
+{
+	__u8 *p = data;
+	if ((void *)(p + 14 + 40) > end)
+		return TC_LINEAR;
+	__u16 type = *(__u16 *)(p + 12);
+	__u8 *ip = p + 14;
+	if (type == bpf_htons(ETH_P_IP)) {
+		__u32 ihl = (ip[0] & 0x0F) * 4;
+		if (ip[9] == IPPROTO_TCP)
+			return 14 + ihl + 20;
+		if (ip[9] == IPPROTO_UDP)
+			return 14 + ihl + 8;
+	} else if (type == bpf_htons(ETH_P_IPV6)) {
+		if (ip[6] == IPPROTO_TCP)
+			return 14 + 40 + 20;
+		if (ip[6] == IPPROTO_UDP)
+			return 14 + 40 + 8;
+	}
+	return TC_LINEAR;
+}
+
 static __always_inline int tc_to_lvsd(struct __sk_buff *skb, __u32 what)
 {
 	count(what);
@@ -521,7 +550,9 @@ int lvs_tc_prog(struct __sk_buff *skb)
 	if (skb->vlan_present)
 		return TC_ACT_OK;
 	/* A sender's skb may hold only the Ethernet header in its linear part. */
-	__u32 want = skb->len < TC_LINEAR ? skb->len : TC_LINEAR;
+	__u32 want = tc_headers_len(data, end);
+	if (want > skb->len)
+		want = skb->len;
 	if (data + want > end) {
 		if (bpf_skb_pull_data(skb, want))
 			return TC_ACT_OK;
