@@ -25,9 +25,12 @@
 # --out (default BENCHMARKS.md); the old per-LVSD_ARGS sections
 # "## Throughput in the lab (bench/run.sh, ...)" are removed, others are kept.
 #
-# --connections N (default 1000000, 0 = skip): afterwards each lvsd director's
-# table gets N established TCP connections, and the lvsd paths are measured
-# again (nft and direct have no connection table). A service VIP:9 (rr to
+# --connections N (default 1000000, 0 = skip): each lvsd data plane gets a
+# second lab (prefix bench-X-n) whose table is filled with N established TCP
+# connections before the rounds; every measurement of a round then runs on
+# both labs of a data plane, the empty one and right after it the filled one,
+# so drift on the machine during the run hits both alike (nft and direct have
+# no connection table). A service VIP:9 (rr to
 # rs1:9 and rs2:9, -g) is added; trafgen sends, per flow, a SYN then an ACK
 # (for xdp and tc three ACKs: lvsd hands a connection to the fast path's map from its 4th
 # input packet on) to VIP:9 from 192.168.1.128+i (client eth0 aliases,
@@ -143,7 +146,7 @@ if ((LVSD_CPU != 1)); then VARIANT+=" --lvsd-cpu $LVSD_CPU"; fi
 OLD_SECTIONS="## Throughput in the lab (bench/run.sh, "
 STATE_ROOT=/run/lvs-lab
 
-# lvsd paths (one lab each), then the nft lab's two paths.
+# lvsd paths (one lab each, and one more with the filled table), then the nft lab's two paths.
 LVSD_PATHS=()
 for x in "${PLANES[@]}"; do LVSD_PATHS+=("lvsd-$x"); done
 ALL_PATHS=("${LVSD_PATHS[@]}" nft direct)
@@ -246,8 +249,19 @@ echo_signal() {
     done
 }
 
-# lab and destination of a path
-lab_of() { case $1 in lvsd-*) echo "bench-${1#lvsd-}" ;; *) echo "$PN" ;; esac; }
+# lab and destination of a path: an lvsd path's lab is bench-X, or bench-X-n while the
+# filled tables are measured (TABLE=N)
+TABLE=0
+lab_of() { case $1 in lvsd-*) if [[ $TABLE == N ]]; then echo "bench-${1#lvsd-}-n"; else echo "bench-${1#lvsd-}"; fi ;; *) echo "$PN" ;; esac; }
+# every lab with an lvsd (both tables)
+lvsd_labs() {
+    local x
+    for x in "${PLANES[@]}"; do
+        echo "bench-$x"
+        ((CONNS > 0)) && echo "bench-$x-n"
+    done
+    return 0
+}
 ip_of() { [[ $1 == direct ]] && echo "$RS1_IP" || echo "$VIP"; }
 mac_of() { [[ $1 == direct ]] && echo "$RS1_MAC" || echo "$DIRECTOR_MAC"; }
 is_lvsd() { [[ $1 == lvsd-* ]]; }
@@ -270,15 +284,16 @@ lvsadm_in() {
     nsx "$p" director env LVSD_SOCKET="$STATE_ROOT/$p/lvsd.sock" timeout "$T_CMD" "$BIN/lvsadm" "$@"
 }
 
-# activate PATH: only PATH's lvsd runs (SIGCONT), every other lvsd is stopped (SIGSTOP); nft
-# and direct stop them all. A process that was stopped gets 0.5 s to catch up on its timers.
+# activate PATH: only the lvsd of PATH's lab (for the current TABLE) runs (SIGCONT), every other
+# lvsd is stopped (SIGSTOP); nft and direct stop them all. A process that was stopped gets 0.5 s
+# to catch up on its timers.
 ACTIVE=""
 activate() {
     local want="" q pid
-    is_lvsd "$1" && want=$1
+    is_lvsd "$1" && want=$(lab_of "$1")
     [[ $want == "$ACTIVE" ]] && return 0
-    for q in "${LVSD_PATHS[@]}"; do
-        pid=$(lvsd_pid "$q")
+    for q in $(lvsd_labs); do
+        pid=$(lvsd_pid_of "$q") || die "no lvsd running in $q"
         if [[ $q == "$want" ]]; then
             kill -CONT "$pid"
         else
@@ -444,13 +459,20 @@ http_run() {
     log "http $path table=$table $mode round $round: $rps req/s, avg latency ${lat} us${err:+ (errors: $err)}"
 }
 
-# round TABLE ROUND PATHS...: every measurement of one round, the paths interleaved
+# round ROUND PATH:TABLE...: every measurement of one round, the paths (each with the empty
+# table, 0, or the filled one, N) interleaved
 round() {
-    local table=$1 r=$2 path mode
-    shift 2
-    for path in "$@"; do udp_run "$path" "$table" "$r"; done
+    local r=$1 item mode
+    shift
+    for item in "$@"; do
+        TABLE=${item#*:}
+        udp_run "${item%:*}" "$TABLE" "$r"
+    done
     for mode in ka close one; do
-        for path in "$@"; do http_run "$path" "$table" "$r" "$mode"; done
+        for item in "$@"; do
+            TABLE=${item#*:}
+            http_run "${item%:*}" "$TABLE" "$r" "$mode"
+        done
     done
 }
 
@@ -459,6 +481,7 @@ round() {
 # perf_lvsd PATH TABLE: profile of PATH's lvsd during one more UDP run, into $WORK/perf-PATH-TABLE.txt
 perf_lvsd() {
     local path=$1 table=$2 out=$WORK/perf-$1-$2.txt data=$WORK/perf-$1-$2.data
+    TABLE=$table
     ((PERF)) || { echo "perf: skipped (--no-perf)" >"$out"; return 0; }
     command -v perf >/dev/null || { echo "perf: not installed" >"$out"; return 0; }
     local lpid
@@ -673,7 +696,7 @@ write_report() {
         echo "$SECTION"
         echo
         echo "- date: $date"
-        echo "- command: \`$CMDLINE\` (as root, from the repository root; ${LVSD_ARGS:+LVSD_ARGS=\"$LVSD_ARGS\"; }${RUNS} interleaved round(s) of ${ALL_PATHS[*]}; ${DUR} s per measurement; $((SECONDS - T0)) s in all)"
+        echo "- command: \`$CMDLINE\` (as root, from the repository root; ${LVSD_ARGS:+LVSD_ARGS=\"$LVSD_ARGS\"; }${RUNS} interleaved round(s) of ${ITEMS[*]} (:N = the lab with the filled table); ${DUR} s per measurement; $((SECONDS - T0)) s in all)"
         echo "- kernel: \`$(uname -r)\`; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\`, one worker thread; machine load before the run: $LOAD0 (loadavg 1/5/15 min)"
         echo "- pinning: trafgen and wrk on CPU0; nginx ×2, the UDP echo (paused during the bench)$( ((LVSD_CPU == 1)) && echo " and lvsd (all threads)") on CPU1$( ((LVSD_CPU == 0)) && echo "; --lvsd-cpu 0: lvsd (all threads) on CPU0 with trafgen and wrk, where nft's forward runs"), in every lab$( ((RPS)) && echo "; --rps: the switch's port to the director hands what the director sends to CPU0 (rps_cpus 1), so the bridge and the real servers receive it there, as they do nft's forward"); every lvsd but the measured one is stopped (SIGSTOP); idle lvsd with an empty table: $(for path in "${LVSD_PATHS[@]}"; do printf '%s %s %%, ' "${path#lvsd-}" "${IDLE0[$path]}"; done | sed 's/, $//') of a core"
         if ((CONNS > 0)); then
@@ -729,7 +752,7 @@ write_report() {
                 echo "| ${path#lvsd-} | ${FILL_COUNT[$path]} / ${FILL_END[$path]:-—} | $(judge "$M_udp" "$eu" '>=' 0.90) | $(judge "$M_ka" "$eka" '>=' 0.90) | $(judge "$M_cl" "$ecl" '>=' 0.90) | $(judge "$M_one" "$eone" '>=' 0.90) | $(judge "$M_lat" "$elat" '<=' 1.10) | $(judge "$M_cpu" "$ecpu" '<=' 1.10) |"
             done
             echo
-            echo "The filled-table rounds run after all empty-table rounds, so drift on the machine between the two phases shows in these ratios; nft and direct are measured only with the empty table (they keep no connection table)."
+            echo "Each data plane has two labs, one with the empty table and one filled before the rounds (bench-X and bench-X-n); every measurement of a round runs on both, one right after the other, so drift on the machine hits both alike. nft and direct have no connection table and are measured once per round."
             echo
         fi
         echo "What is measured: (a) rx_packets of eth0 in the rs1 and rs2 namespaces over ${DUR} s after a 1.5 s warm-up, trafgen (one process, CPU0) sending 60-byte frames (64 on the wire with FCS) from $CLIENT_IP, source ports 1024–65535 in turn, to VIP:53 (direct: to rs1's address and MAC). (b) \`wrk -t1 -c64|-c1 -d${DUR}s\` from the client namespace to http://VIP/ (direct: http://rs1/; one nginx instead of two, both on CPU1). (c) utime+stime of lvsd from /proc/PID/stat across the same window. (d) wrk's average latency with one connection. The \`direct\` row bounds what one trafgen on CPU0 can offer and deliver, not a director."
@@ -801,30 +824,40 @@ if [[ " ${PLANES[*]} " =~ \ (afxdp|xdp|tc)\  ]]; then
     [[ -r $BIN/lvs_xdp.o || -r $ROOT/bpf/lvs_xdp.o ]] || die "bpf/lvs_xdp.o missing (run: make -C bpf)"
 fi
 
-for path in "${LVSD_PATHS[@]}"; do
-    lab_up "$(lab_of "$path")" lvsd "--dataplane ${path#lvsd-}${LVSD_ARGS:+ $LVSD_ARGS}"
+TABLES=(0)
+((CONNS > 0)) && TABLES+=(N)
+for TABLE in "${TABLES[@]}"; do
+    for path in "${LVSD_PATHS[@]}"; do
+        lab_up "$(lab_of "$path")" lvsd "--dataplane ${path#lvsd-}${LVSD_ARGS:+ $LVSD_ARGS}"
+    done
 done
 lab_up "$PN" nft
-for path in "${LVSD_PATHS[@]}"; do
-    p=$(lab_of "$path")
-    lvsd_service "$p" -u 53
-    pin_lab "$p"
-    log "$path: lvsd pid $(lvsd_pid "$path"), affinity: $(taskset -p "$(lvsd_pid "$path")" | awk '{ print $NF }')"
+for TABLE in "${TABLES[@]}"; do
+    for path in "${LVSD_PATHS[@]}"; do
+        p=$(lab_of "$path")
+        lvsd_service "$p" -u 53
+        pin_lab "$p"
+        log "$path ($p): lvsd pid $(lvsd_pid "$path"), affinity: $(taskset -p "$(lvsd_pid "$path")" | awk '{ print $NF }')"
+    done
 done
+for TABLE in "${TABLES[@]}"; do
+    for path in "${ALL_PATHS[@]}"; do
+        [[ $TABLE == 0 ]] || is_lvsd "$path" || continue
+        activate "$path"
+        smoke "$path"
+    done
+done
+TABLE=0
 for path in "${LVSD_PATHS[@]}"; do
     activate "$path"
     IDLE0[$path]=$(idle_pct "$path")
     log "$path: idle lvsd with an empty table: ${IDLE0[$path]} % of a core"
 done
-for path in "${ALL_PATHS[@]}"; do activate "$path"; smoke "$path"; done
-
-: >"$WORK/udp.tsv"
-: >"$WORK/http.tsv"
-for ((r = 1; r <= RUNS; r++)); do round 0 "$r" "${ALL_PATHS[@]}"; done
-for path in "${LVSD_PATHS[@]}"; do perf_lvsd "$path" 0; done
 
 FAILED_FILL=0
+FILLED=()
 if ((CONNS > 0)); then
+    TABLE=N
     # the slowest fill first, so the tables' ages at the end are closest
     for path in "${LVSD_PATHS[@]}"; do
         [[ $path == lvsd-xdp || $path == lvsd-tc ]] && fill_table "$path"
@@ -832,19 +865,32 @@ if ((CONNS > 0)); then
     for path in "${LVSD_PATHS[@]}"; do
         [[ $path == lvsd-xdp || $path == lvsd-tc ]] || fill_table "$path"
     done
-    FILLED=()
     for path in "${LVSD_PATHS[@]}"; do
         if ((FILL_OK[$path])); then FILLED+=("$path"); else FAILED_FILL=1; fi
     done
-    if ((${#FILLED[@]})); then
-        for ((r = 1; r <= RUNS; r++)); do
-            for path in "${FILLED[@]}"; do
-                ((SECONDS - FILL_AT[$path] < REFRESH_AGE)) || refresh_table "$path"
-            done
-            round N "$r" "${FILLED[@]}"
-        done
-        for path in "${FILLED[@]}"; do perf_lvsd "$path" N; done
-    fi
+fi
+
+: >"$WORK/udp.tsv"
+: >"$WORK/http.tsv"
+# each round: every lvsd path with its empty table, then with its filled one, then nft and direct
+ITEMS=()
+for path in "${LVSD_PATHS[@]}"; do
+    ITEMS+=("$path:0")
+    [[ " ${FILLED[*]} " == *" $path "* ]] && ITEMS+=("$path:N")
+done
+ITEMS+=(nft:0 direct:0)
+for ((r = 1; r <= RUNS; r++)); do
+    TABLE=N
+    for path in "${FILLED[@]}"; do
+        ((SECONDS - FILL_AT[$path] < REFRESH_AGE)) || refresh_table "$path"
+    done
+    round "$r" "${ITEMS[@]}"
+done
+for path in "${LVSD_PATHS[@]}"; do perf_lvsd "$path" 0; done
+for path in "${FILLED[@]}"; do perf_lvsd "$path" N; done
+
+if ((CONNS > 0)); then
+    TABLE=N
     for path in "${LVSD_PATHS[@]}"; do
         activate "$path"
         FILL_END[$path]=$(active_fill "$(lab_of "$path")")
