@@ -2,7 +2,7 @@
 # Installs what the demo and the tests need on a fresh Debian 12 machine (idempotent).
 set -euo pipefail
 need=()
-for pair in nginx:nginx-light tcpdump:tcpdump nft:nftables curl:curl ip:iproute2 ethtool:ethtool python3:python3 wrk:wrk; do
+for pair in nginx:nginx-light tcpdump:tcpdump nft:nftables curl:curl ip:iproute2 ethtool:ethtool python3:python3 wrk:wrk trafgen:netsniff-ng; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

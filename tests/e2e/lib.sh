@@ -185,6 +185,24 @@ require_fastpath_plane() {
 
 lvsd_pid() { tr -dc 0-9 <"$LAB_STATE/lvsd.pid"; }
 
+# require_trafgen: trafgen (Debian's netsniff-ng); skips the test when it cannot be installed.
+require_trafgen() {
+    if ! command -v trafgen >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq netsniff-ng >&2 || true
+        command -v trafgen >/dev/null || e2e_skip "trafgen not available (apt netsniff-ng)"
+    fi
+}
+
+# require_scapy: python3-scapy (Debian's, else PyPI's) for tests that write frames themselves;
+# skips the test when neither can be installed.
+require_scapy() {
+    if ! /usr/bin/python3 -c 'import scapy' 2>/dev/null; then
+        (DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq python3-scapy ||
+            timeout 600 /usr/bin/python3 -m pip install -q scapy) >&2 || true
+        /usr/bin/python3 -c 'import scapy' 2>/dev/null || e2e_skip "scapy not available (apt python3-scapy or pip scapy)"
+    fi
+}
+
 # One request through URL from the client; prints 01, 02 or ERR:...
 curl_rs() {
     local out

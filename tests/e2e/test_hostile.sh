@@ -6,11 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 require_lvs_bins
 PY=/usr/bin/python3
-if ! "$PY" -c 'import scapy' 2>/dev/null; then
-    (DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq python3-scapy ||
-        timeout 600 "$PY" -m pip install -q scapy) >&2 || true
-    "$PY" -c 'import scapy' 2>/dev/null || e2e_skip "scapy not available (apt python3-scapy or pip scapy)"
-fi
+require_scapy
 lab_start --director lvsd
 tmp=$(e2e_tmpdir)
 pid=$(lvsd_pid)
