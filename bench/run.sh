@@ -19,8 +19,9 @@
 #       lvsd process from /proc/PID/stat; nft forwards in kernel softirq and
 #       has no process, so the whole machine's busy time per million packets
 #       is what compares lvsd with nft
-#   (d) the average latency of the 1-connection wrk run (and what it adds to
-#       the direct path's)
+#   (d) the median latency of the 1-connection wrk run (wrk --latency, 50th
+#       percentile; and what it adds to the direct path's). The mean is kept in
+#       the raw runs: a few stalls of milliseconds move it by tens of µs
 # Medians go into the section "## Throughput in the lab (bench/run.sh)" of
 # --out (default BENCHMARKS.md); the old per-LVSD_ARGS sections
 # "## Throughput in the lab (bench/run.sh, ...)" are removed, others are kept.
@@ -448,7 +449,7 @@ udp_run() {
 to_us() { awk '{ v = $1 + 0; if ($1 ~ /us$/) print v; else if ($1 ~ /ms$/) print v * 1000; else if ($1 ~ /s$/) print v * 1000000; else print v }'; }
 
 # http_run PATH TABLE ROUND MODE(ka|close|one): appends
-# "path table round mode rps lat_us lvsd_ticks requests errors" to $WORK/http.tsv
+# "path table round mode rps median_latency_us lvsd_ticks requests errors mean_latency_us" to $WORK/http.tsv
 http_run() {
     local path=$1 table=$2 round=$3 mode=$4 p conns=64 hdr=() lpid="" l1=0 l2=0 f
     p=$(lab_of "$path")
@@ -459,17 +460,18 @@ http_run() {
     f=$WORK/wrk-$path-$table-$mode-$round.txt
     [[ -n $lpid ]] && l1=$(ticks_of "$lpid")
     taskset -c 0 ip netns exec "$p-client" timeout $((DUR + 15)) \
-        wrk -t1 -c"$conns" -d"${DUR}s" --timeout 2s "${hdr[@]}" "http://$(ip_of "$path")/" >"$f" 2>&1 ||
+        wrk -t1 -c"$conns" -d"${DUR}s" --timeout 2s --latency "${hdr[@]}" "http://$(ip_of "$path")/" >"$f" 2>&1 ||
         { cat "$f" >&2; die "wrk failed ($path $mode)"; }
     [[ -n $lpid ]] && l2=$(ticks_of "$lpid")
-    local rps lat req err
+    local rps lat mean req err
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
-    lat=$(awk '$1 == "Latency" { print $2; exit }' "$f" | to_us)
+    lat=$(awk '$1 == "50%" { print $2; exit }' "$f" | to_us)
+    mean=$(awk '$1 == "Latency" { print $2; exit }' "$f" | to_us)
     req=$(awk '/requests in/ { print $1; exit }' "$f")
     err=$(awk '/Socket errors|Non-2xx/ { s = s $0 ";" } END { gsub(/ +/, " ", s); print (s == "" ? "-" : s) }' "$f")
-    [[ -n $rps && -n $lat ]] || { cat "$f" >&2; die "cannot parse wrk output ($f)"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n' "$path" "$table" "$round" "$mode" "$rps" "$lat" $((l2 - l1)) "$req" "$err" >>"$WORK/http.tsv"
-    log "http $path table=$table $mode round $round: $rps req/s, avg latency ${lat} us${err:+ (errors: $err)}"
+    [[ -n $rps && -n $lat && -n $mean ]] || { cat "$f" >&2; die "cannot parse wrk output ($f)"; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n' "$path" "$table" "$round" "$mode" "$rps" "$lat" $((l2 - l1)) "$req" "$err" "$mean" >>"$WORK/http.tsv"
+    log "http $path table=$table $mode round $round: $rps req/s, median latency ${lat} us (mean ${mean} us)${err:+ (errors: $err)}"
 }
 
 # round ROUND PATH:TABLE...: every measurement of one round, the paths (each with the empty
@@ -724,7 +726,7 @@ write_report() {
             done
         fi
         echo
-        echo "| path (median of ${RUNS}) | 64-byte UDP frames/s at rs1+rs2 | offered/s | HTTP req/s, keep-alive, 64 conns | HTTP req/s, close, 64 conns | HTTP req/s, keep-alive, 1 conn | latency, 1 conn (µs) | lvsd CPU-s per Mpkt | machine busy CPU-s per Mpkt¹ | lvsd CPU µs per request (keep-alive / close) |"
+        echo "| path (median of ${RUNS}) | 64-byte UDP frames/s at rs1+rs2 | offered/s | HTTP req/s, keep-alive, 64 conns | HTTP req/s, close, 64 conns | HTTP req/s, keep-alive, 1 conn | latency, 1 conn (µs, median) | lvsd CPU-s per Mpkt | machine busy CPU-s per Mpkt¹ | lvsd CPU µs per request (keep-alive / close) |"
         echo "|---|---|---|---|---|---|---|---|---|---|"
         for t in 0 N; do
             for path in "${ALL_PATHS[@]}"; do
@@ -773,14 +775,14 @@ write_report() {
             echo "Each data plane has two labs, one with the empty table and one filled before the rounds (bench-X and bench-X-n, TCP timeout 7200 s); every measurement of a round runs on both, one right after the other, so drift on the machine hits both alike. nft and direct have no connection table and are measured once per round."
             echo
         fi
-        echo "What is measured: (a) rx_packets of eth0 in the rs1 and rs2 namespaces over ${DUR} s after a 1.5 s warm-up, trafgen (one process, CPU0) sending 60-byte frames (64 on the wire with FCS) from $CLIENT_IP, source ports 1024–65535 in turn, to VIP:53 (direct: to rs1's address and MAC). (b) \`wrk -t1 -c64|-c1 -d${DUR}s\` from the client namespace to http://VIP/ (direct: http://rs1/; one nginx instead of two, both on CPU1). (c) utime+stime of lvsd from /proc/PID/stat across the same window. (d) wrk's average latency with one connection. The \`direct\` row bounds what one trafgen on CPU0 can offer and deliver, not a director."
+        echo "What is measured: (a) rx_packets of eth0 in the rs1 and rs2 namespaces over ${DUR} s after a 1.5 s warm-up, trafgen (one process, CPU0) sending 60-byte frames (64 on the wire with FCS) from $CLIENT_IP, source ports 1024–65535 in turn, to VIP:53 (direct: to rs1's address and MAC). (b) \`wrk -t1 -c64|-c1 -d${DUR}s\` from the client namespace to http://VIP/ (direct: http://rs1/; one nginx instead of two, both on CPU1). (c) utime+stime of lvsd from /proc/PID/stat across the same window. (d) wrk's median latency with one connection (\`--latency\`, 50th percentile; the mean, in the raw runs, moves by tens of µs with a few stalls of milliseconds). The \`direct\` row bounds what one trafgen on CPU0 can offer and deliver, not a director."
         echo
         echo "<details><summary>raw runs</summary>"
         echo
         echo '```'
         echo "UDP: path table round frames/s@RS offered/s lvsd_ticks busy_ticks seconds frames (ticks: 1/$HZ s; table N = $CONNS connections)"
         cat "$WORK/udp.tsv"
-        echo "HTTP: path table round mode req/s latency_us lvsd_ticks requests errors"
+        echo "HTTP: path table round mode req/s median_latency_us lvsd_ticks requests errors mean_latency_us"
         cat "$WORK/http.tsv"
         echo '```'
         echo
