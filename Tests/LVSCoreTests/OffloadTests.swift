@@ -122,4 +122,18 @@ import Testing
         #expect(asked.count == 1 && ended.count == 1)
         #expect(e.connectionCount == 0)
     }
+
+    /// The generation that makes the worker re-check every offloaded connection moves only when a
+    /// destination's forwarding changes: a neighbour refresh that learns the same MAC again must
+    /// not start a pass over a map of a million entries.
+    @Test func sameMACAgainLeavesTheOffloadGenerationAlone() {
+        let e = seedEngine()
+        let s = e.primary!
+        let g0 = s.offloadGeneration
+        e.setNeighbour(IPAddress("192.168.1.31")!, mac: rs1MAC, interface: 2)
+        e.setNeighbour(IPAddress("192.168.1.32")!, mac: rs2MAC, interface: 2)
+        #expect(s.offloadGeneration == g0)
+        e.setNeighbour(IPAddress("192.168.1.31")!, mac: MACAddress("00:50:00:00:09:00")!, interface: 2)
+        #expect(s.offloadGeneration != g0)
+    }
 }
