@@ -13,6 +13,6 @@ echo "== fuzz (bounded)"
 timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
 echo "== end-to-end (namespaces, release build)"
 timeout 300 swift build -c release >/dev/null || status=1
-LVS_BIN=$(swift build -c release --show-bin-path) timeout 1200 tests/e2e/run-all.sh || status=1
+LVS_BIN=$(swift build -c release --show-bin-path) timeout 1800 tests/e2e/run-all.sh || status=1
 if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
 exit $status
