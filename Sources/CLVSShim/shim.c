@@ -56,6 +56,14 @@ int clvs_packet_fanout(int fd, int id, int type, int flags) {
     return got & 0xffff;
 }
 
+int clvs_packet_fanout_setting(int fd, unsigned *setting) {
+    unsigned got = 0;
+    socklen_t len = sizeof got;
+    if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0) return -1;
+    *setting = got;
+    return 0;
+}
+
 int clvs_setsockopt_int(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof value);
 }

@@ -31,8 +31,9 @@ public struct DataPlaneConfiguration: Sendable {
     }
 }
 
-/// N worker threads sharing the interfaces through one PACKET_FANOUT (hash) group per interface
-/// and receive protocol.
+/// N worker threads sharing the interfaces through one PACKET_FANOUT group per interface and
+/// receive protocol: by flow hash with several workers, by CPU with one (the group then only
+/// defragments, and the kernel hashes no frame).
 ///
 /// Sockets are opened by `init` (in the calling thread's network namespace); `start()` launches the
 /// threads, `stop()` stops and joins them.
@@ -40,6 +41,8 @@ public final class DataPlane<P: FrameProcessor> {
     public let configuration: DataPlaneConfiguration
     public let interfaces: [InterfaceInfo]
     public let workers: [DataPlaneWorker<P>]
+    /// How each interface's fanout group spreads frames over the workers.
+    public let fanoutMode: PacketSocket.FanoutMode
     private var threads: [pthread_t] = []
 
     /// `makeProcessor(i)` gives worker i its processor (return one shared instance if it is thread-safe).
@@ -54,6 +57,7 @@ public final class DataPlane<P: FrameProcessor> {
         let protocols = configuration.receiveProtocols
         var groups = [Int32?](repeating: nil, count: infos.count * protocols.count)
         var workers: [DataPlaneWorker<P>] = []
+        let mode: PacketSocket.FanoutMode = n == 1 ? .cpu : .hash
         for w in 0..<n {
             var sockets: [PacketSocket] = []
             for (i, info) in infos.enumerated() {
@@ -62,7 +66,7 @@ public final class DataPlane<P: FrameProcessor> {
                     options.protocolType = proto
                     let socket = try PacketSocket(interface: info, options: options)
                     let g = i * protocols.count + k
-                    groups[g] = try socket.joinFanout(group: groups[g], defrag: configuration.fanoutDefrag)
+                    groups[g] = try socket.joinFanout(group: groups[g], mode: mode, defrag: configuration.fanoutDefrag)
                     sockets.append(socket)
                 }
             }
@@ -72,6 +76,7 @@ public final class DataPlane<P: FrameProcessor> {
                                            spinNanoseconds: configuration.spinNanoseconds))
         }
         self.configuration = configuration
+        self.fanoutMode = mode
         self.interfaces = infos
         self.workers = workers
     }

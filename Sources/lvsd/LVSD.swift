@@ -464,13 +464,13 @@ enum AnyDataPlane: @unchecked Sendable {
         switch self {
         case .afpacket(let p):
             return ["data plane: afpacket (TPACKET_V2 ring, sendmmsg, PACKET_VNET_HDR)",
-                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT hash)"]
+                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.fanoutMode))"]
         case .afxdp(let p):
             return ["data plane: afxdp (XDP redirect to AF_XDP sockets; \(p.summary))",
                     "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)"]
         case .tc(let p):
             return ["data plane: tc (established connections forwarded by a tc ingress program; the rest via packet sockets bound to IPv4, IPv6 and ARP; \(p.summary))",
-                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT hash)"]
+                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))"]
         }
     }
 }

@@ -142,4 +142,33 @@ final class VethTests: XCTestCase {
         plane.stop()
         XCTAssertLessThan(monotonicNanoseconds() - stopStart, 1_000_000_000, "stop within a second")
     }
+
+    /// One worker: the fanout group spreads by CPU (no flow hash per frame) and still defragments;
+    /// several workers: by flow hash. Read back from the kernel (getsockopt PACKET_FANOUT).
+    func testFanoutModeFollowsTheWorkerCount() throws {
+        guard geteuid() == 0 else {
+            print("VethTests skipped: needs root (network namespaces, AF_PACKET)")
+            throw XCTSkip("needs root")
+        }
+        let ns = "lvsdp-\(getpid())-f"
+        defer { _ = try? Subprocess.run(["ip", "netns", "del", ns]) }
+        try shell("ip netns add \(ns)")
+        try shell("ip -n \(ns) link add f0 type veth peer name f1")
+        let dummy = TestForwarder.Route(egress: 0, source: Self.macA, destination: Self.macC)
+        for (workers, mode, kernelMode) in [(1, PacketSocket.FanoutMode.cpu, Int32(PACKET_FANOUT_CPU)),
+                                            (2, .hash, Int32(PACKET_FANOUT_HASH))] {
+            let settings: [(Int32, Bool)?] = try inNamespace(ns) {
+                let plane = try DataPlane(configuration: .init(interfaces: ["f0", "f1"], workerCount: workers)) { _ in
+                    TestForwarder(0, dummy, 0, dummy)
+                }
+                XCTAssertEqual(plane.fanoutMode, mode)
+                return try plane.workers.flatMap { $0.sockets }.map { try $0.kernelFanoutSetting().map { ($0.mode, $0.defrag) } }
+            }
+            XCTAssertEqual(settings.count, 2 * workers)
+            for s in settings {
+                XCTAssertEqual(s?.0, kernelMode, "\(workers) worker(s)")
+                XCTAssertEqual(s?.1, true, "\(workers) worker(s): defragmentation")
+            }
+        }
+    }
 }

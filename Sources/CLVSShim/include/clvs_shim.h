@@ -71,6 +71,10 @@ int clvs_packet_rx_ring(int fd, unsigned block_size, unsigned block_nr, unsigned
 /// Joins a fanout group. With id < 0 asks the kernel for a unique id (PACKET_FANOUT_FLAG_UNIQUEID)
 /// and returns it; otherwise joins `id`. Returns the group id or -1 (errno set).
 int clvs_packet_fanout(int fd, int id, int type, int flags);
+/// Stores the socket's PACKET_FANOUT setting as the kernel reports it: group id in bits 0-15, the
+/// mode (PACKET_FANOUT_HASH, _CPU, ...) in bits 16-23, the flags shifted right by 8 in bits 24-31;
+/// 0 when the socket is in no group. Returns 0, or -1 with errno.
+int clvs_packet_fanout_setting(int fd, unsigned *setting);
 int clvs_setsockopt_int(int fd, int level, int name, int value);
 
 // ---- sendmmsg --------------------------------------------------------------------------------
