@@ -682,7 +682,9 @@ judge() {
         if (a == "" || b == "" || b == 0) { print "—"; exit }
         r = a / b
         ok = (op == ">=") ? (r >= t) : (op == "<=") ? (r <= t) : (r < t)
-        printf "%.2f× %s", r, (ok ? "met" : "**missed**") }'
+        # three decimals where two would round a miss onto the line (0.997 is not 1.00)
+        f = (sprintf("%.2f", r) + 0 == t + 0) ? "%.3f× %s" : "%.2f× %s"
+        printf f, r, (ok ? "met" : "**missed**") }'
 }
 
 # metrics PATH TABLE: sets M_udp M_off M_ka M_cl M_one M_lat M_cpu M_busy M_uska M_uscl
