@@ -133,6 +133,15 @@ e2e_dump() {
     echo "===== [$E2E_NAME] diagnostics for lab $LAB_PREFIX" >&2
     timeout 20 "$LVS_LAB" status --prefix "$LAB_PREFIX" >&2 2>&1 || true
     [[ -d $LAB_STATE ]] || return 0
+    if [[ -S $LAB_STATE/lvsd.sock ]]; then
+        # what lvsd itself saw: counters by reason, per-destination statistics, the connections
+        echo "----- lvsadm daemon status" >&2
+        lab_lvsadm daemon status >&2 2>&1 || true
+        echo "----- lvsadm -Ln --stats" >&2
+        lab_lvsadm -Ln --stats >&2 2>&1 || true
+        echo "----- lvsadm -Lnc (first 40 lines)" >&2
+        lab_lvsadm -Lnc 2>&1 | head -n 40 >&2 || true
+    fi
     local f
     for f in "$LAB_STATE"/lvsd*.log "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
         "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do
