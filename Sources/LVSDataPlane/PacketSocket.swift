@@ -123,12 +123,8 @@ public final class PacketSocket {
         let id = clvs_packet_fanout(fd, group ?? -1, mode.rawValue, flags)
         guard id >= 0 else { throw DataPlaneError.errno("setsockopt(PACKET_FANOUT)", "packet socket on '\(interface.name)'") }
         fanoutGroup = id
-        fanoutMode = mode
         return id
     }
-
-    /// The mode of the group joined by `joinFanout`.
-    public private(set) var fanoutMode: FanoutMode?
 
     /// The fanout setting the kernel reports for this socket (getsockopt PACKET_FANOUT): mode and
     /// whether it defragments; nil when the socket is in no group.

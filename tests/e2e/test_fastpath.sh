@@ -79,8 +79,10 @@ lab_lvsadm -A -u "$VIP:53" -s rr || e2e_fail "lvsadm -A -u $VIP:53 failed"
 for rip in 192.168.1.31 192.168.1.32; do
     lab_lvsadm -a -u "$VIP:53" -r "$rip" -g || e2e_fail "lvsadm -a -u $VIP:53 -r $rip failed"
 done
+dmac=$(lab_exec director cat /sys/class/net/eth0/address) || e2e_fail "cannot read the director's MAC"
+cmac=$(lab_exec client cat /sys/class/net/eth0/address) || e2e_fail "cannot read the client's MAC"
 cat >"$tmp/udp.cfg" <<EOF
-{ eth(da=00:50:00:00:04:00, sa=00:50:00:00:03:00, type=0x0800), ipv4(saddr=192.168.1.12, daddr=$VIP, ttl=64), udp(sp=40053, dp=53), "ring frame" }
+{ eth(da=$dmac, sa=$cmac, type=0x0800), ipv4(saddr=192.168.1.12, daddr=$VIP, ttl=64), udp(sp=40053, dp=53), "ring frame" }
 EOF
 read -r _ u0 < <(fastpath)
 capture_start client rawudp "udp port 53"
