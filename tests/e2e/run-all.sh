@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every tests/e2e/test_*.sh (or those whose name contains one of the
 # arguments), one after another, each under a time limit; prints PASS, FAIL
-# or SKIP per test and exits non-zero if any failed.
+# or SKIP per test and exits non-zero if any failed. A test whose header has a line
+# "# e2e-planes: PLANE..." runs only with those data planes (N/A with the others).
 #
 #   tests/e2e/run-all.sh [-v] [NAME-FILTER...]
 #   -v                  stream each test's output (default: only on failure)
@@ -20,7 +21,7 @@ FILTERS=()
 for arg in "$@"; do
     case $arg in
     -v) VERBOSE=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) FILTERS+=("$arg") ;;
     esac
 done
@@ -38,7 +39,7 @@ else
 fi
 
 ARTIFACT_ROOT=$E2E_ARTIFACTS
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 not_applicable=0
 failed_names=()
 shopt -s nullglob
 for plane in "${PLANES[@]}"; do
@@ -56,6 +57,13 @@ for t in "$E2E_DIR"/test_*.sh; do
         match=0
         for f in "${FILTERS[@]}"; do [[ $name == *"$f"* ]] && match=1; done
         ((match)) || continue
+    fi
+    # Declared data planes: with another plane the test does not apply (not a skip: nothing is missing).
+    planes_line=$(grep -m1 '^# e2e-planes:' "$t" || true)
+    if [[ -n $planes_line && $plane != custom && " ${planes_line#*:} " != *" $plane "* ]]; then
+        echo "N/A  $tag$name: for${planes_line#*:} only"
+        not_applicable=$((not_applicable + 1))
+        continue
     fi
     logf=$E2E_ARTIFACTS/$name.log
     start=$SECONDS
@@ -88,5 +96,5 @@ done
 
 ((passed + failed + skipped)) || { echo "no e2e test matched" >&2; exit 1; }
 ((failed == 0)) || echo "failed: ${failed_names[*]}"
-echo "e2e: $passed passed, $failed failed, $skipped skipped"
+echo "e2e: $passed passed, $failed failed, $skipped skipped ($not_applicable not applicable to their data plane)"
 ((failed == 0))

@@ -6,6 +6,7 @@
 # it falls back to afpacket, naming the reason, and still serves; an explicit
 # --dataplane afxdp with zero-copy fails clearly instead. Independent of the
 # data plane under test: it runs once (with the afpacket suite or on its own).
+# e2e-planes: afpacket
 source "$(dirname "$0")/lib.sh"
 
 [[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](afxdp|xdp|tc)[[:space:]] ]] &&

@@ -7,6 +7,7 @@
 # intact; afterwards lvsadm -Ln --stats counts the fast path's packets too,
 # and the map entry is gone (the FIN went through lvsd). Then a UDP flow sent
 # from trafgen's ring (headers outside the skb's linear part) is forwarded too.
+# e2e-planes: xdp tc
 source "$(dirname "$0")/lib.sh"
 
 require_fastpath_plane

@@ -6,6 +6,7 @@
 # stops, the entry expires within the timeout (plus a tick) and leaves the
 # program's map; a datagram from the same port afterwards is a new connection
 # in lvsd, and is answered.
+# e2e-planes: xdp tc
 source "$(dirname "$0")/lib.sh"
 
 require_fastpath_plane
