@@ -173,6 +173,9 @@ public final class Engine: @unchecked Sendable {
 
     @usableFromInline static let flagAvailable: UInt64 = 1 << 56
     @usableFromInline static let flagMACKnown: UInt64 = 1 << 57
+    /// The destination's weight is 0 (quiesced): with expire_nodest_conn a new SYN on one of its
+    /// connections is scheduled afresh.
+    @usableFromInline static let flagWeightZero: UInt64 = 1 << 58
     @usableFromInline static let noService: UInt64 = 0xFFFF_FFFF
     static let maxInterfaces = 32
 
@@ -316,9 +319,11 @@ public final class Engine: @unchecked Sendable {
         var word = d.mac.value | ifslot << 48
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
+        if d.weight == 0 { word |= Self.flagWeightZero }
         // Offloaded connections are re-checked only when what they are forwarded by changes (a
-        // neighbour refresh that learns the same MAC again must not start a pass over the map).
-        if forwarding.load(Int(slot)) != word { offloadGeneration.add(0, 1) }
+        // neighbour refresh that learns the same MAC again must not start a pass over the map; a
+        // weight change has its own bump in editDestination).
+        if forwarding.load(Int(slot)) & ~Self.flagWeightZero != word & ~Self.flagWeightZero { offloadGeneration.add(0, 1) }
         forwarding.store(Int(slot), word)
         destService.store(Int(slot), d.serviceSlot == UInt32.max ? Self.noService : UInt64(d.serviceSlot))
     }
@@ -547,6 +552,7 @@ public final class Engine: @unchecked Sendable {
         dests[Int(slot)].tunnelPort = o.tunnelPort
         dests[Int(slot)].tunnelFlags = o.tunnelFlags
         if o.upperThreshold == 0 || o.upperThreshold > oldUpper { dests[Int(slot)].overloaded = false }
+        publish(slot)
         updateScheduler(s, .edited(slot: slot))
     }
 

@@ -233,6 +233,13 @@ public final class EngineShard: @unchecked Sendable {
     @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
+        // The kernel's order (ip_vs_in_hook): first a new SYN that may start afresh, then the
+        // destination's availability.
+        if f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0
+            && reschedulesSYN(state: conns[index].state, controlled: conns[index].control != 0, word: word) {
+            engine.lock.withLock { kill(index) }
+            return nil
+        }
         if word & Engine.flagAvailable == 0 {
             if engine.configuration.expireNodestConn {
                 engine.lock.withLock { kill(index) }
@@ -244,11 +251,6 @@ public final class EngineShard: @unchecked Sendable {
         var offloadable = f.proto == 17
         if f.proto == 6 {
             let state = conns[index].state
-            if f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0 && conns[index].control == 0 && reusable(state) {
-                // conn_reuse_mode: a new SYN on a closing entry is scheduled afresh.
-                engine.lock.withLock { kill(index) }
-                return nil
-            }
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
                 next = transitions[event * 11 + Int(state)]
@@ -294,6 +296,14 @@ public final class EngineShard: @unchecked Sendable {
                                virtualAddress: f.destination, virtualPort: f.destinationPort),
             destSlot: destSlot, remove: remove)
         offloadCount += 1
+    }
+
+    /// Whether a TCP SYN (the kernel's `is_new_conn`: the SYN bit, whatever else is set) that matches
+    /// an existing entry ends it and is scheduled afresh: with expire_nodest_conn when the entry's
+    /// destination has weight 0, or by conn_reuse_mode when an uncontrolled entry is closing.
+    @inline(__always) func reschedulesSYN(state: UInt8, controlled: Bool, word: UInt64) -> Bool {
+        if engine.configuration.expireNodestConn && word & Engine.flagWeightZero != 0 { return true }
+        return !controlled && reusable(state)
     }
 
     @inline(__always) func reusable(_ state: UInt8) -> Bool {

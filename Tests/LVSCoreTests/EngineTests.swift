@@ -2,9 +2,11 @@ import Testing
 @testable import LVSCore
 
 /// A director engine with the seed's topology: VIP 192.168.1.100:80, real servers .31 and .32.
-func seedEngine(capacity: Int = 1024, scheduler: String = "rr", persistent: UInt32? = nil) -> Engine {
+func seedEngine(capacity: Int = 1024, scheduler: String = "rr", persistent: UInt32? = nil,
+                configure: (inout EngineConfiguration) -> Void = { _ in }) -> Engine {
     var cfg = EngineConfiguration()
     cfg.connectionCapacity = capacity
+    configure(&cfg)
     let e = Engine(configuration: cfg)
     e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC,
                                      addresses: [(IPAddress("192.168.1.21")!, 24)])])
@@ -175,6 +177,51 @@ extension Engine {
         try! e.deleteDestination(vip, address: IPAddress("192.168.1.32")!, port: 80)
         #expect(e.run(ack, at: second).0 == .drop(.destinationUnavailable))
         #expect(e.snapshot().services[0].destinations.count == 1)
+    }
+
+    /// ip_vs_in_hook's order: a SYN that conn_reuse_mode lets start afresh is scheduled anew even
+    /// when its old entry's destination was deleted; only then does an unavailable destination drop.
+    @Test func synReusingAClosedEntryOfADeletedDestinationIsScheduledAnew() {
+        let e = seedEngine()
+        func tcp(_ port: UInt16, _ flags: UInt8) -> [UInt8] {
+            FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: port, dst: "192.168.1.100", dport: 80, flags: flags)
+        }
+        _ = e.syn(7, at: second) // → .32 (rr starts with the newest)
+        _ = e.run(tcp(7, TCPFlag.ack), at: second)
+        _ = e.run(tcp(7, TCPFlag.rst), at: second) // ESTABLISHED + RST → CLOSE
+        _ = e.syn(8, at: second) // → .31
+        _ = e.syn(9, at: second) // → .32
+        _ = e.run(tcp(9, TCPFlag.ack), at: second)
+        _ = e.run(tcp(9, TCPFlag.fin), at: second) // → FIN_WAIT
+        #expect(e.connections(now: second).first { $0.clientPort == 7 }?.state == "CLOSE")
+        #expect(e.connections(now: second).first { $0.clientPort == 9 }?.state == "FIN_WAIT")
+        try! e.deleteDestination(vip, address: IPAddress("192.168.1.32")!, port: 80)
+        // CLOSE + SYN (conn_reuse_mode 1): the old entry goes, the SYN goes to the remaining server.
+        let (v, out) = e.syn(7, at: 2 * second)
+        #expect(v == .forward(interface: 2))
+        #expect(out.withUnsafeBytes { MACAddress(bytes: $0.baseAddress!) } == rs1MAC)
+        #expect(e.connections(now: 2 * second).first { $0.clientPort == 7 }?.state == "SYN_RECV")
+        // FIN_WAIT is not reused with mode 1: the SYN meets the deleted destination and is dropped.
+        #expect(e.syn(9, at: 2 * second).0 == .drop(.destinationUnavailable))
+        #expect(e.connections(now: 2 * second).first { $0.clientPort == 9 }?.state == "FIN_WAIT")
+    }
+
+    /// expire_nodest_conn: a SYN on any entry whose destination has weight 0 is scheduled afresh
+    /// (without it, the SYN stays with the quiesced server).
+    @Test func expireNodestConnReschedulesASYNOnAQuiescedDestination() {
+        for expire in [false, true] {
+            let e = seedEngine { $0.expireNodestConn = expire }
+            _ = e.syn(1, at: second) // → .32
+            _ = e.run(FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 1, dst: "192.168.1.100", dport: 80, flags: TCPFlag.ack), at: second)
+            try! e.editDestination(vip, DestinationOptions(address: IPAddress("192.168.1.32")!, port: 80, weight: 0))
+            let (v, out) = e.syn(1, at: 2 * second)
+            #expect(v == .forward(interface: 2))
+            let mac = out.withUnsafeBytes { MACAddress(bytes: $0.baseAddress!) }
+            #expect(mac == (expire ? rs1MAC : rs2MAC), "expire_nodest_conn=\(expire)")
+            let c = e.connections(now: 2 * second)
+            #expect(c.count == 1)
+            #expect(c.first?.state == (expire ? "SYN_RECV" : "ESTABLISHED"), "expire_nodest_conn=\(expire)")
+        }
     }
 
     @Test func noDestinationAndUnknownTraffic() {

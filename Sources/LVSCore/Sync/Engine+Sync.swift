@@ -77,9 +77,11 @@ extension EngineShard {
     func adoptSynced(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32) -> Verdict? {
         guard let si = engine.synced.lookup(key, template: false) else { return nil }
         let e = engine.synced[si]
-        let available = forwarding.load(Int(e.dest)) & Engine.flagAvailable != 0
-        let syn = f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0
-        if (!available && engine.configuration.expireNodestConn) || (syn && reusable(e.state)) {
+        let word = forwarding.load(Int(e.dest))
+        let available = word & Engine.flagAvailable != 0
+        let syn = f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0
+        if (syn && reschedulesSYN(state: e.state, controlled: false, word: word))
+            || (!available && engine.configuration.expireNodestConn) {
             engine.unbindSynced(si)
             engine.synced.remove(si)
             return nil // scheduled afresh
