@@ -28,6 +28,11 @@ let package = Package(
         .target(name: "CLVSTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         // AF_XDP sockets, the XDP program and its VIP map (libxdp + libbpf, Debian: libxdp-dev libbpf-dev).
         .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
+        // lvsd's BPF program (bpf/lvs_xdp.c), compiled by clang -target bpf during swift build and
+        // carried in the binary: the plugin compiles it, lvs-embed-bpf writes it out as Swift.
+        .executableTarget(name: "lvs-embed-bpf"),
+        .plugin(name: "BPFObjectPlugin", capability: .buildTool(), dependencies: ["lvs-embed-bpf"]),
+        .target(name: "LVSBPFProgram", plugins: ["BPFObjectPlugin"]),
         // Allocation counter for the benchmark harness only.
         .target(name: "CAllocCounter"),
         // CPU hints (prefetch) for the packet path, header only.
@@ -37,7 +42,7 @@ let package = Package(
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "CLVSShim", "CLVSXDP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.

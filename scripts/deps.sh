@@ -20,5 +20,5 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# The XDP program (bpf/lvs_xdp.o; lvsd --dataplane afxdp finds it via the source tree or --xdp-object).
+# xdp_pass.o, the lab's program for the switch port (lvsd's own BPF program is built by swift build).
 make -s -C "$(cd "$(dirname "$0")/.." && pwd)/bpf"

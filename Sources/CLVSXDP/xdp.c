@@ -116,13 +116,14 @@ int clvs_xsk_kick_tx(int fd) {
 
 /* ---- program ---- */
 
-int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int shared_vips_fd, int shared_conns_fd,
-                  int shared_stats_fd, char *err, size_t errlen) {
+int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, const char *name, int programs,
+                  int shared_vips_fd, int shared_conns_fd, int shared_stats_fd, char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
-    struct bpf_object *obj = bpf_object__open_file(path, NULL);
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
+    struct bpf_object *obj = bpf_object__open_mem(object, size, &opts);
     int rc = (int)libbpf_get_error(obj);
-    if (rc) return fail(err, errlen, rc, "bpf_object__open_file");
+    if (rc) return fail(err, errlen, rc, "bpf_object__open_mem");
     struct bpf_map *vips = bpf_object__find_map_by_name(obj, "vips");
     struct bpf_map *xsks = bpf_object__find_map_by_name(obj, "xsks");
     struct bpf_map *conns = bpf_object__find_map_by_name(obj, "conns");
@@ -132,7 +133,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int s
     if (!vips || !xsks || !conns || !stats || !prog || !tc) {
         bpf_object__close(obj);
         if (err && errlen)
-            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME " or maps vips/xsks/conns/dest_stats (rebuild: make -C bpf)", path);
+            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME " or maps vips/xsks/conns/dest_stats", name);
         return -ENOENT;
     }
     bpf_program__set_autoload(prog, (programs & CLVS_PROG_XDP) != 0);

@@ -10,8 +10,8 @@ public struct AFXDPConfiguration: Sendable {
     /// nil = CPUs in the process affinity mask; never more than the smallest receive-queue count
     /// of the interfaces (each worker owns whole queues on every interface).
     public var workerCount: Int?
-    /// The compiled XDP program (bpf/lvs_xdp.o).
-    public var objectPath: String
+    /// lvsd's BPF object (built in, or --xdp-object).
+    public var object: BPFObject
     /// Fall back to generic (skb) XDP when native attach fails.
     public var allowGenericMode: Bool = true
     public var batchSize: Int = 64
@@ -22,9 +22,9 @@ public struct AFXDPConfiguration: Sendable {
     /// 0 = sleep at once.
     public var spinNanoseconds: UInt64 = 0
 
-    public init(interfaces: [String], objectPath: String, workerCount: Int? = nil) {
+    public init(interfaces: [String], object: BPFObject = .builtIn, workerCount: Int? = nil) {
         self.interfaces = interfaces
-        self.objectPath = objectPath
+        self.object = object
         self.workerCount = workerCount
     }
 }
@@ -52,13 +52,10 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
 
     public init(configuration: AFXDPConfiguration, makeProcessor: (_ worker: Int) throws -> P) throws {
         guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
-        guard access(configuration.objectPath, R_OK) == 0 else {
-            throw DataPlaneError.invalidConfiguration("XDP object \(configuration.objectPath) not readable (build it: make -C bpf)")
-        }
         let infos = try configuration.interfaces.map { try InterfaceInfo.lookup($0) }
         var programs: [XDPProgram] = []
         for _ in infos {
-            programs.append(try XDPProgram(objectPath: configuration.objectPath, sharingVIPsOf: programs.first))
+            programs.append(try XDPProgram(object: configuration.object, sharingVIPsOf: programs.first))
         }
         let queues = infos.map { Int(clvs_if_rx_queues($0.name)) }
         let wanted = configuration.workerCount ?? affinityCPUCount()

@@ -75,13 +75,14 @@ public final class AFXDPSocket {
     }
 }
 
-/// lvsd's BPF object (`bpf/lvs_xdp.o`) loaded for one interface with its XDP program (afxdp, xdp)
+/// lvsd's BPF object (`BPFObject`) loaded for one interface with its XDP program (afxdp, xdp)
 /// or its tc program (tc): its own `xsks` map; the VIP, connection and counter maps shared by all
 /// interfaces.
 public final class XDPProgram {
     public enum Mode: String, Sendable { case native, generic }
 
-    public let objectPath: String
+    /// The object's name (the built-in object, or the file given with --xdp-object).
+    public let objectName: String
     let prog: UnsafeMutablePointer<clvs_xdp_prog>
     public private(set) var attachedTo: InterfaceInfo?
     public private(set) var mode: Mode?
@@ -92,18 +93,21 @@ public final class XDPProgram {
 
     /// Loads the object; with `sharingVIPsOf` it uses that program's VIP, connection and
     /// destination-counter maps.
-    public init(objectPath: String, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil) throws {
+    public init(object: BPFObject, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil) throws {
         // Load first, store last: a throw after every property is set would run deinit.
         let prog = UnsafeMutablePointer<clvs_xdp_prog>.allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
         let which = kind == .xdp ? CLVS_PROG_XDP : CLVS_PROG_TC
-        let rc = clvs_xdp_load(prog, objectPath, Int32(which), other?.vipsMap ?? -1, other?.connsMap ?? -1, other?.statsMap ?? -1,
-                               &err, err.count)
+        let rc = object.bytes.withUnsafeBytes { raw -> Int32 in
+            guard let base = raw.baseAddress else { return -EINVAL }
+            return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), other?.vipsMap ?? -1,
+                          other?.connsMap ?? -1, other?.statsMap ?? -1, &err, err.count)
+        }
         guard rc == 0 else {
             prog.deallocate()
-            throw DataPlaneError.invalidConfiguration("cannot load XDP object \(objectPath): \(String(cString: err))")
+            throw DataPlaneError.invalidConfiguration("cannot load BPF object \(object.name): \(String(cString: err))")
         }
-        self.objectPath = objectPath
+        self.objectName = object.name
         self.kind = kind
         self.prog = prog
     }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import LVSCore
 
-/// The tc backend (`lvsd --dataplane tc`): lvsd's tc program (`lvs_tc_prog` in bpf/lvs_xdp.o) on
+/// The tc backend (`lvsd --dataplane tc`): lvsd's tc program (`lvs_tc_prog` in bpf/lvs_xdp.c) on
 /// every interface's clsact ingress forwards the connections lvsd put in the connection map, on
 /// the skb the kernel already built (no copy, no XDP conversion on veth); everything else reaches
 /// AF_PACKET workers whose sockets are bound to IPv4, IPv6 and ARP, so they are served after tc
@@ -24,14 +24,11 @@ public final class TCDataPlane<P: FrameProcessor> {
     /// EtherTypes of the workers' sockets: IPv4, IPv6, ARP.
     public static var receiveProtocols: [UInt16] { [0x0800, 0x86DD, 0x0806] }
 
-    public init(configuration: DataPlaneConfiguration, objectPath: String, makeProcessor: (_ worker: Int) throws -> P) throws {
+    public init(configuration: DataPlaneConfiguration, object: BPFObject = .builtIn, makeProcessor: (_ worker: Int) throws -> P) throws {
         guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
-        guard access(objectPath, R_OK) == 0 else {
-            throw DataPlaneError.invalidConfiguration("BPF object \(objectPath) not readable (build it: make -C bpf)")
-        }
         var programs: [XDPProgram] = []
         for _ in configuration.interfaces {
-            programs.append(try XDPProgram(objectPath: objectPath, kind: .tc, sharingVIPsOf: programs.first))
+            programs.append(try XDPProgram(object: object, kind: .tc, sharingVIPsOf: programs.first))
         }
         var config = configuration
         config.receiveProtocols = Self.receiveProtocols

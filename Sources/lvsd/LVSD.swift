@@ -56,7 +56,7 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "After traffic, how long (µs) a worker keeps checking its rings, yielding the CPU between checks, before it sleeps in poll(2); saves a thread wake-up per request at light load. 0 = sleep at once (least CPU).")
     var pollSpinUs: Int = 200
 
-    @Option(help: "The BPF object for --dataplane afxdp/xdp/tc (default: lvs_xdp.o next to lvsd, else bpf/lvs_xdp.o of the source tree).")
+    @Option(help: "A BPF object file for --dataplane afxdp/xdp/tc instead of the one built into lvsd (bpf/lvs_xdp.c, compiled by swift build).")
     var xdpObject: String?
 
     func run() async throws {
@@ -123,7 +123,7 @@ struct LVSD: AsyncParsableCommand {
             // (generic XDP is slower than packet sockets), else AF_PACKET. Never xdp: its XDP_TX
             // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
             do {
-                let plane = try Self.makeAFXDP(director: director, object: Self.findXDPObject(xdpObject), socketMode: socketMode,
+                let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
                                                allowGeneric: false, spin: spin)
                 try plane.attach()
                 probeResult = "auto: afxdp (native XDP attached on every interface)"
@@ -148,7 +148,7 @@ struct LVSD: AsyncParsableCommand {
                 plane = prebuilt
                 director.prebuiltPlane = nil
             } else {
-                plane = try Self.makeAFXDP(director: director, object: Self.findXDPObject(xdpObject), socketMode: socketMode,
+                plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
                                            allowGeneric: true, spin: spin)
             }
             if let workers, workers > plane.workers.count {
@@ -164,7 +164,7 @@ struct LVSD: AsyncParsableCommand {
             var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
             dpConfig.tickInterval = 10_000_000
             dpConfig.spinNanoseconds = spin
-            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, objectPath: Self.findXDPObject(xdpObject)) { director.makeWorker($0) }
+            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject)) { director.makeWorker($0) }
             director.fastPathMap = plane.connMap
             director.fastPathKind = "tc"
             for w in director.workers { w.fastPath = plane.connMap }
@@ -197,7 +197,7 @@ struct LVSD: AsyncParsableCommand {
                 logger.warning("afxdp: native XDP attach failed on \(info.name); running in generic (skb) mode, slower",
                                metadata: ["interface": "\(info.name)"])
             }
-            logger.info("afxdp: XDP program attached", metadata: ["object": "\(plane.configuration.objectPath)", "interfaces": "\(plane.summary)"])
+            logger.info("afxdp: XDP program attached", metadata: ["object": "\(plane.configuration.object.name)", "interfaces": "\(plane.summary)"])
         }
         director.dataplaneStatus = dataPlane.status
         if kind == .xdp, case let .afxdp(plane) = dataPlane {
@@ -248,9 +248,9 @@ struct LVSD: AsyncParsableCommand {
     }
 
     /// The AF_XDP data plane with lvsd's settings (not started).
-    static func makeAFXDP(director: Director, object: String, socketMode: AFXDPSocketMode, allowGeneric: Bool,
+    static func makeAFXDP(director: Director, object: BPFObject, socketMode: AFXDPSocketMode, allowGeneric: Bool,
                           spin: UInt64) throws -> AFXDPDataPlane<ShardWorker> {
-        var xConfig = AFXDPConfiguration(interfaces: director.interfaceNames, objectPath: object, workerCount: director.requestedWorkers)
+        var xConfig = AFXDPConfiguration(interfaces: director.interfaceNames, object: object, workerCount: director.requestedWorkers)
         xConfig.tickInterval = 10_000_000
         xConfig.allowGenericMode = allowGeneric
         xConfig.socket.mode = socketMode
@@ -258,18 +258,14 @@ struct LVSD: AsyncParsableCommand {
         return try AFXDPDataPlane<ShardWorker>(configuration: xConfig) { director.makeWorker($0) }
     }
 
-    /// --xdp-object, else lvs_xdp.o next to the lvsd binary, else bpf/lvs_xdp.o of the source tree
-    /// lvsd was built in (.build/<triple>/<configuration>/lvsd).
-    static func findXDPObject(_ explicit: String?) throws -> String {
-        if let explicit {
-            guard access(explicit, R_OK) == 0 else { throw ServerError("--xdp-object \(explicit): not readable") }
-            return explicit
+    /// The BPF object: the file given with --xdp-object, else the one built into lvsd.
+    static func bpfObject(_ explicit: String?) throws -> BPFObject {
+        guard let explicit else { return .builtIn }
+        do {
+            return try BPFObject(contentsOf: explicit)
+        } catch {
+            throw ServerError("--xdp-object \(explicit): \(error)")
         }
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [exe.appendingPathComponent("lvs_xdp.o").path,
-                          exe.appendingPathComponent("../../../bpf/lvs_xdp.o").standardized.path]
-        if let found = candidates.first(where: { access($0, R_OK) == 0 }) { return found }
-        throw ServerError("XDP program not found (looked at \(candidates.joined(separator: ", "))); build it with `make -C bpf` or pass --xdp-object PATH")
     }
 
     /// The prefix length of an IPv4 address on an interface (from `ip -o addr`), /24 when unknown.
@@ -467,10 +463,12 @@ enum AnyDataPlane: @unchecked Sendable {
                     "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.fanoutMode))"]
         case .afxdp(let p):
             return ["data plane: afxdp (XDP redirect to AF_XDP sockets; \(p.summary))",
-                    "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)"]
+                    "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)",
+                    "BPF object: \(p.configuration.object.name)"]
         case .tc(let p):
             return ["data plane: tc (established connections forwarded by a tc ingress program; the rest via packet sockets bound to IPv4, IPv6 and ARP; \(p.summary))",
-                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))"]
+                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))",
+                    "BPF object: \(p.programs.first?.objectName ?? "none")"]
         }
     }
 }

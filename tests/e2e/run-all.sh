@@ -8,9 +8,8 @@
 #   -v                  stream each test's output (default: only on failure)
 #   E2E_TEST_TIMEOUT    seconds per test (default 900)
 #   E2E_ARTIFACTS       where logs and failed labs' state go (default /tmp/lvs-e2e-artifacts)
-#   E2E_DATAPLANES      lvsd data planes to run the suite with (default: afpacket, plus afxdp,
-#                       xdp and tc when the BPF object is built); ignored when LVS_LAB_LVSD_ARGS is set,
-#                       which then applies to a single run.
+#   E2E_DATAPLANES      lvsd data planes to run the suite with (default: afpacket afxdp xdp tc);
+#                       ignored when LVS_LAB_LVSD_ARGS is set, which then applies to a single run.
 set -euo pipefail
 
 E2E_DIR=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
@@ -26,16 +25,13 @@ for arg in "$@"; do
     esac
 done
 
-# The data planes: afxdp, xdp and tc need the BPF object (next to lvsd or bpf/lvs_xdp.o of the tree).
+# Every data plane (lvsd carries its BPF program, built by swift build).
 if [[ -n ${LVS_LAB_LVSD_ARGS+set} ]]; then
     PLANES=(custom)
 elif [[ -n ${E2E_DATAPLANES:-} ]]; then
     read -r -a PLANES <<<"$E2E_DATAPLANES"
 else
-    PLANES=(afpacket)
-    for obj in "${LVS_BIN:-/nonexistent}/lvs_xdp.o" "$E2E_DIR/../../bpf/lvs_xdp.o"; do
-        if [[ -r $obj ]]; then PLANES+=(afxdp xdp tc); break; fi
-    done
+    PLANES=(afpacket afxdp xdp tc)
 fi
 
 ARTIFACT_ROOT=$E2E_ARTIFACTS

@@ -12,9 +12,6 @@ source "$(dirname "$0")/lib.sh"
 [[ " ${LVS_LAB_LVSD_ARGS:-} " =~ [[:space:]]--dataplane[=[:space:]](afxdp|xdp|tc)[[:space:]] ]] &&
     e2e_skip "probing is tested once, with the afpacket suite"
 require_lvs_bins
-have_xdp=0
-for obj in "$(lvs_bin)/lvs_xdp.o" "$(dirname "$0")/../../bpf/lvs_xdp.o"; do [[ -r $obj ]] && have_xdp=1; done
-((have_xdp)) || e2e_skip "bpf/lvs_xdp.o not built"
 
 # two answers through the VIP, from different real servers
 two_curls() {
@@ -32,6 +29,7 @@ echo "$status"
 assert_match "$status" '^data plane: afxdp' "the probed default is afxdp on veth"
 assert_match "$status" 'chosen by probing: auto: afxdp' "status says it was probed"
 assert_match "$status" 'copy mode' "veth has no zero-copy: copy mode"
+assert_match "$status" 'BPF object: lvs_xdp.o built into lvsd' "the program swift build put into lvsd is used"
 assert_match "$status" 'poll spin: 200 µs' "the default poll spin is shown"
 assert_log 'data plane chosen by probing' "the choice is logged"
 two_curls "probed afxdp"
@@ -58,4 +56,14 @@ lab_exec director timeout 15 "$(lvs_bin)/lvsd" --interface eth0 --socket "$LAB_S
 ((rc != 0 && rc != 124)) || e2e_fail "lvsd --dataplane afxdp --xsk-mode zero-copy: exit $rc"
 last=$(grep -v '^[[:space:]]*$' "$logf" | tail -n 1)
 assert_match "$last" "cannot start: .*AF_XDP socket on 'eth0'" "the error names the socket and interface"
+
+# 4. --xdp-object: a file that is missing, or not an object, is named in the error
+for bad in "$LAB_STATE/missing.o" "$LAB_STATE/lvsd-zc.log"; do
+    rc=0
+    lab_exec director timeout 15 "$(lvs_bin)/lvsd" --interface eth0 --socket "$LAB_STATE/obj.sock" \
+        --dataplane tc --xdp-object "$bad" >"$LAB_STATE/lvsd-obj.log" 2>&1 </dev/null || rc=$?
+    ((rc != 0 && rc != 124)) || e2e_fail "lvsd --xdp-object $bad: exit $rc"
+    last=$(grep -v '^[[:space:]]*$' "$LAB_STATE/lvsd-obj.log" | tail -n 1)
+    assert_match "$last" "--xdp-object $bad: .*(No such file|not an ELF object)" "the error names --xdp-object and the file"
+done
 e2e_log "PASS"

@@ -24,6 +24,7 @@ status=$(lab_lvsadm daemon status) || e2e_fail "lvsadm daemon status failed"
 echo "$status"
 assert_match "$status" "data plane: $PLANE" "lvsd runs the $PLANE data plane"
 assert_match "$status" "$PLANE fast path: " "status has the fast path line"
+assert_match "$status" "BPF object: lvs_xdp.o built into lvsd" "the program swift build put into lvsd is loaded"
 
 tmp=$(e2e_tmpdir)
 want=$(cat "$LAB_STATE/big.sha256")

@@ -126,11 +126,12 @@ struct clvs_xdp_prog {
 #define CLVS_PROG_XDP 1
 #define CLVS_PROG_TC 2
 
-/* Opens `path` and loads the programs named by `programs` (CLVS_PROG_*). With `shared_vips_fd`
- * >= 0 the object uses that VIP map instead of its own (one VIP map for every interface),
- * likewise `shared_conns_fd` and `shared_stats_fd`. 0 or -errno. */
-int clvs_xdp_load(struct clvs_xdp_prog *p, const char *path, int programs, int shared_vips_fd, int shared_conns_fd,
-                  int shared_stats_fd, char *err, size_t errlen);
+/* Opens the ELF object in `object` (`size` bytes; `name` for messages) and loads the programs named
+ * by `programs` (CLVS_PROG_*). With `shared_vips_fd` >= 0 the object uses that VIP map instead of
+ * its own (one VIP map for every interface), likewise `shared_conns_fd` and `shared_stats_fd`.
+ * 0 or -errno. */
+int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, const char *name, int programs,
+                  int shared_vips_fd, int shared_conns_fd, int shared_stats_fd, char *err, size_t errlen);
 /* Attaches in native mode, else (when `allow_generic`) in generic/skb mode; sets p->mode.
  * Replaces an earlier lvsd program (a stale one of a killed lvsd), refuses anybody else's. */
 int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, char *err, size_t errlen);
