@@ -464,7 +464,7 @@ enum AnyDataPlane: @unchecked Sendable {
         case .afxdp(let p):
             return ["data plane: afxdp (XDP redirect to AF_XDP sockets; \(p.summary))",
                     "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)",
-                    "BPF object: \(p.configuration.object.name)"]
+                    "BPF object: \(p.programs.first?.objectName ?? "none")"]
         case .tc(let p):
             return ["data plane: tc (established connections forwarded by a tc ingress program; the rest via packet sockets bound to IPv4, IPv6 and ARP; \(p.summary))",
                     "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))",

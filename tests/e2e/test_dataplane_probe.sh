@@ -64,6 +64,6 @@ for bad in "$LAB_STATE/missing.o" "$LAB_STATE/lvsd-zc.log"; do
         --dataplane tc --xdp-object "$bad" >"$LAB_STATE/lvsd-obj.log" 2>&1 </dev/null || rc=$?
     ((rc != 0 && rc != 124)) || e2e_fail "lvsd --xdp-object $bad: exit $rc"
     last=$(grep -v '^[[:space:]]*$' "$LAB_STATE/lvsd-obj.log" | tail -n 1)
-    assert_match "$last" "--xdp-object $bad: .*(No such file|not an ELF object)" "the error names --xdp-object and the file"
+    assert_match "$last" "--xdp-object $bad: .*(cannot be read|not an ELF object)" "the error names --xdp-object and the file"
 done
 e2e_log "PASS"
