@@ -82,6 +82,8 @@ public struct EngineCounters: Sendable {
     public var passed: UInt64 = 0
     public var replies: UInt64 = 0
     public var newConnections: UInt64 = 0
+    /// ARP/ND frames lvsd did not learn a MAC from, by `NeighbourIgnoreReason`.
+    public var neighbourIgnored = [UInt64](repeating: 0, count: NeighbourIgnoreReason.allCases.count)
     public init() {}
 }
 
@@ -138,6 +140,8 @@ public final class Engine: @unchecked Sendable {
     let templates: ConnectionTable
     var pendingAnnouncements: [IPAddress] = []
     var neighbourRequested: [UInt32: UInt32] = [:]
+    /// ARP/ND frames not learnt from, by `NeighbourIgnoreReason`.
+    var neighbourIgnored = [UInt64](repeating: 0, count: NeighbourIgnoreReason.allCases.count)
     var shards: [EngineShard] = []
     var lastEstimateTick: UInt32 = 0
     /// Sync daemon: the running master's message builder and queue, the backup's configuration.
@@ -274,7 +278,13 @@ public final class Engine: @unchecked Sendable {
     public var connectionCount: Int { lock.withLock { shards.reduce(templates.count) { $0 + $1.table.count } } }
 
     /// Engine counters summed over shards.
-    public var counters: EngineCounters { lock.withLock { shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) } } }
+    public var counters: EngineCounters {
+        lock.withLock {
+            var c = shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) }
+            c.neighbourIgnored = neighbourIgnored
+            return c
+        }
+    }
 
     /// Capacity of one shard's connection table.
     public var connectionCapacity: Int { configuration.connectionCapacity }
