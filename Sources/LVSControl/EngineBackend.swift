@@ -39,6 +39,15 @@ public enum EngineControl {
         for r in DropReason.allCases where c.drops[Int(r.rawValue)] > 0 {
             lines.append("dropped \(r): \(c.drops[Int(r.rawValue)])")
         }
+        for r in NeighbourIgnoreReason.allCases where c.neighbourIgnored[Int(r.rawValue)] > 0 {
+            lines.append("neighbour not learnt \(r): \(c.neighbourIgnored[Int(r.rawValue)])")
+        }
+        let sync = e.syncCounters
+        if sync.received > 0 || e.syncDaemons.backup != nil {
+            let t = e.syncedTemplates
+            lines.append("sync backup: " + sync.named.map { "\($0.0) \($0.1)" }.joined(separator: " ")
+                         + " synced-templates \(t.count) (limit \(t.limit))")
+        }
         for rule in e.currentMarkRules {
             lines.append("fwmark rule: \(MarkRuleSyntax.format(rule))")
         }

@@ -20,6 +20,9 @@ public struct EngineConfiguration: Sendable {
     public var seed: UInt64 = 0x5EED_CAFE_F00D_0001
     /// The `size=` value shown in the listing header (kernel conn_tab_bits = 12).
     public var reportedTableSize: Int = 4096
+    /// The share of the template table (percent) that templates received by the backup sync
+    /// daemon may hold; the rest is always left to local clients. Default: 50.
+    public var syncedTemplatePercent: Int = 50
     public init() {}
 }
 
@@ -149,6 +152,10 @@ public final class Engine: @unchecked Sendable {
     var syncBackup: SyncDaemonSnapshot?
     /// Connections received by the backup daemon, not yet used by any shard (templates go to `templates`).
     let synced: ConnectionTable
+    /// Templates in `templates` that the backup daemon created and no local client has used yet.
+    var syncedTemplateCount = 0
+    /// What the backup daemon did with every entry it received.
+    var syncTotals = SyncCounters()
     var lastHousekeepingTick: UInt32 = 0
 
     // Read without the lock on the packet path.
@@ -665,6 +672,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     func unbindTemplate(_ index: UInt32) {
+        releaseSyncedTemplate(index)
         let slot = templates[index].dest
         destCounts.add(Int(slot) * 3 + 2, -1)
         if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }

@@ -733,6 +733,7 @@ extension Engine {
             let slot = templates[t].dest
             let d = dests[Int(slot)]
             if d.available && !(configuration.expireQuiescentTemplate && d.weight == 0) {
+                releaseSyncedTemplate(t) // a local client's now: no longer counts against the sync share
                 let old = templates[t].expires
                 templates[t].expires = tick &+ persistTicks
                 if Int32(bitPattern: templates[t].expires &- old) < 0 { templates.reschedule(t) }

@@ -131,6 +131,19 @@ final class MetricsEndpoint: @unchecked Sendable {
         total("lvs_forwarded_packets_total", [], c.forwarded)
         total("lvs_passed_packets_total", [], c.passed)
         for r in DropReason.allCases { total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
+        for r in NeighbourIgnoreReason.allCases {
+            total("lvs_neighbour_not_learnt_total", [("reason", r.description)], c.neighbourIgnored[Int(r.rawValue)])
+        }
+        let sync = engine.syncCounters
+        total("lvs_sync_datagrams_total", [], UInt64(sync.received))
+        total("lvs_sync_datagrams_dropped_total", [], UInt64(sync.dropped))
+        for (result, n) in [("applied", sync.applied), ("skipped", sync.skipped), ("unbound", sync.unbound),
+                            ("served-locally", sync.servedLocally), ("template-limit", sync.templateLimit),
+                            ("table-full", sync.tableFull)] {
+            total("lvs_sync_entries_total", [("result", result)], UInt64(n))
+        }
+        total("lvs_sync_entries_clamped_total", [], UInt64(sync.clamped))
+        gauge("lvs_sync_templates", [], Double(engine.syncedTemplates.count))
         if let healthState {
             let box = HealthBox()
             let done = DispatchSemaphore(value: 0)
