@@ -95,6 +95,7 @@ extension Engine {
     /// ARP teaches a MAC only when it comes in on one of lvsd's interfaces, its sender address is
     /// on one of that interface's IPv4 subnets, and that address is a real server's. Under the lock.
     func learnFromARP(_ f: ParsedFrame, interface ifindex: Int32) {
+        guard f.source != .ipv4Zero else { return } // an ARP probe (address conflict detection) teaches nothing
         guard let ifc = interface(ifindex) else { return ignoreNeighbour(.unknownInterface) }
         guard f.source.isIPv4, ifc.contains(f.source) else { return ignoreNeighbour(.offSubnet) }
         guard destsByAddress[f.source] != nil else {

@@ -176,9 +176,11 @@ extension FrameBuilder {
         }
         #expect(e.lock.withLock { e.destsByAddress.count } == before)
         #expect(Self.ignored(e, .unknownAddress) == 100)
-        // ARP requests from ordinary hosts are not counted as anything.
+        // ARP requests from ordinary hosts, and ARP probes (sender 0.0.0.0), are not counted as anything.
         _ = e.run(FrameBuilder.arpRequest(senderIP: "192.168.1.12", targetIP: "192.168.1.21"), at: second)
+        _ = e.run(FrameBuilder.arpRequest(senderIP: "0.0.0.0", targetIP: "192.168.1.31"), at: second)
         #expect(Self.ignored(e, .unknownAddress) == 100)
+        #expect(e.counters.neighbourIgnored.reduce(0, +) == 100)
     }
 
     /// Without the override flag an NA does not replace a known, different MAC (the kernel's rule).
