@@ -307,10 +307,8 @@ extension Engine {
                 return
             }
             let persistence = services[svc].options.timeout
-            if seconds > persistence {
-                seconds = persistence
-                counts.clamped += 1
-            }
+            let clamped = seconds > persistence
+            if clamped { seconds = persistence }
             let expires = t &+ seconds * Self.ticksPerSecond
             let assured = c.state == 1 ? ConnectionEntry.flagAssured : 0
             if let i = templates.lookup(key, template: true) {
@@ -319,6 +317,7 @@ extension Engine {
                 // A refresh never shortens a template (a local client's included).
                 if Int32(bitPattern: expires &- templates[i].expires) > 0 { setExpiry(templates, i, expires) }
                 counts.applied += 1
+                if clamped { counts.clamped += 1 }
                 return
             }
             guard syncedTemplateCount < syncedTemplateLimit else { counts.templateLimit += 1; return }
@@ -330,6 +329,7 @@ extension Engine {
             syncedTemplateCount += 1
             destCounts.add(Int(slot) * 3 + 2, 1)
             counts.applied += 1
+            if clamped { counts.clamped += 1 }
             return
         }
         let state: UInt8
@@ -341,12 +341,11 @@ extension Engine {
         let index = c.proto == 6 ? Int(state) : c.proto == 17 ? Self.udpTimeoutIndex : Self.sctpTimeoutIndex
         let localTicks = UInt32(truncatingIfNeeded: timeoutTicks.load(index))
         var timeoutTicksValue = localTicks
+        var clamped = false
         if seconds != 0 {
             timeoutTicksValue = seconds * Self.ticksPerSecond
-            if timeoutTicksValue > localTicks {
-                timeoutTicksValue = localTicks
-                counts.clamped += 1
-            }
+            clamped = timeoutTicksValue > localTicks
+            if clamped { timeoutTicksValue = localTicks }
         }
         let inactive = flags & SyncProtocol.flagInactive != 0
         if let i = synced.lookup(key, template: false) {
@@ -365,6 +364,7 @@ extension Engine {
                 synced[i].inPackets = SyncRule.threshold
                 setExpiry(synced, i, t &+ timeoutTicksValue)
                 counts.applied += 1
+                if clamped { counts.clamped += 1 }
                 return
             }
         } else if servedByShard(key) {
@@ -380,6 +380,7 @@ extension Engine {
         }
         destCounts.add(Int(slot) * 3 + (inactive ? 1 : 0), 1)
         counts.applied += 1
+        if clamped { counts.clamped += 1 }
     }
 
     func setExpiry(_ table: ConnectionTable, _ i: UInt32, _ expires: UInt32) {
