@@ -189,6 +189,7 @@ extension Engine {
         Self.apply(e, flood, at: second)
         #expect(e.syncedTemplates.count == 512 && e.syncedTemplates.limit == 512)
         #expect(e.syncCounters.templateLimit == 2000 - 512)
+        #expect(e.syncCounters.clamped == 0) // 300 s: the service's own timeout
         // Updates of templates already kept still apply at the limit.
         Self.apply(e, Array(flood[0..<10]), at: second)
         #expect(e.syncCounters.applied == 512 + 10)
