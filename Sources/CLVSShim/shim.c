@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <pthread.h>
 
 _Static_assert(sizeof(struct clvs_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(struct clvs_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
@@ -138,4 +140,59 @@ long clvs_peer_uid(int fd) {
     socklen_t len = sizeof cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
     return (long)cred.uid;
+}
+
+// ---- process signals --------------------------------------------------------------------------
+
+static int clvs_signal_pipe[2] = { -1, -1 };
+static unsigned clvs_hup_count;
+static int clvs_stop_signal;
+
+static void clvs_signal_record(int sig) {
+    int saved = errno;
+    if (sig == SIGHUP) {
+        __atomic_fetch_add(&clvs_hup_count, 1, __ATOMIC_SEQ_CST);
+    } else {
+        int none = 0;
+        __atomic_compare_exchange_n(&clvs_stop_signal, &none, sig, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+    char byte = (char)sig;
+    ssize_t ignored = write(clvs_signal_pipe[1], &byte, 1); // a full pipe already holds a wake-up
+    (void)ignored;
+    errno = saved;
+}
+
+int clvs_signals_install(void) {
+    if (clvs_signal_pipe[0] >= 0) return clvs_signal_pipe[0];
+    if (pipe2(clvs_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    // Only the write end must never block (in the handler); the reader sleeps in read().
+    int flags = fcntl(clvs_signal_pipe[0], F_GETFL);
+    if (flags >= 0) fcntl(clvs_signal_pipe[0], F_SETFL, flags & ~O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = clvs_signal_record;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    const int recorded[] = { SIGHUP, SIGTERM, SIGINT };
+    for (unsigned i = 0; i < sizeof recorded / sizeof recorded[0]; i++) {
+        if (sigaction(recorded[i], &sa, NULL) != 0) return -1;
+    }
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &ignore, NULL) != 0) return -1;
+    // A signal blocked by whoever started us would stay pending forever: unblock ours.
+    sigset_t set;
+    sigemptyset(&set);
+    for (unsigned i = 0; i < sizeof recorded / sizeof recorded[0]; i++) sigaddset(&set, recorded[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return clvs_signal_pipe[0];
+}
+
+unsigned clvs_signals_take_hup(void) {
+    return __atomic_exchange_n(&clvs_hup_count, 0, __ATOMIC_SEQ_CST);
+}
+
+int clvs_signals_stop_signal(void) {
+    return __atomic_load_n(&clvs_stop_signal, __ATOMIC_SEQ_CST);
 }

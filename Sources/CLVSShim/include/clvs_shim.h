@@ -108,4 +108,15 @@ long clvs_packet_sendto(int fd, int ifindex, const void *frame, size_t len);
 /// The uid of the peer of a connected Unix socket, or -1.
 long clvs_peer_uid(int fd);
 
+// ---- process signals (lvsd) ----------------------------------------------------------------
+
+/// Installs lvsd's signal dispositions: SIGHUP, SIGTERM and SIGINT only record that they came
+/// (async-signal-safe: an atomic and one byte written to a self-pipe, SA_RESTART); SIGPIPE is
+/// ignored. Idempotent. Returns the self-pipe's read end (O_CLOEXEC), or -1 with errno set.
+int clvs_signals_install(void);
+/// SIGHUPs received since the last call (the count is reset to 0).
+unsigned clvs_signals_take_hup(void);
+/// The first SIGTERM or SIGINT received (its number), or 0.
+int clvs_signals_stop_signal(void);
+
 #endif
