@@ -125,6 +125,9 @@ struct LVSD: AsyncParsableCommand {
         }
         let spin = UInt64(pollSpinUs) * 1000
         let director = try Director(engine: engine, logger: logger)
+        // The workers hold the director unowned: it must outlive them, so the undo steps (which
+        // stop them first) keep it until they have all run.
+        undo.add { withExtendedLifetime(director) {} }
         if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
         director.interfaceNames = interfaces
         director.requestedWorkers = workers
