@@ -251,7 +251,7 @@ struct KeepalivedParser {
     mutating func script(_ l: KeepalivedLine) -> String? {
         let words = KeepalivedLexer.shellWords(rest(of: l))
         guard let cmd = words.first else { _ = arg(l); return nil }
-        if words.count > 1 { warn(l, "'\(l.keyword)': user/group '\(words.dropFirst().joined(separator: " "))' ignored - scripts run as lvsd's user") }
+        if words.count > 1 { warn(l, "'\(l.keyword)': user/group '\(words.dropFirst().joined(separator: " "))' ignored - notify and quorum scripts run as script_user (global_defs)") }
         return cmd
     }
 
