@@ -25,6 +25,7 @@ COMMANDS=(
     wrk:wrk                     # bench/run.sh load
     perf:linux-perf             # bench/run.sh CPU counters
     trafgen:netsniff-ng         # fast-path tests: frames from a transmit ring
+    bpftool:bpftool             # test_startup_signals: BPF programs left on an interface
     clang:clang                 # make -C bpf: the lab's xdp_pass.o
     make:make
     shfmt:shfmt                 # tests/deps: parses the scripts to find the commands they call

@@ -1,6 +1,7 @@
 #include "clvs_xdp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,8 @@ static int xsk_open_with(struct clvs_xsk *x, const char *ifname, uint32_t queue,
                               (struct xsk_ring_cons *)&x->comp, &ucfg);
     if (rc) { munmap(area, x->area_size); x->area = NULL; return fail(err, errlen, rc, "xsk_umem__create"); }
     x->umem = umem;
+    /* libxdp opens its AF_XDP sockets without close-on-exec; scripts lvsd starts must not get them. */
+    fcntl(xsk_umem__fd(umem), F_SETFD, FD_CLOEXEC);
 
     struct xsk_socket_config scfg = {
         .rx_size = ring_size,
@@ -88,6 +91,7 @@ static int xsk_open_with(struct clvs_xsk *x, const char *ifname, uint32_t queue,
     if (rc) { clvs_xsk_close(x); return fail(err, errlen, rc, "xsk_socket__create"); }
     x->socket = sock;
     x->fd = xsk_socket__fd(sock);
+    fcntl(x->fd, F_SETFD, FD_CLOEXEC);
     if (xsks_map_fd >= 0) {
         int key = (int)queue, fd = x->fd;
         if (bpf_map_update_elem(xsks_map_fd, &key, &fd, BPF_ANY)) {

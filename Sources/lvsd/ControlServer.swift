@@ -57,7 +57,7 @@ final class ControlServer: @unchecked Sendable {
 
     private func acceptLoop() {
         while true {
-            let fd = accept(listener, nil, nil)
+            let fd = clvs_accept_cloexec(listener)
             if fd < 0 {
                 if errno == EINTR { continue }
                 return

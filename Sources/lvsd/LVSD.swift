@@ -5,7 +5,6 @@ import LVSCore
 import LVSDataPlane
 import Logging
 import ServiceLifecycle
-import UnixSignals
 
 /// lvsd: the user-space IPVS Direct-Routing director.
 @main
@@ -61,6 +60,12 @@ struct LVSD: AsyncParsableCommand {
 
     func run() async throws {
         if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
+        // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
+        // lvsd with an XDP or tc program or the nftables table left behind.
+        do { try ProcessSignals.install() } catch {
+            FileHandle.standardError.write(Data("lvsd: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -70,6 +75,8 @@ struct LVSD: AsyncParsableCommand {
         let logger = Logger(label: "lvsd")
         do {
             try await start(logger: logger)
+        } catch let stop as ProcessSignals.StopDuringStartup {
+            logger.notice("lvsd stopped: \(stop); what it had attached was removed")
         } catch {
             logger.critical("lvsd cannot start: \(error)")
             throw ExitCode(1)
@@ -77,6 +84,10 @@ struct LVSD: AsyncParsableCommand {
     }
 
     func start(logger: Logger) async throws {
+        // What start-up attaches is undone, in reverse, if it stops part-way (an error, or
+        // SIGTERM/SIGINT seen at one of the checkpoints between the steps).
+        let undo = StartupUndo()
+        defer { undo.run() }
         guard !interfaces.isEmpty else { throw ServerError("at least one --interface is required") }
         guard geteuid() == 0 else { throw ServerError("lvsd must run as root (packet sockets and nftables)") }
         let rules = try markRules.map { try MarkRuleSyntax.parse($0) }
@@ -101,6 +112,7 @@ struct LVSD: AsyncParsableCommand {
                 keepalived = try Self.loadKeepalived(config, logger: logger)
             }
         }
+        try ProcessSignals.checkpoint()
         let probing = dataplane == "auto"
         guard probing || DataPlaneKind(rawValue: dataplane) != nil else {
             throw ServerError("unsupported --dataplane '\(dataplane)' (supported: auto, \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -113,6 +125,9 @@ struct LVSD: AsyncParsableCommand {
         }
         let spin = UInt64(pollSpinUs) * 1000
         let director = try Director(engine: engine, logger: logger)
+        // The workers hold the director unowned: it must outlive them, so the undo steps (which
+        // stop them first) keep it until they have all run.
+        undo.add { withExtendedLifetime(director) {} }
         if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
         director.interfaceNames = interfaces
         director.requestedWorkers = workers
@@ -125,6 +140,7 @@ struct LVSD: AsyncParsableCommand {
             do {
                 let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
                                                allowGeneric: false, spin: spin)
+                undo.add { plane.stop() }
                 try plane.attach()
                 probeResult = "auto: afxdp (native XDP attached on every interface)"
                 director.prebuiltPlane = plane
@@ -170,12 +186,19 @@ struct LVSD: AsyncParsableCommand {
             for w in director.workers { w.fastPath = plane.connMap }
             dataPlane = .tc(plane)
         }
+        undo.add { dataPlane.stop() }
+        try ProcessSignals.checkpoint()
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
 
         var guardTable: NFTablesGuard?
         if case .afpacket = dataPlane {
             (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
             guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
+            if let guardTable {
+                undo.add {
+                    do { try guardTable.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
+                }
+            }
         } else {
             try dataPlane.updateVIPs(Self.vipMatches(engine.snapshot(), rules))
         }
@@ -191,7 +214,9 @@ struct LVSD: AsyncParsableCommand {
                 logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
             }
         }
+        try ProcessSignals.checkpoint()
         try dataPlane.start()
+        try ProcessSignals.checkpoint()
         if case let .afxdp(plane) = dataPlane {
             for (info, mode) in zip(plane.interfaces, plane.modes) where mode == .generic {
                 logger.warning("afxdp: native XDP attach failed on \(info.name); running in generic (skb) mode, slower",
@@ -212,6 +237,7 @@ struct LVSD: AsyncParsableCommand {
             let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
             await m.start()
             monitor = m
+            try ProcessSignals.checkpoint()
             logger.info("keepalived.conf applied; health checks running", metadata: [
                 "file": "\(config ?? "")", "virtual_servers": "\(keepalived.virtualServers.count)"])
         }
@@ -231,9 +257,12 @@ struct LVSD: AsyncParsableCommand {
                 }
             }
             try endpoint.start()
+            undo.add { endpoint.stop() }
             metricsEndpoint = endpoint
         }
         try server.start()
+        undo.add { server.stop() }
+        try ProcessSignals.checkpoint()
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
@@ -243,8 +272,9 @@ struct LVSD: AsyncParsableCommand {
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
                                       monitor: monitor, configPath: reloadPath, metrics: metricsEndpoint)
         server.reload = { await service.reload() }
-        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        // Started: from here the service removes what was attached when it stops.
+        undo.disarm()
+        try await service.run()
     }
 
     /// The AF_XDP data plane with lvsd's settings (not started).
@@ -336,7 +366,8 @@ struct LVSD: AsyncParsableCommand {
 }
 
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
-/// SIGHUP re-reads keepalived.conf and applies only the difference.
+/// SIGHUP re-reads keepalived.conf and applies only the difference; one that came during
+/// start-up is applied as soon as lvsd runs (before a SIGTERM that came after it).
 struct DirectorService: Service, @unchecked Sendable {
     let director: Director
     let dataPlane: AnyDataPlane
@@ -365,15 +396,21 @@ struct DirectorService: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    logger.info("SIGHUP: reloading")
-                    _ = await reload()
-                }
+        let signals = ProcessSignals.events()
+        /// Applies what the signals asked for; true when lvsd must stop.
+        func handleSignals() async -> Bool {
+            if ProcessSignals.takeReload() {
+                logger.info("SIGHUP: reloading")
+                _ = await reload()
             }
-            try? await gracefulShutdown()
-            group.cancelAll()
+            if let s = ProcessSignals.stopSignal {
+                logger.info("\(ProcessSignals.name(s)): stopping")
+                return true
+            }
+            return false
+        }
+        if !(await handleSignals()) {
+            for await _ in signals where await handleSignals() { break }
         }
         logger.info("lvsd stopping")
         await monitor?.stop()
@@ -470,5 +507,21 @@ enum AnyDataPlane: @unchecked Sendable {
                     "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))",
                     "BPF object: \(p.programs.first?.objectName ?? "none")"]
         }
+    }
+}
+
+/// The undo steps of a start-up in progress, run in reverse order unless start-up completed.
+final class StartupUndo: @unchecked Sendable {
+    private var steps: [() -> Void] = []
+    private var armed = true
+
+    func add(_ step: @escaping () -> Void) { steps.append(step) }
+    /// Start-up completed: the running service owns the clean-up now.
+    func disarm() { armed = false }
+
+    func run() {
+        guard armed else { return }
+        armed = false
+        for step in steps.reversed() { step() }
     }
 }

@@ -74,7 +74,7 @@ final class MetricsEndpoint: @unchecked Sendable {
 
     private func serve() {
         while true {
-            let fd = accept(listener, nil, nil)
+            let fd = clvs_accept_cloexec(listener)
             if fd < 0 { if errno == EINTR { continue } else { return } }
             var tv = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
