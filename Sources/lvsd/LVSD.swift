@@ -139,7 +139,7 @@ struct LVSD: AsyncParsableCommand {
             // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
             do {
                 let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
-                                               allowGeneric: false, spin: spin)
+                                               allowGeneric: false, spin: spin, noARP: noArp)
                 undo.add { plane.stop() }
                 try plane.attach()
                 probeResult = "auto: afxdp (native XDP attached on every interface)"
@@ -165,7 +165,7 @@ struct LVSD: AsyncParsableCommand {
                 director.prebuiltPlane = nil
             } else {
                 plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
-                                           allowGeneric: true, spin: spin)
+                                           allowGeneric: true, spin: spin, noARP: noArp)
             }
             if let workers, workers > plane.workers.count {
                 logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
@@ -180,7 +180,7 @@ struct LVSD: AsyncParsableCommand {
             var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
             dpConfig.tickInterval = 10_000_000
             dpConfig.spinNanoseconds = spin
-            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject)) { director.makeWorker($0) }
+            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject), noARP: noArp) { director.makeWorker($0) }
             director.fastPathMap = plane.connMap
             director.fastPathKind = "tc"
             for w in director.workers { w.fastPath = plane.connMap }
@@ -200,7 +200,10 @@ struct LVSD: AsyncParsableCommand {
                 }
             }
         } else {
+            // Every rule must fit the programs' fwmark trie, whichever services come later.
+            do { _ = try XDPMarkMap.entries(for: rules) } catch { throw ServerError("--fwmark with --dataplane \(kind.rawValue): \(error)") }
             try dataPlane.updateVIPs(Self.vipMatches(engine.snapshot(), rules))
+            try dataPlane.updateMarkRules(Self.activeMarkRules(engine.snapshot(), rules))
         }
         let guardLock = NSLock()
         let server = ControlServer(path: socket, director: director, logger: logger) { [guardTable] in
@@ -209,7 +212,10 @@ struct LVSD: AsyncParsableCommand {
             guard case let .snapshot(s) = director.execute(.snapshot) else { return }
             do {
                 if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules)) }
-                if guardTable == nil { try dataPlane.updateVIPs(Self.vipMatches(s, rules)) }
+                if guardTable == nil {
+                    try dataPlane.updateVIPs(Self.vipMatches(s, rules))
+                    try dataPlane.updateMarkRules(Self.activeMarkRules(s, rules))
+                }
             } catch {
                 logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
             }
@@ -279,12 +285,13 @@ struct LVSD: AsyncParsableCommand {
 
     /// The AF_XDP data plane with lvsd's settings (not started).
     static func makeAFXDP(director: Director, object: BPFObject, socketMode: AFXDPSocketMode, allowGeneric: Bool,
-                          spin: UInt64) throws -> AFXDPDataPlane<ShardWorker> {
+                          spin: UInt64, noARP: Bool) throws -> AFXDPDataPlane<ShardWorker> {
         var xConfig = AFXDPConfiguration(interfaces: director.interfaceNames, object: object, workerCount: director.requestedWorkers)
         xConfig.tickInterval = 10_000_000
         xConfig.allowGenericMode = allowGeneric
         xConfig.socket.mode = socketMode
         xConfig.spinNanoseconds = spin
+        xConfig.noARP = noARP
         return try AFXDPDataPlane<ShardWorker>(configuration: xConfig) { director.makeWorker($0) }
     }
 
@@ -329,6 +336,13 @@ struct LVSD: AsyncParsableCommand {
             }
         }
         return out.sorted { $0.description < $1.description }
+    }
+
+    /// The fwmark rules whose mark has a service of the rule's family (what the BPF programs must
+    /// hand to lvsd).
+    static func activeMarkRules(_ s: TableSnapshot, _ rules: [MarkRule]) -> [MarkRule] {
+        let services = Set(s.services.filter { $0.key.isFwmark }.map { ServiceKey(fwmark: $0.key.fwmark, ipv6: $0.key.isIPv6) })
+        return rules.filter { services.contains(ServiceKey(fwmark: $0.mark, ipv6: !$0.destination.isIPv4)) }
     }
 
     /// Reads keepalived.conf, logging its diagnostics; errors (file and line named) refuse it.
@@ -489,6 +503,14 @@ enum AnyDataPlane: @unchecked Sendable {
         case .afpacket: break
         case .afxdp(let p): try p.updateVIPs(vips)
         case .tc(let p): try p.updateVIPs(vips)
+        }
+    }
+
+    func updateMarkRules(_ rules: [MarkRule]) throws {
+        switch self {
+        case .afpacket: break
+        case .afxdp(let p): try p.updateMarkRules(rules)
+        case .tc(let p): try p.updateMarkRules(rules)
         }
     }
 
