@@ -193,7 +193,8 @@ struct LVSD: AsyncParsableCommand {
         var guardTable: NFTablesGuard?
         if case .afpacket = dataPlane {
             (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
-            guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
+            guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules),
+                                                                 marks: Self.activeMarkRules(engine.snapshot(), rules))
             if let guardTable {
                 undo.add {
                     do { try guardTable.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
@@ -211,7 +212,7 @@ struct LVSD: AsyncParsableCommand {
             guardLock.lock(); defer { guardLock.unlock() }
             guard case let .snapshot(s) = director.execute(.snapshot) else { return }
             do {
-                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules)) }
+                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules), marks: Self.activeMarkRules(s, rules)) }
                 if guardTable == nil {
                     try dataPlane.updateVIPs(Self.vipMatches(s, rules))
                     try dataPlane.updateMarkRules(Self.activeMarkRules(s, rules))
