@@ -165,6 +165,30 @@ final class BPFProgramTests: XCTestCase {
         }
     }
 
+    /// The AF_XDP worker's checksum completion reads the same tag stacks: a CHECKSUM_PARTIAL UDP
+    /// datagram (the field holds the pseudo-header sum) behind QinQ tags gets its full checksum.
+    func testChecksumCompletionBehindQinQ() {
+        var plain = Self.ipv4(Self.udp, to: "192.168.1.100", port: 53)
+        let l3 = 14, l4 = l3 + 20, udpLength = plain.count - l4
+        var pseudo: UInt32 = UInt32(Self.udp) + UInt32(udpLength)
+        for i in stride(from: l3 + 12, to: l3 + 20, by: 2) { pseudo += UInt32(plain[i]) << 8 | UInt32(plain[i + 1]) }
+        while pseudo > 0xFFFF { pseudo = (pseudo & 0xFFFF) + (pseudo >> 16) }
+        plain[l4 + 6] = UInt8(pseudo >> 8)
+        plain[l4 + 7] = UInt8(pseudo & 0xFF)
+        for tags in [[UInt16(0x88A8), 0x8100], [0x8100, 0x8100], [0x88A8]] {
+            var frame = Self.tagged(plain, tags)
+            let done = frame.withUnsafeMutableBufferPointer { clvs_complete_l4_checksum($0.baseAddress!, UInt32($0.count)) }
+            XCTAssertEqual(done, 1, "tags \(tags.map { String($0, radix: 16) })")
+            // The completed checksum verifies: the sum over pseudo header and datagram is 0xFFFF.
+            let at = frame.count - udpLength
+            var sum: UInt32 = UInt32(Self.udp) + UInt32(udpLength)
+            for i in stride(from: at - 8, to: at, by: 2) { sum += UInt32(frame[i]) << 8 | UInt32(frame[i + 1]) }
+            for i in stride(from: at, to: frame.count, by: 2) { sum += UInt32(frame[i]) << 8 | UInt32(i + 1 < frame.count ? frame[i + 1] : 0) }
+            while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+            XCTAssertEqual(sum, 0xFFFF, "tags \(tags.map { String($0, radix: 16) })")
+        }
+    }
+
     /// Issue 13 item 12a: the XDP program and lvsd's parser agree on VLAN tag stacks. QinQ (802.1ad
     /// then 802.1Q, or 802.1Q twice) and single tags of either kind go to lvsd, which parses them
     /// (for a service frame and an ARP request); deeper stacks stay the kernel's and are `.other`
