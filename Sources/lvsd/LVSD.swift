@@ -137,7 +137,9 @@ struct LVSD: AsyncParsableCommand {
             // The default: AF_XDP when the XDP program loads and attaches natively everywhere
             // (generic XDP is slower than packet sockets), else AF_PACKET. Never xdp: its XDP_TX
             // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
+            // (Also AF_PACKET when the --fwmark rules do not fit the BPF programs' trie.)
             do {
+                _ = try XDPMarkMap.entries(for: rules)
                 let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
                                                allowGeneric: false, spin: spin, noARP: noArp)
                 undo.add { plane.stop() }
