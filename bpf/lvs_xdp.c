@@ -12,7 +12,9 @@
  *   - TCP/UDP/SCTP an active fwmark rule matches (`mark_prefixes`: prefix,
  *     protocol, port range);
  *   - IPv4 fragments / IPv6 fragment headers and ICMP/ICMPv6 errors whose
- *     destination is a VIP address (any service) or in a fwmark prefix;
+ *     destination is a VIP address (any service); fragments to an address in
+ *     an fwmark prefix, and ICMP errors about what an fwmark service's real
+ *     server sent (quoted source: that address, a port the rule covers);
  *   - ARP requests whose target address is a VIP, IPv6 neighbour
  *     solicitations whose target is a VIP (lvsd answers them), unless
  *     `settings` says --no-arp: then they are the kernel's.
@@ -192,7 +194,7 @@ static __always_inline struct clvs_mark_value *mark_entry(const struct vip_key *
 	return bpf_map_lookup_elem(&mark_prefixes, &mk);
 }
 
-/* A VIP address, or an address some active fwmark rule covers (fragments, ICMP errors). */
+/* A VIP address, or an address some active fwmark rule covers (fragments). */
 static __always_inline int is_lvsd_address(struct vip_key *k)
 {
 	return is_vip_address(k) || mark_entry(k) != NULL;
@@ -214,6 +216,50 @@ static __always_inline int is_marked(const struct vip_key *k, __u8 proto, __u16 
 			return 1;
 	}
 	return 0;
+}
+
+/* Whether the first `n` bytes at `a` (packet) and `b` are the same. */
+static __always_inline int same_bytes(const __u8 *a, const __u8 *b, int n)
+{
+	__u8 diff = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		if (i < n)
+			diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+/*
+ * An ICMP/ICMPv6 error (header at `icmp`) to the address in `k` about a packet an fwmark service's
+ * real server sent: the quoted packet comes from that address and from a port an active rule
+ * covers. (Errors about the director's own packets to other addresses in a rule's prefix stay
+ * the kernel's.)
+ */
+static __always_inline int is_marked_error(struct vip_key *k, __u8 *icmp, void *end)
+{
+	__u8 *inner = icmp + 8; /* the quoted IP header */
+	__u8 proto;
+	__u16 *ports;
+
+	if (k->family == 4) {
+		if ((void *)(inner + 20) > end)
+			return 0;
+		__u32 ihl = (inner[0] & 0x0F) * 4;
+		if (ihl < 20 || !same_bytes(inner + 12, k->addr, 4))
+			return 0;
+		proto = inner[9];
+		ports = (__u16 *)(inner + ihl);
+	} else {
+		if ((void *)(inner + 40) > end)
+			return 0;
+		if (!same_bytes(inner + 8, k->addr, 16))
+			return 0;
+		proto = inner[6];
+		ports = (__u16 *)(inner + 40);
+	}
+	if ((void *)(ports + 2) > end)
+		return 0;
+	return is_marked(k, proto, ports[0]);
 }
 
 /* --no-arp: ARP and neighbour discovery for VIPs are the kernel's. */
@@ -470,7 +516,7 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 				return FC_KERNEL;
 			/* Errors about packets a real server sent from the VIP. */
 			if (icmp[0] == 3 || icmp[0] == 4 || icmp[0] == 11 || icmp[0] == 12)
-				return is_lvsd_address(k) ? FC_ADDRESS : FC_KERNEL;
+				return is_vip_address(k) || is_marked_error(k, icmp, end) ? FC_ADDRESS : FC_KERNEL;
 			return FC_KERNEL;
 		}
 	} else if (type == bpf_htons(ETH_P_IPV6)) {
@@ -492,7 +538,7 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 				return !no_arp() && is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
 			}
 			if (icmp[0] >= 1 && icmp[0] <= 4)
-				return is_lvsd_address(k) ? FC_ADDRESS : FC_KERNEL;
+				return is_vip_address(k) || is_marked_error(k, icmp, end) ? FC_ADDRESS : FC_KERNEL;
 			return FC_KERNEL;
 		}
 	} else {

@@ -43,6 +43,23 @@ final class BPFProgramTests: XCTestCase {
         return directorMAC + clientMAC + etherIPv6 + ip + l4
     }
 
+    /// An ICMP port unreachable (ICMPv6 type 1 code 4 for IPv6 addresses) from the client to `to`,
+    /// quoting a packet sent from `quotedSource`:`sport` (protocol `proto`) to the client.
+    static func icmpError(to: String, quotedSource: String, proto: UInt8, sport: UInt16) -> [UInt8] {
+        let client = IPAddress(to)!.isIPv4 ? "192.168.1.12" : "2001:db8:1::12"
+        let quotedL4 = be16(sport) + be16(40000) + [0, 0, 0, 0]
+        if IPAddress(to)!.isIPv4 {
+            let quoted: [UInt8] = [0x45, 0] + be16(UInt16(20 + 8)) + [0, 1, 0, 0, 64, proto, 0, 0] + bytes(quotedSource) + bytes(client) + quotedL4
+            let icmp: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + quoted
+            let ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + icmp.count)) + [0, 1, 0, 0, 64, 1, 0, 0] + bytes(client) + bytes(to)
+            return directorMAC + clientMAC + etherIPv4 + ip + icmp
+        }
+        let quoted: [UInt8] = [0x60, 0, 0, 0] + be16(8) + [proto, 64] + bytes(quotedSource) + bytes(client) + quotedL4
+        let icmp: [UInt8] = [1, 4, 0, 0, 0, 0, 0, 0] + quoted
+        let ip: [UInt8] = [0x60, 0, 0, 0] + be16(UInt16(icmp.count)) + [icmpv6, 64] + bytes(client) + bytes(to)
+        return directorMAC + clientMAC + etherIPv6 + ip + icmp
+    }
+
     /// A broadcast ARP request for `target`.
     static func arpRequest(for target: String) -> [UInt8] {
         let arp: [UInt8] = [0, 1, 0x08, 0x00, 6, 4, 0, 1] + clientMAC + bytes("192.168.1.12") + [0, 0, 0, 0, 0, 0] + bytes(target)
@@ -113,6 +130,13 @@ final class BPFProgramTests: XCTestCase {
                 ("next to the /32", Self.ipv4(Self.udp, to: "198.51.100.8", port: 9999), false),
                 ("sctp range", Self.ipv4(132, to: "10.9.200.1", port: 5050), true),
                 ("sctp below the range", Self.ipv4(132, to: "10.9.200.1", port: 4999), false),
+                // ICMP errors about what a real server sent from the prefix (its source and port).
+                ("ICMP error about 203.0.113.7:80", Self.icmpError(to: "203.0.113.7", quotedSource: "203.0.113.7", proto: Self.tcp, sport: 80), true),
+                ("ICMP error about 203.0.113.7:22", Self.icmpError(to: "203.0.113.7", quotedSource: "203.0.113.7", proto: Self.tcp, sport: 22), false),
+                ("ICMP error quoting another source", Self.icmpError(to: "203.0.113.7", quotedSource: "203.0.113.8", proto: Self.tcp, sport: 80), false),
+                ("ICMP error about udp 53 in the /25", Self.icmpError(to: "203.0.113.200", quotedSource: "203.0.113.200", proto: Self.udp, sport: 53), true),
+                ("ICMPv6 error about [2001:db8:5:1::9]:443", Self.icmpError(to: "2001:db8:5:1::9", quotedSource: "2001:db8:5:1::9", proto: Self.tcp, sport: 443), true),
+                ("ICMPv6 error about [2001:db8:5:1::9]:80", Self.icmpError(to: "2001:db8:5:1::9", quotedSource: "2001:db8:5:1::9", proto: Self.tcp, sport: 80), false),
             ]
             for (what, frame, expected) in cases {
                 XCTAssertEqual(try toLVSD(p, frame), expected, "\(kind) program: \(what)")
