@@ -16,8 +16,12 @@ public struct EngineConfiguration: Sendable {
     public var connReuseMode: UInt8 = 1
     /// sysctl sloppy_tcp: any non-RST TCP packet may create a connection.
     public var sloppyTCP: Bool = false
-    /// Seed for the connection hash and the random generator (twos).
+    /// Seed of the random generator (twos). lvsd draws it from getrandom(2) at start.
     public var seed: UInt64 = 0x5EED_CAFE_F00D_0001
+    /// Secret key of every hashed table (connection table shards, templates, synced connections,
+    /// fragment caches); each table uses its own key derived from it. lvsd draws it from
+    /// getrandom(2) at start; the fixed default keeps tests and benchmarks repeatable.
+    public var hashKey: SipHashKey = .fixedDefault
     /// The `size=` value shown in the listing header (kernel conn_tab_bits = 12).
     public var reportedTableSize: Int = 4096
     public init() {}
@@ -178,6 +182,12 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline static let flagWeightZero: UInt64 = 1 << 58
     @usableFromInline static let noService: UInt64 = 0xFFFF_FFFF
     static let maxInterfaces = 32
+    /// Which key `EngineConfiguration.hashKey.derived(_:)` gives each table: templates, synced
+    /// connections, then shard n's connection table (and n + fragmentKeyOffset its fragment cache).
+    static let templatesKeyIndex: UInt64 = 0
+    static let syncedKeyIndex: UInt64 = 1
+    static let firstShardKeyIndex: UInt64 = 2
+    static let fragmentKeyOffset: UInt64 = 1 << 32
 
     /// One tick is 10 ms.
     public static let nanosecondsPerTick: UInt64 = 10_000_000
@@ -204,9 +214,9 @@ public final class Engine: @unchecked Sendable {
         destBaseline = []
         // Templates: one per client (or client network) per service; a quarter of the capacity.
         templates = ConnectionTable(capacity: max(1024, configuration.connectionCapacity / 4),
-                                    seed: UInt32(truncatingIfNeeded: configuration.seed >> 32))
+                                    key: configuration.hashKey.derived(Self.templatesKeyIndex))
         synced = ConnectionTable(capacity: max(1024, configuration.connectionCapacity),
-                                 seed: UInt32(truncatingIfNeeded: configuration.seed >> 16) ^ 0x5A5A_A5A5)
+                                 key: configuration.hashKey.derived(Self.syncedKeyIndex))
         randomState = configuration.seed
         applyTimeouts()
         primary = makeShard()
@@ -232,7 +242,7 @@ public final class Engine: @unchecked Sendable {
     public func makeShard() -> EngineShard {
         lock.withLock {
             let shard = EngineShard(engine: self, capacity: configuration.connectionCapacity,
-                                    seed: UInt32(truncatingIfNeeded: configuration.seed) &+ UInt32(shards.count) &* 0x9E37_79B9)
+                                    key: configuration.hashKey.derived(Self.firstShardKeyIndex + UInt64(shards.count)))
             shards.append(shard)
             return shard
         }

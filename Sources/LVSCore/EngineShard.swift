@@ -77,13 +77,13 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline var prefetchCount = 0
     public static let prefetchCapacity = 64
 
-    init(engine: Engine, capacity: Int, seed: UInt32) {
+    init(engine: Engine, capacity: Int, key: SipHashKey) {
         self.engine = engine
-        table = ConnectionTable(capacity: capacity, seed: seed)
+        table = ConnectionTable(capacity: capacity, key: key)
         conns = table.view
         transitions = .allocate(capacity: TCPStateTable.inputOnlyFlat.count)
         transitions.initialize(from: TCPStateTable.inputOnlyFlat, count: TCPStateTable.inputOnlyFlat.count)
-        fragments = FragmentCache()
+        fragments = FragmentCache(key: key.derived(Engine.fragmentKeyOffset))
         destCounters = AtomicWords(count: engine.configuration.maxDestinations * 5)
         serviceCounters = AtomicWords(count: engine.configuration.maxServices * 5)
         counters = AtomicWords(count: 8 + DropReason.allCases.count)

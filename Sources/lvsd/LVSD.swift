@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLVSShim
 import Foundation
 import LVSControl
 import LVSCore
@@ -84,6 +85,10 @@ struct LVSD: AsyncParsableCommand {
         guard maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(maxConnections)") }
         cfg.connectionCapacity = maxConnections
         cfg.answerNeighbourRequests = !noArp
+        // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).
+        let random = try Self.randomWords(3)
+        cfg.hashKey = SipHashKey(k0: random[0], k1: random[1])
+        cfg.seed = random[2]
         let engine = Engine(configuration: cfg)
         let infos = try interfaces.map { try InterfaceInfo.lookup($0) }
         engine.setInterfaces(infos.map { i in
@@ -245,6 +250,24 @@ struct LVSD: AsyncParsableCommand {
         server.reload = { await service.reload() }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// `count` random 64-bit words from getrandom(2), which blocks only until the kernel's pool
+    /// is initialised at boot.
+    static func randomWords(_ count: Int) throws -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: count)
+        try words.withUnsafeMutableBytes { buffer in
+            var filled = 0
+            while filled < buffer.count {
+                let n = getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ServerError("getrandom(2) failed: \(String(cString: strerror(errno)))")
+                }
+                filled += n
+            }
+        }
+        return words
     }
 
     /// The AF_XDP data plane with lvsd's settings (not started).
