@@ -22,6 +22,9 @@ public struct EngineConfiguration: Sendable {
     /// fragment caches); each table uses its own key derived from it. lvsd draws it from
     /// getrandom(2) at start; the fixed default keeps tests and benchmarks repeatable.
     public var hashKey: SipHashKey = .fixedDefault
+    /// SYN-flood defence (drop_entry, drop_packet, secure_tcp); all off unless set (lvsd turns
+    /// drop_entry and secure_tcp on, see `DefenseConfiguration.lvsdDefault`).
+    public var defense = DefenseConfiguration()
     /// The `size=` value shown in the listing header (kernel conn_tab_bits = 12).
     public var reportedTableSize: Int = 4096
     public init() {}
@@ -86,6 +89,10 @@ public struct EngineCounters: Sendable {
     public var passed: UInt64 = 0
     public var replies: UInt64 = 0
     public var newConnections: UInt64 = 0
+    /// drop_entry: half-open or finished TCP entries evicted to let a new connection in.
+    public var dropEntryEvictions: UInt64 = 0
+    /// secure_tcp: new SYN_RECV entries given the short timeout.
+    public var secureTCPShortened: UInt64 = 0
     public init() {}
 }
 
@@ -687,5 +694,7 @@ extension EngineCounters {
         passed &+= o.passed
         replies &+= o.replies
         newConnections &+= o.newConnections
+        dropEntryEvictions &+= o.dropEntryEvictions
+        secureTCPShortened &+= o.secureTCPShortened
     }
 }

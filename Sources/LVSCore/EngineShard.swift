@@ -76,6 +76,11 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let prefetchBuckets: UnsafeMutablePointer<UInt32>
     @usableFromInline var prefetchCount = 0
     public static let prefetchCapacity = 64
+    /// SYN-flood defence (see `DefenseConfiguration`): the automatic modes engage while fewer than
+    /// this many entries are free; drop_entry's rover; drop_packet's countdown.
+    let defenseThreshold: Int
+    var evictionRover: UInt32 = 0
+    var dropPacketCounter = 0
 
     init(engine: Engine, capacity: Int, key: SipHashKey) {
         self.engine = engine
@@ -101,6 +106,7 @@ public final class EngineShard: @unchecked Sendable {
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
         prefetchBuckets = .allocate(capacity: Self.prefetchCapacity)
+        defenseThreshold = max(1, capacity * engine.configuration.defense.amemthreshPercent / 100)
     }
 
     deinit {
@@ -135,6 +141,8 @@ public final class EngineShard: @unchecked Sendable {
         c.passed = counters.load(1)
         c.replies = counters.load(2)
         c.newConnections = counters.load(3)
+        c.dropEntryEvictions = counters.load(Self.evictedCounter)
+        c.secureTCPShortened = counters.load(Self.secureTCPCounter)
         for r in DropReason.allCases { c.drops[Int(r.rawValue)] = counters.load(8 + Int(r.rawValue)) }
         return c
     }
@@ -363,6 +371,13 @@ public final class EngineShard: @unchecked Sendable {
         if f.sourcePort == 20 && f.proto == 6 { return passed() } // FTP data is never scheduled
         let persistent = serviceFlags.contains(.persistent)
         if !persistent && !serviceKey.isFwmark && f.destinationPort != serviceKey.port { return drop(.notSchedulable) }
+        // SYN-flood defence, before anything is scheduled: drop_packet sheds new connections;
+        // drop_entry makes room in a full table by evicting a half-open or finished TCP entry.
+        let defense = engine.configuration.defense
+        if dropPacketDecision() { return drop(.dropPacket) }
+        if table.count >= table.capacity && defenseEngaged(defense.dropEntry) && !evictForNewConnection() {
+            return drop(.tableFull)
+        }
 
         var control: UInt32 = 0
         let slot: UInt32
@@ -398,7 +413,13 @@ public final class EngineShard: @unchecked Sendable {
         if f.proto == 6 {
             let next = TCPStateTable.next(.none, flags: f.tcpFlags)
             setStateLocked(index, next)
-            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
+            var timeout = UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
+            if next == .synRecv && defenseEngaged(defense.secureTCP) {
+                // secure_tcp: a half-open entry under pressure lives only briefly.
+                timeout = min(timeout, defense.secureSynRecvTimeout &* Engine.ticksPerSecond)
+                counters.bump(Self.secureTCPCounter, by: 1)
+            }
+            table[index].expires = tick &+ timeout
             table.reschedule(index)
         } else if f.proto == 132 {
             table[index].state = TCPState.established.rawValue
