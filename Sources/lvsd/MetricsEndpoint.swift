@@ -131,6 +131,12 @@ final class MetricsEndpoint: @unchecked Sendable {
         total("lvs_forwarded_packets_total", [], c.forwarded)
         total("lvs_passed_packets_total", [], c.passed)
         for r in DropReason.allCases { total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
+        total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
+        total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)
+        let defense = engine.defenseStatus
+        gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
+        gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
+        gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
         if let healthState {
             let box = HealthBox()
             let done = DispatchSemaphore(value: 0)
