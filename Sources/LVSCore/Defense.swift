@@ -38,7 +38,7 @@ public struct DefenseConfiguration: Sendable, Equatable {
     /// secure_tcp: the SYN_RECV timeout, in seconds, while engaged.
     public var secureSynRecvTimeout: UInt32 = 3
     /// drop_entry: entries examined per new connection when looking for one to evict.
-    public static let evictionProbeLimit = 64
+    public static let evictionProbeLimit = 1024
 
     public init() {}
 
@@ -89,13 +89,10 @@ extension EngineShard {
     /// drop_entry: frees one evictable TCP entry of this full table; false when none was found
     /// within `evictionProbeLimit` entries (under the engine lock).
     func evictForNewConnection() -> Bool {
-        let capacity = UInt32(table.capacity)
         for _ in 0..<DefenseConfiguration.evictionProbeLimit {
             let i = evictionRover
-            evictionRover = i + 1 == capacity ? 0 : i + 1
-            let e = table[i]
-            guard e.stateFlags & (ConnectionEntry.flagTemplate | ConnectionEntry.flagDead) == 0, e.proto == 6,
-                  Self.evictable(e.state) else { continue }
+            stepEvictionRover()
+            guard isEvictable(i) else { continue }
             unbind(i)
             table.remove(i)
             counters.bump(Self.evictedCounter, by: 1)
@@ -103,6 +100,31 @@ extension EngineShard {
         }
         return false
     }
+
+    /// drop_entry, from `tick` while engaged: moves the rover onto the next evictable entry (up to
+    /// `roverStepsPerTick` entries on), so that new connections find one at once even behind a
+    /// long run of entries it may not evict (say, connections of one busy minute in FIN_WAIT).
+    func prepareEviction() {
+        guard defenseEngaged(engine.configuration.defense.dropEntry) else { return }
+        for _ in 0..<Self.roverStepsPerTick {
+            if isEvictable(evictionRover) { return }
+            stepEvictionRover()
+        }
+    }
+
+    @inline(__always) func stepEvictionRover() {
+        evictionRover = evictionRover + 1 == UInt32(table.capacity) ? 0 : evictionRover + 1
+    }
+
+    /// A live TCP connection (not a template) in a state drop_entry may evict.
+    @inline(__always) func isEvictable(_ i: UInt32) -> Bool {
+        let e = table[i]
+        return e.stateFlags & (ConnectionEntry.flagTemplate | ConnectionEntry.flagDead) == 0 && e.proto == 6
+            && Self.evictable(e.state)
+    }
+
+    /// Entries the rover may pass per tick (about 20 µs of work).
+    static let roverStepsPerTick = 16384
 
     /// TCP states drop_entry may evict: half-open (SYN_RECV, SYNACK) or over (TIME_WAIT, CLOSE).
     @inline(__always) static func evictable(_ state: UInt8) -> Bool {

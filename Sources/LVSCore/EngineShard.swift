@@ -571,6 +571,7 @@ public final class EngineShard: @unchecked Sendable {
             if !table[index].isDead { unbind(index) }
             return .free
         }
+        prepareEviction()
         if syncCount > 0 {
             engine.collectSync(syncRing, count: syncCount, overflow: syncOverflow, tick: t)
             syncCount = 0

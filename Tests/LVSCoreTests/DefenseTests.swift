@@ -86,6 +86,22 @@ import Testing
         }
     }
 
+    /// The rover is bounded per new connection (1024 entries): behind a longer run of entries it
+    /// may not evict, a new connection would be refused. The shard's tick moves it past the run.
+    @Test func theTickMovesTheRoverPastEntriesItMayNotEvict() {
+        let e = Self.engine(capacity: 2048) { $0.dropEntry = .automatic }
+        for p: UInt16 in 0..<1500 {
+            _ = e.syn(1000 + p, at: second)
+            _ = Self.tcp(e, "192.168.1.12", 1000 + p, TCPFlag.ack, at: second)
+        }
+        for n in 0..<548 { _ = Self.spoofedSYN(e, n, at: second) }
+        #expect(e.connectionCount == 2048)
+        e.tick(now: second)
+        #expect(e.syn(9, from: "192.168.1.13", at: second).0 == .forward(interface: 2))
+        #expect(e.counters.drops[Int(DropReason.tableFull.rawValue)] == 0)
+        #expect(e.connections(now: second).filter { $0.state == "ESTABLISHED" }.count == 1500)
+    }
+
     /// Off (the engine's default, the kernel's default): a full table refuses new connections.
     @Test func offKeepsTheOldBehaviour() {
         let e = seedEngine(capacity: 8)
