@@ -45,6 +45,7 @@ public enum EngineControl {
                      + "drop_packet \(cfg.dropPacket.rawValue) (\(d.dropPacket)), secure_tcp \(cfg.secureTCP.rawValue) (\(d.secureTCP)), "
                      + "amemthresh \(cfg.amemthreshPercent)% free, am_droprate \(cfg.amDropRate), secure_tcp SYN_RECV timeout \(cfg.secureSynRecvTimeout) s")
         lines.append("defense evicted (drop_entry): \(c.dropEntryEvictions)")
+        lines.append("defense evicted templates (drop_entry): \(c.dropEntryTemplateEvictions)")
         lines.append("defense short SYN_RECV timeouts (secure_tcp): \(c.secureTCPShortened)")
         for rule in e.currentMarkRules {
             lines.append("fwmark rule: \(MarkRuleSyntax.format(rule))")

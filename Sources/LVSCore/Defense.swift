@@ -23,6 +23,8 @@ public enum DefenseMode: UInt8, Sendable, CaseIterable {
 ///   victim is the next such entry after a rover that walks the table, so an entry is evicted
 ///   only after the rover has passed over the whole table since it was created (close to
 ///   oldest first); at most `evictionProbeLimit` entries are looked at per new connection.
+///   Likewise a new client of a persistent service that finds the templates table full evicts
+///   a template that controls no connection and was never ASSURED.
 /// - drop_packet: while engaged, one of every `rate` new-connection packets is dropped, `rate`
 ///   being `am_droprate` in mode 3, and in the automatic modes threshold / (threshold - free
 ///   entries) as the kernel computes it from memory (so everything new is dropped at full).
@@ -138,6 +140,24 @@ extension EngineShard {
 }
 
 extension Engine {
+    /// drop_entry on the full templates table (under the lock): frees one template that controls
+    /// no connection and never saw one reach ESTABLISHED (the kernel drops such non-assured
+    /// templates first), the next one after a rover; at most `evictionProbeLimit` looked at.
+    func evictTemplate() {
+        let capacity = UInt32(templates.capacity)
+        for _ in 0..<DefenseConfiguration.evictionProbeLimit {
+            let i = templateRover
+            templateRover = i + 1 == capacity ? 0 : i + 1
+            let e = templates[i]
+            guard e.stateFlags & (ConnectionEntry.flagTemplate | ConnectionEntry.flagDead | ConnectionEntry.flagAssured)
+                    == ConnectionEntry.flagTemplate, e.control == 0 else { continue }
+            unbindTemplate(i)
+            templates.remove(i)
+            templateEvictions &+= 1
+            return
+        }
+    }
+
     /// The defence settings and on how many shards each strategy is engaged now.
     public var defenseStatus: (configuration: DefenseConfiguration, shards: Int, dropEntry: Int, dropPacket: Int, secureTCP: Int) {
         lock.withLock {

@@ -93,6 +93,9 @@ public struct EngineCounters: Sendable {
     public var dropEntryEvictions: UInt64 = 0
     /// secure_tcp: new SYN_RECV entries given the short timeout.
     public var secureTCPShortened: UInt64 = 0
+    /// drop_entry: persistence templates nothing was using (no connection, none ever
+    /// ESTABLISHED) evicted to let a new client in.
+    public var dropEntryTemplateEvictions: UInt64 = 0
     public init() {}
 }
 
@@ -157,6 +160,9 @@ public final class Engine: @unchecked Sendable {
     /// Connections received by the backup daemon, not yet used by any shard (templates go to `templates`).
     let synced: ConnectionTable
     var lastHousekeepingTick: UInt32 = 0
+    /// drop_entry on the templates table: its rover, and the templates it evicted.
+    var templateRover: UInt32 = 0
+    var templateEvictions: UInt64 = 0
 
     // Read without the lock on the packet path.
     /// Per destination slot: MAC (48 bits) | interface slot << 48 | flags << 56.
@@ -291,7 +297,13 @@ public final class Engine: @unchecked Sendable {
     public var connectionCount: Int { lock.withLock { shards.reduce(templates.count) { $0 + $1.table.count } } }
 
     /// Engine counters summed over shards.
-    public var counters: EngineCounters { lock.withLock { shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) } } }
+    public var counters: EngineCounters {
+        lock.withLock {
+            var c = shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) }
+            c.dropEntryTemplateEvictions = templateEvictions
+            return c
+        }
+    }
 
     /// Capacity of one shard's connection table.
     public var connectionCapacity: Int { configuration.connectionCapacity }

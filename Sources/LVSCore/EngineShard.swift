@@ -762,6 +762,7 @@ extension Engine {
             }
             killTemplate(t, tick: tick) // invalidated: no longer matches, freed once its connections are gone
         }
+        if templates.count >= templates.capacity && configuration.defense.dropEntry != .off { evictTemplate() }
         guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
         guard let t = templates.insert(tkey, dest: slot, stateFlags: ConnectionEntry.flagTemplate,
                                        control: 0, expires: tick &+ persistTicks) else { return nil }

@@ -132,6 +132,7 @@ final class MetricsEndpoint: @unchecked Sendable {
         total("lvs_passed_packets_total", [], c.passed)
         for r in DropReason.allCases { total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
         total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
+        total("lvs_defense_template_evictions_total", [("strategy", "drop_entry")], c.dropEntryTemplateEvictions)
         total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)
         let defense = engine.defenseStatus
         gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))

@@ -102,6 +102,32 @@ import Testing
         #expect(e.connections(now: second).filter { $0.state == "ESTABLISHED" }.count == 1500)
     }
 
+    /// Persistent service: spoofed SYNs leave templates behind for the persistence timeout. With
+    /// the templates table full, drop_entry evicts one nothing uses instead of refusing the new
+    /// client; an ASSURED template (a client that reached ESTABLISHED) stays.
+    @Test func fullTemplatesTableEvictsUnusedTemplatesNotAssuredOnes() {
+        let e = seedEngine(capacity: 4096, persistent: 300) { $0.defense.dropEntry = .automatic }
+        #expect(e.templates.capacity == 1024)
+        _ = e.syn(1, from: "192.168.1.13", at: second)
+        _ = Self.tcp(e, "192.168.1.13", 1, TCPFlag.ack, at: second)
+        _ = Self.tcp(e, "192.168.1.13", 1, TCPFlag.rst, at: second) // CLOSE, 10 s; the template stays ASSURED
+        for n in 0..<1023 { #expect(Self.spoofedSYN(e, n, at: second) == .forward(interface: 2)) }
+        #expect(e.templates.count == 1024)
+        e.tick(now: 62 * second) // the SYN_RECV entries are gone, their templates stay (300 s)
+        #expect(e.templates.count == 1024)
+        for p: UInt16 in 0..<100 {
+            #expect(e.syn(2000 + p, from: "172.16.\(p / 200).\(p % 200 + 1)", at: 62 * second).0 == .forward(interface: 2))
+        }
+        #expect(e.counters.dropEntryTemplateEvictions == 100)
+        #expect(e.counters.drops[Int(DropReason.tableFull.rawValue)] == 0)
+        #expect(e.connections(now: 62 * second).contains { $0.isTemplate && $0.clientAddress == IPAddress("192.168.1.13")! })
+        // Off: the full templates table refuses the new client.
+        let off = seedEngine(capacity: 4096, persistent: 300)
+        for n in 0..<1024 { _ = Self.spoofedSYN(off, n, at: second) }
+        off.tick(now: 62 * second)
+        #expect(off.syn(9, from: "172.16.9.9", at: 62 * second).0 == .drop(.tableFull))
+    }
+
     /// Off (the engine's default, the kernel's default): a full table refuses new connections.
     @Test func offKeepsTheOldBehaviour() {
         let e = seedEngine(capacity: 8)
