@@ -261,6 +261,7 @@ struct LVSD: AsyncParsableCommand {
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
+            "defense": "drop_entry=\(dropEntry) drop_packet=\(dropPacket) secure_tcp=\(secureTcp) amemthresh=\(amemthresh)%",
             "kernel_guard": "\(kind == .tc ? "tc program (PACKET_OTHERHOST)" : kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
