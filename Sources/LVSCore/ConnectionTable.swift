@@ -120,8 +120,15 @@ public struct ConnectionTableView: @unchecked Sendable {
     /// Finds a live entry (normal or template) with exactly this key.
     @inlinable @inline(__always)
     public func lookup(_ k: ConnectionKey, template: Bool) -> UInt32? {
+        lookup(k, template: template,
+               bucket: bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: k.virtualAddress.words.3, vport: k.virtualPort))
+    }
+
+    /// `lookup` in a bucket already computed for this key (by the batch prefetch).
+    @inlinable @inline(__always)
+    func lookup(_ k: ConnectionKey, template: Bool, bucket: UInt32) -> UInt32? {
         let c = k.client.words, v = k.virtualAddress.words
-        var i = buckets[Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))]
+        var i = buckets[Int(bucket)]
         let ports = UInt32(k.clientPort) | UInt32(k.virtualPort) << 16
         while i != 0 {
             let e = entries + Int(i - 1)

@@ -76,6 +76,13 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let prefetchBuckets: UnsafeMutablePointer<UInt32>
     @usableFromInline var prefetchCount = 0
     public static let prefetchCapacity = 64
+    /// The frames of the last announced batch (start address, and a fingerprint of the key's
+    /// ports and source address): `process` takes the bucket stage 1 computed for its frame
+    /// instead of hashing the key a second time. `prefetchReady` of them, the next at `prefetchNext`.
+    @usableFromInline let prefetchFrames: UnsafeMutablePointer<UnsafeRawPointer?>
+    @usableFromInline let prefetchPrints: UnsafeMutablePointer<UInt64>
+    @usableFromInline var prefetchReady = 0
+    @usableFromInline var prefetchNext = 0
     /// SYN-flood defence (see `DefenseConfiguration`): the automatic modes engage while fewer than
     /// this many entries are free; drop_entry's rover; drop_packet's countdown.
     let defenseThreshold: Int
@@ -106,6 +113,8 @@ public final class EngineShard: @unchecked Sendable {
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
         prefetchBuckets = .allocate(capacity: Self.prefetchCapacity)
+        prefetchFrames = .allocate(capacity: Self.prefetchCapacity)
+        prefetchPrints = .allocate(capacity: Self.prefetchCapacity)
         defenseThreshold = max(1, capacity * engine.configuration.defense.amemthreshPercent / 100)
     }
 
@@ -116,6 +125,8 @@ public final class EngineShard: @unchecked Sendable {
         held.deallocate()
         heldFrames.deallocate()
         prefetchBuckets.deallocate()
+        prefetchFrames.deallocate()
+        prefetchPrints.deallocate()
         transitions.deallocate()
         fragments.deallocate()
         destCounters.deallocate()
@@ -178,7 +189,9 @@ public final class EngineShard: @unchecked Sendable {
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
                                     virtualAddress: f.destination, virtualPort: f.destinationPort)
-            if let index = conns.lookup(key, template: false) {
+            let bucket = prefetchedBucket(frame, f)
+                ?? conns.bucket(proto: f.proto, client: f.source, cport: f.sourcePort, vlow: f.destination.words.3, vport: f.destinationPort)
+            if let index = conns.lookup(key, template: false, bucket: bucket) {
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }

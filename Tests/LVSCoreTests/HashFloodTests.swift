@@ -110,4 +110,32 @@ import Testing
                                virtualAddress: IPAddress("2001:db8:1::100")!, virtualPort: 80)
         #expect(fromFrame6 == Self.bucket(e.primary.table, k6))
     }
+    /// `process` takes the bucket the batch prefetch computed for a frame (hashing once per
+    /// packet), and only when the frame is the announced one: a frame rewritten in place after the
+    /// announcement (another connection) is still looked up by its own key.
+    @Test func processUsesThePrefetchedBucketOnlyForTheAnnouncedFrame() {
+        let e = seedEngine()
+        let s: EngineShard = e.primary
+        let clients = ["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"]
+        var rs: [String: [UInt8]] = [:]
+        for c in clients { rs[c] = Array(e.syn(4000, from: c, at: second).1[0..<6]) }
+        let acks = clients.map { FrameBuilder.ipv4TCP(src: $0, sport: 4000, dst: "192.168.1.100", dport: 80, flags: TCPFlag.ack) }
+        let size = acks[0].count
+        let ring = UnsafeMutableRawBufferPointer.allocate(byteCount: size * acks.count, alignment: 64)
+        defer { ring.deallocate() }
+        func slot(_ k: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: ring[(k * size)..<((k + 1) * size)]) }
+        for (k, a) in acks.enumerated() { slot(k).copyBytes(from: a) }
+        for k in acks.indices { s.prefetch(UnsafeRawBufferPointer(slot(k))) }
+        s.prefetchEntries()
+        #expect(s.prefetchReady == 4)
+        // Slot 2 now holds client 4's ACK (announced as client 3's).
+        slot(2).copyBytes(from: acks[3])
+        for k in acks.indices {
+            #expect(s.process(slot(k), interface: 2, now: second) == .forward(interface: 2))
+            let client = k == 2 ? clients[3] : clients[k]
+            #expect(Array(slot(k)[0..<6]) == rs[client]!, "frame \(k)")
+        }
+        #expect(s.prefetchNext == 4)
+        #expect(e.connectionCount == 4)
+    }
 }
