@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLVSShim
 import Foundation
 import LVSControl
 import LVSCore
@@ -30,6 +31,24 @@ struct LVSD: AsyncParsableCommand {
 
     @Option(help: "Maximum connection entries (connections and persistence templates).")
     var maxConnections: Int = 4 << 20
+
+    @Option(help: "SYN-flood defence drop_entry: 0 off, 1 or 2 automatic (engaged while fewer than --amemthresh % of a worker's connection entries are free), 3 always. Engaged, a new connection that finds the table full evicts a half-open (SYN_RECV) or finished (TIME_WAIT, CLOSE) TCP entry instead of being refused; never an ESTABLISHED one.")
+    var dropEntry: Int = 1
+
+    @Option(help: "SYN-flood defence drop_packet: 0 off, 1 or 2 automatic, 3 always. Engaged, one of every N new-connection packets is dropped (N = --am-droprate when 3; automatic: threshold / (threshold - free entries), so all at a full table).")
+    var dropPacket: Int = 0
+
+    @Option(help: "SYN-flood defence secure_tcp: 0 off, 1 or 2 automatic, 3 always. Engaged, a new TCP connection's SYN_RECV entry times out after --secure-tcp-timeout seconds instead of 60.")
+    var secureTcp: Int = 1
+
+    @Option(help: "The automatic defences engage while fewer than PERCENT % (1-99) of a worker's connection entries are free (the kernel: free memory below amemthresh).")
+    var amemthresh: Int = 10
+
+    @Option(help: "drop_packet 3 drops one of every N new-connection packets (2-1000000).")
+    var amDroprate: Int = 10
+
+    @Option(help: "SYN_RECV timeout in seconds (1-60) while secure_tcp is engaged.")
+    var secureTcpTimeout: Int = 3
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -95,6 +114,11 @@ struct LVSD: AsyncParsableCommand {
         guard maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(maxConnections)") }
         cfg.connectionCapacity = maxConnections
         cfg.answerNeighbourRequests = !noArp
+        cfg.defense = try defenseConfiguration()
+        // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).
+        let random = try Self.randomWords(3)
+        cfg.hashKey = SipHashKey(k0: random[0], k1: random[1])
+        cfg.seed = random[2]
         let engine = Engine(configuration: cfg)
         let infos = try interfaces.map { try InterfaceInfo.lookup($0) }
         engine.setInterfaces(infos.map { i in
@@ -275,6 +299,7 @@ struct LVSD: AsyncParsableCommand {
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
+            "defense": "drop_entry=\(dropEntry) drop_packet=\(dropPacket) secure_tcp=\(secureTcp) amemthresh=\(amemthresh)%",
             "kernel_guard": "\(kind == .tc ? "tc program (PACKET_OTHERHOST)" : kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
@@ -284,6 +309,45 @@ struct LVSD: AsyncParsableCommand {
         // Started: from here the service removes what was attached when it stops.
         undo.disarm()
         try await service.run()
+    }
+
+    /// The SYN-flood defence settings from the command line; a value out of range is an error naming the flag.
+    func defenseConfiguration() throws -> DefenseConfiguration {
+        func mode(_ value: Int, _ flag: String) throws -> DefenseMode {
+            guard let m = DefenseMode(rawValue: UInt8(clamping: max(0, value))), value >= 0 else {
+                throw ServerError("--\(flag) must be 0 (off), 1 or 2 (automatic) or 3 (always), got \(value)")
+            }
+            return m
+        }
+        var d = DefenseConfiguration()
+        d.dropEntry = try mode(dropEntry, "drop-entry")
+        d.dropPacket = try mode(dropPacket, "drop-packet")
+        d.secureTCP = try mode(secureTcp, "secure-tcp")
+        guard (1...99).contains(amemthresh) else { throw ServerError("--amemthresh must be a percentage from 1 to 99, got \(amemthresh)") }
+        guard (2...1_000_000).contains(amDroprate) else { throw ServerError("--am-droprate must be from 2 to 1000000, got \(amDroprate)") }
+        guard (1...60).contains(secureTcpTimeout) else { throw ServerError("--secure-tcp-timeout must be from 1 to 60 seconds, got \(secureTcpTimeout)") }
+        d.amemthreshPercent = amemthresh
+        d.amDropRate = amDroprate
+        d.secureSynRecvTimeout = UInt32(secureTcpTimeout)
+        return d
+    }
+
+    /// `count` random 64-bit words from getrandom(2), which blocks only until the kernel's pool
+    /// is initialised at boot.
+    static func randomWords(_ count: Int) throws -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: count)
+        try words.withUnsafeMutableBytes { buffer in
+            var filled = 0
+            while filled < buffer.count {
+                let n = getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ServerError("getrandom(2) failed: \(String(cString: strerror(errno)))")
+                }
+                filled += n
+            }
+        }
+        return words
     }
 
     /// The AF_XDP data plane with lvsd's settings (not started).

@@ -144,6 +144,13 @@ final class MetricsEndpoint: @unchecked Sendable {
         }
         total("lvs_sync_entries_clamped_total", [], UInt64(sync.clamped))
         gauge("lvs_sync_templates", [], Double(engine.syncedTemplates.count))
+        total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
+        total("lvs_defense_template_evictions_total", [("strategy", "drop_entry")], c.dropEntryTemplateEvictions)
+        total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)
+        let defense = engine.defenseStatus
+        gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
+        gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
+        gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
         if let healthState {
             let box = HealthBox()
             let done = DispatchSemaphore(value: 0)

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/random.h>
 #include <linux/if_packet.h>
 #include <linux/if_ether.h>
 #include <linux/virtio_net.h>
