@@ -60,6 +60,8 @@ struct LVSD: AsyncParsableCommand {
     var xdpObject: String?
 
     func run() async throws {
+        // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
+        signal(SIGPIPE, SIG_IGN)
         if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
