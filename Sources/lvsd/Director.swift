@@ -38,6 +38,8 @@ final class Director: @unchecked Sendable {
         }
         if let delta { shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes) }
     }
+    /// The control and metrics servers' counters, one status line each.
+    var serverCounters: [ServerCounters] = []
     /// Which program forwards from `fastPathMap`: "xdp" or "tc" (names the status line).
     var fastPathKind = "xdp"
     private var lastNeighbourCheck: UInt64 = 0
@@ -97,6 +99,7 @@ final class Director: @unchecked Sendable {
             var lines = t.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             if let first = lines.first, first.hasPrefix("data plane:"), let mine = dataplaneStatus.first { lines[0] = mine }
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
+            extra += serverCounters.map(\.statusLine).joined()
             if let map = fastPathMap {
                 var packets: UInt64 = 0, bytes: UInt64 = 0
                 for slot in fastPathSlots.withLock({ Array($0.keys) }) {

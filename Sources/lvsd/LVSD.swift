@@ -236,6 +236,7 @@ struct LVSD: AsyncParsableCommand {
             metricsEndpoint = endpoint
         }
         try server.start()
+        director.serverCounters = [server.counters] + (metricsEndpoint.map { [$0.serverCounters] } ?? [])
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
