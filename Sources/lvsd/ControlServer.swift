@@ -6,6 +6,7 @@ import LVSCore
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
 ///
@@ -148,6 +149,13 @@ extension ControlRequest {
 
 final class ResultBox: @unchecked Sendable { var text = "" }
 
+/// Whether a client connection is still open, readable from any thread.
+final class OpenFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isOpen: Bool { value.load(ordering: .relaxed) }
+    func close() { value.store(false, ordering: .relaxed) }
+}
+
 /// One control client: reads one request line at a time (no read ahead while a request runs or
 /// its answer is written), within the read timeout, size limit and write timeout.
 final class ControlHandler: ChannelInboundHandler {
@@ -161,6 +169,8 @@ final class ControlHandler: ChannelInboundHandler {
     private var buffer = ByteBuffer()
     private var busy = false
     private var draining = false
+    /// False once the connection is closed (read by the request queues).
+    private let open = OpenFlag()
     private var readDeadline: Scheduled<Void>?
 
     init(server: ControlServer, admitted: Bool, root: Bool) {
@@ -183,6 +193,7 @@ final class ControlHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        open.close()
         readDeadline?.cancel()
         writer.disarm()
         context.fireChannelInactive()
@@ -242,9 +253,12 @@ final class ControlHandler: ChannelInboundHandler {
         readDeadline = nil
         busy = true
         let listing = line.readableBytesView.starts(with: Array(#"{"connections""#.utf8))
-        let server = self.server, loop = context.eventLoop
+        let server = self.server, loop = context.eventLoop, open = self.open
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         server.schedule(listing: listing) {
+            // A client that left before its turn costs nothing (connect, send, close in a loop
+            // must not pile up work).
+            guard open.isOpen else { return }
             let answer = server.answer(line)
             loop.execute {
                 let (handler, context) = bound.value
