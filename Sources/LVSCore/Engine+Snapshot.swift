@@ -57,6 +57,7 @@ extension Engine {
     func listSharedConnections(_ table: ConnectionTable, _ listing: inout ConnectionListing, now: UInt64) -> Bool {
         guard let start = listing.nextBucket else { return true }
         let t = Self.tick(now)
+        listing.reserve(forTableOf: 0) // by doubling: the shared tables' counts change under the lock
         listing.lockHolds += 1
         let next = lock.withLock {
             table.forEachLive(fromBucket: start, entries: listing.sliceEntries, buckets: listing.sliceBuckets) { _, e in
