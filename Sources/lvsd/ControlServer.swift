@@ -112,7 +112,27 @@ final class ControlServer: @unchecked Sendable {
     /// Runs `work` off the event loop: connection listings on their own queue, so a long listing
     /// does not hold up other requests; everything else in order on one queue, as before.
     fileprivate func schedule(listing: Bool, _ work: @escaping @Sendable () -> Void) {
-        (listing ? listQueue : queue).async(execute: work)
+        if listing {
+            listQueue.async { Self.atLowPriority(work) }
+        } else {
+            queue.async(execute: work)
+        }
+    }
+
+    /// Niceness of the thread that gathers and encodes a connection listing (seconds of CPU for a
+    /// million entries): the data-plane workers and whatever else shares the CPU come first.
+    static let listingNiceness: Int32 = 19
+
+    /// Runs `work` with this thread's niceness at `listingNiceness`, then restores it (on Linux
+    /// the nice value is per thread: `who` 0 is the calling thread).
+    static func atLowPriority(_ work: () -> Void) {
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        errno = 0
+        let before = getpriority(which, 0)
+        let restore = errno == 0 ? before : 0
+        setpriority(which, 0, listingNiceness)
+        defer { setpriority(which, 0, restore) }
+        work()
     }
 
     /// Called by the health monitor's backend when services changed.
