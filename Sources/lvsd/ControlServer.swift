@@ -97,6 +97,13 @@ final class ControlServer: @unchecked Sendable {
         } catch {
             response = .text("lvsd: malformed control request: \(error)\n")
         }
+        if case .connections(let list) = response {
+            // A million entries: JSONEncoder would take seconds of CPU.
+            let bytes = ConnectionListEncoding.responseLine(list)
+            var out = ByteBufferAllocator().buffer(capacity: bytes.count)
+            out.writeBytes(bytes)
+            return out
+        }
         return Self.encode(response)
     }
 
