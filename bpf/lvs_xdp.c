@@ -9,16 +9,23 @@
  *
  * Redirected to lvsd:
  *   - TCP/UDP/SCTP to (VIP, proto, port) or (VIP, proto, 0 = every port);
+ *   - TCP/UDP/SCTP an active fwmark rule matches (`mark_prefixes`: prefix,
+ *     protocol, port range);
  *   - IPv4 fragments / IPv6 fragment headers and ICMP/ICMPv6 errors whose
- *     destination is a VIP address (any service);
+ *     destination is a VIP address (any service); fragments to an address in
+ *     an fwmark prefix, and ICMP errors about what an fwmark service's real
+ *     server sent (quoted source: that address, a port the rule covers);
  *   - ARP requests whose target address is a VIP, IPv6 neighbour
- *     solicitations whose target is a VIP (lvsd answers them).
+ *     solicitations whose target is a VIP (lvsd answers them), unless
+ *     `settings` says --no-arp: then they are the kernel's.
  * All other ARP and neighbour discovery (replies to lvsd's requests among
  * them) pass to the kernel; lvsd learns real-server MACs from a packet tap
  * that sees exactly those frames.
  *
  * lvsd fills `vips` while the program runs: key {family, proto, port, addr}
- * for each service, plus {family, 0, 0, addr} for each VIP address.
+ * for each service, plus {family, 0, 0, addr} for each VIP address; and
+ * `mark_prefixes` with the rules whose mark has a service (layouts in
+ * Sources/CLVSXDP/include/clvs_xdp_maps.h, shared with the loader).
  * If the socket of a queue is missing, bpf_redirect_map falls back to
  * XDP_PASS (its flags argument).
  *
@@ -47,6 +54,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "clvs_xdp_maps.h" /* the layouts shared with the loader (Sources/CLVSXDP/include) */
 
 #define MAX_QUEUES 256
 
@@ -119,15 +127,42 @@ struct {
 	__type(value, __u8);
 } vips SEC(".maps");
 
-/* Frames redirected per reason, per CPU (for debugging with bpftool). */
+/*
+ * fwmark rules (lvsd --fwmark): the active rules' prefixes, longest match first; the value lists
+ * the protocol/port ranges of every active rule whose prefix covers the entry's (lvsd computes
+ * them), so one lookup decides.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, CLVS_MARK_MAX_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct clvs_mark_key);
+	__type(value, struct clvs_mark_value);
+} mark_prefixes SEC(".maps");
+
+/* lvsd's settings (CLVS_SETTING_*), one element. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clvs_xdp_settings);
+} settings SEC(".maps");
+
+/* Frames per reason (enum clvs_xdp_stat), per CPU (for debugging with bpftool, and the tests). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 5);
+	__uint(max_entries, CLVS_STAT_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
 
-enum { ST_SERVICE, ST_ADDRESS, ST_NEIGHBOUR, ST_PASSED, ST_FAST };
+enum {
+	ST_SERVICE = CLVS_STAT_SERVICE,
+	ST_ADDRESS = CLVS_STAT_ADDRESS,
+	ST_NEIGHBOUR = CLVS_STAT_NEIGHBOUR,
+	ST_PASSED = CLVS_STAT_PASSED,
+	ST_FAST = CLVS_STAT_FAST,
+};
 
 static __always_inline void count(__u32 what)
 {
@@ -147,6 +182,92 @@ static __always_inline int is_vip_address(struct vip_key *k)
 	k->proto = 0;
 	k->port = 0;
 	return bpf_map_lookup_elem(&vips, k) != NULL;
+}
+
+/* The fwmark trie's entry for the address in `k` (the longest prefix holding it), or NULL. */
+static __always_inline struct clvs_mark_value *mark_entry(const struct vip_key *k)
+{
+	struct clvs_mark_key mk = {};
+	mk.prefixlen = CLVS_MARK_FAMILY_BITS + (k->family == 4 ? 32 : 128);
+	mk.family = k->family;
+	__builtin_memcpy(mk.addr, k->addr, 16);
+	return bpf_map_lookup_elem(&mark_prefixes, &mk);
+}
+
+/* A VIP address, or an address some active fwmark rule covers (fragments). */
+static __always_inline int is_lvsd_address(struct vip_key *k)
+{
+	return is_vip_address(k) || mark_entry(k) != NULL;
+}
+
+/* Whether an active fwmark rule matches protocol `proto` and destination port `port` (network
+ * order) at the address in `k`. */
+static __always_inline int is_marked(const struct vip_key *k, __u8 proto, __u16 port)
+{
+	struct clvs_mark_value *v = mark_entry(k);
+	if (!v)
+		return 0;
+	__u16 p = bpf_ntohs(port);
+	for (__u32 i = 0; i < CLVS_MARK_MAX_RANGES; i++) {
+		if (i >= v->count)
+			break;
+		struct clvs_mark_range *r = &v->ranges[i];
+		if ((r->proto == CLVS_MARK_ANY_PROTO || r->proto == proto) && p >= r->lo && p <= r->hi)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether the first `n` bytes at `a` (packet) and `b` are the same. */
+static __always_inline int same_bytes(const __u8 *a, const __u8 *b, int n)
+{
+	__u8 diff = 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		if (i < n)
+			diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+/*
+ * An ICMP/ICMPv6 error (header at `icmp`) to the address in `k` about a packet an fwmark service's
+ * real server sent: the quoted packet comes from that address and from a port an active rule
+ * covers. (Errors about the director's own packets to other addresses in a rule's prefix stay
+ * the kernel's.)
+ */
+static __always_inline int is_marked_error(struct vip_key *k, __u8 *icmp, void *end)
+{
+	__u8 *inner = icmp + 8; /* the quoted IP header */
+	__u8 proto;
+	__u16 *ports;
+
+	if (k->family == 4) {
+		if ((void *)(inner + 20) > end)
+			return 0;
+		__u32 ihl = (inner[0] & 0x0F) * 4;
+		if (ihl < 20 || !same_bytes(inner + 12, k->addr, 4))
+			return 0;
+		proto = inner[9];
+		ports = (__u16 *)(inner + ihl);
+	} else {
+		if ((void *)(inner + 40) > end)
+			return 0;
+		if (!same_bytes(inner + 8, k->addr, 16))
+			return 0;
+		proto = inner[6];
+		ports = (__u16 *)(inner + 40);
+	}
+	if ((void *)(ports + 2) > end)
+		return 0;
+	return is_marked(k, proto, ports[0]);
+}
+
+/* --no-arp: ARP and neighbour discovery for VIPs are the kernel's. */
+static __always_inline int no_arp(void)
+{
+	__u32 zero = 0;
+	struct clvs_xdp_settings *s = bpf_map_lookup_elem(&settings, &zero);
+	return s && (s->flags & CLVS_SETTING_NO_ARP);
 }
 
 /* Service lookup: exact port first, then the whole-protocol entry. */
@@ -352,7 +473,7 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 }
 
 /*
- * Classifies the frame whose L3 header (after Ethernet and at most one VLAN tag) starts at `l3`
+ * Classifies the frame whose L3 header (after Ethernet and its VLAN tags) starts at `l3`
  * with EtherType `type`. Only FC_TRANSPORT fills `out` completely.
  */
 static __always_inline int classify(void *l3, __u16 type, void *end, struct service_frame *out)
@@ -370,7 +491,7 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 			return FC_KERNEL;
 		k->family = 4;
 		__builtin_memcpy(k->addr, a + 24, 4); /* target protocol address */
-		return is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
+		return !no_arp() && is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
 	}
 
 	__u8 proto;
@@ -387,7 +508,7 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 		proto = ip[9];
 		/* Fragments: only the first carries ports; lvsd tracks the rest. */
 		if ((ip[6] & 0x3F) != 0 || ip[7] != 0)
-			return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+			return is_lvsd_address(k) ? FC_ADDRESS : FC_KERNEL;
 		l4 = ip + ihl;
 		if (proto == IPPROTO_ICMP) {
 			__u8 *icmp = l4;
@@ -395,7 +516,7 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 				return FC_KERNEL;
 			/* Errors about packets a real server sent from the VIP. */
 			if (icmp[0] == 3 || icmp[0] == 4 || icmp[0] == 11 || icmp[0] == 12)
-				return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+				return is_vip_address(k) || is_marked_error(k, icmp, end) ? FC_ADDRESS : FC_KERNEL;
 			return FC_KERNEL;
 		}
 	} else if (type == bpf_htons(ETH_P_IPV6)) {
@@ -407,17 +528,17 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 		proto = ip6[6];
 		l4 = ip6 + 40;
 		if (proto == 44) /* fragment header */
-			return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+			return is_lvsd_address(k) ? FC_ADDRESS : FC_KERNEL;
 		if (proto == 58) {
 			__u8 *icmp = l4;
 			if ((void *)(icmp + 24) > end)
 				return FC_KERNEL;
 			if (icmp[0] == 135) { /* neighbour solicitation: the target decides */
 				__builtin_memcpy(k->addr, icmp + 8, 16);
-				return is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
+				return !no_arp() && is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
 			}
 			if (icmp[0] >= 1 && icmp[0] <= 4)
-				return is_vip_address(k) ? FC_ADDRESS : FC_KERNEL;
+				return is_vip_address(k) || is_marked_error(k, icmp, end) ? FC_ADDRESS : FC_KERNEL;
 			return FC_KERNEL;
 		}
 	} else {
@@ -437,17 +558,29 @@ static __always_inline int classify(void *l3, __u16 type, void *end, struct serv
 	return FC_TRANSPORT;
 }
 
-/* The L3 header after Ethernet and at most one 802.1Q / 802.1ad tag (lvsd's parser handles the same). */
+/*
+ * The L3 header after Ethernet and its VLAN tags, as lvsd's parser (FrameParser.parse) reads
+ * them: at most two, the outer one 802.1Q (0x8100) or 802.1ad (0x88A8), an inner one 802.1Q
+ * (QinQ: 0x88A8 then 0x8100, or 0x8100 then 0x8100). Any other stack of tags leaves `*type` a tag
+ * type, which no class knows: such frames go to the kernel.
+ */
 static __always_inline void *after_ethernet(struct ethhdr *eth, void *end, __u16 *type)
 {
 	void *l3 = eth + 1;
 	*type = eth->h_proto;
 	if (*type == bpf_htons(ETH_P_8021Q) || *type == bpf_htons(ETH_P_8021AD)) {
-		__u16 *tag = l3;
+		__u16 *tag = l3; /* TCI, then the next type */
 		if ((void *)(tag + 2) > end)
 			return NULL;
 		*type = tag[1];
 		l3 = tag + 2;
+		if (*type == bpf_htons(ETH_P_8021Q)) {
+			tag = l3;
+			if ((void *)(tag + 2) > end)
+				return NULL;
+			*type = tag[1];
+			l3 = tag + 2;
+		}
 	}
 	return l3;
 }
@@ -475,7 +608,7 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 		int action = fast_path(ctx, eth, &f, end);
 		if (action >= 0)
 			return action;
-		if (is_service(&f.k, f.proto, f.dport))
+		if (is_service(&f.k, f.proto, f.dport) || is_marked(&f.k, f.proto, f.dport))
 			return to_lvsd(ctx, ST_SERVICE);
 		count(ST_PASSED);
 		return XDP_PASS;
@@ -575,7 +708,7 @@ int lvs_tc_prog(struct __sk_buff *skb)
 		struct conn_value *v = lookup_conn(&f, end, &iplen, &l4len);
 		if (v && rewrite(eth, f.ip, end, f.k.family == 4, v, iplen) == 0)
 			return bpf_redirect(v->ifindex, 0);
-		if (is_service(&f.k, f.proto, f.dport))
+		if (is_service(&f.k, f.proto, f.dport) || is_marked(&f.k, f.proto, f.dport))
 			return tc_to_lvsd(skb, ST_SERVICE);
 		return TC_ACT_OK;
 	}

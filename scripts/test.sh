@@ -7,6 +7,8 @@ cd "$root"
 [ "$(id -u)" = 0 ] || { echo "test: run as root (network namespaces, packet sockets)" >&2; exit 1; }
 scripts/deps.sh
 status=0
+echo "== deps (every command the scripts call is installed by deps.sh or on a fresh machine)"
+tests/deps/test_deps.sh || status=1
 echo "== swift test"
 timeout 1200 swift test 2>&1 | tail -40 || status=1
 echo "== fuzz (bounded)"

@@ -9,6 +9,9 @@ import PackagePlugin
 struct BPFObjectPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let source = context.package.directoryURL.appending(path: "bpf/lvs_xdp.c")
+        // The map layouts the program shares with its loader (CLVSXDP).
+        let sharedInclude = context.package.directoryURL.appending(path: "Sources/CLVSXDP/include")
+        let sharedHeader = sharedInclude.appending(path: "clvs_xdp_maps.h")
         let object = context.pluginWorkDirectoryURL.appending(path: "lvs_xdp.o")
         let generated = context.pluginWorkDirectoryURL.appending(path: "EmbeddedBPFObjectData.swift")
         // <asm/types.h> and friends live under the multiarch directory on Debian.
@@ -20,8 +23,9 @@ struct BPFObjectPlugin: BuildToolPlugin {
                 displayName: "Compiling the BPF program bpf/lvs_xdp.c (clang -target bpf) into \(target.name)",
                 executable: try context.tool(named: "lvs-embed-bpf").url,
                 arguments: [try context.tool(named: "clang").url.path, object.path, generated.path, "--",
-                            "-O2", "-g", "-Wall", "-Werror", "-target", "bpf"] + multiarch + ["-c", source.path],
-                inputFiles: [source],
+                            "-O2", "-g", "-Wall", "-Werror", "-target", "bpf"] + multiarch
+                    + ["-I\(sharedInclude.path)", "-c", source.path],
+                inputFiles: [source, sharedHeader],
                 outputFiles: [generated]
             ),
         ]

@@ -1,6 +1,7 @@
 #include "clvs_xdp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,8 @@ static int xsk_open_with(struct clvs_xsk *x, const char *ifname, uint32_t queue,
                               (struct xsk_ring_cons *)&x->comp, &ucfg);
     if (rc) { munmap(area, x->area_size); x->area = NULL; return fail(err, errlen, rc, "xsk_umem__create"); }
     x->umem = umem;
+    /* libxdp opens its AF_XDP sockets without close-on-exec; scripts lvsd starts must not get them. */
+    fcntl(xsk_umem__fd(umem), F_SETFD, FD_CLOEXEC);
 
     struct xsk_socket_config scfg = {
         .rx_size = ring_size,
@@ -88,6 +91,7 @@ static int xsk_open_with(struct clvs_xsk *x, const char *ifname, uint32_t queue,
     if (rc) { clvs_xsk_close(x); return fail(err, errlen, rc, "xsk_socket__create"); }
     x->socket = sock;
     x->fd = xsk_socket__fd(sock);
+    fcntl(x->fd, F_SETFD, FD_CLOEXEC);
     if (xsks_map_fd >= 0) {
         int key = (int)queue, fd = x->fd;
         if (bpf_map_update_elem(xsks_map_fd, &key, &fd, BPF_ANY)) {
@@ -117,9 +121,10 @@ int clvs_xsk_kick_tx(int fd) {
 /* ---- program ---- */
 
 int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, const char *name, int programs,
-                  int shared_vips_fd, int shared_conns_fd, int shared_stats_fd, char *err, size_t errlen) {
+                  const struct clvs_xdp_prog *shared, char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
+    p->marks_fd = p->settings_fd = p->counters_fd = -1;
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
     struct bpf_object *obj = bpf_object__open_mem(object, size, &opts);
     int rc = (int)libbpf_get_error(obj);
@@ -128,27 +133,35 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
     struct bpf_map *xsks = bpf_object__find_map_by_name(obj, "xsks");
     struct bpf_map *conns = bpf_object__find_map_by_name(obj, "conns");
     struct bpf_map *stats = bpf_object__find_map_by_name(obj, "dest_stats");
+    struct bpf_map *marks = bpf_object__find_map_by_name(obj, "mark_prefixes");
+    struct bpf_map *settings = bpf_object__find_map_by_name(obj, "settings");
+    struct bpf_map *counters = bpf_object__find_map_by_name(obj, "stats");
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
     struct bpf_program *tc = bpf_object__find_program_by_name(obj, TC_PROG_NAME);
-    if (!vips || !xsks || !conns || !stats || !prog || !tc) {
+    if (!vips || !xsks || !conns || !stats || !marks || !settings || !counters || !prog || !tc) {
         bpf_object__close(obj);
         if (err && errlen)
-            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME " or maps vips/xsks/conns/dest_stats", name);
+            snprintf(err, errlen, "%s lacks program " PROG_NAME " or " TC_PROG_NAME
+                     " or maps vips/xsks/conns/dest_stats/mark_prefixes/settings/stats", name);
         return -ENOENT;
     }
     bpf_program__set_autoload(prog, (programs & CLVS_PROG_XDP) != 0);
     bpf_program__set_autoload(tc, (programs & CLVS_PROG_TC) != 0);
-    if (shared_conns_fd >= 0 && (rc = bpf_map__reuse_fd(conns, shared_conns_fd))) {
-        bpf_object__close(obj);
-        return fail(err, errlen, rc, "bpf_map__reuse_fd(conns)");
-    }
-    if (shared_stats_fd >= 0 && (rc = bpf_map__reuse_fd(stats, shared_stats_fd))) {
-        bpf_object__close(obj);
-        return fail(err, errlen, rc, "bpf_map__reuse_fd(dest_stats)");
-    }
-    if (shared_vips_fd >= 0 && (rc = bpf_map__reuse_fd(vips, shared_vips_fd))) {
-        bpf_object__close(obj);
-        return fail(err, errlen, rc, "bpf_map__reuse_fd(vips)");
+    if (shared) {
+        struct { struct bpf_map *map; int fd; const char *what; } reuse[] = {
+            { conns, shared->conns_fd, "bpf_map__reuse_fd(conns)" },
+            { stats, shared->stats_fd, "bpf_map__reuse_fd(dest_stats)" },
+            { vips, shared->vips_fd, "bpf_map__reuse_fd(vips)" },
+            { marks, shared->marks_fd, "bpf_map__reuse_fd(mark_prefixes)" },
+            { settings, shared->settings_fd, "bpf_map__reuse_fd(settings)" },
+            { counters, shared->counters_fd, "bpf_map__reuse_fd(stats)" },
+        };
+        for (size_t i = 0; i < sizeof(reuse) / sizeof(reuse[0]); i++) {
+            if (reuse[i].fd >= 0 && (rc = bpf_map__reuse_fd(reuse[i].map, reuse[i].fd))) {
+                bpf_object__close(obj);
+                return fail(err, errlen, rc, reuse[i].what);
+            }
+        }
     }
     if ((rc = bpf_object__load(obj))) {
         bpf_object__close(obj);
@@ -161,6 +174,9 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
     p->vips_fd = bpf_map__fd(vips);
     p->conns_fd = bpf_map__fd(conns);
     p->stats_fd = bpf_map__fd(stats);
+    p->marks_fd = bpf_map__fd(marks);
+    p->settings_fd = bpf_map__fd(settings);
+    p->counters_fd = bpf_map__fd(counters);
     return 0;
 }
 
@@ -267,6 +283,7 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     if (p->object) bpf_object__close((struct bpf_object *)p->object);
     p->object = NULL;
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
+    p->marks_fd = p->settings_fd = p->counters_fd = -1;
 }
 
 /* Must match struct vip_key in bpf/lvs_xdp.c. */
@@ -289,6 +306,46 @@ int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto
         return bpf_map_update_elem(vips_fd, &k, &one, BPF_ANY) ? -errno : 0;
     }
     if (bpf_map_delete_elem(vips_fd, &k) && errno != ENOENT) return -errno;
+    return 0;
+}
+
+_Static_assert(sizeof(struct clvs_mark_key) == 24, "mark key layout (prefix length + 20 bytes of data)");
+_Static_assert(sizeof(struct clvs_mark_range) == 6, "mark range layout");
+
+int clvs_mark_set(int marks_fd, const struct clvs_mark_key *k, const struct clvs_mark_value *v) {
+    if (v) {
+        if (v->count > CLVS_MARK_MAX_RANGES) return -E2BIG;
+        return bpf_map_update_elem(marks_fd, k, v, BPF_ANY) ? -errno : 0;
+    }
+    if (bpf_map_delete_elem(marks_fd, k) && errno != ENOENT) return -errno;
+    return 0;
+}
+
+int clvs_settings_set(int settings_fd, uint32_t flags) {
+    uint32_t key = 0;
+    struct clvs_xdp_settings s = { .flags = flags };
+    return bpf_map_update_elem(settings_fd, &key, &s, BPF_ANY) ? -errno : 0;
+}
+
+int clvs_xdp_counters_read(int counters_fd, uint64_t *out) {
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return cpus < 0 ? cpus : -EINVAL;
+    if (cpus > 4096) return -E2BIG;
+    uint64_t values[cpus]; /* at most 32 KiB of stack */
+    for (uint32_t what = 0; what < CLVS_STAT_COUNT; what++) {
+        if (bpf_map_lookup_elem(counters_fd, &what, values)) return -errno;
+        uint64_t sum = 0;
+        for (int i = 0; i < cpus; i++) sum += values[i];
+        out[what] = sum;
+    }
+    return 0;
+}
+
+int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len, .repeat = 1);
+    int rc = bpf_prog_test_run_opts(prog_fd, &opts);
+    if (rc) return rc < 0 ? rc : -rc;
+    *retval = opts.retval;
     return 0;
 }
 
@@ -454,6 +511,11 @@ int clvs_complete_l4_checksum(uint8_t *f, uint32_t len) {
         if (len < 18) return 0;
         type = (uint16_t)(f[16] << 8 | f[17]);
         l3 = 18;
+        if (type == 0x8100) { /* QinQ: the inner 802.1Q tag */
+            if (len < 22) return 0;
+            type = (uint16_t)(f[20] << 8 | f[21]);
+            l3 = 22;
+        }
     }
     uint32_t pseudo, l4, l4len;
     uint8_t proto;

@@ -39,6 +39,23 @@ public enum EngineControl {
         for r in DropReason.allCases where c.drops[Int(r.rawValue)] > 0 {
             lines.append("dropped \(r): \(c.drops[Int(r.rawValue)])")
         }
+        for r in NeighbourIgnoreReason.allCases where c.neighbourIgnored[Int(r.rawValue)] > 0 {
+            lines.append("neighbour not learnt \(r): \(c.neighbourIgnored[Int(r.rawValue)])")
+        }
+        let sync = e.syncCounters
+        if sync.received > 0 || e.syncDaemons.backup != nil {
+            let t = e.syncedTemplates
+            lines.append("sync backup: " + sync.named.map { "\($0.0) \($0.1)" }.joined(separator: " ")
+                         + " synced-templates \(t.count) (limit \(t.limit))")
+        }
+        let d = e.defenseStatus
+        let cfg = d.configuration
+        lines.append("defense: drop_entry \(cfg.dropEntry.rawValue) (engaged on \(d.dropEntry) of \(d.shards) shards), "
+                     + "drop_packet \(cfg.dropPacket.rawValue) (\(d.dropPacket)), secure_tcp \(cfg.secureTCP.rawValue) (\(d.secureTCP)), "
+                     + "amemthresh \(cfg.amemthreshPercent)% free, am_droprate \(cfg.amDropRate), secure_tcp SYN_RECV timeout \(cfg.secureSynRecvTimeout) s")
+        lines.append("defense evicted (drop_entry): \(c.dropEntryEvictions)")
+        lines.append("defense evicted templates (drop_entry): \(c.dropEntryTemplateEvictions)")
+        lines.append("defense short SYN_RECV timeouts (secure_tcp): \(c.secureTCPShortened)")
         for rule in e.currentMarkRules {
             lines.append("fwmark rule: \(MarkRuleSyntax.format(rule))")
         }

@@ -38,7 +38,7 @@ public final class SocketControlClient: ControlBackend {
     private func connectIfNeeded() throws {
         if fd >= 0 && !peerClosed() { return }
         if fd >= 0 { close(fd); fd = -1 }
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else {
             throw ControlTransportError(message: "cannot reach lvsd at \(path): \(Self.errorText(errno)) (is lvsd running?)")
         }

@@ -105,7 +105,7 @@ public struct RealServerSetup {
     }
 
     static func writeFile(_ path: String, _ text: String) throws(Failure) {
-        let fd = open(path, O_WRONLY | O_TRUNC)
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))", exitCode: 1) }
         defer { close(fd) }
         let bytes = Array(text.utf8)

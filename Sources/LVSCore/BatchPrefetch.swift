@@ -11,19 +11,49 @@ extension EngineShard {
     /// IPv6, TCP/UDP/SCTP, not a later fragment). At most `prefetchCapacity` frames per batch.
     @inlinable
     public func prefetch(_ frame: UnsafeRawBufferPointer) {
-        guard prefetchCount < Self.prefetchCapacity, let b = Self.bucket(of: frame, in: conns) else { return }
+        if prefetchCount == 0 { prefetchReady = 0 } // a new batch: the last one's frames are done
+        guard prefetchCount < Self.prefetchCapacity, let (b, print) = Self.bucketAndFingerprint(of: frame, in: conns) else { return }
         clvs_prefetch_write(conns.buckets + Int(b))
         prefetchBuckets[prefetchCount] = b
+        prefetchFrames[prefetchCount] = frame.baseAddress
+        prefetchPrints[prefetchCount] = print
         prefetchCount += 1
     }
 
-    /// Stage 2: starts loading the first entry of each announced bucket, and ends the batch.
+    /// The bucket stage 1 computed for this frame, when `process` meets the announced frames in
+    /// their order (the data planes do); nil otherwise, and the caller hashes the key itself.
+    @inlinable @inline(__always)
+    func prefetchedBucket(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> UInt32? {
+        let n = prefetchNext
+        guard n < prefetchReady, prefetchFrames[n] == UnsafeRawPointer(frame.baseAddress) else { return nil }
+        prefetchNext = n + 1
+        guard prefetchPrints[n] == Self.fingerprint(sourcePort: f.sourcePort, destinationPort: f.destinationPort,
+                                                    sourceLow: UInt32(truncatingIfNeeded: f.source.low)) else { return nil }
+        return prefetchBuckets[n]
+    }
+
+    @inlinable @inline(__always)
+    static func fingerprint(sourcePort: UInt16, destinationPort: UInt16, sourceLow: UInt32) -> UInt64 {
+        UInt64(sourcePort) << 48 | UInt64(destinationPort) << 32 | UInt64(sourceLow)
+    }
+
+    /// Stage 2: starts loading the first entry of each announced bucket, then (stage 3) the
+    /// second entry of each bucket that has one (the keyed bucket hash spreads keys at random, so
+    /// at half load about one lookup in four goes on to a second entry), and ends the batch.
     @inlinable
     public func prefetchEntries() {
         for k in 0..<prefetchCount {
             let i = conns.buckets[Int(prefetchBuckets[k])]
             if i != 0 { clvs_prefetch_write(conns.entries + Int(i - 1)) }
         }
+        for k in 0..<prefetchCount {
+            let i = conns.buckets[Int(prefetchBuckets[k])]
+            guard i != 0 else { continue }
+            let next = conns.entries[Int(i - 1)].hashNext
+            if next != 0 { clvs_prefetch_write(conns.entries + Int(next - 1)) }
+        }
+        prefetchReady = prefetchCount
+        prefetchNext = 0
         prefetchCount = 0
     }
 
@@ -31,6 +61,12 @@ extension EngineShard {
     /// for frames that cannot belong to a connection or are too short to tell.
     @inlinable @inline(__always)
     static func bucket(of frame: UnsafeRawBufferPointer, in conns: ConnectionTableView) -> UInt32? {
+        bucketAndFingerprint(of: frame, in: conns)?.0
+    }
+
+    /// `bucket(of:in:)` and the frame's `fingerprint`.
+    @inlinable @inline(__always)
+    static func bucketAndFingerprint(of frame: UnsafeRawBufferPointer, in conns: ConnectionTableView) -> (UInt32, UInt64)? {
         guard let p = frame.baseAddress else { return nil }
         let n = frame.count
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
@@ -45,15 +81,17 @@ extension EngineShard {
             let l4 = l3 + Int(vihl & 0x0F) * 4
             let proto = p.load(fromByteOffset: l3 + 9, as: UInt8.self)
             guard vihl >> 4 == 4, n >= l4 + 4, u16(l3 + 6) & 0x1FFF == 0, proto == 6 || proto == 17 || proto == 132 else { return nil }
-            return conns.bucket(proto: proto, client: IPAddress(ipv4: u32(l3 + 12)), cport: u16(l4),
-                                vlow: u32(l3 + 16), vport: u16(l4 + 2))
+            let source = u32(l3 + 12), sport = u16(l4), dport = u16(l4 + 2)
+            return (conns.bucket(proto: proto, client: IPAddress(ipv4: source), cport: sport, vlow: u32(l3 + 16), vport: dport),
+                    fingerprint(sourcePort: sport, destinationPort: dport, sourceLow: source))
         }
         if type == 0x86DD {
             guard n >= l3 + 44 else { return nil }
             let proto = p.load(fromByteOffset: l3 + 6, as: UInt8.self)
             guard proto == 6 || proto == 17 || proto == 132 else { return nil }
-            return conns.bucket(proto: proto, client: IPAddress(bytes: p + l3 + 8, length: 16), cport: u16(l3 + 40),
-                                vlow: u32(l3 + 36), vport: u16(l3 + 42))
+            let sport = u16(l3 + 40), dport = u16(l3 + 42)
+            return (conns.bucket(proto: proto, client: IPAddress(bytes: p + l3 + 8, length: 16), cport: sport, vlow: u32(l3 + 36), vport: dport),
+                    fingerprint(sourcePort: sport, destinationPort: dport, sourceLow: u32(l3 + 20)))
         }
         return nil
     }

@@ -85,7 +85,8 @@ public struct ConnectionTableView: @unchecked Sendable {
     @usableFromInline let entries: UnsafeMutablePointer<ConnectionEntry>
     @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
     @usableFromInline let bucketMask: UInt32
-    @usableFromInline let seed: UInt32
+    /// The secret key of the bucket hash.
+    @usableFromInline let key: SipHashKey
     @usableFromInline let wheel: UnsafeMutablePointer<UInt32>
     /// The wheel slot number (absolute, in slot units) processed last.
     @usableFromInline let cursor: UnsafeMutablePointer<UInt32>
@@ -95,23 +96,39 @@ public struct ConnectionTableView: @unchecked Sendable {
         nonmutating unsafeMutableAddress { entries + Int(index) }
     }
 
+    /// The bucket of a key: SipHash-1-3 (the kernel's `hsiphash` on 64-bit machines) keyed with
+    /// this table's secret 128-bit key, over the client address and port, the virtual port, the
+    /// low word of the virtual address and the protocol, packed without overlap (13 bytes for an
+    /// IPv4 client, 25 for IPv6). Without the key nobody can choose keys that share a bucket.
     @inlinable @inline(__always)
     func bucket(proto: UInt8, client: IPAddress, cport: UInt16, vlow: UInt32, vport: UInt16) -> UInt32 {
-        var h = seed ^ UInt32(truncatingIfNeeded: client.low) ^ UInt32(truncatingIfNeeded: client.high >> 32)
-        h = h &* 0x9E37_79B1
-        h ^= (UInt32(cport) << 16 | UInt32(vport)) ^ UInt32(proto) << 8
-        h = h &* 0x85EB_CA6B
-        h ^= vlow ^ UInt32(truncatingIfNeeded: client.low >> 32) ^ UInt32(truncatingIfNeeded: client.high)
-        h = h &* 0xC2B2_AE35
-        h ^= h >> 16
-        return h & bucketMask
+        let h: UInt64
+        if client.isIPv4 {
+            let m0 = client.low << 32 | UInt64(vlow)
+            h = key.sipHash13(m0, last: Self.ipv4MessageLength | UInt64(proto) << 32 | UInt64(cport) << 16 | UInt64(vport))
+        } else {
+            let m2 = UInt64(vlow) << 32 | UInt64(cport) << 16 | UInt64(vport)
+            h = key.sipHash13(client.high, client.low, m2, last: Self.ipv6MessageLength | UInt64(proto))
+        }
+        return UInt32(truncatingIfNeeded: h) & bucketMask
     }
+
+    /// Message lengths in the top byte of SipHash's final word: they keep IPv4 and IPv6 apart.
+    @usableFromInline static let ipv4MessageLength: UInt64 = 13 << 56
+    @usableFromInline static let ipv6MessageLength: UInt64 = 25 << 56
 
     /// Finds a live entry (normal or template) with exactly this key.
     @inlinable @inline(__always)
     public func lookup(_ k: ConnectionKey, template: Bool) -> UInt32? {
+        lookup(k, template: template,
+               bucket: bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: k.virtualAddress.words.3, vport: k.virtualPort))
+    }
+
+    /// `lookup` in a bucket already computed for this key (by the batch prefetch).
+    @inlinable @inline(__always)
+    func lookup(_ k: ConnectionKey, template: Bool, bucket: UInt32) -> UInt32? {
         let c = k.client.words, v = k.virtualAddress.words
-        var i = buckets[Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))]
+        var i = buckets[Int(bucket)]
         let ports = UInt32(k.clientPort) | UInt32(k.virtualPort) << 16
         while i != 0 {
             let e = entries + Int(i - 1)
@@ -184,7 +201,9 @@ public final class ConnectionTable: @unchecked Sendable {
     public static let wheelSlots = 16384
     public static let ticksPerSlot: UInt32 = 10
 
-    public init(capacity: Int, seed: UInt32 = 0x5EED_1234) {
+    /// `key` keys the bucket hash: a secret random key in lvsd (see `EngineConfiguration.hashKey`),
+    /// so nobody outside can aim keys at one bucket; a fixed one makes a test repeatable.
+    public init(capacity: Int, key: SipHashKey = .fixedDefault) {
         precondition(capacity > 0 && capacity < Int(UInt32.max / 2), "connection table capacity out of range")
         self.capacity = capacity
         var b = 1
@@ -195,7 +214,7 @@ public final class ConnectionTable: @unchecked Sendable {
         let wheel = UnsafeMutableRawPointer(calloc(Self.wheelSlots, 4)!).bindMemory(to: UInt32.self, capacity: Self.wheelSlots)
         let cursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         cursor.initialize(to: 0)
-        view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), seed: seed, wheel: wheel, cursor: cursor)
+        view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), key: key, wheel: wheel, cursor: cursor)
     }
 
     /// Anonymous zeroed memory, touched lazily, backed by transparent huge pages where the kernel

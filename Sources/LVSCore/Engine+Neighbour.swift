@@ -1,3 +1,67 @@
+/// Why lvsd did not learn a real server's MAC from an ARP or neighbour discovery frame. Each
+/// reason has its own counter (`EngineCounters.neighbourIgnored`); the frame itself still goes to
+/// the kernel, which applies its own rules.
+public enum NeighbourIgnoreReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// Received on an interface lvsd was not started with.
+    case unknownInterface = 0
+    /// ARP whose sender address is on none of the receiving interface's IPv4 subnets.
+    case offSubnet
+    /// ND with an IPv6 hop limit other than 255: it was routed, so it comes from off the link.
+    case hopLimit
+    /// ND with an ICMPv6 code other than 0.
+    case badCode
+    /// ND whose ICMPv6 checksum is wrong (or that is cut short by a fragment header).
+    case badChecksum
+    /// ND whose target or source is IPv4-mapped (`::ffff:a.b.c.d`): IPv4 neighbours come from ARP only.
+    case ipv4Mapped
+    /// An ARP reply or neighbour advertisement about an address that is no real server's.
+    case unknownAddress
+    /// An advertisement without the override flag for a real server whose MAC is known and different.
+    case noOverride
+
+    public var description: String {
+        switch self {
+        case .unknownInterface: return "unknown-interface"
+        case .offSubnet: return "arp-off-subnet"
+        case .hopLimit: return "nd-hop-limit"
+        case .badCode: return "nd-code"
+        case .badChecksum: return "nd-checksum"
+        case .ipv4Mapped: return "nd-ipv4-mapped"
+        case .unknownAddress: return "not-a-real-server"
+        case .noOverride: return "nd-no-override"
+        }
+    }
+}
+
+/// Offsets and values in an Ethernet/IPv4 ARP packet (from the start of the ARP header).
+enum ARPLayout {
+    static let operation = 6
+    static let senderMAC = 8
+    static let senderIP = 14
+    static let targetMAC = 18
+    static let targetIP = 24
+    static let request: UInt16 = 1
+    static let reply: UInt16 = 2
+}
+
+/// Offsets and values in the IPv6 header.
+enum IPv6Layout {
+    static let hopLimit = 7
+    static let sourceAddress = 8
+    static let icmpv6: UInt8 = 58
+    /// RFC 4861: every neighbour discovery message is sent with hop limit 255.
+    static let neighbourHopLimit: UInt8 = 255
+}
+
+/// Offsets and values in ICMPv6 neighbour discovery messages (from the start of the ICMPv6 header).
+enum ICMPv6Layout {
+    static let neighbourSolicitation: UInt8 = 135
+    static let neighbourAdvertisement: UInt8 = 136
+    /// The R, S, O flags byte of an advertisement.
+    static let advertisementFlags = 4
+    static let overrideFlag: UInt8 = 0x20
+}
+
 /// A frame the engine wants sent on its own (ARP/ND request or announcement).
 public struct OutgoingFrame: Sendable {
     public var interface: Int32
@@ -9,22 +73,42 @@ extension Engine {
 
     func interface(_ index: Int32) -> EngineInterface? { interfaces.first { $0.index == index } }
 
-    /// Learns real-server MACs from ARP traffic and answers requests for VIPs. Under the lock.
+    /// Answers ARP requests for VIPs, and learns a real server's MAC from ARP on the kernel's
+    /// terms (see `learnFromARP`). Under the lock.
     func handleARP(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) -> Verdict {
-        learn(f.source, mac: f.arpSenderMAC, interface: ifindex)
-        guard f.arpOperation == 1, configuration.answerNeighbourRequests, vips.contains(f.destination),
+        learnFromARP(f, interface: ifindex)
+        guard f.arpOperation == ARPLayout.request, configuration.answerNeighbourRequests, vips.contains(f.destination),
               f.source != f.destination, let ifc = interface(ifindex) else { return .pass }
         // Turn the request into the reply in place.
         let p = frame.baseAddress!
         let l3 = f.l3Offset
         f.arpSenderMAC.store(to: p)           // Ethernet destination: the requester
         ifc.mac.store(to: p + 6)              // Ethernet source: us
-        p.storeBytes(of: UInt16(2).bigEndian, toByteOffset: l3 + 6, as: UInt16.self)
-        ifc.mac.store(to: p + l3 + 8)         // sender hardware address
-        f.destination.store(to: p + l3 + 14)  // sender protocol address: the VIP
-        f.arpSenderMAC.store(to: p + l3 + 18) // target hardware address
-        f.source.store(to: p + l3 + 24)       // target protocol address
+        p.storeBytes(of: ARPLayout.reply.bigEndian, toByteOffset: l3 + ARPLayout.operation, as: UInt16.self)
+        ifc.mac.store(to: p + l3 + ARPLayout.senderMAC)
+        f.destination.store(to: p + l3 + ARPLayout.senderIP)   // the VIP
+        f.arpSenderMAC.store(to: p + l3 + ARPLayout.targetMAC)
+        f.source.store(to: p + l3 + ARPLayout.targetIP)
         return .reply(length: frame.count)
+    }
+
+    /// ARP teaches a MAC only when it comes in on one of lvsd's interfaces, its sender address is
+    /// on one of that interface's IPv4 subnets, and that address is a real server's. Under the lock.
+    func learnFromARP(_ f: ParsedFrame, interface ifindex: Int32) {
+        guard f.source != .ipv4Zero else { return } // an ARP probe (address conflict detection) teaches nothing
+        guard let ifc = interface(ifindex) else { return ignoreNeighbour(.unknownInterface) }
+        guard f.source.isIPv4, ifc.contains(f.source) else { return ignoreNeighbour(.offSubnet) }
+        guard destsByAddress[f.source] != nil else {
+            // Requests from other hosts are ordinary traffic; a reply about a stranger is counted.
+            if f.arpOperation == ARPLayout.reply { ignoreNeighbour(.unknownAddress) }
+            return
+        }
+        learn(f.source, mac: f.arpSenderMAC, interface: ifindex)
+    }
+
+    /// Counts a neighbour message lvsd did not learn from. Under the lock.
+    func ignoreNeighbour(_ r: NeighbourIgnoreReason) {
+        neighbourIgnored[Int(r.rawValue)] &+= 1
     }
 
     /// Records a MAC for every destination with this address. Under the lock.
@@ -46,15 +130,47 @@ extension Engine {
         lock.withLock { learn(address, mac: mac, interface: interface) }
     }
 
+    /// Why a neighbour solicitation or advertisement must not be believed (the kernel's ndisc
+    /// rules, RFC 4861 7.1.1/7.1.2), or nil. Under the lock.
+    func ndRejection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> NeighbourIgnoreReason? {
+        let p = UnsafeRawPointer(frame.baseAddress!)
+        let l3 = f.l3Offset
+        // Hop limit 255: the message was not routed, its sender is on this link.
+        guard p.load(fromByteOffset: l3 + IPv6Layout.hopLimit, as: UInt8.self) == IPv6Layout.neighbourHopLimit else { return .hopLimit }
+        guard f.icmpCode == 0 else { return .badCode }
+        // The ICMPv6 checksum over the pseudo-header and the whole message (the parser checked
+        // that the datagram, and so the message, lies within the frame).
+        let end = l3 + f.ipLength
+        let length = end - f.l4Offset
+        guard f.l4Offset > l3, length >= 24, end <= frame.count else { return .badChecksum }
+        var s = InternetChecksum.sum(p + l3 + IPv6Layout.sourceAddress, count: 32)
+        s = InternetChecksum.sum(p + f.l4Offset, count: length, initial: s &+ UInt32(length) &+ UInt32(IPv6Layout.icmpv6))
+        guard InternetChecksum.finish(s) == 0 else { return .badChecksum }
+        // IPv4 neighbours are learnt from ARP only.
+        guard !f.ndTarget.isIPv4, !f.source.isIPv4 else { return .ipv4Mapped }
+        return nil
+    }
+
     func handleNeighbourDiscovery(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) -> Verdict {
-        if f.icmpType == 136 {
-            learn(f.ndTarget, mac: f.ndLinkLayer, interface: ifindex)
+        if let reason = ndRejection(frame, f) {
+            ignoreNeighbour(reason)
+            return .pass // the kernel applies the same rules
+        }
+        guard let ifc = interface(ifindex) else {
+            ignoreNeighbour(.unknownInterface)
             return .pass
         }
-        if f.source != .zero { learn(f.source, mac: f.ndLinkLayer, interface: ifindex) }
+        if f.icmpType == ICMPv6Layout.neighbourAdvertisement {
+            learnFromAdvertisement(frame, f, interface: ifindex)
+            return .pass
+        }
+        // A solicitation from a real server carries its MAC (none from the unspecified address).
+        if f.source != .zero, f.ndLinkLayer != .zero, destsByAddress[f.source] != nil {
+            learn(f.source, mac: f.ndLinkLayer, interface: ifindex)
+        }
         let needed = f.l3Offset + 40 + 32
         guard configuration.answerNeighbourRequests, vips.contains(f.ndTarget), f.ndLinkLayer != .zero,
-              frame.count >= needed, let ifc = interface(ifindex) else { return .pass }
+              frame.count >= needed else { return .pass }
         let p = frame.baseAddress!
         let l3 = f.l3Offset
         f.ndLinkLayer.store(to: p)
@@ -73,6 +189,19 @@ extension Engine {
         ifc.mac.store(to: p + icmp + 26)
         Self.storeICMPv6Checksum(p, l3: l3, length: 32)
         return .reply(length: needed)
+    }
+
+    /// A valid advertisement teaches the target's MAC when the target is a real server; without
+    /// the override flag it does not replace a different MAC already known (the kernel's rule).
+    func learnFromAdvertisement(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) {
+        guard f.ndLinkLayer != .zero else { return } // no target link-layer option: nothing to learn
+        guard let slots = destsByAddress[f.ndTarget] else { return ignoreNeighbour(.unknownAddress) }
+        let flags = frame.load(fromByteOffset: f.l4Offset + ICMPv6Layout.advertisementFlags, as: UInt8.self)
+        if flags & ICMPv6Layout.overrideFlag == 0,
+           slots.contains(where: { dests[Int($0)].macKnown && dests[Int($0)].mac != f.ndLinkLayer }) {
+            return ignoreNeighbour(.noOverride)
+        }
+        learn(f.ndTarget, mac: f.ndLinkLayer, interface: ifindex)
     }
 
     static func storeICMPv6Checksum(_ p: UnsafeMutableRawPointer, l3: Int, length: Int) {

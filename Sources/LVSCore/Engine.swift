@@ -16,10 +16,20 @@ public struct EngineConfiguration: Sendable {
     public var connReuseMode: UInt8 = 1
     /// sysctl sloppy_tcp: any non-RST TCP packet may create a connection.
     public var sloppyTCP: Bool = false
-    /// Seed for the connection hash and the random generator (twos).
+    /// Seed of the random generator (twos). lvsd draws it from getrandom(2) at start.
     public var seed: UInt64 = 0x5EED_CAFE_F00D_0001
+    /// Secret key of every hashed table (connection table shards, templates, synced connections,
+    /// fragment caches); each table uses its own key derived from it. lvsd draws it from
+    /// getrandom(2) at start; the fixed default keeps tests and benchmarks repeatable.
+    public var hashKey: SipHashKey = .fixedDefault
+    /// SYN-flood defence (drop_entry, drop_packet, secure_tcp); all off unless set (lvsd turns
+    /// drop_entry and secure_tcp on, see `DefenseConfiguration.lvsdDefault`).
+    public var defense = DefenseConfiguration()
     /// The `size=` value shown in the listing header (kernel conn_tab_bits = 12).
     public var reportedTableSize: Int = 4096
+    /// The share of the template table (percent) that templates received by the backup sync
+    /// daemon may hold; the rest is always left to local clients. Default: 50.
+    public var syncedTemplatePercent: Int = 50
     public init() {}
 }
 
@@ -82,6 +92,15 @@ public struct EngineCounters: Sendable {
     public var passed: UInt64 = 0
     public var replies: UInt64 = 0
     public var newConnections: UInt64 = 0
+    /// ARP/ND frames lvsd did not learn a MAC from, by `NeighbourIgnoreReason`.
+    public var neighbourIgnored = [UInt64](repeating: 0, count: NeighbourIgnoreReason.allCases.count)
+    /// drop_entry: half-open or finished TCP entries evicted to let a new connection in.
+    public var dropEntryEvictions: UInt64 = 0
+    /// secure_tcp: new SYN_RECV entries given the short timeout.
+    public var secureTCPShortened: UInt64 = 0
+    /// drop_entry: persistence templates nothing was using (no connection, none ever
+    /// ESTABLISHED) evicted to let a new client in.
+    public var dropEntryTemplateEvictions: UInt64 = 0
     public init() {}
 }
 
@@ -138,6 +157,8 @@ public final class Engine: @unchecked Sendable {
     let templates: ConnectionTable
     var pendingAnnouncements: [IPAddress] = []
     var neighbourRequested: [UInt32: UInt32] = [:]
+    /// ARP/ND frames not learnt from, by `NeighbourIgnoreReason`.
+    var neighbourIgnored = [UInt64](repeating: 0, count: NeighbourIgnoreReason.allCases.count)
     var shards: [EngineShard] = []
     var lastEstimateTick: UInt32 = 0
     /// Sync daemon: the running master's message builder and queue, the backup's configuration.
@@ -145,7 +166,14 @@ public final class Engine: @unchecked Sendable {
     var syncBackup: SyncDaemonSnapshot?
     /// Connections received by the backup daemon, not yet used by any shard (templates go to `templates`).
     let synced: ConnectionTable
+    /// Templates in `templates` that the backup daemon created and no local client has used yet.
+    var syncedTemplateCount = 0
+    /// What the backup daemon did with every entry it received.
+    var syncTotals = SyncCounters()
     var lastHousekeepingTick: UInt32 = 0
+    /// drop_entry on the templates table: its rover, and the templates it evicted.
+    var templateRover: UInt32 = 0
+    var templateEvictions: UInt64 = 0
 
     // Read without the lock on the packet path.
     /// Per destination slot: MAC (48 bits) | interface slot << 48 | flags << 56.
@@ -178,6 +206,12 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline static let flagWeightZero: UInt64 = 1 << 58
     @usableFromInline static let noService: UInt64 = 0xFFFF_FFFF
     static let maxInterfaces = 32
+    /// Which key `EngineConfiguration.hashKey.derived(_:)` gives each table: templates, synced
+    /// connections, then shard n's connection table (and n + fragmentKeyOffset its fragment cache).
+    static let templatesKeyIndex: UInt64 = 0
+    static let syncedKeyIndex: UInt64 = 1
+    static let firstShardKeyIndex: UInt64 = 2
+    static let fragmentKeyOffset: UInt64 = 1 << 32
 
     /// One tick is 10 ms.
     public static let nanosecondsPerTick: UInt64 = 10_000_000
@@ -204,9 +238,9 @@ public final class Engine: @unchecked Sendable {
         destBaseline = []
         // Templates: one per client (or client network) per service; a quarter of the capacity.
         templates = ConnectionTable(capacity: max(1024, configuration.connectionCapacity / 4),
-                                    seed: UInt32(truncatingIfNeeded: configuration.seed >> 32))
+                                    key: configuration.hashKey.derived(Self.templatesKeyIndex))
         synced = ConnectionTable(capacity: max(1024, configuration.connectionCapacity),
-                                 seed: UInt32(truncatingIfNeeded: configuration.seed >> 16) ^ 0x5A5A_A5A5)
+                                 key: configuration.hashKey.derived(Self.syncedKeyIndex))
         randomState = configuration.seed
         applyTimeouts()
         primary = makeShard()
@@ -232,7 +266,7 @@ public final class Engine: @unchecked Sendable {
     public func makeShard() -> EngineShard {
         lock.withLock {
             let shard = EngineShard(engine: self, capacity: configuration.connectionCapacity,
-                                    seed: UInt32(truncatingIfNeeded: configuration.seed) &+ UInt32(shards.count) &* 0x9E37_79B9)
+                                    key: configuration.hashKey.derived(Self.firstShardKeyIndex + UInt64(shards.count)))
             shards.append(shard)
             return shard
         }
@@ -274,7 +308,14 @@ public final class Engine: @unchecked Sendable {
     public var connectionCount: Int { lock.withLock { shards.reduce(templates.count) { $0 + $1.table.count } } }
 
     /// Engine counters summed over shards.
-    public var counters: EngineCounters { lock.withLock { shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) } } }
+    public var counters: EngineCounters {
+        lock.withLock {
+            var c = shards.reduce(into: EngineCounters()) { $0.add($1.counterSnapshot) }
+            c.neighbourIgnored = neighbourIgnored
+            c.dropEntryTemplateEvictions = templateEvictions
+            return c
+        }
+    }
 
     /// Capacity of one shard's connection table.
     public var connectionCapacity: Int { configuration.connectionCapacity }
@@ -655,6 +696,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     func unbindTemplate(_ index: UInt32) {
+        releaseSyncedTemplate(index)
         let slot = templates[index].dest
         destCounts.add(Int(slot) * 3 + 2, -1)
         if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }
@@ -677,5 +719,7 @@ extension EngineCounters {
         passed &+= o.passed
         replies &+= o.replies
         newConnections &+= o.newConnections
+        dropEntryEvictions &+= o.dropEntryEvictions
+        secureTCPShortened &+= o.secureTCPShortened
     }
 }

@@ -76,14 +76,26 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let prefetchBuckets: UnsafeMutablePointer<UInt32>
     @usableFromInline var prefetchCount = 0
     public static let prefetchCapacity = 64
+    /// The frames of the last announced batch (start address, and a fingerprint of the key's
+    /// ports and source address): `process` takes the bucket stage 1 computed for its frame
+    /// instead of hashing the key a second time. `prefetchReady` of them, the next at `prefetchNext`.
+    @usableFromInline let prefetchFrames: UnsafeMutablePointer<UnsafeRawPointer?>
+    @usableFromInline let prefetchPrints: UnsafeMutablePointer<UInt64>
+    @usableFromInline var prefetchReady = 0
+    @usableFromInline var prefetchNext = 0
+    /// SYN-flood defence (see `DefenseConfiguration`): the automatic modes engage while fewer than
+    /// this many entries are free; drop_entry's rover; drop_packet's countdown.
+    let defenseThreshold: Int
+    var evictionRover: UInt32 = 0
+    var dropPacketCounter = 0
 
-    init(engine: Engine, capacity: Int, seed: UInt32) {
+    init(engine: Engine, capacity: Int, key: SipHashKey) {
         self.engine = engine
-        table = ConnectionTable(capacity: capacity, seed: seed)
+        table = ConnectionTable(capacity: capacity, key: key)
         conns = table.view
         transitions = .allocate(capacity: TCPStateTable.inputOnlyFlat.count)
         transitions.initialize(from: TCPStateTable.inputOnlyFlat, count: TCPStateTable.inputOnlyFlat.count)
-        fragments = FragmentCache()
+        fragments = FragmentCache(key: key.derived(Engine.fragmentKeyOffset))
         destCounters = AtomicWords(count: engine.configuration.maxDestinations * 5)
         serviceCounters = AtomicWords(count: engine.configuration.maxServices * 5)
         counters = AtomicWords(count: 8 + DropReason.allCases.count)
@@ -101,6 +113,9 @@ public final class EngineShard: @unchecked Sendable {
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
         prefetchBuckets = .allocate(capacity: Self.prefetchCapacity)
+        prefetchFrames = .allocate(capacity: Self.prefetchCapacity)
+        prefetchPrints = .allocate(capacity: Self.prefetchCapacity)
+        defenseThreshold = max(1, capacity * engine.configuration.defense.amemthreshPercent / 100)
     }
 
     deinit {
@@ -110,6 +125,8 @@ public final class EngineShard: @unchecked Sendable {
         held.deallocate()
         heldFrames.deallocate()
         prefetchBuckets.deallocate()
+        prefetchFrames.deallocate()
+        prefetchPrints.deallocate()
         transitions.deallocate()
         fragments.deallocate()
         destCounters.deallocate()
@@ -135,6 +152,8 @@ public final class EngineShard: @unchecked Sendable {
         c.passed = counters.load(1)
         c.replies = counters.load(2)
         c.newConnections = counters.load(3)
+        c.dropEntryEvictions = counters.load(Self.evictedCounter)
+        c.secureTCPShortened = counters.load(Self.secureTCPCounter)
         for r in DropReason.allCases { c.drops[Int(r.rawValue)] = counters.load(8 + Int(r.rawValue)) }
         return c
     }
@@ -170,7 +189,9 @@ public final class EngineShard: @unchecked Sendable {
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
                                     virtualAddress: f.destination, virtualPort: f.destinationPort)
-            if let index = conns.lookup(key, template: false) {
+            let bucket = prefetchedBucket(frame, f)
+                ?? conns.bucket(proto: f.proto, client: f.source, cport: f.sourcePort, vlow: f.destination.words.3, vport: f.destinationPort)
+            if let index = conns.lookup(key, template: false, bucket: bucket) {
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }
@@ -363,6 +384,13 @@ public final class EngineShard: @unchecked Sendable {
         if f.sourcePort == 20 && f.proto == 6 { return passed() } // FTP data is never scheduled
         let persistent = serviceFlags.contains(.persistent)
         if !persistent && !serviceKey.isFwmark && f.destinationPort != serviceKey.port { return drop(.notSchedulable) }
+        // SYN-flood defence, before anything is scheduled: drop_packet sheds new connections;
+        // drop_entry makes room in a full table by evicting a half-open or finished TCP entry.
+        let defense = engine.configuration.defense
+        if dropPacketDecision() { return drop(.dropPacket) }
+        if table.count >= table.capacity && defenseEngaged(defense.dropEntry) && !evictForNewConnection() {
+            return drop(.tableFull)
+        }
 
         var control: UInt32 = 0
         let slot: UInt32
@@ -398,7 +426,13 @@ public final class EngineShard: @unchecked Sendable {
         if f.proto == 6 {
             let next = TCPStateTable.next(.none, flags: f.tcpFlags)
             setStateLocked(index, next)
-            table[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
+            var timeout = UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
+            if next == .synRecv && defenseEngaged(defense.secureTCP) {
+                // secure_tcp: a half-open entry under pressure lives only briefly.
+                timeout = min(timeout, defense.secureSynRecvTimeout &* Engine.ticksPerSecond)
+                counters.bump(Self.secureTCPCounter, by: 1)
+            }
+            table[index].expires = tick &+ timeout
             table.reschedule(index)
         } else if f.proto == 132 {
             table[index].state = TCPState.established.rawValue
@@ -550,6 +584,7 @@ public final class EngineShard: @unchecked Sendable {
             if !table[index].isDead { unbind(index) }
             return .free
         }
+        prepareEviction()
         if syncCount > 0 {
             engine.collectSync(syncRing, count: syncCount, overflow: syncOverflow, tick: t)
             syncCount = 0
@@ -751,6 +786,7 @@ extension Engine {
             let slot = templates[t].dest
             let d = dests[Int(slot)]
             if d.available && !(configuration.expireQuiescentTemplate && d.weight == 0) {
+                releaseSyncedTemplate(t) // a local client's now: no longer counts against the sync share
                 let old = templates[t].expires
                 templates[t].expires = tick &+ persistTicks
                 if Int32(bitPattern: templates[t].expires &- old) < 0 { templates.reschedule(t) }
@@ -758,6 +794,7 @@ extension Engine {
             }
             killTemplate(t, tick: tick) // invalidated: no longer matches, freed once its connections are gone
         }
+        if templates.count >= templates.capacity && configuration.defense.dropEntry != .off { evictTemplate() }
         guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
         guard let t = templates.insert(tkey, dest: slot, stateFlags: ConnectionEntry.flagTemplate,
                                        control: 0, expires: tick &+ persistTicks) else { return nil }

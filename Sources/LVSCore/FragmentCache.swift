@@ -19,18 +19,23 @@ import Darwin
     }
     static let size = 1024
     let entries: UnsafeMutablePointer<Entry>
+    /// Secret key of the slot hash, so nobody can aim first fragments at one slot.
+    let key: SipHashKey
 
-    init() {
+    init(key: SipHashKey) {
+        self.key = key
         entries = .allocate(capacity: Self.size)
         entries.initialize(repeating: Entry(source: .zero, destination: .zero, id: 0, proto: 0, destSlot: 0, expires: 0), count: Self.size)
     }
     func deallocate() { entries.deallocate() }
 
+    /// Bytes hashed (source address, low half of the destination, identification) in the top byte.
+    static let messageLength: UInt64 = 28 << 56
+
     @inline(__always) func index(_ f: ParsedFrame) -> Int {
-        var h = UInt32(truncatingIfNeeded: f.source.low) &* 0x9E37_79B1
-        h ^= f.fragmentID &* 0x85EB_CA6B
-        h ^= UInt32(truncatingIfNeeded: f.destination.low)
-        return Int((h ^ (h >> 15)) % UInt32(Self.size))
+        let h = key.sipHash13(f.source.high, f.source.low, f.destination.low,
+                              last: Self.messageLength | UInt64(f.fragmentID))
+        return Int(h % UInt64(Self.size))
     }
 
     func remember(_ f: ParsedFrame, destSlot: UInt32, now: UInt32) {

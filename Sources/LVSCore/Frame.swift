@@ -9,8 +9,9 @@ public enum FrameKind: UInt8, Sendable {
 /// length and the IP length fields, so truncated or inconsistent frames become `.malformed`.
 public struct ParsedFrame: Sendable {
     public var kind: FrameKind = .other
-    /// Offset of the L3 header (14, or 18 with an 802.1Q tag).
+    /// Offset of the L3 header (14; 18 with one VLAN tag, 22 with two).
     public var l3Offset: Int = 14
+    /// One or two VLAN tags (802.1Q, 802.1ad) precede the EtherType.
     public var vlanTagged: Bool = false
     public var etherType: UInt16 = 0
     /// Upper-layer protocol number (after IPv6 extension headers).
@@ -75,7 +76,12 @@ public enum FrameParser {
     public static let etherTypeIPv4: UInt16 = 0x0800
     public static let etherTypeIPv6: UInt16 = 0x86DD
     public static let etherTypeARP: UInt16 = 0x0806
+    /// 802.1Q (a C-tag).
     public static let etherTypeVLAN: UInt16 = 0x8100
+    /// 802.1ad (an S-tag, the outer tag of QinQ).
+    public static let etherTypeQinQ: UInt16 = 0x88A8
+    /// Bytes of one VLAN tag (TPID + TCI).
+    static let vlanTagLength = 4
 
     @inline(__always) static func u16(_ p: UnsafeRawPointer, _ o: Int) -> UInt16 {
         UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
@@ -98,11 +104,19 @@ public enum FrameParser {
         let n = frame.count
         var type = u16(p, 12)
         var l3 = 14
-        if type == etherTypeVLAN {
-            guard n >= 18 else { f.kind = .malformed; f.malformedReason = .truncatedVLAN; return }
+        // At most two tags: an 802.1Q or 802.1ad tag, then optionally an inner 802.1Q tag (QinQ);
+        // the same rule as the BPF programs' after_ethernet(). Deeper stacks stay `.other`.
+        // The tag's TCI is at l3, the next EtherType after it.
+        if type == etherTypeVLAN || type == etherTypeQinQ {
+            guard n >= l3 + vlanTagLength else { f.kind = .malformed; f.malformedReason = .truncatedVLAN; return }
             f.vlanTagged = true
-            type = u16(p, 16)
-            l3 = 18
+            type = u16(p, l3 + 2)
+            l3 += vlanTagLength
+            if type == etherTypeVLAN {
+                guard n >= l3 + vlanTagLength else { f.kind = .malformed; f.malformedReason = .truncatedVLAN; return }
+                type = u16(p, l3 + 2)
+                l3 += vlanTagLength
+            }
         }
         f.etherType = type
         f.l3Offset = l3

@@ -8,6 +8,8 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case tableFull
     case notSchedulable
     case fragment
+    /// The SYN-flood defence's drop_packet shed a new connection.
+    case dropPacket
 
     public var description: String {
         switch self {
@@ -19,6 +21,7 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .tableFull: return "table-full"
         case .notSchedulable: return "not-schedulable"
         case .fragment: return "fragment"
+        case .dropPacket: return "drop-packet"
         }
     }
 }

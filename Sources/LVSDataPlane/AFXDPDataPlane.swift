@@ -21,6 +21,9 @@ public struct AFXDPConfiguration: Sendable {
     /// checks, before it sleeps in poll(2): a request/response exchange then skips the wake-up.
     /// 0 = sleep at once.
     public var spinNanoseconds: UInt64 = 0
+    /// lvsd --no-arp: the program leaves ARP requests and neighbour solicitations for VIPs to the
+    /// kernel (which then answers for the VIPs it owns).
+    public var noARP = false
 
     public init(interfaces: [String], object: BPFObject = .builtIn, workerCount: Int? = nil) {
         self.interfaces = interfaces
@@ -42,6 +45,8 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
     public let workers: [AFXDPWorker<P>]
     public let programs: [XDPProgram]
     public let vipMap: XDPVIPMap
+    /// The fwmark rules the programs send to lvsd (shared by every interface's program).
+    public let markMap: XDPMarkMap
     /// The fast path's connection map (shared by every interface's program; empty unless filled).
     public let connMap: XDPConnMap
     public let queueCounts: [Int]
@@ -57,6 +62,7 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         for _ in infos {
             programs.append(try XDPProgram(object: configuration.object, sharingVIPsOf: programs.first))
         }
+        try programs[0].setNoARP(configuration.noARP)
         let queues = infos.map { Int(clvs_if_rx_queues($0.name)) }
         let wanted = configuration.workerCount ?? affinityCPUCount()
         guard wanted >= 1 else { throw DataPlaneError.invalidConfiguration("worker count \(wanted)") }
@@ -94,6 +100,7 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         self.zeroCopy = zeroCopy
         self.workers = workers
         self.vipMap = XDPVIPMap(program: programs[0])
+        self.markMap = XDPMarkMap(program: programs[0])
         self.connMap = XDPConnMap(program: programs[0])
     }
 
@@ -101,6 +108,9 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
 
     /// Sets what the XDP programs redirect (the map is shared; no reload).
     public func updateVIPs(_ vips: [VIPMatch]) throws { try vipMap.update(vips: vips) }
+
+    /// Sets the fwmark rules (those whose mark has a service) the XDP programs redirect.
+    public func updateMarkRules(_ rules: [MarkRule]) throws { try markMap.update(rules: rules) }
 
     /// Attaches the programs (native, else generic) and starts one thread per worker.
     public func start() throws {

@@ -91,8 +91,8 @@ public final class XDPProgram {
     public enum Kind: Sendable { case xdp, tc }
     public let kind: Kind
 
-    /// Loads the object; with `sharingVIPsOf` it uses that program's VIP, connection and
-    /// destination-counter maps.
+    /// Loads the object; with `sharingVIPsOf` it uses that program's maps (VIPs, connections,
+    /// destination counters, fwmark rules, settings, frame counters).
     public init(object: BPFObject, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil) throws {
         // Load first, store last: a throw after every property is set would run deinit.
         let prog = UnsafeMutablePointer<clvs_xdp_prog>.allocate(capacity: 1)
@@ -100,8 +100,8 @@ public final class XDPProgram {
         let which = kind == .xdp ? CLVS_PROG_XDP : CLVS_PROG_TC
         let rc = object.bytes.withUnsafeBytes { raw -> Int32 in
             guard let base = raw.baseAddress else { return -EINVAL }
-            return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), other?.vipsMap ?? -1,
-                          other?.connsMap ?? -1, other?.statsMap ?? -1, &err, err.count)
+            if let other { return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), other.prog, &err, err.count) }
+            return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), nil, &err, err.count)
         }
         guard rc == 0 else {
             prog.deallocate()
@@ -116,6 +116,37 @@ public final class XDPProgram {
     public var vipsMap: Int32 { prog.pointee.vips_fd }
     public var connsMap: Int32 { prog.pointee.conns_fd }
     public var statsMap: Int32 { prog.pointee.stats_fd }
+    public var marksMap: Int32 { prog.pointee.marks_fd }
+    public var settingsMap: Int32 { prog.pointee.settings_fd }
+    public var countersMap: Int32 { prog.pointee.counters_fd }
+    /// The loaded program's descriptor (the XDP or the tc program, by `kind`).
+    public var programFD: Int32 { kind == .xdp ? prog.pointee.prog_fd : prog.pointee.tc_prog_fd }
+
+    /// With `noARP` (lvsd --no-arp) ARP requests and neighbour solicitations for VIPs go to the
+    /// kernel instead of lvsd. The settings map is shared: this sets it for every interface.
+    public func setNoARP(_ noARP: Bool) throws {
+        let rc = clvs_settings_set(settingsMap, noARP ? CLVS_SETTING_NO_ARP : 0)
+        guard rc == 0 else { throw DataPlaneError.system(call: "bpf_map_update_elem(settings)", errno: -rc, context: "--no-arp") }
+    }
+
+    /// The frames the programs handled, by what they did (`stats`, summed over the CPUs).
+    public func frameCounters() throws -> XDPFrameCounters {
+        var out = [UInt64](repeating: 0, count: Int(CLVS_STAT_COUNT.rawValue))
+        let rc = clvs_xdp_counters_read(countersMap, &out)
+        guard rc == 0 else { throw DataPlaneError.system(call: "bpf_map_lookup_elem(stats)", errno: -rc, context: "BPF frame counters") }
+        return XDPFrameCounters(service: out[Int(CLVS_STAT_SERVICE.rawValue)], address: out[Int(CLVS_STAT_ADDRESS.rawValue)],
+                                neighbour: out[Int(CLVS_STAT_NEIGHBOUR.rawValue)], passed: out[Int(CLVS_STAT_PASSED.rawValue)],
+                                fast: out[Int(CLVS_STAT_FAST.rawValue)])
+    }
+
+    /// Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN: nothing is sent) and returns
+    /// its action (XDP_* or TC_ACT_*). For tests.
+    public func testRun(_ frame: [UInt8]) throws -> UInt32 {
+        var action: UInt32 = 0
+        let rc = frame.withUnsafeBytes { clvs_prog_test_run(programFD, $0.baseAddress!, UInt32($0.count), &action) }
+        guard rc == 0 else { throw DataPlaneError.system(call: "BPF_PROG_TEST_RUN", errno: -rc, context: "\(frame.count)-byte frame") }
+        return action
+    }
 
     /// Attaches in native (driver) mode, else in generic mode when allowed.
     public func attach(to interface: InterfaceInfo, allowGeneric: Bool = true) throws -> Mode {

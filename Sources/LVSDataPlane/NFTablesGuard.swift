@@ -20,9 +20,10 @@ public struct VIPMatch: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Keeps the director's kernel away from load-balanced traffic: a `netdev lvsd_<pid>` table with an
-/// ingress chain per interface that drops frames to the VIP tuples. lvsd's ETH_P_ALL packet taps run
-/// before netdev ingress, so lvsd still receives them; the kernel neither answers (RST, port
-/// unreachable) nor forwards them.
+/// ingress chain per interface that drops frames to the VIP tuples, and one that drops frames the
+/// active fwmark rules match (prefix, protocol, port range: one rule each). lvsd's ETH_P_ALL packet
+/// taps run before netdev ingress, so lvsd still receives them; the kernel neither answers (RST,
+/// port unreachable) nor forwards them.
 ///
 /// Every change is one `nft -f -` transaction. `nft` runs from the calling thread, so it acts in that
 /// thread's network namespace.
@@ -30,23 +31,30 @@ public final class NFTablesGuard {
     public let table: String
     public let interfaces: [String]
     public private(set) var vips: [VIPMatch]
+    /// The fwmark rules whose frames are dropped (those whose mark has a service).
+    public private(set) var marks: [MarkRule]
     public private(set) var isInstalled = false
 
     /// Installs the table (replacing one of the same name).
-    public init(interfaces: [String], vips: [VIPMatch], pid: Int32 = getpid()) throws {
+    public init(interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = [], pid: Int32 = getpid()) throws {
         guard !interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("NFTablesGuard needs an interface") }
         for name in interfaces { _ = try InterfaceInfo.lookup(name) } // clear error naming a missing interface
         self.table = "lvsd_\(pid)"
         self.interfaces = interfaces
         self.vips = vips
-        try Self.nft(Self.ruleset(table: table, interfaces: interfaces, vips: vips))
+        self.marks = marks
+        try Self.nft(Self.ruleset(table: table, interfaces: interfaces, vips: vips, marks: marks))
         isInstalled = true
     }
 
-    /// Replaces the VIP rules atomically (one transaction: flush the sets and refill them).
-    public func update(vips: [VIPMatch]) throws {
-        try Self.nft(Self.elements(table: table, vips: vips, flush: true))
+    /// Replaces the VIP rules atomically (one transaction: flush the sets and refill them, and the
+    /// fwmark chains when `marks` is given).
+    public func update(vips: [VIPMatch], marks: [MarkRule]? = nil) throws {
+        var script = Self.elements(table: table, vips: vips, flush: true)
+        if let marks { script += Self.markRules(table: table, interfaceCount: interfaces.count, marks: marks, flush: true) }
+        try Self.nft(script)
         self.vips = vips
+        if let marks { self.marks = marks }
     }
 
     /// Deletes the table. Idempotent.
@@ -74,7 +82,7 @@ public final class NFTablesGuard {
     }
 
     /// The full ruleset text for `nft -f` (public for tests and `--dry-run` style output).
-    public static func ruleset(table: String, interfaces: [String], vips: [VIPMatch]) -> String {
+    public static func ruleset(table: String, interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = []) -> String {
         var s = """
         table netdev \(table) {}
         delete table netdev \(table)
@@ -94,11 +102,37 @@ public final class NFTablesGuard {
                 ip6 daddr . meta l4proto . th dport @vip6 counter drop
                 ip6 daddr . meta l4proto @vip6any counter drop
               }
+              chain marks\(i) {
+                type filter hook ingress device "\(name)" priority -300; policy accept;
+              }
 
             """
         }
         s += "}\n"
         s += elements(table: table, vips: vips, flush: false)
+        s += markRules(table: table, interfaceCount: interfaces.count, marks: marks, flush: false)
+        return s
+    }
+
+    /// The fwmark chains' rules: per rule, its prefix, protocol (a rule without one: TCP, UDP and
+    /// SCTP, the protocols lvsd balances) and port range. (Rules, not an interval set: nested
+    /// prefixes would be overlapping elements, which nftables refuses.)
+    static func markRules(table: String, interfaceCount: Int, marks: [MarkRule], flush: Bool) -> String {
+        var s = ""
+        for i in 0..<interfaceCount {
+            if flush { s += "flush chain netdev \(table) marks\(i)\n" }
+            for r in marks {
+                let family = r.destination.isIPv4 ? "ip" : "ip6"
+                var rule = "\(family) daddr \(r.destination.masked(prefix: r.prefixLength))/\(r.prefixLength)"
+                if let proto = r.proto {
+                    rule += " meta l4proto \(proto.rawValue) th dport "
+                    rule += r.portLow == r.portHigh ? "\(r.portLow)" : "\(r.portLow)-\(r.portHigh)"
+                } else {
+                    rule += " meta l4proto { 6, 17, 132 }"
+                }
+                s += "add rule netdev \(table) marks\(i) \(rule) counter drop\n"
+            }
+        }
         return s
     }
 

@@ -17,6 +17,8 @@ public final class TCDataPlane<P: FrameProcessor> {
     public let packets: DataPlane<P>
     public let programs: [XDPProgram]
     public let vipMap: XDPVIPMap
+    /// The fwmark rules the programs hand to lvsd (shared by every interface's program).
+    public let markMap: XDPMarkMap
     /// The connection map the tc programs forward from (shared by every interface's program).
     public let connMap: XDPConnMap
     public private(set) var isAttached = false
@@ -24,17 +26,22 @@ public final class TCDataPlane<P: FrameProcessor> {
     /// EtherTypes of the workers' sockets: IPv4, IPv6, ARP.
     public static var receiveProtocols: [UInt16] { [0x0800, 0x86DD, 0x0806] }
 
-    public init(configuration: DataPlaneConfiguration, object: BPFObject = .builtIn, makeProcessor: (_ worker: Int) throws -> P) throws {
+    /// With `noARP` (lvsd --no-arp) the programs leave ARP requests and neighbour solicitations for
+    /// VIPs untouched, so the kernel answers for the VIPs it owns.
+    public init(configuration: DataPlaneConfiguration, object: BPFObject = .builtIn, noARP: Bool = false,
+                makeProcessor: (_ worker: Int) throws -> P) throws {
         guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
         var programs: [XDPProgram] = []
         for _ in configuration.interfaces {
             programs.append(try XDPProgram(object: object, kind: .tc, sharingVIPsOf: programs.first))
         }
+        try programs[0].setNoARP(noARP)
         var config = configuration
         config.receiveProtocols = Self.receiveProtocols
         packets = try DataPlane(configuration: config, makeProcessor: makeProcessor)
         self.programs = programs
         vipMap = XDPVIPMap(program: programs[0])
+        markMap = XDPMarkMap(program: programs[0])
         connMap = XDPConnMap(program: programs[0])
     }
 
@@ -44,6 +51,9 @@ public final class TCDataPlane<P: FrameProcessor> {
 
     /// Sets which frames the programs hand to lvsd (the map is shared; no reload).
     public func updateVIPs(_ vips: [VIPMatch]) throws { try vipMap.update(vips: vips) }
+
+    /// Sets the fwmark rules (those whose mark has a service) the programs hand to lvsd.
+    public func updateMarkRules(_ rules: [MarkRule]) throws { try markMap.update(rules: rules) }
 
     /// Attaches the programs (on failure none stays attached), then starts the workers.
     public func start() throws {

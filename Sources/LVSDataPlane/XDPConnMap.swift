@@ -185,7 +185,7 @@ extension XDPTransmitCheck {
     public static func peerState(of interface: String) -> PeerState {
         guard driver(of: interface) == "veth" else { return .notVeth }
         func read(_ path: String) -> String? {
-            guard let f = fopen(path, "r") else { return nil }
+            guard let f = fopen(path, "re") else { return nil }
             defer { fclose(f) }
             var buf = [CChar](repeating: 0, count: 64)
             guard fgets(&buf, 64, f) != nil else { return nil }

@@ -1,6 +1,7 @@
 // lvs-bench: measures Engine.process on the packet path.
 //
 //   swift run -c release lvs-bench [--connections N ...] [--packets N]
+//   swift run -c release lvs-bench --hash-flood 10000,50000
 //
 // For each table size it fills the table with N TCP connections (SYNs from distinct clients),
 // then measures: ns per packet on an existing connection (ACKs in random order), ns per new
@@ -78,17 +79,94 @@ func makeEngine(capacity: Int) -> Engine {
 
 func oneDecimal(_ d: Double) -> String { "\((d * 10).rounded() / 10)" }
 
+/// Hash flooding (issue 13 item 5): `n` connection keys from one client IPv6 /64 that the
+/// connection table's old bucket hash (an invertible mix with the old default seed 0x5EED1234)
+/// put into a single bucket: the third address word cancels what the fourth and the ports added.
+func hashFloodKeys(_ n: Int) -> [ConnectionKey] {
+    let seed: UInt32 = 0x5EED_1234
+    let c0: UInt32 = 0x2001_0DB8, c1: UInt32 = 0x0BAD_0001
+    let vipAddress = IPAddress("2001:db8:1::100")!
+    let vlow = vipAddress.words.3
+    let cport: UInt16 = 40000, vport: UInt16 = 80, proto: UInt8 = 6
+    return (0..<n).map { i in
+        let c3 = UInt32(i) &* 2_654_435_761 | 1
+        var h = (seed ^ c3 ^ c0) &* 0x9E37_79B1
+        h ^= (UInt32(cport) << 16 | UInt32(vport)) ^ UInt32(proto) << 8
+        h = h &* 0x85EB_CA6B
+        let c2 = h ^ vlow ^ c1 ^ 0x1234_5678
+        let client = IPAddress(high: UInt64(c0) << 32 | UInt64(c1), low: UInt64(c2) << 32 | UInt64(c3))
+        return ConnectionKey(proto: proto, client: client, clientPort: cport, virtualAddress: vipAddress, virtualPort: vport)
+    }
+}
+
+/// Inserts the adversarial keys as the new-connection path does (a lookup, then the insert), one
+/// per tick so they expire oldest first (their chain holds them newest first), then expires them
+/// all; times both. Linear: 5x the keys cost about 5x the time; one chain: about 25x.
+func runHashFlood(_ n: Int, capacity: Int, scratch: UnsafeMutableRawBufferPointer) -> (insertNs: UInt64, expiryNs: UInt64) {
+    let table = ConnectionTable(capacity: capacity) // its default key: the tests' fixed key
+    let keys = hashFloodKeys(n)
+    let base: UInt32 = 1000
+    // Every run starts from cold caches (as a big table is in a running director), so that the
+    // small run's fitting into the caches does not make the large one look non-linear.
+    func evictCaches() { for i in stride(from: 0, to: scratch.count, by: 64) { scratch[i] &+= 1 } }
+    evictCaches()
+    var t0 = monotonicNanos()
+    for (i, k) in keys.enumerated() {
+        precondition(table.lookup(k, template: false) == nil, "duplicate key")
+        _ = table.insert(k, dest: 0, stateFlags: 0, control: 0, expires: base &+ UInt32(i))
+    }
+    let insertNs = monotonicNanos() - t0
+    precondition(table.count == n, "insert failed")
+    evictCaches()
+    t0 = monotonicNanos()
+    var freed = 0
+    table.advance(to: base &+ UInt32(n) &+ 20) { _ in
+        freed += 1
+        return .free
+    }
+    let expiryNs = monotonicNanos() - t0
+    precondition(freed == n && table.count == 0, "expiry left \(table.count) entries")
+    return (insertNs, expiryNs)
+}
+
 var sizes = [1_000, 1_000_000]
 var packets = 20_000_000
 var prefetch = true
+var hashFlood: [Int]?
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--connections": sizes = args.popFirst()!.split(separator: ",").map { Int($0)! }
     case "--packets": packets = Int(args.popFirst()!)!
     case "--no-prefetch": prefetch = false
-    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch]"); exit(2)
+    case "--hash-flood": hashFlood = args.popFirst()!.split(separator: ",").map { Int($0)! }
+    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] | --hash-flood N[,N...]"); exit(2)
     }
+}
+
+if let hashFlood {
+    var first: (Int, UInt64, UInt64)?
+    // One table size for all runs: lvsd's default --max-connections (4 Mi entries, 2 Mi buckets),
+    // or twice the largest key count; and 64 MiB to evict caches with.
+    let capacity = max(4 << 20, 2 * (hashFlood.max() ?? 0))
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 20, alignment: 64)
+    scratch.initializeMemory(as: UInt8.self, repeating: 0)
+    print("lvs-bench --hash-flood: keys from one client /64 aimed at one bucket of the old hash; table capacity \(capacity), cold caches, best of 5 runs")
+    for n in hashFlood {
+        var best = (insertNs: UInt64.max, expiryNs: UInt64.max)
+        for _ in 0..<5 {
+            let r = runHashFlood(n, capacity: capacity, scratch: scratch)
+            best = (min(best.insertNs, r.insertNs), min(best.expiryNs, r.expiryNs))
+        }
+        var line = "keys=\(n): lookup+insert \(oneDecimal(Double(best.insertNs) / 1e6)) ms, expiry \(oneDecimal(Double(best.expiryNs) / 1e6)) ms"
+        if let (n0, i0, e0) = first {
+            line += " (\(oneDecimal(Double(n) / Double(n0)))x the keys: lookup+insert \(oneDecimal(Double(best.insertNs) / Double(max(1, i0))))x, expiry \(oneDecimal(Double(best.expiryNs) / Double(max(1, e0))))x the time)"
+        } else {
+            first = (n, best.insertNs, best.expiryNs)
+        }
+        print(line)
+    }
+    exit(0)
 }
 
 print("lvs-bench: Engine.process, one core, release build")

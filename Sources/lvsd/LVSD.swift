@@ -1,11 +1,11 @@
 import ArgumentParser
+import CLVSShim
 import Foundation
 import LVSControl
 import LVSCore
 import LVSDataPlane
 import Logging
 import ServiceLifecycle
-import UnixSignals
 
 /// lvsd: the user-space IPVS Direct-Routing director.
 @main
@@ -31,6 +31,24 @@ struct LVSD: AsyncParsableCommand {
 
     @Option(help: "Maximum connection entries (connections and persistence templates).")
     var maxConnections: Int = 4 << 20
+
+    @Option(help: "SYN-flood defence drop_entry: 0 off, 1 or 2 automatic (engaged while fewer than --amemthresh % of a worker's connection entries are free), 3 always. Engaged, a new connection that finds the table full evicts a half-open (SYN_RECV) or finished (TIME_WAIT, CLOSE) TCP entry instead of being refused; never an ESTABLISHED one.")
+    var dropEntry: Int = 1
+
+    @Option(help: "SYN-flood defence drop_packet: 0 off, 1 or 2 automatic, 3 always. Engaged, one of every N new-connection packets is dropped (N = --am-droprate when 3; automatic: threshold / (threshold - free entries), so all at a full table).")
+    var dropPacket: Int = 0
+
+    @Option(help: "SYN-flood defence secure_tcp: 0 off, 1 or 2 automatic, 3 always. Engaged, a new TCP connection's SYN_RECV entry times out after --secure-tcp-timeout seconds instead of 60.")
+    var secureTcp: Int = 1
+
+    @Option(help: "The automatic defences engage while fewer than PERCENT % (1-99) of a worker's connection entries are free (the kernel: free memory below amemthresh).")
+    var amemthresh: Int = 10
+
+    @Option(help: "drop_packet 3 drops one of every N new-connection packets (2-1000000).")
+    var amDroprate: Int = 10
+
+    @Option(help: "SYN_RECV timeout in seconds (1-60) while secure_tcp is engaged.")
+    var secureTcpTimeout: Int = 3
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -63,6 +81,12 @@ struct LVSD: AsyncParsableCommand {
         // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
         signal(SIGPIPE, SIG_IGN)
         if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
+        // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
+        // lvsd with an XDP or tc program or the nftables table left behind.
+        do { try ProcessSignals.install() } catch {
+            FileHandle.standardError.write(Data("lvsd: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -72,6 +96,8 @@ struct LVSD: AsyncParsableCommand {
         let logger = Logger(label: "lvsd")
         do {
             try await start(logger: logger)
+        } catch let stop as ProcessSignals.StopDuringStartup {
+            logger.notice("lvsd stopped: \(stop); what it had attached was removed")
         } catch {
             logger.critical("lvsd cannot start: \(error)")
             throw ExitCode(1)
@@ -79,6 +105,10 @@ struct LVSD: AsyncParsableCommand {
     }
 
     func start(logger: Logger) async throws {
+        // What start-up attaches is undone, in reverse, if it stops part-way (an error, or
+        // SIGTERM/SIGINT seen at one of the checkpoints between the steps).
+        let undo = StartupUndo()
+        defer { undo.run() }
         guard !interfaces.isEmpty else { throw ServerError("at least one --interface is required") }
         guard geteuid() == 0 else { throw ServerError("lvsd must run as root (packet sockets and nftables)") }
         let rules = try markRules.map { try MarkRuleSyntax.parse($0) }
@@ -86,6 +116,11 @@ struct LVSD: AsyncParsableCommand {
         guard maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(maxConnections)") }
         cfg.connectionCapacity = maxConnections
         cfg.answerNeighbourRequests = !noArp
+        cfg.defense = try defenseConfiguration()
+        // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).
+        let random = try Self.randomWords(3)
+        cfg.hashKey = SipHashKey(k0: random[0], k1: random[1])
+        cfg.seed = random[2]
         let engine = Engine(configuration: cfg)
         let infos = try interfaces.map { try InterfaceInfo.lookup($0) }
         engine.setInterfaces(infos.map { i in
@@ -103,6 +138,7 @@ struct LVSD: AsyncParsableCommand {
                 keepalived = try Self.loadKeepalived(config, logger: logger)
             }
         }
+        try ProcessSignals.checkpoint()
         let probing = dataplane == "auto"
         guard probing || DataPlaneKind(rawValue: dataplane) != nil else {
             throw ServerError("unsupported --dataplane '\(dataplane)' (supported: auto, \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -115,6 +151,9 @@ struct LVSD: AsyncParsableCommand {
         }
         let spin = UInt64(pollSpinUs) * 1000
         let director = try Director(engine: engine, logger: logger)
+        // The workers hold the director unowned: it must outlive them, so the undo steps (which
+        // stop them first) keep it until they have all run.
+        undo.add { withExtendedLifetime(director) {} }
         if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
         director.interfaceNames = interfaces
         director.requestedWorkers = workers
@@ -124,9 +163,12 @@ struct LVSD: AsyncParsableCommand {
             // The default: AF_XDP when the XDP program loads and attaches natively everywhere
             // (generic XDP is slower than packet sockets), else AF_PACKET. Never xdp: its XDP_TX
             // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
+            // (Also AF_PACKET when the --fwmark rules do not fit the BPF programs' trie.)
             do {
+                _ = try XDPMarkMap.entries(for: rules)
                 let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
-                                               allowGeneric: false, spin: spin)
+                                               allowGeneric: false, spin: spin, noARP: noArp)
+                undo.add { plane.stop() }
                 try plane.attach()
                 probeResult = "auto: afxdp (native XDP attached on every interface)"
                 director.prebuiltPlane = plane
@@ -151,7 +193,7 @@ struct LVSD: AsyncParsableCommand {
                 director.prebuiltPlane = nil
             } else {
                 plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
-                                           allowGeneric: true, spin: spin)
+                                           allowGeneric: true, spin: spin, noARP: noArp)
             }
             if let workers, workers > plane.workers.count {
                 logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
@@ -166,20 +208,31 @@ struct LVSD: AsyncParsableCommand {
             var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
             dpConfig.tickInterval = 10_000_000
             dpConfig.spinNanoseconds = spin
-            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject)) { director.makeWorker($0) }
+            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject), noARP: noArp) { director.makeWorker($0) }
             director.fastPathMap = plane.connMap
             director.fastPathKind = "tc"
             for w in director.workers { w.fastPath = plane.connMap }
             dataPlane = .tc(plane)
         }
+        undo.add { dataPlane.stop() }
+        try ProcessSignals.checkpoint()
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
 
         var guardTable: NFTablesGuard?
         if case .afpacket = dataPlane {
             (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
-            guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules))
+            guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules),
+                                                                 marks: Self.activeMarkRules(engine.snapshot(), rules))
+            if let guardTable {
+                undo.add {
+                    do { try guardTable.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
+                }
+            }
         } else {
+            // Every rule must fit the programs' fwmark trie, whichever services come later.
+            do { _ = try XDPMarkMap.entries(for: rules) } catch { throw ServerError("--fwmark with --dataplane \(kind.rawValue): \(error)") }
             try dataPlane.updateVIPs(Self.vipMatches(engine.snapshot(), rules))
+            try dataPlane.updateMarkRules(Self.activeMarkRules(engine.snapshot(), rules))
         }
         let guardLock = NSLock()
         let server = ControlServer(path: socket, director: director, logger: logger) { [guardTable] in
@@ -187,13 +240,18 @@ struct LVSD: AsyncParsableCommand {
             guardLock.lock(); defer { guardLock.unlock() }
             guard case let .snapshot(s) = director.execute(.snapshot) else { return }
             do {
-                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules)) }
-                if guardTable == nil { try dataPlane.updateVIPs(Self.vipMatches(s, rules)) }
+                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules), marks: Self.activeMarkRules(s, rules)) }
+                if guardTable == nil {
+                    try dataPlane.updateVIPs(Self.vipMatches(s, rules))
+                    try dataPlane.updateMarkRules(Self.activeMarkRules(s, rules))
+                }
             } catch {
                 logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
             }
         }
+        try ProcessSignals.checkpoint()
         try dataPlane.start()
+        try ProcessSignals.checkpoint()
         if case let .afxdp(plane) = dataPlane {
             for (info, mode) in zip(plane.interfaces, plane.modes) where mode == .generic {
                 logger.warning("afxdp: native XDP attach failed on \(info.name); running in generic (skb) mode, slower",
@@ -214,6 +272,7 @@ struct LVSD: AsyncParsableCommand {
             let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
             await m.start()
             monitor = m
+            try ProcessSignals.checkpoint()
             logger.info("keepalived.conf applied; health checks running", metadata: [
                 "file": "\(config ?? "")", "virtual_servers": "\(keepalived.virtualServers.count)"])
         }
@@ -233,31 +292,76 @@ struct LVSD: AsyncParsableCommand {
                 }
             }
             try endpoint.start()
+            undo.add { endpoint.stop() }
             metricsEndpoint = endpoint
         }
         try server.start()
         director.serverCounters = [server.counters] + (metricsEndpoint.map { [$0.serverCounters] } ?? [])
+        undo.add { server.stop() }
+        try ProcessSignals.checkpoint()
         logger.info("lvsd ready", metadata: [
             "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
             "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
+            "defense": "drop_entry=\(dropEntry) drop_packet=\(dropPacket) secure_tcp=\(secureTcp) amemthresh=\(amemthresh)%",
             "kernel_guard": "\(kind == .tc ? "tc program (PACKET_OTHERHOST)" : kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
         ])
         let reloadPath = keepalived == nil ? nil : config
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
                                       monitor: monitor, configPath: reloadPath, metrics: metricsEndpoint)
         server.reload = { await service.reload() }
-        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        // Started: from here the service removes what was attached when it stops.
+        undo.disarm()
+        try await service.run()
+    }
+
+    /// The SYN-flood defence settings from the command line; a value out of range is an error naming the flag.
+    func defenseConfiguration() throws -> DefenseConfiguration {
+        func mode(_ value: Int, _ flag: String) throws -> DefenseMode {
+            guard let m = DefenseMode(rawValue: UInt8(clamping: max(0, value))), value >= 0 else {
+                throw ServerError("--\(flag) must be 0 (off), 1 or 2 (automatic) or 3 (always), got \(value)")
+            }
+            return m
+        }
+        var d = DefenseConfiguration()
+        d.dropEntry = try mode(dropEntry, "drop-entry")
+        d.dropPacket = try mode(dropPacket, "drop-packet")
+        d.secureTCP = try mode(secureTcp, "secure-tcp")
+        guard (1...99).contains(amemthresh) else { throw ServerError("--amemthresh must be a percentage from 1 to 99, got \(amemthresh)") }
+        guard (2...1_000_000).contains(amDroprate) else { throw ServerError("--am-droprate must be from 2 to 1000000, got \(amDroprate)") }
+        guard (1...60).contains(secureTcpTimeout) else { throw ServerError("--secure-tcp-timeout must be from 1 to 60 seconds, got \(secureTcpTimeout)") }
+        d.amemthreshPercent = amemthresh
+        d.amDropRate = amDroprate
+        d.secureSynRecvTimeout = UInt32(secureTcpTimeout)
+        return d
+    }
+
+    /// `count` random 64-bit words from getrandom(2), which blocks only until the kernel's pool
+    /// is initialised at boot.
+    static func randomWords(_ count: Int) throws -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: count)
+        try words.withUnsafeMutableBytes { buffer in
+            var filled = 0
+            while filled < buffer.count {
+                let n = getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ServerError("getrandom(2) failed: \(String(cString: strerror(errno)))")
+                }
+                filled += n
+            }
+        }
+        return words
     }
 
     /// The AF_XDP data plane with lvsd's settings (not started).
     static func makeAFXDP(director: Director, object: BPFObject, socketMode: AFXDPSocketMode, allowGeneric: Bool,
-                          spin: UInt64) throws -> AFXDPDataPlane<ShardWorker> {
+                          spin: UInt64, noARP: Bool) throws -> AFXDPDataPlane<ShardWorker> {
         var xConfig = AFXDPConfiguration(interfaces: director.interfaceNames, object: object, workerCount: director.requestedWorkers)
         xConfig.tickInterval = 10_000_000
         xConfig.allowGenericMode = allowGeneric
         xConfig.socket.mode = socketMode
         xConfig.spinNanoseconds = spin
+        xConfig.noARP = noARP
         return try AFXDPDataPlane<ShardWorker>(configuration: xConfig) { director.makeWorker($0) }
     }
 
@@ -304,6 +408,13 @@ struct LVSD: AsyncParsableCommand {
         return out.sorted { $0.description < $1.description }
     }
 
+    /// The fwmark rules whose mark has a service of the rule's family (what the BPF programs must
+    /// hand to lvsd).
+    static func activeMarkRules(_ s: TableSnapshot, _ rules: [MarkRule]) -> [MarkRule] {
+        let services = Set(s.services.filter { $0.key.isFwmark }.map { ServiceKey(fwmark: $0.key.fwmark, ipv6: $0.key.isIPv6) })
+        return rules.filter { services.contains(ServiceKey(fwmark: $0.mark, ipv6: !$0.destination.isIPv4)) }
+    }
+
     /// Reads keepalived.conf, logging its diagnostics; errors (file and line named) refuse it.
     static func loadKeepalived(_ path: String, logger: Logger) throws -> KeepalivedConfig {
         let (config, diagnostics) = try KeepalivedLoader.load(path: path)
@@ -339,7 +450,8 @@ struct LVSD: AsyncParsableCommand {
 }
 
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
-/// SIGHUP re-reads keepalived.conf and applies only the difference.
+/// SIGHUP re-reads keepalived.conf and applies only the difference; one that came during
+/// start-up is applied as soon as lvsd runs (before a SIGTERM that came after it).
 struct DirectorService: Service, @unchecked Sendable {
     let director: Director
     let dataPlane: AnyDataPlane
@@ -368,15 +480,21 @@ struct DirectorService: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    logger.info("SIGHUP: reloading")
-                    _ = await reload()
-                }
+        let signals = ProcessSignals.events()
+        /// Applies what the signals asked for; true when lvsd must stop.
+        func handleSignals() async -> Bool {
+            if ProcessSignals.takeReload() {
+                logger.info("SIGHUP: reloading")
+                _ = await reload()
             }
-            try? await gracefulShutdown()
-            group.cancelAll()
+            if let s = ProcessSignals.stopSignal {
+                logger.info("\(ProcessSignals.name(s)): stopping")
+                return true
+            }
+            return false
+        }
+        if !(await handleSignals()) {
+            for await _ in signals where await handleSignals() { break }
         }
         logger.info("lvsd stopping")
         await monitor?.stop()
@@ -458,6 +576,14 @@ enum AnyDataPlane: @unchecked Sendable {
         }
     }
 
+    func updateMarkRules(_ rules: [MarkRule]) throws {
+        switch self {
+        case .afpacket: break
+        case .afxdp(let p): try p.updateMarkRules(rules)
+        case .tc(let p): try p.updateMarkRules(rules)
+        }
+    }
+
     /// Lines for `lvsadm daemon status` (the first one names the backend).
     var status: [String] {
         switch self {
@@ -473,5 +599,21 @@ enum AnyDataPlane: @unchecked Sendable {
                     "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))",
                     "BPF object: \(p.programs.first?.objectName ?? "none")"]
         }
+    }
+}
+
+/// The undo steps of a start-up in progress, run in reverse order unless start-up completed.
+final class StartupUndo: @unchecked Sendable {
+    private var steps: [() -> Void] = []
+    private var armed = true
+
+    func add(_ step: @escaping () -> Void) { steps.append(step) }
+    /// Start-up completed: the running service owns the clean-up now.
+    func disarm() { armed = false }
+
+    func run() {
+        guard armed else { return }
+        armed = false
+        for step in steps.reversed() { step() }
     }
 }

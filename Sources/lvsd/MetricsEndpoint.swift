@@ -153,6 +153,26 @@ final class MetricsEndpoint: @unchecked Sendable {
         total("lvs_forwarded_packets_total", [], c.forwarded)
         total("lvs_passed_packets_total", [], c.passed)
         for r in DropReason.allCases { total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
+        for r in NeighbourIgnoreReason.allCases {
+            total("lvs_neighbour_not_learnt_total", [("reason", r.description)], c.neighbourIgnored[Int(r.rawValue)])
+        }
+        let sync = engine.syncCounters
+        total("lvs_sync_datagrams_total", [], UInt64(sync.received))
+        total("lvs_sync_datagrams_dropped_total", [], UInt64(sync.dropped))
+        for (result, n) in [("applied", sync.applied), ("skipped", sync.skipped), ("unbound", sync.unbound),
+                            ("served-locally", sync.servedLocally), ("template-limit", sync.templateLimit),
+                            ("table-full", sync.tableFull)] {
+            total("lvs_sync_entries_total", [("result", result)], UInt64(n))
+        }
+        total("lvs_sync_entries_clamped_total", [], UInt64(sync.clamped))
+        gauge("lvs_sync_templates", [], Double(engine.syncedTemplates.count))
+        total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
+        total("lvs_defense_template_evictions_total", [("strategy", "drop_entry")], c.dropEntryTemplateEvictions)
+        total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)
+        let defense = engine.defenseStatus
+        gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
+        gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
+        gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
         if let healthState {
             let box = HealthBox()
             let done = DispatchSemaphore(value: 0)

@@ -1,3 +1,4 @@
+import CLVSShim
 import Dispatch
 import Foundation
 import Glibc
@@ -138,7 +139,7 @@ final class SyncDaemons: @unchecked Sendable {
 
     /// The master's socket: multicast out of the interface, TTL, loop off, DF off, bound to its address.
     static func senderSocket(_ info: InterfaceInfo, _ c: SyncDaemonSnapshot) throws -> Int32 {
-        let fd = Glibc.socket(AF_INET, 2 /* SOCK_DGRAM */, 0)
+        let fd = Glibc.socket(AF_INET, 2 /* SOCK_DGRAM */ | clvs_sock_cloexec, 0)
         try check(fd, "socket(AF_INET, SOCK_DGRAM)")
         do {
             var mreq = ip_mreqn()
@@ -158,7 +159,7 @@ final class SyncDaemons: @unchecked Sendable {
 
     /// The backup's socket: bound to the group and port on the interface, member of the group there.
     static func receiverSocket(_ info: InterfaceInfo, _ c: SyncDaemonSnapshot, group: IPAddress) throws -> Int32 {
-        let fd = Glibc.socket(AF_INET, 2 /* SOCK_DGRAM */, 0)
+        let fd = Glibc.socket(AF_INET, 2 /* SOCK_DGRAM */ | clvs_sock_cloexec, 0)
         try check(fd, "socket(AF_INET, SOCK_DGRAM)")
         do {
             try setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")

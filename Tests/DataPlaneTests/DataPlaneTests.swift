@@ -79,4 +79,25 @@ final class DataPlaneTests: XCTestCase {
         let update = NFTablesGuard.elements(table: "lvsd_42", vips: [], flush: true)
         XCTAssertEqual(update.split(separator: "\n").count, 4)
     }
+
+    /// The afpacket guard drops what the active fwmark rules match (issue 13 item 2): a prefix
+    /// with a port range, a single port, no protocol, IPv6; one rule per fwmark rule and interface.
+    func testRulesetFwmarkRules() {
+        let marks = [
+            MarkRule(destination: IPAddress("203.0.113.9")!, prefixLength: 24, proto: .tcp, portLow: 80, portHigh: 81, mark: 1),
+            MarkRule(destination: IPAddress("203.0.113.128")!, prefixLength: 25, proto: .udp, portLow: 53, portHigh: 53, mark: 1),
+            MarkRule(destination: IPAddress("198.51.100.7")!, prefixLength: 32, proto: nil, mark: 2),
+            MarkRule(destination: IPAddress("2001:db8:5::")!, prefixLength: 48, proto: .tcp, portLow: 443, portHigh: 443, mark: 3),
+        ]
+        let text = NFTablesGuard.ruleset(table: "lvsd_42", interfaces: ["eth0", "eth1"], vips: [], marks: marks)
+        XCTAssertTrue(text.contains("chain marks1 {"), text)
+        for i in 0..<2 {
+            XCTAssertTrue(text.contains("add rule netdev lvsd_42 marks\(i) ip daddr 203.0.113.0/24 meta l4proto 6 th dport 80-81 counter drop"), text)
+            XCTAssertTrue(text.contains("add rule netdev lvsd_42 marks\(i) ip daddr 203.0.113.128/25 meta l4proto 17 th dport 53 counter drop"), text)
+            XCTAssertTrue(text.contains("add rule netdev lvsd_42 marks\(i) ip daddr 198.51.100.7/32 meta l4proto { 6, 17, 132 } counter drop"), text)
+            XCTAssertTrue(text.contains("add rule netdev lvsd_42 marks\(i) ip6 daddr 2001:db8:5::/48 meta l4proto 6 th dport 443 counter drop"), text)
+        }
+        let update = NFTablesGuard.markRules(table: "lvsd_42", interfaceCount: 2, marks: [], flush: true)
+        XCTAssertEqual(update, "flush chain netdev lvsd_42 marks0\nflush chain netdev lvsd_42 marks1\n")
+    }
 }

@@ -290,6 +290,37 @@ private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
         }
     }
 
+    /// keepalived 2.2.7 (lib/parser.c) exits 2 when a keyword's value is not on its line; the
+    /// message names the file and line and uses keepalived's wording, also inside the blocks
+    /// we parse but do not apply (the value on the next line is no excuse).
+    @Test func missingParameterOnItsLineIsFatalWithKeepalivedsMessage() {
+        func fatal(_ text: String) -> KeepalivedLoadError? {
+            do { _ = try parse(text); return nil } catch let e as KeepalivedLoadError { return e } catch { return nil }
+        }
+        let vrrp = fatal("""
+        global_defs {
+            router_id e2e
+        }
+        vrrp_instance VI_1 {
+            state MASTER
+            lvs_sync_daemon_interface
+                eth1
+            virtual_router_id 51
+        }
+        virtual_server 10.0.0.1 80 { protocol TCP
+        real_server 10.0.0.2 80 { } }
+        """)
+        #expect(vrrp?.message == "keepalived.conf:6: *** Configuration line starting `lvs_sync_daemon_interface` is missing a parameter after keyword `lvs_sync_daemon_interface` at word position 2")
+        let global = fatal("global_defs {\n    vrrp_mcast_group4\n    lvs_sync_daemon\n}\n")
+        #expect(global?.message == "keepalived.conf:2: *** Configuration line starting `vrrp_mcast_group4` is missing a parameter after keyword `vrrp_mcast_group4` at word position 2")
+        #expect(global?.diagnostics.map(\.description).contains("keepalived.conf:3: *** Configuration line starting `lvs_sync_daemon` is missing a parameter after keyword `lvs_sync_daemon` at word position 2") == true)
+        let vs = fatal("virtual_server 10.0.0.1 80 {\n    lb_algo\n}\n")
+        #expect(vs?.message == "keepalived.conf:2: *** Configuration line starting `lb_algo` is missing a parameter after keyword `lb_algo` at word position 2")
+        #expect(KeepalivedParser.missingParameterMessage(words: ["a", "b"], index: 2) == "*** Configuration line starting `a` is missing a parameter after keyword `b` at word position 3")
+        // Keywords without a value are not affected.
+        #expect(fatal("vrrp_instance VI_1 {\n    nopreempt\n    interface eth0\n}\n") == nil)
+    }
+
     @Test func vrrpBlocksAreReportedNotApplied() throws {
         let (c, d) = try parse("""
         vrrp_script chk { script "/bin/true" }

@@ -23,6 +23,33 @@ import Testing
         #expect(f6.kind == .ipv6 && f6.proto == 6 && f6.destinationPort == 80 && f6.tcpFlags == TCPFlag.syn)
     }
 
+    /// `frame` (untagged) with VLAN tags inserted after the MAC addresses, outermost first.
+    static func tagged(_ frame: [UInt8], _ tpids: [UInt16]) -> [UInt8] {
+        var tags: [UInt8] = []
+        for (i, tpid) in tpids.enumerated() { tags += [UInt8(tpid >> 8), UInt8(tpid & 0xFF), 0x00, UInt8(10 + i)] }
+        return Array(frame[0..<12]) + tags + Array(frame[12...])
+    }
+
+    /// QinQ (issue 13 item 12a): an 802.1ad outer tag with an 802.1Q inner one, two 802.1Q tags, and
+    /// a single 802.1ad tag parse as tagged IPv4 (the BPF program redirects the same stacks:
+    /// DataPlaneTests' BPFProgramTests checks that it agrees); three tags, or an 802.1ad inner
+    /// tag, are not lvsd's (`.other`, so the kernel's).
+    @Test func parsesQinQ() {
+        let plain = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 80, flags: TCPFlag.syn)
+        for (tpids, l3) in [([UInt16(0x88A8), 0x8100], 22), ([0x8100, 0x8100], 22), ([0x88A8], 18), ([0x8100], 18)] {
+            let f = Self.tagged(plain, tpids).withUnsafeBytes { FrameParser.parse($0) }
+            #expect(f.kind == .ipv4 && f.vlanTagged && f.l3Offset == l3 && f.destinationPort == 80 && f.tcpFlags == TCPFlag.syn,
+                    "tags \(tpids)")
+        }
+        for tpids in [[UInt16(0x88A8), 0x8100, 0x8100], [0x8100, 0x88A8], [0x88A8, 0x88A8]] {
+            let f = Self.tagged(plain, tpids).withUnsafeBytes { FrameParser.parse($0) }
+            #expect(f.kind == .other, "tags \(tpids)")
+        }
+        let arp = Self.tagged(FrameBuilder.arpRequest(senderIP: "10.0.0.1", targetIP: "10.0.0.2"), [0x88A8, 0x8100])
+        let fa = arp.withUnsafeBytes { FrameParser.parse($0) }
+        #expect(fa.kind == .arp && fa.l3Offset == 22 && fa.destination == IPAddress("10.0.0.2")!)
+    }
+
     @Test func fragments() {
         let first = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.ack, moreFragments: true)
         let later = FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: 0, payload: 16, fragmentOffset: 3)
@@ -37,6 +64,7 @@ import Testing
         let frames = [
             FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn, payload: 10),
             FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn, vlan: true),
+            Self.tagged(FrameBuilder.ipv4TCP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 2, flags: TCPFlag.syn), [0x88A8, 0x8100]),
             FrameBuilder.ipv4UDP(src: "10.0.0.1", sport: 1, dst: "10.0.0.2", dport: 53),
             FrameBuilder.ipv6TCP(src: "2001:db8::1", sport: 1, dst: "2001:db8::2", dport: 2, flags: TCPFlag.syn, hopByHop: true),
             FrameBuilder.arpRequest(senderIP: "10.0.0.1", targetIP: "10.0.0.2"),

@@ -3,7 +3,8 @@
 # an unknown keyword is an error naming file:line, exit 5; a keyword missing
 # its parameter is fatal, exit 2; `include` with a glob matching two files
 # (relative to the including file) is valid and loads both; a vrrp_instance
-# block gives a warning that VRRP is not applied, exit 0. No lab needed.
+# block gives a warning that VRRP is not applied, exit 0; a keyword whose value is
+# on the next line is fatal with keepalived's message, exit 2. No lab needed.
 source "$(dirname "$0")/lib.sh"
 
 require_lvs_bins
@@ -116,4 +117,16 @@ assert_eq 0 "$rc" "vrrp_instance: exit status"
 assert_match "$err" "vrrp\\.conf:4:[^"$'\n'"]*[Ww]arning[^"$'\n'"]*VRRP|vrrp\\.conf:4:[^"$'\n'"]*VRRP[^"$'\n'"]*[Ww]arning" "vrrp_instance: a warning at its line that VRRP is not applied"
 assert_match "$err$out" 'not (applied|implemented)' "vrrp_instance: says VRRP is not applied"
 assert_match "$out" '1 virtual servers' "vrrp_instance: the virtual server is still loaded"
+
+# 6. a value on the next line, not on its keyword's line (keepalived 2.2.7 exits 2 with
+#    "missing a parameter after keyword ... at word position 2"), also in a block not applied
+{
+    printf 'global_defs {\n    router_id e2e\n}\n'
+    printf 'vrrp_instance VI_1 {\n    state MASTER\n    lvs_sync_daemon_interface\n        eth1\n    virtual_router_id 51\n}\n'
+    vs 192.168.1.100
+} >"$tmp/nextline.conf"
+assert_eq "    lvs_sync_daemon_interface" "$(sed -n 6p "$tmp/nextline.conf")" "line 6 holds the keyword without its value (test setup)"
+check "$tmp/nextline.conf"
+assert_eq 2 "$rc" "value on the next line: exit status"
+assert_match "$err" "$tmp/nextline\\.conf:6:[^"$'\n'"]*missing a parameter after keyword .lvs_sync_daemon_interface. at word position 2" "value on the next line: keepalived's message naming file:line"
 e2e_log "PASS"

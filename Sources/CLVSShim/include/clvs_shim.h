@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/random.h>
 #include <linux/if_packet.h>
 #include <linux/if_ether.h>
 #include <linux/virtio_net.h>
@@ -105,7 +106,33 @@ int clvs_packet_open_sender(void);
 /// Sends one complete Ethernet frame out of interface `ifindex`.
 long clvs_packet_sendto(int fd, int ifindex, const void *frame, size_t len);
 
+/// accept(2) with the new descriptor close-on-exec (accept4 is not visible to Swift).
+int clvs_accept_cloexec(int fd);
+/// SOCK_CLOEXEC, for socket(2)'s type argument.
+static const int clvs_sock_cloexec = SOCK_CLOEXEC;
+
 /// The uid of the peer of a connected Unix socket, or -1.
 long clvs_peer_uid(int fd);
+
+// ---- process signals (lvsd) ----------------------------------------------------------------
+
+/// Installs lvsd's signal dispositions: SIGHUP, SIGTERM and SIGINT only record that they came
+/// (async-signal-safe: an atomic and one byte written to a self-pipe, SA_RESTART); SIGPIPE is
+/// ignored. Idempotent. Returns the self-pipe's read end (O_CLOEXEC), or -1 with errno set.
+int clvs_signals_install(void);
+/// SIGHUPs received since the last call (the count is reset to 0).
+unsigned clvs_signals_take_hup(void);
+/// The first SIGTERM or SIGINT received (its number), or 0.
+int clvs_signals_stop_signal(void);
+
+// ---- scripts ---------------------------------------------------------------------------------
+
+/// Starts `path` with `argv` and `envp` in a child (working directory /): in its own process group when `new_group`,
+/// as `uid`:`gid` with `gid` its only group when `set_ids`, every signal at its default and
+/// unblocked, and every descriptor above 2 closed at exec. Returns the pid, or -errno (fork,
+/// setting the ids or exec failed; the child is then reaped).
+int clvs_spawn(const char *_Nonnull path, char *_Nullable const *_Nonnull argv, char *_Nullable const *_Nonnull envp,
+               uint32_t uid, uint32_t gid,
+               int set_ids, int new_group);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include <stdint.h>
 #include <stddef.h>
+#include "clvs_xdp_maps.h"
 
 #pragma clang assume_nonnull begin
 
@@ -116,6 +117,9 @@ struct clvs_xdp_prog {
     int vips_fd;
     int conns_fd;    /* the fast path's connection map (`lvsd --dataplane xdp` and `tc`) */
     int stats_fd;    /* its per-destination counters (`dest_stats`, per CPU) */
+    int marks_fd;    /* the fwmark rules' LPM trie (`mark_prefixes`) */
+    int settings_fd; /* lvsd's settings (`settings`: struct clvs_xdp_settings) */
+    int counters_fd; /* frames per enum clvs_xdp_stat (`stats`, per CPU) */
     int ifindex;     /* attached to, 0 = not attached */
     uint32_t mode;   /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE once attached */
     int tc_ifindex;  /* the tc program is attached to its clsact ingress, 0 = not */
@@ -127,11 +131,11 @@ struct clvs_xdp_prog {
 #define CLVS_PROG_TC 2
 
 /* Opens the ELF object in `object` (`size` bytes; `name` for messages) and loads the programs named
- * by `programs` (CLVS_PROG_*). With `shared_vips_fd` >= 0 the object uses that VIP map instead of
- * its own (one VIP map for every interface), likewise `shared_conns_fd` and `shared_stats_fd`.
- * 0 or -errno. */
+ * by `programs` (CLVS_PROG_*). With `shared` (an object loaded before) the object uses its maps
+ * (VIPs, connections, destination counters, fwmark rules, settings, counters) instead of its own:
+ * one of each for every interface. 0 or -errno. */
 int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, const char *name, int programs,
-                  int shared_vips_fd, int shared_conns_fd, int shared_stats_fd, char *err, size_t errlen);
+                  const struct clvs_xdp_prog *_Nullable shared, char *err, size_t errlen);
 /* Attaches in native mode, else (when `allow_generic`) in generic/skb mode; sets p->mode.
  * Replaces an earlier lvsd program (a stale one of a killed lvsd), refuses anybody else's. */
 int clvs_xdp_attach(struct clvs_xdp_prog *p, int ifindex, int allow_generic, char *err, size_t errlen);
@@ -150,6 +154,17 @@ void clvs_tc_detach(struct clvs_xdp_prog *p);
 
 /* VIP map element: family 4 or 6, address in network order (4 or 16 bytes), port host order. */
 int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present);
+
+/* fwmark trie entry (`mark_prefixes`): inserts or replaces `k` with `v`, or deletes `k` when `v` is
+ * NULL (a missing entry is not an error). 0 or -errno (-E2BIG/-ENOMEM: the trie is full). */
+int clvs_mark_set(int marks_fd, const struct clvs_mark_key *k, const struct clvs_mark_value *_Nullable v);
+/* Writes the settings element (flags: CLVS_SETTING_*). 0 or -errno. */
+int clvs_settings_set(int settings_fd, uint32_t flags);
+/* The programs' frame counters (`stats`), summed over the CPUs, into out[CLVS_STAT_COUNT]. 0 or -errno. */
+int clvs_xdp_counters_read(int counters_fd, uint64_t *out);
+/* Runs program `prog_fd` once on `frame` (BPF_PROG_TEST_RUN; nothing is sent anywhere) and stores
+ * its return value (the XDP action, or the tc action). 0 or -errno. For tests. */
+int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval);
 
 /* ---- the fast path's connection map (must match bpf/lvs_xdp.c) ---- */
 
@@ -211,7 +226,8 @@ int clvs_if_rx_queues(const char *ifname);
 int clvs_neighbour_tap_open(int ifindex);
 
 /* Completes a TCP/UDP checksum left as CHECKSUM_PARTIAL by the sender (the field holds only the
- * pseudo-header sum): 1 when rewritten, 0 otherwise. Ethernet frame, one VLAN tag allowed. */
+ * pseudo-header sum): 1 when rewritten, 0 otherwise. Ethernet frame, VLAN tags as lvsd's parser
+ * reads them (an 802.1Q or 802.1ad tag, then optionally an 802.1Q tag). */
 int clvs_complete_l4_checksum(uint8_t *frame, uint32_t len);
 
 #pragma clang assume_nonnull end

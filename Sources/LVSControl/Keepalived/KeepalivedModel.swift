@@ -47,6 +47,9 @@ public struct KeepalivedGlobals: Sendable, Equatable {
     public var rsInitNotifies = false
     public var enableScriptSecurity = false
     public var scriptUser: [String]?
+    /// Who runs notify and quorum scripts (and MISC_CHECKs without `user`), resolved from
+    /// `script_user` when the checkers start (`ScriptSecurity.prepare`); nil: nobody may.
+    public var scriptRunAs: ScriptIdentity?
     public init() {}
 }
 
@@ -169,6 +172,8 @@ public struct KeepalivedChecker: Sendable, Hashable {
     public var miscTimeout: Duration?
     public var miscDynamic = false
     public var user: [String]?
+    /// MISC_CHECK: who runs the script, resolved by `ScriptSecurity.prepare`.
+    public var runAs: ScriptIdentity?
 
     public init(kind: CheckerKind) { self.kind = kind }
 }

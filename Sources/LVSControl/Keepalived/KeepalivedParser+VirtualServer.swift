@@ -345,7 +345,6 @@ extension KeepalivedParser {
             case "user" where kind == .misc:
                 if arg(l) != nil {
                     c.user = Array(l.words.dropFirst())
-                    warn(l, "MISC_CHECK user ignored - scripts run as lvsd's user")
                 }
             default:
                 unknown(l, in: h.keyword)

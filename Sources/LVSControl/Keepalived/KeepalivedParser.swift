@@ -44,6 +44,24 @@ struct KeepalivedParser {
         "linkbeat_interfaces", "garp_group", "vrrp_track_process", "track_process", "bfd_instance",
         "net_namespace", "use_pid_dir", "instance",
     ]
+    /// Keywords of blocks and settings we parse but do not apply whose keepalived 2.2.7 handler
+    /// reads its first parameter unconditionally, so a bare one is fatal there (vrrp_parser.c,
+    /// global_parser.c): we report it the same way instead of skipping it silently.
+    static let ignoredKeywordsNeedingValue: Set<String> = [
+        // vrrp_instance, vrrp_script, vrrp_sync_group
+        "advert_int", "auth_pass", "auth_type", "debug", "down_timer_adverts", "fall", "garp_interval",
+        "garp_lower_prio_delay", "garp_lower_prio_repeat", "garp_master_delay", "garp_master_refresh",
+        "garp_master_refresh_repeat", "garp_master_repeat", "gna_interval", "interface", "interval",
+        "lvs_sync_daemon_interface", "mcast_dst_ip", "mcast_src_ip", "notify", "notify_backup", "notify_fault",
+        "notify_master", "notify_master_rx_lower_pri", "notify_stop", "preempt_delay", "priority", "quorum",
+        "quorum_max", "rise", "state", "timeout", "unicast_ttl", "version", "virtual_router_id", "vrf",
+        // global_defs
+        "checker_process_name", "nftables_priority", "smtp_connect_timeout", "vrrp_down_timer_adverts",
+        "vrrp_garp_interval", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat", "vrrp_garp_master_delay",
+        "vrrp_garp_master_refresh", "vrrp_garp_master_refresh_repeat", "vrrp_garp_master_repeat",
+        "vrrp_gna_interval", "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_process_name", "vrrp_startup_delay",
+        "vrrp_version",
+    ]
     /// Keywords old configurations still carry: ignored with a warning instead of an error (§6).
     static let legacy: Set<String> = ["lvs_id", "nat_mask", "net_mask"]
     static let unsupportedCheckers: Set<String> = ["SMTP_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK"]
@@ -97,6 +115,17 @@ struct KeepalivedParser {
         return nil
     }
 
+    /// Skips a balanced `{ … }` if one follows, reporting a keyword of `ignoredKeywordsNeedingValue`
+    /// without its value as keepalived does (fatal).
+    mutating func skipIgnoredBlockIfAny() {
+        guard i < lines.count, lines[i].isOpen else { return }
+        let start = i
+        skipBlockIfAny()
+        for l in lines[start..<i] where !l.isOpen && !l.isClose {
+            if l.words.count < 2, Self.ignoredKeywordsNeedingValue.contains(l.keyword) { missingParameter(l, at: 1) }
+        }
+    }
+
     /// Skips a balanced `{ … }` if one follows.
     mutating func skipBlockIfAny() {
         guard i < lines.count, lines[i].isOpen else { return }
@@ -114,10 +143,25 @@ struct KeepalivedParser {
     /// Argument `n`; a missing one is fatal, as in keepalived.
     mutating func arg(_ l: KeepalivedLine, _ n: Int = 1) -> String? {
         if n < l.words.count { return l.words[n] }
-        let d = KeepalivedDiagnostic(.error, file: l.file, line: l.line, "missing a parameter after keyword '\(l.keyword)'")
+        missingParameter(l, at: n)
+        return nil
+    }
+
+    /// keepalived 2.2.7's fatal error for a keyword whose value is not on its line (lib/parser.c
+    /// null_strvec); word positions count from 1, so the first parameter is word position 2.
+    mutating func missingParameter(_ l: KeepalivedLine, at n: Int) {
+        let message = Self.missingParameterMessage(words: l.words, index: n)
+        let d = KeepalivedDiagnostic(.error, file: l.file, line: l.line, message)
         diagnostics.append(d)
         if fatal == nil { fatal = d }
-        return nil
+    }
+
+    static func missingParameterMessage(words: [String], index n: Int) -> String {
+        let first = words.first ?? "***MISSING ***"
+        if n > 0, n - 1 < words.count {
+            return "*** Configuration line starting `\(first)` is missing a parameter after keyword `\(words[n - 1])` at word position \(n + 1)"
+        }
+        return "*** Configuration line starting `\(first)` is missing a parameter at word position \(n + 1)"
     }
 
     /// `<BOOL>`: optional, bare keyword means true.
@@ -207,7 +251,7 @@ struct KeepalivedParser {
     mutating func script(_ l: KeepalivedLine) -> String? {
         let words = KeepalivedLexer.shellWords(rest(of: l))
         guard let cmd = words.first else { _ = arg(l); return nil }
-        if words.count > 1 { warn(l, "'\(l.keyword)': user/group '\(words.dropFirst().joined(separator: " "))' ignored - scripts run as lvsd's user") }
+        if words.count > 1 { warn(l, "'\(l.keyword)': user/group '\(words.dropFirst().joined(separator: " "))' ignored - notify and quorum scripts run as script_user (global_defs)") }
         return cmd
     }
 
@@ -269,7 +313,7 @@ struct KeepalivedParser {
                 config.ignoredBlocks.append(.init(keyword: l.keyword, name: l.words.count > 1 ? l.words[1] : nil, file: l.file, line: l.line))
                 let what = l.words.prefix(2).joined(separator: " ")
                 warn(l, "\(what) parsed but not applied (\(Self.vrrpBlocks.contains(l.keyword) ? "VRRP is not implemented" : "not supported by swift-lvs"))")
-                if i < lines.count, lines[i].isOpen { skipBlockIfAny() } else if Self.vrrpBlocks.contains(l.keyword) {
+                if i < lines.count, lines[i].isOpen { skipIgnoredBlockIfAny() } else if Self.vrrpBlocks.contains(l.keyword) {
                     error(l, "Missing '{' at beginning of configuration block '\(l.keyword)'")
                 }
             case "}":
@@ -316,6 +360,7 @@ struct KeepalivedParser {
             case _ where l.keyword.hasPrefix("vrrp_") || l.keyword.hasPrefix("smtp_") || l.keyword.hasPrefix("snmp_") || l.keyword.hasPrefix("notify_fifo") || l.keyword.hasPrefix("lvs_notify_fifo") || l.keyword.hasPrefix("enable_") || l.keyword.hasPrefix("max_auto_priority")
                 || ["notification_email_from", "no_checker_emails", "dynamic_interfaces", "process_names", "startup_script", "shutdown_script", "umask", "nftables", "nftables_priority", "nftables_ifindex", "checker_process_name", "vrrp_process_name", "script_timeout", "router_id"].contains(l.keyword):
                 // Accepted: alerting, VRRP and process settings we do not apply.
+                if l.words.count < 2, Self.ignoredKeywordsNeedingValue.contains(l.keyword) { missingParameter(l, at: 1) }
                 skipBlockIfAny()
             default:
                 unknown(l, in: "global_defs")

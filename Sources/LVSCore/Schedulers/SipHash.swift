@@ -39,3 +39,52 @@ extension UInt64 {
     sipRound(&v0, &v1, &v2, &v3)
     return UInt32(truncatingIfNeeded: (v0 ^ v1) ^ (v2 ^ v3))
 }
+
+extension SipHashKey {
+    /// SipHash-1-3 of a message given as whole 64-bit words `m` and the final word `last` (the
+    /// message length in bytes in its top byte, the remaining bytes below it), as `hsiphash` does on
+    /// 64-bit machines; the full 64-bit result. The caller packs its fields without overlap, so
+    /// distinct inputs are distinct messages and only the key decides where they land.
+    @inlinable @inline(__always)
+    func sipHash13(_ m0: UInt64, last: UInt64) -> UInt64 {
+        var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
+        var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
+        var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0
+        var v3: UInt64 = 0x7465_6462_7974_6573 ^ k1
+        v3 ^= m0; sipRound(&v0, &v1, &v2, &v3); v0 ^= m0
+        v3 ^= last; sipRound(&v0, &v1, &v2, &v3); v0 ^= last
+        v2 ^= 0xff
+        sipRound(&v0, &v1, &v2, &v3)
+        sipRound(&v0, &v1, &v2, &v3)
+        sipRound(&v0, &v1, &v2, &v3)
+        return (v0 ^ v1) ^ (v2 ^ v3)
+    }
+
+    /// SipHash-1-3 of three whole words and the final word (see the two-word form).
+    @inlinable @inline(__always)
+    func sipHash13(_ m0: UInt64, _ m1: UInt64, _ m2: UInt64, last: UInt64) -> UInt64 {
+        var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
+        var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
+        var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0
+        var v3: UInt64 = 0x7465_6462_7974_6573 ^ k1
+        v3 ^= m0; sipRound(&v0, &v1, &v2, &v3); v0 ^= m0
+        v3 ^= m1; sipRound(&v0, &v1, &v2, &v3); v0 ^= m1
+        v3 ^= m2; sipRound(&v0, &v1, &v2, &v3); v0 ^= m2
+        v3 ^= last; sipRound(&v0, &v1, &v2, &v3); v0 ^= last
+        v2 ^= 0xff
+        sipRound(&v0, &v1, &v2, &v3)
+        sipRound(&v0, &v1, &v2, &v3)
+        sipRound(&v0, &v1, &v2, &v3)
+        return (v0 ^ v1) ^ (v2 ^ v3)
+    }
+
+    /// A key for table number `index` derived from this one (each hashed table gets its own).
+    public func derived(_ index: UInt64) -> SipHashKey {
+        let salt = (index &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        return SipHashKey(k0: k0 ^ salt, k1: k1 ^ salt.rotatedLeft(29) ^ 0xD1B5_4A32_D192_ED03)
+    }
+
+    /// The fixed key tests and benchmarks use unless they inject another; lvsd replaces it with
+    /// 16 bytes from getrandom(2) at start.
+    public static let fixedDefault = SipHashKey(k0: 0x5EED_CAFE_F00D_0001, k1: 0x0123_4567_89AB_CDEF)
+}

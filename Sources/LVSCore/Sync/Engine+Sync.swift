@@ -32,13 +32,48 @@ final class SyncMasterState {
     }
 }
 
-/// Counters of the sync daemons (for status and tests).
+/// Counters of the backup sync daemon (for status, metrics and tests): per datagram from
+/// `applySync`, cumulative from `Engine.syncCounters`.
 public struct SyncCounters: Sendable, Hashable {
+    /// Datagrams received while the backup daemon ran.
     public var received = 0
+    /// Entries kept (inserted or updated).
     public var applied = 0
+    /// Entries the decoder skipped (bad flags, protocol, state or option).
     public var skipped = 0
+    /// Entries no local service takes (templates: no local persistent service).
     public var unbound = 0
+    /// Datagrams dropped whole (bad header, syncid).
     public var dropped = 0
+    /// Entries kept with a shorter timeout: a template's is at most its service's persistence
+    /// timeout, a connection's at most the local timeout of its state.
+    public var clamped = 0
+    /// Updates ignored because a worker already serves the connection (adopted or its own).
+    public var servedLocally = 0
+    /// New templates refused because synced templates hold their share of the template table.
+    public var templateLimit = 0
+    /// New connections refused because the table of synced connections is full.
+    public var tableFull = 0
+
+    public init() {}
+
+    mutating func add(_ o: SyncCounters) {
+        received += o.received; applied += o.applied; skipped += o.skipped; unbound += o.unbound
+        dropped += o.dropped; clamped += o.clamped; servedLocally += o.servedLocally
+        templateLimit += o.templateLimit; tableFull += o.tableFull
+    }
+
+    /// (name, value) pairs for status lines and metrics labels.
+    public var named: [(String, Int)] {
+        [("received", received), ("applied", applied), ("skipped", skipped), ("unbound", unbound), ("dropped", dropped),
+         ("clamped", clamped), ("served-locally", servedLocally), ("template-limit", templateLimit), ("table-full", tableFull)]
+    }
+}
+
+extension ConnectionEntry {
+    /// Template only (whose state bits are otherwise 0): created by the backup sync daemon and
+    /// not yet used by a local client; counted in `Engine.syncedTemplateCount`.
+    static let flagSyncedTemplate: UInt8 = 0x01
 }
 
 /// The sending rule's constants (sysctl sync_threshold "3 50").
@@ -208,10 +243,31 @@ extension Engine {
         counts.received = 1
         counts.skipped = dg.skipped
         if dg.error != nil && dg.entries.isEmpty { counts.dropped = 1 }
-        for c in dg.entries {
-            if applySyncEntry(c, tick: t) { counts.applied += 1 } else { counts.unbound += 1 }
-        }
+        for c in dg.entries { applySyncEntry(c, tick: t, &counts) }
+        syncTotals.add(counts)
         return counts
+    }
+
+    /// What the backup daemon did with every entry it received since lvsd started.
+    public var syncCounters: SyncCounters { lock.withLock { syncTotals } }
+
+    /// Synced templates now in the template table, and the most it may hold of them.
+    public var syncedTemplates: (count: Int, limit: Int) { lock.withLock { (syncedTemplateCount, syncedTemplateLimit) } }
+
+    /// The bound on templates created by the backup daemon: their share of the template table.
+    var syncedTemplateLimit: Int { templates.capacity * max(0, min(100, configuration.syncedTemplatePercent)) / 100 }
+
+    /// A template stops counting as synced when a local client uses it or it goes. Under the lock.
+    func releaseSyncedTemplate(_ index: UInt32) {
+        guard templates[index].stateFlags & ConnectionEntry.flagSyncedTemplate != 0 else { return }
+        templates[index].stateFlags &= ~ConnectionEntry.flagSyncedTemplate
+        syncedTemplateCount -= 1
+    }
+
+    /// Whether a worker's table holds this connection (adopted from sync, or its own). Shards'
+    /// hash chains change only under the lock, so the lookup is safe here. Under the lock.
+    func servedByShard(_ key: ConnectionKey) -> Bool {
+        shards.contains { $0.table.lookup(key, template: false) != nil }
     }
 
     @discardableResult
@@ -234,27 +290,47 @@ extension Engine {
         return nil
     }
 
-    /// One received entry; false when no local destination takes it (it is not kept).
-    func applySyncEntry(_ c: SyncConnection, tick t: UInt32) -> Bool {
-        guard let slot = syncDestination(c) else { return false }
+    /// One received entry, counted in `counts`. Bounds what a sender (anyone on the segment, as
+    /// with the kernel) can do: timeouts are clamped to the local ones, a connection a worker
+    /// serves is not inserted again, synced templates hold at most their share of the table.
+    func applySyncEntry(_ c: SyncConnection, tick t: UInt32, _ counts: inout SyncCounters) {
+        guard let slot = syncDestination(c) else { counts.unbound += 1; return }
         let flags = c.backupFlags
-        let seconds = c.timeout != 0 ? min(c.timeout, 0x00FF_FFFF)
+        var seconds = c.timeout != 0 ? min(c.timeout, 0x00FF_FFFF)
             : (c.isTemplate ? SyncRule.templateTimeout : 0)
         let key = ConnectionKey(proto: c.proto, client: c.client, clientPort: c.clientPort,
                                 virtualAddress: c.virtualAddress, virtualPort: c.virtualPort)
         if c.isTemplate {
+            let svc = Int(dests[Int(slot)].serviceSlot)
+            guard svc < services.count, services[svc].isActive, services[svc].options.flags.contains(.persistent) else {
+                counts.unbound += 1 // only a persistent service uses templates
+                return
+            }
+            let persistence = services[svc].options.timeout
+            let clamped = seconds > persistence
+            if clamped { seconds = persistence }
             let expires = t &+ seconds * Self.ticksPerSecond
             let assured = c.state == 1 ? ConnectionEntry.flagAssured : 0
             if let i = templates.lookup(key, template: true) {
                 templates[i].stateFlags = (templates[i].stateFlags & ~ConnectionEntry.flagAssured) | assured
                 templates[i].inPackets = SyncRule.threshold
-                setExpiry(templates, i, expires)
-                return true
+                // A refresh never shortens a template (a local client's included).
+                if Int32(bitPattern: expires &- templates[i].expires) > 0 { setExpiry(templates, i, expires) }
+                counts.applied += 1
+                if clamped { counts.clamped += 1 }
+                return
             }
-            guard templates.insert(key, dest: slot, stateFlags: ConnectionEntry.flagTemplate | assured, control: 0,
-                                   expires: expires, inPackets: SyncRule.threshold) != nil else { return false }
+            guard syncedTemplateCount < syncedTemplateLimit else { counts.templateLimit += 1; return }
+            guard templates.insert(key, dest: slot, stateFlags: ConnectionEntry.flagTemplate | ConnectionEntry.flagSyncedTemplate | assured,
+                                   control: 0, expires: expires, inPackets: SyncRule.threshold) != nil else {
+                counts.tableFull += 1
+                return
+            }
+            syncedTemplateCount += 1
             destCounts.add(Int(slot) * 3 + 2, 1)
-            return true
+            counts.applied += 1
+            if clamped { counts.clamped += 1 }
+            return
         }
         let state: UInt8
         switch c.proto {
@@ -262,18 +338,20 @@ extension Engine {
         case 132: state = c.state == 7 ? TCPState.established.rawValue : 0
         default: state = 0
         }
-        let timeoutTicksValue: UInt32
+        let index = c.proto == 6 ? Int(state) : c.proto == 17 ? Self.udpTimeoutIndex : Self.sctpTimeoutIndex
+        let localTicks = UInt32(truncatingIfNeeded: timeoutTicks.load(index))
+        var timeoutTicksValue = localTicks
+        var clamped = false
         if seconds != 0 {
             timeoutTicksValue = seconds * Self.ticksPerSecond
-        } else {
-            let index = c.proto == 6 ? Int(state) : c.proto == 17 ? Self.udpTimeoutIndex : Self.sctpTimeoutIndex
-            timeoutTicksValue = UInt32(truncatingIfNeeded: timeoutTicks.load(index))
+            clamped = timeoutTicksValue > localTicks
+            if clamped { timeoutTicksValue = localTicks }
         }
         let inactive = flags & SyncProtocol.flagInactive != 0
         if let i = synced.lookup(key, template: false) {
             if synced[i].dest != slot {
                 // Already replaced on the master: a later INACTIVE message about the old one is ignored.
-                guard !inactive else { return true }
+                guard !inactive else { counts.applied += 1; return }
                 unbindSynced(i)
                 synced.remove(i)
             } else {
@@ -285,13 +363,24 @@ extension Engine {
                 synced[i].stateFlags = state | (inactive ? ConnectionEntry.flagInactive : 0)
                 synced[i].inPackets = SyncRule.threshold
                 setExpiry(synced, i, t &+ timeoutTicksValue)
-                return true
+                counts.applied += 1
+                if clamped { counts.clamped += 1 }
+                return
             }
+        } else if servedByShard(key) {
+            // A worker adopted it (or made it itself): its own entry is counted and kept current by
+            // the traffic it forwards; a second copy here would count the connection twice.
+            counts.servedLocally += 1
+            return
         }
         guard synced.insert(key, dest: slot, stateFlags: state | (inactive ? ConnectionEntry.flagInactive : 0), control: 0,
-                            expires: t &+ timeoutTicksValue, inPackets: SyncRule.threshold) != nil else { return false }
+                            expires: t &+ timeoutTicksValue, inPackets: SyncRule.threshold) != nil else {
+            counts.tableFull += 1
+            return
+        }
         destCounts.add(Int(slot) * 3 + (inactive ? 1 : 0), 1)
-        return true
+        counts.applied += 1
+        if clamped { counts.clamped += 1 }
     }
 
     func setExpiry(_ table: ConnectionTable, _ i: UInt32, _ expires: UInt32) {

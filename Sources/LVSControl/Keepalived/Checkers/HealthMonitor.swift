@@ -30,6 +30,11 @@ public struct HealthEnvironment: Sendable {
     public var probe: @Sendable (ProbeTarget) async -> ProbeResult
     public var sleep: @Sendable (Duration) async throws -> Void
     public var runScript: @Sendable (String) -> Void
+    /// Runs a notify or quorum script as the given user (nil: lvsd's own); default: `runScript`.
+    public var runScriptAs: @Sendable (String, ScriptIdentity?) -> Void
+    /// keepalived's script rules applied to a configuration before it runs (users, refused
+    /// scripts); default: unchanged.
+    public var prepareScripts: @Sendable (KeepalivedConfig) -> (KeepalivedConfig, [HealthLogRecord])
     /// A random delay in [0, warmup] added to the first run of each checker.
     public var jitter: @Sendable (Duration) -> Duration
 
@@ -40,14 +45,23 @@ public struct HealthEnvironment: Sendable {
         self.probe = probe
         self.sleep = sleep
         self.runScript = runScript
+        self.runScriptAs = { command, _ in runScript(command) }
+        self.prepareScripts = { ($0, []) }
         self.jitter = jitter
     }
 
     /// Real sockets and processes, the continuous clock, uniform warmup jitter.
-    public static let live = HealthEnvironment(
+    public static let live: HealthEnvironment = {
+        var env = liveProbes
+        env.runScriptAs = { ProcessSpawner.runDetached($0, as: $1) }
+        env.prepareScripts = { ScriptSecurity.prepare($0) }
+        return env
+    }()
+
+    static let liveProbes = HealthEnvironment(
         probe: { await HealthProbes.run($0) },
         sleep: { try await Task.sleep(for: $0) },
-        runScript: { ProcessSpawner.runDetached($0) },
+        runScript: { ProcessSpawner.runDetached($0, as: nil) },
         jitter: { warmup in
             let (s, a) = warmup.components
             let us = s * 1_000_000 + a / 1_000_000_000_000
@@ -96,7 +110,9 @@ public actor HealthMonitor {
         self.init(config: config, backend: backend, log: log, environment: .live)
     }
 
-    public init(config: KeepalivedConfig, backend: ControlBackend, log: @escaping Log, environment: HealthEnvironment) {
+    public init(config unprepared: KeepalivedConfig, backend: ControlBackend, log: @escaping Log, environment: HealthEnvironment) {
+        let (config, records) = environment.prepareScripts(unprepared)
+        for r in records { log(r) }
         self.config = config
         self.backend = backend
         self.log = log
@@ -135,11 +151,11 @@ public actor HealthMonitor {
             guard let s = states[id] else { continue }
             if !s.quorumUp {
                 log(HealthLogRecord(.warning, "quorum down at start", ["vs": "\(s.config.address)", "live_weight": "\(s.liveWeight)", "quorum": "\(s.config.quorum)"]))
-                if let script = s.config.quorumDown { env.runScript(script) }
+                if let script = s.config.quorumDown { env.runScriptAs(script, config.globals.scriptRunAs) }
             }
             for rs in s.config.realServers {
                 guard let st = s.servers[rs.identity] else { continue }
-                if config.globals.rsInitNotifies, st.alive, let script = rs.notifyUp { env.runScript(script) }
+                if config.globals.rsInitNotifies, st.alive, let script = rs.notifyUp { env.runScriptAs(script, config.globals.scriptRunAs) }
             }
         }
         let (stream, continuation) = AsyncStream<(UInt64, Duration)>.makeStream()
@@ -164,9 +180,9 @@ public actor HealthMonitor {
         supervisor?.cancel()
         for id in order {
             guard let s = states[id], s.config.omega else { continue }
-            if let q = s.config.quorumDown { env.runScript(q) }
+            if let q = s.config.quorumDown { env.runScriptAs(q, config.globals.scriptRunAs) }
             for rs in s.config.realServers where s.servers[rs.identity]?.alive == true {
-                if let n = rs.notifyDown { env.runScript(n) }
+                if let n = rs.notifyDown { env.runScriptAs(n, config.globals.scriptRunAs) }
             }
         }
         if removeServices {
@@ -177,7 +193,9 @@ public actor HealthMonitor {
 
     /// Applies a new configuration: unchanged checkers keep their state (§2.7), a failed real
     /// server stays out, new ones are added (unless alpha), and only differences reach IPVS.
-    public func reload(_ newConfig: KeepalivedConfig) {
+    public func reload(_ unprepared: KeepalivedConfig) {
+        let (newConfig, records) = env.prepareScripts(unprepared)
+        for r in records { log(r) }
         var oldRuns: [VirtualServerID: [RealServerIdentity: [(UInt64, CheckerRun)]]] = [:]
         for (token, run) in checkers { oldRuns[run.vs, default: [:]][run.rs, default: []].append((token, run)) }
         let oldStates = states
@@ -246,6 +264,7 @@ public actor HealthMonitor {
         t.command = c.miscPath
         t.commandTimeout = c.miscTimeout ?? .seconds(60)
         t.dynamic = c.miscDynamic
+        t.runAs = c.runAs
         return t
     }
 
@@ -302,7 +321,7 @@ public actor HealthMonitor {
                 meta["inhibit"] = "\(rs.config.inhibitOnFailure)"
                 if case let .failure(reason) = result { meta["reason"] = reason }
                 log(HealthLogRecord(rs.alive ? .info : .warning, rs.alive ? "real server up" : "real server down", meta))
-                if let script = rs.alive ? rs.config.notifyUp : rs.config.notifyDown { env.runScript(script) }
+                if let script = rs.alive ? rs.config.notifyUp : rs.config.notifyDown { env.runScriptAs(script, config.globals.scriptRunAs) }
             }
         }
         vs.servers[run.rs] = rs
@@ -317,7 +336,7 @@ public actor HealthMonitor {
                                       "quorum": "\(vs.config.quorum)", "hysteresis": "\(vs.config.hysteresis)"]
         if let s = vs.config.sorryServer { meta["sorry_server"] = "\(s.identity)" }
         log(HealthLogRecord(up ? .info : .warning, up ? "quorum regained" : "quorum lost", meta))
-        if let script = up ? vs.config.quorumUp : vs.config.quorumDown { env.runScript(script) }
+        if let script = up ? vs.config.quorumUp : vs.config.quorumDown { env.runScriptAs(script, config.globals.scriptRunAs) }
     }
 
     func desiredTable() -> IPVSTable {

@@ -27,6 +27,8 @@ public struct ProbeTarget: Sendable, Hashable {
     public var command: String?
     public var commandTimeout: Duration = .seconds(60)
     public var dynamic = false
+    /// MISC_CHECK: who runs the script (nil: lvsd's own user).
+    public var runAs: ScriptIdentity?
 
     public init(kind: CheckerKind, address: IPAddress, port: UInt16, connectTimeout: Duration = .seconds(5)) {
         self.kind = kind
@@ -224,7 +226,7 @@ public enum HealthProbes {
     /// misc_dynamic 2…255 is up with weight exit−2. On timeout: SIGTERM, SIGKILL 2 s later.
     static func misc(_ t: ProbeTarget) -> ProbeResult {
         guard let command = t.command else { return .failure("no misc_path") }
-        guard let pid = ProcessSpawner.spawn(command, newGroup: true) else { return .failure("cannot run \(command)") }
+        guard let pid = ProcessSpawner.spawn(command, newGroup: true, as: t.runAs) else { return .failure("cannot run \(command)") }
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds(t.commandTimeout)) * 1_000_000
         var status: Int32 = 0
         while true {
@@ -246,33 +248,5 @@ public enum HealthProbes {
         if code == 0 { return .success }
         if t.dynamic && code >= 2 { return .successWithWeight(Int32(code - 2)) }
         return .failure("exit status \(code)")
-    }
-}
-
-/// Starts `/bin/sh -c COMMAND` with posix_spawn.
-enum ProcessSpawner {
-    static func spawn(_ command: String, newGroup: Bool) -> pid_t? {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        if newGroup {
-            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
-            posix_spawnattr_setpgroup(&attr, 0)
-        }
-        let args: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { (s: String) in strdup(s) }
-        defer { args.forEach { free($0) } }
-        var argv = args + [nil]
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", nil, &attr, &argv, environ)
-        return rc == 0 ? pid : nil
-    }
-
-    /// Runs a notify or quorum script in the background and reaps it.
-    static func runDetached(_ command: String) {
-        guard let pid = spawn(command, newGroup: true) else { return }
-        DispatchQueue.global().async {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        }
     }
 }

@@ -1,0 +1,74 @@
+import CLVSShim
+import Foundation
+
+/// lvsd's signal dispositions, all in one place and installed before anything is attached:
+/// SIGHUP asks for a reload, SIGTERM and SIGINT ask lvsd to stop, SIGPIPE is ignored. The
+/// handlers only record (`CLVSShim`); start-up polls `stopSignal` between its steps, and the
+/// running daemon waits on `events()`.
+enum ProcessSignals {
+    /// Thrown by a start-up step when SIGTERM or SIGINT came during start-up.
+    struct StopDuringStartup: Error, CustomStringConvertible {
+        var signal: Int32
+        var description: String { "\(ProcessSignals.name(signal)) during start-up" }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var readEnd: Int32 = -1
+    nonisolated(unsafe) private static var continuation: AsyncStream<Void>.Continuation?
+
+    /// Installs the dispositions (idempotent). Throws with errno's text if the kernel refuses.
+    static func install() throws {
+        lock.lock(); defer { lock.unlock() }
+        guard readEnd < 0 else { return }
+        let fd = clvs_signals_install()
+        guard fd >= 0 else { throw ServerError("cannot install signal handlers: \(String(cString: strerror(errno)))") }
+        readEnd = fd
+    }
+
+    /// SIGTERM or SIGINT, if one has come.
+    static var stopSignal: Int32? {
+        let s = clvs_signals_stop_signal()
+        return s == 0 ? nil : s
+    }
+
+    /// True (once) if SIGHUP came since the last call; several count as one reload.
+    static func takeReload() -> Bool { clvs_signals_take_hup() > 0 }
+
+    /// A start-up checkpoint: throws `StopDuringStartup` if lvsd was asked to stop.
+    static func checkpoint() throws {
+        if let s = stopSignal { throw StopDuringStartup(signal: s) }
+    }
+
+    /// One element per signal received (also those received before the call); one consumer.
+    static func events() -> AsyncStream<Void> {
+        let (stream, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        lock.lock()
+        let fd = readEnd
+        let first = continuation == nil
+        continuation = cont
+        lock.unlock()
+        guard fd >= 0, first else { return stream }
+        let reader = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let n = read(fd, &byte, 1)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                lock.lock(); let c = continuation; lock.unlock()
+                c?.yield(())
+            }
+        }
+        reader.name = "lvsd-signals"
+        reader.start()
+        return stream
+    }
+
+    static func name(_ signal: Int32) -> String {
+        switch signal {
+        case SIGTERM: return "SIGTERM"
+        case SIGINT: return "SIGINT"
+        case SIGHUP: return "SIGHUP"
+        default: return "signal \(signal)"
+        }
+    }
+}
