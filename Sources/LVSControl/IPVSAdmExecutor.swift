@@ -88,6 +88,15 @@ public struct IPVSAdmExecutor {
         try backend.execute(r)
     }
 
+    /// An answer of the wrong kind. lvsd's own text (a refusal: root only, too many clients, a
+    /// request too long) is shown as it is.
+    static func unexpected(_ response: ControlResponse) -> ControlTransportError {
+        if case .text(let t) = response, !t.isEmpty {
+            return ControlTransportError(message: String(t.reversed().drop(while: { $0 == "\n" }).reversed()))
+        }
+        return ControlTransportError(message: "unexpected response from lvsd")
+    }
+
     /// A listing failure: message to stderr, exit 1.
     private func listFailure(_ error: IPVSError) -> ExitNow {
         io.writeErr(Self.message(for: error, command: .list) + "\n")
@@ -98,7 +107,7 @@ public struct IPVSAdmExecutor {
         switch try request(.snapshot) {
         case .snapshot(let s): return s
         case .failed(let e): throw listFailure(e)
-        default: throw ControlTransportError(message: "unexpected response from lvsd")
+        case let other: throw Self.unexpected(other)
         }
     }
 
@@ -120,7 +129,7 @@ public struct IPVSAdmExecutor {
                 switch try request(.connections) {
                 case .connections(let list): io.writeOut(formatter.connections(list, format: inv.format))
                 case .failed(let e): throw listFailure(e)
-                default: throw ControlTransportError(message: "unexpected response from lvsd")
+                case let other: throw Self.unexpected(other)
                 }
             } else if let key = inv.serviceKey {
                 let s = try snapshot()
@@ -174,8 +183,8 @@ public struct IPVSAdmExecutor {
         case .failed(let e):
             io.writeErr(Self.message(for: e, command: inv.command) + "\n")
             return 255
-        default:
-            throw ControlTransportError(message: "unexpected response from lvsd")
+        case let other:
+            throw Self.unexpected(other)
         }
     }
 

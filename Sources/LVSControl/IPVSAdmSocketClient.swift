@@ -36,7 +36,8 @@ public final class SocketControlClient: ControlBackend {
     }
 
     private func connectIfNeeded() throws {
-        if fd >= 0 { return }
+        if fd >= 0 && !peerClosed() { return }
+        if fd >= 0 { close(fd); fd = -1 }
         let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard s >= 0 else {
             throw ControlTransportError(message: "cannot reach lvsd at \(path): \(Self.errorText(errno)) (is lvsd running?)")
@@ -67,6 +68,14 @@ public final class SocketControlClient: ControlBackend {
         buffer = []
     }
 
+    /// True when lvsd has closed the idle connection (its read timeout): the next request then
+    /// opens a new one. Nothing was sent on it since the last answer, so nothing is lost.
+    private func peerClosed() -> Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    }
+
     private func fail(_ what: String) -> ControlTransportError {
         if fd >= 0 { close(fd); fd = -1 }
         return ControlTransportError(message: "lost connection to lvsd at \(path): \(what)")
@@ -85,12 +94,14 @@ public final class SocketControlClient: ControlBackend {
     }
 
     private func readLine() throws -> [UInt8] {
+        var scanned = 0 // bytes known to hold no newline (a long answer is scanned once)
         while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
+            if let nl = buffer[scanned...].firstIndex(of: 0x0A) {
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
                 return line
             }
+            scanned = buffer.count
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {

@@ -360,13 +360,29 @@ public final class ConnectionTable: @unchecked Sendable {
 
     /// Calls `body` for every live (hashed) entry: for listings, not for the packet path.
     public func forEachLive(_ body: (UInt32, ConnectionEntry) -> Void) {
-        for b in 0...Int(bucketMask) {
+        var next = 0
+        while let b = forEachLive(fromBucket: next, entries: Int.max, buckets: Int.max, body) { next = b }
+    }
+
+    /// Part of a walk: whole buckets from `start` on, until at least `entryLimit` entries or
+    /// `bucketLimit` buckets were visited. Returns the bucket to continue from, or nil at the end.
+    /// An entry that stays in the table from the first part to the last is visited exactly once.
+    @discardableResult
+    public func forEachLive(fromBucket start: Int, entries entryLimit: Int, buckets bucketLimit: Int,
+                            _ body: (UInt32, ConnectionEntry) -> Void) -> Int? {
+        let end = Int(bucketMask) + 1
+        var b = start, seen = 0, scanned = 0
+        while b < end && seen < entryLimit && scanned < bucketLimit {
             var i = buckets[b]
             while i != 0 {
                 let e = entries[Int(i - 1)]
                 body(i - 1, e)
+                seen += 1
                 i = e.hashNext
             }
+            b += 1
+            scanned += 1
         }
+        return b < end ? b : nil
     }
 }

@@ -41,15 +41,31 @@ extension Engine {
     }
 
     /// The entries no shard owns: connections received by the backup sync daemon and not yet
-    /// used, then persistence templates.
+    /// used, then persistence templates. Walked in slices (`ConnectionListing`): the lock is
+    /// released between them, so a big table does not hold up new connections.
     public func sharedConnections(now: UInt64) -> [ConnectionSnapshot] {
-        let t = Self.tick(now)
-        return lock.withLock {
-            var out: [ConnectionSnapshot] = []
-            synced.forEachLive { _, e in out.append(connectionSnapshot(e, tick: t)) }
-            templates.forEachLive { _, e in out.append(connectionSnapshot(e, tick: t)) }
-            return out
+        var out: [ConnectionSnapshot] = []
+        for table in [synced, templates] {
+            var listing = ConnectionListing()
+            while !listSharedConnections(table, &listing, now: now) {}
+            out += listing.entries
         }
+        return out
+    }
+
+    /// One slice of the walk of a shared table (one lock hold); true at the end.
+    func listSharedConnections(_ table: ConnectionTable, _ listing: inout ConnectionListing, now: UInt64) -> Bool {
+        guard let start = listing.nextBucket else { return true }
+        let t = Self.tick(now)
+        listing.reserve(forTableOf: 0) // by doubling: the shared tables' counts change under the lock
+        listing.lockHolds += 1
+        let next = lock.withLock {
+            table.forEachLive(fromBucket: start, entries: listing.sliceEntries, buckets: listing.sliceBuckets) { _, e in
+                listing.entries.append(connectionSnapshot(e, tick: t))
+            }
+        }
+        listing.nextBucket = next
+        return next == nil
     }
 
     /// The port packets of an entry go to (not stored in the 64-byte entry): the destination's

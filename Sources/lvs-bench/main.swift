@@ -6,7 +6,8 @@
 // For each table size it fills the table with N TCP connections (SYNs from distinct clients),
 // then measures: ns per packet on an existing connection (ACKs in random order), ns per new
 // connection (schedule + insert), heap allocations during the existing-connection loop, and
-// bytes per connection (entry layout and resident memory growth).
+// bytes per connection (entry layout and resident memory growth), and the engine-lock holds of a
+// connection listing (-Lnc) in slices.
 import CAllocCounter
 import Glibc
 import LVSCore
@@ -263,6 +264,27 @@ func run(connections n: Int, packets: Int, vipValue: UInt32) {
     print("connections=\(n): existing \(existingText) ns/packet over \(measured) packets (batches of \(batch)), new \(newText) ns/connection (first use of the memory), new \(oneDecimal(steadyNs)) ns/connection (steady state, entries reused)")
     print("  allocations in existing-connection loop: \(allocs)")
     print("  table: \(reserved) bytes/connection reserved, resident growth \(growthText) bytes/connection (engine base \(engineKiB) KiB)")
+    measureListing(shard, connections: n, now: later)
+}
+
+/// `-Lnc` as a worker takes it: the shard's table in slices, one engine-lock hold each. Prints the
+/// longest and the mean hold (a worker stalls for one hold at most per slice) and the whole walk.
+func measureListing(_ shard: EngineShard, connections n: Int, now: UInt64) {
+    var listing = ConnectionListing()
+    var longest: UInt64 = 0
+    var overOneMs = 0
+    let start = monotonicNanos()
+    var done = false
+    while !done {
+        let t = monotonicNanos()
+        done = shard.listConnections(&listing, now: now)
+        let held = monotonicNanos() - t
+        longest = max(longest, held)
+        if held > 1_000_000 { overOneMs += 1 }
+    }
+    let total = monotonicNanos() - start
+    precondition(listing.entries.count == n, "listing found \(listing.entries.count) of \(n)")
+    print("  listing (-Lnc): \(listing.lockHolds) lock holds of up to \(ConnectionListing.defaultSliceEntries) entries / \(ConnectionListing.defaultSliceBuckets) buckets, longest \(oneDecimal(Double(longest) / 1000)) µs (\(overOneMs) over 1 ms), mean \(oneDecimal(Double(total) / Double(listing.lockHolds) / 1000)) µs, whole table \(oneDecimal(Double(total) / 1e6)) ms")
 }
 
 let vip = IPAddress("192.168.1.100")!.ipv4Value

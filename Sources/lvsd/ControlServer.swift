@@ -4,8 +4,15 @@ import Glibc
 import LVSControl
 import LVSCore
 import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
+///
+/// Clients are served concurrently (swift-nio, one event loop) within `ServerLimits.control`:
+/// a client that sends nothing or does not read its answer is closed after a timeout and holds
+/// no one else up; requests run off the event loop, one at a time per client.
 final class ControlServer: @unchecked Sendable {
     let path: String
     let director: Director
@@ -14,7 +21,12 @@ final class ControlServer: @unchecked Sendable {
     private var listener: Int32 = -1
     /// Set by lvsd: re-reads the configuration file (the `.reload` request and SIGHUP).
     var reload: (@Sendable () async -> String)?
-    private var thread: Thread?
+    private var channel: Channel?
+    /// Requests other than listings, in arrival order (the engine's configuration is changed by one at a time).
+    private let queue = DispatchQueue(label: "lvsd-control")
+    /// Connection listings (long on a big table).
+    private let listQueue = DispatchQueue(label: "lvsd-control-list")
+    let counters = ServerCounters(name: "control socket", limits: .control)
 
     init(path: String, director: Director, logger: Logger, onChange: @escaping () -> Void) {
         self.path = path
@@ -23,7 +35,7 @@ final class ControlServer: @unchecked Sendable {
         self.onChange = onChange
     }
 
-    /// Binds the socket (mode 0600 in a 0700 directory) and starts accepting.
+    /// Binds the socket (mode 0600 in a 0700 directory, close-on-exec) and starts accepting.
     func start() throws {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
@@ -43,61 +55,91 @@ final class ControlServer: @unchecked Sendable {
         umask(oldMask)
         guard rc == 0 else { throw ServerError("cannot bind control socket \(path): \(String(cString: strerror(errno)))") }
         chmod(path, 0o600)
-        guard listen(listener, 16) == 0 else { throw ServerError("listen \(path): \(String(cString: strerror(errno)))") }
-        let t = Thread { [self] in acceptLoop() }
-        t.name = "lvsd-control"
-        thread = t
-        t.start()
+        guard listen(listener, 64) == 0 else { throw ServerError("listen \(path): \(String(cString: strerror(errno)))") }
+        let counters = self.counters
+        do {
+            channel = try ServerBootstrap(group: ServerLoop.group)
+                .childChannelOption(ChannelOptions.autoRead, value: false)
+                .childChannelInitializer { [self] child in
+                    ServerLoop.setCloseOnExec(child)
+                    let admitted = counters.admit()
+                    if admitted { child.closeFuture.whenComplete { _ in counters.release() } }
+                    let uid = ServerLoop.descriptor(child).map { clvs_peer_uid($0) } ?? -1
+                    return child.eventLoop.makeCompletedFuture {
+                        try child.pipeline.syncOperations.addHandler(ControlHandler(server: self, admitted: admitted, root: uid == 0))
+                    }
+                }
+                .withBoundSocket(listener).wait()
+        } catch {
+            throw ServerError("control socket \(path): \(error)")
+        }
+        listener = -1 // the channel owns it now
     }
 
     func stop() {
-        if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)); close(listener); listener = -1 }
+        try? channel?.close().wait()
+        channel = nil
+        if listener >= 0 { close(listener); listener = -1 }
         unlink(path)
     }
 
-    private func acceptLoop() {
-        while true {
-            let fd = clvs_accept_cloexec(listener)
-            if fd < 0 {
-                if errno == EINTR { continue }
-                return
+    /// Executes one request line and encodes the answer (on `queue` or `listQueue`, not the event loop).
+    fileprivate func answer(_ line: ByteBuffer) -> ByteBuffer {
+        let response: ControlResponse
+        do {
+            let request = try JSONDecoder().decode(ControlRequest.self, from: Data(line.readableBytesView))
+            if case .reload = request {
+                response = .text(runReload())
+            } else {
+                response = director.execute(request)
+                if case .ok = response, request.changesConfiguration { onChange() }
             }
-            serve(fd)
-            close(fd)
+        } catch {
+            response = .text("lvsd: malformed control request: \(error)\n")
+        }
+        if case .connections(let list) = response {
+            // A million entries: JSONEncoder would take seconds of CPU.
+            let bytes = ConnectionListEncoding.responseLine(list)
+            var out = ByteBufferAllocator().buffer(capacity: bytes.count)
+            out.writeBytes(bytes)
+            return out
+        }
+        return Self.encode(response)
+    }
+
+    /// One response line.
+    fileprivate static func encode(_ response: ControlResponse) -> ByteBuffer {
+        let data = (try? JSONEncoder().encode(response)) ?? Data(#"{"text":{"_0":"lvsd: cannot encode the answer\n"}}"#.utf8)
+        var out = ByteBufferAllocator().buffer(capacity: data.count + 1)
+        out.writeBytes(data)
+        out.writeInteger(UInt8(ascii: "\n"))
+        return out
+    }
+
+    /// Runs `work` off the event loop: connection listings on their own queue, so a long listing
+    /// does not hold up other requests; everything else in order on one queue, as before.
+    fileprivate func schedule(listing: Bool, _ work: @escaping @Sendable () -> Void) {
+        if listing {
+            listQueue.async { Self.atLowPriority(work) }
+        } else {
+            queue.async(execute: work)
         }
     }
 
-    private func serve(_ fd: Int32) {
-        // Root-only: check the peer's credentials.
-        if clvs_peer_uid(fd) != 0 {
-            _ = writeLine(fd, try! JSONEncoder().encode(ControlResponse.text("permission denied: lvsd accepts root only\n")))
-            return
-        }
-        var buffer: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n <= 0 { return }
-            buffer.append(contentsOf: chunk[0..<n])
-            while let nl = buffer.firstIndex(of: 10) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                let response: ControlResponse
-                do {
-                    let request = try JSONDecoder().decode(ControlRequest.self, from: Data(line))
-                    if case .reload = request {
-                        response = .text(runReload())
-                    } else {
-                        response = director.execute(request)
-                        if case .ok = response, request.changesConfiguration { onChange() }
-                    }
-                } catch {
-                    response = .text("lvsd: malformed control request: \(error)\n")
-                }
-                guard let out = try? JSONEncoder().encode(response), writeLine(fd, out) else { return }
-            }
-            if buffer.count > 16 << 20 { return }
-        }
+    /// Niceness of the thread that gathers and encodes a connection listing (seconds of CPU for a
+    /// million entries): the data-plane workers and whatever else shares the CPU come first.
+    static let listingNiceness: Int32 = 19
+
+    /// Runs `work` with this thread's niceness at `listingNiceness`, then restores it (on Linux
+    /// the nice value is per thread: `who` 0 is the calling thread).
+    static func atLowPriority(_ work: () -> Void) {
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        errno = 0
+        let before = getpriority(which, 0)
+        let restore = errno == 0 ? before : 0
+        setpriority(which, 0, listingNiceness)
+        defer { setpriority(which, 0, restore) }
+        work()
     }
 
     /// Called by the health monitor's backend when services changed.
@@ -116,17 +158,6 @@ final class ControlServer: @unchecked Sendable {
         return box.text
     }
 
-    private func writeLine(_ fd: Int32, _ data: Data) -> Bool {
-        var bytes = [UInt8](data)
-        bytes.append(10)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return false }
-            off += n
-        }
-        return true
-    }
 }
 
 struct ServerError: Error, CustomStringConvertible {
@@ -144,3 +175,144 @@ extension ControlRequest {
 }
 
 final class ResultBox: @unchecked Sendable { var text = "" }
+
+/// Whether a client connection is still open, readable from any thread.
+final class OpenFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isOpen: Bool { value.load(ordering: .relaxed) }
+    func close() { value.store(false, ordering: .relaxed) }
+}
+
+/// One control client: reads one request line at a time (no read ahead while a request runs or
+/// its answer is written), within the read timeout, size limit and write timeout.
+final class ControlHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: ControlServer
+    private let admitted: Bool
+    private let root: Bool
+    private let writer: TimedWriter
+    private var buffer = ByteBuffer()
+    private var busy = false
+    private var draining = false
+    /// False once the connection is closed (read by the request queues).
+    private let open = OpenFlag()
+    private var readDeadline: Scheduled<Void>?
+
+    init(server: ControlServer, admitted: Bool, root: Bool) {
+        self.server = server
+        self.admitted = admitted
+        self.root = root
+        writer = TimedWriter(timeout: server.counters.limits.writeTimeout, counters: server.counters)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let limits = server.counters.limits
+        if !admitted {
+            finish(context, "lvsd: too many control clients (\(limits.maxClients) at once); try again later\n")
+        } else if !root {
+            finish(context, "permission denied: lvsd accepts root only\n")
+        } else {
+            awaitRequest(context)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        open.close()
+        readDeadline?.cancel()
+        writer.disarm()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !draining else { return }
+        var bytes = unwrapInboundIn(data)
+        buffer.writeBuffer(&bytes) // bounded: reads are asked for one at a time (autoRead off)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if draining {
+            context.read()
+        } else if !busy {
+            nextRequest(context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    /// Waits for the next request within the read timeout.
+    private func awaitRequest(_ context: ChannelHandlerContext) {
+        readDeadline?.cancel()
+        let channel = context.channel, counters = server.counters
+        readDeadline = context.eventLoop.scheduleTask(in: counters.limits.readTimeout) {
+            counters.readTimeouts.wrappingAdd(1, ordering: .relaxed)
+            channel.close(promise: nil)
+        }
+        nextRequest(context)
+    }
+
+    /// Runs the next complete line, or reads more.
+    private func nextRequest(_ context: ChannelHandlerContext) {
+        let limits = server.counters.limits
+        guard let nl = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+            if buffer.readableBytes > limits.maxRequestBytes {
+                server.counters.oversized.wrappingAdd(1, ordering: .relaxed)
+                finish(context, "lvsd: control request longer than \(limits.maxRequestBytes) bytes refused\n")
+            } else {
+                context.read()
+            }
+            return
+        }
+        let length = nl - buffer.readerIndex
+        if length > limits.maxRequestBytes {
+            server.counters.oversized.wrappingAdd(1, ordering: .relaxed)
+            finish(context, "lvsd: control request longer than \(limits.maxRequestBytes) bytes refused\n")
+            return
+        }
+        let line = buffer.readSlice(length: length)!
+        buffer.moveReaderIndex(forwardBy: 1)
+        buffer.discardReadBytes()
+        readDeadline?.cancel()
+        readDeadline = nil
+        busy = true
+        let listing = line.readableBytesView.starts(with: Array(#"{"connections""#.utf8))
+        let server = self.server, loop = context.eventLoop, open = self.open
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        server.schedule(listing: listing) {
+            // A client that left before its turn costs nothing (connect, send, close in a loop
+            // must not pile up work).
+            guard open.isOpen else { return }
+            let answer = server.answer(line)
+            loop.execute {
+                let (handler, context) = bound.value
+                guard context.channel.isActive else { return }
+                handler.writer.write(answer, context: context) {
+                    handler.busy = false
+                    handler.awaitRequest(context)
+                }
+            }
+        }
+    }
+
+    /// How long a refused client may still send (its request is read and dropped, so that its
+    /// write does not fail before it has read why it was refused).
+    static let drainTime: TimeAmount = .seconds(2)
+
+    /// Answers with `text`, closes the sending side, drops what the client still sends, and closes.
+    private func finish(_ context: ChannelHandlerContext, _ text: String) {
+        busy = true
+        readDeadline?.cancel()
+        let channel = context.channel
+        writer.write(ControlServer.encode(.text(text)), context: context) { [self] in
+            channel.close(mode: .output, promise: nil)
+            draining = true
+            buffer.clear()
+            readDeadline = context.eventLoop.scheduleTask(in: Self.drainTime) { channel.close(promise: nil) }
+            context.read()
+        }
+    }
+}

@@ -38,6 +38,8 @@ final class Director: @unchecked Sendable {
         }
         if let delta { shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes) }
     }
+    /// The control and metrics servers' counters, one status line each.
+    var serverCounters: [ServerCounters] = []
     /// Which program forwards from `fastPathMap`: "xdp" or "tc" (names the status line).
     var fastPathKind = "xdp"
     private var lastNeighbourCheck: UInt64 = 0
@@ -97,6 +99,7 @@ final class Director: @unchecked Sendable {
             var lines = t.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             if let first = lines.first, first.hasPrefix("data plane:"), let mine = dataplaneStatus.first { lines[0] = mine }
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
+            extra += serverCounters.map(\.statusLine).joined()
             if let map = fastPathMap {
                 var packets: UInt64 = 0, bytes: UInt64 = 0
                 for slot in fastPathSlots.withLock({ Array($0.keys) }) {
@@ -363,25 +366,51 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             let fd = director.sender
             shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
         }
-        if clvs_load_relaxed_u64(pendingFlag) != 0 {
+        if listing != nil || clvs_load_relaxed_u64(pendingFlag) != 0 { continueListing(now: now) }
+        if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
+    }
+
+    /// A listing of the shard, in slices over ticks (worker thread only), and who waits for it.
+    private var listing: ConnectionListing?
+    private var listingWaiters: [DispatchSemaphore] = []
+    /// Worker time per tick spent on a listing (ticks are 10 ms apart: about 5 % of the worker
+    /// while a listing runs). Each slice holds the engine lock for one `ConnectionListing` slice.
+    static let listingBudgetPerTick: UInt64 = 500_000
+    /// How long a control request waits for a worker's listing (1 M entries take a few seconds).
+    static let listingWait: DispatchTimeInterval = .seconds(30)
+
+    /// Walks the shard's table for the waiting listing requests, within the tick's budget.
+    private func continueListing(now: UInt64) {
+        if listing == nil {
             clvs_store_relaxed_u64(pendingFlag, 0)
-            let waiting = requests.withLock { q -> [DispatchSemaphore] in
+            listingWaiters = requests.withLock { q -> [DispatchSemaphore] in
                 let taken = q
                 q.removeAll()
                 return taken
             }
-            collected = shard.connections(now: now)
-            for s in waiting { s.signal() }
+            guard !listingWaiters.isEmpty else { return }
+            listing = ConnectionListing()
         }
-        if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
+        let started = monotonicNanoseconds()
+        var complete = false
+        repeat {
+            complete = shard.listConnections(&listing!, now: now)
+        } while !complete && monotonicNanoseconds() &- started < Self.listingBudgetPerTick
+        guard complete else { return }
+        let entries = listing!.entries
+        listing = nil
+        requests.withLock { _ in collected = entries }
+        for s in listingWaiters { s.signal() }
+        listingWaiters = []
     }
 
-    /// From the control thread: this shard's connections, read on the worker's own thread.
+    /// From the control thread: this shard's connections, read on the worker's own thread (in
+    /// slices over several ticks for a big table).
     func collectConnections() -> [ConnectionSnapshot] {
         let done = DispatchSemaphore(value: 0)
         requests.withLock { $0.append(done) }
         clvs_store_relaxed_u64(pendingFlag, 1)
-        guard done.wait(timeout: .now() + 2) == .success else { return [] }
+        guard done.wait(timeout: .now() + Self.listingWait) == .success else { return [] }
         return requests.withLock { _ in collected }
     }
 }

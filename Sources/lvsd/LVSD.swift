@@ -78,6 +78,8 @@ struct LVSD: AsyncParsableCommand {
     var xdpObject: String?
 
     func run() async throws {
+        // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
+        signal(SIGPIPE, SIG_IGN)
         if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
         // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
         // lvsd with an XDP or tc program or the nftables table left behind.
@@ -294,6 +296,7 @@ struct LVSD: AsyncParsableCommand {
             metricsEndpoint = endpoint
         }
         try server.start()
+        director.serverCounters = [server.counters] + (metricsEndpoint.map { [$0.serverCounters] } ?? [])
         undo.add { server.stop() }
         try ProcessSignals.checkpoint()
         logger.info("lvsd ready", metadata: [

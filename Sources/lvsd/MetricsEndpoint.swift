@@ -7,6 +7,9 @@ import Logging
 import CoreMetrics
 import Metrics
 import Prometheus
+import NIOCore
+import NIOPosix
+import NIOHTTP1
 
 /// The Prometheus endpoint (`--metrics ADDRESS:PORT`, off by default): per-service and
 /// per-destination counters and rates, connection counts, health-check state and the
@@ -14,6 +17,9 @@ import Prometheus
 ///
 /// Values are read from the engine when Prometheus scrapes `/metrics`; counters advance by the
 /// difference since the last scrape (a `-Z` is not a reset for Prometheus).
+///
+/// Served on swift-nio with `ServerLimits.metrics`: clients at once, a read timeout for the
+/// request, a write timeout for the answer, a request size cap; one request per connection.
 final class MetricsEndpoint: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     let director: Director
@@ -26,6 +32,10 @@ final class MetricsEndpoint: @unchecked Sendable {
     private var counters: [String: CoreMetrics.Counter] = [:]
     private var gauges: [String: CoreMetrics.Gauge] = [:]
     private let lock = NSLock()
+    private var channel: Channel?
+    /// Scrapes run here, off the event loop.
+    fileprivate let queue = DispatchQueue(label: "lvsd-metrics")
+    let serverCounters = ServerCounters(name: "metrics endpoint", limits: .metrics)
 
     init(address: String, director: Director, logger: Logger) throws {
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]), port != 0 else {
@@ -59,43 +69,55 @@ final class MetricsEndpoint: @unchecked Sendable {
             a.sin_addr.s_addr = ip.ipv4Value.bigEndian
             rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         }
-        guard rc == 0, listen(listener, 16) == 0 else {
+        guard rc == 0, listen(listener, 64) == 0 else {
             throw ServerError("cannot listen for metrics on \(host):\(port): \(String(cString: strerror(errno)))")
         }
-        let t = Thread { [self] in serve() }
-        t.name = "lvsd-metrics"
-        t.start()
+        let counters = serverCounters
+        do {
+            channel = try ServerBootstrap(group: ServerLoop.group)
+                .childChannelInitializer { [self] child in
+                    ServerLoop.setCloseOnExec(child)
+                    let admitted = counters.admit()
+                    if admitted { child.closeFuture.whenComplete { _ in counters.release() } }
+                    return child.eventLoop.makeCompletedFuture {
+                        let ops = child.pipeline.syncOperations
+                        try ops.addHandler(MetricsRequestLimiter(counters: counters))
+                        try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                        try ops.addHandler(MetricsHandler(endpoint: self, admitted: admitted))
+                    }
+                }
+                .withBoundSocket(listener).wait()
+        } catch {
+            throw ServerError("cannot serve metrics on \(host):\(port): \(error)")
+        }
+        listener = -1 // the channel owns it now
         logger.info("metrics endpoint", metadata: ["url": "http://\(v6 ? "[\(host)]" : host):\(port)/metrics"])
     }
 
     func stop() {
-        if listener >= 0 { shutdown(listener, Int32(SHUT_RDWR)); close(listener); listener = -1 }
+        try? channel?.close().wait()
+        channel = nil
+        if listener >= 0 { close(listener); listener = -1 }
     }
 
-    private func serve() {
-        while true {
-            let fd = clvs_accept_cloexec(listener)
-            if fd < 0 { if errno == EINTR { continue } else { return } }
-            var tv = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &buffer, buffer.count)
-            let request = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
-            let response: [UInt8]
-            if request.hasPrefix("GET /metrics") || request.hasPrefix("GET / ") {
-                let body = scrape()
-                response = Array("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
-            } else {
-                response = Array("HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
-            }
-            var off = 0
-            while off < response.count {
-                let w = response[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                if w <= 0 { break }
-                off += w
-            }
-            close(fd)
+    /// The answer to one request: the scrape for `GET /metrics` (or `/`), else 404.
+    fileprivate func response(method: HTTPMethod, uri: String) -> ByteBuffer {
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        let bytes: [UInt8]
+        if method == .GET && (path == "/metrics" || path == "/") {
+            let body = scrape()
+            bytes = Array("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+        } else {
+            bytes = Array(Self.status("404 Not Found").utf8)
         }
+        var out = ByteBufferAllocator().buffer(capacity: bytes.count)
+        out.writeBytes(bytes)
+        return out
+    }
+
+    /// An answer without a body.
+    static func status(_ line: String) -> String {
+        "HTTP/1.0 \(line)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     }
 
     /// Reads the engine and renders the registry.
@@ -194,3 +216,106 @@ final class MetricsEndpoint: @unchecked Sendable {
 }
 
 final class HealthBox: @unchecked Sendable { var values: [(service: String, destination: String, up: Bool)] = [] }
+
+/// Counts a metrics client's bytes: past `maxRequestBytes` it answers 413 and closes.
+final class MetricsRequestLimiter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let counters: ServerCounters
+    private var seen = 0
+    private var tripped = false
+
+    init(counters: ServerCounters) { self.counters = counters }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !tripped else { return }
+        seen += unwrapInboundIn(data).readableBytes
+        if seen > counters.limits.maxRequestBytes {
+            tripped = true
+            counters.oversized.wrappingAdd(1, ordering: .relaxed)
+            let channel = context.channel
+            var out = context.channel.allocator.buffer(capacity: 96)
+            out.writeString(MetricsEndpoint.status("413 Payload Too Large"))
+            context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+/// One metrics client: one request within the read timeout, one answer within the write timeout.
+final class MetricsHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    private let endpoint: MetricsEndpoint
+    private let admitted: Bool
+    private let writer: TimedWriter
+    private var head: HTTPRequestHead?
+    private var answered = false
+    private var readDeadline: Scheduled<Void>?
+
+    init(endpoint: MetricsEndpoint, admitted: Bool) {
+        self.endpoint = endpoint
+        self.admitted = admitted
+        writer = TimedWriter(timeout: endpoint.serverCounters.limits.writeTimeout, counters: endpoint.serverCounters)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !admitted {
+            reply(context, MetricsEndpoint.status("503 Service Unavailable"))
+        } else {
+            let channel = context.channel, counters = endpoint.serverCounters
+            readDeadline = context.eventLoop.scheduleTask(in: counters.limits.readTimeout) {
+                counters.readTimeouts.wrappingAdd(1, ordering: .relaxed)
+                channel.close(promise: nil)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        readDeadline?.cancel()
+        writer.disarm()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): head = h
+        case .body: break // counted by the limiter, ignored
+        case .end:
+            guard !answered, let head else { return }
+            answered = true
+            readDeadline?.cancel()
+            let endpoint = self.endpoint, loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            endpoint.queue.async {
+                let answer = endpoint.response(method: head.method, uri: head.uri)
+                loop.execute {
+                    let (handler, context) = bound.value
+                    guard context.channel.isActive else { return }
+                    let channel = context.channel
+                    handler.writer.write(answer, context: context) { channel.close(promise: nil) }
+                }
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Not HTTP (the decoder's errors): 400, then close.
+        reply(context, MetricsEndpoint.status("400 Bad Request"))
+    }
+
+    private func reply(_ context: ChannelHandlerContext, _ text: String) {
+        guard !answered else { context.close(promise: nil); return }
+        answered = true
+        readDeadline?.cancel()
+        var out = context.channel.allocator.buffer(capacity: text.utf8.count)
+        out.writeString(text)
+        let channel = context.channel
+        writer.write(out, context: context) { channel.close(promise: nil) }
+    }
+}
