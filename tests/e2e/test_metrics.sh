@@ -40,7 +40,7 @@ for _ in $(seq 10); do
 done
 sleep 2.5 # one estimator period
 after=$(scrape)
-echo "$after" | grep -v '^#' | head -40
+echo "$after" | grep -v '^#' | sed -n 1,40p
 
 svc='lvs_service_connections_total{service="TCP 192.168.1.100:80"}'
 b=$(value "$svc" "$before"); a=$(value "$svc" "$after")
