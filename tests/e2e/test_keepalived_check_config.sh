@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # `lvsd --check-config FILE` (keepalived -t exit codes): a valid file exits 0;
 # an unknown keyword is an error naming file:line, exit 5; a keyword missing
 # its parameter is fatal, exit 2; `include` with a glob matching two files

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # keepalived.conf with HTTP_GET checks (old keywords lb_algo/lb_kind), a
 # client curl loop running the whole time: nginx stopped on rs1 -> rs1 leaves
 # `lvsadm -Ln` within delay_loop + retry*delay_before_retry + connect_timeout

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # keepalived.conf HTTP_GET with inhibit_on_failure, a client curl loop the
 # whole time: nginx stopped on rs1 -> rs1 stays in `lvsadm -Ln` with weight 0
 # (not deleted) and every request made after that is answered by rs2; nginx

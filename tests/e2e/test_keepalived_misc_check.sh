@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # keepalived.conf MISC_CHECK: rs1 is checked by a script in the test's temp
 # dir that fails (exit 1) while a flag file exists, rs2 by one that always
 # succeeds. Creating the flag removes rs1 from `lvsadm -Ln` (and new requests

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # keepalived.conf quorum + sorry_server: a virtual server with rs1 as its only
 # real server (HTTP_GET), `quorum 1`, `hysteresis 0` and
 # `sorry_server 192.168.1.32 80` (rs2's address, only as the sorry server).

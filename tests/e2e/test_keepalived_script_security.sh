@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # keepalived script security (issue 13 item 9). With `script_user nobody`, a
 # MISC_CHECK script runs as uid 65534 (and its group), with PATH only in its
 # environment, and holds no descriptor but 0, 1 and 2, although lvsd has its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # `lvs-lab down` is idempotent and cleans up after a crash: with the state
 # directory gone and services killed hard, it still removes every process
 # and namespace of the lab; on a lab that does not exist it succeeds.

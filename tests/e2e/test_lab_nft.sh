@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # The lab with the kernel's nftables DSR as director (the benchmark
 # baseline): requests through the VIP reach both real servers directly,
 # a 4 MB download and an 8 MB upload survive with offloads on, and

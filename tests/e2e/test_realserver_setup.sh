@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # lvsadm realserver in a fresh namespace (veth to a second one): status
 # fails before; up puts the VIP on lo and sets arp_ignore=1/arp_announce=2;
 # up again is idempotent; status exits 0; down restores the previous values
