@@ -23,21 +23,40 @@ extension UInt64 {
     }
 }
 
+/// SipHash-1-3's four state words: one compression round per message word, three finalisation
+/// rounds (the kernel's `hsiphash` on 64-bit machines).
+@usableFromInline struct SipHash13State {
+    @usableFromInline var v0, v1, v2, v3: UInt64
+
+    @inline(__always) @usableFromInline init(_ key: SipHashKey) {
+        v0 = 0x736f_6d65_7073_6575 ^ key.k0
+        v1 = 0x646f_7261_6e64_6f6d ^ key.k1
+        v2 = 0x6c79_6765_6e65_7261 ^ key.k0
+        v3 = 0x7465_6462_7974_6573 ^ key.k1
+    }
+
+    /// Absorbs one 64-bit message word.
+    @inline(__always) @usableFromInline mutating func absorb(_ m: UInt64) {
+        v3 ^= m
+        sipRound(&v0, &v1, &v2, &v3)
+        v0 ^= m
+    }
+
+    /// The three finalisation rounds and the 64-bit result.
+    @inline(__always) @usableFromInline mutating func finish() -> UInt64 {
+        v2 ^= 0xff
+        sipRound(&v0, &v1, &v2, &v3)
+        sipRound(&v0, &v1, &v2, &v3)
+        sipRound(&v0, &v1, &v2, &v3)
+        return (v0 ^ v1) ^ (v2 ^ v3)
+    }
+}
+
 /// The kernel's 64-bit `hsiphash` of a 4-byte little-endian input: SipHash-1-3 truncated to 32 bits.
 @inlinable public func hsiphash32(_ value: UInt32, key: SipHashKey) -> UInt32 {
-    var v0: UInt64 = 0x736f_6d65_7073_6575 ^ key.k0
-    var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ key.k1
-    var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ key.k0
-    var v3: UInt64 = 0x7465_6462_7974_6573 ^ key.k1
-    let b: UInt64 = (UInt64(4) << 56) | UInt64(value)
-    v3 ^= b
-    sipRound(&v0, &v1, &v2, &v3)
-    v0 ^= b
-    v2 ^= 0xff
-    sipRound(&v0, &v1, &v2, &v3)
-    sipRound(&v0, &v1, &v2, &v3)
-    sipRound(&v0, &v1, &v2, &v3)
-    return UInt32(truncatingIfNeeded: (v0 ^ v1) ^ (v2 ^ v3))
+    var state = SipHash13State(key)
+    state.absorb((UInt64(4) << 56) | UInt64(value))
+    return UInt32(truncatingIfNeeded: state.finish())
 }
 
 extension SipHashKey {
@@ -47,35 +66,21 @@ extension SipHashKey {
     /// distinct inputs are distinct messages and only the key decides where they land.
     @inlinable @inline(__always)
     func sipHash13(_ m0: UInt64, last: UInt64) -> UInt64 {
-        var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
-        var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
-        var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0
-        var v3: UInt64 = 0x7465_6462_7974_6573 ^ k1
-        v3 ^= m0; sipRound(&v0, &v1, &v2, &v3); v0 ^= m0
-        v3 ^= last; sipRound(&v0, &v1, &v2, &v3); v0 ^= last
-        v2 ^= 0xff
-        sipRound(&v0, &v1, &v2, &v3)
-        sipRound(&v0, &v1, &v2, &v3)
-        sipRound(&v0, &v1, &v2, &v3)
-        return (v0 ^ v1) ^ (v2 ^ v3)
+        var state = SipHash13State(self)
+        state.absorb(m0)
+        state.absorb(last)
+        return state.finish()
     }
 
     /// SipHash-1-3 of three whole words and the final word (see the two-word form).
     @inlinable @inline(__always)
     func sipHash13(_ m0: UInt64, _ m1: UInt64, _ m2: UInt64, last: UInt64) -> UInt64 {
-        var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
-        var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
-        var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0
-        var v3: UInt64 = 0x7465_6462_7974_6573 ^ k1
-        v3 ^= m0; sipRound(&v0, &v1, &v2, &v3); v0 ^= m0
-        v3 ^= m1; sipRound(&v0, &v1, &v2, &v3); v0 ^= m1
-        v3 ^= m2; sipRound(&v0, &v1, &v2, &v3); v0 ^= m2
-        v3 ^= last; sipRound(&v0, &v1, &v2, &v3); v0 ^= last
-        v2 ^= 0xff
-        sipRound(&v0, &v1, &v2, &v3)
-        sipRound(&v0, &v1, &v2, &v3)
-        sipRound(&v0, &v1, &v2, &v3)
-        return (v0 ^ v1) ^ (v2 ^ v3)
+        var state = SipHash13State(self)
+        state.absorb(m0)
+        state.absorb(m1)
+        state.absorb(m2)
+        state.absorb(last)
+        return state.finish()
     }
 
     /// A key for table number `index` derived from this one (each hashed table gets its own).
