@@ -6,12 +6,15 @@ public struct IPVSAdmIO {
     public var writeErr: (String) -> Void
     /// The next line of stdin without its newline, nil at end of input.
     public var readLine: () -> String?
+    /// Writes bytes to standard output (a long connection listing, in one go); nil: `writeOut`.
+    public var writeOutBytes: (([UInt8]) -> Void)?
 
     public init(writeOut: @escaping (String) -> Void, writeErr: @escaping (String) -> Void,
-                readLine: @escaping () -> String?) {
+                readLine: @escaping () -> String?, writeOutBytes: (([UInt8]) -> Void)? = nil) {
         self.writeOut = writeOut
         self.writeErr = writeErr
         self.readLine = readLine
+        self.writeOutBytes = writeOutBytes
     }
 }
 
@@ -127,7 +130,12 @@ public struct IPVSAdmExecutor {
         case .list:
             if inv.options.contains(.connection) {
                 switch try request(.connections) {
-                case .connections(let list): io.writeOut(formatter.connections(list, format: inv.format))
+                case .connections(let list):
+                    if let write = io.writeOutBytes {
+                        write(formatter.connectionListing(list, format: inv.format))
+                    } else {
+                        io.writeOut(formatter.connections(list, format: inv.format))
+                    }
                 case .failed(let e): throw listFailure(e)
                 case let other: throw Self.unexpected(other)
                 }
