@@ -2,7 +2,8 @@
 # bench/listing.sh: `lvsadm -Lnc` on a table of N connections while a keep-alive load runs.
 #
 #   bench/listing.sh [--dataplane afpacket|afxdp|xdp|tc] [--connections N] [--duration S]
-#                    [--runs N] [--lvsadm-cpu CPUS] [--compare-lvsadm PATH] [--perf] [--no-build]
+#                    [--runs N] [--lvsadm-cpus "any|CPUS ..."] [--compare-lvsadm PATH] [--perf]
+#                    [--no-build]
 #
 # Builds (swift build -c release) and starts one lab with scripts/lvs-lab (prefix bench-lst, lvsd
 # --dataplane X), pinned as bench/run.sh pins its labs: the lab (lvsd with all its threads, nginx
@@ -17,12 +18,14 @@
 # Then --runs interleaved rounds of --duration s each:
 #   alone  wrk -t1 -c64 (keep-alive) from the client namespace to http://VIP/
 #   listed the same while `lvsadm -Lnc >/dev/null` runs back to back in the director's namespace,
-#          as an operator runs it on the director: niceness 0, not pinned (--lvsadm-cpu CPUS: taskset
-#          -c CPUS). A listing still running when wrk ends is waited for (so the next "alone" window
-#          has no listing in it).
-# Prints the requests/s of every window, the medians and the ratio listed / alone (the target is at
-# least 0.90), and each listing's wall time and lvsadm CPU. --perf: `perf record -g` on lvsd and
-# on lvsadm during one more listed window; the top symbols are printed.
+#          as an operator runs it on the director: niceness 0, not pinned ("any", the default), or,
+#          for each other word of --lvsadm-cpus, under `taskset -c WORD` (one listed window per word
+#          and round). A listing still running when wrk ends is waited for (so the next window has
+#          no listing in it).
+# Prints the requests/s of every window, the medians and the ratio listed / alone per placement
+# (the target is at least 0.90), and each listing's wall time and lvsadm CPU. --perf: `perf record
+# -g` on lvsd and on lvsadm during one more listed window (the first placement); the top symbols
+# are printed.
 #
 # Exit status: 0 done; 1 error; 2 usage; 3 the table fill stayed below 95 % of N.
 # Traffic flows only between the namespaces the lab creates; the lab is taken down on exit.
@@ -37,7 +40,7 @@ PLANE=afpacket
 CONNS=1000000
 DUR=10
 RUNS=3
-LVSADM_CPU=""
+LVSADM_CPUS="any"
 COMPARE=""
 PERF=0
 BUILD=1
@@ -48,7 +51,7 @@ while (($#)); do
     --connections) CONNS=${2:?}; shift 2 ;;
     --duration) DUR=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
-    --lvsadm-cpu) LVSADM_CPU=${2:?}; shift 2 ;;
+    --lvsadm-cpus) LVSADM_CPUS=${2:?}; shift 2 ;;
     --compare-lvsadm) COMPARE=${2:?}; shift 2 ;;
     --perf) PERF=1; shift ;;
     --no-build) BUILD=0; shift ;;
@@ -64,8 +67,12 @@ PORTS=64512
 MAX_ALIASES=64
 [[ $CONNS =~ ^[0-9]+$ && $CONNS -ge 1 && $CONNS -le $((MAX_ALIASES * PORTS)) ]] ||
     { echo "listing.sh: --connections must be an integer from 1 to $((MAX_ALIASES * PORTS)) (got '$CONNS')" >&2; exit 2; }
-[[ -z $LVSADM_CPU || $LVSADM_CPU =~ ^[0-9]+([,-][0-9]+)*$ ]] ||
-    { echo "listing.sh: --lvsadm-cpu takes a CPU list as taskset -c does (got '$LVSADM_CPU')" >&2; exit 2; }
+read -r -a PLACES <<<"$LVSADM_CPUS"
+((${#PLACES[@]})) || { echo "listing.sh: --lvsadm-cpus names no placement" >&2; exit 2; }
+for w in "${PLACES[@]}"; do
+    [[ $w == any || $w =~ ^[0-9]+([,-][0-9]+)*$ ]] ||
+        { echo "listing.sh: --lvsadm-cpus takes 'any' or CPU lists as taskset -c does (got '$w')" >&2; exit 2; }
+done
 [[ -z $COMPARE || -x $COMPARE ]] || { echo "listing.sh: --compare-lvsadm: '$COMPARE' is not an executable" >&2; exit 2; }
 [[ -z $COMPARE ]] || COMPARE=$(readlink -f "$COMPARE")
 [[ $(id -u) == 0 ]] || { echo "listing.sh: must run as root (namespaces)" >&2; exit 1; }
@@ -235,11 +242,12 @@ one_listing() {
     rm -f "$WORK/listing.txt"
 }
 
-# start_loop TAG: `lvsadm -Lnc` back to back in the director's namespace until $WORK/stop; one
-# "wall user sys" line per finished listing in $WORK/loop-TAG.txt
+# start_loop TAG PLACE: `lvsadm -Lnc` back to back in the director's namespace until $WORK/stop,
+# not pinned (PLACE any) or on CPUs PLACE; one "wall user sys" line per finished listing in
+# $WORK/loop-TAG.txt
 start_loop() {
-    local tag=$1 pin=()
-    [[ -z $LVSADM_CPU ]] || pin=(taskset -c "$LVSADM_CPU")
+    local tag=$1 place=$2 pin=()
+    [[ $place == any ]] || pin=(taskset -c "$place")
     rm -f "$WORK/stop"
     : >"$WORK/loop-$tag.txt"
     (
@@ -281,7 +289,7 @@ wrk_run() {
 perf_window() {
     local lpid data=$WORK/perf-lvsd.data i apid=""
     lpid=$(lvsd_pid)
-    start_loop perf
+    start_loop perf "${PLACES[0]}"
     timeout $((DUR + 20)) perf record -e cpu-clock -F 999 -g -p "$lpid" -o "$data" -- sleep "$DUR" >"$WORK/perf-record.log" 2>&1 &
     local prec=$!
     # the first lvsadm of the loop (bounded wait for it to start)
@@ -340,13 +348,17 @@ fi
 : >"$WORK/rounds.tsv"
 for ((r = 1; r <= RUNS; r++)); do
     alone=$(wrk_run "alone-$r")
-    start_loop "$r"
-    sleep 0.5 # the first listing under way
-    listed=$(wrk_run "listed-$r")
-    stop_loop
-    n=$(grep -c . "$WORK/loop-$r.txt" || true)
-    printf '%s\t%s\t%s\t%s\n' "$r" "$alone" "$listed" "$n" >>"$WORK/rounds.tsv"
-    log "round $r: alone $alone req/s, with lvsadm -Lnc looping $listed req/s ($n listing(s) finished)"
+    printf '%s\talone\t-\t%s\t0\n' "$r" "$alone" >>"$WORK/rounds.tsv"
+    log "round $r: alone $alone req/s"
+    for w in "${PLACES[@]}"; do
+        start_loop "$r-$w" "$w"
+        sleep 0.5 # the first listing under way
+        listed=$(wrk_run "listed-$r-$w")
+        stop_loop
+        n=$(grep -c . "$WORK/loop-$r-$w.txt" || true)
+        printf '%s\tlisted\t%s\t%s\t%s\n' "$r" "$w" "$listed" "$n" >>"$WORK/rounds.tsv"
+        log "round $r: with lvsadm -Lnc looping (lvsadm CPUs: $w) $listed req/s ($n listing(s) finished)"
+    done
 done
 PERF_TEXT=""
 if ((PERF)); then
@@ -355,25 +367,28 @@ if ((PERF)); then
     PERF_TEXT=$(cat "$WORK/perf.txt")
 fi
 
-A=$(cut -f2 "$WORK/rounds.tsv" | median)
-L=$(cut -f3 "$WORK/rounds.tsv" | median)
-RATIO=$(awk -v a="$A" -v l="$L" 'BEGIN { printf "%.3f", l / a }')
-VERDICT=$(awk -v r="$RATIO" 'BEGIN { print (r >= 0.90 ? "met" : "missed") }')
-LISTINGS=$(cat "$WORK"/loop-[0-9]*.txt)
+A=$(awk -F'\t' '$2 == "alone" { print $4 }' "$WORK/rounds.tsv" | median)
+RESULTS=()
+for w in "${PLACES[@]}"; do
+    L=$(awk -F'\t' -v w="$w" '$2 == "listed" && $3 == w { print $4 }' "$WORK/rounds.tsv" | median)
+    RESULTS+=("$(awk -v a="$A" -v l="$L" -v w="$w" 'BEGIN { r = l / a
+        printf "lvsadm %s: median %s req/s, **ratio %.3f** (target ≥ 0.90: %s)", (w == "any" ? "not pinned" : "on CPU " w), l, r, (r >= 0.90 ? "met" : "missed") }')")
+done
 {
     echo "## Connection listing under load (bench/listing.sh)"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: \`$CMDLINE\` (as root, from the repository root); lvsd \`$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)\` --dataplane $PLANE; kernel \`$(uname -r)\`; $(nproc) CPUs; load before the run: $LOAD0"
-    echo "- table: $FILL_COUNT established TCP connections; pinning: lvsd (all threads) and nginx x2 on CPU1, wrk and trafgen on CPU0, lvsadm ${LVSADM_CPU:+on CPU $LVSADM_CPU}${LVSADM_CPU:-not pinned} (niceness 0, in the director's namespace, output to /dev/null)"
+    echo "- table: $FILL_COUNT established TCP connections; pinning: lvsd (all threads) and nginx x2 on CPU1, wrk and trafgen on CPU0; lvsadm (niceness 0, in the director's namespace, output to /dev/null): $LVSADM_CPUS"
     echo "- one \`lvsadm -Lnc\` without load: $L_LINES lines in $L_WALL s; lvsadm CPU $L_USER s user + $L_SYS s sys; lvsd CPU $L_LVSD s"
     [[ -z $COMPARE ]] || echo "- the same with \`$COMPARE\`: $C_LINES lines in $C_WALL s; lvsadm CPU $C_USER s user + $C_SYS s sys; lvsd CPU $C_LVSD s"
-    echo "- wrk -t1 -c64 keep-alive, $DUR s per window, $RUNS interleaved round(s): median alone $A req/s, with \`lvsadm -Lnc\` back to back $L req/s: **ratio $RATIO** (target ≥ 0.90: $VERDICT)"
+    echo "- wrk -t1 -c64 keep-alive, $DUR s per window, $RUNS interleaved round(s): median alone $A req/s; with \`lvsadm -Lnc\` back to back:"
+    for x in "${RESULTS[@]}"; do echo "  - $x"; done
     echo
     echo '```'
-    echo "round alone_req/s listed_req/s listings_finished"
+    echo "round window lvsadm_cpus req/s listings_finished"
     tr '\t' ' ' <"$WORK/rounds.tsv"
-    echo "listings under load (wall_s lvsadm_user_s lvsadm_sys_s):"
-    echo "$LISTINGS"
+    echo "listings under load, per window ROUND-PLACEMENT (wall_s lvsadm_user_s lvsadm_sys_s; ...):"
+    for f in "$WORK"/loop-[0-9]*.txt; do f=${f##*/loop-}; echo "${f%.txt}: $(paste -sd ';' "$WORK/loop-$f")"; done
     echo '```'
     [[ -z $PERF_TEXT ]] || { echo; echo '```'; echo "$PERF_TEXT"; echo '```'; }
 }
