@@ -50,11 +50,11 @@ import Testing
         }
     }
 
-    /// A table's worth of generated entries (every address form the encoder writes for IPv4).
-    @Test func readsAManyEntryAnswerAsJSONDecoderDoes() throws {
+    /// `n` generated IPv4 entries (every length of address and number the encoder writes).
+    static func generated(_ n: Int) -> [ConnectionSnapshot] {
         var list: [ConnectionSnapshot] = []
         var x: UInt32 = 12345
-        for i in 0..<5000 {
+        for i in 0..<n {
             x = x &* 1_103_515_245 &+ 12345
             let c = ConnectionSnapshot(protocolName: i % 7 == 0 ? "UDP" : "TCP", clientAddress: IPAddress(ipv4: x),
                                        clientPort: UInt16(truncatingIfNeeded: x >> 7),
@@ -64,6 +64,12 @@ import Testing
                                        isTemplate: i % 11 == 0)
             list.append(c)
         }
+        return list
+    }
+
+    /// A table's worth of generated entries.
+    @Test func readsAManyEntryAnswerAsJSONDecoderDoes() throws {
+        let list = Self.generated(5000)
         let line = Self.lvsdLine(list)
         let hand = ConnectionListDecoding.connections(line)
         #expect(hand == list)
@@ -145,7 +151,15 @@ import Testing
 @Suite struct SocketClientConnectionListTests {
     @Test func theClientReadsTheListingAndOtherAnswers() throws {
         let list = ConnectionListDecodingTests.list
-        let server = SocketClientLimitsTests.OneShotServer(answers: [.connections(list), .failed(.noSuchService), .connections([])])
+        let big = ConnectionListDecodingTests.generated(20000) // about 4 MB: many reads
+        let lines = [ConnectionListEncoding.responseLine(big), // lvsd's lines: the hand reader
+                     ConnectionListEncoding.responseLine(list),
+                     Array(try JSONEncoder().encode(ControlResponse.connections(list))) + [0x0A],
+                     Array(try JSONEncoder().encode(ControlResponse.failed(.noSuchService))) + [0x0A],
+                     ConnectionListEncoding.responseLine([])]
+        let server = SocketClientLimitsTests.OneShotServer(lines: lines)
+        #expect(try SocketControlClient(path: server.path).execute(.connections) == .connections(big))
+        #expect(try SocketControlClient(path: server.path).execute(.connections) == .connections(list))
         #expect(try SocketControlClient(path: server.path).execute(.connections) == .connections(list))
         #expect(try SocketControlClient(path: server.path).execute(.connections) == .failed(.noSuchService))
         #expect(try SocketControlClient(path: server.path).execute(.connections) == .connections([]))
