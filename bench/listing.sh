@@ -2,7 +2,7 @@
 # bench/listing.sh: `lvsadm -Lnc` on a table of N connections while a keep-alive load runs.
 #
 #   bench/listing.sh [--dataplane afpacket|afxdp|xdp|tc] [--connections N] [--duration S]
-#                    [--runs N] [--lvsadm-cpus "any|CPUS ..."] [--compare-lvsadm PATH] [--perf]
+#                    [--runs N] [--lvsadm-cpus "any|nice|CPUS ..."] [--compare-lvsadm PATH] [--perf]
 #                    [--no-build]
 #
 # Builds (swift build -c release) and starts one lab with scripts/lvs-lab (prefix bench-lst, lvsd
@@ -18,10 +18,10 @@
 # Then --runs interleaved rounds of --duration s each:
 #   alone  wrk -t1 -c64 (keep-alive) from the client namespace to http://VIP/
 #   listed the same while `lvsadm -Lnc >/dev/null` runs back to back in the director's namespace,
-#          as an operator runs it on the director: niceness 0, not pinned ("any", the default), or,
-#          for each other word of --lvsadm-cpus, under `taskset -c WORD` (one listed window per word
-#          and round). A listing still running when wrk ends is waited for (so the next window has
-#          no listing in it).
+#          as an operator runs it on the director: niceness 0, not pinned ("any", the default);
+#          --lvsadm-cpus adds placements, one listed window per word and round: "nice" (not pinned,
+#          `nice -n 19 lvsadm`), or CPUS (`taskset -c CPUS`). A listing still running when wrk ends
+#          is waited for (so the next window has no listing in it).
 # Prints the requests/s of every window, the medians and the ratio listed / alone per placement
 # (the target is at least 0.90), and each listing's wall time and lvsadm CPU. --perf: `perf record
 # -g` on lvsd and on lvsadm during one more listed window (the first placement); the top symbols
@@ -70,8 +70,8 @@ MAX_ALIASES=64
 read -r -a PLACES <<<"$LVSADM_CPUS"
 ((${#PLACES[@]})) || { echo "listing.sh: --lvsadm-cpus names no placement" >&2; exit 2; }
 for w in "${PLACES[@]}"; do
-    [[ $w == any || $w =~ ^[0-9]+([,-][0-9]+)*$ ]] ||
-        { echo "listing.sh: --lvsadm-cpus takes 'any' or CPU lists as taskset -c does (got '$w')" >&2; exit 2; }
+    [[ $w == any || $w == nice || $w =~ ^[0-9]+([,-][0-9]+)*$ ]] ||
+        { echo "listing.sh: --lvsadm-cpus takes 'any', 'nice' or CPU lists as taskset -c does (got '$w')" >&2; exit 2; }
 done
 [[ -z $COMPARE || -x $COMPARE ]] || { echo "listing.sh: --compare-lvsadm: '$COMPARE' is not an executable" >&2; exit 2; }
 [[ -z $COMPARE ]] || COMPARE=$(readlink -f "$COMPARE")
@@ -243,11 +243,15 @@ one_listing() {
 }
 
 # start_loop TAG PLACE: `lvsadm -Lnc` back to back in the director's namespace until $WORK/stop,
-# not pinned (PLACE any) or on CPUs PLACE; one "wall user sys" line per finished listing in
-# $WORK/loop-TAG.txt
+# not pinned (PLACE any), not pinned at niceness 19 (nice) or on CPUs PLACE; one "wall user sys"
+# line per finished listing in $WORK/loop-TAG.txt
 start_loop() {
     local tag=$1 place=$2 pin=()
-    [[ $place == any ]] || pin=(taskset -c "$place")
+    case $place in
+    any) ;;
+    nice) pin=(nice -n 19) ;;
+    *) pin=(taskset -c "$place") ;;
+    esac
     rm -f "$WORK/stop"
     : >"$WORK/loop-$tag.txt"
     (
@@ -372,7 +376,7 @@ RESULTS=()
 for w in "${PLACES[@]}"; do
     L=$(awk -F'\t' -v w="$w" '$2 == "listed" && $3 == w { print $4 }' "$WORK/rounds.tsv" | median)
     RESULTS+=("$(awk -v a="$A" -v l="$L" -v w="$w" 'BEGIN { r = l / a
-        printf "lvsadm %s: median %s req/s, **ratio %.3f** (target ≥ 0.90: %s)", (w == "any" ? "not pinned" : "on CPU " w), l, r, (r >= 0.90 ? "met" : "missed") }')")
+        printf "lvsadm %s: median %s req/s, **ratio %.3f** (target ≥ 0.90: %s)", (w == "any" ? "not pinned" : w == "nice" ? "not pinned, nice -n 19" : "on CPU " w), l, r, (r >= 0.90 ? "met" : "missed") }')")
 done
 {
     echo "## Connection listing under load (bench/listing.sh)"
