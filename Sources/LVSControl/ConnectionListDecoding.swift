@@ -34,21 +34,103 @@ public enum ConnectionListDecoding {
     static let minimumEntryBytes = 190
 }
 
-/// A cursor over the bytes of one answer line.
+/// `ConnectionListDecoding` for an answer read in pieces: the entries as their bytes arrive, so
+/// that lvsadm holds neither the whole answer (about 250 bytes per entry) nor all the entries.
+public struct ConnectionListStream {
+    /// What `next()` found.
+    public enum Step: Equatable {
+        /// One more entry.
+        case entry(ConnectionSnapshot)
+        /// The rest of the entry (or of the line) has not arrived yet: `feed` more.
+        case needMore
+        /// The line ended (its newline included) after the last entry.
+        case end
+        /// The bytes are not in lvsd's form (another answer, another layout, a value this reader
+        /// does not take): the line is for `JSONDecoder` (`fedSoFar` has its start while no
+        /// entry has been given).
+        case notLvsdForm
+    }
+
+    private enum Phase { case header, firstEntry, afterEntry, trailer, done }
+
+    private var pending: [UInt8] = []
+    private var at = 0
+    private var phase = Phase.header
+    /// Entries given by `next()` so far.
+    public private(set) var entries = 0
+
+    public init() {}
+
+    /// Bytes fed and not yet read (after `.end`: what followed the newline).
+    public var unconsumed: ArraySlice<UInt8> { pending[at...] }
+
+    /// Every byte fed, while no entry has been given (nil after: they are no longer kept).
+    public var fedSoFar: ArraySlice<UInt8>? { entries == 0 ? pending[...] : nil }
+
+    /// Appends received bytes.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        if entries > 0 && at >= pending.count / 2 {
+            pending.removeFirst(at) // what was read goes
+            at = 0
+        }
+        pending.append(contentsOf: bytes)
+    }
+
+    /// The next entry, or why there is none now.
+    public mutating func next() -> Step {
+        var phase = self.phase, at = self.at
+        let step = pending.withUnsafeBytes { Self.step($0, &phase, &at) }
+        self.phase = phase
+        self.at = at
+        if case .entry = step { entries += 1 }
+        return step
+    }
+
+    private static func step(_ raw: UnsafeRawBufferPointer, _ phase: inout Phase, _ at: inout Int) -> Step {
+        var r = Reader(bytes: raw)
+        r.at = at
+        while true {
+            switch phase {
+            case .header:
+                if r.literal(#"{"connections":{"_0":["#) { phase = .firstEntry; at = r.at; continue }
+                return r.ranOut ? .needMore : .notLvsdForm
+            case .firstEntry, .afterEntry:
+                if r.literal("]") { phase = .trailer; at = r.at; continue }
+                if r.ranOut { return .needMore }
+                if phase == .afterEntry && !r.literal(",") { return r.ranOut ? .needMore : .notLvsdForm }
+                guard let c = r.entry() else { return r.ranOut ? .needMore : .notLvsdForm }
+                phase = .afterEntry
+                at = r.at
+                return .entry(c)
+            case .trailer:
+                guard r.literal("}}\n") else { return r.ranOut ? .needMore : .notLvsdForm }
+                phase = .done
+                at = r.at
+                return .end
+            case .done:
+                return .end
+            }
+        }
+    }
+}
+
+/// A cursor over the bytes of one answer line, or of the part of it received so far.
 private struct Reader {
     let bytes: UnsafeRawBufferPointer
     var at = 0
+    /// A read failed at the end of `bytes`: with more of the line it may succeed.
+    var ranOut = false
 
     init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     var atEnd: Bool { at == bytes.count }
 
-    /// Consumes `s` if the input continues with it.
+    /// Consumes `s` if the input continues with it (`ranOut` when what there is matches its start).
     mutating func literal(_ s: StaticString) -> Bool {
-        let n = s.utf8CodeUnitCount
-        guard bytes.count - at >= n else { return false }
+        let n = s.utf8CodeUnitCount, available = min(n, bytes.count - at)
         let p = s.utf8Start
-        for k in 0..<n where bytes[at + k] != p[k] { return false }
+        for k in 0..<available where bytes[at + k] != p[k] { return false }
+        guard available == n else { ranOut = true; return false }
         at += n
         return true
     }
@@ -90,6 +172,7 @@ private struct Reader {
             if v > max { return nil }
             at += 1
         }
+        if at == bytes.count { ranOut = true; return nil } // more digits may follow
         return at > start ? v : nil
     }
 
@@ -138,6 +221,7 @@ private struct Reader {
             if b < Self.firstPrintable { return nil }
             at += 1
         }
+        ranOut = true
         return nil
     }
 
@@ -153,7 +237,7 @@ private struct Reader {
             case UInt8(ascii: "\""):
                 return String(validating: out, as: UTF8.self)
             case UInt8(ascii: "\\"):
-                guard at < bytes.count else { return nil }
+                guard at < bytes.count else { ranOut = true; return nil }
                 let e = bytes[at]
                 at += 1
                 switch e {
@@ -173,6 +257,7 @@ private struct Reader {
                 out.append(b)
             }
         }
+        ranOut = true
         return nil
     }
 
@@ -191,7 +276,7 @@ private struct Reader {
     }
 
     private mutating func hex4() -> UInt32? {
-        guard bytes.count - at >= 4 else { return nil }
+        guard bytes.count - at >= 4 else { ranOut = true; return nil }
         var v: UInt32 = 0
         for _ in 0..<4 {
             let b = bytes[at]

@@ -9,11 +9,14 @@ extension IPVSAdmFormatter {
         out.reserveCapacity(Self.connectionHeaderBytes + conns.count * Self.numericIPv4LineBytes)
         out.append(contentsOf: connectionHeader(format: format).utf8)
         let numeric = format.contains(.numeric)
-        for c in conns {
-            if numeric && Self.appendNumericLine(c, to: &out) { continue }
-            out.append(contentsOf: connectionLine(c, numeric: numeric).utf8)
-        }
+        for c in conns { appendConnection(c, numeric: numeric, to: &out) }
         return out
+    }
+
+    /// Appends one entry's line (as `connectionLine` writes it).
+    public func appendConnection(_ c: ConnectionSnapshot, numeric: Bool, to out: inout [UInt8]) {
+        if numeric && Self.appendNumericLine(c, to: &out) { return }
+        out.append(contentsOf: connectionLine(c, numeric: numeric).utf8)
     }
 
     /// About the length of the two header lines and of a numeric IPv4 entry (a capacity hint).

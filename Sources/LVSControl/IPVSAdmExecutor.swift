@@ -129,7 +129,19 @@ public struct IPVSAdmExecutor {
         switch inv.command {
         case .list:
             if inv.options.contains(.connection) {
-                switch try request(.connections) {
+                let answer: ControlResponse
+                if let write = io.writeOutBytes, let streaming = backend as? ConnectionStreamingBackend {
+                    var out = Array(formatter.connectionHeader(format: inv.format).utf8)
+                    let numeric = inv.format.contains(.numeric)
+                    guard let other = try streaming.streamConnections({ formatter.appendConnection($0, numeric: numeric, to: &out) }) else {
+                        write(out)
+                        return 0
+                    }
+                    answer = other
+                } else {
+                    answer = try request(.connections)
+                }
+                switch answer {
                 case .connections(let list):
                     if let write = io.writeOutBytes {
                         write(formatter.connectionListing(list, format: inv.format))

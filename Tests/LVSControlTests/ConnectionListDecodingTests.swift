@@ -165,3 +165,116 @@ import Testing
         #expect(try SocketControlClient(path: server.path).execute(.connections) == .connections([]))
     }
 }
+
+/// The stream reader gives the whole-line reader's entries however the line is cut into pieces,
+/// and tells other lines apart at once.
+@Suite struct ConnectionListStreamTests {
+    /// Feeds `line` in pieces of the given sizes (cycled); the entries and the final step.
+    static func read(_ line: [UInt8], pieces: [Int]) -> (entries: [ConnectionSnapshot], last: ConnectionListStream.Step, stream: ConnectionListStream) {
+        var stream = ConnectionListStream()
+        var entries: [ConnectionSnapshot] = []
+        var offset = 0, k = 0
+        while true {
+            let step = stream.next()
+            switch step {
+            case .entry(let c): entries.append(c)
+            case .needMore:
+                guard offset < line.count else { return (entries, step, stream) }
+                let n = min(pieces[k % pieces.count], line.count - offset)
+                k += 1
+                line[offset..<offset + n].withUnsafeBytes { stream.feed($0) }
+                offset += n
+            case .end, .notLvsdForm: return (entries, step, stream)
+            }
+        }
+    }
+
+    @Test func anyCutGivesTheWholeLinesEntries() {
+        let list = ConnectionListDecodingTests.list
+        let line = ConnectionListEncoding.responseLine(list)
+        for size in [1, 2, 3, 7, 64, 1000, line.count] {
+            let r = Self.read(line, pieces: [size])
+            #expect(r.entries == list, "pieces of \(size)")
+            #expect(r.last == .end)
+            #expect(r.stream.unconsumed.isEmpty)
+        }
+        // every single cut point, in two pieces
+        for cut in 1..<line.count {
+            let r = Self.read(line, pieces: [cut, line.count])
+            #expect(r.entries == list && r.last == .end, "cut at \(cut)")
+        }
+        let empty = Self.read(ConnectionListEncoding.responseLine([]), pieces: [1])
+        #expect(empty.entries.isEmpty && empty.last == .end)
+        let many = ConnectionListDecodingTests.generated(20000)
+        let big = Self.read(ConnectionListEncoding.responseLine(many), pieces: [65536, 1 << 20, 3])
+        #expect(big.entries == many && big.last == .end)
+    }
+
+    @Test func otherAnswersAreToldApartBeforeAnyEntryWithEveryByteKept() throws {
+        for answer: ControlResponse in [.failed(.noSuchService), .ok, .text("lvsd: too many control clients\n"),
+                                        .snapshot(TableSnapshot(services: []))] {
+            let line = Array(try JSONEncoder().encode(answer)) + [0x0A]
+            for size in [1, 5, line.count] {
+                let r = Self.read(line, pieces: [size])
+                #expect(r.last == .notLvsdForm, "\(answer) in pieces of \(size)")
+                #expect(r.entries.isEmpty)
+                // all that was fed is still there for JSONDecoder
+                if let fed = r.stream.fedSoFar { #expect(line.starts(with: fed)) } else { Issue.record("bytes dropped") }
+            }
+        }
+    }
+
+    @Test func aLineThatGoesWrongAfterSomeEntriesIsNotLvsdsForm() {
+        let list = ConnectionListDecodingTests.list
+        var text = String(decoding: ConnectionListEncoding.responseLine(list), as: UTF8.self)
+        text = text.replacingOccurrences(of: #""clientPort":9,"#, with: #""clientPort": 9,"#)
+        let r = Self.read(Array(text.utf8), pieces: [3])
+        #expect(r.last == .notLvsdForm)
+        #expect(r.entries == Array(list.prefix(6)))
+        #expect(r.stream.fedSoFar == nil)
+    }
+}
+
+/// lvsadm -Lnc through the socket client: streamed when lvsd's line comes, read whole otherwise;
+/// the same output either way.
+@Suite struct SocketClientConnectionStreamTests {
+    static func run(_ lines: [[UInt8]], _ argv: String = "-Lnc") -> (code: Int32, out: String, err: String) {
+        let server = SocketClientLimitsTests.OneShotServer(lines: lines)
+        var out: [UInt8] = [], err = ""
+        let io = IPVSAdmIO(writeOut: { out += Array($0.utf8) }, writeErr: { err += $0 }, readLine: { nil },
+                           writeOutBytes: { out += $0 })
+        let code = IPVSAdmExecutor(backend: SocketControlClient(path: server.path), io: io, resolver: NumericOnlyResolver())
+            .run(["lvsadm"] + argv.split(separator: " ").map(String.init))
+        return (code, String(decoding: out, as: UTF8.self), err)
+    }
+
+    @Test func streamedAndWholeListingsPrintTheSame() throws {
+        let formatter = IPVSAdmFormatter(resolver: NumericOnlyResolver())
+        let big = ConnectionListDecodingTests.generated(20000)
+        let expected = formatter.connections(big, format: [.numeric])
+        // lvsd's line: streamed
+        let streamed = Self.run([ConnectionListEncoding.responseLine(big)])
+        #expect(streamed.code == 0 && streamed.err == "")
+        #expect(streamed.out == expected)
+        // another layout of the same answer: read whole by JSONDecoder
+        var spaced = String(decoding: ConnectionListEncoding.responseLine(big), as: UTF8.self)
+        spaced = spaced.replacingOccurrences(of: #"{"connections":{"_0":["#, with: #"{"connections": {"_0":["#)
+        let whole = Self.run([Array(spaced.utf8)])
+        #expect(whole.code == 0 && whole.out == expected)
+        // a line that goes wrong after entries: asked again, and the second answer is printed
+        var marked = big
+        marked[15000].state = "MARK"
+        spaced = String(decoding: ConnectionListEncoding.responseLine(marked), as: UTF8.self)
+        spaced = spaced.replacingOccurrences(of: #""state":"MARK""#, with: #""state": "MARK""#)
+        let list = ConnectionListDecodingTests.list
+        let again = Self.run([Array(spaced.utf8), ConnectionListEncoding.responseLine(list)])
+        #expect(again.code == 0 && again.err == "")
+        #expect(again.out == formatter.connections(list, format: [.numeric]))
+        // a refusal
+        let refused = Self.run([Array(try JSONEncoder().encode(ControlResponse.failed(.noSuchService))) + [0x0A]])
+        #expect(refused.code == 1 && refused.out == "" && !refused.err.isEmpty)
+        // names (no -n): the same lines as the formatter's
+        let named = Self.run([ConnectionListEncoding.responseLine(list)], "-Lc")
+        #expect(named.code == 0 && named.out == formatter.connections(list, format: []))
+    }
+}
