@@ -100,6 +100,10 @@ public struct IPVSAdmExecutor {
         return ControlTransportError(message: "unexpected response from lvsd")
     }
 
+    /// Bytes of one chunk of a connection listing's output, and the room left for one more line.
+    static let outputChunkBytes = 4 << 20
+    static let outputChunkRoom = 4096
+
     /// A listing failure: message to stderr, exit 1.
     private func listFailure(_ error: IPVSError) -> ExitNow {
         io.writeErr(Self.message(for: error, command: .list) + "\n")
@@ -131,10 +135,24 @@ public struct IPVSAdmExecutor {
             if inv.options.contains(.connection) {
                 let answer: ControlResponse
                 if let write = io.writeOutBytes, let streaming = backend as? ConnectionStreamingBackend {
-                    var out = Array(formatter.connectionHeader(format: inv.format).utf8)
+                    // Lines gather in chunks (no copies of a growing 100 MB buffer); they are written
+                    // once the whole answer is read, as a line lvsd did not write in its form is
+                    // read anew.
+                    var chunks: [[UInt8]] = [Array(formatter.connectionHeader(format: inv.format).utf8)]
+                    var current: [UInt8] = []
+                    current.reserveCapacity(Self.outputChunkBytes)
                     let numeric = inv.format.contains(.numeric)
-                    guard let other = try streaming.streamConnections({ formatter.appendConnection($0, numeric: numeric, to: &out) }) else {
-                        write(out)
+                    let other = try streaming.streamConnections { c in
+                        formatter.appendConnection(c, numeric: numeric, to: &current)
+                        if current.count > Self.outputChunkBytes - Self.outputChunkRoom {
+                            chunks.append(current)
+                            current = []
+                            current.reserveCapacity(Self.outputChunkBytes)
+                        }
+                    }
+                    guard let other else {
+                        chunks.append(current)
+                        for chunk in chunks { write(chunk) }
                         return 0
                     }
                     answer = other

@@ -250,8 +250,9 @@ import Testing
 
     @Test func streamedAndWholeListingsPrintTheSame() throws {
         let formatter = IPVSAdmFormatter(resolver: NumericOnlyResolver())
-        let big = ConnectionListDecodingTests.generated(20000)
+        let big = ConnectionListDecodingTests.generated(60000) // over 4 MB of output: several chunks
         let expected = formatter.connections(big, format: [.numeric])
+        #expect(expected.utf8.count > IPVSAdmExecutor.outputChunkBytes)
         // lvsd's line: streamed
         let streamed = Self.run([ConnectionListEncoding.responseLine(big)])
         #expect(streamed.code == 0 && streamed.err == "")
