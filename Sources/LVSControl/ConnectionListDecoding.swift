@@ -29,9 +29,9 @@ public enum ConnectionListDecoding {
         line.withUnsafeBytes { connections($0) }
     }
 
-    /// The length of the shortest entry lvsd writes (IPv4, one-digit values, empty names): the
-    /// answer cannot hold more entries than its length divided by this.
-    static let minimumEntryBytes = 190
+    /// About the length of the shortest entry lvsd writes (addresses "::", one-digit values,
+    /// empty names: 187 bytes and a comma), for a capacity hint that never exceeds the count.
+    static let minimumEntryBytes = 188
 }
 
 /// `ConnectionListDecoding` for an answer read in pieces: the entries as their bytes arrive, so

@@ -93,7 +93,7 @@ public final class SocketControlClient: ControlBackend {
         }
     }
 
-    /// Bytes asked of one `recv` (a listing of a million entries is about 200 MB).
+    /// Bytes asked of one `recv` (lvsd's answer to `-c` on a million entries is about 250 MB).
     static let receiveChunk = 1 << 20
 
     private func readLine() throws -> [UInt8] {
