@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import LVSCore
 
 /// lvsadm's reader of the `.connections` answer, the counterpart of `ConnectionListEncoding`:
@@ -128,8 +133,8 @@ private struct Reader {
     /// Consumes `s` if the input continues with it (`ranOut` when what there is matches its start).
     mutating func literal(_ s: StaticString) -> Bool {
         let n = s.utf8CodeUnitCount, available = min(n, bytes.count - at)
-        let p = s.utf8Start
-        for k in 0..<available where bytes[at + k] != p[k] { return false }
+        guard available > 0 else { ranOut = true; return false }
+        if memcmp(bytes.baseAddress! + at, s.utf8Start, available) != 0 { return false }
         guard available == n else { ranOut = true; return false }
         at += n
         return true
@@ -210,13 +215,15 @@ private struct Reader {
     mutating func string() -> String? {
         guard literal("\"") else { return nil }
         let start = at
+        var high: UInt8 = 0 // the bytes or'ed: below 0x80, all ASCII (valid UTF-8 as it is)
         while at < bytes.count {
             let b = bytes[at]
             if b == UInt8(ascii: "\"") {
-                let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<at]), as: UTF8.self)
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<at]).bindMemory(to: UInt8.self)
                 at += 1
-                return text
+                return high < 0x80 ? String(decoding: raw, as: UTF8.self) : String(validating: raw, as: UTF8.self)
             }
+            high |= b
             if b == UInt8(ascii: "\\") { return escapedString(from: start) }
             if b < Self.firstPrintable { return nil }
             at += 1

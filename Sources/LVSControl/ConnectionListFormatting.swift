@@ -76,8 +76,23 @@ extension IPVSAdmFormatter {
     }
 
     static func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
-        if v >= 10 { appendDecimal(v / 10, to: &out) }
-        out.append(UInt8(ascii: "0") + UInt8(v % 10))
+        if v < 10 {
+            out.append(UInt8(ascii: "0") + UInt8(v))
+            return
+        }
+        var digits = 0
+        var rest = v
+        while rest > 0 { digits += 1; rest /= 10 }
+        let end = out.count + digits
+        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+        out.withUnsafeMutableBufferPointer { buf in
+            var n = v, k = end
+            while n > 0 {
+                k -= 1
+                buf[k] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            }
+        }
     }
 
     /// `a.b.c.d:port` or `[v6]:port` (never longer than `addressPort`'s 59-character limit).
