@@ -39,3 +39,12 @@ public enum ControlResponse: Codable, Sendable, Equatable {
 public protocol ControlBackend {
     func execute(_ request: ControlRequest) throws -> ControlResponse
 }
+
+/// A backend that gives the entries of a `.connections` answer as they arrive (lvsadm's socket
+/// client), so that a listing of a million entries is never held whole.
+public protocol ConnectionStreamingBackend: ControlBackend {
+    /// Asks for `.connections` and calls `body` with each entry: nil when every entry came so.
+    /// Otherwise the answer as `execute` gives it; entries given to `body` before are then void
+    /// (a `.connections` answer holds the whole list).
+    func streamConnections(_ body: (ConnectionSnapshot) -> Void) throws -> ControlResponse?
+}

@@ -6,12 +6,15 @@ public struct IPVSAdmIO {
     public var writeErr: (String) -> Void
     /// The next line of stdin without its newline, nil at end of input.
     public var readLine: () -> String?
+    /// Writes bytes to standard output (a long connection listing, in one go); nil: `writeOut`.
+    public var writeOutBytes: (([UInt8]) -> Void)?
 
     public init(writeOut: @escaping (String) -> Void, writeErr: @escaping (String) -> Void,
-                readLine: @escaping () -> String?) {
+                readLine: @escaping () -> String?, writeOutBytes: (([UInt8]) -> Void)? = nil) {
         self.writeOut = writeOut
         self.writeErr = writeErr
         self.readLine = readLine
+        self.writeOutBytes = writeOutBytes
     }
 }
 
@@ -97,6 +100,10 @@ public struct IPVSAdmExecutor {
         return ControlTransportError(message: "unexpected response from lvsd")
     }
 
+    /// Bytes of one chunk of a connection listing's output, and the room left for one more line.
+    static let outputChunkBytes = 4 << 20
+    static let outputChunkRoom = 4096
+
     /// A listing failure: message to stderr, exit 1.
     private func listFailure(_ error: IPVSError) -> ExitNow {
         io.writeErr(Self.message(for: error, command: .list) + "\n")
@@ -126,8 +133,39 @@ public struct IPVSAdmExecutor {
         switch inv.command {
         case .list:
             if inv.options.contains(.connection) {
-                switch try request(.connections) {
-                case .connections(let list): io.writeOut(formatter.connections(list, format: inv.format))
+                let answer: ControlResponse
+                if let write = io.writeOutBytes, let streaming = backend as? ConnectionStreamingBackend {
+                    // Lines gather in chunks (no copies of a growing 100 MB buffer); they are written
+                    // once the whole answer is read, as a line lvsd did not write in its form is
+                    // read anew.
+                    var chunks: [[UInt8]] = [Array(formatter.connectionHeader(format: inv.format).utf8)]
+                    var current: [UInt8] = []
+                    current.reserveCapacity(Self.outputChunkBytes)
+                    let numeric = inv.format.contains(.numeric)
+                    let other = try streaming.streamConnections { c in
+                        formatter.appendConnection(c, numeric: numeric, to: &current)
+                        if current.count > Self.outputChunkBytes - Self.outputChunkRoom {
+                            chunks.append(current)
+                            current = []
+                            current.reserveCapacity(Self.outputChunkBytes)
+                        }
+                    }
+                    guard let other else {
+                        chunks.append(current)
+                        for chunk in chunks { write(chunk) }
+                        return 0
+                    }
+                    answer = other
+                } else {
+                    answer = try request(.connections)
+                }
+                switch answer {
+                case .connections(let list):
+                    if let write = io.writeOutBytes {
+                        write(formatter.connectionListing(list, format: inv.format))
+                    } else {
+                        io.writeOut(formatter.connections(list, format: inv.format))
+                    }
                 case .failed(let e): throw listFailure(e)
                 case let other: throw Self.unexpected(other)
                 }

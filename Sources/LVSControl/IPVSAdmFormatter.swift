@@ -353,6 +353,11 @@ public struct IPVSAdmFormatter {
 
     /// `list_conn`: the connection table in the given (hash) order.
     public func connections(_ conns: [ConnectionSnapshot], format: IPVSAdmFormat) -> String {
+        String(decoding: connectionListing(conns, format: format), as: UTF8.self)
+    }
+
+    /// The header lines of `list_conn`.
+    func connectionHeader(format: IPVSAdmFormat) -> String {
         var out = "IPVS connection entries\n"
         if format.contains(.persistentConn) {
             out += "pro expire " + Pad.left("state", 11) + " " + Pad.left("source", 18) + " " + Pad.left("virtual", 18)
@@ -361,24 +366,26 @@ public struct IPVSAdmFormatter {
             out += "pro expire " + Pad.left("state", 11) + " " + Pad.left("source", 18) + " " + Pad.left("virtual", 18)
                 + " destination\n"
         }
-        let numeric = format.contains(.numeric)
-        for c in conns {
-            let proto: IPProtocolNumber?
-            switch c.protocolName {
-            case "TCP": proto = .tcp
-            case "UDP": proto = .udp
-            case "SCTP": proto = .sctp
-            default: proto = nil
-            }
-            let m = c.expiresSeconds / 60, s = c.expiresSeconds % 60
-            let expire = (m < 10 ? "0" : "") + String(m) + ":" + (s < 10 ? "0" : "") + String(s)
-            let cname = addressPort(c.clientAddress, c.clientPort, proto: proto, numeric: numeric)
-            let vname = addressPort(c.virtualAddress, c.virtualPort, proto: proto, numeric: numeric)
-            let dname = addressPort(c.destinationAddress, c.destinationPort, proto: proto, numeric: numeric)
-            out += Pad.left(c.protocolName, 3) + " " + Pad.left(expire, 6) + " " + Pad.left(c.state, 11) + " "
-                + Pad.left(cname, 18) + " " + Pad.left(vname, 18) + " " + dname + "\n"
-        }
         return out
+    }
+
+    /// One entry of `list_conn` with its newline, built from strings (names, or anything the
+    /// byte writer of `connectionListing` does not take).
+    func connectionLine(_ c: ConnectionSnapshot, numeric: Bool) -> String {
+        let proto: IPProtocolNumber?
+        switch c.protocolName {
+        case "TCP": proto = .tcp
+        case "UDP": proto = .udp
+        case "SCTP": proto = .sctp
+        default: proto = nil
+        }
+        let m = c.expiresSeconds / 60, s = c.expiresSeconds % 60
+        let expire = (m < 10 ? "0" : "") + String(m) + ":" + (s < 10 ? "0" : "") + String(s)
+        let cname = addressPort(c.clientAddress, c.clientPort, proto: proto, numeric: numeric)
+        let vname = addressPort(c.virtualAddress, c.virtualPort, proto: proto, numeric: numeric)
+        let dname = addressPort(c.destinationAddress, c.destinationPort, proto: proto, numeric: numeric)
+        return Pad.left(c.protocolName, 3) + " " + Pad.left(expire, 6) + " " + Pad.left(c.state, 11) + " "
+            + Pad.left(cname, 18) + " " + Pad.left(vname, 18) + " " + dname + "\n"
     }
 
     /// `list_timeout`.

@@ -93,16 +93,26 @@ public final class SocketControlClient: ControlBackend {
         }
     }
 
+    /// Bytes asked of one `recv` (lvsd's answer to `-c` on a million entries is about 250 MB).
+    static let receiveChunk = 1 << 20
+
     private func readLine() throws -> [UInt8] {
         var scanned = 0 // bytes known to hold no newline (a long answer is scanned once)
+        var chunk: [UInt8] = []
         while true {
             if let nl = buffer[scanned...].firstIndex(of: 0x0A) {
+                if nl == buffer.count - 1 { // the usual case: the answer is all there is; no copy
+                    var line: [UInt8] = []
+                    swap(&line, &buffer)
+                    line.removeLast()
+                    return line
+                }
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
                 return line
             }
             scanned = buffer.count
-            var chunk = [UInt8](repeating: 0, count: 65536)
+            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: Self.receiveChunk) }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -118,11 +128,60 @@ public final class SocketControlClient: ControlBackend {
         var data = Array(try JSONEncoder().encode(request))
         data.append(0x0A)
         try writeAll(data)
-        let line = try readLine()
+        return try response(to: request, line: readLine())
+    }
+
+    private func response(to request: ControlRequest, line: [UInt8]) throws -> ControlResponse {
+        if case .connections = request, let list = ConnectionListDecoding.connections(line) {
+            return .connections(list) // a million entries: JSONDecoder would take seconds of CPU
+        }
         do {
             return try JSONDecoder().decode(ControlResponse.self, from: Data(line))
         } catch {
             throw fail("malformed response")
+        }
+    }
+}
+
+extension SocketControlClient: ConnectionStreamingBackend {
+    public func streamConnections(_ body: (ConnectionSnapshot) -> Void) throws -> ControlResponse? {
+        try connectIfNeeded()
+        var data = Array(try JSONEncoder().encode(ControlRequest.connections))
+        data.append(0x0A)
+        try writeAll(data)
+        var stream = ConnectionListStream()
+        if !buffer.isEmpty {
+            buffer.withUnsafeBytes { stream.feed($0) }
+            buffer = []
+        }
+        var chunk: [UInt8] = []
+        while true {
+            switch stream.next() {
+            case .entry(let c):
+                body(c)
+            case .end:
+                buffer = Array(stream.unconsumed)
+                return nil
+            case .notLvsdForm:
+                if let fed = stream.fedSoFar { // another answer (or layout): read it whole, as `execute` does
+                    buffer = Array(fed)
+                    return try response(to: .connections, line: readLine())
+                }
+                // Entries were given already: the rest of this line goes, and the listing is asked
+                // for again and read whole.
+                buffer = Array(stream.unconsumed)
+                _ = try readLine()
+                return try execute(.connections)
+            case .needMore:
+                if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: Self.receiveChunk) }
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw fail(Self.errorText(errno))
+                }
+                if n == 0 { throw fail("connection closed") }
+                chunk.withUnsafeBytes { stream.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            }
         }
     }
 }

@@ -51,7 +51,8 @@ if arguments.count >= 2 && arguments[1] == "daemon" {
 let io = IPVSAdmIO(
     writeOut: { fputs($0, stdout) },
     writeErr: { fflush(stdout); fputs($0, stderr) },
-    readLine: { Swift.readLine(strippingNewline: true) }
+    readLine: { Swift.readLine(strippingNewline: true) },
+    writeOutBytes: { bytes in _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) } }
 )
 let executor = IPVSAdmExecutor(backend: SocketControlClient(), io: io)
 let code = executor.run(arguments)

@@ -14,7 +14,12 @@ import Testing
         let fd: Int32
         let closed = DispatchSemaphore(value: 0)
 
-        init(answers: [ControlResponse]) {
+        convenience init(answers: [ControlResponse]) {
+            self.init(lines: answers.map { Array(try! JSONEncoder().encode($0)) + [0x0A] })
+        }
+
+        /// Connection i gets the bytes `lines[i]` (a whole answer line with its newline).
+        init(lines: [[UInt8]]) {
             unlink(path)
             fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             var addr = sockaddr_un()
@@ -28,7 +33,7 @@ import Testing
             listen(fd, 4)
             let listener = fd, done = closed
             Thread {
-                for answer in answers {
+                for out in lines {
                     let conn = accept(listener, nil, nil)
                     guard conn >= 0 else { return }
                     var buf = [UInt8](repeating: 0, count: 4096)
@@ -38,8 +43,6 @@ import Testing
                         if n <= 0 { break }
                         got += buf[..<n]
                     }
-                    var out = Array(try! JSONEncoder().encode(answer))
-                    out.append(0x0A)
                     _ = out.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     close(conn)
                     done.signal()
