@@ -96,6 +96,21 @@ public final class SocketControlClient: ControlBackend {
     /// Bytes asked of one `recv` (lvsd's answer to `-c` on a million entries is about 250 MB).
     static let receiveChunk = 1 << 20
 
+    /// One recv into `chunk` (made on first use), retried on EINTR: the byte count, never 0 (a
+    /// closed connection throws).
+    private func receive(into chunk: inout [UInt8]) throws -> Int {
+        if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: Self.receiveChunk) }
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail(Self.errorText(errno))
+            }
+            if n == 0 { throw fail("connection closed") }
+            return n
+        }
+    }
+
     private func readLine() throws -> [UInt8] {
         var scanned = 0 // bytes known to hold no newline (a long answer is scanned once)
         var chunk: [UInt8] = []
@@ -112,13 +127,7 @@ public final class SocketControlClient: ControlBackend {
                 return line
             }
             scanned = buffer.count
-            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: Self.receiveChunk) }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail(Self.errorText(errno))
-            }
-            if n == 0 { throw fail("connection closed") }
+            let n = try receive(into: &chunk)
             buffer.append(contentsOf: chunk[..<n])
         }
     }
@@ -173,13 +182,7 @@ extension SocketControlClient: ConnectionStreamingBackend {
                 _ = try readLine()
                 return try execute(.connections)
             case .needMore:
-                if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: Self.receiveChunk) }
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw fail(Self.errorText(errno))
-                }
-                if n == 0 { throw fail("connection closed") }
+                let n = try receive(into: &chunk)
                 chunk.withUnsafeBytes { stream.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
             }
         }
