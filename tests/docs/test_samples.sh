@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every sample in docs/samples/ loads: each keepalived.conf sample (*.conf) with
+# Every sample in docs/samples/ loads, and the keepalived.conf in README.md: each keepalived.conf sample (*.conf) with
 # `lvsd --check-config` (exit 0, read as keepalived.conf), each ipvsadm rules sample (*.rules, the
 # input of `lvsadm -R`) the same way (lvsd reads ipvsadm-save files with lvsadm's restore grammar:
 # exit 0, read as ipvsadm rules). A sample of another kind fails the test, and so does a copy of a
@@ -39,6 +39,10 @@ for f in "${samples[@]}"; do
     esac
 done
 ((nconf > 0 && nrules > 0)) || bad "want at least one sample of each kind (*.conf: $nconf, *.rules: $nrules)"
+
+# The keepalived.conf shown in README.md loads too.
+awk '/^virtual_server /, /^}$/' "$root/README.md" >"$tmp/readme.conf"
+if [[ -s $tmp/readme.conf ]]; then check "$tmp/readme.conf" "keepalived.conf"; else bad "README.md shows no virtual_server block"; fi
 
 # The check can fail: a scheduler lvsd does not know, in a copy of each kind.
 sed 's/lb_algo rr/lb_algo no-such-scheduler/' "$root/docs/samples/keepalived-dr-http-get.conf" >"$tmp/broken.conf"
