@@ -330,11 +330,17 @@ int clvs_xdp_counters_read(int counters_fd, uint64_t *out) {
     return 0;
 }
 
-int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval) {
+int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval,
+                       void *out, uint32_t *out_len) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len, .repeat = 1);
+    if (out && out_len) {
+        opts.data_out = out;
+        opts.data_size_out = *out_len;
+    }
     int rc = bpf_prog_test_run_opts(prog_fd, &opts);
     if (rc) return rc < 0 ? rc : -rc;
     *retval = opts.retval;
+    if (out && out_len) *out_len = opts.data_size_out;
     return 0;
 }
 

@@ -142,10 +142,22 @@ public final class XDPProgram {
     /// Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN: nothing is sent) and returns
     /// its action (XDP_* or TC_ACT_*). For tests.
     public func testRun(_ frame: [UInt8]) throws -> UInt32 {
+        try testRunFrame(frame).action
+    }
+
+    /// `testRun`, also returning the frame as the program left it (rewritten MACs, TTL, ...).
+    public func testRunFrame(_ frame: [UInt8]) throws -> (action: UInt32, frame: [UInt8]) {
         var action: UInt32 = 0
-        let rc = frame.withUnsafeBytes { clvs_prog_test_run(programFD, $0.baseAddress!, UInt32($0.count), &action) }
+        // Room for the frame plus what a program could add in front (none of lvsd's does).
+        var out = [UInt8](repeating: 0, count: frame.count + 256)
+        var outLength = UInt32(out.count)
+        let rc = frame.withUnsafeBytes { input in
+            out.withUnsafeMutableBytes { output in
+                clvs_prog_test_run(programFD, input.baseAddress!, UInt32(input.count), &action, output.baseAddress, &outLength)
+            }
+        }
         guard rc == 0 else { throw DataPlaneError.system(call: "BPF_PROG_TEST_RUN", errno: -rc, context: "\(frame.count)-byte frame") }
-        return action
+        return (action, Array(out.prefix(Int(outLength))))
     }
 
     /// Attaches in native (driver) mode, else in generic mode when allowed.

@@ -163,8 +163,11 @@ int clvs_settings_set(int settings_fd, uint32_t flags);
 /* The programs' frame counters (`stats`), summed over the CPUs, into out[CLVS_STAT_COUNT]. 0 or -errno. */
 int clvs_xdp_counters_read(int counters_fd, uint64_t *out);
 /* Runs program `prog_fd` once on `frame` (BPF_PROG_TEST_RUN; nothing is sent anywhere) and stores
- * its return value (the XDP action, or the tc action). 0 or -errno. For tests. */
-int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval);
+ * its return value (the XDP action, or the tc action). With `out` (room for *out_len bytes), the
+ * frame as the program left it is copied there and *out_len becomes its length. 0 or -errno
+ * (-ENOSPC: `out` too small). For tests. */
+int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval,
+                       void *_Nullable out, uint32_t *_Nullable out_len);
 
 /* ---- the fast path's connection map (struct clvs_conn_key / clvs_conn_value and CLVS_MAX_DESTS:
  * clvs_xdp_maps.h) ---- */
