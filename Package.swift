@@ -41,12 +41,15 @@ let package = Package(
         // CAllocCounter: interposes malloc for lvs-bench's allocation count; linked into the
         // benchmark harness only (never into lvsd).
         .target(name: "CAllocCounter"),
+        // The one syscall wrapper (EINTR retried, errno carried in SystemError); libc only, so
+        // lvsadm's modules may link it too.
+        .target(name: "LVSSystem"),
         // Pure decision logic: no I/O, injected clock, deterministic.
         .target(name: "LVSCore", dependencies: ["CLVSShim"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
@@ -73,6 +76,7 @@ let package = Package(
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
+        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]
