@@ -172,9 +172,10 @@ public final class XDPProgram {
     /// Attaches in native (driver) mode, else in generic mode when allowed.
     public func attach(to interface: InterfaceInfo, allowGeneric: Bool = true) throws -> Mode {
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_xdp_attach(prog, interface.index, allowGeneric ? 1 : 0, &err, err.count)
-        guard rc == 0 else {
-            throw DataPlaneError.system(call: "XDP attach (\(String(cString: err)))", errno: -rc, context: "interface '\(interface.name)'")
+        try DataPlaneError.context("interface '\(interface.name)'") {
+            try syscallNegatedErrno("XDP attach (\(String(cString: err)))") {
+                clvs_xdp_attach(prog, interface.index, allowGeneric ? 1 : 0, &err, err.count)
+            }
         }
         attachedTo = interface
         let m: Mode = prog.pointee.mode == UInt32(XDP_FLAGS_DRV_MODE_VALUE) ? .native : .generic
@@ -185,9 +186,8 @@ public final class XDPProgram {
     /// Attaches the tc program (`kind == .tc`) to the interface's clsact ingress.
     public func attachTC(to interface: InterfaceInfo) throws {
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_tc_attach(prog, interface.index, &err, err.count)
-        guard rc == 0 else {
-            throw DataPlaneError.system(call: "tc attach (\(String(cString: err)))", errno: -rc, context: "interface '\(interface.name)'")
+        try DataPlaneError.context("interface '\(interface.name)'") {
+            try syscallNegatedErrno("tc attach (\(String(cString: err)))") { clvs_tc_attach(prog, interface.index, &err, err.count) }
         }
         attachedTo = interface
     }
