@@ -322,4 +322,11 @@ final class BPFProgramTests: XCTestCase {
             }
         }
     }
+
+    /// `dest_stats` (CLVS_MAX_DESTS, clvs_xdp_maps.h: the one definition the program and the loader
+    /// share) has a slot for every destination slot of a default engine, so the fast path counts
+    /// them all (lvsd leaves a connection to a slot beyond it to its own path).
+    func testDestinationSlotsCoverTheEngine() {
+        XCTAssertGreaterThanOrEqual(Int(XDPConnMap.maxDestinationSlots), EngineConfiguration().maxDestinations)
+    }
 }
