@@ -23,27 +23,33 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // Linux headers and a few inline helpers the Swift overlay does not expose.
+        // C targets: one per set of libraries linked, so that nothing links what it does not use.
+        // CLVSShim: the one shim for Linux headers (packet sockets, TPACKET), the helpers that need
+        // _GNU_SOURCE, and header-only inline hints (prefetch, clvs_cpu.h). Links nothing but libc,
+        // so every target (LVSCore, lvsadm's modules) may import it.
         .target(name: "CLVSShim"),
-        // TLS for the SSL_GET checker, over the system's OpenSSL.
+        // CLVSTLS: TLS for the SSL_GET checker; it alone links OpenSSL (lvsadm must not).
         .target(name: "CLVSTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
-        // AF_XDP sockets, the XDP program and its VIP map (libxdp + libbpf, Debian: libxdp-dev libbpf-dev).
+        // CLVSXDP: the BPF programs' loader, AF_XDP sockets and rings, the maps (layouts shared with
+        // bpf/ in include/clvs_xdp_maps.h); it alone links libxdp + libbpf (Debian: libxdp-dev libbpf-dev).
         .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // lvsd's BPF program (bpf/lvs_xdp.c), compiled by clang -target bpf during swift build and
         // carried in the binary: the plugin compiles it, lvs-embed-bpf writes it out as Swift.
         .executableTarget(name: "lvs-embed-bpf"),
         .plugin(name: "BPFObjectPlugin", capability: .buildTool(), dependencies: ["lvs-embed-bpf"]),
         .target(name: "LVSBPFProgram", plugins: ["BPFObjectPlugin"]),
-        // Allocation counter for the benchmark harness only.
+        // CAllocCounter: interposes malloc for lvs-bench's allocation count; linked into the
+        // benchmark harness only (never into lvsd).
         .target(name: "CAllocCounter"),
-        // CPU hints (prefetch) for the packet path, header only.
-        .target(name: "CLVSCPU"),
+        // The one syscall wrapper (EINTR retried, errno carried in SystemError); libc only, so
+        // lvsadm's modules may link it too.
+        .target(name: "LVSSystem"),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", dependencies: ["CLVSCPU"], swiftSettings: hotPathFlags),
+        .target(name: "LVSCore", dependencies: ["CLVSShim"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
@@ -70,6 +76,7 @@ let package = Package(
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
+        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]
