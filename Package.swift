@@ -48,10 +48,12 @@ let package = Package(
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
         .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim", "CLVSTLS"]),
-        .executableTarget(
-            name: "lvsd",
+        // lvsd's runtime as a library (director, control server, sync daemon I/O, metrics), tested
+        // by LVSDaemonTests; the lvsd executable only parses its arguments and runs it.
+        .target(
+            name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim",
+                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -64,6 +66,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: hotPathFlags
+        ),
+        .executableTarget(
+            name: "lvsd",
+            dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPathFlags
         ),
         .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore"]),

@@ -8,9 +8,10 @@ import Logging
 import ServiceLifecycle
 
 /// lvsd: the user-space IPVS Direct-Routing director.
-@main
-struct LVSD: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct LVSD: AsyncParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "lvsd",
         abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.")
 
@@ -77,7 +78,7 @@ struct LVSD: AsyncParsableCommand {
     @Option(help: "A BPF object file for --dataplane afxdp/xdp/tc instead of the one built into lvsd (bpf/lvs_xdp.c, compiled by swift build).")
     var xdpObject: String?
 
-    func run() async throws {
+    public func run() async throws {
         // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
         signal(SIGPIPE, SIG_IGN)
         if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
