@@ -200,19 +200,14 @@ public struct LVSD: AsyncParsableCommand {
                 logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
                               metadata: ["queues": "\(plane.queueCounts)"])
             }
-            if kind == .xdp {
-                director.fastPathMap = plane.connMap
-                for w in director.workers { w.fastPath = plane.connMap }
-            }
+            if kind == .xdp { director.enableFastPath(plane.connMap, kind: "xdp") }
             dataPlane = .afxdp(plane)
         case .tc:
             var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
             dpConfig.tickInterval = 10_000_000
             dpConfig.spinNanoseconds = spin
             let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject), noARP: noArp) { director.makeWorker($0) }
-            director.fastPathMap = plane.connMap
-            director.fastPathKind = "tc"
-            for w in director.workers { w.fastPath = plane.connMap }
+            director.enableFastPath(plane.connMap, kind: "tc")
             dataPlane = .tc(plane)
         }
         undo.add { dataPlane.stop() }
