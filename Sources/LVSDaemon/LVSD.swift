@@ -89,14 +89,7 @@ public final class LVSD: @unchecked Sendable {
     /// lvsd's process: signal dispositions, logging, start-up, then the service until SIGTERM.
     /// Returns the exit status.
     public static func main(options: DaemonOptions) async -> Int32 {
-        // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
-        signal(SIGPIPE, SIG_IGN)
-        // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
-        // lvsd with an XDP or tc program or the nftables table left behind.
-        do { try ProcessSignals.install() } catch {
-            FileHandle.standardError.write(Data("lvsd: \(error)\n".utf8))
-            return 1
-        }
+        guard installSignalHandlers() else { return 1 }
         let level = Logger.Level(rawValue: options.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -115,6 +108,21 @@ public final class LVSD: @unchecked Sendable {
             return 1
         }
         return 0
+    }
+
+    /// lvsd's signal dispositions; false (and said on stderr) if the kernel refuses. Idempotent.
+    /// lvsd's main.swift calls it first of all, before any other thread exists.
+    @discardableResult
+    public static func installSignalHandlers() -> Bool {
+        // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
+        signal(SIGPIPE, SIG_IGN)
+        // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
+        // lvsd with an XDP or tc program or the nftables table left behind.
+        do { try ProcessSignals.install() } catch {
+            FileHandle.standardError.write(Data("lvsd: \(error)\n".utf8))
+            return false
+        }
+        return true
     }
 
     /// Runs the start-up steps; on success the returned service owns what they attached, on

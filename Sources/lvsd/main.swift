@@ -103,7 +103,9 @@ struct LVSDCommand: AsyncParsableCommand {
     }
 }
 
-// Top-level code (this file is main.swift): parse, then run the command's async `run()`.
+// Top-level code (this file is main.swift): signal dispositions first, on the only thread there
+// is yet (a SIGHUP or SIGTERM must never kill lvsd), then parse and run.
+guard LVSD.installSignalHandlers() else { LVSDCommand.exit(withError: ExitCode(1)) }
 do {
     let command = try LVSDCommand.parse()
     try await command.runDaemon()
