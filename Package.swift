@@ -77,6 +77,7 @@ let package = Package(
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "LVSCore", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]

@@ -70,6 +70,8 @@ extension TCDataPlane: DataPlaneBackend {
 extension InMemoryDataPlane: DataPlaneBackend {
     public var kindName: String { "in-memory" }
     public var workerCount: Int { 1 }
+    /// Nothing reaches a kernel: lvsd installs no nftables guard for it.
+    public var filtersVIPTraffic: Bool { true }
     /// Frames are fed by the caller (`feed`): there is nothing to start or stop.
     public func start() throws {}
     public func stop() {}
