@@ -159,10 +159,13 @@ public final class FastPathBook<Map: ConnectionMap> {
     /// Connections this worker has in the map.
     public var offloadedCount: Int { offloaded.count }
 
-    /// After a batch: the entries the shard recorded go into the map.
+    /// After a batch: the entries the shard recorded go into the map. (Specialised for the BPF
+    /// map here, so lvsd's workers in another module do not run the generic version.)
+    @_specialize(exported: true, where Map == XDPConnMap)
     public func afterBatch() { drainOffloads() }
 
     /// Worker tick: entries, counters (worker 0), then a slice of the read-back pass.
+    @_specialize(exported: true, where Map == XDPConnMap)
     public func tick(now: UInt64) {
         drainOffloads()
         readFastPathCounters(now: now)
