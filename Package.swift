@@ -54,10 +54,12 @@ let package = Package(
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
         .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim", "CLVSTLS"]),
-        .executableTarget(
-            name: "lvsd",
+        // lvsd's runtime as a library (director, control server, sync daemon I/O, metrics), tested
+        // by LVSDaemonTests; the lvsd executable only parses its arguments and runs it.
+        .target(
+            name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim",
+                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,11 +74,17 @@ let package = Package(
             ],
             swiftSettings: hotPathFlags
         ),
+        .executableTarget(
+            name: "lvsd",
+            dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: hotPathFlags
+        ),
         .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore"]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "LVSCore", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]
