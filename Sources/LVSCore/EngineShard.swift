@@ -20,16 +20,16 @@ public final class EngineShard: @unchecked Sendable {
     public let table: ConnectionTable
     /// The table's raw view, used on the packet path.
     @usableFromInline let conns: ConnectionTableView
-    /// The INPUT-ONLY TCP transition table (`event * 11 + state`).
+    /// The INPUT-ONLY TCP transition table (`TCPStateTable.index(event:state:)`).
     @usableFromInline let transitions: UnsafeMutablePointer<UInt8>
     @usableFromInline var fragments: FragmentCache
     @usableFromInline var currentTick: UInt32 = 0
     @usableFromInline var ingressInterface: Int32 = 0
-    /// Per destination slot, 5 counters (conns, inpkts, outpkts, inbytes, outbytes); single writer.
+    /// Per destination slot, `StatsWord.width` counters (conns, inpkts, outpkts, inbytes, outbytes); single writer.
     @usableFromInline let destCounters: AtomicWords
-    /// Per service slot, 5 counters.
+    /// Per service slot, `StatsWord.width` counters.
     @usableFromInline let serviceCounters: AtomicWords
-    /// 0 forwarded, 1 passed, 2 replies, 3 new connections, 8... drops by reason.
+    /// Forwarded, passed, replies, new connections, ..., drops by reason (`ShardCounter`).
     @usableFromInline let counters: AtomicWords
     // Copies of the engine's atomics (raw pointers, so no reference counting on the path).
     @usableFromInline let forwarding: AtomicWords
@@ -102,9 +102,9 @@ public final class EngineShard: @unchecked Sendable {
         transitions = .allocate(capacity: TCPStateTable.inputOnlyFlat.count)
         transitions.initialize(from: TCPStateTable.inputOnlyFlat, count: TCPStateTable.inputOnlyFlat.count)
         fragments = FragmentCache(key: key.derived(Engine.fragmentKeyOffset))
-        destCounters = AtomicWords(count: engine.configuration.maxDestinations * 5)
-        serviceCounters = AtomicWords(count: engine.configuration.maxServices * 5)
-        counters = AtomicWords(count: 8 + DropReason.allCases.count)
+        destCounters = AtomicWords(count: engine.configuration.maxDestinations * StatsWord.width)
+        serviceCounters = AtomicWords(count: engine.configuration.maxServices * StatsWord.width)
+        counters = AtomicWords(count: ShardCounter.count)
         forwarding = engine.forwarding
         destService = engine.destService
         destCounts = engine.destCounts
@@ -144,23 +144,23 @@ public final class EngineShard: @unchecked Sendable {
     func serviceStats(_ s: Int) -> StatsCounters { stats(serviceCounters, s) }
     func stats(_ w: AtomicWords, _ i: Int) -> StatsCounters {
         var c = StatsCounters()
-        c.conns = w.load(i * 5)
-        c.inPackets = w.load(i * 5 + 1)
-        c.outPackets = w.load(i * 5 + 2)
-        c.inBytes = w.load(i * 5 + 3)
-        c.outBytes = w.load(i * 5 + 4)
+        c.conns = w.load(StatsWord.index(i, .conns))
+        c.inPackets = w.load(StatsWord.index(i, .inPackets))
+        c.outPackets = w.load(StatsWord.index(i, .outPackets))
+        c.inBytes = w.load(StatsWord.index(i, .inBytes))
+        c.outBytes = w.load(StatsWord.index(i, .outBytes))
         return c
     }
 
     var counterSnapshot: EngineCounters {
         var c = EngineCounters()
-        c.forwarded = counters.load(0)
-        c.passed = counters.load(1)
-        c.replies = counters.load(2)
-        c.newConnections = counters.load(3)
-        c.dropEntryEvictions = counters.load(Self.evictedCounter)
-        c.secureTCPShortened = counters.load(Self.secureTCPCounter)
-        for r in DropReason.allCases { c.drops[Int(r.rawValue)] = counters.load(8 + Int(r.rawValue)) }
+        c.forwarded = counters.load(ShardCounter.forwarded.rawValue)
+        c.passed = counters.load(ShardCounter.passed.rawValue)
+        c.replies = counters.load(ShardCounter.replies.rawValue)
+        c.newConnections = counters.load(ShardCounter.newConnections.rawValue)
+        c.dropEntryEvictions = counters.load(ShardCounter.dropEntryEvictions.rawValue)
+        c.secureTCPShortened = counters.load(ShardCounter.secureTCPShortened.rawValue)
+        for r in DropReason.allCases { c.drops[Int(r.rawValue)] = counters.load(ShardCounter.drop(r)) }
         return c
     }
 }

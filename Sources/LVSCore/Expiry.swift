@@ -15,7 +15,7 @@ extension EngineShard {
     func unbind(_ index: UInt32) {
         let e = table[index]
         let slot = e.dest
-        destCounts.add(Int(slot) * 3 + (e.isInactive ? 1 : 0), -1)
+        destCounts.add(DestCount.index(slot, .connection(inactive: e.isInactive)), -1)
         if e.control != 0 { engine.templates[e.control - 1].control -= 1 }
         engine.clearOverload(slot)
         if !engine.dests[Int(slot)].available && engine.destReferences(slot) == 0 { engine.releaseDestSlot(slot) }

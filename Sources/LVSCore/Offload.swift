@@ -28,8 +28,8 @@ extension EngineShard {
         guard word & Engine.flagAvailable != 0, word & Engine.flagMACKnown != 0 else { return nil }
         guard engine.lock.withLock({ engine.dests[Int(destSlot)].weight > 0 }) else { return nil }
         let ifslot = Int((word >> 48) & 0xFF)
-        return (word, MACAddress(value: word), MACAddress(value: interfaceTable.load(2 * ifslot + 1)),
-                Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot))))
+        return (word, MACAddress(value: word), MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac))),
+                Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }
 
     /// The key of a connection the fast path may hold (ESTABLISHED TCP or UDP, not a template).
@@ -44,13 +44,12 @@ extension EngineShard {
     /// destination's and its service's statistics.
     public func addOffloadedStatistics(destSlot: UInt32, packets: UInt64, bytes: UInt64) {
         guard packets > 0 || bytes > 0 else { return }
-        let d = Int(destSlot) * 5
-        destCounters.bump(d + 1, by: packets)
-        destCounters.bump(d + 3, by: bytes)
+        destCounters.bump(StatsWord.index(Int(destSlot), .inPackets), by: packets)
+        destCounters.bump(StatsWord.index(Int(destSlot), .inBytes), by: bytes)
         let svc = destService.load(Int(destSlot))
         if svc != Engine.noService {
-            serviceCounters.bump(Int(svc) * 5 + 1, by: packets)
-            serviceCounters.bump(Int(svc) * 5 + 3, by: bytes)
+            serviceCounters.bump(StatsWord.index(Int(svc), .inPackets), by: packets)
+            serviceCounters.bump(StatsWord.index(Int(svc), .inBytes), by: bytes)
         }
     }
 

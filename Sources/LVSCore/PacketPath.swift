@@ -58,21 +58,21 @@ extension EngineShard {
 
     @inline(__always) func count(_ v: Verdict) -> Verdict {
         switch v {
-        case .pass: counters.bump(1, by: 1)
-        case .reply: counters.bump(2, by: 1)
-        case let .drop(r): counters.bump(8 + Int(r.rawValue), by: 1)
-        case .forward: counters.bump(0, by: 1)
+        case .pass: counters.bump(ShardCounter.passed.rawValue, by: 1)
+        case .reply: counters.bump(ShardCounter.replies.rawValue, by: 1)
+        case let .drop(r): counters.bump(ShardCounter.drop(r), by: 1)
+        case .forward: counters.bump(ShardCounter.forwarded.rawValue, by: 1)
         }
         return v
     }
 
     @inline(__always) func passed() -> Verdict {
-        counters.bump(1, by: 1)
+        counters.bump(ShardCounter.passed.rawValue, by: 1)
         return .pass
     }
 
     @inline(__always) func drop(_ r: DropReason) -> Verdict {
-        counters.bump(8 + Int(r.rawValue), by: 1)
+        counters.bump(ShardCounter.drop(r), by: 1)
         return .drop(r)
     }
 
@@ -100,7 +100,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = transitions[event * 11 + Int(state)]
+                next = transitions[TCPStateTable.index(event: event, state: state)]
             } else {
                 next = TCPState.close.rawValue
             }
@@ -154,15 +154,15 @@ extension EngineShard {
     /// Moves a TCP entry to `next`, keeping the destination's active/inactive counts right.
     @inline(__always) func setState(_ index: UInt32, _ next: TCPState) {
         let wasInactive = conns[index].isInactive
-        let b = Int(conns[index].dest) * 3
+        let slot = conns[index].dest
         if wasInactive && next.isActive {
             conns[index].stateFlags &= ~ConnectionEntry.flagInactive
-            destCounts.add(b + 1, -1)
-            destCounts.add(b, 1)
+            destCounts.add(DestCount.index(slot, .inactive), -1)
+            destCounts.add(DestCount.index(slot, .active), 1)
         } else if !wasInactive && !next.isActive {
             conns[index].stateFlags |= ConnectionEntry.flagInactive
-            destCounts.add(b, -1)
-            destCounts.add(b + 1, 1)
+            destCounts.add(DestCount.index(slot, .active), -1)
+            destCounts.add(DestCount.index(slot, .inactive), 1)
         }
         conns[index].state = next.rawValue
         if next == .established {

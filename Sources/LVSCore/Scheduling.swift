@@ -50,13 +50,13 @@ extension EngineShard {
             countNewConnection(slot)
             return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
         }
-        let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : 0))
+        let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : Int(TCPState.none.rawValue)))
         guard let index = table.insert(key, dest: slot, stateFlags: ConnectionEntry.flagInactive,
                                        control: control, expires: tick &+ initialTimeout, inPackets: 1) else {
             return drop(.tableFull)
         }
         if control != 0 { engine.templates[control - 1].control += 1 }
-        destCounts.add(Int(slot) * 3 + 1, 1)
+        destCounts.add(DestCount.index(slot, .inactive), 1)
         countNewConnection(slot)
         engine.checkOverload(slot)
         if f.proto == 6 {
@@ -66,7 +66,7 @@ extension EngineShard {
             if next == .synRecv && defenseEngaged(defense.secureTCP) {
                 // secure_tcp: a half-open entry under pressure lives only briefly.
                 timeout = min(timeout, defense.secureSynRecvTimeout &* Engine.ticksPerSecond)
-                counters.bump(Self.secureTCPCounter, by: 1)
+                counters.bump(ShardCounter.secureTCPShortened.rawValue, by: 1)
             }
             table[index].expires = tick &+ timeout
             table.reschedule(index)
@@ -82,11 +82,11 @@ extension EngineShard {
     /// `setState` for callers already holding the lock (templates are shared).
     func setStateLocked(_ index: UInt32, _ next: TCPState) {
         let wasInactive = table[index].isInactive
-        let b = Int(table[index].dest) * 3
+        let slot = table[index].dest
         if wasInactive && next.isActive {
             table[index].stateFlags &= ~ConnectionEntry.flagInactive
-            destCounts.add(b + 1, -1)
-            destCounts.add(b, 1)
+            destCounts.add(DestCount.index(slot, .inactive), -1)
+            destCounts.add(DestCount.index(slot, .active), 1)
         }
         table[index].state = next.rawValue
         if next == .established, table[index].control != 0 {
@@ -95,10 +95,10 @@ extension EngineShard {
     }
 
     func countNewConnection(_ slot: UInt32) {
-        counters.bump(3, by: 1)
-        destCounters.bump(Int(slot) * 5, by: 1)
+        counters.bump(ShardCounter.newConnections.rawValue, by: 1)
+        destCounters.bump(StatsWord.index(Int(slot), .conns), by: 1)
         let svc = destService.load(Int(slot))
-        if svc != Engine.noService { serviceCounters.bump(Int(svc) * 5, by: 1) }
+        if svc != Engine.noService { serviceCounters.bump(StatsWord.index(Int(svc), .conns), by: 1) }
     }
 }
 
@@ -180,7 +180,7 @@ extension Engine {
         guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
         guard let t = templates.insert(tkey, dest: slot, stateFlags: ConnectionEntry.flagTemplate,
                                        control: 0, expires: tick &+ persistTicks) else { return nil }
-        destCounts.add(Int(slot) * 3 + 2, 1)
+        destCounts.add(DestCount.index(slot, .persistent), 1)
         return (t, slot)
     }
 }

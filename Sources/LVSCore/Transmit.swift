@@ -36,21 +36,20 @@ extension EngineShard {
         let ifslot = Int((word >> 48) & 0xFF)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                         destinationMAC: MACAddress(value: word),
-                                        sourceMAC: MACAddress(value: interfaceTable.load(2 * ifslot + 1))) else {
+                                        sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
             return drop(.ttlExceeded)
         }
         let bytes = UInt64(f.ipLength)
-        let d = Int(destSlot) * 5
-        destCounters.bump(d + 1, by: 1)
-        destCounters.bump(d + 3, by: bytes)
+        destCounters.bump(StatsWord.index(Int(destSlot), .inPackets), by: 1)
+        destCounters.bump(StatsWord.index(Int(destSlot), .inBytes), by: bytes)
         let svc = destService.load(Int(destSlot))
         if svc != Engine.noService {
-            serviceCounters.bump(Int(svc) * 5 + 1, by: 1)
-            serviceCounters.bump(Int(svc) * 5 + 3, by: bytes)
+            serviceCounters.bump(StatsWord.index(Int(svc), .inPackets), by: 1)
+            serviceCounters.bump(StatsWord.index(Int(svc), .inBytes), by: bytes)
         }
-        counters.bump(0, by: 1)
+        counters.bump(ShardCounter.forwarded.rawValue, by: 1)
         if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
-        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot))))
+        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }
 
     // MARK: Frames waiting for a MAC, ICMP errors
@@ -65,7 +64,7 @@ extension EngineShard {
         held[heldCount] = HeldFrame(destSlot: destSlot, length: frame.count, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                     deadline: currentTick &+ Engine.ticksPerSecond)
         heldCount += 1
-        counters.bump(4, by: 1)
+        counters.bump(ShardCounter.held.rawValue, by: 1)
         return .drop(.neighbourUnresolved)
     }
 
@@ -79,10 +78,10 @@ extension EngineShard {
                 let ifslot = Int((word >> 48) & 0xFF)
                 let buffer = UnsafeMutableRawBufferPointer(start: frame, count: h.length)
                 if FrameRewriter.directRoute(buffer, l3Offset: h.l3Offset, ipv6: h.ipv6, destinationMAC: MACAddress(value: word),
-                                             sourceMAC: MACAddress(value: interfaceTable.load(2 * ifslot + 1))),
-                   let out = outbox.reserve(length: h.length, interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(2 * ifslot)))) {
+                                             sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))),
+                   let out = outbox.reserve(length: h.length, interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex))))) {
                     out.copyMemory(from: frame, byteCount: h.length)
-                    counters.bump(0, by: 1)
+                    counters.bump(ShardCounter.forwarded.rawValue, by: 1)
                     continue
                 }
             } else if Int32(bitPattern: h.deadline &- tick) > 0 {
@@ -93,7 +92,7 @@ extension EngineShard {
                 kept += 1
                 continue
             }
-            counters.bump(8 + Int(DropReason.neighbourUnresolved.rawValue), by: 1)
+            counters.bump(ShardCounter.drop(.neighbourUnresolved), by: 1)
         }
         heldCount = kept
     }
@@ -106,7 +105,7 @@ extension EngineShard {
             icmpBudget = Self.icmpPerSecond
         }
         guard icmpBudget > 0, let ifslot = interfaceSlot(interface) else { return }
-        let myMAC = MACAddress(value: interfaceTable.load(2 * ifslot + 1))
+        let myMAC = MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))
         let p = frame.baseAddress!
         let l3 = f.l3Offset
         let ipv6 = f.kind == .ipv6
@@ -144,7 +143,8 @@ extension EngineShard {
     }
 
     func interfaceSlot(_ ifindex: Int32) -> Int? {
-        for i in 0..<Engine.maxInterfaces where interfaceTable.load(2 * i) == UInt64(UInt32(bitPattern: ifindex)) && interfaceTable.load(2 * i + 1) != 0 {
+        for i in 0..<Engine.maxInterfaces where interfaceTable.load(InterfaceWord.index(i, .ifindex)) == UInt64(UInt32(bitPattern: ifindex))
+            && interfaceTable.load(InterfaceWord.index(i, .mac)) != 0 {
             return i
         }
         return nil
