@@ -40,8 +40,11 @@ public struct InterfaceCounters: Sendable, Equatable {
 @usableFromInline
 enum Counter: Int {
     case rxPackets, rxBytes, txPackets, txBytes, passed, dropped, txErrors, truncated, unknownEgress, vlanPassed, passDropped
+    /// The first per-`DropReason` slot: one past the last case (`passDropped`).
     @usableFromInline static let reasonBase = 11
-    @usableFromInline static let rowWidth = 11 + DropReason.allCases.count
+    @usableFromInline static let rowWidth = reasonBase + DropReason.allCases.count
+    /// The slot counting drops for `reason`.
+    @usableFromInline @inline(__always) static func reason(_ reason: DropReason) -> Int { reasonBase + Int(reason.rawValue) }
 }
 
 /// A block of counter rows written by one worker and read by anyone.
@@ -69,7 +72,7 @@ final class CounterBlock {
         out.truncated = v(.truncated); out.unknownEgress = v(.unknownEgress); out.vlanPassed = v(.vlanPassed)
         out.passDropped = v(.passDropped)
         for reason in DropReason.allCases {
-            let n = clvs_load_relaxed_u64(p + Counter.reasonBase + Int(reason.rawValue))
+            let n = clvs_load_relaxed_u64(p + Counter.reason(reason))
             if n != 0 { out.dropReasons[reason] = n }
         }
         return out
