@@ -157,12 +157,10 @@ extension EngineShard {
         let slot = conns[index].dest
         if wasInactive && next.isActive {
             conns[index].stateFlags &= ~ConnectionEntry.flagInactive
-            destCounts.add(DestCount.index(slot, .inactive), -1)
-            destCounts.add(DestCount.index(slot, .active), 1)
+            destCounts.moveConnection(slot, from: .inactive, to: .active)
         } else if !wasInactive && !next.isActive {
             conns[index].stateFlags |= ConnectionEntry.flagInactive
-            destCounts.add(DestCount.index(slot, .active), -1)
-            destCounts.add(DestCount.index(slot, .inactive), 1)
+            destCounts.moveConnection(slot, from: .active, to: .inactive)
         }
         conns[index].state = next.rawValue
         if next == .established {

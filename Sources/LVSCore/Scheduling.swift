@@ -85,8 +85,7 @@ extension EngineShard {
         let slot = table[index].dest
         if wasInactive && next.isActive {
             table[index].stateFlags &= ~ConnectionEntry.flagInactive
-            destCounts.add(DestCount.index(slot, .inactive), -1)
-            destCounts.add(DestCount.index(slot, .active), 1)
+            destCounts.moveConnection(slot, from: .inactive, to: .active)
         }
         table[index].state = next.rawValue
         if next == .established, table[index].control != 0 {

@@ -101,6 +101,14 @@ enum DestCount: Int {
     @inlinable @inline(__always) static func connection(inactive: Bool) -> DestCount { inactive ? .inactive : .active }
 }
 
+extension AtomicWords {
+    /// In `Engine.destCounts`: one connection of destination `slot` moves from count `from` to `to`.
+    @inlinable @inline(__always) func moveConnection(_ slot: UInt32, from: DestCount, to: DestCount) {
+        add(DestCount.index(slot, from), -1)
+        add(DestCount.index(slot, to), 1)
+    }
+}
+
 /// One interface's words in `Engine.interfaceTable`: its ifindex and its MAC (0: slot unused).
 @usableFromInline
 enum InterfaceWord: Int {

@@ -356,8 +356,7 @@ extension Engine {
                 synced.remove(i)
             } else {
                 if synced[i].isInactive != inactive {
-                    destCounts.add(DestCount.index(slot, .connection(inactive: !inactive)), -1)
-                    destCounts.add(DestCount.index(slot, .connection(inactive: inactive)), 1)
+                    destCounts.moveConnection(slot, from: .connection(inactive: !inactive), to: .connection(inactive: inactive))
                 }
                 synced[i].stateFlags = state | (inactive ? ConnectionEntry.flagInactive : 0)
                 synced[i].inPackets = SyncRule.threshold
