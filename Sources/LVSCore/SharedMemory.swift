@@ -62,7 +62,8 @@ public final class EngineLock: @unchecked Sendable {
 // MARK: Layouts of the word arrays
 //
 // Named offsets into the arrays of `AtomicWords` (each index is a multiply-add of constants the
-// compiler folds: no cost on the packet path).
+// compiler folds: no cost on the packet path). Slots are below 2^32, so the index arithmetic
+// cannot overflow and wraps (`&*`, `&+`) instead of checking.
 
 /// The words of a shard's `counters`: the engine-wide counts, then one word per `DropReason`.
 @usableFromInline
@@ -77,7 +78,7 @@ enum ShardCounter: Int {
     /// Words in a shard's `counters`.
     static var count: Int { dropBase + DropReason.allCases.count }
     /// The word counting drops for `reason`.
-    @inlinable @inline(__always) static func drop(_ reason: DropReason) -> Int { dropBase + Int(reason.rawValue) }
+    @inlinable @inline(__always) static func drop(_ reason: DropReason) -> Int { dropBase &+ Int(reason.rawValue) }
 }
 
 /// One service's or destination's statistics in a shard's `serviceCounters` / `destCounters`
@@ -87,7 +88,7 @@ enum StatsWord: Int {
     case conns = 0, inPackets, outPackets, inBytes, outBytes
     @usableFromInline static let width = 5
     /// The word `word` of slot `slot`.
-    @inlinable @inline(__always) static func index(_ slot: Int, _ word: StatsWord) -> Int { slot * width + word.rawValue }
+    @inlinable @inline(__always) static func index(_ slot: Int, _ word: StatsWord) -> Int { slot &* width &+ word.rawValue }
 }
 
 /// One destination's connection counts in `Engine.destCounts` (multi-writer), `width` per slot.
@@ -96,7 +97,7 @@ enum DestCount: Int {
     case active = 0, inactive, persistent
     @usableFromInline static let width = 3
     /// The count `count` of destination slot `slot`.
-    @inlinable @inline(__always) static func index(_ slot: UInt32, _ count: DestCount) -> Int { Int(slot) * width + count.rawValue }
+    @inlinable @inline(__always) static func index(_ slot: UInt32, _ count: DestCount) -> Int { Int(slot) &* width &+ count.rawValue }
     /// Where an entry counts: `.inactive` or `.active`.
     @inlinable @inline(__always) static func connection(inactive: Bool) -> DestCount { inactive ? .inactive : .active }
 }
@@ -115,7 +116,7 @@ enum InterfaceWord: Int {
     case ifindex = 0, mac
     @usableFromInline static let width = 2
     /// The word `word` of interface slot `slot`.
-    @inlinable @inline(__always) static func index(_ slot: Int, _ word: InterfaceWord) -> Int { slot * width + word.rawValue }
+    @inlinable @inline(__always) static func index(_ slot: Int, _ word: InterfaceWord) -> Int { slot &* width &+ word.rawValue }
 }
 
 /// `Engine.vipFilter`: a 256-bit filter of the VIPs (`bitWords` words, bit `Engine.filterBit`),

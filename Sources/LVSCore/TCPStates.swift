@@ -49,9 +49,10 @@ public enum TCPStateTable {
     /// States per event row (the table's columns): `TCPState.allCases.count`.
     @usableFromInline static let stateCount = 11
 
-    /// The flat table's index of `state` in the row of `event` (an `Event` raw value).
+    /// The flat table's index of `state` in the row of `event` (an `Event` raw value, 0...3, so
+    /// the arithmetic cannot overflow and wraps instead of checking).
     @inlinable @inline(__always) public static func index(event: Int, state: UInt8) -> Int {
-        event * stateCount + Int(state)
+        event &* stateCount &+ Int(state)
     }
 
     /// The event a segment produces, by priority RST > SYN > FIN > ACK; nil when none of them is set.
