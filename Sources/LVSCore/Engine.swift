@@ -176,17 +176,17 @@ public final class Engine: @unchecked Sendable {
     var templateEvictions: UInt64 = 0
 
     // Read without the lock on the packet path.
-    /// Per destination slot: MAC (48 bits) | interface slot << 48 | flags << 56.
+    /// Per destination slot: MAC (48 bits) | interface slot << `interfaceSlotShift` | flags << 56.
     @usableFromInline let forwarding: AtomicWords
     /// Per destination slot: its service slot, or `noService`.
     @usableFromInline let destService: AtomicWords
-    /// Per destination slot: active, inactive, persistent connection counts (3 words each).
+    /// Per destination slot: active, inactive, persistent connection counts (`DestCount`).
     @usableFromInline let destCounts: AtomicWords
     /// Timeouts in ticks: 11 TCP states, then UDP, SCTP.
     @usableFromInline let timeoutTicks: AtomicWords
-    /// 256-bit filter of VIP addresses (words 0-3) and "fwmark rules present" (word 4).
+    /// 256-bit filter of VIP addresses and "fwmark rules present" (`VIPFilterWord`).
     @usableFromInline let vipFilter: AtomicWords
-    /// Per interface slot: ifindex (word 2i) and MAC (word 2i+1).
+    /// Per interface slot: ifindex and MAC (`InterfaceWord`).
     @usableFromInline let interfaceTable: AtomicWords
     /// Bumped when destinations are deleted with expire_nodest_conn: shards sweep their tables.
     @usableFromInline let sweepGeneration: AtomicWords
@@ -204,6 +204,10 @@ public final class Engine: @unchecked Sendable {
     /// The destination's weight is 0 (quiesced): with expire_nodest_conn a new SYN on one of its
     /// connections is scheduled afresh.
     @usableFromInline static let flagWeightZero: UInt64 = 1 << 58
+    /// A forwarding word's interface slot: the byte above the MAC.
+    @usableFromInline static let interfaceSlotShift: UInt64 = 48
+    /// The interface slot (in `interfaceTable`) of forwarding word `word`.
+    @inline(__always) static func interfaceSlot(ofForwarding word: UInt64) -> Int { Int((word >> interfaceSlotShift) & 0xFF) }
     @usableFromInline static let noService: UInt64 = 0xFFFF_FFFF
     static let maxInterfaces = 32
     /// Which key `EngineConfiguration.hashKey.derived(_:)` gives each table: templates, synced
@@ -357,7 +361,7 @@ public final class Engine: @unchecked Sendable {
     func publish(_ slot: UInt32) {
         let d = dests[Int(slot)]
         let ifslot = UInt64(interfaceSlot(ofIndex: d.interface) ?? 0)
-        var word = d.mac.value | ifslot << 48
+        var word = d.mac.value | ifslot << Self.interfaceSlotShift
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
         if d.weight == 0 { word |= Self.flagWeightZero }

@@ -27,7 +27,7 @@ extension EngineShard {
         let word = forwarding.load(Int(destSlot))
         guard word & Engine.flagAvailable != 0, word & Engine.flagMACKnown != 0 else { return nil }
         guard engine.lock.withLock({ engine.dests[Int(destSlot)].weight > 0 }) else { return nil }
-        let ifslot = Int((word >> 48) & 0xFF)
+        let ifslot = Engine.interfaceSlot(ofForwarding: word)
         return (word, MACAddress(value: word), MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac))),
                 Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }

@@ -33,7 +33,7 @@ extension EngineShard {
     /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
     @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
         guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
-        let ifslot = Int((word >> 48) & 0xFF)
+        let ifslot = Engine.interfaceSlot(ofForwarding: word)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                         destinationMAC: MACAddress(value: word),
                                         sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
@@ -75,7 +75,7 @@ extension EngineShard {
             let word = forwarding.load(Int(h.destSlot))
             let frame = heldFrames + i * Outbox.slotSize
             if word & Engine.flagMACKnown != 0 && word & Engine.flagAvailable != 0 {
-                let ifslot = Int((word >> 48) & 0xFF)
+                let ifslot = Engine.interfaceSlot(ofForwarding: word)
                 let buffer = UnsafeMutableRawBufferPointer(start: frame, count: h.length)
                 if FrameRewriter.directRoute(buffer, l3Offset: h.l3Offset, ipv6: h.ipv6, destinationMAC: MACAddress(value: word),
                                              sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))),
