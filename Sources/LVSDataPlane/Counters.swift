@@ -40,8 +40,11 @@ public struct InterfaceCounters: Sendable, Equatable {
 @usableFromInline
 enum Counter: Int {
     case rxPackets, rxBytes, txPackets, txBytes, passed, dropped, txErrors, truncated, unknownEgress, vlanPassed, passDropped
+    /// The first per-`DropReason` slot: one past the last case (`passDropped`).
     @usableFromInline static let reasonBase = 11
-    @usableFromInline static let rowWidth = 11 + DropReason.allCases.count
+    @usableFromInline static let rowWidth = reasonBase + DropReason.allCases.count
+    /// The slot counting drops for `reason`.
+    @usableFromInline @inline(__always) static func reason(_ reason: DropReason) -> Int { reasonBase + Int(reason.rawValue) }
 }
 
 /// One row of a `CounterBlock`: `Counter.rowWidth` relaxed atomics (Synchronization's `Atomic`, as
@@ -80,7 +83,7 @@ final class CounterBlock {
         out.truncated = v(.truncated); out.unknownEgress = v(.unknownEgress); out.vlanPassed = v(.vlanPassed)
         out.passDropped = v(.passDropped)
         for reason in DropReason.allCases {
-            let n = p[Counter.reasonBase + Int(reason.rawValue)].load(ordering: .relaxed)
+            let n = p[Counter.reason(reason)].load(ordering: .relaxed)
             if n != 0 { out.dropReasons[reason] = n }
         }
         return out

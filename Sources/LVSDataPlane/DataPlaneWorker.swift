@@ -236,7 +236,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
                 bump(row, Counter.passed.rawValue)
             case .drop(let reason):
                 bump(row, Counter.dropped.rawValue)
-                bump(row, Counter.reasonBase + Int(reason.rawValue))
+                bump(row, Counter.reason(reason))
             case .forward(let egress):
                 var target = -1
                 for j in 0..<count where state[j].ifindex == egress { target = j; break }
