@@ -196,7 +196,7 @@ public final class AFXDPWorker<P: FrameProcessor> {
                 recycle(si, addr)
             case .drop(let reason):
                 bump(row, Counter.dropped.rawValue)
-                bump(row, Counter.reasonBase + Int(reason.rawValue))
+                bump(row, Counter.reason(reason))
                 recycle(si, addr)
             case .forward(let egress):
                 if egress == s.pointee.ifindex {
