@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LVSCore", targets: ["LVSCore"]),
+        .library(name: "LVSModel", targets: ["LVSModel"]),
         .executable(name: "lvsd", targets: ["lvsd"]),
         .executable(name: "lvsadm", targets: ["lvsadm"]),
         .executable(name: "lvs-bench", targets: ["lvs-bench"]),
@@ -38,20 +39,23 @@ let package = Package(
         .target(name: "CAllocCounter"),
         // CPU hints (prefetch) for the packet path, header only.
         .target(name: "CLVSCPU"),
+        // The shared model: addresses, service and destination keys, options, errors, the
+        // snapshots lvsadm prints and the control messages. Pure, no Foundation.
+        .target(name: "LVSModel", swiftSettings: hotPathFlags),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", dependencies: ["CLVSCPU"], swiftSettings: hotPathFlags),
+        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSCPU"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
         // Control protocol, ipvsadm grammar and output, config loaders.
-        .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim", "CLVSTLS"]),
+        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSTLS"]),
         .executableTarget(
             name: "lvsd",
             dependencies: [
-                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "CLVSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -66,11 +70,11 @@ let package = Package(
             ],
             swiftSettings: hotPathFlags
         ),
-        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore"]),
-        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
-        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
-        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
+        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
+        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
+        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import LVSCore
+import LVSModel
 
 /// lvsadm's reader of the `.connections` answer, the counterpart of `ConnectionListEncoding`:
 /// it reads exactly the line lvsd writes (keys in that order, no white space) without

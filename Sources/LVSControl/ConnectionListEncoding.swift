@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// The control protocol's answer to `.connections`, written straight into bytes: the same JSON
 /// line that `JSONEncoder` makes of `ControlResponse.connections(list)` (what `JSONDecoder` reads

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 extension IPVSAdmFormatter {
     /// `list_conn` as bytes, for one buffered write of a listing of a million entries. With `-n`

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// Where the executor writes and reads: injectable so tests capture the exact bytes.
 public struct IPVSAdmIO {

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// printf-style padding helpers (`%-Ns`, `%Ns`).
 enum Pad {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import LVSCore
+import LVSModel
 
 /// Host and service name lookups used by the ipvsadm grammar and listings (injectable for tests).
 public protocol IPVSAdmNameResolver {

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// Tags of the popt option table (what `poptGetNextOpt` returns).
 enum IPVSAdmTag: Sendable, Equatable {

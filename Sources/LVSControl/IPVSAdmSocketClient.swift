@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import LVSCore
+import LVSModel
 
 /// `ControlBackend` over lvsd's Unix stream socket: one JSON request line, one JSON response line.
 ///

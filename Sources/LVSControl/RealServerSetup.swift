@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import LVSCore
+import LVSModel
 
 /// `lvsadm realserver up|down|status --vip ADDR [--dev IFACE]`: prepares a Direct-Routing real server
 /// (VIP on `lo`, arp_ignore=1 / arp_announce=2 on all, lo and the outgoing interface).

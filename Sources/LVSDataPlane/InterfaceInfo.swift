@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLVSShim
 import LVSCore
+import LVSModel
 
 /// A network interface of the caller's network namespace.
 public struct InterfaceInfo: Sendable, Hashable, CustomStringConvertible {

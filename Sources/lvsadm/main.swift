@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import LVSControl
+import LVSModel
 
 // lvsadm: an ipvsadm-compatible front end for lvsd (also works when invoked as `ipvsadm`).
 let arguments = CommandLine.arguments

@@ -2,6 +2,7 @@ import Foundation
 import LVSControl
 import LVSCore
 import Logging
+import LVSModel
 
 /// The two file formats `--config` accepts.
 enum ConfigFormat {

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import LVSModel
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
 ///

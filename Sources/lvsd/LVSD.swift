@@ -6,6 +6,7 @@ import LVSCore
 import LVSDataPlane
 import Logging
 import ServiceLifecycle
+import LVSModel
 
 /// lvsd: the user-space IPVS Direct-Routing director.
 @main

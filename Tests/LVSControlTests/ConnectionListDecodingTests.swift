@@ -2,6 +2,7 @@ import Foundation
 import LVSCore
 import Testing
 @testable import LVSControl
+import LVSModel
 
 /// lvsadm's hand reader of the `-Lnc` answer gives what `JSONDecoder` gives, and leaves to
 /// `JSONDecoder` every line it does not take; the byte writer of `-Lnc` writes what the string

@@ -2,6 +2,7 @@ import Foundation
 import LVSCore
 import Testing
 @testable import LVSControl
+import LVSModel
 
 /// The hand-written `-Lnc` answer reads back exactly as `JSONEncoder`'s does.
 @Suite struct ConnectionListEncodingTests {

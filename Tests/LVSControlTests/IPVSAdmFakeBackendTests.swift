@@ -1,6 +1,7 @@
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 /// An in-memory IPVS table that answers control requests the way the kernel does (errno-wise).
 final class FakeIPVS: ControlBackend {

@@ -1,6 +1,7 @@
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
 

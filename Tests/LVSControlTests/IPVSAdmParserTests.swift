@@ -1,6 +1,7 @@
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 private func parse(_ line: String, stdin: Bool = false) throws(IPVSAdmFailure) -> IPVSAdmParsed {
     let argv = ["ipvsadm"] + line.split(separator: " ").map(String.init)

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 @Suite struct IPVSAdmRestoreTests {
     @Test func saveRestoreRoundTrip() {

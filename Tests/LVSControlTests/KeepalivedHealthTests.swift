@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
 

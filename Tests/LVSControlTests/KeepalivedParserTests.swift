@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 private func parse(_ text: String) throws -> (KeepalivedConfig, [KeepalivedDiagnostic]) {
     try KeepalivedLoader.parse(text: text, file: "keepalived.conf")

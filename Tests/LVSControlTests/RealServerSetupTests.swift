@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import LVSControl
 import LVSCore
+import LVSModel
 
 /// A fake `ip` that keeps the addresses of lo in memory.
 final class FakeIP {

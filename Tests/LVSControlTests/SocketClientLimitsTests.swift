@@ -3,6 +3,7 @@ import Glibc
 import LVSCore
 import Testing
 @testable import LVSControl
+import LVSModel
 
 /// The socket client against lvsd's server limits: an idle connection closed by lvsd (its read
 /// timeout), and a refusal (too many clients) sent as text.

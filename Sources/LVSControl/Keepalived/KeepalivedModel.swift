@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// One message from reading a keepalived.conf: where it is, and how serious.
 public struct KeepalivedDiagnostic: Sendable, Equatable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 extension KeepalivedParser {
     // MARK: virtual_server

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// A destination inside one IPVS service.
 struct DestinationKey: Hashable, Sendable {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import LVSCore
+import LVSModel
 
 /// One structured log line from the health monitor (real-server and quorum state changes,
 /// failed IPVS requests, and every failed attempt with log_all_failures).

@@ -6,6 +6,7 @@ import Darwin
 import Dispatch
 import CLVSTLS
 import LVSCore
+import LVSModel
 
 /// Everything one check attempt needs, resolved from the checker, its real server and its VS.
 public struct ProbeTarget: Sendable, Hashable {

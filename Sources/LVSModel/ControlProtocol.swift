@@ -1,4 +1,4 @@
-import LVSCore
+import LVSModel
 
 /// One request on the control socket (one JSON object per line).
 public enum ControlRequest: Codable, Sendable, Equatable {
