@@ -50,12 +50,14 @@ let package = Package(
             dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
+        // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
+        .target(name: "IPVSAdm", dependencies: ["LVSModel"]),
         // Control protocol, ipvsadm grammar and output, config loaders.
         .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSTLS"]),
         .executableTarget(
             name: "lvsd",
             dependencies: [
-                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "CLVSShim",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "CLVSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,10 +72,13 @@ let package = Package(
             ],
             swiftSettings: hotPathFlags
         ),
-        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
+        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "IPVSAdm", "LVSCore", "LVSModel"]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
+        // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
+        .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport"),
+        .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "LVSTestSupport"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]

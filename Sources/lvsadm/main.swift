@@ -5,6 +5,7 @@ import Darwin
 #endif
 import LVSControl
 import LVSModel
+import IPVSAdm
 
 // lvsadm: an ipvsadm-compatible front end for lvsd (also works when invoked as `ipvsadm`).
 let arguments = CommandLine.arguments

@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import LVSModel
+import IPVSAdm
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
 ///

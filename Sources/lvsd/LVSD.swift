@@ -7,6 +7,7 @@ import LVSDataPlane
 import Logging
 import ServiceLifecycle
 import LVSModel
+import IPVSAdm
 
 /// lvsd: the user-space IPVS Direct-Routing director.
 @main

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import LVSControl
+import LVSTestSupport
 import LVSCore
 import LVSModel
 

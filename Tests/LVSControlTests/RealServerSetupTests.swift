@@ -71,10 +71,17 @@ struct FakeHost {
         try! "\(v)\n".write(toFile: "\(sysctl)/\(conf)/\(key)", atomically: false, encoding: .utf8)
     }
 
-    func run(_ line: String) -> RunResult {
+    /// Exit code and captured output of one `lvsadm realserver` run.
+    struct SetupResult {
+        var code: Int32
+        var out: String
+        var err: String
+    }
+
+    func run(_ line: String) -> SetupResult {
         var out = "", err = ""
         let code = setup.run(line.split(separator: " ").map(String.init), out: { out += $0 }, err: { err += $0 })
-        return RunResult(code: code, out: out, err: err)
+        return SetupResult(code: code, out: out, err: err)
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: root) }

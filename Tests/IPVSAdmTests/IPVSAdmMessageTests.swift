@@ -1,6 +1,6 @@
 import Testing
-@testable import LVSControl
-import LVSCore
+@testable import IPVSAdm
+import LVSTestSupport
 import LVSModel
 
 /// Every validation message of §1.3–§1.7, with its exit code, through the executor (stderr bytes, no stdout).

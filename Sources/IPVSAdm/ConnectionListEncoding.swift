@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// The control protocol's answer to `.connections`, written straight into bytes: the same JSON

@@ -1,6 +1,6 @@
 import Testing
-@testable import LVSControl
-import LVSCore
+@testable import IPVSAdm
+import LVSTestSupport
 import LVSModel
 
 private func ip(_ s: String) -> IPAddress { IPAddress(s)! }

@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// The ipvsadm commands, in the order of ipvsadm's `cmdnames[]` (the index into the legality matrix).

@@ -1,7 +1,6 @@
 import Foundation
-import LVSCore
 import Testing
-@testable import LVSControl
+@testable import IPVSAdm
 import LVSModel
 
 /// lvsadm's hand reader of the `-Lnc` answer gives what `JSONDecoder` gives, and leaves to

@@ -1,8 +1,7 @@
 import Foundation
 import Glibc
-import LVSCore
 import Testing
-@testable import LVSControl
+@testable import IPVSAdm
 import LVSModel
 
 /// The socket client against lvsd's server limits: an idle connection closed by lvsd (its read

@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// Where the executor writes and reads: injectable so tests capture the exact bytes.
@@ -124,7 +123,7 @@ public struct IPVSAdmExecutor {
         io.writeOut(IPVSAdmFormatter(resolver: resolver).listAll(s, format: format))
     }
 
-    static func sameService(_ a: ServiceKey, _ b: ServiceKey) -> Bool {
+    public static func sameService(_ a: ServiceKey, _ b: ServiceKey) -> Bool {
         if a.isFwmark || b.isFwmark { return a.fwmark == b.fwmark && a.isIPv6 == b.isIPv6 }
         return a.proto == b.proto && a.address == b.address && a.port == b.port
     }

@@ -1,7 +1,6 @@
 import Foundation
-import LVSCore
 import Testing
-@testable import LVSControl
+@testable import IPVSAdm
 import LVSModel
 
 /// The hand-written `-Lnc` answer reads back exactly as `JSONEncoder`'s does.

@@ -3,8 +3,8 @@ import Glibc
 #endif
 import Foundation
 import Testing
-@testable import LVSControl
-import LVSCore
+@testable import IPVSAdm
+import LVSTestSupport
 import LVSModel
 
 @Suite struct IPVSAdmRestoreTests {

@@ -1,6 +1,5 @@
 import Testing
-@testable import LVSControl
-import LVSCore
+@testable import IPVSAdm
 import LVSModel
 
 private func parse(_ line: String, stdin: Bool = false) throws(IPVSAdmFailure) -> IPVSAdmParsed {

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import LVSCore
 import LVSModel
 
 /// Host and service name lookups used by the ipvsadm grammar and listings (injectable for tests).

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import LVSCore
 import LVSModel
 
 /// lvsadm's reader of the `.connections` answer, the counterpart of `ConnectionListEncoding`:

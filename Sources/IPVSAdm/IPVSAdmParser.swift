@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// Tags of the popt option table (what `poptGetNextOpt` returns).

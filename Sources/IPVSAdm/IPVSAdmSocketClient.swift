@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import LVSCore
 import LVSModel
 
 /// `ControlBackend` over lvsd's Unix stream socket: one JSON request line, one JSON response line.

@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// printf-style padding helpers (`%-Ns`, `%Ns`).
