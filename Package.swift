@@ -52,12 +52,16 @@ let package = Package(
         ),
         // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
         .target(name: "IPVSAdm", dependencies: ["LVSModel"]),
+        // keepalived.conf: lexer, parser, model, and the diff to the running table.
+        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"]),
+        // Health checks: the monitor, its state machine, one probe file per checker, script rules.
+        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"]),
         // Control protocol, ipvsadm grammar and output, config loaders.
         .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSTLS"]),
         .executableTarget(
             name: "lvsd",
             dependencies: [
-                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "CLVSShim",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "CLVSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -78,6 +82,8 @@ let package = Package(
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
         .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport"),
         .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
+        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
+        .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "LVSTestSupport"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],

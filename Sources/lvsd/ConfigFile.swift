@@ -3,6 +3,8 @@ import LVSControl
 import LVSCore
 import Logging
 import LVSModel
+import KeepalivedConfig
+import LVSHealth
 
 /// The two file formats `--config` accepts.
 enum ConfigFormat {

@@ -8,6 +8,8 @@ import Logging
 import ServiceLifecycle
 import LVSModel
 import IPVSAdm
+import KeepalivedConfig
+import LVSHealth
 
 /// lvsd: the user-space IPVS Direct-Routing director.
 @main

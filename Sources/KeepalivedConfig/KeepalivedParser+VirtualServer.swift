@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 extension KeepalivedParser {

@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// Entry point: reads a keepalived.conf (with its includes) into a `KeepalivedConfig`.

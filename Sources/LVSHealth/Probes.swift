@@ -5,8 +5,9 @@ import Darwin
 #endif
 import Dispatch
 import CLVSTLS
-import LVSCore
 import LVSModel
+import Foundation
+import KeepalivedConfig
 
 /// Everything one check attempt needs, resolved from the checker, its real server and its VS.
 public struct ProbeTarget: Sendable, Hashable {

@@ -1,32 +1,33 @@
-import LVSCore
 import LVSModel
 
 /// A destination inside one IPVS service.
-struct DestinationKey: Hashable, Sendable {
-    var service: ServiceKey
-    var address: IPAddress
-    var port: UInt16
+package struct DestinationKey: Hashable, Sendable {
+    package var service: ServiceKey
+    package var address: IPAddress
+    package var port: UInt16
 }
 
 /// What IPVS holds (or should hold), in a stable order.
-struct IPVSTable: Sendable, Equatable {
-    var services: [ServiceKey: ServiceOptions] = [:]
-    var serviceOrder: [ServiceKey] = []
-    var destinations: [DestinationKey: DestinationOptions] = [:]
-    var destinationOrder: [DestinationKey] = []
+package struct IPVSTable: Sendable, Equatable {
+    package var services: [ServiceKey: ServiceOptions] = [:]
+    package var serviceOrder: [ServiceKey] = []
+    package var destinations: [DestinationKey: DestinationOptions] = [:]
+    package var destinationOrder: [DestinationKey] = []
 
-    mutating func add(_ key: ServiceKey, _ options: ServiceOptions) {
+    package init() {}
+
+    package mutating func add(_ key: ServiceKey, _ options: ServiceOptions) {
         if services.updateValue(options, forKey: key) == nil { serviceOrder.append(key) }
     }
 
-    mutating func add(_ key: DestinationKey, _ options: DestinationOptions) {
+    package mutating func add(_ key: DestinationKey, _ options: DestinationOptions) {
         if destinations.updateValue(options, forKey: key) == nil { destinationOrder.append(key) }
     }
 
     /// The requests that turn `self` into `target`: services first, then new or changed
     /// destinations, then removed destinations (so a sorry server is in place before the real
     /// servers leave). Deleting a service removes its destinations without further requests.
-    func requests(toReach target: IPVSTable) -> [ControlRequest] {
+    package func requests(toReach target: IPVSTable) -> [ControlRequest] {
         var out: [ControlRequest] = []
         for key in serviceOrder where target.services[key] == nil { out.append(.deleteService(key)) }
         for key in target.serviceOrder {
@@ -53,21 +54,26 @@ struct IPVSTable: Sendable, Equatable {
 }
 
 /// Identity of a virtual server across reloads (§2.7).
-struct VirtualServerID: Hashable, Sendable {
-    var address: VirtualServerAddress
-    var proto: IPProtocolNumber
+package struct VirtualServerID: Hashable, Sendable {
+    package var address: VirtualServerAddress
+    package var proto: IPProtocolNumber
+
+    package init(address: VirtualServerAddress, proto: IPProtocolNumber) {
+        self.address = address
+        self.proto = proto
+    }
 }
 
 /// Health state of one real server: which checkers are down, and a dynamic weight if any.
-struct RealServerState: Sendable {
-    var config: KeepalivedRealServer
-    var failedCheckers: Set<Int> = []
-    var dynamicWeight: Int32?
+package struct RealServerState: Sendable {
+    package var config: KeepalivedRealServer
+    package var failedCheckers: Set<Int> = []
+    package var dynamicWeight: Int32?
 
-    var alive: Bool { failedCheckers.isEmpty }
-    var weight: Int32 { min(max(dynamicWeight ?? config.weight, 0), Int32.max) }
+    package var alive: Bool { failedCheckers.isEmpty }
+    package var weight: Int32 { min(max(dynamicWeight ?? config.weight, 0), Int32.max) }
 
-    init(config: KeepalivedRealServer) {
+    package init(config: KeepalivedRealServer) {
         self.config = config
         // At a fresh start an alpha checker is down until its first success (§2.2).
         for (n, c) in config.checkers.enumerated() where c.timing.alpha && c.kind.isRun {
@@ -78,7 +84,7 @@ struct RealServerState: Sendable {
 
 extension CheckerKind {
     /// Whether swift-lvs runs this checker (the others count as up).
-    var isRun: Bool {
+    package var isRun: Bool {
         switch self {
         case .tcp, .http, .misc: return true
         case .ssl, .unsupported: return false
@@ -87,28 +93,28 @@ extension CheckerKind {
 }
 
 /// Quorum state and real servers of one virtual server; decides what IPVS should hold.
-struct VirtualServerState: Sendable {
-    var config: KeepalivedVirtualServer
-    var keys: [ServiceKey]
-    var servers: [RealServerIdentity: RealServerState] = [:]
-    var quorumUp = true
+package struct VirtualServerState: Sendable {
+    package var config: KeepalivedVirtualServer
+    package var keys: [ServiceKey]
+    package var servers: [RealServerIdentity: RealServerState] = [:]
+    package var quorumUp = true
 
-    init(config: KeepalivedVirtualServer, keys: [ServiceKey]) {
+    package init(config: KeepalivedVirtualServer, keys: [ServiceKey]) {
         self.config = config
         self.keys = keys
         for rs in config.realServers { servers[rs.identity] = RealServerState(config: rs) }
         quorumUp = UInt64(liveWeight) >= UInt64(config.quorum) + UInt64(config.hysteresis)
     }
 
-    var id: VirtualServerID { VirtualServerID(address: config.address, proto: config.proto) }
+    package var id: VirtualServerID { VirtualServerID(address: config.address, proto: config.proto) }
 
     /// Sum of the weights of the alive real servers.
-    var liveWeight: Int64 {
+    package var liveWeight: Int64 {
         servers.values.reduce(0) { $0 + ($1.alive ? Int64($1.weight) : 0) }
     }
 
     /// Re-evaluates the quorum with hysteresis (§2.5); returns the new state when it changed.
-    mutating func updateQuorum() -> Bool? {
+    package mutating func updateQuorum() -> Bool? {
         let live = liveWeight
         let q = Int64(config.quorum), h = Int64(config.hysteresis)
         if quorumUp {
@@ -120,10 +126,10 @@ struct VirtualServerState: Sendable {
         return nil
     }
 
-    var sorryActive: Bool { !quorumUp && config.sorryServer != nil }
+    package var sorryActive: Bool { !quorumUp && config.sorryServer != nil }
 
     /// Writes what IPVS should hold for this virtual server into `table` (§2.4, §2.5).
-    func desired(into table: inout IPVSTable) {
+    package func desired(into table: inout IPVSTable) {
         for key in keys {
             table.add(key, config.serviceOptions(ipv6: key.isIPv6))
             for rs in config.realServers {
@@ -179,12 +185,12 @@ extension KeepalivedVirtualServer {
 
 extension KeepalivedConfig {
     /// The start-up state of every virtual server (alpha checkers down, quorum evaluated).
-    func initialStates() -> [VirtualServerState] {
+    package func initialStates() -> [VirtualServerState] {
         virtualServers.map { VirtualServerState(config: $0, keys: serviceKeys(of: $0)) }
     }
 
     /// What IPVS should hold at start-up, before any check has run.
-    func initialTable() -> IPVSTable {
+    package func initialTable() -> IPVSTable {
         var table = IPVSTable()
         for s in initialStates() { s.desired(into: &table) }
         return table

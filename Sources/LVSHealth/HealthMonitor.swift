@@ -3,8 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import LVSCore
 import LVSModel
+import KeepalivedConfig
 
 /// One structured log line from the health monitor (real-server and quorum state changes,
 /// failed IPVS requests, and every failed attempt with log_all_failures).

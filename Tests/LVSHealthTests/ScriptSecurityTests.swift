@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-@testable import LVSControl
-import LVSCore
+@testable import KeepalivedConfig
+@testable import LVSHealth
 
 /// keepalived's script rules (issue 13 item 9): who runs a script, which scripts root may run,
 /// and what a script inherits from lvsd (environment, descriptors).

@@ -5,21 +5,7 @@ import Darwin
 #endif
 import CLVSShim
 import Dispatch
-
-/// Who a notify or MISC_CHECK script runs as: a user's uid and a group's gid (its only group).
-public struct ScriptIdentity: Sendable, Hashable, CustomStringConvertible {
-    public var user: String
-    public var uid: UInt32
-    public var gid: UInt32
-
-    public init(user: String, uid: UInt32, gid: UInt32) {
-        self.user = user
-        self.uid = uid
-        self.gid = gid
-    }
-
-    public var description: String { "\(user) (uid:gid \(uid):\(gid))" }
-}
+import KeepalivedConfig
 
 /// keepalived 2.2.7's script rules (lib/notify.c): which user runs a script, and, for a script run
 /// by root, whether anybody else could change it. Messages are keepalived's.

@@ -1,4 +1,3 @@
-import LVSCore
 import LVSModel
 
 /// One message from reading a keepalived.conf: where it is, and how serious.
@@ -222,6 +221,10 @@ public struct KeepalivedRealServer: Sendable, Hashable {
 public struct RealServerIdentity: Sendable, Hashable, CustomStringConvertible {
     public var address: IPAddress
     public var port: UInt16
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
     public var description: String { "\(address.bracketed):\(port)" }
 }
 

@@ -1,3 +1,5 @@
+import KeepalivedConfig
+
 /// What to wait before a checker's next attempt.
 enum NextCheck: Equatable, Sendable {
     case delayLoop

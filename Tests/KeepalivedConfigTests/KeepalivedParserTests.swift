@@ -1,7 +1,6 @@
 import Foundation
 import Testing
-@testable import LVSControl
-import LVSCore
+@testable import KeepalivedConfig
 import LVSModel
 
 private func parse(_ text: String) throws -> (KeepalivedConfig, [KeepalivedDiagnostic]) {

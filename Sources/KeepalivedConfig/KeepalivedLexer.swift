@@ -22,7 +22,7 @@ struct KeepalivedLine: Sendable, Equatable {
 /// Reads keepalived.conf into logical lines (§1.1, §1.2): comments, quotes, braces as line
 /// breaks, `include` with globs relative to the including file, `@ID` conditional lines and
 /// `$NAME=value` parameters.
-struct KeepalivedLexer {
+package struct KeepalivedLexer {
     var diagnostics: [KeepalivedDiagnostic] = []
     var configID: String
     var parameters: [String: String] = [:]
@@ -240,7 +240,7 @@ struct KeepalivedLexer {
 
     /// Shell-like re-parse of the arguments after the keyword (`"` and `'` quotes, `\n \t \xHH \ooo`
     /// escapes), for script keywords: returns the command (first word) and the remaining words.
-    static func shellWords(_ raw: String) -> [String] {
+    package static func shellWords(_ raw: String) -> [String] {
         var words: [String] = []
         var current = ""
         var has = false

@@ -1,8 +1,8 @@
 import Foundation
 import Testing
-@testable import LVSControl
+@testable import KeepalivedConfig
+@testable import LVSHealth
 import LVSTestSupport
-import LVSCore
 import LVSModel
 
 private func ip(_ s: String) -> IPAddress { IPAddress(s)! }

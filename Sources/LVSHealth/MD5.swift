@@ -1,3 +1,5 @@
+import KeepalivedConfig
+
 /// MD5 (RFC 1321), for HTTP_GET `digest`. Not for security: keepalived's digest is MD5.
 struct MD5 {
     private var state: (UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476)
