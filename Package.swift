@@ -56,8 +56,10 @@ let package = Package(
         .target(name: "KeepalivedConfig", dependencies: ["LVSModel"]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
         .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"]),
-        // Control protocol, ipvsadm grammar and output, config loaders.
-        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSTLS"]),
+        // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
+        .target(name: "LVSRealServer", dependencies: ["LVSModel"]),
+        // The engine side of the control protocol: applies control requests to an Engine.
+        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"]),
         .executableTarget(
             name: "lvsd",
             dependencies: [
@@ -76,7 +78,7 @@ let package = Package(
             ],
             swiftSettings: hotPathFlags
         ),
-        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "IPVSAdm", "LVSCore", "LVSModel"]),
+        .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
@@ -84,7 +86,8 @@ let package = Package(
         .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
         .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
         .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "LVSTestSupport"]),
+        .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]

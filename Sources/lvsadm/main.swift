@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import LVSControl
+import LVSRealServer
 import LVSModel
 import IPVSAdm
 

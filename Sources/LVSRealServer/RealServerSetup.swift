@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import LVSCore
 import LVSModel
 
 /// `lvsadm realserver up|down|status --vip ADDR [--dev IFACE]`: prepares a Direct-Routing real server
