@@ -15,7 +15,7 @@ public enum ConnectionListDecoding {
     /// form `ConnectionListEncoding.responseLine` writes.
     public static func connections(_ line: UnsafeRawBufferPointer) -> [ConnectionSnapshot]? {
         var r = Reader(bytes: line)
-        guard r.literal(#"{"connections":{"_0":["#) else { return nil }
+        guard r.literal(ControlProtocol.connectionsAnswerHeader) else { return nil }
         var list: [ConnectionSnapshot] = []
         list.reserveCapacity(line.count / Self.minimumEntryBytes)
         if !r.literal("]") {
@@ -25,7 +25,7 @@ public enum ConnectionListDecoding {
             } while r.literal(",")
             guard r.literal("]") else { return nil }
         }
-        guard r.literal("}}"), r.atEnd else { return nil }
+        guard r.literal("}"), r.atEnd else { return nil } // the trailer after its "]"
         return list
     }
 
@@ -97,7 +97,7 @@ public struct ConnectionListStream {
         while true {
             switch phase {
             case .header:
-                if r.literal(#"{"connections":{"_0":["#) { phase = .firstEntry; at = r.at; continue }
+                if r.literal(ControlProtocol.connectionsAnswerHeader) { phase = .firstEntry; at = r.at; continue }
                 return r.ranOut ? .needMore : .notLvsdForm
             case .firstEntry, .afterEntry:
                 if r.literal("]") { phase = .trailer; at = r.at; continue }
@@ -108,7 +108,7 @@ public struct ConnectionListStream {
                 at = r.at
                 return .entry(c)
             case .trailer:
-                guard r.literal("}}\n") else { return r.ranOut ? .needMore : .notLvsdForm }
+                guard r.literal("}\n") else { return r.ranOut ? .needMore : .notLvsdForm } // the trailer after its "]"
                 phase = .done
                 at = r.at
                 return .end

@@ -8,7 +8,7 @@ public enum ConnectionListEncoding {
     public static func responseLine(_ list: [ConnectionSnapshot]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(32 + list.count * 240)
-        append(#"{"connections":{"_0":["#, to: &out)
+        append(ControlProtocol.connectionsAnswerHeader, to: &out)
         for (i, c) in list.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             append(#"{"protocolName":"#, to: &out)
@@ -31,7 +31,8 @@ public enum ConnectionListEncoding {
             appendNumber(UInt64(c.expiresSeconds), to: &out)
             append(c.isTemplate ? #","isTemplate":true}"# : #","isTemplate":false}"#, to: &out)
         }
-        append("]}}\n", to: &out)
+        append(ControlProtocol.connectionsAnswerTrailer, to: &out)
+        out.append(UInt8(ascii: "\n"))
         return out
     }
 

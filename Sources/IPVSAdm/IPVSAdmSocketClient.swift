@@ -3,7 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
+// FoundationEssentials, not Foundation: JSON and the environment without ICU in lvsadm.
+import FoundationEssentials
 import LVSModel
 
 /// `ControlBackend` over lvsd's Unix stream socket: one JSON request line, one JSON response line.
@@ -11,6 +12,13 @@ import LVSModel
 /// The connection is opened on the first request and reused for the following ones.
 public final class SocketControlClient: ControlBackend {
     public static let defaultPath = "/run/lvsd/lvsd.sock"
+
+    /// Requests are written with sorted keys: the same request is always the same line.
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
 
     public let path: String
     private var fd: Int32 = -1
@@ -134,7 +142,7 @@ public final class SocketControlClient: ControlBackend {
 
     public func execute(_ request: ControlRequest) throws -> ControlResponse {
         try connectIfNeeded()
-        var data = Array(try JSONEncoder().encode(request))
+        var data = Array(try Self.encoder.encode(request))
         data.append(0x0A)
         try writeAll(data)
         return try response(to: request, line: readLine())
@@ -144,18 +152,34 @@ public final class SocketControlClient: ControlBackend {
         if case .connections = request, let list = ConnectionListDecoding.connections(line) {
             return .connections(list) // a million entries: JSONDecoder would take seconds of CPU
         }
+        let response: ControlResponse
         do {
-            return try JSONDecoder().decode(ControlResponse.self, from: Data(line))
+            response = try JSONDecoder().decode(ControlResponse.self, from: Data(line))
+        } catch let mismatch as ControlProtocolMismatch {
+            throw versionError(lvsd: mismatch.peerVersion)
         } catch {
             throw fail("malformed response")
         }
+        if case .versionMismatch = response { throw versionError(lvsd: ControlProtocol.version) }
+        return response
+    }
+
+    /// lvsd answered in another protocol version: nothing it says can be read, and the exit is 2.
+    private func versionError(lvsd version: Int) -> ControlTransportError {
+        if fd >= 0 { close(fd); fd = -1 }
+        return ControlTransportError(message: Self.versionMessage(lvsd: version))
+    }
+
+    /// The line lvsadm prints when lvsd speaks another version of the control protocol.
+    public static func versionMessage(lvsd version: Int) -> String {
+        "lvsd speaks control protocol \(version), this lvsadm speaks \(ControlProtocol.version)"
     }
 }
 
 extension SocketControlClient: ConnectionStreamingBackend {
     public func streamConnections(_ body: (ConnectionSnapshot) -> Void) throws -> ControlResponse? {
         try connectIfNeeded()
-        var data = Array(try JSONEncoder().encode(ControlRequest.connections))
+        var data = Array(try Self.encoder.encode(ControlRequest.connections))
         data.append(0x0A)
         try writeAll(data)
         var stream = ConnectionListStream()

@@ -142,7 +142,8 @@ public struct DestinationOptions: Hashable, Sendable, Codable {
 }
 
 /// The kernel's answers to control operations, named by the errno IPVS returns.
-public enum IPVSError: Error, Hashable, Sendable, Codable {
+/// On the control socket an error is its case name (`"noSuchService"`).
+public enum IPVSError: String, Error, Hashable, Sendable, Codable {
     /// EEXIST on add service.
     case serviceExists
     /// ENOENT on add/edit service: scheduler or persistence engine not found.

@@ -80,9 +80,9 @@ import LVSModel
     @Test func readsOtherStringEscapesAsJSONDecoderDoes() throws {
         let states = [#"\b\f\u0041\u00e9\u20AC"#, #"\ud83d\ude00x"#, #"\u0000"#, #"x\/y"#]
         for state in states {
-            let line = Array((#"{"connections":{"_0":[{"protocolName":"TCP","clientAddress":"1.2.3.4","clientPort":1,"#
+            let line = Array((#"{"version":1,"answer":"connections","connections":[{"protocolName":"TCP","clientAddress":"1.2.3.4","clientPort":1,"#
                 + #""virtualAddress":"5.6.7.8","virtualPort":2,"destinationAddress":"9.10.11.12","destinationPort":3,"#
-                + #""state":""# + state + #"","expiresSeconds":4,"isTemplate":false}]}}"#).utf8)
+                + #""state":""# + state + #"","expiresSeconds":4,"isTemplate":false}]}"#).utf8)
             let hand = ConnectionListDecoding.connections(line)
             #expect(hand != nil, "not read: \(state)")
             #expect(try hand == Self.jsonDecoded(line), "state \(state)")
@@ -106,8 +106,9 @@ import LVSModel
             good.replacingOccurrences(of: "ESTABLISHED", with: "EST\u{1}"),                 // raw control character
             good + " ",
             String(good.dropLast()),
-            #"{"failed":{"_0":"noSuchService"}}"#,
-            #"{"text":{"_0":"lvsd: too many control clients\n"}}"#,
+            #"{"version":1,"answer":"failed","error":"noSuchService"}"#,
+            #"{"version":1,"answer":"text","text":"lvsd: too many control clients\n"}"#,
+            good.replacingOccurrences(of: #"{"version":1,"#, with: #"{"version":2,"#),   // another protocol version
             "",
         ]
         for line in others {
@@ -259,7 +260,7 @@ import LVSModel
         #expect(streamed.out == expected)
         // another layout of the same answer: read whole by JSONDecoder
         var spaced = String(decoding: ConnectionListEncoding.responseLine(big), as: UTF8.self)
-        spaced = spaced.replacingOccurrences(of: #"{"connections":{"_0":["#, with: #"{"connections": {"_0":["#)
+        spaced = spaced.replacingOccurrences(of: #""connections":["#, with: #""connections": ["#)
         let whole = Self.run([Array(spaced.utf8)])
         #expect(whole.code == 0 && whole.out == expected)
         // a line that goes wrong after entries: asked again, and the second answer is printed
