@@ -1,5 +1,3 @@
-import LVSModel
-
 /// The control protocol between lvsadm and lvsd: one JSON object per line each way, every one
 /// with a `"version"` key, written with sorted keys (so a line is always the same bytes). A peer
 /// that speaks another version is told so, never guessed at.
