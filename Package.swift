@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Linux headers and a few inline helpers the Swift overlay does not expose.
@@ -57,7 +59,14 @@ let package = Package(
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
         .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"]),
         // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
-        .target(name: "LVSRealServer", dependencies: ["LVSModel"]),
+        .target(
+            name: "LVSRealServer",
+            dependencies: [
+                "LVSModel",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // The engine side of the control protocol: applies control requests to an Engine.
         .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"]),
         .executableTarget(

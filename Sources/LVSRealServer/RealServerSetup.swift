@@ -3,8 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
+import Dispatch
+// FoundationEssentials, not Foundation: file access without ICU in lvsadm.
+import FoundationEssentials
 import LVSModel
+import Subprocess
+import SystemPackage
 
 /// `lvsadm realserver up|down|status --vip ADDR [--dev IFACE]`: prepares a Direct-Routing real server
 /// (VIP on `lo`, arp_ignore=1 / arp_announce=2 on all, lo and the outgoing interface).
@@ -118,7 +122,7 @@ public struct RealServerSetup {
     func sysctlPath(_ conf: String, _ key: String) -> String { "\(sysctlRoot)/\(conf)/\(key)" }
 
     func readSysctl(_ conf: String, _ key: String) -> String? {
-        Self.readFile(sysctlPath(conf, key))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        Self.readFile(sysctlPath(conf, key))?.trimmedWhitespace
     }
 
     /// The interface of the default route, else the only interface other than lo.
@@ -143,8 +147,7 @@ public struct RealServerSetup {
         } else {
             throw Failure(message: "cannot determine the outgoing interface (no default route and not exactly one non-lo interface); use --dev IFACE", exitCode: 2)
         }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: "\(sysctlRoot)/\(dev)", isDirectory: &isDir), isDir.boolValue else {
+        guard Self.isDirectory("\(sysctlRoot)/\(dev)") else {
             throw Failure(message: "interface '\(dev)' not found (no \(sysctlRoot)/\(dev))", exitCode: 2)
         }
         return dev
@@ -162,7 +165,7 @@ public struct RealServerSetup {
     func addressPresent(_ vip: IPAddress) throws(Failure) -> Bool {
         let r = runIP(["-o", "addr", "show", "dev", "lo"])
         guard r.status == 0 else {
-            throw Failure(message: "ip -o addr show dev lo failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))", exitCode: 1)
+            throw Failure(message: "ip -o addr show dev lo failed: \(r.output.trimmedWhitespace)", exitCode: 1)
         }
         for line in r.output.split(separator: "\n") {
             let words = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -248,7 +251,7 @@ public struct RealServerSetup {
                 try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
                 try text.write(toFile: state, atomically: true, encoding: .utf8)
             } catch {
-                throw Failure(message: "cannot save state to \(state): \(error.localizedDescription)", exitCode: 1)
+                throw Failure(message: "cannot save state to \(state): \(error)", exitCode: 1)
             }
         }
         for conf in confs(dev) {
@@ -260,7 +263,7 @@ public struct RealServerSetup {
         if !present {
             let r = runIP(["addr", "add", cidr, "dev", "lo"])
             guard r.status == 0 else {
-                throw Failure(message: "ip addr add \(cidr) dev lo failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))", exitCode: 1)
+                throw Failure(message: "ip addr add \(cidr) dev lo failed: \(r.output.trimmedWhitespace)", exitCode: 1)
             }
         }
         out("realserver up: \(cidr) on lo; arp_ignore=1 arp_announce=2 on \(confs(dev).joined(separator: ", "))\n")
@@ -272,7 +275,7 @@ public struct RealServerSetup {
         if try addressPresent(vip) {
             let r = runIP(["addr", "del", cidr, "dev", "lo"])
             guard r.status == 0 else {
-                throw Failure(message: "ip addr del \(cidr) dev lo failed: \(r.output.trimmingCharacters(in: .whitespacesAndNewlines))", exitCode: 1)
+                throw Failure(message: "ip addr del \(cidr) dev lo failed: \(r.output.trimmedWhitespace)", exitCode: 1)
             }
         }
         let state = statePath(vip)
@@ -297,7 +300,7 @@ public struct RealServerSetup {
         do {
             try FileManager.default.removeItem(atPath: state)
         } catch {
-            throw Failure(message: "cannot remove \(state): \(error.localizedDescription)", exitCode: 1)
+            throw Failure(message: "cannot remove \(state): \(error)", exitCode: 1)
         }
         if others.isEmpty, let left = try? FileManager.default.contentsOfDirectory(atPath: stateDirectory),
            !left.contains(where: { $0.hasSuffix(".state") }) {
@@ -327,25 +330,55 @@ public struct RealServerSetup {
 
     // MARK: System `ip`
 
-    /// Runs the system `ip` binary.
+    /// Whether `path` is a directory (a network interface's sysctl directory).
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Bytes of `ip` output kept (its listings of lo are a few lines).
+    static let ipOutputLimit = 1 << 20
+
+    /// Runs the system `ip` binary (its output and errors together), with swift-subprocess.
+    /// lvsadm is a command-line tool: the calling thread waits for `ip` to end.
     public static func systemIP(_ arguments: [String]) -> (status: Int32, output: String) {
         let candidates = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
         guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             return (127, "ip command not found (install iproute2)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: exe)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do {
-            try process.run()
-        } catch {
-            return (127, "cannot run \(exe): \(error.localizedDescription)")
+        let outcome = WaitBox()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                let result = try await Subprocess.run(.path(FilePath(exe)), arguments: Subprocess.Arguments(arguments),
+                                           output: .string(limit: ipOutputLimit), error: .combinedWithOutput)
+                let status: Int32
+                switch result.terminationStatus {
+                case .exited(let code): status = code
+                case .signaled(let signal): status = 128 + signal
+                }
+                outcome.value = (status, result.standardOutput ?? "")
+            } catch {
+                outcome.value = (127, "cannot run \(exe): \(error)")
+            }
+            done.signal()
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        done.wait()
+        return outcome.value
+    }
+}
+
+/// The result of `ip`, handed from the task that ran it to the waiting thread (written before the
+/// semaphore's signal, read after its wait: no two accesses overlap).
+private final class WaitBox: @unchecked Sendable {
+    var value: (status: Int32, output: String) = (127, "")
+}
+
+extension String {
+    /// Without leading and trailing white space and newlines (sysctl values and `ip` output).
+    var trimmedWhitespace: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0.isNewline }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
     }
 }
