@@ -25,8 +25,12 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         self.low = 0x0000_FFFF_0000_0000 | UInt64(value)
     }
 
-    public static let zero = IPAddress(high: 0, low: 0)
-    public static let ipv4Zero = IPAddress(ipv4: 0)
+    // Computed and inlinable, not stored: a stored static of another module is read through its
+    // addressor, which keeps the packet path's frame initializers from folding to constants.
+    /// `::`.
+    @inlinable public static var zero: IPAddress { IPAddress(high: 0, low: 0) }
+    /// `0.0.0.0` (IPv4-mapped).
+    @inlinable public static var ipv4Zero: IPAddress { IPAddress(ipv4: 0) }
 
     @inlinable public var isIPv4: Bool { high == 0 && (low >> 32) == 0xFFFF }
 
@@ -67,7 +71,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     /// The address with all but the first `prefix` bits cleared (IPv4 prefixes count from the IPv4 part).
-    public func masked(prefix: Int) -> IPAddress {
+    @inlinable public func masked(prefix: Int) -> IPAddress {
         if isIPv4 {
             let p = max(0, min(32, prefix))
             let mask: UInt32 = p == 0 ? 0 : ~UInt32(0) << UInt32(32 - p)
@@ -84,7 +88,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         IPAddress(ipv4: ipv4Value & ipv4Mask)
     }
 
-    public static func < (a: IPAddress, b: IPAddress) -> Bool {
+    @inlinable public static func < (a: IPAddress, b: IPAddress) -> Bool {
         (a.high, a.low) < (b.high, b.low)
     }
 
@@ -128,8 +132,8 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
 
     @inlinable public init(value: UInt64) { self.value = value & 0xFFFF_FFFF_FFFF }
 
-    public static let zero = MACAddress(value: 0)
-    public static let broadcast = MACAddress(value: 0xFFFF_FFFF_FFFF)
+    @inlinable public static var zero: MACAddress { MACAddress(value: 0) }
+    @inlinable public static var broadcast: MACAddress { MACAddress(value: 0xFFFF_FFFF_FFFF) }
 
     @inlinable public init(bytes p: UnsafeRawPointer) {
         let hi = UInt64(UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)))

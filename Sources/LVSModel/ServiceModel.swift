@@ -45,7 +45,7 @@ public struct ServiceKey: Hashable, Sendable, Codable, CustomStringConvertible {
         self.isIPv6 = ipv6
     }
 
-    public var isFwmark: Bool { fwmark != 0 }
+    @inlinable public var isFwmark: Bool { fwmark != 0 }
 
     public var description: String {
         if isFwmark { return "FWM \(fwmark)\(isIPv6 ? " IPv6" : "")" }
@@ -79,18 +79,19 @@ public enum TunnelType: UInt8, Sendable, Codable {
 /// Service flags that ipvsadm's `-b` sets (SCHED1/2/3) plus persistence and one-packet scheduling.
 public struct ServiceFlags: OptionSet, Hashable, Sendable, Codable {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let persistent = ServiceFlags(rawValue: 0x0001)
-    public static let hashed = ServiceFlags(rawValue: 0x0002)
-    public static let onePacket = ServiceFlags(rawValue: 0x0004)
-    public static let sched1 = ServiceFlags(rawValue: 0x0008)
-    public static let sched2 = ServiceFlags(rawValue: 0x0010)
-    public static let sched3 = ServiceFlags(rawValue: 0x0020)
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    // Computed and inlinable, as IPAddress.zero: the packet path tests these flags.
+    @inlinable public static var persistent: ServiceFlags { ServiceFlags(rawValue: 0x0001) }
+    @inlinable public static var hashed: ServiceFlags { ServiceFlags(rawValue: 0x0002) }
+    @inlinable public static var onePacket: ServiceFlags { ServiceFlags(rawValue: 0x0004) }
+    @inlinable public static var sched1: ServiceFlags { ServiceFlags(rawValue: 0x0008) }
+    @inlinable public static var sched2: ServiceFlags { ServiceFlags(rawValue: 0x0010) }
+    @inlinable public static var sched3: ServiceFlags { ServiceFlags(rawValue: 0x0020) }
     /// sh-fallback / mh-fallback.
-    public static let fallback = sched1
+    @inlinable public static var fallback: ServiceFlags { sched1 }
     /// sh-port / mh-port.
-    public static let hashPort = sched2
-    public static let schedMask: ServiceFlags = [.sched1, .sched2, .sched3]
+    @inlinable public static var hashPort: ServiceFlags { sched2 }
+    @inlinable public static var schedMask: ServiceFlags { ServiceFlags(rawValue: 0x0038) }
 }
 
 /// Everything `-A`/`-E` sets on a service.
