@@ -1,6 +1,5 @@
 import Testing
-@testable import LVSCore
-import LVSModel
+@testable import LVSModel
 
 @Suite struct AddressTests {
     @Test func ipv4RoundTrip() {
