@@ -26,30 +26,36 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // Linux headers and a few inline helpers the Swift overlay does not expose.
+        // C targets: one per set of libraries linked, so that nothing links what it does not use.
+        // CLVSShim: the one shim for Linux headers (packet sockets, TPACKET), the helpers that need
+        // _GNU_SOURCE, and header-only inline hints (prefetch, clvs_cpu.h). Links nothing but libc,
+        // so every target (LVSCore, lvsadm's modules) may import it.
         .target(name: "CLVSShim"),
-        // TLS for the SSL_GET checker, over the system's OpenSSL.
+        // CLVSTLS: TLS for the SSL_GET checker; it alone links OpenSSL (lvsadm must not).
         .target(name: "CLVSTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
-        // AF_XDP sockets, the XDP program and its VIP map (libxdp + libbpf, Debian: libxdp-dev libbpf-dev).
+        // CLVSXDP: the BPF programs' loader, AF_XDP sockets and rings, the maps (layouts shared with
+        // bpf/ in include/clvs_xdp_maps.h); it alone links libxdp + libbpf (Debian: libxdp-dev libbpf-dev).
         .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // lvsd's BPF program (bpf/lvs_xdp.c), compiled by clang -target bpf during swift build and
         // carried in the binary: the plugin compiles it, lvs-embed-bpf writes it out as Swift.
         .executableTarget(name: "lvs-embed-bpf"),
         .plugin(name: "BPFObjectPlugin", capability: .buildTool(), dependencies: ["lvs-embed-bpf"]),
         .target(name: "LVSBPFProgram", plugins: ["BPFObjectPlugin"]),
-        // Allocation counter for the benchmark harness only.
+        // CAllocCounter: interposes malloc for lvs-bench's allocation count; linked into the
+        // benchmark harness only (never into lvsd).
         .target(name: "CAllocCounter"),
-        // CPU hints (prefetch) for the packet path, header only.
-        .target(name: "CLVSCPU"),
+        // The one syscall wrapper (EINTR retried, errno carried in SystemError); libc only, so
+        // lvsadm's modules may link it too.
+        .target(name: "LVSSystem"),
         // The shared model: addresses, service and destination keys, options, errors, the
         // snapshots lvsadm prints and the control messages. Pure, no Foundation.
         .target(name: "LVSModel", swiftSettings: hotPathFlags),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSCPU"], swiftSettings: hotPathFlags),
+        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "LVSModel", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "LVSModel", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
         // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
@@ -69,10 +75,12 @@ let package = Package(
         ),
         // The engine side of the control protocol: applies control requests to an Engine.
         .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"]),
-        .executableTarget(
-            name: "lvsd",
+        // lvsd's runtime as a library (director, control server, sync daemon I/O, metrics), tested
+        // by LVSDaemonTests; the lvsd executable only parses its arguments and runs it.
+        .target(
+            name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "CLVSShim",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,6 +95,11 @@ let package = Package(
             ],
             swiftSettings: hotPathFlags
         ),
+        .executableTarget(
+            name: "lvsd",
+            dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: hotPathFlags
+        ),
         .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
@@ -98,6 +111,8 @@ let package = Package(
         .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
+        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,7 +2,7 @@
 # bench/run.sh: throughput of the lab's Direct-Routing directors, side by side.
 #
 #   bench/run.sh [--dataplanes "afpacket afxdp xdp tc"] [--connections N] [--duration S]
-#                [--runs N] [--out FILE] [--no-perf] [--no-build] [--rps]
+#                [--runs N] [--out FILE] [--data FILE] [--no-perf] [--no-build] [--rps]
 #                [--lvsd-cpu 0|1]
 #
 # Builds, with scripts/lvs-lab, one lab per lvsd data plane (prefix bench-afpacket,
@@ -23,8 +23,11 @@
 #       percentile; and what it adds to the direct path's). The mean is kept in
 #       the raw runs: a few stalls of milliseconds move it by tens of µs
 # Medians go into the section "## Throughput in the lab (bench/run.sh)" of
-# --out (default BENCHMARKS.md); the old per-LVSD_ARGS sections
-# "## Throughput in the lab (bench/run.sh, ...)" are removed, others are kept.
+# --out (default bench/results/DATE-HHMM-HOST-run.md, with the raw runs and perf); the old
+# per-LVSD_ARGS sections "## Throughput in the lab (bench/run.sh, ...)" are removed, others are
+# kept. The medians of the first table also go, one figure per line, into --data (default: --out
+# with .tsv for .md); when that file is in bench/results/, bench/report.sh then renders
+# BENCHMARKS.md's tables from bench/results/*.tsv.
 #
 # --connections N (default 1000000, 0 = skip): each lvsd data plane gets a
 # second lab (prefix bench-X-n) whose table is filled with N established TCP
@@ -87,7 +90,9 @@ CMDLINE="bench/run.sh${*:+ $*}"
 
 DUR=5
 RUNS=3
-OUT=$ROOT/BENCHMARKS.md
+STAMP=$(date -u +%Y-%m-%d-%H%M)-$(hostname -s)
+OUT=$ROOT/bench/results/$STAMP-run.md
+DATA=""
 PERF=1
 BUILD=1
 DATAPLANES="afpacket afxdp xdp tc"
@@ -102,6 +107,7 @@ while (($#)); do
     --duration) DUR=${2:?}; shift 2 ;;
     --runs) RUNS=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
+    --data) DATA=${2:?}; shift 2 ;;
     --no-perf) PERF=0; shift ;;
     --no-build) BUILD=0; shift ;;
     --rps) RPS=1; shift ;;
@@ -110,6 +116,7 @@ while (($#)); do
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+[[ -n $DATA ]] || DATA=${OUT%.md}.tsv
 [[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 && $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] ||
     { echo "run.sh: --duration and --runs must be positive integers" >&2; exit 2; }
 # Chunks of 64,512 flows (source ports 1024-65535), one client alias each, at most 64.
@@ -839,6 +846,41 @@ write_report() {
     sed -n '1,40p' "$WORK/section.md" >&2
 }
 
+# write_data: the figures of write_report's first table, one per line, into $DATA
+# (DATE GROUP FIGURE VALUE COMMAND MACHINE, tab-separated): bench/report.sh renders BENCHMARKS.md's
+# tables from bench/results/*.tsv. An lvsd path measured with the filled table too gives both
+# values, "empty / filled", in one figure.
+write_data() {
+    local date group machine path label sfx t v
+    local -a cols
+    date=$(date -u '+%Y-%m-%d %H:%M UTC')
+    group=${SECTION#\#\# }
+    machine="$(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r), lvsd $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)"
+    {
+        echo "# bench/run.sh: DATE GROUP FIGURE VALUE COMMAND MACHINE, tab-separated (bench/report.sh renders it)"
+        for path in "${ALL_PATHS[@]}"; do
+            label=$(label_of "$path")
+            local -a tables=(0)
+            sfx=""
+            if ((CONNS > 0)) && is_lvsd "$path" && ((${FILL_OK[$path]:-0})); then
+                tables+=(N)
+                sfx=" (empty table / $N_LABEL connections)"
+            fi
+            local -A val=()
+            for t in "${tables[@]}"; do
+                metrics "$path" "$t"
+                cols=("$(fmt_k "$M_udp")" "$(fmt_k "$M_ka")" "$(fmt_k "$M_cl")" "$(fmt_k "$M_one")" "$(pf %.0f "$M_lat")" "$(pf %.2f "$M_busy")")
+                for v in 0 1 2 3 4 5; do val[$v]=${val[$v]:+${val[$v]} / }${cols[$v]}; done
+            done
+            local -a names=("64-byte UDP frames/s at rs1+rs2" "HTTP req/s, keep-alive, 64 conns" "HTTP req/s, close, 64 conns" "HTTP req/s, keep-alive, 1 conn" "latency, 1 conn (µs, median)" "machine busy CPU-s per Mpkt")
+            for v in 0 1 2 3 4 5; do
+                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$date" "$group" "$label: ${names[$v]}$sfx" "${val[$v]}" "$CMDLINE" "$machine"
+            done
+        done
+    } >"$DATA"
+    log "wrote $DATA"
+}
+
 # -------------------------------------------------------------------- main
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -936,6 +978,10 @@ if ((CONNS > 0)); then
 fi
 activate nft # every lvsd stopped, as the labs go down
 write_report
+write_data
+if [[ $(dirname "$(readlink -f "$DATA")") == "$ROOT/bench/results" ]]; then
+    "$ROOT/bench/report.sh" --write "$ROOT/BENCHMARKS.md" && log "BENCHMARKS.md's tables rendered from bench/results/*.tsv"
+fi
 log "done in $((SECONDS - T0)) s; logs in $WORK"
 if ((FAILED_FILL)); then
     log "a connection table stayed below ${FILL_MIN_PCT} % of $CONNS (see the report): exit 3"

@@ -29,6 +29,8 @@ COMMANDS=(
     clang:clang                 # make -C bpf: the lab's xdp_pass.o
     make:make
     shfmt:shfmt                 # tests/deps: parses the scripts to find the commands they call
+    groff:groff-base            # tests/docs/test_man.sh: renders the man pages
+    man:man-db                  # tests/docs/test_man.sh: man -l
 )
 # Files rather than commands: headers and Python modules.
 FILES=(

@@ -9,7 +9,11 @@ import PackagePlugin
 struct BPFObjectPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let source = context.package.directoryURL.appending(path: "bpf/lvs_xdp.c")
-        // The map layouts the program shares with its loader (CLVSXDP).
+        // The code both entry points share (bpf/lib/*.h, included as "lib/...": found next to the
+        // source), and the map layouts the program shares with its loader (CLVSXDP).
+        let library = context.package.directoryURL.appending(path: "bpf/lib")
+        let libraryHeaders = try FileManager.default.contentsOfDirectory(atPath: library.path)
+            .filter { $0.hasSuffix(".h") }.sorted().map { library.appending(path: $0) }
         let sharedInclude = context.package.directoryURL.appending(path: "Sources/CLVSXDP/include")
         let sharedHeader = sharedInclude.appending(path: "clvs_xdp_maps.h")
         let object = context.pluginWorkDirectoryURL.appending(path: "lvs_xdp.o")
@@ -25,7 +29,7 @@ struct BPFObjectPlugin: BuildToolPlugin {
                 arguments: [try context.tool(named: "clang").url.path, object.path, generated.path, "--",
                             "-O2", "-g", "-Wall", "-Werror", "-target", "bpf"] + multiarch
                     + ["-I\(sharedInclude.path)", "-c", source.path],
-                inputFiles: [source, sharedHeader],
+                inputFiles: [source, sharedHeader] + libraryHeaders,
                 outputFiles: [generated]
             ),
         ]

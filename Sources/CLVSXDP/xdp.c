@@ -286,16 +286,8 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     p->marks_fd = p->settings_fd = p->counters_fd = -1;
 }
 
-/* Must match struct vip_key in bpf/lvs_xdp.c. */
-struct vip_key {
-    uint8_t family;
-    uint8_t proto;
-    uint16_t port;
-    uint8_t addr[16];
-};
-
 int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present) {
-    struct vip_key k;
+    struct clvs_vip_key k;
     memset(&k, 0, sizeof(k));
     k.family = family;
     k.proto = proto;
@@ -308,9 +300,6 @@ int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto
     if (bpf_map_delete_elem(vips_fd, &k) && errno != ENOENT) return -errno;
     return 0;
 }
-
-_Static_assert(sizeof(struct clvs_mark_key) == 24, "mark key layout (prefix length + 20 bytes of data)");
-_Static_assert(sizeof(struct clvs_mark_range) == 6, "mark range layout");
 
 int clvs_mark_set(int marks_fd, const struct clvs_mark_key *k, const struct clvs_mark_value *v) {
     if (v) {
@@ -341,16 +330,19 @@ int clvs_xdp_counters_read(int counters_fd, uint64_t *out) {
     return 0;
 }
 
-int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval) {
+int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval,
+                       void *out, uint32_t *out_len) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len, .repeat = 1);
+    if (out && out_len) {
+        opts.data_out = out;
+        opts.data_size_out = *out_len;
+    }
     int rc = bpf_prog_test_run_opts(prog_fd, &opts);
     if (rc) return rc < 0 ? rc : -rc;
     *retval = opts.retval;
+    if (out && out_len) *out_len = opts.data_size_out;
     return 0;
 }
-
-_Static_assert(sizeof(struct clvs_conn_key) == 40, "conn key layout");
-_Static_assert(sizeof(struct clvs_conn_value) == 32, "conn value layout");
 
 int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
                   uint32_t dest) {
@@ -369,12 +361,12 @@ int clvs_dest_stats_read(int stats_fd, uint32_t dest, uint64_t *packets, uint64_
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return cpus < 0 ? cpus : -EINVAL;
     if (cpus > 4096) return -E2BIG;
-    uint64_t values[cpus * 2]; /* at most 64 KiB of stack */
+    struct clvs_dest_counters values[cpus]; /* at most 64 KiB of stack */
     if (bpf_map_lookup_elem(stats_fd, &dest, values)) return -errno;
     uint64_t p = 0, b = 0;
     for (int i = 0; i < cpus; i++) {
-        p += values[2 * i];
-        b += values[2 * i + 1];
+        p += values[i].packets;
+        b += values[i].bytes;
     }
     *packets = p;
     *bytes = b;

@@ -1,4 +1,4 @@
-import CLVSCPU
+import CLVSShim
 import LVSModel
 
 /// Batch prefetch: a data-plane worker that holds a batch of received frames announces them all

@@ -97,7 +97,7 @@ extension EngineShard {
             guard isEvictable(i) else { continue }
             unbind(i)
             table.remove(i)
-            counters.bump(Self.evictedCounter, by: 1)
+            counters.bump(ShardCounter.dropEntryEvictions.rawValue, by: 1)
             return true
         }
         return false
@@ -133,10 +133,6 @@ extension EngineShard {
         state == TCPState.synRecv.rawValue || state == TCPState.synAck.rawValue
             || state == TCPState.timeWait.rawValue || state == TCPState.close.rawValue
     }
-
-    /// Slots in `counters`: drop_entry evictions, secure_tcp short timeouts.
-    static let evictedCounter = 5
-    static let secureTCPCounter = 6
 }
 
 extension Engine {

@@ -178,17 +178,17 @@ public final class Engine: @unchecked Sendable {
     var templateEvictions: UInt64 = 0
 
     // Read without the lock on the packet path.
-    /// Per destination slot: MAC (48 bits) | interface slot << 48 | flags << 56.
+    /// Per destination slot: MAC (48 bits) | interface slot << `interfaceSlotShift` | flags << 56.
     @usableFromInline let forwarding: AtomicWords
     /// Per destination slot: its service slot, or `noService`.
     @usableFromInline let destService: AtomicWords
-    /// Per destination slot: active, inactive, persistent connection counts (3 words each).
+    /// Per destination slot: active, inactive, persistent connection counts (`DestCount`).
     @usableFromInline let destCounts: AtomicWords
     /// Timeouts in ticks: 11 TCP states, then UDP, SCTP.
     @usableFromInline let timeoutTicks: AtomicWords
-    /// 256-bit filter of VIP addresses (words 0-3) and "fwmark rules present" (word 4).
+    /// 256-bit filter of VIP addresses and "fwmark rules present" (`VIPFilterWord`).
     @usableFromInline let vipFilter: AtomicWords
-    /// Per interface slot: ifindex (word 2i) and MAC (word 2i+1).
+    /// Per interface slot: ifindex and MAC (`InterfaceWord`).
     @usableFromInline let interfaceTable: AtomicWords
     /// Bumped when destinations are deleted with expire_nodest_conn: shards sweep their tables.
     @usableFromInline let sweepGeneration: AtomicWords
@@ -206,6 +206,10 @@ public final class Engine: @unchecked Sendable {
     /// The destination's weight is 0 (quiesced): with expire_nodest_conn a new SYN on one of its
     /// connections is scheduled afresh.
     @usableFromInline static let flagWeightZero: UInt64 = 1 << 58
+    /// A forwarding word's interface slot: the byte above the MAC.
+    @usableFromInline static let interfaceSlotShift: UInt64 = 48
+    /// The interface slot (in `interfaceTable`) of forwarding word `word`.
+    @inline(__always) static func interfaceSlot(ofForwarding word: UInt64) -> Int { Int((word >> interfaceSlotShift) & 0xFF) }
     @usableFromInline static let noService: UInt64 = 0xFFFF_FFFF
     static let maxInterfaces = 32
     /// Which key `EngineConfiguration.hashKey.derived(_:)` gives each table: templates, synced
@@ -226,10 +230,10 @@ public final class Engine: @unchecked Sendable {
         dests = .allocate(capacity: configuration.maxDestinations)
         forwarding = AtomicWords(count: configuration.maxDestinations)
         destService = AtomicWords(count: configuration.maxDestinations)
-        destCounts = AtomicWords(count: configuration.maxDestinations * 3)
+        destCounts = AtomicWords(count: configuration.maxDestinations * DestCount.width)
         timeoutTicks = AtomicWords(count: 16)
-        vipFilter = AtomicWords(count: 5)
-        interfaceTable = AtomicWords(count: Self.maxInterfaces * 2)
+        vipFilter = AtomicWords(count: VIPFilterWord.count)
+        interfaceTable = AtomicWords(count: Self.maxInterfaces * InterfaceWord.width)
         sweepGeneration = AtomicWords(count: 1)
         offloadGeneration = AtomicWords(count: 1)
         syncFlag = AtomicWords(count: 1)
@@ -328,8 +332,8 @@ public final class Engine: @unchecked Sendable {
         lock.withLock {
             interfaces = Array(list.prefix(Self.maxInterfaces))
             for (i, ifc) in interfaces.enumerated() {
-                interfaceTable.store(2 * i, UInt64(UInt32(bitPattern: ifc.index)))
-                interfaceTable.store(2 * i + 1, ifc.mac.value)
+                interfaceTable.store(InterfaceWord.index(i, .ifindex), UInt64(UInt32(bitPattern: ifc.index)))
+                interfaceTable.store(InterfaceWord.index(i, .mac), ifc.mac.value)
             }
             for slot in 0..<destSlotsUsed where dests[slot].inUse { assignInterface(UInt32(slot)) }
         }
@@ -359,7 +363,7 @@ public final class Engine: @unchecked Sendable {
     func publish(_ slot: UInt32) {
         let d = dests[Int(slot)]
         let ifslot = UInt64(interfaceSlot(ofIndex: d.interface) ?? 0)
-        var word = d.mac.value | ifslot << 48
+        var word = d.mac.value | ifslot << Self.interfaceSlotShift
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
         if d.weight == 0 { word |= Self.flagWeightZero }
@@ -373,10 +377,9 @@ public final class Engine: @unchecked Sendable {
 
     /// Copies the atomic connection counts into the destination record (for schedulers and listings).
     @inline(__always) func refreshCounts(_ slot: UInt32) {
-        let b = Int(slot) * 3
-        dests[Int(slot)].activeConns = Int32(truncatingIfNeeded: destCounts.signed(b))
-        dests[Int(slot)].inactConns = Int32(truncatingIfNeeded: destCounts.signed(b + 1))
-        dests[Int(slot)].persistConns = Int32(truncatingIfNeeded: destCounts.signed(b + 2))
+        dests[Int(slot)].activeConns = Int32(truncatingIfNeeded: destCounts.signed(DestCount.index(slot, .active)))
+        dests[Int(slot)].inactConns = Int32(truncatingIfNeeded: destCounts.signed(DestCount.index(slot, .inactive)))
+        dests[Int(slot)].persistConns = Int32(truncatingIfNeeded: destCounts.signed(DestCount.index(slot, .persistent)))
     }
 
     // MARK: Services
@@ -495,7 +498,7 @@ public final class Engine: @unchecked Sendable {
         vipFilter.store(1, bits.1)
         vipFilter.store(2, bits.2)
         vipFilter.store(3, bits.3)
-        vipFilter.store(4, markRules.isEmpty ? 0 : 1)
+        vipFilter.store(VIPFilterWord.markRules, markRules.isEmpty ? 0 : 1)
         pendingAnnouncements.append(contentsOf: added.sorted())
     }
 
@@ -505,7 +508,7 @@ public final class Engine: @unchecked Sendable {
 
     /// False when `a` is certainly not a VIP and no fwmark rule exists: such frames skip the lock.
     @inlinable @inline(__always) func mayBeVirtual(_ a: IPAddress) -> Bool {
-        if vipFilter.load(4) != 0 { return true }
+        if vipFilter.load(VIPFilterWord.markRules) != 0 { return true }
         let b = Self.filterBit(a)
         return vipFilter.load(b >> 6) & (1 << UInt64(b & 63)) != 0
     }
@@ -624,8 +627,8 @@ public final class Engine: @unchecked Sendable {
     }
 
     func destReferences(_ slot: UInt32) -> Int64 {
-        let b = Int(slot) * 3
-        return destCounts.signed(b) + destCounts.signed(b + 1) + destCounts.signed(b + 2)
+        destCounts.signed(DestCount.index(slot, .active)) + destCounts.signed(DestCount.index(slot, .inactive))
+            + destCounts.signed(DestCount.index(slot, .persistent))
     }
 
     func releaseDestSlot(_ slot: UInt32) {
@@ -700,7 +703,7 @@ public final class Engine: @unchecked Sendable {
     func unbindTemplate(_ index: UInt32) {
         releaseSyncedTemplate(index)
         let slot = templates[index].dest
-        destCounts.add(Int(slot) * 3 + 2, -1)
+        destCounts.add(DestCount.index(slot, .persistent), -1)
         if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }
     }
 

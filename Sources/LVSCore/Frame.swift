@@ -298,35 +298,6 @@ public enum FrameParser {
     }
 }
 
-/// In-place rewrites of a frame.
-public enum FrameRewriter {
-    /// The DR rewrite: destination MAC = real server, source MAC = director; TTL/hop limit
-    /// decremented as the kernel does since 4.10 (IPv4 checksum updated incrementally, RFC 1624).
-    /// Returns false (frame untouched) when the TTL would expire.
-    @inlinable public static func directRoute(_ frame: UnsafeMutableRawBufferPointer, l3Offset: Int, ipv6: Bool,
-                                              destinationMAC: MACAddress, sourceMAC: MACAddress) -> Bool {
-        let p = frame.baseAddress!
-        if ipv6 {
-            let hop = p.load(fromByteOffset: l3Offset + 7, as: UInt8.self)
-            guard hop > 1 else { return false }
-            p.storeBytes(of: hop - 1, toByteOffset: l3Offset + 7, as: UInt8.self)
-        } else {
-            let ttl = p.load(fromByteOffset: l3Offset + 8, as: UInt8.self)
-            guard ttl > 1 else { return false }
-            p.storeBytes(of: ttl - 1, toByteOffset: l3Offset + 8, as: UInt8.self)
-            // TTL is the high byte of the 16-bit word at offset 8: the word drops by 0x0100,
-            // so the one's-complement checksum rises by 0x0100 (with end-around carry).
-            let old = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: l3Offset + 10, as: UInt16.self))
-            var sum = UInt32(old) + 0x0100
-            sum = (sum & 0xFFFF) + (sum >> 16)
-            p.storeBytes(of: UInt16(truncatingIfNeeded: sum).bigEndian, toByteOffset: l3Offset + 10, as: UInt16.self)
-        }
-        destinationMAC.store(to: p)
-        sourceMAC.store(to: p + 6)
-        return true
-    }
-}
-
 /// Internet checksum helpers (RFC 1071).
 public enum InternetChecksum {
     /// One's-complement sum of `count` bytes at `p`, folded into `initial`.

@@ -58,3 +58,72 @@ public final class EngineLock: @unchecked Sendable {
         return try body()
     }
 }
+
+// MARK: Layouts of the word arrays
+//
+// Named offsets into the arrays of `AtomicWords` (each index is a multiply-add of constants the
+// compiler folds: no cost on the packet path). Slots are below 2^32, so the index arithmetic
+// cannot overflow and wraps (`&*`, `&+`) instead of checking.
+
+/// The words of a shard's `counters`: the engine-wide counts, then one word per `DropReason`.
+@usableFromInline
+enum ShardCounter: Int {
+    case forwarded = 0, passed, replies, newConnections
+    /// Frames kept until a real server's MAC is known (`EngineShard.hold`; not reported).
+    case held
+    /// drop_entry evictions; secure_tcp short SYN_RECV timeouts.
+    case dropEntryEvictions, secureTCPShortened
+    /// The first per-`DropReason` word (word 7 is unused).
+    @usableFromInline static let dropBase = 8
+    /// Words in a shard's `counters`.
+    static var count: Int { dropBase + DropReason.allCases.count }
+    /// The word counting drops for `reason`.
+    @inlinable @inline(__always) static func drop(_ reason: DropReason) -> Int { dropBase &+ Int(reason.rawValue) }
+}
+
+/// One service's or destination's statistics in a shard's `serviceCounters` / `destCounters`
+/// (single writer), `width` words per slot.
+@usableFromInline
+enum StatsWord: Int {
+    case conns = 0, inPackets, outPackets, inBytes, outBytes
+    @usableFromInline static let width = 5
+    /// The word `word` of slot `slot`.
+    @inlinable @inline(__always) static func index(_ slot: Int, _ word: StatsWord) -> Int { slot &* width &+ word.rawValue }
+}
+
+/// One destination's connection counts in `Engine.destCounts` (multi-writer), `width` per slot.
+@usableFromInline
+enum DestCount: Int {
+    case active = 0, inactive, persistent
+    @usableFromInline static let width = 3
+    /// The count `count` of destination slot `slot`.
+    @inlinable @inline(__always) static func index(_ slot: UInt32, _ count: DestCount) -> Int { Int(slot) &* width &+ count.rawValue }
+    /// Where an entry counts: `.inactive` or `.active`.
+    @inlinable @inline(__always) static func connection(inactive: Bool) -> DestCount { inactive ? .inactive : .active }
+}
+
+extension AtomicWords {
+    /// In `Engine.destCounts`: one connection of destination `slot` moves from count `from` to `to`.
+    @inlinable @inline(__always) func moveConnection(_ slot: UInt32, from: DestCount, to: DestCount) {
+        add(DestCount.index(slot, from), -1)
+        add(DestCount.index(slot, to), 1)
+    }
+}
+
+/// One interface's words in `Engine.interfaceTable`: its ifindex and its MAC (0: slot unused).
+@usableFromInline
+enum InterfaceWord: Int {
+    case ifindex = 0, mac
+    @usableFromInline static let width = 2
+    /// The word `word` of interface slot `slot`.
+    @inlinable @inline(__always) static func index(_ slot: Int, _ word: InterfaceWord) -> Int { slot &* width &+ word.rawValue }
+}
+
+/// `Engine.vipFilter`: a 256-bit filter of the VIPs (`bitWords` words, bit `Engine.filterBit`),
+/// then one word: non-zero while fwmark rules exist (every address may then be virtual).
+@usableFromInline
+enum VIPFilterWord {
+    @usableFromInline static let bitWords = 4
+    @usableFromInline static let markRules = 4
+    @usableFromInline static let count = 5
+}

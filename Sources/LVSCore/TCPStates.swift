@@ -43,22 +43,31 @@ public enum TCPStateTable {
         [.close, .close, .close, .synRecv, .close, .close, .close, .close, .lastAck, .listen, .close],
     ]
 
-    /// Flattened table for the packet path: index `event * 11 + state`.
+    /// Flattened table for the packet path: index `index(event:state:)`.
     public static let inputOnlyFlat: [UInt8] = inputOnly.flatMap { $0.map(\.rawValue) }
+
+    /// States per event row (the table's columns): `TCPState.allCases.count`.
+    @usableFromInline static let stateCount = 11
+
+    /// The flat table's index of `state` in the row of `event` (an `Event` raw value, 0...3, so
+    /// the arithmetic cannot overflow and wraps instead of checking).
+    @inlinable @inline(__always) public static func index(event: Int, state: UInt8) -> Int {
+        event &* stateCount &+ Int(state)
+    }
 
     /// The event a segment produces, by priority RST > SYN > FIN > ACK; nil when none of them is set.
     @inlinable public static func event(flags: UInt8) -> Int? {
-        if flags & TCPFlag.rst != 0 { return 3 }
-        if flags & TCPFlag.syn != 0 { return 0 }
-        if flags & TCPFlag.fin != 0 { return 1 }
-        if flags & TCPFlag.ack != 0 { return 2 }
+        if flags & TCPFlag.rst != 0 { return Event.rst.rawValue }
+        if flags & TCPFlag.syn != 0 { return Event.syn.rawValue }
+        if flags & TCPFlag.fin != 0 { return Event.fin.rawValue }
+        if flags & TCPFlag.ack != 0 { return Event.ack.rawValue }
         return nil
     }
 
     /// Next state for an input-only packet. A segment with none of the four flags goes to CLOSE.
     public static func next(_ state: TCPState, flags: UInt8) -> TCPState {
         guard let e = event(flags: flags) else { return .close }
-        return TCPState(rawValue: inputOnlyFlat[e * 11 + Int(state.rawValue)])!
+        return TCPState(rawValue: inputOnlyFlat[index(event: e, state: state.rawValue)])!
     }
 
     /// Default timeouts in seconds, indexed by state.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLVSXDP
 import LVSCore
+import LVSSystem
 
 /// Settings of an `AFXDPDataPlane`.
 public struct AFXDPConfiguration: Sendable {
@@ -81,10 +82,12 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
             var taps: [(fd: Int32, ifindex: Int32)] = []
             if w == 0 {
                 for info in infos {
-                    let fd = clvs_neighbour_tap_open(info.index)
-                    guard fd >= 0 else {
+                    let fd: Int32
+                    do {
+                        fd = try syscallNegatedErrno("socket(AF_PACKET) neighbour tap") { clvs_neighbour_tap_open(info.index) }
+                    } catch let error as SystemError {
                         for t in taps { close(t.fd) }
-                        throw DataPlaneError.system(call: "socket(AF_PACKET) neighbour tap", errno: -fd, context: "interface '\(info.name)'")
+                        throw DataPlaneError(error, context: "interface '\(info.name)'")
                     }
                     taps.append((fd, info.index))
                 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLVSXDP
 import LVSCore
+import LVSSystem
 
 /// Geometry of each AF_XDP socket's UMEM and rings.
 public struct AFXDPSocketOptions: Sendable {
@@ -51,13 +52,16 @@ public final class AFXDPSocket {
         // Open first, store last: a throw after every property is set would run deinit.
         let xsk = UnsafeMutablePointer<clvs_xsk>.allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_xsk_open(xsk, interface.name, UInt32(queue), UInt32(options.frameCount), UInt32(options.frameSize),
-                               UInt32(options.ringSize), xsksMap, options.mode.shimValue, &err, err.count)
-        guard rc == 0 else {
+        do {
+            // The call that failed is named in `err` ("xsk_socket__create: ...").
+            try syscallNegatedErrno(String(cString: err).split(separator: ":").first.map(String.init) ?? "xsk") {
+                clvs_xsk_open(xsk, interface.name, UInt32(queue), UInt32(options.frameCount), UInt32(options.frameSize),
+                              UInt32(options.ringSize), xsksMap, options.mode.shimValue, &err, err.count)
+            }
+        } catch let error as SystemError {
             xsk.deallocate()
             let mode = options.mode == .zeroCopy ? " in zero-copy mode" : ""
-            throw DataPlaneError.system(call: String(cString: err).split(separator: ":").first.map(String.init) ?? "xsk",
-                                        errno: -rc, context: "AF_XDP socket on '\(interface.name)' queue \(queue)\(mode)")
+            throw DataPlaneError(error, context: "AF_XDP socket on '\(interface.name)' queue \(queue)\(mode)")
         }
         self.interface = interface
         self.queue = queue
@@ -125,15 +129,17 @@ public final class XDPProgram {
     /// With `noARP` (lvsd --no-arp) ARP requests and neighbour solicitations for VIPs go to the
     /// kernel instead of lvsd. The settings map is shared: this sets it for every interface.
     public func setNoARP(_ noARP: Bool) throws {
-        let rc = clvs_settings_set(settingsMap, noARP ? CLVS_SETTING_NO_ARP : 0)
-        guard rc == 0 else { throw DataPlaneError.system(call: "bpf_map_update_elem(settings)", errno: -rc, context: "--no-arp") }
+        try DataPlaneError.context("--no-arp") {
+            try syscallNegatedErrno("bpf_map_update_elem(settings)") { clvs_settings_set(settingsMap, noARP ? CLVS_SETTING_NO_ARP : 0) }
+        }
     }
 
     /// The frames the programs handled, by what they did (`stats`, summed over the CPUs).
     public func frameCounters() throws -> XDPFrameCounters {
         var out = [UInt64](repeating: 0, count: Int(CLVS_STAT_COUNT.rawValue))
-        let rc = clvs_xdp_counters_read(countersMap, &out)
-        guard rc == 0 else { throw DataPlaneError.system(call: "bpf_map_lookup_elem(stats)", errno: -rc, context: "BPF frame counters") }
+        try DataPlaneError.context("BPF frame counters") {
+            try syscallNegatedErrno("bpf_map_lookup_elem(stats)") { clvs_xdp_counters_read(countersMap, &out) }
+        }
         return XDPFrameCounters(service: out[Int(CLVS_STAT_SERVICE.rawValue)], address: out[Int(CLVS_STAT_ADDRESS.rawValue)],
                                 neighbour: out[Int(CLVS_STAT_NEIGHBOUR.rawValue)], passed: out[Int(CLVS_STAT_PASSED.rawValue)],
                                 fast: out[Int(CLVS_STAT_FAST.rawValue)])
@@ -142,18 +148,34 @@ public final class XDPProgram {
     /// Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN: nothing is sent) and returns
     /// its action (XDP_* or TC_ACT_*). For tests.
     public func testRun(_ frame: [UInt8]) throws -> UInt32 {
+        try testRunFrame(frame).action
+    }
+
+    /// `testRun`, also returning the frame as the program left it (rewritten MACs, TTL, ...).
+    public func testRunFrame(_ frame: [UInt8]) throws -> (action: UInt32, frame: [UInt8]) {
         var action: UInt32 = 0
-        let rc = frame.withUnsafeBytes { clvs_prog_test_run(programFD, $0.baseAddress!, UInt32($0.count), &action) }
-        guard rc == 0 else { throw DataPlaneError.system(call: "BPF_PROG_TEST_RUN", errno: -rc, context: "\(frame.count)-byte frame") }
-        return action
+        // Room for the frame plus what a program could add in front (none of lvsd's does).
+        var out = [UInt8](repeating: 0, count: frame.count + 256)
+        var outLength = UInt32(out.count)
+        try DataPlaneError.context("\(frame.count)-byte frame") {
+            try syscallNegatedErrno("BPF_PROG_TEST_RUN") {
+                frame.withUnsafeBytes { input in
+                    out.withUnsafeMutableBytes { output in
+                        clvs_prog_test_run(programFD, input.baseAddress!, UInt32(input.count), &action, output.baseAddress, &outLength)
+                    }
+                }
+            }
+        }
+        return (action, Array(out.prefix(Int(outLength))))
     }
 
     /// Attaches in native (driver) mode, else in generic mode when allowed.
     public func attach(to interface: InterfaceInfo, allowGeneric: Bool = true) throws -> Mode {
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_xdp_attach(prog, interface.index, allowGeneric ? 1 : 0, &err, err.count)
-        guard rc == 0 else {
-            throw DataPlaneError.system(call: "XDP attach (\(String(cString: err)))", errno: -rc, context: "interface '\(interface.name)'")
+        try DataPlaneError.context("interface '\(interface.name)'") {
+            try syscallNegatedErrno("XDP attach (\(String(cString: err)))") {
+                clvs_xdp_attach(prog, interface.index, allowGeneric ? 1 : 0, &err, err.count)
+            }
         }
         attachedTo = interface
         let m: Mode = prog.pointee.mode == UInt32(XDP_FLAGS_DRV_MODE_VALUE) ? .native : .generic
@@ -164,9 +186,8 @@ public final class XDPProgram {
     /// Attaches the tc program (`kind == .tc`) to the interface's clsact ingress.
     public func attachTC(to interface: InterfaceInfo) throws {
         var err = [CChar](repeating: 0, count: 256)
-        let rc = clvs_tc_attach(prog, interface.index, &err, err.count)
-        guard rc == 0 else {
-            throw DataPlaneError.system(call: "tc attach (\(String(cString: err)))", errno: -rc, context: "interface '\(interface.name)'")
+        try DataPlaneError.context("interface '\(interface.name)'") {
+            try syscallNegatedErrno("tc attach (\(String(cString: err)))") { clvs_tc_attach(prog, interface.index, &err, err.count) }
         }
         attachedTo = interface
     }
@@ -218,10 +239,10 @@ public final class XDPVIPMap {
     func set(_ v: VIPMatch, present: Bool) throws {
         var bytes = [UInt8](repeating: 0, count: 16)
         bytes.withUnsafeMutableBytes { v.address.store(to: $0.baseAddress!) }
-        let rc = clvs_vip_set(fd, v.address.isIPv4 ? 4 : 6, bytes, v.proto, v.port, present ? 1 : 0)
-        guard rc == 0 else {
-            throw DataPlaneError.system(call: present ? "bpf_map_update_elem(vips)" : "bpf_map_delete_elem(vips)",
-                                        errno: -rc, context: "VIP \(v)")
+        try DataPlaneError.context("VIP \(v)") {
+            try syscallNegatedErrno(present ? "bpf_map_update_elem(vips)" : "bpf_map_delete_elem(vips)") {
+                clvs_vip_set(fd, v.address.isIPv4 ? 4 : 6, bytes, v.proto, v.port, present ? 1 : 0)
+            }
         }
     }
 }

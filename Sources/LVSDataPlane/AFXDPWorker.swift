@@ -23,7 +23,7 @@ struct XSKState {
     /// Descriptors written to the TX ring but not yet submitted / not yet taken by the kernel.
     @usableFromInline var txReserved: UInt32
     @usableFromInline var txOutstanding: Bool
-    @usableFromInline var counters: UnsafeMutablePointer<UInt64>
+    @usableFromInline var counters: CounterRow
 }
 
 /// One AF_XDP data-plane thread: owns the sockets of some queues of every interface (and, for
@@ -56,7 +56,7 @@ public final class AFXDPWorker<P: FrameProcessor> {
     @usableFromInline let tapBuffer: UnsafeMutableRawPointer
     @usableFromInline let tapBufferSize = 2048
     @usableFromInline let counterBlock: CounterBlock
-    @usableFromInline let stopFlag: UnsafeMutablePointer<UInt64>
+    @usableFromInline let stopFlag: AtomicWords
     /// For each socket, the socket this worker transmits on for a given egress ifindex: looked up
     /// linearly (few interfaces).
     @usableFromInline let egressIndex: UnsafeMutablePointer<Int32>
@@ -75,8 +75,7 @@ public final class AFXDPWorker<P: FrameProcessor> {
         count = sockets.count
         tapCount = taps.count
         counterBlock = CounterBlock(rows: sockets.count + taps.count)
-        stopFlag = .allocate(capacity: 1)
-        stopFlag.initialize(to: 0)
+        stopFlag = AtomicWords(count: 1)
         pollfds = .allocate(capacity: sockets.count + taps.count)
         tapFDs = .allocate(capacity: max(1, taps.count))
         tapIndexes = .allocate(capacity: max(1, taps.count))
@@ -121,8 +120,8 @@ public final class AFXDPWorker<P: FrameProcessor> {
         stopFlag.deallocate()
     }
 
-    public func requestStop() { clvs_store_relaxed_u64(stopFlag, 1) }
-    public var isStopRequested: Bool { clvs_load_relaxed_u64(stopFlag) != 0 }
+    public func requestStop() { stopFlag.store(0, 1) }
+    public var isStopRequested: Bool { stopFlag.load(0) != 0 }
 
     /// Counters per interface index (sockets of the same interface and its tap summed).
     public func counters() -> [Int32: InterfaceCounters] {
@@ -136,7 +135,7 @@ public final class AFXDPWorker<P: FrameProcessor> {
     public func run() {
         var lastTick = clvs_now_ns()
         var lastWork = lastTick
-        while clvs_load_relaxed_u64(stopFlag) == 0 {
+        while stopFlag.load(0) == 0 {
             let now = clvs_now_ns()
             var got = 0
             for i in 0..<count { got += drain(i, now: now) }
@@ -197,7 +196,7 @@ public final class AFXDPWorker<P: FrameProcessor> {
                 recycle(si, addr)
             case .drop(let reason):
                 bump(row, Counter.dropped.rawValue)
-                bump(row, Counter.reasonBase + Int(reason.rawValue))
+                bump(row, Counter.reason(reason))
                 recycle(si, addr)
             case .forward(let egress):
                 if egress == s.pointee.ifindex {

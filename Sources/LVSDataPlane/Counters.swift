@@ -1,5 +1,5 @@
-import CLVSShim
 import LVSCore
+import Synchronization
 
 /// Counters of one interface, summed over workers.
 public struct InterfaceCounters: Sendable, Equatable {
@@ -40,28 +40,42 @@ public struct InterfaceCounters: Sendable, Equatable {
 @usableFromInline
 enum Counter: Int {
     case rxPackets, rxBytes, txPackets, txBytes, passed, dropped, txErrors, truncated, unknownEgress, vlanPassed, passDropped
+    /// The first per-`DropReason` slot: one past the last case (`passDropped`).
     @usableFromInline static let reasonBase = 11
-    @usableFromInline static let rowWidth = 11 + DropReason.allCases.count
+    @usableFromInline static let rowWidth = reasonBase + DropReason.allCases.count
+    /// The slot counting drops for `reason`.
+    @usableFromInline @inline(__always) static func reason(_ reason: DropReason) -> Int { reasonBase + Int(reason.rawValue) }
 }
+
+/// One row of a `CounterBlock`: `Counter.rowWidth` relaxed atomics (Synchronization's `Atomic`, as
+/// LVSCore's `AtomicWords`), written by one worker. A raw pointer, so the packet path adds a
+/// constant offset and does no reference counting.
+@usableFromInline
+typealias CounterRow = UnsafeMutablePointer<Atomic<UInt64>>
 
 /// A block of counter rows written by one worker and read by anyone.
 @usableFromInline
 final class CounterBlock {
     let rows: Int
-    let base: UnsafeMutablePointer<UInt64>
+    let base: CounterRow
+    private let words: Int
 
     init(rows: Int) {
         self.rows = rows
-        base = .allocate(capacity: max(1, rows) * Counter.rowWidth)
-        base.initialize(repeating: 0, count: max(1, rows) * Counter.rowWidth)
+        words = max(1, rows) * Counter.rowWidth
+        base = .allocate(capacity: words)
+        for i in 0..<words { (base + i).initialize(to: Atomic(0)) }
     }
-    deinit { base.deallocate() }
+    deinit {
+        base.deinitialize(count: words)
+        base.deallocate()
+    }
 
-    @usableFromInline @inline(__always) func row(_ r: Int) -> UnsafeMutablePointer<UInt64> { base + r * Counter.rowWidth }
+    @usableFromInline @inline(__always) func row(_ r: Int) -> CounterRow { base + r * Counter.rowWidth }
 
     func snapshot(row r: Int) -> InterfaceCounters {
         let p = row(r)
-        func v(_ c: Counter) -> UInt64 { clvs_load_relaxed_u64(p + c.rawValue) }
+        func v(_ c: Counter) -> UInt64 { p[c.rawValue].load(ordering: .relaxed) }
         var out = InterfaceCounters()
         out.rxPackets = v(.rxPackets); out.rxBytes = v(.rxBytes)
         out.txPackets = v(.txPackets); out.txBytes = v(.txBytes)
@@ -69,15 +83,15 @@ final class CounterBlock {
         out.truncated = v(.truncated); out.unknownEgress = v(.unknownEgress); out.vlanPassed = v(.vlanPassed)
         out.passDropped = v(.passDropped)
         for reason in DropReason.allCases {
-            let n = clvs_load_relaxed_u64(p + Counter.reasonBase + Int(reason.rawValue))
+            let n = p[Counter.reason(reason)].load(ordering: .relaxed)
             if n != 0 { out.dropReasons[reason] = n }
         }
         return out
     }
 }
 
-/// Adds to a single-writer counter (relaxed store, so readers on other threads see whole values).
-@usableFromInline @inline(__always) func bump(_ row: UnsafeMutablePointer<UInt64>, _ c: Int, _ by: UInt64 = 1) {
-    let p = row + c
-    clvs_store_relaxed_u64(p, clvs_load_relaxed_u64(p) &+ by)
+/// Adds to a single-writer counter: a relaxed load and store, no read-modify-write instruction
+/// (readers on other threads see whole values), as `AtomicWords.bump`.
+@usableFromInline @inline(__always) func bump(_ row: CounterRow, _ c: Int, _ by: UInt64 = 1) {
+    row[c].store(row[c].load(ordering: .relaxed) &+ by, ordering: .relaxed)
 }

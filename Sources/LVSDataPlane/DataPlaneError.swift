@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LVSSystem
 
 /// Errors of the packet I/O layer; each names what failed so it can be logged as is.
 public enum DataPlaneError: Error, CustomStringConvertible, Equatable {
@@ -25,6 +26,21 @@ public enum DataPlaneError: Error, CustomStringConvertible, Equatable {
 
     static func errno(_ call: String, _ context: String) -> DataPlaneError {
         .system(call: call, errno: Glibc.errno, context: context)
+    }
+
+    /// A failed system call (LVSSystem's `syscall`), for `context` ("packet socket on 'eth0'").
+    public init(_ error: SystemError, context: String) {
+        self = .system(call: error.call, errno: error.errno, context: context)
+    }
+
+    /// Runs `body`, turning the `SystemError` of a failed call into `.system` for `context`.
+    @discardableResult
+    static func context<T>(_ context: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SystemError {
+            throw DataPlaneError(error, context: context())
+        }
     }
 }
 

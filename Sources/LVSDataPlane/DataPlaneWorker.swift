@@ -16,7 +16,7 @@ struct SocketState {
     @usableFromInline var msgs: UnsafeMutablePointer<clvs_mmsghdr>
     @usableFromInline var iovs: UnsafeMutablePointer<iovec>
     @usableFromInline var txCount: Int
-    @usableFromInline var counters: UnsafeMutablePointer<UInt64>
+    @usableFromInline var counters: CounterRow
     /// The interface MTU: a larger frame without GSO metadata is fragmented before sending.
     @usableFromInline var mtu: Int
     /// For a socket bound to one EtherType: the sockaddr_ll every message is sent to (protocol 0,
@@ -41,7 +41,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     @usableFromInline let state: UnsafeMutablePointer<SocketState>
     @usableFromInline let pollfds: UnsafeMutablePointer<pollfd>
     @usableFromInline let counterBlock: CounterBlock
-    @usableFromInline let stopFlag: UnsafeMutablePointer<UInt64>
+    @usableFromInline let stopFlag: AtomicWords
     /// Ring slots consumed in the current batch, handed back after the transmit flush.
     @usableFromInline let pending: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     /// Buffers for frames larger than a ring slot (read from the socket queue, TP_STATUS_COPY).
@@ -69,8 +69,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
         self.tickInterval = max(1_000_000, min(tickInterval, 100_000_000))
         count = sockets.count
         counterBlock = CounterBlock(rows: sockets.count)
-        stopFlag = .allocate(capacity: 1)
-        stopFlag.initialize(to: 0)
+        stopFlag = AtomicWords(count: 1)
         pending = .allocate(capacity: batchSize)
         pending.initialize(repeating: nil, count: batchSize)
         copyBuffers = .allocate(byteCount: copyBufferSize * copyBufferCount, alignment: 64)
@@ -120,8 +119,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     }
 
     /// Asks `run()` to return (within one tick interval). Safe from any thread.
-    public func requestStop() { clvs_store_relaxed_u64(stopFlag, 1) }
-    public var isStopRequested: Bool { clvs_load_relaxed_u64(stopFlag) != 0 }
+    public func requestStop() { stopFlag.store(0, 1) }
+    public var isStopRequested: Bool { stopFlag.load(0) != 0 }
 
     /// This worker's counters per interface index.
     public func counters() -> [Int32: InterfaceCounters] {
@@ -136,7 +135,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     public func run() {
         var lastTick = clvs_now_ns()
         var lastWork = lastTick
-        while clvs_load_relaxed_u64(stopFlag) == 0 {
+        while stopFlag.load(0) == 0 {
             let now = clvs_now_ns()
             var got = 0
             for i in 0..<count { got += drain(i, now: now) }
@@ -237,7 +236,7 @@ public final class DataPlaneWorker<P: FrameProcessor> {
                 bump(row, Counter.passed.rawValue)
             case .drop(let reason):
                 bump(row, Counter.dropped.rawValue)
-                bump(row, Counter.reasonBase + Int(reason.rawValue))
+                bump(row, Counter.reason(reason))
             case .forward(let egress):
                 var target = -1
                 for j in 0..<count where state[j].ifindex == egress { target = j; break }

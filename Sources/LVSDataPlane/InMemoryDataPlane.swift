@@ -41,7 +41,7 @@ public final class InMemoryDataPlane<P: FrameProcessor> {
             bump(row, Counter.passed.rawValue)
         case .drop(let reason):
             bump(row, Counter.dropped.rawValue)
-            bump(row, Counter.reasonBase + Int(reason.rawValue))
+            bump(row, Counter.reason(reason))
         case .forward(let egress):
             if let out = interfaces.firstIndex(of: egress) {
                 transmit(TransmittedFrame(interface: egress, bytes: buffer,

@@ -4,6 +4,7 @@ import Glibc
 import CLVSShim
 import LVSCore
 import LVSModel
+import LVSSystem
 
 /// A network interface of the caller's network namespace.
 public struct InterfaceInfo: Sendable, Hashable, CustomStringConvertible {
@@ -32,11 +33,11 @@ public struct InterfaceInfo: Sendable, Hashable, CustomStringConvertible {
         var index: Int32 = 0
         var mtu: Int32 = 0
         var mac = [UInt8](repeating: 0, count: 6)
-        let rc = name.withCString { clvs_if_info($0, &index, &mac, &mtu) }
-        if rc != 0 {
-            let e = Glibc.errno
-            if e == ENODEV || e == ENXIO || e == ENAMETOOLONG { throw DataPlaneError.noSuchInterface(name) }
-            throw DataPlaneError.system(call: "ioctl(SIOCGIF*)", errno: e, context: "interface '\(name)'")
+        do {
+            try syscall("ioctl(SIOCGIF*)") { name.withCString { clvs_if_info($0, &index, &mac, &mtu) } }
+        } catch let error as SystemError {
+            if [ENODEV, ENXIO, ENAMETOOLONG].contains(error.errno) { throw DataPlaneError.noSuchInterface(name) }
+            throw DataPlaneError(error, context: "interface '\(name)'")
         }
         var info = InterfaceInfo(name: name, index: index, mac: MACAddress(bytes: mac), mtu: Int(mtu))
         try info.loadAddresses()
@@ -55,7 +56,7 @@ public struct InterfaceInfo: Sendable, Hashable, CustomStringConvertible {
     /// Fills `ipv4` and `ipv6` from getifaddrs.
     public mutating func loadAddresses() throws {
         var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { throw DataPlaneError.errno("getifaddrs", "interface '\(name)'") }
+        try DataPlaneError.context("interface '\(name)'") { try syscall("getifaddrs") { getifaddrs(&list) } }
         defer { freeifaddrs(list) }
         ipv4 = []
         ipv6 = []

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLVSShim
+import LVSSystem
 
 /// Options of a `PacketSocket`.
 public struct PacketSocketOptions: Sendable {
@@ -44,63 +45,70 @@ public final class PacketSocket {
     public init(interface: InterfaceInfo, options: PacketSocketOptions = PacketSocketOptions()) throws {
         self.interface = interface
         let context = "packet socket on '\(interface.name)'"
-        // Protocol 0 until bind: receive nothing before the ring and options are in place.
-        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw DataPlaneError.errno("socket(AF_PACKET)", context) }
-        var ok = false
-        defer { if !ok { close(fd) } }
-
-        func set(_ level: Int32, _ name: Int32, _ value: Int, _ label: String) throws {
-            if clvs_setsockopt_int(fd, level, name, Int32(value)) != 0 {
-                throw DataPlaneError.errno("setsockopt(\(label))", context)
+        do {
+            // Protocol 0 until bind: receive nothing before the ring and options are in place.
+            let fd = try syscall("socket(AF_PACKET)") {
+                socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             }
-        }
-        try set(SOL_PACKET, PACKET_VERSION, Int(clvs_tpacket_v2), "PACKET_VERSION")
-        try set(SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR")
-        try set(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
-        try set(SOL_PACKET, PACKET_COPY_THRESH, 1, "PACKET_COPY_THRESH")
-        if options.qdiscBypass { try set(SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS") }
-        if clvs_setsockopt_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(options.receiveBuffer)) != 0 {
-            try set(SOL_SOCKET, SO_RCVBUF, options.receiveBuffer, "SO_RCVBUF")
-        }
-        if clvs_setsockopt_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(options.sendBuffer)) != 0 {
-            try set(SOL_SOCKET, SO_SNDBUF, options.sendBuffer, "SO_SNDBUF")
-        }
+            var ok = false
+            defer { if !ok { close(fd) } }
 
-        // Ring geometry: slot = power of two holding headers + vnet header + one MTU frame (+VLAN).
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        var frameSize = options.frameSize ?? 2048
-        if options.frameSize == nil {
-            let need = 128 + PacketSocket.vnetHeaderLength + interface.mtu + 18
-            while frameSize < need { frameSize <<= 1 }
+            func set(_ level: Int32, _ name: Int32, _ value: Int, _ label: String) throws {
+                try syscall("setsockopt(\(label))") { clvs_setsockopt_int(fd, level, name, Int32(value)) }
+            }
+            try set(SOL_PACKET, PACKET_VERSION, Int(clvs_tpacket_v2), "PACKET_VERSION")
+            try set(SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR")
+            try set(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING")
+            try set(SOL_PACKET, PACKET_COPY_THRESH, 1, "PACKET_COPY_THRESH")
+            if options.qdiscBypass { try set(SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS") }
+            // The *FORCE options need CAP_NET_ADMIN; without it the plain ones (capped by the sysctls).
+            if (try? set(SOL_SOCKET, SO_RCVBUFFORCE, options.receiveBuffer, "SO_RCVBUFFORCE")) == nil {
+                try set(SOL_SOCKET, SO_RCVBUF, options.receiveBuffer, "SO_RCVBUF")
+            }
+            if (try? set(SOL_SOCKET, SO_SNDBUFFORCE, options.sendBuffer, "SO_SNDBUFFORCE")) == nil {
+                try set(SOL_SOCKET, SO_SNDBUF, options.sendBuffer, "SO_SNDBUF")
+            }
+
+            // Ring geometry: slot = power of two holding headers + vnet header + one MTU frame (+VLAN).
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            var frameSize = options.frameSize ?? 2048
+            if options.frameSize == nil {
+                let need = 128 + PacketSocket.vnetHeaderLength + interface.mtu + 18
+                while frameSize < need { frameSize <<= 1 }
+            }
+            guard frameSize >= 256, frameSize % Int(clvs_tpacket_alignment) == 0 else {
+                throw DataPlaneError.invalidConfiguration("ring frame size \(frameSize) for '\(interface.name)'")
+            }
+            let blockSize = max(page, frameSize) * (frameSize <= page ? 16 : 1)
+            guard blockSize % frameSize == 0 else {
+                throw DataPlaneError.invalidConfiguration("ring frame size \(frameSize) must divide block size \(blockSize)")
+            }
+            let perBlock = blockSize / frameSize
+            let blocks = max(1, (max(options.ringFrames, 8) + perBlock - 1) / perBlock)
+            let frames = blocks * perBlock
+            try syscall("setsockopt(PACKET_RX_RING)") {
+                clvs_packet_rx_ring(fd, UInt32(blockSize), UInt32(blocks), UInt32(frameSize), UInt32(frames))
+            }
+            let bytes = blockSize * blocks
+            let map = try syscallMapping("mmap(rx ring)") { mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) }
+            do {
+                try syscall(options.protocolType == 3 ? "bind(ETH_P_ALL)" : "bind(EtherType 0x\(String(options.protocolType, radix: 16)))") {
+                    clvs_packet_bind(fd, interface.index, options.protocolType)
+                }
+            } catch {
+                munmap(map, bytes)
+                throw error
+            }
+            ok = true
+            self.fd = fd
+            self.ring = map
+            self.ringBytes = bytes
+            self.frameSize = frameSize
+            self.frameCount = frames
+            self.protocolType = options.protocolType
+        } catch let error as SystemError {
+            throw DataPlaneError(error, context: context)
         }
-        guard frameSize >= 256, frameSize % Int(clvs_tpacket_alignment) == 0 else {
-            throw DataPlaneError.invalidConfiguration("ring frame size \(frameSize) for '\(interface.name)'")
-        }
-        let blockSize = max(page, frameSize) * (frameSize <= page ? 16 : 1)
-        guard blockSize % frameSize == 0 else {
-            throw DataPlaneError.invalidConfiguration("ring frame size \(frameSize) must divide block size \(blockSize)")
-        }
-        let perBlock = blockSize / frameSize
-        let blocks = max(1, (max(options.ringFrames, 8) + perBlock - 1) / perBlock)
-        let frames = blocks * perBlock
-        guard clvs_packet_rx_ring(fd, UInt32(blockSize), UInt32(blocks), UInt32(frameSize), UInt32(frames)) == 0 else {
-            throw DataPlaneError.errno("setsockopt(PACKET_RX_RING)", context)
-        }
-        let bytes = blockSize * blocks
-        let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        guard let map, map != MAP_FAILED else { throw DataPlaneError.errno("mmap(rx ring)", context) }
-        guard clvs_packet_bind(fd, interface.index, options.protocolType) == 0 else {
-            munmap(map, bytes)
-            throw DataPlaneError.errno(options.protocolType == 3 ? "bind(ETH_P_ALL)" : "bind(EtherType 0x\(String(options.protocolType, radix: 16)))", context)
-        }
-        ok = true
-        self.fd = fd
-        self.ring = map
-        self.ringBytes = bytes
-        self.frameSize = frameSize
-        self.frameCount = frames
-        self.protocolType = options.protocolType
     }
 
     /// How a PACKET_FANOUT group picks the member socket for a frame.
@@ -120,8 +128,9 @@ public final class PacketSocket {
     @discardableResult
     public func joinFanout(group: Int32?, mode: FanoutMode = .hash, defrag: Bool = true) throws -> Int32 {
         let flags = defrag ? Int32(PACKET_FANOUT_FLAG_DEFRAG) : 0
-        let id = clvs_packet_fanout(fd, group ?? -1, mode.rawValue, flags)
-        guard id >= 0 else { throw DataPlaneError.errno("setsockopt(PACKET_FANOUT)", "packet socket on '\(interface.name)'") }
+        let id = try DataPlaneError.context("packet socket on '\(interface.name)'") {
+            try syscall("setsockopt(PACKET_FANOUT)") { clvs_packet_fanout(fd, group ?? -1, mode.rawValue, flags) }
+        }
         fanoutGroup = id
         return id
     }
@@ -130,8 +139,8 @@ public final class PacketSocket {
     /// whether it defragments; nil when the socket is in no group.
     public func kernelFanoutSetting() throws -> (mode: Int32, defrag: Bool)? {
         var v: UInt32 = 0
-        guard clvs_packet_fanout_setting(fd, &v) == 0 else {
-            throw DataPlaneError.errno("getsockopt(PACKET_FANOUT)", "packet socket on '\(interface.name)'")
+        try DataPlaneError.context("packet socket on '\(interface.name)'") {
+            try syscall("getsockopt(PACKET_FANOUT)") { clvs_packet_fanout_setting(fd, &v) }
         }
         guard v != 0 else { return nil }
         return (mode: Int32((v >> 16) & 0xff), defrag: (v >> 24) & (UInt32(PACKET_FANOUT_FLAG_DEFRAG) >> 8) != 0)

@@ -4,6 +4,7 @@ import Glibc
 import CLVSXDP
 import LVSCore
 import LVSModel
+import LVSSystem
 
 /// Frames lvsd's BPF programs handled, by what they did (their `stats` map, summed over the CPUs).
 public struct XDPFrameCounters: Sendable, Equatable {
@@ -148,9 +149,8 @@ public final class XDPMarkMap {
         key.prefixlen = UInt32(CLVS_MARK_FAMILY_BITS) + UInt32(e.prefixLength)
         key.family = e.address.isIPv4 ? 4 : 6
         withUnsafeMutableBytes(of: &key.addr) { e.address.store(to: $0.baseAddress!) }
-        var rc: Int32
+        var value = clvs_mark_value()
         if present {
-            var value = clvs_mark_value()
             value.count = UInt32(e.ranges.count)
             withUnsafeMutableBytes(of: &value.ranges) { raw in
                 let slots = raw.bindMemory(to: clvs_mark_range.self)
@@ -158,13 +158,11 @@ public final class XDPMarkMap {
                     slots[i] = clvs_mark_range(proto: r.proto, pad: 0, lo: r.low, hi: r.high)
                 }
             }
-            rc = clvs_mark_set(fd, &key, &value)
-        } else {
-            rc = clvs_mark_set(fd, &key, nil)
         }
-        guard rc == 0 else {
-            throw DataPlaneError.system(call: present ? "bpf_map_update_elem(mark_prefixes)" : "bpf_map_delete_elem(mark_prefixes)",
-                                        errno: -rc, context: "fwmark prefix \(e)")
+        try DataPlaneError.context("fwmark prefix \(e)") {
+            try syscallNegatedErrno(present ? "bpf_map_update_elem(mark_prefixes)" : "bpf_map_delete_elem(mark_prefixes)") {
+                present ? clvs_mark_set(fd, &key, &value) : clvs_mark_set(fd, &key, nil)
+            }
         }
     }
 }

@@ -16,6 +16,15 @@ final class BPFProgramTests: XCTestCase {
     static let etherIPv6: [UInt8] = [0x86, 0xDD]
     static let etherARP: [UInt8] = [0x08, 0x06]
     static let tcp: UInt8 = 6, udp: UInt8 = 17, icmpv6: UInt8 = 58
+    /// TCP flags: a connection's first segment (lvsd's), and one of an established connection.
+    static let syn: UInt8 = 0x02, ack: UInt8 = 0x10
+    static let realServerMAC: [UInt8] = [0x00, 0x50, 0x00, 0x00, 0x05, 0x00]
+    static let egressMAC: [UInt8] = [0x00, 0x50, 0x00, 0x00, 0x04, 0x01]
+    /// Program return values (linux/bpf.h, linux/pkt_cls.h).
+    static let xdpPass: UInt32 = 2, xdpTX: UInt32 = 3, xdpRedirect: UInt32 = 4
+    static let tcOK: UInt32 = 0, tcRedirect: UInt32 = 7
+    /// Frame offsets: the MAC addresses, and the IPv4 TTL / IPv6 hop limit after `l3`.
+    static let destinationMACAt = 0, sourceMACAt = 6, ipv4TTLAt = 8, ipv4ChecksumAt = 10, ipv6HopLimitAt = 7
 
     static func bytes(_ a: String) -> [UInt8] {
         let ip = IPAddress(a)!
@@ -28,9 +37,9 @@ final class BPFProgramTests: XCTestCase {
 
     /// Ethernet + IPv4 + TCP/UDP header to `dst`:`port` (checksums left zero: the programs do not
     /// check them). `fragmentOffset` > 0 makes it a later fragment (no transport header).
-    static func ipv4(_ proto: UInt8, to dst: String, port: UInt16, fragmentOffset: UInt16 = 0) -> [UInt8] {
+    static func ipv4(_ proto: UInt8, to dst: String, port: UInt16, fragmentOffset: UInt16 = 0, tcpFlags: UInt8 = syn) -> [UInt8] {
         let l4: [UInt8] = fragmentOffset > 0 ? [UInt8](repeating: 0, count: 16)
-            : be16(40000) + be16(port) + (proto == tcp ? [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xFF, 0xFF, 0, 0, 0, 0]
+            : be16(40000) + be16(port) + (proto == tcp ? [0, 0, 0, 1, 0, 0, 0, 0, 0x50, tcpFlags, 0xFF, 0xFF, 0, 0, 0, 0]
                                                        : be16(8) + [0, 0])
         var ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + l4.count)) + [0, 1] + be16(fragmentOffset) + [64, proto, 0, 0]
         ip += bytes("192.168.1.12") + bytes(dst)
@@ -38,8 +47,8 @@ final class BPFProgramTests: XCTestCase {
     }
 
     /// Ethernet + IPv6 + TCP header to `dst`:`port`.
-    static func ipv6(to dst: String, port: UInt16) -> [UInt8] {
-        let l4 = be16(40000) + be16(port) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xFF, 0xFF, 0, 0, 0, 0]
+    static func ipv6(to dst: String, port: UInt16, tcpFlags: UInt8 = syn) -> [UInt8] {
+        let l4 = be16(40000) + be16(port) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, tcpFlags, 0xFF, 0xFF, 0, 0, 0, 0]
         let ip: [UInt8] = [0x60, 0, 0, 0] + be16(UInt16(l4.count)) + [tcp, 64] + bytes("2001:db8:1::12") + bytes(dst)
         return directorMAC + clientMAC + etherIPv6 + ip + l4
     }
@@ -237,5 +246,88 @@ final class BPFProgramTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Issue 14: the XDP and the tc entry point share one classifier (bpf/lib/classify.h). On
+    /// both: a frame to a VIP service goes to lvsd (and is not rewritten), a frame to another
+    /// address is the kernel's, and a frame of a connection in `conns` is rewritten by the fast
+    /// path (the real server's MAC, the director's egress MAC, TTL / hop limit minus one, the IPv4
+    /// checksum adjusted) and sent out of the entry's interface, counted for its destination slot.
+    /// The same holds behind QinQ tags (the tc test run sees them in band, as XDP does).
+    func testBothEntryPointsShareTheClassifier() throws {
+        for kind in [XDPProgram.Kind.xdp, .tc] {
+            let p = try program(kind)
+            let pass = kind == .xdp ? Self.xdpPass : Self.tcOK
+            try XDPVIPMap(program: p).update(vips: [
+                VIPMatch(address: IPAddress("192.168.1.100")!, proto: Self.tcp, port: 80),
+                VIPMatch(address: IPAddress("2001:db8:1::100")!, proto: Self.tcp, port: 80),
+            ])
+            for tags in [[], [UInt16(0x88A8), 0x8100]] {
+                let what = "\(kind), tags \(tags.map { String($0, radix: 16) })"
+                let l3 = 14 + 4 * tags.count
+                // A new connection to the VIP: lvsd's (the redirect falls back to XDP_PASS without
+                // a socket; tc marks it PACKET_OTHERHOST and lets it go on).
+                let syn = Self.tagged(Self.ipv4(Self.tcp, to: "192.168.1.100", port: 80), tags)
+                let before = try p.frameCounters()
+                let first = try p.testRunFrame(syn)
+                XCTAssertEqual(first.action, pass, what)
+                XCTAssertEqual(first.frame, syn, "\(what): a frame for lvsd is not rewritten")
+                XCTAssertEqual(try p.frameCounters().service, before.service + 1, "\(what): VIP frame to lvsd")
+                // Another address: the kernel's, untouched.
+                let other = Self.tagged(Self.ipv4(Self.tcp, to: "192.168.1.200", port: 80), tags)
+                XCTAssertFalse(try toLVSD(p, other), "\(what): non-VIP frame")
+                XCTAssertEqual(try p.testRunFrame(other).frame, other, what)
+
+                // Established connections in `conns`: IPv4 leaving by another interface, IPv6 by
+                // the one it came in on (XDP_TX; BPF_PROG_TEST_RUN's XDP frames come in on lo).
+                let map = XDPConnMap(program: p)
+                let cases: [(String, String, Int32, UInt32)] = [
+                    ("192.168.1.12", "192.168.1.100", 9, 5),
+                    ("2001:db8:1::12", "2001:db8:1::100", 1, 6),
+                ]
+                for (client, vip, egress, slot) in cases {
+                    let v4 = IPAddress(vip)!.isIPv4
+                    var key = XDPConnMap.key(ConnectionKey(proto: Self.tcp, client: IPAddress(client)!, clientPort: 40000,
+                                                           virtualAddress: IPAddress(vip)!, virtualPort: 80))
+                    XCTAssertEqual(map.put(&key, destinationMAC: MACAddress(bytes: Self.realServerMAC),
+                                           sourceMAC: MACAddress(bytes: Self.egressMAC), interface: egress, destSlot: slot), 0)
+                    defer { map.delete(&key) }
+                    let plain = v4 ? Self.ipv4(Self.tcp, to: vip, port: 80, tcpFlags: Self.ack) : Self.ipv6(to: vip, port: 80, tcpFlags: Self.ack)
+                    let frame = Self.tagged(plain, tags)
+                    let counted = try XCTUnwrap(map.destinationCounters(slot))
+                    let fastBefore = try p.frameCounters().fast
+                    let run = try p.testRunFrame(frame)
+                    let expected: UInt32 = kind == .tc ? Self.tcRedirect : (egress == 1 ? Self.xdpTX : Self.xdpRedirect)
+                    XCTAssertEqual(run.action, expected, "\(what) \(vip): forwarded")
+                    XCTAssertEqual(run.frame.count, frame.count, what)
+                    guard run.frame.count == frame.count else { continue }
+                    XCTAssertEqual(Array(run.frame[Self.destinationMACAt..<Self.destinationMACAt + 6]), Self.realServerMAC, "\(what) \(vip)")
+                    XCTAssertEqual(Array(run.frame[Self.sourceMACAt..<Self.sourceMACAt + 6]), Self.egressMAC, "\(what) \(vip)")
+                    if v4 {
+                        XCTAssertEqual(run.frame[l3 + Self.ipv4TTLAt], frame[l3 + Self.ipv4TTLAt] - 1, "\(what): TTL")
+                        // RFC 1624: TTL minus one raises the checksum by 0x0100 (it was zero).
+                        XCTAssertEqual(Array(run.frame[(l3 + Self.ipv4ChecksumAt)...].prefix(2)), [0x01, 0x00], "\(what): IPv4 checksum")
+                    } else {
+                        XCTAssertEqual(run.frame[l3 + Self.ipv6HopLimitAt], frame[l3 + Self.ipv6HopLimitAt] - 1, "\(what): hop limit")
+                    }
+                    XCTAssertEqual(Array(run.frame[12...]).prefix(l3 - 12 + 7), Array(frame[12...]).prefix(l3 - 12 + 7),
+                                   "\(what): tags and the start of the IP header unchanged")
+                    XCTAssertEqual(try p.frameCounters().fast, fastBefore + 1, what)
+                    let after = try XCTUnwrap(map.destinationCounters(slot))
+                    XCTAssertEqual(after.packets, counted.packets + 1, "\(what): destination slot \(slot) counts the packet")
+                    XCTAssertEqual(after.bytes, counted.bytes + UInt64(frame.count - l3), "\(what): and its IP bytes")
+                    // A SYN of the same four-tuple is lvsd's (state changes are never forwarded).
+                    let synAgain = Self.tagged(v4 ? Self.ipv4(Self.tcp, to: vip, port: 80) : Self.ipv6(to: vip, port: 80), tags)
+                    XCTAssertEqual(try p.testRunFrame(synAgain).frame, synAgain, "\(what): SYN not rewritten")
+                }
+            }
+        }
+    }
+
+    /// `dest_stats` (CLVS_MAX_DESTS, clvs_xdp_maps.h: the one definition the program and the loader
+    /// share) has a slot for every destination slot of a default engine, so the fast path counts
+    /// them all (lvsd leaves a connection to a slot beyond it to its own path).
+    func testDestinationSlotsCoverTheEngine() {
+        XCTAssertGreaterThanOrEqual(Int(XDPConnMap.maxDestinationSlots), EngineConfiguration().maxDestinations)
     }
 }

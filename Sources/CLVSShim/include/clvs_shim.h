@@ -36,10 +36,10 @@ static inline uint64_t clvs_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+// Swift code uses Synchronization's Atomic (LVSCore's AtomicWords); these two remain only for
+// lvsd's Director (its listing flag) until that moves to AtomicWords too.
 static inline uint64_t clvs_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void clvs_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-static inline int clvs_load_acquire_i32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static inline void clvs_store_release_i32(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 // ---- TPACKET_V2 frame header accessors (hdr = start of a ring slot) --------------------------
 

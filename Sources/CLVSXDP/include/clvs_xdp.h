@@ -163,32 +163,14 @@ int clvs_settings_set(int settings_fd, uint32_t flags);
 /* The programs' frame counters (`stats`), summed over the CPUs, into out[CLVS_STAT_COUNT]. 0 or -errno. */
 int clvs_xdp_counters_read(int counters_fd, uint64_t *out);
 /* Runs program `prog_fd` once on `frame` (BPF_PROG_TEST_RUN; nothing is sent anywhere) and stores
- * its return value (the XDP action, or the tc action). 0 or -errno. For tests. */
-int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval);
+ * its return value (the XDP action, or the tc action). With `out` (room for *out_len bytes), the
+ * frame as the program left it is copied there and *out_len becomes its length. 0 or -errno
+ * (-ENOSPC: `out` too small). For tests. */
+int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval,
+                       void *_Nullable out, uint32_t *_Nullable out_len);
 
-/* ---- the fast path's connection map (must match bpf/lvs_xdp.c) ---- */
-
-struct clvs_conn_key {
-    uint8_t family;     /* 4 or 6 */
-    uint8_t proto;
-    uint16_t cport;     /* network order */
-    uint16_t vport;     /* network order */
-    uint16_t pad;
-    uint8_t caddr[16];  /* IPv4 in the first 4 bytes */
-    uint8_t vaddr[16];
-};
-
-struct clvs_conn_value {
-    uint8_t dmac[6];
-    uint8_t smac[6];
-    uint32_t ifindex;
-    uint32_t dest;      /* lvsd's destination slot (index into dest_stats) */
-    uint32_t pad;
-    uint64_t last_seen; /* CLOCK_MONOTONIC ns (bpf_ktime_get_ns) */
-};
-
-/* Destination slots `dest_stats` has room for (MAX_DESTS in bpf/lvs_xdp.c). */
-#define CLVS_MAX_DESTS 65536
+/* ---- the fast path's connection map (struct clvs_conn_key / clvs_conn_value and CLVS_MAX_DESTS:
+ * clvs_xdp_maps.h) ---- */
 
 /* Inserts or replaces (last seen zero). 0 or -errno (-E2BIG/-ENOMEM: map full). */
 int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,

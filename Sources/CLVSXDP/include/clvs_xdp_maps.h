@@ -1,11 +1,67 @@
 #ifndef CLVS_XDP_MAPS_H
 #define CLVS_XDP_MAPS_H
 /*
- * Map layouts shared by the BPF programs (bpf/lvs_xdp.c, compiled with clang -target bpf) and
- * their loader (xdp.c, Swift through clvs_xdp.h). Defined here once; both sides include this
- * file. Only <linux/types.h> types, so it compiles for either target.
+ * Map layouts and sizes shared by the BPF programs (bpf/lvs_xdp.c and bpf/lib, compiled with
+ * clang -target bpf) and their loader (xdp.c, Swift through clvs_xdp.h). Each is defined here
+ * once; both sides include this file (the BPFObjectPlugin and bpf/Makefile put this directory on
+ * the include path). Only <linux/types.h> types, so it compiles for either target; the
+ * _Static_asserts at the end hold the layouts still.
  */
 #include <linux/types.h>
+
+/* ---- map sizes ---- */
+
+/* Receive queues `xsks` has an AF_XDP socket slot for. */
+#define CLVS_MAX_QUEUES 256
+/* Destination slots `dest_stats` has room for: as many as lvsd has destinations
+ * (Engine.maxDestinations; XDPConnMap.maxDestinationSlots reads this). 16 bytes per slot and CPU. */
+#define CLVS_MAX_DESTS 65536
+/* Entries of `conns`: as large as lvsd's default connection table (--max-connections 4194304);
+ * entries use memory only when present. A full map just leaves connections to lvsd. */
+#define CLVS_MAX_CONNS (1 << 22)
+/* Entries of `vips`: services plus one address entry per VIP address. */
+#define CLVS_MAX_VIPS 65536
+
+/* ---- VIPs: `vips`, a hash of what goes to lvsd ---- */
+
+/* Key: {family, proto, port, addr} for each service, {family, 0, 0, addr} for each VIP address.
+ * The value is one byte (1). */
+struct clvs_vip_key {
+    __u8 family;   /* 4 or 6 */
+    __u8 proto;    /* IPPROTO_TCP/UDP/SCTP, 0 = address entry */
+    __u16 port;    /* network order, 0 = every port */
+    __u8 addr[16]; /* network order; IPv4 in the first 4 bytes, the rest zero */
+};
+
+/* ---- the fast path: `conns`, a hash of connections lvsd has scheduled ---- */
+
+struct clvs_conn_key {
+    __u8 family;     /* 4 or 6 */
+    __u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+    __u16 cport;     /* client port, network order */
+    __u16 vport;     /* virtual port, network order */
+    __u16 pad;
+    __u8 caddr[16];  /* client address (IPv4 in the first 4 bytes) */
+    __u8 vaddr[16];  /* virtual address */
+};
+
+struct clvs_conn_value {
+    __u8 dmac[6];    /* the real server's MAC */
+    __u8 smac[6];    /* the director's MAC on the egress interface */
+    __u32 ifindex;   /* egress interface */
+    __u32 dest;      /* lvsd's destination slot: the index into `dest_stats` (< CLVS_MAX_DESTS) */
+    __u32 pad;
+    __u64 last_seen; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet; lvsd writes 0 */
+};
+
+/* ---- per-destination counters: `dest_stats`, a per-CPU array of CLVS_MAX_DESTS ---- */
+
+/* Packets and IP bytes the fast path forwarded, per destination slot and CPU (lvsd sums the CPUs
+ * and adds the growth to its statistics). */
+struct clvs_dest_counters {
+    __u64 packets;
+    __u64 bytes;
+};
 
 /* ---- fwmark rules: `mark_prefixes`, an LPM trie ---- */
 
@@ -60,5 +116,38 @@ enum clvs_xdp_stat {
     CLVS_STAT_FAST,      /* forwarded by the fast path */
     CLVS_STAT_COUNT
 };
+
+/* ---- layout checks: the kernel, libbpf and Swift all read these as raw bytes ---- */
+
+#define CLVS_LAYOUT(type, size) _Static_assert(sizeof(struct type) == (size), #type " layout")
+#define CLVS_OFFSET(type, field, at) \
+    _Static_assert(__builtin_offsetof(struct type, field) == (at), #type "." #field " offset")
+
+CLVS_LAYOUT(clvs_vip_key, 20);
+CLVS_OFFSET(clvs_vip_key, port, 2);
+CLVS_OFFSET(clvs_vip_key, addr, 4);
+CLVS_LAYOUT(clvs_conn_key, 40);
+CLVS_OFFSET(clvs_conn_key, cport, 2);
+CLVS_OFFSET(clvs_conn_key, vport, 4);
+CLVS_OFFSET(clvs_conn_key, caddr, 8);
+CLVS_OFFSET(clvs_conn_key, vaddr, 24);
+CLVS_LAYOUT(clvs_conn_value, 32);
+CLVS_OFFSET(clvs_conn_value, ifindex, 12);
+CLVS_OFFSET(clvs_conn_value, dest, 16);
+CLVS_OFFSET(clvs_conn_value, last_seen, 24);
+/* clvs_dest_stats_read reads a CPU's value as two consecutive u64: packets, bytes. */
+CLVS_LAYOUT(clvs_dest_counters, 16);
+CLVS_OFFSET(clvs_dest_counters, bytes, 8);
+/* bpf_lpm_trie_key: the 32-bit prefix length, then the data (family byte + 16 address bytes). */
+CLVS_LAYOUT(clvs_mark_key, 24);
+CLVS_OFFSET(clvs_mark_key, family, 4);
+CLVS_OFFSET(clvs_mark_key, addr, 5);
+CLVS_LAYOUT(clvs_mark_range, 6);
+CLVS_OFFSET(clvs_mark_value, ranges, 4);
+CLVS_LAYOUT(clvs_mark_value, 4 + 6 * CLVS_MARK_MAX_RANGES);
+CLVS_LAYOUT(clvs_xdp_settings, 4);
+
+#undef CLVS_LAYOUT
+#undef CLVS_OFFSET
 
 #endif

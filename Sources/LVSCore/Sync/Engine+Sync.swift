@@ -329,7 +329,7 @@ extension Engine {
                 return
             }
             syncedTemplateCount += 1
-            destCounts.add(Int(slot) * 3 + 2, 1)
+            destCounts.add(DestCount.index(slot, .persistent), 1)
             counts.applied += 1
             if clamped { counts.clamped += 1 }
             return
@@ -357,10 +357,8 @@ extension Engine {
                 unbindSynced(i)
                 synced.remove(i)
             } else {
-                let b = Int(slot) * 3
                 if synced[i].isInactive != inactive {
-                    destCounts.add(b + (inactive ? 0 : 1), -1)
-                    destCounts.add(b + (inactive ? 1 : 0), 1)
+                    destCounts.moveConnection(slot, from: .connection(inactive: !inactive), to: .connection(inactive: inactive))
                 }
                 synced[i].stateFlags = state | (inactive ? ConnectionEntry.flagInactive : 0)
                 synced[i].inPackets = SyncRule.threshold
@@ -380,7 +378,7 @@ extension Engine {
             counts.tableFull += 1
             return
         }
-        destCounts.add(Int(slot) * 3 + (inactive ? 1 : 0), 1)
+        destCounts.add(DestCount.index(slot, .connection(inactive: inactive)), 1)
         counts.applied += 1
         if clamped { counts.clamped += 1 }
     }
@@ -396,7 +394,7 @@ extension Engine {
         let e = synced[index]
         guard !e.isDead else { return }
         let slot = e.dest
-        destCounts.add(Int(slot) * 3 + (e.isInactive ? 1 : 0), -1)
+        destCounts.add(DestCount.index(slot, .connection(inactive: e.isInactive)), -1)
         if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }
     }
 

@@ -56,20 +56,7 @@ final class SyncDaemons: @unchecked Sendable {
         }
         do {
             let socket = try isMaster ? Self.senderSocket(info, config) : Self.receiverSocket(info, config, group: group)
-            let thread = SyncThread(socket: socket)
-            do {
-                if isMaster { try engine.startSyncMaster(config) } else { try engine.startSyncBackup(config) }
-            } catch {
-                close(socket)
-                return .failed(error)
-            }
-            if isMaster {
-                thread.run(name: "lvsd-sync-master") { [engine] t in Self.sendLoop(t, engine: engine, group: group, port: config.port) }
-                master = thread
-            } else {
-                thread.run(name: "lvsd-sync-backup") { [engine] t in Self.receiveLoop(t, engine: engine, maxLength: Int(config.maxLength)) }
-                backup = thread
-            }
+            if let refused = attach(config, socket: socket, destination: Self.sockaddr4(group.ipv4Value, config.port)) { return refused }
             logger.info("sync daemon started", metadata: [
                 "role": "\(config.role)", "interface": "\(config.interface)", "syncid": "\(config.syncID)",
                 "group": "\(config.group)", "port": "\(config.port)", "maxlen": "\(config.maxLength)",
@@ -79,6 +66,36 @@ final class SyncDaemons: @unchecked Sendable {
             logger.error("sync daemon cannot start: \(error)", metadata: ["role": "\(config.role)"])
             return .failed(.invalid)
         }
+    }
+
+    /// Runs the daemon of `config.role` on `socket` (taken over: closed when it stops). The
+    /// master sends to `destination`, or on the connected socket when nil. Under `lock`.
+    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, destination: sockaddr_in?) -> ControlResponse? {
+        let isMaster = config.role == "master"
+        let thread = SyncThread(socket: socket)
+        do {
+            if isMaster { try engine.startSyncMaster(config) } else { try engine.startSyncBackup(config) }
+        } catch {
+            close(socket)
+            return .failed(error)
+        }
+        if isMaster {
+            thread.run(name: "lvsd-sync-master") { [engine] t in Self.sendLoop(t, engine: engine, destination: destination) }
+            master = thread
+        } else {
+            thread.run(name: "lvsd-sync-backup") { [engine] t in Self.receiveLoop(t, engine: engine) }
+            backup = thread
+        }
+        return nil
+    }
+
+    /// Starts a daemon on a socket made elsewhere (tests: one end of a socketpair), with the
+    /// kernel's defaults for what `config` leaves out. `.ok`, or why not.
+    func start(_ request: SyncDaemonSnapshot, socket: Int32, destination: sockaddr_in? = nil) -> ControlResponse {
+        lock.lock(); defer { lock.unlock() }
+        guard request.role == "master" || request.role == "backup" else { close(socket); return .failed(.invalid) }
+        if (request.role == "master" ? master : backup) != nil { close(socket); return .failed(.daemonRunning) }
+        return attach(Self.complete(request, mtu: 1500), socket: socket, destination: destination) ?? .ok
     }
 
     func stop(_ role: String) -> ControlResponse {
@@ -182,28 +199,20 @@ final class SyncDaemons: @unchecked Sendable {
 
     // MARK: Loops
 
-    static func sendLoop(_ t: SyncThread, engine: Engine, group: IPAddress, port: UInt16) {
-        var sa = sockaddr4(group.ipv4Value, port)
+    /// The master's thread: every 20 ms, the finished messages go out.
+    static func sendLoop(_ t: SyncThread, engine: Engine, destination: sockaddr_in?) {
         while !t.stopping {
-            for m in engine.takeSyncMessages(now: monotonicNanoseconds()) {
-                _ = m.withUnsafeBytes { b in
-                    withUnsafePointer(to: &sa) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(t.socket, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                        }
-                    }
-                }
-            }
+            SyncIO.sendPending(engine, socket: t.socket, to: destination, now: monotonicNanoseconds())
             usleep(20_000)
         }
     }
 
-    static func receiveLoop(_ t: SyncThread, engine: Engine, maxLength: Int) {
-        var buffer = [UInt8](repeating: 0, count: 65536)
+    /// The backup's thread: applies each datagram; notices `stop` within `SyncIO.receiveWaitMilliseconds`.
+    static func receiveLoop(_ t: SyncThread, engine: Engine) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SyncIO.maxDatagram, alignment: 8)
+        defer { buffer.deallocate() }
         while !t.stopping {
-            let n = buffer.withUnsafeMutableBytes { recv(t.socket, $0.baseAddress, $0.count, 0) }
-            guard n > 0 else { continue } // timeout or error: check the stop flag
-            _ = buffer.withUnsafeBytes { engine.applySync(UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: monotonicNanoseconds()) }
+            _ = SyncIO.receiveOne(engine, socket: t.socket, buffer: buffer)
         }
     }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import CLVSShim
 import Foundation
 import LVSControl
@@ -11,312 +10,30 @@ import IPVSAdm
 import KeepalivedConfig
 import LVSHealth
 
-/// lvsd: the user-space IPVS Direct-Routing director.
-@main
-struct LVSD: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "lvsd",
-        abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.")
+/// lvsd's settings, as its command line gives them (see `lvsd --help` for each one's meaning).
+public struct DaemonOptions: Sendable {
+    public var interfaces: [String] = []
+    public var socket: String = "/run/lvsd/lvsd.sock"
+    public var config: String?
+    public var markRules: [String] = []
+    public var maxConnections: Int = 4 << 20
+    public var dropEntry: Int = 1
+    public var dropPacket: Int = 0
+    public var secureTcp: Int = 1
+    public var amemthresh: Int = 10
+    public var amDroprate: Int = 10
+    public var secureTcpTimeout: Int = 3
+    public var logLevel: String = "info"
+    public var metrics: String?
+    public var workers: Int?
+    public var noArp = false
+    public var noKernelGuard = false
+    public var dataplane: String = "auto"
+    public var xskMode: String = "auto"
+    public var pollSpinUs: Int = 200
+    public var xdpObject: String?
 
-    @Option(name: .customLong("interface"), help: "Interface to load-balance on (repeatable).")
-    var interfaces: [String] = []
-
-    @Option(help: "Control socket path (lvsadm uses LVSD_SOCKET or this default).")
-    var socket: String = "/run/lvsd/lvsd.sock"
-
-    @Option(help: "keepalived.conf (virtual servers and health checks) or an ipvsadm-save rules file, applied at start; SIGHUP reloads it.")
-    var config: String?
-
-    @Option(name: [.customLong("check-config"), .customLong("config-test")], help: "Only validate FILE and exit (0 valid, 5 errors, 2 fatal).")
-    var checkConfig: String?
-
-    @Option(name: .customLong("fwmark"), help: "Firewall-mark rule DST[/LEN][,tcp|udp|sctp[,PORT[-PORT]]]=MARK (repeatable).")
-    var markRules: [String] = []
-
-    @Option(help: "Maximum connection entries (connections and persistence templates).")
-    var maxConnections: Int = 4 << 20
-
-    @Option(help: "SYN-flood defence drop_entry: 0 off, 1 or 2 automatic (engaged while fewer than --amemthresh % of a worker's connection entries are free), 3 always. Engaged, a new connection that finds the table full evicts a half-open (SYN_RECV) or finished (TIME_WAIT, CLOSE) TCP entry instead of being refused; never an ESTABLISHED one.")
-    var dropEntry: Int = 1
-
-    @Option(help: "SYN-flood defence drop_packet: 0 off, 1 or 2 automatic, 3 always. Engaged, one of every N new-connection packets is dropped (N = --am-droprate when 3; automatic: threshold / (threshold - free entries), so all at a full table).")
-    var dropPacket: Int = 0
-
-    @Option(help: "SYN-flood defence secure_tcp: 0 off, 1 or 2 automatic, 3 always. Engaged, a new TCP connection's SYN_RECV entry times out after --secure-tcp-timeout seconds instead of 60.")
-    var secureTcp: Int = 1
-
-    @Option(help: "The automatic defences engage while fewer than PERCENT % (1-99) of a worker's connection entries are free (the kernel: free memory below amemthresh).")
-    var amemthresh: Int = 10
-
-    @Option(help: "drop_packet 3 drops one of every N new-connection packets (2-1000000).")
-    var amDroprate: Int = 10
-
-    @Option(help: "SYN_RECV timeout in seconds (1-60) while secure_tcp is engaged.")
-    var secureTcpTimeout: Int = 3
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
-
-    @Option(help: "Serve Prometheus metrics on ADDRESS:PORT (off by default), e.g. 127.0.0.1:9100.")
-    var metrics: String?
-
-    @Option(help: "Data-plane worker threads (default: the CPUs lvsd may run on).")
-    var workers: Int?
-
-    @Flag(help: "Do not answer ARP / neighbour solicitations for the VIPs nor announce them (a backup director, or the VIP owned by the kernel or VRRP).")
-    var noArp = false
-
-    @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
-    var noKernelGuard = false
-
-    @Option(help: "Packet I/O: auto (afxdp where its XDP program loads and attaches natively on every interface, else afpacket), afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets), xdp (afxdp, with established connections forwarded inside the XDP program) or tc (established connections forwarded by a tc ingress program, the rest through packet sockets).")
-    var dataplane: String = "auto"
-
-    @Option(help: "AF_XDP sockets (afxdp, xdp): auto (zero-copy where the driver has it, else copy), copy or zero-copy.")
-    var xskMode: String = "auto"
-
-    @Option(help: "After traffic, how long (µs) a worker keeps checking its rings, yielding the CPU between checks, before it sleeps in poll(2); saves a thread wake-up per request at light load. 0 = sleep at once (least CPU).")
-    var pollSpinUs: Int = 200
-
-    @Option(help: "A BPF object file for --dataplane afxdp/xdp/tc instead of the one built into lvsd (bpf/lvs_xdp.c, compiled by swift build).")
-    var xdpObject: String?
-
-    func run() async throws {
-        // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
-        signal(SIGPIPE, SIG_IGN)
-        if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
-        // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
-        // lvsd with an XDP or tc program or the nftables table left behind.
-        do { try ProcessSignals.install() } catch {
-            FileHandle.standardError.write(Data("lvsd: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
-        let logger = Logger(label: "lvsd")
-        do {
-            try await start(logger: logger)
-        } catch let stop as ProcessSignals.StopDuringStartup {
-            logger.notice("lvsd stopped: \(stop); what it had attached was removed")
-        } catch {
-            logger.critical("lvsd cannot start: \(error)")
-            throw ExitCode(1)
-        }
-    }
-
-    func start(logger: Logger) async throws {
-        // What start-up attaches is undone, in reverse, if it stops part-way (an error, or
-        // SIGTERM/SIGINT seen at one of the checkpoints between the steps).
-        let undo = StartupUndo()
-        defer { undo.run() }
-        guard !interfaces.isEmpty else { throw ServerError("at least one --interface is required") }
-        guard geteuid() == 0 else { throw ServerError("lvsd must run as root (packet sockets and nftables)") }
-        let rules = try markRules.map { try MarkRuleSyntax.parse($0) }
-        var cfg = EngineConfiguration()
-        guard maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(maxConnections)") }
-        cfg.connectionCapacity = maxConnections
-        cfg.answerNeighbourRequests = !noArp
-        cfg.defense = try defenseConfiguration()
-        // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).
-        let random = try Self.randomWords(3)
-        cfg.hashKey = SipHashKey(k0: random[0], k1: random[1])
-        cfg.seed = random[2]
-        let engine = Engine(configuration: cfg)
-        let infos = try interfaces.map { try InterfaceInfo.lookup($0) }
-        engine.setInterfaces(infos.map { i in
-            EngineInterface(index: i.index, name: i.name, mac: i.mac,
-                            addresses: i.ipv4.map { ($0, Self.prefix(of: $0, on: i.name)) } + i.ipv6.map { ($0, 64) })
-        })
-        engine.setMarkRules(rules)
-        var keepalived: KeepalivedConfig?
-        if let config {
-            switch try ConfigFormat.detect(path: config) {
-            case .ipvsadmRules:
-                try Self.load(rulesFile: config, into: engine, now: monotonicNanoseconds())
-                logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
-            case .keepalived:
-                keepalived = try Self.loadKeepalived(config, logger: logger)
-            }
-        }
-        try ProcessSignals.checkpoint()
-        let probing = dataplane == "auto"
-        guard probing || DataPlaneKind(rawValue: dataplane) != nil else {
-            throw ServerError("unsupported --dataplane '\(dataplane)' (supported: auto, \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        guard let socketMode = AFXDPSocketMode(rawValue: xskMode) else {
-            throw ServerError("unsupported --xsk-mode '\(xskMode)' (supported: \(AFXDPSocketMode.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        guard (0...100_000).contains(pollSpinUs) else {
-            throw ServerError("--poll-spin-us must be from 0 to 100000, got \(pollSpinUs)")
-        }
-        let spin = UInt64(pollSpinUs) * 1000
-        let director = try Director(engine: engine, logger: logger)
-        // The workers hold the director unowned: it must outlive them, so the undo steps (which
-        // stop them first) keep it until they have all run.
-        undo.add { withExtendedLifetime(director) {} }
-        if let workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
-        director.interfaceNames = interfaces
-        director.requestedWorkers = workers
-        var kind = DataPlaneKind(rawValue: dataplane) ?? .afxdp
-        var probeResult: String?
-        if probing {
-            // The default: AF_XDP when the XDP program loads and attaches natively everywhere
-            // (generic XDP is slower than packet sockets), else AF_PACKET. Never xdp: its XDP_TX
-            // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
-            // (Also AF_PACKET when the --fwmark rules do not fit the BPF programs' trie.)
-            do {
-                _ = try XDPMarkMap.entries(for: rules)
-                let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
-                                               allowGeneric: false, spin: spin, noARP: noArp)
-                undo.add { plane.stop() }
-                try plane.attach()
-                probeResult = "auto: afxdp (native XDP attached on every interface)"
-                director.prebuiltPlane = plane
-            } catch {
-                director.resetWorkers()
-                kind = .afpacket
-                probeResult = "auto: afpacket (afxdp not available: \(error))"
-            }
-            logger.notice("data plane chosen by probing", metadata: ["dataplane": "\(kind.rawValue)", "probe": "\(probeResult!)"])
-        }
-        let dataPlane: AnyDataPlane
-        switch kind {
-        case .afpacket:
-            var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
-            dpConfig.tickInterval = 10_000_000
-            dpConfig.spinNanoseconds = spin
-            dataPlane = .afpacket(try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) })
-        case .afxdp, .xdp:
-            let plane: AFXDPDataPlane<ShardWorker>
-            if let prebuilt = director.prebuiltPlane {
-                plane = prebuilt
-                director.prebuiltPlane = nil
-            } else {
-                plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(xdpObject), socketMode: socketMode,
-                                           allowGeneric: true, spin: spin, noARP: noArp)
-            }
-            if let workers, workers > plane.workers.count {
-                logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
-                              metadata: ["queues": "\(plane.queueCounts)"])
-            }
-            if kind == .xdp {
-                director.fastPathMap = plane.connMap
-                for w in director.workers { w.fastPath = plane.connMap }
-            }
-            dataPlane = .afxdp(plane)
-        case .tc:
-            var dpConfig = DataPlaneConfiguration(interfaces: interfaces, workerCount: workers)
-            dpConfig.tickInterval = 10_000_000
-            dpConfig.spinNanoseconds = spin
-            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(xdpObject), noARP: noArp) { director.makeWorker($0) }
-            director.fastPathMap = plane.connMap
-            director.fastPathKind = "tc"
-            for w in director.workers { w.fastPath = plane.connMap }
-            dataPlane = .tc(plane)
-        }
-        undo.add { dataPlane.stop() }
-        try ProcessSignals.checkpoint()
-        for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
-
-        var guardTable: NFTablesGuard?
-        if case .afpacket = dataPlane {
-            (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
-            guardTable = noKernelGuard ? nil : try NFTablesGuard(interfaces: interfaces, vips: Self.vipMatches(engine.snapshot(), rules),
-                                                                 marks: Self.activeMarkRules(engine.snapshot(), rules))
-            if let guardTable {
-                undo.add {
-                    do { try guardTable.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
-                }
-            }
-        } else {
-            // Every rule must fit the programs' fwmark trie, whichever services come later.
-            do { _ = try XDPMarkMap.entries(for: rules) } catch { throw ServerError("--fwmark with --dataplane \(kind.rawValue): \(error)") }
-            try dataPlane.updateVIPs(Self.vipMatches(engine.snapshot(), rules))
-            try dataPlane.updateMarkRules(Self.activeMarkRules(engine.snapshot(), rules))
-        }
-        let guardLock = NSLock()
-        let server = ControlServer(path: socket, director: director, logger: logger) { [guardTable] in
-            // Keep the kernel guard / the XDP VIP map in step with the services (off the packet path).
-            guardLock.lock(); defer { guardLock.unlock() }
-            guard case let .snapshot(s) = director.execute(.snapshot) else { return }
-            do {
-                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules), marks: Self.activeMarkRules(s, rules)) }
-                if guardTable == nil {
-                    try dataPlane.updateVIPs(Self.vipMatches(s, rules))
-                    try dataPlane.updateMarkRules(Self.activeMarkRules(s, rules))
-                }
-            } catch {
-                logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
-            }
-        }
-        try ProcessSignals.checkpoint()
-        try dataPlane.start()
-        try ProcessSignals.checkpoint()
-        if case let .afxdp(plane) = dataPlane {
-            for (info, mode) in zip(plane.interfaces, plane.modes) where mode == .generic {
-                logger.warning("afxdp: native XDP attach failed on \(info.name); running in generic (skb) mode, slower",
-                               metadata: ["interface": "\(info.name)"])
-            }
-            logger.info("afxdp: XDP program attached", metadata: ["object": "\(plane.configuration.object.name)", "interfaces": "\(plane.summary)"])
-        }
-        director.dataplaneStatus = dataPlane.status
-        if kind == .xdp, case let .afxdp(plane) = dataPlane {
-            director.dataplaneStatus[0] = "data plane: xdp (established connections forwarded in XDP; the rest via AF_XDP sockets; \(plane.summary))"
-            Self.checkXDPTransmit(plane.interfaces.map(\.name), logger: logger)
-        }
-        if let probeResult { director.dataplaneStatus.insert("data plane chosen by probing: \(probeResult)", at: 1) }
-        director.dataplaneStatus.append(pollSpinUs == 0 ? "poll spin: off (workers sleep in poll(2) at once)" : "poll spin: \(pollSpinUs) µs (after traffic, workers check their rings, yielding the CPU, before they sleep in poll(2))")
-        var monitor: HealthMonitor?
-        if let keepalived {
-            let backend = NotifyingBackend(director: director) { server.notifyChange() }
-            let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
-            await m.start()
-            monitor = m
-            try ProcessSignals.checkpoint()
-            logger.info("keepalived.conf applied; health checks running", metadata: [
-                "file": "\(config ?? "")", "virtual_servers": "\(keepalived.virtualServers.count)"])
-        }
-        var metricsEndpoint: MetricsEndpoint?
-        if let metrics {
-            let endpoint = try MetricsEndpoint(address: metrics, director: director, logger: logger)
-            if let monitor, let keepalived {
-                endpoint.healthState = {
-                    var out: [(service: String, destination: String, up: Bool)] = []
-                    for vs in keepalived.virtualServers {
-                        for rs in vs.realServers {
-                            guard let up = await monitor.isAlive(vs.address, proto: vs.proto, realServer: rs.address, port: rs.port) else { continue }
-                            out.append(("\(vs.proto.listName) \(vs.address)", "\(rs.address.bracketed):\(rs.port)", up))
-                        }
-                    }
-                    return out
-                }
-            }
-            try endpoint.start()
-            undo.add { endpoint.stop() }
-            metricsEndpoint = endpoint
-        }
-        try server.start()
-        director.serverCounters = [server.counters] + (metricsEndpoint.map { [$0.serverCounters] } ?? [])
-        undo.add { server.stop() }
-        try ProcessSignals.checkpoint()
-        logger.info("lvsd ready", metadata: [
-            "interfaces": "\(interfaces.joined(separator: ","))", "socket": "\(socket)", "dataplane": "\(kind.rawValue)",
-            "workers": "\(dataPlane.workerCount)", "max_connections": "\(maxConnections)",
-            "defense": "drop_entry=\(dropEntry) drop_packet=\(dropPacket) secure_tcp=\(secureTcp) amemthresh=\(amemthresh)%",
-            "kernel_guard": "\(kind == .tc ? "tc program (PACKET_OTHERHOST)" : kind != .afpacket ? "XDP redirect" : noKernelGuard ? "off" : "nftables netdev ingress")",
-        ])
-        let reloadPath = keepalived == nil ? nil : config
-        let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
-                                      monitor: monitor, configPath: reloadPath, metrics: metricsEndpoint)
-        server.reload = { await service.reload() }
-        // Started: from here the service removes what was attached when it stops.
-        undo.disarm()
-        try await service.run()
-    }
+    public init() {}
 
     /// The SYN-flood defence settings from the command line; a value out of range is an error naming the flag.
     func defenseConfiguration() throws -> DefenseConfiguration {
@@ -337,6 +54,343 @@ struct LVSD: AsyncParsableCommand {
         d.amDropRate = amDroprate
         d.secureSynRecvTimeout = UInt32(secureTcpTimeout)
         return d
+    }
+}
+
+/// lvsd's runtime: start-up in named steps (each one's attachments undone, in reverse, if a later
+/// one fails or SIGTERM/SIGINT comes between them), then the running `DirectorService`.
+///
+/// `@unchecked Sendable`: the steps run one after another on the starting task; the running
+/// service only reads what they built.
+public final class LVSD: @unchecked Sendable {
+    public let options: DaemonOptions
+    let logger: Logger
+    /// What start-up attached so far, undone in reverse if it stops part-way.
+    let undo = StartupUndo()
+    /// Builds the data plane instead of lvsd's own backends (tests: an in-memory one).
+    var dataPlaneFactory: ((Director) throws -> any DataPlaneBackend)?
+
+    // Built by the steps, in order.
+    private(set) var rules: [MarkRule] = []
+    public private(set) var engine: Engine!
+    private(set) var keepalived: KeepalivedConfig?
+    private(set) var director: Director!
+    public private(set) var dataPlane: (any DataPlaneBackend)!
+    private(set) var kind: DataPlaneKind = .afxdp
+    /// The AF_XDP backend when it runs (afxdp, xdp): its attach modes are logged after start.
+    private var afxdpPlane: AFXDPDataPlane<ShardWorker>?
+    private var probeResult: String?
+    private(set) var guardTable: NFTablesGuard?
+    private(set) var server: ControlServer!
+    private(set) var monitor: HealthMonitor?
+    private(set) var metricsEndpoint: MetricsEndpoint?
+
+    public init(options: DaemonOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// lvsd's process: signal dispositions, logging, start-up, then the service until SIGTERM.
+    /// Returns the exit status.
+    public static func main(options: DaemonOptions) async -> Int32 {
+        guard installSignalHandlers() else { return 1 }
+        let level = Logger.Level(rawValue: options.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return DaemonLogHandler(inner: h)
+        }
+        let logger = Logger(label: "lvsd")
+        let daemon = LVSD(options: options, logger: logger)
+        do {
+            let service = try await daemon.start()
+            try await service.run()
+        } catch let stop as ProcessSignals.StopDuringStartup {
+            logger.notice("lvsd stopped: \(stop); what it had attached was removed")
+        } catch {
+            logger.critical("lvsd cannot start: \(error)")
+            return 1
+        }
+        return 0
+    }
+
+    /// lvsd's signal dispositions; false (and said on stderr) if the kernel refuses. Idempotent.
+    /// lvsd's main.swift calls it first of all, before any other thread exists.
+    @discardableResult
+    public static func installSignalHandlers() -> Bool {
+        // A client that goes away before its answer is written must not kill lvsd (EPIPE instead).
+        signal(SIGPIPE, SIG_IGN)
+        // First, before anything is attached: a SIGHUP or SIGTERM during start-up must not kill
+        // lvsd with an XDP or tc program or the nftables table left behind.
+        do { try ProcessSignals.install() } catch {
+            FileHandle.standardError.write(Data("lvsd: \(error)\n".utf8))
+            return false
+        }
+        return true
+    }
+
+    /// Runs the start-up steps; on success the returned service owns what they attached, on
+    /// failure (an error, or SIGTERM/SIGINT seen at a checkpoint) it has all been undone.
+    public func start() async throws -> DirectorService {
+        defer { undo.run() }
+        try buildEngine()
+        try loadConfig()
+        try ProcessSignals.checkpoint()
+        try openDataPlane()
+        try ProcessSignals.checkpoint()
+        try installVIPFilter()
+        makeControlServer()
+        try ProcessSignals.checkpoint()
+        try startDataPlane()
+        try ProcessSignals.checkpoint()
+        try await startHealthChecks()
+        try startServers()
+        try ProcessSignals.checkpoint()
+        logReady()
+        let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
+                                      monitor: monitor, configPath: keepalived == nil ? nil : options.config, metrics: metricsEndpoint)
+        server.reload = { await service.reload() }
+        // Started: from here the service removes what was attached when it stops.
+        undo.disarm()
+        return service
+    }
+
+    /// Step 1: checks the options that need no I/O, builds the engine with its interfaces and
+    /// fwmark rules.
+    func buildEngine() throws {
+        let o = options
+        guard !o.interfaces.isEmpty else { throw ServerError("at least one --interface is required") }
+        guard geteuid() == 0 else { throw ServerError("lvsd must run as root (packet sockets and nftables)") }
+        rules = try o.markRules.map { try MarkRuleSyntax.parse($0) }
+        var cfg = EngineConfiguration()
+        guard o.maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(o.maxConnections)") }
+        cfg.connectionCapacity = o.maxConnections
+        cfg.answerNeighbourRequests = !o.noArp
+        cfg.defense = try o.defenseConfiguration()
+        // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).
+        let random = try Self.randomWords(3)
+        cfg.hashKey = SipHashKey(k0: random[0], k1: random[1])
+        cfg.seed = random[2]
+        let engine = Engine(configuration: cfg)
+        let infos = try o.interfaces.map { try InterfaceInfo.lookup($0) }
+        engine.setInterfaces(infos.map { i in
+            EngineInterface(index: i.index, name: i.name, mac: i.mac,
+                            addresses: i.ipv4.map { ($0, Self.prefix(of: $0, on: i.name)) } + i.ipv6.map { ($0, 64) })
+        })
+        engine.setMarkRules(rules)
+        self.engine = engine
+    }
+
+    /// Step 2: `--config`: an ipvsadm rules file is applied now; a keepalived.conf is read (its
+    /// virtual servers are applied by the health monitor, `startHealthChecks`).
+    func loadConfig() throws {
+        guard let config = options.config else { return }
+        switch try ConfigFormat.detect(path: config) {
+        case .ipvsadmRules:
+            try Self.load(rulesFile: config, into: engine, now: monotonicNanoseconds())
+            logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
+        case .keepalived:
+            keepalived = try Self.loadKeepalived(config, logger: logger)
+        }
+    }
+
+    /// Step 3: the director and its data plane (`--dataplane`, probing for `auto`), not started.
+    func openDataPlane() throws {
+        let o = options
+        let probing = o.dataplane == "auto"
+        guard probing || DataPlaneKind(rawValue: o.dataplane) != nil else {
+            throw ServerError("unsupported --dataplane '\(o.dataplane)' (supported: auto, \(DataPlaneKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard let socketMode = AFXDPSocketMode(rawValue: o.xskMode) else {
+            throw ServerError("unsupported --xsk-mode '\(o.xskMode)' (supported: \(AFXDPSocketMode.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard (0...100_000).contains(o.pollSpinUs) else {
+            throw ServerError("--poll-spin-us must be from 0 to 100000, got \(o.pollSpinUs)")
+        }
+        let spin = UInt64(o.pollSpinUs) * 1000
+        let director = try Director(engine: engine, logger: logger)
+        self.director = director
+        // The workers hold the director unowned: it must outlive them, so the undo steps (which
+        // stop them first) keep it until they have all run.
+        undo.add { withExtendedLifetime(director) {} }
+        if let workers = o.workers, workers < 1 { throw ServerError("--workers must be at least 1, got \(workers)") }
+        director.interfaceNames = o.interfaces
+        director.requestedWorkers = o.workers
+        if let factory = dataPlaneFactory {
+            let plane = try factory(director)
+            undo.add { plane.stop() }
+            dataPlane = plane
+            kind = DataPlaneKind(rawValue: plane.kindName) ?? .afpacket
+            return
+        }
+        kind = DataPlaneKind(rawValue: o.dataplane) ?? .afxdp
+        if probing {
+            // The default: AF_XDP when the XDP program loads and attaches natively everywhere
+            // (generic XDP is slower than packet sockets), else AF_PACKET. Never xdp: its XDP_TX
+            // on veth needs a peer setting lvsd cannot verify (see checkXDPTransmit).
+            // (Also AF_PACKET when the --fwmark rules do not fit the BPF programs' trie.)
+            do {
+                _ = try XDPMarkMap.entries(for: rules)
+                let plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(o.xdpObject), socketMode: socketMode,
+                                               allowGeneric: false, spin: spin, noARP: o.noArp)
+                undo.add { plane.stop() }
+                try plane.attach()
+                probeResult = "auto: afxdp (native XDP attached on every interface)"
+                director.prebuiltPlane = plane
+            } catch {
+                director.resetWorkers()
+                kind = .afpacket
+                probeResult = "auto: afpacket (afxdp not available: \(error))"
+            }
+            logger.notice("data plane chosen by probing", metadata: ["dataplane": "\(kind.rawValue)", "probe": "\(probeResult!)"])
+        }
+        let dataPlane: any DataPlaneBackend
+        switch kind {
+        case .afpacket:
+            var dpConfig = DataPlaneConfiguration(interfaces: o.interfaces, workerCount: o.workers)
+            dpConfig.tickInterval = 10_000_000
+            dpConfig.spinNanoseconds = spin
+            dataPlane = try DataPlane<ShardWorker>(configuration: dpConfig) { director.makeWorker($0) }
+        case .afxdp, .xdp:
+            let plane: AFXDPDataPlane<ShardWorker>
+            if let prebuilt = director.prebuiltPlane {
+                plane = prebuilt
+                director.prebuiltPlane = nil
+            } else {
+                plane = try Self.makeAFXDP(director: director, object: Self.bpfObject(o.xdpObject), socketMode: socketMode,
+                                           allowGeneric: true, spin: spin, noARP: o.noArp)
+            }
+            if let workers = o.workers, workers > plane.workers.count {
+                logger.notice("afxdp: \(plane.workers.count) worker(s), not \(workers): each worker owns whole receive queues",
+                              metadata: ["queues": "\(plane.queueCounts)"])
+            }
+            if kind == .xdp { director.enableFastPath(plane.connMap, kind: "xdp") }
+            afxdpPlane = plane
+            dataPlane = plane
+        case .tc:
+            var dpConfig = DataPlaneConfiguration(interfaces: o.interfaces, workerCount: o.workers)
+            dpConfig.tickInterval = 10_000_000
+            dpConfig.spinNanoseconds = spin
+            let plane = try TCDataPlane<ShardWorker>(configuration: dpConfig, object: Self.bpfObject(o.xdpObject), noARP: o.noArp) { director.makeWorker($0) }
+            director.enableFastPath(plane.connMap, kind: "tc")
+            dataPlane = plane
+        }
+        undo.add { dataPlane.stop() }
+        self.dataPlane = dataPlane
+    }
+
+    /// Step 4: keeps the director's kernel off VIP traffic: the nftables guard (afpacket), else
+    /// the BPF programs' VIP and fwmark maps.
+    func installVIPFilter() throws {
+        let rules = self.rules, logger = self.logger
+        for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
+        if !dataPlane.filtersVIPTraffic {
+            (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
+            guardTable = options.noKernelGuard ? nil : try NFTablesGuard(interfaces: options.interfaces, vips: Self.vipMatches(engine.snapshot(), rules),
+                                                                         marks: Self.activeMarkRules(engine.snapshot(), rules))
+            if let guardTable {
+                undo.add {
+                    do { try guardTable.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
+                }
+            }
+        } else {
+            // Every rule must fit the programs' fwmark trie, whichever services come later.
+            do { _ = try XDPMarkMap.entries(for: rules) } catch { throw ServerError("--fwmark with --dataplane \(kind.rawValue): \(error)") }
+            try dataPlane.updateVIPs(Self.vipMatches(engine.snapshot(), rules))
+            try dataPlane.updateMarkRules(Self.activeMarkRules(engine.snapshot(), rules))
+        }
+    }
+
+    /// Step 5: the control server (not listening yet); a configuration change keeps the kernel
+    /// guard / the VIP maps in step with the services.
+    func makeControlServer() {
+        let director = self.director!, dataPlane = self.dataPlane!, guardTable = self.guardTable
+        let rules = self.rules, logger = self.logger, kind = self.kind
+        let guardLock = NSLock()
+        server = ControlServer(path: options.socket, director: director, logger: logger) { [guardTable] in
+            // Keep the kernel guard / the XDP VIP map in step with the services (off the packet path).
+            guardLock.lock(); defer { guardLock.unlock() }
+            guard case let .snapshot(s) = director.execute(.snapshot) else { return }
+            do {
+                if let guardTable { try guardTable.update(vips: Self.vipMatches(s, rules), marks: Self.activeMarkRules(s, rules)) }
+                if guardTable == nil {
+                    try dataPlane.updateVIPs(Self.vipMatches(s, rules))
+                    try dataPlane.updateMarkRules(Self.activeMarkRules(s, rules))
+                }
+            } catch {
+                logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
+            }
+        }
+    }
+
+    /// Step 6: the workers run (BPF programs attached first); the status lines say what runs.
+    func startDataPlane() throws {
+        try dataPlane.start()
+        try ProcessSignals.checkpoint()
+        if let plane = afxdpPlane {
+            for (info, mode) in zip(plane.interfaces, plane.modes) where mode == .generic {
+                logger.warning("afxdp: native XDP attach failed on \(info.name); running in generic (skb) mode, slower",
+                               metadata: ["interface": "\(info.name)"])
+            }
+            logger.info("afxdp: XDP program attached", metadata: ["object": "\(plane.configuration.object.name)", "interfaces": "\(plane.summary)"])
+        }
+        director.dataplaneStatus = dataPlane.statusLines
+        if kind == .xdp, let plane = afxdpPlane {
+            director.dataplaneStatus[0] = "data plane: xdp (established connections forwarded in XDP; the rest via AF_XDP sockets; \(plane.summary))"
+            Self.checkXDPTransmit(plane.interfaces.map(\.name), logger: logger)
+        }
+        if let probeResult { director.dataplaneStatus.insert("data plane chosen by probing: \(probeResult)", at: 1) }
+        let pollSpinUs = options.pollSpinUs
+        director.dataplaneStatus.append(pollSpinUs == 0 ? "poll spin: off (workers sleep in poll(2) at once)" : "poll spin: \(pollSpinUs) µs (after traffic, workers check their rings, yielding the CPU, before they sleep in poll(2))")
+    }
+
+    /// Step 7: keepalived.conf's virtual servers and their health checks.
+    func startHealthChecks() async throws {
+        guard let keepalived else { return }
+        let server = self.server!, logger = self.logger
+        let backend = NotifyingBackend(director: director) { server.notifyChange() }
+        let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
+        await m.start()
+        monitor = m
+        try ProcessSignals.checkpoint()
+        logger.info("keepalived.conf applied; health checks running", metadata: [
+            "file": "\(options.config ?? "")", "virtual_servers": "\(keepalived.virtualServers.count)"])
+    }
+
+    /// Step 8: the metrics endpoint (`--metrics`) and the control socket listen.
+    func startServers() throws {
+        if let metrics = options.metrics {
+            let endpoint = try MetricsEndpoint(address: metrics, director: director, logger: logger)
+            if let monitor, let keepalived {
+                endpoint.healthState = {
+                    var out: [(service: String, destination: String, up: Bool)] = []
+                    for vs in keepalived.virtualServers {
+                        for rs in vs.realServers {
+                            guard let up = await monitor.isAlive(vs.address, proto: vs.proto, realServer: rs.address, port: rs.port) else { continue }
+                            out.append(("\(vs.proto.listName) \(vs.address)", "\(rs.address.bracketed):\(rs.port)", up))
+                        }
+                    }
+                    return out
+                }
+            }
+            try endpoint.start()
+            undo.add { endpoint.stop() }
+            metricsEndpoint = endpoint
+        }
+        let server = self.server!
+        try server.start()
+        director.serverCounters = [server.counters] + (metricsEndpoint.map { [$0.serverCounters] } ?? [])
+        undo.add { server.stop() }
+    }
+
+    private func logReady() {
+        let o = options
+        logger.info("lvsd ready", metadata: [
+            "interfaces": "\(o.interfaces.joined(separator: ","))", "socket": "\(o.socket)", "dataplane": "\(kind.rawValue)",
+            "workers": "\(dataPlane.workerCount)", "max_connections": "\(o.maxConnections)",
+            "defense": "drop_entry=\(o.dropEntry) drop_packet=\(o.dropPacket) secure_tcp=\(o.secureTcp) amemthresh=\(o.amemthresh)%",
+            "kernel_guard": "\(kind == .tc ? "tc program (PACKET_OTHERHOST)" : kind != .afpacket ? "XDP redirect" : o.noKernelGuard ? "off" : "nftables netdev ingress")",
+        ])
     }
 
     /// `count` random 64-bit words from getrandom(2), which blocks only until the kernel's pool
@@ -456,9 +510,9 @@ struct LVSD: AsyncParsableCommand {
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
 /// SIGHUP re-reads keepalived.conf and applies only the difference; one that came during
 /// start-up is applied as soon as lvsd runs (before a SIGTERM that came after it).
-struct DirectorService: Service, @unchecked Sendable {
+public struct DirectorService: Service, @unchecked Sendable {
     let director: Director
-    let dataPlane: AnyDataPlane
+    let dataPlane: any DataPlaneBackend
     let server: ControlServer
     let guardTable: NFTablesGuard?
     let logger: Logger
@@ -483,7 +537,7 @@ struct DirectorService: Service, @unchecked Sendable {
         }
     }
 
-    func run() async throws {
+    public func run() async throws {
         let signals = ProcessSignals.events()
         /// Applies what the signals asked for; true when lvsd must stop.
         func handleSignals() async -> Bool {
@@ -500,14 +554,23 @@ struct DirectorService: Service, @unchecked Sendable {
         if !(await handleSignals()) {
             for await _ in signals where await handleSignals() { break }
         }
+        await shutdown()
+    }
+
+    /// Stops the health checks, the servers, the sync daemons and the data plane, and removes
+    /// the nftables guard.
+    public func shutdown() async {
         logger.info("lvsd stopping")
         await monitor?.stop()
         metrics?.stop()
         server.stop()
         director.sync.stopAll()
         dataPlane.stop()
-        if case .afxdp = dataPlane { logger.info("afxdp: XDP programs detached") }
-        if case .tc = dataPlane { logger.info("tc: tc programs detached") }
+        switch dataPlane.kindName {
+        case "afxdp": logger.info("afxdp: XDP programs detached")
+        case "tc": logger.info("tc: tc programs detached")
+        default: break
+        }
         do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
         logger.info("lvsd stopped")
     }
@@ -541,71 +604,6 @@ extension LVSD {
     }
 }
 
-/// Either backend, for lvsd's control code; each worker loop stays specialised for `ShardWorker`.
-enum AnyDataPlane: @unchecked Sendable {
-    case afpacket(DataPlane<ShardWorker>)
-    case afxdp(AFXDPDataPlane<ShardWorker>)
-    case tc(TCDataPlane<ShardWorker>)
-
-    var workerCount: Int {
-        switch self {
-        case .afpacket(let p): return p.workers.count
-        case .afxdp(let p): return p.workers.count
-        case .tc(let p): return p.workers.count
-        }
-    }
-
-    func start() throws {
-        switch self {
-        case .afpacket(let p): try p.start()
-        case .afxdp(let p): try p.start()
-        case .tc(let p): try p.start()
-        }
-    }
-
-    /// For afxdp, xdp and tc: detaches the BPF programs first, so traffic goes back to the kernel.
-    func stop() {
-        switch self {
-        case .afpacket(let p): p.stop()
-        case .afxdp(let p): p.stop()
-        case .tc(let p): p.stop()
-        }
-    }
-
-    func updateVIPs(_ vips: [VIPMatch]) throws {
-        switch self {
-        case .afpacket: break
-        case .afxdp(let p): try p.updateVIPs(vips)
-        case .tc(let p): try p.updateVIPs(vips)
-        }
-    }
-
-    func updateMarkRules(_ rules: [MarkRule]) throws {
-        switch self {
-        case .afpacket: break
-        case .afxdp(let p): try p.updateMarkRules(rules)
-        case .tc(let p): try p.updateMarkRules(rules)
-        }
-    }
-
-    /// Lines for `lvsadm daemon status` (the first one names the backend).
-    var status: [String] {
-        switch self {
-        case .afpacket(let p):
-            return ["data plane: afpacket (TPACKET_V2 ring, sendmmsg, PACKET_VNET_HDR)",
-                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.fanoutMode))"]
-        case .afxdp(let p):
-            return ["data plane: afxdp (XDP redirect to AF_XDP sockets; \(p.summary))",
-                    "workers: \(p.workers.count) (one connection-table shard each, one AF_XDP socket per receive queue)",
-                    "BPF object: \(p.programs.first?.objectName ?? "none")"]
-        case .tc(let p):
-            return ["data plane: tc (established connections forwarded by a tc ingress program; the rest via packet sockets bound to IPv4, IPv6 and ARP; \(p.summary))",
-                    "workers: \(p.workers.count) (one connection-table shard each, PACKET_FANOUT \(p.packets.fanoutMode))",
-                    "BPF object: \(p.programs.first?.objectName ?? "none")"]
-        }
-    }
-}
-
 /// The undo steps of a start-up in progress, run in reverse order unless start-up completed.
 final class StartupUndo: @unchecked Sendable {
     private var steps: [() -> Void] = []
@@ -619,5 +617,37 @@ final class StartupUndo: @unchecked Sendable {
         guard armed else { return }
         armed = false
         for step in steps.reversed() { step() }
+    }
+}
+
+/// lvsd's log lines, as before its code moved from the lvsd executable into LVSDaemon: the
+/// daemon's own messages keep `[lvsd]` as their source (other modules keep theirs).
+struct DaemonLogHandler: LogHandler {
+    var inner: StreamLogHandler
+
+    func log(event: LogEvent) {
+        var e = event
+        if e.source == "LVSDaemon" { e.source = "lvsd" }
+        inner.log(event: e)
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
     }
 }

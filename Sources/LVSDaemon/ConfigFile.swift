@@ -7,7 +7,7 @@ import KeepalivedConfig
 import LVSHealth
 
 /// The two file formats `--config` accepts.
-enum ConfigFormat {
+public enum ConfigFormat {
     /// keepalived.conf (virtual_server blocks, health checks).
     case keepalived
     /// ipvsadm-save / ipvsadm-restore rules, one ipvsadm command per line.
@@ -35,7 +35,7 @@ enum ConfigFormat {
     }
 
     /// `lvsd --check-config FILE`: keepalived's config-test exit codes (0 valid, 5 errors, 2 fatal).
-    static func check(path: String) -> Int32 {
+    public static func check(path: String) -> Int32 {
         do {
             switch try detect(path: path) {
             case .ipvsadmRules:

@@ -1,0 +1,43 @@
+import Glibc
+import LVSCore
+import LVSDataPlane
+
+/// The sync daemon's datagram I/O over a socket it is given: UDP multicast in lvsd (see
+/// `SyncDaemons`' sockets), a socketpair(AF_UNIX, SOCK_DGRAM) in tests. The wire format and what
+/// a datagram does to the engine stay in LVSCore (`Engine.takeSyncMessages`, `Engine.applySync`).
+enum SyncIO {
+    /// How long a receive waits for a datagram before the caller checks its stop flag again.
+    static let receiveWaitMilliseconds: Int32 = 100
+    /// Largest datagram read (a UDP payload).
+    static let maxDatagram = 65536
+
+    /// The master: sends every finished message of `engine` on `socket`, to `destination` (the
+    /// group and port), or on the connected socket when nil. Returns the messages sent whole.
+    @discardableResult
+    static func sendPending(_ engine: Engine, socket: Int32, to destination: sockaddr_in?, now: UInt64) -> Int {
+        var sent = 0
+        for m in engine.takeSyncMessages(now: now) {
+            let n = m.withUnsafeBytes { b -> Int in
+                guard var sa = destination else { return Glibc.send(socket, b.baseAddress, b.count, 0) }
+                return withUnsafePointer(to: &sa) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(socket, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            if n == m.count { sent += 1 }
+        }
+        return sent
+    }
+
+    /// The backup: waits up to `waitMilliseconds` for one datagram on `socket` and applies it to
+    /// `engine` (a malformed one is counted there and changes nothing). nil when none came.
+    static func receiveOne(_ engine: Engine, socket: Int32, buffer: UnsafeMutableRawBufferPointer,
+                           waitMilliseconds: Int32 = receiveWaitMilliseconds, now: () -> UInt64 = monotonicNanoseconds) -> SyncCounters? {
+        var p = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, waitMilliseconds) > 0 else { return nil } // timeout, EINTR: check the stop flag
+        let n = recv(socket, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+        guard n > 0 else { return nil }
+        return engine.applySync(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), now: now())
+    }
+}

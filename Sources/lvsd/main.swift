@@ -1,0 +1,114 @@
+import ArgumentParser
+import LVSDaemon
+
+/// lvsd: the user-space IPVS Direct-Routing director. This file only parses the command line;
+/// `LVSD` (LVSDaemon) runs the director.
+struct LVSDCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lvsd",
+        abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.")
+
+    @Option(name: .customLong("interface"), help: "Interface to load-balance on (repeatable).")
+    var interfaces: [String] = []
+
+    @Option(help: "Control socket path (lvsadm uses LVSD_SOCKET or this default).")
+    var socket: String = "/run/lvsd/lvsd.sock"
+
+    @Option(help: "keepalived.conf (virtual servers and health checks) or an ipvsadm-save rules file, applied at start; SIGHUP reloads it.")
+    var config: String?
+
+    @Option(name: [.customLong("check-config"), .customLong("config-test")], help: "Only validate FILE and exit (0 valid, 5 errors, 2 fatal).")
+    var checkConfig: String?
+
+    @Option(name: .customLong("fwmark"), help: "Firewall-mark rule DST[/LEN][,tcp|udp|sctp[,PORT[-PORT]]]=MARK (repeatable).")
+    var markRules: [String] = []
+
+    @Option(help: "Maximum connection entries (connections and persistence templates).")
+    var maxConnections: Int = 4 << 20
+
+    @Option(help: "SYN-flood defence drop_entry: 0 off, 1 or 2 automatic (engaged while fewer than --amemthresh % of a worker's connection entries are free), 3 always. Engaged, a new connection that finds the table full evicts a half-open (SYN_RECV) or finished (TIME_WAIT, CLOSE) TCP entry instead of being refused; never an ESTABLISHED one.")
+    var dropEntry: Int = 1
+
+    @Option(help: "SYN-flood defence drop_packet: 0 off, 1 or 2 automatic, 3 always. Engaged, one of every N new-connection packets is dropped (N = --am-droprate when 3; automatic: threshold / (threshold - free entries), so all at a full table).")
+    var dropPacket: Int = 0
+
+    @Option(help: "SYN-flood defence secure_tcp: 0 off, 1 or 2 automatic, 3 always. Engaged, a new TCP connection's SYN_RECV entry times out after --secure-tcp-timeout seconds instead of 60.")
+    var secureTcp: Int = 1
+
+    @Option(help: "The automatic defences engage while fewer than PERCENT % (1-99) of a worker's connection entries are free (the kernel: free memory below amemthresh).")
+    var amemthresh: Int = 10
+
+    @Option(help: "drop_packet 3 drops one of every N new-connection packets (2-1000000).")
+    var amDroprate: Int = 10
+
+    @Option(help: "SYN_RECV timeout in seconds (1-60) while secure_tcp is engaged.")
+    var secureTcpTimeout: Int = 3
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(help: "Serve Prometheus metrics on ADDRESS:PORT (off by default), e.g. 127.0.0.1:9100.")
+    var metrics: String?
+
+    @Option(help: "Data-plane worker threads (default: the CPUs lvsd may run on).")
+    var workers: Int?
+
+    @Flag(help: "Do not answer ARP / neighbour solicitations for the VIPs nor announce them (a backup director, or the VIP owned by the kernel or VRRP).")
+    var noArp = false
+
+    @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
+    var noKernelGuard = false
+
+    @Option(help: "Packet I/O: auto (afxdp where its XDP program loads and attaches natively on every interface, else afpacket), afpacket (packet sockets + nftables guard), afxdp (XDP program + AF_XDP sockets), xdp (afxdp, with established connections forwarded inside the XDP program) or tc (established connections forwarded by a tc ingress program, the rest through packet sockets).")
+    var dataplane: String = "auto"
+
+    @Option(help: "AF_XDP sockets (afxdp, xdp): auto (zero-copy where the driver has it, else copy), copy or zero-copy.")
+    var xskMode: String = "auto"
+
+    @Option(help: "After traffic, how long (µs) a worker keeps checking its rings, yielding the CPU between checks, before it sleeps in poll(2); saves a thread wake-up per request at light load. 0 = sleep at once (least CPU).")
+    var pollSpinUs: Int = 200
+
+    @Option(help: "A BPF object file for --dataplane afxdp/xdp/tc instead of the one built into lvsd (bpf/lvs_xdp.c, compiled by swift build).")
+    var xdpObject: String?
+
+    func run() async throws { try await runDaemon() }
+
+    /// Named apart from `run()`: top-level code would pick ParsableCommand's synchronous `run()`
+    /// (which prints the help) over the asynchronous one.
+    func runDaemon() async throws {
+        if let checkConfig { throw ExitCode(ConfigFormat.check(path: checkConfig)) }
+        var o = DaemonOptions()
+        o.interfaces = interfaces
+        o.socket = socket
+        o.config = config
+        o.markRules = markRules
+        o.maxConnections = maxConnections
+        o.dropEntry = dropEntry
+        o.dropPacket = dropPacket
+        o.secureTcp = secureTcp
+        o.amemthresh = amemthresh
+        o.amDroprate = amDroprate
+        o.secureTcpTimeout = secureTcpTimeout
+        o.logLevel = logLevel
+        o.metrics = metrics
+        o.workers = workers
+        o.noArp = noArp
+        o.noKernelGuard = noKernelGuard
+        o.dataplane = dataplane
+        o.xskMode = xskMode
+        o.pollSpinUs = pollSpinUs
+        o.xdpObject = xdpObject
+        let status = await LVSD.main(options: o)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+// Top-level code (this file is main.swift): signal dispositions first, on the only thread there
+// is yet (a SIGHUP or SIGTERM must never kill lvsd), then parse and run.
+guard LVSD.installSignalHandlers() else { LVSDCommand.exit(withError: ExitCode(1)) }
+do {
+    let command = try LVSDCommand.parse()
+    try await command.runDaemon()
+} catch {
+    LVSDCommand.exit(withError: error)
+}
