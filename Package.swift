@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LVSCore", targets: ["LVSCore"]),
+        .library(name: "LVSModel", targets: ["LVSModel"]),
         .executable(name: "lvsd", targets: ["lvsd"]),
         .executable(name: "lvsadm", targets: ["lvsadm"]),
         .executable(name: "lvs-bench", targets: ["lvs-bench"]),
@@ -21,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C targets: one per set of libraries linked, so that nothing links what it does not use.
@@ -44,22 +47,40 @@ let package = Package(
         // The one syscall wrapper (EINTR retried, errno carried in SystemError); libc only, so
         // lvsadm's modules may link it too.
         .target(name: "LVSSystem"),
+        // The shared model: addresses, service and destination keys, options, errors, the
+        // snapshots lvsadm prints and the control messages. Pure, no Foundation.
+        .target(name: "LVSModel", swiftSettings: hotPathFlags),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", dependencies: ["CLVSShim"], swiftSettings: hotPathFlags),
+        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "LVSModel", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPathFlags
         ),
-        // Control protocol, ipvsadm grammar and output, config loaders.
-        .target(name: "LVSControl", dependencies: ["LVSCore", "CLVSShim", "CLVSTLS"]),
+        // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
+        .target(name: "IPVSAdm", dependencies: ["LVSModel"]),
+        // keepalived.conf: lexer, parser, model, and the diff to the running table.
+        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"]),
+        // Health checks: the monitor, its state machine, one probe file per checker, script rules.
+        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"]),
+        // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
+        .target(
+            name: "LVSRealServer",
+            dependencies: [
+                "LVSModel",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The engine side of the control protocol: applies control requests to an Engine.
+        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"]),
         // lvsd's runtime as a library (director, control server, sync daemon I/O, metrics), tested
         // by LVSDaemonTests; the lvsd executable only parses its arguments and runs it.
         .target(
             name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSDataPlane", "LVSControl", "CLVSShim", "CLVSXDP",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,13 +100,20 @@ let package = Package(
             dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPathFlags
         ),
-        .executableTarget(name: "lvsadm", dependencies: ["LVSControl", "LVSCore"]),
-        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "CAllocCounter"], swiftSettings: hotPathFlags),
-        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore"]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore"]),
+        .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"]),
+        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
+        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
+        // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
+        .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport"),
+        .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"]),
+        .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
+        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
+        .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
+        .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
-        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "LVSCore", "CLVSShim"]),
-        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "CLVSShim", "CLVSXDP"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],
     swiftLanguageModes: [.v5]
 )

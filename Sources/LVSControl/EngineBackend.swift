@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// Executes control requests directly on an engine (lvsd's worker thread, and tests).
 public enum EngineControl {

@@ -1,4 +1,5 @@
 import CLVSShim
+import LVSModel
 
 /// Batch prefetch: a data-plane worker that holds a batch of received frames announces them all
 /// (`prefetch`), then calls `prefetchEntries`, then `process`es them one by one. The first pass

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// Listing a shard's connections (`ipvsadm -Lnc`) in slices.
 extension EngineShard {
     /// This shard's connections as `/proc/net/ip_vs_conn` shows them, in one go (tests, tools).

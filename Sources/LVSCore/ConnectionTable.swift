@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LVSModel
 
 /// One connection or persistence template: 64 bytes, no references.
 ///

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// A real server as the engine keeps it: configuration, connection counts and link-layer address.
 ///
 /// Destinations live in one preallocated table indexed by slot number; services hold lists of slots

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// Why lvsd did not learn a real server's MAC from an ARP or neighbour discovery frame. Each
 /// reason has its own counter (`EngineCounters.neighbourIgnored`); the frame itself still goes to
 /// the kernel, which applies its own rules.

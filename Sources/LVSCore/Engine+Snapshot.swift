@@ -1,3 +1,5 @@
+import LVSModel
+
 extension Engine {
     // MARK: Listings
 

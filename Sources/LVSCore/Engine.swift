@@ -1,3 +1,5 @@
+import LVSModel
+
 /// Limits and kernel-sysctl equivalents of one engine.
 public struct EngineConfiguration: Sendable {
     /// Maximum connection entries (connections + persistence templates). Default: 4 Mi.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LVSModel
 
 /// One worker's part of the engine: its connection table, its counters, and the packet path.
 ///

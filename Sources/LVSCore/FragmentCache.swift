@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LVSModel
 
 /// Maps non-first fragments to the destination chosen for their first fragment.
 ///

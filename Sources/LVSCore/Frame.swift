@@ -1,3 +1,5 @@
+import LVSModel
+
 /// What kind of frame the parser found.
 public enum FrameKind: UInt8, Sendable {
     case ipv4, ipv6, arp, other, malformed

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// Offload hooks: the connections the packet path hands to a fast path outside lvsd (XDP), and
 /// that fast path's traffic brought back into IPVS statistics and timers.
 extension EngineShard {

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// The destinations of one service in the kernel's list order (newest first), as a scheduler sees them.
 ///
 /// A view over the engine's destination table: no copies, no allocation.

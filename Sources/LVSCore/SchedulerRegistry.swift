@@ -1,3 +1,5 @@
+import LVSModel
+
 /// A service's scheduler, dispatched by `switch` rather than through an existential.
 ///
 /// Mutation moves the payload out (leaving `.moving`) before calling the scheduler, so its

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// New connections (the kernel's ip_vs_sched.c and ip_vs_conn_new): service lookup, scheduling,
 /// persistence templates and the new entry. Under the engine lock.
 extension EngineShard {

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// Finds a service slot by key on the new-connection path: open addressing over raw memory,
 /// a multiplicative hash of the key's words, no `Hasher`, no reference counting.
 ///

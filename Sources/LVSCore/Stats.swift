@@ -1,3 +1,5 @@
+import LVSModel
+
 /// Packet and connection counters of one service or destination.
 public struct StatsCounters: Sendable {
     public var conns: UInt64 = 0

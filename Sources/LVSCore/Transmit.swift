@@ -1,3 +1,5 @@
+import LVSModel
+
 /// In-place rewrites of a frame.
 public enum FrameRewriter {
     /// The DR rewrite: destination MAC = real server, source MAC = director; TTL/hop limit

@@ -2,6 +2,9 @@ import Foundation
 import LVSControl
 import LVSCore
 import Logging
+import LVSModel
+import KeepalivedConfig
+import LVSHealth
 
 /// The two file formats `--config` accepts.
 public enum ConfigFormat {

@@ -7,6 +7,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import LVSModel
+import IPVSAdm
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
 ///
@@ -94,6 +96,8 @@ final class ControlServer: @unchecked Sendable {
                 response = director.execute(request)
                 if case .ok = response, request.changesConfiguration { onChange() }
             }
+        } catch let mismatch as ControlProtocolMismatch {
+            response = .versionMismatch(requested: mismatch.peerVersion)
         } catch {
             response = .text("lvsd: malformed control request: \(error)\n")
         }
@@ -109,7 +113,9 @@ final class ControlServer: @unchecked Sendable {
 
     /// One response line.
     fileprivate static func encode(_ response: ControlResponse) -> ByteBuffer {
-        let data = (try? JSONEncoder().encode(response)) ?? Data(#"{"text":{"_0":"lvsd: cannot encode the answer\n"}}"#.utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = (try? encoder.encode(response)) ?? Data(#"{"answer":"text","text":"lvsd: cannot encode the answer\n","version":1}"#.utf8)
         var out = ByteBufferAllocator().buffer(capacity: data.count + 1)
         out.writeBytes(data)
         out.writeInteger(UInt8(ascii: "\n"))
@@ -279,7 +285,7 @@ final class ControlHandler: ChannelInboundHandler {
         readDeadline?.cancel()
         readDeadline = nil
         busy = true
-        let listing = line.readableBytesView.starts(with: Array(#"{"connections""#.utf8))
+        let listing = ControlProtocol.connectionsRequestLine.withUTF8Buffer { line.readableBytesView.starts(with: $0) }
         let server = self.server, loop = context.eventLoop, open = self.open
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         server.schedule(listing: listing) {

@@ -7,6 +7,7 @@ import LVSCore
 import LVSDataPlane
 import Logging
 import Synchronization
+import LVSModel
 
 /// The director: one shared `Engine`, one `ShardWorker` per data-plane worker.
 ///

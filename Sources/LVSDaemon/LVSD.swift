@@ -5,6 +5,10 @@ import LVSCore
 import LVSDataPlane
 import Logging
 import ServiceLifecycle
+import LVSModel
+import IPVSAdm
+import KeepalivedConfig
+import LVSHealth
 
 /// lvsd's settings, as its command line gives them (see `lvsd --help` for each one's meaning).
 public struct DaemonOptions: Sendable {

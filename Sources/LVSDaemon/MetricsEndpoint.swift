@@ -10,6 +10,7 @@ import Prometheus
 import NIOCore
 import NIOPosix
 import NIOHTTP1
+import LVSModel
 
 /// The Prometheus endpoint (`--metrics ADDRESS:PORT`, off by default): per-service and
 /// per-destination counters and rates, connection counts, health-check state and the

@@ -7,6 +7,7 @@ import LVSCore
 import LVSDataPlane
 import Logging
 import Synchronization
+import LVSModel
 
 /// The connection synchronisation daemons (`--start-daemon master|backup`): UDP over IPv4
 /// multicast, one thread each, off the packet path. The master's thread sends the messages the

@@ -4,6 +4,7 @@ import Glibc
 import CLVSXDP
 import LVSCore
 import Synchronization
+import LVSModel
 
 /// The connection map as the fast-path bookkeeping uses it: `XDPConnMap` (the BPF programs'
 /// `conns` and `dest_stats`), or an in-memory fake in tests.

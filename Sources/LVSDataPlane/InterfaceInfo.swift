@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLVSShim
 import LVSCore
+import LVSModel
 import LVSSystem
 
 /// A network interface of the caller's network namespace.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import LVSCore
+import LVSModel
 
 /// A virtual service the director's own kernel must not see: destination address, IP protocol
 /// (6 TCP, 17 UDP, 132 SCTP) and port (0 = every port of that protocol).

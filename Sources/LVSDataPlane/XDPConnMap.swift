@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLVSXDP
 import LVSCore
+import LVSModel
 
 /// The BPF programs' connection map (`conns` in bpf/lvs_xdp.c): connections whose packets the
 /// XDP or tc program forwards itself (`lvsd --dataplane xdp`, `tc`). Keys are built from

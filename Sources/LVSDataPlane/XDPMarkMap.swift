@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CLVSXDP
 import LVSCore
+import LVSModel
 import LVSSystem
 
 /// Frames lvsd's BPF programs handled, by what they did (their `stats` map, summed over the CPUs).

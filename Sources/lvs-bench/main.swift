@@ -11,6 +11,7 @@
 import CAllocCounter
 import Glibc
 import LVSCore
+import LVSModel
 
 func monotonicNanos() -> UInt64 {
     var ts = timespec()

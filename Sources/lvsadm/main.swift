@@ -3,7 +3,9 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import LVSControl
+import LVSRealServer
+import LVSModel
+import IPVSAdm
 
 // lvsadm: an ipvsadm-compatible front end for lvsd (also works when invoked as `ipvsadm`).
 let arguments = CommandLine.arguments

@@ -3,6 +3,7 @@ import XCTest
 import CLVSShim
 import LVSCore
 @testable import LVSDataPlane
+import LVSModel
 
 /// Real packets through the AF_XDP backend: client namespace A —veth— director D —veth— server C.
 /// lvsd's XDP program on D's interfaces redirects the listed addresses to AF_XDP sockets; the test

@@ -3,6 +3,7 @@ import XCTest
 import CLVSXDP
 import LVSCore
 @testable import LVSDataPlane
+import LVSModel
 
 /// lvsd's BPF programs (bpf/lvs_xdp.c, built into lvsd) run on single frames with
 /// BPF_PROG_TEST_RUN: nothing is attached and nothing is sent. Whether a frame went to lvsd is read

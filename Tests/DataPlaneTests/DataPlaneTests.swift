@@ -3,6 +3,7 @@ import XCTest
 import CLVSShim
 import LVSCore
 @testable import LVSDataPlane
+import LVSModel
 
 /// Replies to frames starting with 0xAA (shrinking them), drops 0xDD, forwards 0xF0+n to n, passes the rest.
 final class ScriptedProcessor: FrameProcessor {

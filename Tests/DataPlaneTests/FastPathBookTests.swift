@@ -2,6 +2,7 @@ import CLVSXDP
 import LVSCore
 import Testing
 @testable import LVSDataPlane
+import LVSModel
 
 /// The connection map in memory: what `FastPathBook` writes, deletes and reads back, without BPF.
 final class FakeConnectionMap: ConnectionMap {

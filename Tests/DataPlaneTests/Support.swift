@@ -3,6 +3,7 @@ import XCTest
 import CLVSShim
 import LVSCore
 @testable import LVSDataPlane
+import LVSModel
 
 struct TestFailure: Error, CustomStringConvertible {
     var description: String

@@ -3,6 +3,7 @@ import XCTest
 import CLVSShim
 import LVSCore
 @testable import LVSDataPlane
+import LVSModel
 
 /// Real packets: client namespace A —veth— director namespace D —veth— server namespace C.
 /// A and C know each other's address only through D's MACs (static neighbours), D's kernel has no

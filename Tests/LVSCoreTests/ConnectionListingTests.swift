@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 /// `-Lnc` on a big table: the listing is taken in slices, one engine-lock hold each.
 @Suite struct ConnectionListingTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 /// The SYN-flood defence (issue 13 item 6) at the table's limit: drop_entry, secure_tcp, drop_packet.
 @Suite struct DefenseTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 /// A director engine with the seed's topology: VIP 192.168.1.100:80, real servers .31 and .32.
 func seedEngine(capacity: Int = 1024, scheduler: String = "rr", persistent: UInt32? = nil,

@@ -1,4 +1,5 @@
 @testable import LVSCore
+import LVSModel
 
 /// Builds test frames byte by byte.
 struct FrameBuilder {

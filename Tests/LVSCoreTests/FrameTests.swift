@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 @Suite struct FrameTests {
     @Test func parsesTCPv4() {

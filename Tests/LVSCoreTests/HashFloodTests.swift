@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 /// Hash flooding (issue 13 item 5): the connection table's buckets must not be predictable.
 @Suite struct HashFloodTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 extension FrameBuilder {
     static let attackerMAC = MACAddress("02:00:de:ad:be:ef")!

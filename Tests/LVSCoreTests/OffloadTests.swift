@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 /// The XDP fast path's hook in the shard: what it records, and traffic reported back.
 @Suite struct OffloadTests {

@@ -1,4 +1,5 @@
 @testable import LVSCore
+import LVSModel
 
 /// A destination table and one service's list (newest first) for scheduler tests.
 struct Pool {

@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 let masterConfig = SyncDaemonSnapshot(role: "master", interface: "eth0", syncID: 0, maxLength: 1472,
                                       group: "224.0.0.81", port: 8848, ttl: 1)

@@ -1,5 +1,6 @@
 import Testing
 @testable import LVSCore
+import LVSModel
 
 /// Sync message vectors built by hand from the layout of §7.3 / §7.5.
 @Suite struct SyncMessageTests {

@@ -4,6 +4,7 @@ import LVSControl
 import LVSCore
 import Testing
 @testable import LVSDaemon
+import LVSModel
 
 /// The control socket over a Unix socket in a temporary directory (the director needs root for
 /// its neighbour sender; the server answers root clients only).
@@ -53,6 +54,27 @@ struct ControlServerTests {
             let other = try #require(ControlClient(path: path, timeoutSeconds: 5))
             guard case .snapshot? = other.request(.snapshot) else { Issue.record("the second client got no answer"); return }
             withExtendedLifetime(silent) {}
+        }
+    }
+
+    /// A request of another control-protocol version (or of none, as before versions) is answered
+    /// with lvsd's version and the one it got, and the engine is left alone.
+    @Test func anotherProtocolVersionIsAnsweredWithLvsdsOwn() throws {
+        try withServer { _, path, director in
+            let client = try #require(ControlClient(path: path))
+            let requests: [(String, Int)] = [
+                (#"{"request":"clear","version":2}"#, 2),
+                (#"{"clear":{}}"#, 0),
+            ]
+            for (request, version) in requests {
+                #expect(client.send(raw: Array((request + "\n").utf8)))
+                let line = try #require(client.readLine())
+                #expect(String(decoding: line, as: UTF8.self) == #"{"answer":"versionMismatch","requested":\#(version),"version":\#(ControlProtocol.version)}"#)
+            }
+            #expect(client.request(.addService(Lab.vip, ServiceOptions(scheduler: "rr"))) == .ok)
+            #expect(client.send(raw: Array((#"{"request":"clear","version":2}"# + "\n").utf8)))
+            _ = client.readLine()
+            #expect(director.engine.snapshot().services.count == 1) // the clear of version 2 was not run
         }
     }
 

@@ -5,6 +5,7 @@ import LVSCore
 import LVSDataPlane
 import Testing
 @testable import LVSDaemon
+import LVSModel
 
 /// A backend that records what start-up and shut-down do to it.
 final class RecordingDataPlane: DataPlaneBackend {

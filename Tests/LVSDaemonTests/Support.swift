@@ -4,6 +4,7 @@ import LVSControl
 import LVSCore
 @testable import LVSDaemon
 import Logging
+import LVSModel
 
 /// The seed lab's addresses: VIP 192.168.1.100:80 on interface 2, real servers .31 and .32.
 enum Lab {

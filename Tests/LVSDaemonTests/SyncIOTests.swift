@@ -4,6 +4,7 @@ import LVSCore
 import LVSDataPlane
 import Testing
 @testable import LVSDaemon
+import LVSModel
 
 /// The sync daemon's I/O over a socketpair(AF_UNIX, SOCK_DGRAM): no IP traffic on the host.
 @Suite struct SyncIOTests {

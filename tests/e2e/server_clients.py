@@ -22,8 +22,8 @@ import struct
 import sys
 import time
 
-LIST_REQUEST = b'{"connections":{}}\n'
-SNAPSHOT_REQUEST = b'{"snapshot":{}}\n'
+LIST_REQUEST = b'{"request":"connections","version":1}\n'
+SNAPSHOT_REQUEST = b'{"request":"snapshot","version":1}\n'
 GET = b"GET /metrics HTTP/1.1\r\nHost: lvsd\r\n\r\n"
 TIMEOUT = 5.0
 

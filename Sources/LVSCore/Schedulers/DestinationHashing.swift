@@ -1,3 +1,5 @@
+import LVSModel
+
 /// dh: destination hashing (ip_vs_dh.c, spec §3.8).
 ///
 /// 256 buckets assigned round robin over the list, one per destination per lap, weights ignored;

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// lblc: locality-based least connection (ip_vs_lblc.c, spec §3.9).
 ///
 /// Remembers, per packet destination address, the destination slot last chosen for it; reuses it

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// lblcr: locality-based least connection with replication (ip_vs_lblcr.c, spec §3.10).
 ///
 /// Per packet destination address a set of destination slots: the least loaded usable member is

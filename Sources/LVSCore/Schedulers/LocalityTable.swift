@@ -1,3 +1,5 @@
+import LVSModel
+
 /// The cache shared by lblc and lblcr (spec §3.9/§3.10): entries keyed by the packet's destination
 /// address in 1024 hash chains, each holding one destination slot (lblc) or a set of slots (lblcr).
 ///

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// mh: Maglev hashing (ip_vs_mh.c, spec §3.13), with the mh-fallback and mh-port flags.
 ///
 /// Each destination walks its own permutation of the M = 4093 table slots (offset, then steps of

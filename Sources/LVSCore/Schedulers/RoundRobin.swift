@@ -1,3 +1,5 @@
+import LVSModel
+
 /// rr: round robin over eligible destinations, weights otherwise ignored (ip_vs_rr.c).
 ///
 /// Keeps the last chosen destination; the first pick after creation is the newest destination.

@@ -1,3 +1,5 @@
+import LVSModel
+
 /// sh: source hashing (ip_vs_sh.c, spec §3.7), with the sh-fallback and sh-port flags.
 ///
 /// 256 buckets filled by walking the list (newest first), each destination taking `weight`

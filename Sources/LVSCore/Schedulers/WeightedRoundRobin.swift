@@ -1,3 +1,5 @@
+import LVSModel
+
 /// wrr: weighted round robin (ip_vs_wrr.c, spec §3.2).
 ///
 /// Scans the list from the last chosen destination for one whose weight is at least the current

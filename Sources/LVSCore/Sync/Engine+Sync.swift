@@ -1,3 +1,5 @@
+import LVSModel
+
 /// The sync daemon's engine side: what the master sends (§7.2) and what the backup keeps (§7.4).
 /// Sockets and threads live in lvsd; here only decisions and data, under the engine lock.
 

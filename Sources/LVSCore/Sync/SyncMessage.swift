@@ -1,3 +1,5 @@
+import LVSModel
+
 /// The IPVS connection synchronisation protocol (the kernel's `ip_vs_sync.c`): message format
 /// version 1 (IPv4 and IPv6 entries with option TLVs) and the legacy version 0, over plain bytes.
 ///

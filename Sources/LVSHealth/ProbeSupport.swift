@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import LVSModel
+import KeepalivedConfig
+
+/// Everything one check attempt needs, resolved from the checker, its real server and its VS.
+public struct ProbeTarget: Sendable, Hashable {
+    public var kind: CheckerKind
+    public var address: IPAddress
+    public var port: UInt16
+    public var bindTo: IPAddress?
+    public var bindPort: UInt16?
+    public var fwmark: UInt32 = 0
+    public var connectTimeout: Duration
+    /// HTTP_GET: the URL checked by this attempt.
+    public var url: KeepalivedURL?
+    /// HTTP_GET: the Host header (nil: `ip:port`).
+    public var virtualhost: String?
+    public var httpProtocol = "1.0"
+    /// SSL_GET with `enable_sni`: the TLS server name.
+    public var serverName: String?
+    /// MISC_CHECK.
+    public var command: String?
+    public var commandTimeout: Duration = .seconds(60)
+    public var dynamic = false
+    /// MISC_CHECK: who runs the script (nil: lvsd's own user).
+    public var runAs: ScriptIdentity?
+
+    public init(kind: CheckerKind, address: IPAddress, port: UInt16, connectTimeout: Duration = .seconds(5)) {
+        self.kind = kind
+        self.address = address
+        self.port = port
+        self.connectTimeout = connectTimeout
+    }
+}
+
+/// The outcome of one check attempt.
+public enum ProbeResult: Sendable, Equatable {
+    case success
+    /// MISC_CHECK with misc_dynamic: success, and the real server's weight becomes this value.
+    case successWithWeight(Int32)
+    case failure(String)
+
+    public var isSuccess: Bool {
+        if case .failure = self { return false }
+        return true
+    }
+}
+
+/// The real probes: plain sockets (non-blocking connect + poll) and /bin/sh for MISC_CHECK.
+/// Each attempt runs on its own dispatch thread so a hung server never holds up the
+/// cooperative pool or the other checkers.
+public enum HealthProbes {
+    public static func run(_ target: ProbeTarget) async -> ProbeResult {
+        await withCheckedContinuation { (cont: CheckedContinuation<ProbeResult, Never>) in
+            DispatchQueue.global().async { cont.resume(returning: runBlocking(target)) }
+        }
+    }
+
+    static func runBlocking(_ t: ProbeTarget) -> ProbeResult {
+        switch t.kind {
+        case .tcp: return tcp(t)
+        case .http: return http(t)
+        case .ssl: return ssl(t)
+        case .misc: return misc(t)
+        case .unsupported: return .success
+        }
+    }
+
+    static func milliseconds(_ d: Duration) -> Int32 {
+        let (s, a) = d.components
+        let ms = s * 1000 + a / 1_000_000_000_000_000
+        return Int32(clamping: max(ms, 1))
+    }
+
+    static func errorText(_ e: Int32) -> String { String(cString: strerror(e)) }
+
+    /// Connects within the connect timeout; returns the socket or the reason.
+    static func connect(_ t: ProbeTarget) -> (fd: Int32, error: String?) {
+        guard t.port != 0 else { return (-1, "no port to connect to (set connect_port)") }
+        let v4 = t.address.isIPv4
+        let fd = socket(v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return (-1, "socket: \(errorText(errno))") }
+        if t.fwmark != 0 {
+            var mark = t.fwmark
+            _ = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, socklen_t(MemoryLayout<UInt32>.size))
+        }
+        if t.bindTo != nil || t.bindPort != nil {
+            let local = t.bindTo ?? (v4 ? .ipv4Zero : .zero)
+            let rc = withSockaddr(local, t.bindPort ?? 0) { bind(fd, $0, $1) }
+            if rc != 0 { let e = errno; close(fd); return (-1, "bind: \(errorText(e))") }
+        }
+        let rc = withSockaddr(t.address, t.port) { Glibc.connect(fd, $0, $1) }
+        if rc != 0 {
+            let e = errno
+            guard e == EINPROGRESS else { close(fd); return (-1, "connect: \(errorText(e))") }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let n = poll(&p, 1, milliseconds(t.connectTimeout))
+            if n == 0 { close(fd); return (-1, "connect: timeout") }
+            var err: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+            if n < 0 || err != 0 { close(fd); return (-1, "connect: \(errorText(n < 0 ? errno : err))") }
+        }
+        return (fd, nil)
+    }
+
+    static func withSockaddr<R>(_ a: IPAddress, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        if a.isIPv4 {
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            sa.sin_addr.s_addr = a.ipv4Value.bigEndian
+            return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        var sa = sockaddr_in6()
+        sa.sin6_family = sa_family_t(AF_INET6)
+        sa.sin6_port = port.bigEndian
+        withUnsafeMutableBytes(of: &sa.sin6_addr) { a.store(to: $0.baseAddress!) }
+        return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+    }
+}

@@ -1,0 +1,219 @@
+/// The control protocol between lvsadm and lvsd: one JSON object per line each way, every one
+/// with a `"version"` key, written with sorted keys (so a line is always the same bytes). A peer
+/// that speaks another version is told so, never guessed at.
+public enum ControlProtocol {
+    /// The version this build speaks. Bump it on any change of the wire form; 0 is the unversioned
+    /// form of swift-lvs before it (synthesized `_0` keys).
+    public static let version = 1
+    /// The `.connections` request line (keys sorted, without the newline): lvsd runs such a request
+    /// on its listing queue.
+    public static let connectionsRequestLine: StaticString = #"{"request":"connections","version":1}"#
+    /// The `.connections` answer up to its first entry as lvsd writes it by hand (a million
+    /// entries), the version first so that a reader knows it before any entry.
+    public static let connectionsAnswerHeader: StaticString = #"{"version":1,"answer":"connections","connections":["#
+    /// The end of the `.connections` answer after its last entry (without the newline).
+    public static let connectionsAnswerTrailer: StaticString = "]}"
+}
+
+/// A request or an answer in another version of the control protocol than this build's.
+public struct ControlProtocolMismatch: Error, Equatable, Sendable {
+    /// The version the other side speaks (0: a peer from before the version field).
+    public var peerVersion: Int
+    public init(peerVersion: Int) { self.peerVersion = peerVersion }
+}
+
+/// One request on the control socket (one JSON object per line).
+public enum ControlRequest: Codable, Sendable, Equatable {
+    case addService(ServiceKey, ServiceOptions)
+    case editService(ServiceKey, ServiceOptions)
+    case deleteService(ServiceKey)
+    case clear
+    case addDestination(ServiceKey, DestinationOptions)
+    case editDestination(ServiceKey, DestinationOptions)
+    case deleteDestination(ServiceKey, address: IPAddress, port: UInt16)
+    /// Zero the counters of one service, or of everything when nil.
+    case zero(ServiceKey?)
+    /// `--set tcp tcpfin udp` (0 keeps a value).
+    case setTimeouts(IPVSTimeouts)
+    case startDaemon(SyncDaemonSnapshot)
+    /// "master" or "backup".
+    case stopDaemon(String)
+    /// Services, destinations, counters, rates, timeouts and daemons.
+    case snapshot
+    /// The connection table (`-c`).
+    case connections
+    /// Daemon status lines (data plane, interfaces, counters) as text.
+    case status
+    /// Re-read the configuration file (as SIGHUP does); the answer is a text line.
+    case reload
+}
+
+/// The answer to one `ControlRequest`.
+public enum ControlResponse: Codable, Sendable, Equatable {
+    case ok
+    case failed(IPVSError)
+    case snapshot(TableSnapshot)
+    case connections([ConnectionSnapshot])
+    case text(String)
+    /// The request was in another protocol version (given) than lvsd's, which this answer carries.
+    case versionMismatch(requested: Int)
+}
+
+/// Something that executes control requests: the socket client in lvsadm, or an engine in tests.
+public protocol ControlBackend {
+    func execute(_ request: ControlRequest) throws -> ControlResponse
+}
+
+/// A backend that gives the entries of a `.connections` answer as they arrive (lvsadm's socket
+/// client), so that a listing of a million entries is never held whole.
+public protocol ConnectionStreamingBackend: ControlBackend {
+    /// Asks for `.connections` and calls `body` with each entry: nil when every entry came so.
+    /// Otherwise the answer as `execute` gives it; entries given to `body` before are then void
+    /// (a `.connections` answer holds the whole list).
+    func streamConnections(_ body: (ConnectionSnapshot) -> Void) throws -> ControlResponse?
+}
+
+// MARK: - Wire form
+
+/// The keys of requests and answers; payload keys are named after what they hold.
+private enum ControlKey: String, CodingKey {
+    case version, request, answer
+    case service, options, destination, address, port, timeouts, daemon, role
+    case error, snapshot, connections, text, requested
+}
+
+/// Reads the `"version"` key (missing: 0, the unversioned form) and refuses any but this build's.
+private func checkVersion(_ c: KeyedDecodingContainer<ControlKey>) throws {
+    let version = try c.decodeIfPresent(Int.self, forKey: .version) ?? 0
+    guard version == ControlProtocol.version else { throw ControlProtocolMismatch(peerVersion: version) }
+}
+
+extension ControlRequest {
+    /// The `"request"` value of each case.
+    private enum Name: String, Codable {
+        case addService, editService, deleteService, clear, addDestination, editDestination, deleteDestination
+        case zero, setTimeouts, startDaemon, stopDaemon, snapshot, connections, status, reload
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: ControlKey.self)
+        try checkVersion(c)
+        switch try c.decode(Name.self, forKey: .request) {
+        case .addService:
+            self = .addService(try c.decode(ServiceKey.self, forKey: .service), try c.decode(ServiceOptions.self, forKey: .options))
+        case .editService:
+            self = .editService(try c.decode(ServiceKey.self, forKey: .service), try c.decode(ServiceOptions.self, forKey: .options))
+        case .deleteService: self = .deleteService(try c.decode(ServiceKey.self, forKey: .service))
+        case .clear: self = .clear
+        case .addDestination:
+            self = .addDestination(try c.decode(ServiceKey.self, forKey: .service),
+                                   try c.decode(DestinationOptions.self, forKey: .destination))
+        case .editDestination:
+            self = .editDestination(try c.decode(ServiceKey.self, forKey: .service),
+                                    try c.decode(DestinationOptions.self, forKey: .destination))
+        case .deleteDestination:
+            self = .deleteDestination(try c.decode(ServiceKey.self, forKey: .service),
+                                      address: try c.decode(IPAddress.self, forKey: .address),
+                                      port: try c.decode(UInt16.self, forKey: .port))
+        case .zero: self = .zero(try c.decodeIfPresent(ServiceKey.self, forKey: .service))
+        case .setTimeouts: self = .setTimeouts(try c.decode(IPVSTimeouts.self, forKey: .timeouts))
+        case .startDaemon: self = .startDaemon(try c.decode(SyncDaemonSnapshot.self, forKey: .daemon))
+        case .stopDaemon: self = .stopDaemon(try c.decode(String.self, forKey: .role))
+        case .snapshot: self = .snapshot
+        case .connections: self = .connections
+        case .status: self = .status
+        case .reload: self = .reload
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: ControlKey.self)
+        try c.encode(ControlProtocol.version, forKey: .version)
+        switch self {
+        case let .addService(key, options):
+            try c.encode(Name.addService, forKey: .request)
+            try c.encode(key, forKey: .service)
+            try c.encode(options, forKey: .options)
+        case let .editService(key, options):
+            try c.encode(Name.editService, forKey: .request)
+            try c.encode(key, forKey: .service)
+            try c.encode(options, forKey: .options)
+        case let .deleteService(key):
+            try c.encode(Name.deleteService, forKey: .request)
+            try c.encode(key, forKey: .service)
+        case .clear: try c.encode(Name.clear, forKey: .request)
+        case let .addDestination(key, destination):
+            try c.encode(Name.addDestination, forKey: .request)
+            try c.encode(key, forKey: .service)
+            try c.encode(destination, forKey: .destination)
+        case let .editDestination(key, destination):
+            try c.encode(Name.editDestination, forKey: .request)
+            try c.encode(key, forKey: .service)
+            try c.encode(destination, forKey: .destination)
+        case let .deleteDestination(key, address, port):
+            try c.encode(Name.deleteDestination, forKey: .request)
+            try c.encode(key, forKey: .service)
+            try c.encode(address, forKey: .address)
+            try c.encode(port, forKey: .port)
+        case let .zero(key):
+            try c.encode(Name.zero, forKey: .request)
+            try c.encodeIfPresent(key, forKey: .service)
+        case let .setTimeouts(timeouts):
+            try c.encode(Name.setTimeouts, forKey: .request)
+            try c.encode(timeouts, forKey: .timeouts)
+        case let .startDaemon(daemon):
+            try c.encode(Name.startDaemon, forKey: .request)
+            try c.encode(daemon, forKey: .daemon)
+        case let .stopDaemon(role):
+            try c.encode(Name.stopDaemon, forKey: .request)
+            try c.encode(role, forKey: .role)
+        case .snapshot: try c.encode(Name.snapshot, forKey: .request)
+        case .connections: try c.encode(Name.connections, forKey: .request)
+        case .status: try c.encode(Name.status, forKey: .request)
+        case .reload: try c.encode(Name.reload, forKey: .request)
+        }
+    }
+}
+
+extension ControlResponse {
+    /// The `"answer"` value of each case.
+    private enum Name: String, Codable {
+        case ok, failed, snapshot, connections, text, versionMismatch
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: ControlKey.self)
+        try checkVersion(c)
+        switch try c.decode(Name.self, forKey: .answer) {
+        case .ok: self = .ok
+        case .failed: self = .failed(try c.decode(IPVSError.self, forKey: .error))
+        case .snapshot: self = .snapshot(try c.decode(TableSnapshot.self, forKey: .snapshot))
+        case .connections: self = .connections(try c.decode([ConnectionSnapshot].self, forKey: .connections))
+        case .text: self = .text(try c.decode(String.self, forKey: .text))
+        case .versionMismatch: self = .versionMismatch(requested: try c.decode(Int.self, forKey: .requested))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: ControlKey.self)
+        try c.encode(ControlProtocol.version, forKey: .version)
+        switch self {
+        case .ok: try c.encode(Name.ok, forKey: .answer)
+        case let .failed(error):
+            try c.encode(Name.failed, forKey: .answer)
+            try c.encode(error, forKey: .error)
+        case let .snapshot(table):
+            try c.encode(Name.snapshot, forKey: .answer)
+            try c.encode(table, forKey: .snapshot)
+        case let .connections(list):
+            try c.encode(Name.connections, forKey: .answer)
+            try c.encode(list, forKey: .connections)
+        case let .text(text):
+            try c.encode(Name.text, forKey: .answer)
+            try c.encode(text, forKey: .text)
+        case let .versionMismatch(requested):
+            try c.encode(Name.versionMismatch, forKey: .answer)
+            try c.encode(requested, forKey: .requested)
+        }
+    }
+}
