@@ -24,6 +24,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case status
     /// Re-read the configuration file (as SIGHUP does); the answer is a text line.
     case reload
+    /// Table changes applied in order as one change (see `ControlBatch`); the answer is `.batch`.
+    case batch(ControlBatch)
 }
 
 /// The answer to one `ControlRequest`.
@@ -33,11 +35,16 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case snapshot(TableSnapshot)
     case connections([ConnectionSnapshot])
     case text(String)
+    /// One answer per request of a `.batch`, in order (fewer when it stopped at a failure).
+    case batch([ControlResponse])
 }
 
 /// Something that executes control requests: the socket client in lvsadm, or an engine in tests.
 public protocol ControlBackend {
     func execute(_ request: ControlRequest) throws -> ControlResponse
+    /// Applies the batch's requests in order as one change (default: one `execute` each; see
+    /// `ControlBatch` for what a failure does). One answer per request applied.
+    func execute(batch: ControlBatch) throws -> [ControlResponse]
 }
 
 /// A backend that gives the entries of a `.connections` answer as they arrive (lvsadm's socket

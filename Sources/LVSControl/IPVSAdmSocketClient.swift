@@ -140,6 +140,36 @@ public final class SocketControlClient: ControlBackend {
         return try response(to: request, line: readLine())
     }
 
+    /// A batch goes in `.batch` requests of at most this many bytes each (lvsd refuses a request
+    /// line over 1 MiB): a restore of a few thousand lines is one request.
+    public static let batchBytes = 512 << 10
+
+    /// Sends the batch as one `.batch` request, or several in order when it is over `batchBytes`
+    /// (with `stopAtFirstFailure`, none after a part that failed).
+    public func execute(batch: ControlBatch) throws -> [ControlResponse] {
+        let encoder = JSONEncoder()
+        var answers: [ControlResponse] = []
+        var part: [ControlRequest] = []
+        var size = 0
+        /// Sends `part`; false when the batch stops there.
+        func sendPart() throws -> Bool {
+            guard !part.isEmpty else { return true }
+            let got = try executeAsOneRequest(ControlBatch(part, stopAtFirstFailure: batch.stopAtFirstFailure))
+            answers += got
+            part = []
+            size = 0
+            return !(batch.stopAtFirstFailure && ControlBatch.firstFailure(got) != nil)
+        }
+        for request in batch.requests {
+            let bytes = try encoder.encode(request).count + 1
+            if size + bytes > Self.batchBytes, !(try sendPart()) { return answers }
+            part.append(request)
+            size += bytes
+        }
+        _ = try sendPart()
+        return answers
+    }
+
     private func response(to request: ControlRequest, line: [UInt8]) throws -> ControlResponse {
         if case .connections = request, let list = ConnectionListDecoding.connections(line) {
             return .connections(list) // a million entries: JSONDecoder would take seconds of CPU

@@ -268,7 +268,8 @@ struct LVSD: AsyncParsableCommand {
         director.dataplaneStatus.append(pollSpinUs == 0 ? "poll spin: off (workers sleep in poll(2) at once)" : "poll spin: \(pollSpinUs) µs (after traffic, workers check their rings, yielding the CPU, before they sleep in poll(2))")
         var monitor: HealthMonitor?
         if let keepalived {
-            let backend = NotifyingBackend(director: director) { server.notifyChange() }
+            // The monitor sends its changes in batches: the guard follows once per batch.
+            let backend = ChangeNotifyingBackend(execute: { director.execute($0) }) { server.notifyChange() }
             let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
             await m.start()
             monitor = m
@@ -436,15 +437,15 @@ struct LVSD: AsyncParsableCommand {
         var errors = ""
         let io = IPVSAdmIO(writeOut: { _ in }, writeErr: { errors += $0 }, readLine: { nil })
         let executor = IPVSAdmExecutor(backend: EngineBackend(engine: engine, now: { now }), io: io, resolver: NumericOnlyResolver())
+        var lines: [(number: Int, words: [String])] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).filter { $0 != "ipvsadm" }
-            errors = ""
-            let code = executor.run(["lvsd"] + words)
-            if code != 0 {
-                throw ServerError("\(path):\(n + 1): \(errors.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(code))")
-            }
+            lines.append((n + 1, line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).filter { $0 != "ipvsadm" }))
+        }
+        // The changes go to the engine in batches; the first failing line stops the load.
+        if let failed = executor.runStoppingAtFailure(lines.map(\.words), program: "lvsd") {
+            throw ServerError("\(path):\(lines[failed.line].number): \(errors.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(failed.code))")
         }
     }
 }
