@@ -75,7 +75,7 @@ public final class NFTablesGuard {
     /// Deletes `netdev lvsd_<pid>` tables whose process no longer exists; returns their names.
     @discardableResult
     public static func removeStale() throws -> [String] {
-        let listing = try Subprocess.check(["nft", "list", "tables", "netdev"])
+        let listing = try ExternalCommand.check(["nft", "list", "tables", "netdev"])
         var removed: [String] = []
         for line in listing.split(separator: "\n") {
             let words = line.split(separator: " ")
@@ -164,6 +164,6 @@ public final class NFTablesGuard {
 
     /// Runs `nft -f -` with `script` on stdin.
     public static func nft(_ script: String) throws {
-        try Subprocess.check(["nft", "-f", "-"], input: script)
+        try ExternalCommand.check(["nft", "-f", "-"], input: script)
     }
 }
