@@ -57,6 +57,8 @@ SOCK=$TMP/lvsd.sock
 LVSD_PID=""
 cleanup() {
     if [[ -n $LVSD_PID ]]; then kill "$LVSD_PID" 2>/dev/null || true; wait "$LVSD_PID" 2>/dev/null || true; fi
+    local p
+    for p in $(ip netns pids "$NS" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$TMP"
 }
@@ -115,7 +117,8 @@ wait_listed() {
 }
 start_lvsd() {
     rm -f "$SOCK"
-    nsx "$BIN/lvsd" --interface eth0 --dataplane "$PLANE" --socket "$SOCK" --config "$1" --log-level notice \
+    # nsenter execs lvsd (ip netns exec would fork: $! would not be lvsd's pid).
+    nsenter --net="/run/netns/$NS" "$BIN/lvsd" --interface eth0 --dataplane "$PLANE" --socket "$SOCK" --config "$1" --log-level notice \
         >"$TMP/lvsd.log" 2>&1 &
     LVSD_PID=$!
 }

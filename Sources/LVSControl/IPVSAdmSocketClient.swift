@@ -147,27 +147,34 @@ public final class SocketControlClient: ControlBackend {
     /// Sends the batch as one `.batch` request, or several in order when it is over `batchBytes`
     /// (with `stopAtFirstFailure`, none after a part that failed).
     public func execute(batch: ControlBatch) throws -> [ControlResponse] {
-        let encoder = JSONEncoder()
         var answers: [ControlResponse] = []
-        var part: [ControlRequest] = []
-        var size = 0
-        /// Sends `part`; false when the batch stops there.
-        func sendPart() throws -> Bool {
-            guard !part.isEmpty else { return true }
+        for part in try Self.parts(of: batch.requests, maxBytes: Self.batchBytes) {
             let got = try executeAsOneRequest(ControlBatch(part, stopAtFirstFailure: batch.stopAtFirstFailure))
             answers += got
-            part = []
-            size = 0
-            return !(batch.stopAtFirstFailure && ControlBatch.firstFailure(got) != nil)
+            if batch.stopAtFirstFailure && ControlBatch.firstFailure(got) != nil { break }
         }
-        for request in batch.requests {
+        return answers
+    }
+
+    /// `requests` in order, cut into parts whose JSON takes at most `maxBytes` (a request larger
+    /// than that alone is a part of its own).
+    static func parts(of requests: [ControlRequest], maxBytes: Int) throws -> [[ControlRequest]] {
+        let encoder = JSONEncoder()
+        var parts: [[ControlRequest]] = []
+        var part: [ControlRequest] = []
+        var size = 0
+        for request in requests {
             let bytes = try encoder.encode(request).count + 1
-            if size + bytes > Self.batchBytes, !(try sendPart()) { return answers }
+            if size + bytes > maxBytes && !part.isEmpty {
+                parts.append(part)
+                part = []
+                size = 0
+            }
             part.append(request)
             size += bytes
         }
-        _ = try sendPart()
-        return answers
+        if !part.isEmpty { parts.append(part) }
+        return parts
     }
 
     private func response(to request: ControlRequest, line: [UInt8]) throws -> ControlResponse {

@@ -165,3 +165,27 @@ private func quietEnvironment() -> HealthEnvironment {
         #expect(d.destinationCount == 0 && d.batches == 3 && d.notifications == 3)
     }
 }
+
+@Suite struct SocketClientBatchPartsTests {
+    /// lvsadm -R of a big table: the batch goes in parts, each a request line lvsd accepts (1 MiB).
+    @Test func aBigBatchGoesInPartsUnderLvsdsRequestLimit() throws {
+        var requests: [ControlRequest] = []
+        for s in 1...20 {
+            let service = ServiceKey(proto: .tcp, address: IPAddress("10.99.0.\(s)")!, port: 80)
+            requests.append(.addService(service, ServiceOptions(scheduler: "wrr")))
+            for r in 1...250 {
+                requests.append(.addDestination(service, DestinationOptions(address: IPAddress("10.98.\(s).\(r)")!, port: 80)))
+            }
+        }
+        let parts = try SocketControlClient.parts(of: requests, maxBytes: SocketControlClient.batchBytes)
+        #expect(parts.count > 1)
+        #expect(Array(parts.joined()) == requests)
+        for part in parts {
+            let line = try JSONEncoder().encode(ControlRequest.batch(ControlBatch(part)))
+            #expect(line.count < 1 << 20)
+        }
+        // 1,010 requests (bench/config-load.sh's table) are one part.
+        #expect(try SocketControlClient.parts(of: Array(requests.prefix(1010)), maxBytes: SocketControlClient.batchBytes).count == 1)
+        #expect(try SocketControlClient.parts(of: [], maxBytes: 10).isEmpty)
+    }
+}
