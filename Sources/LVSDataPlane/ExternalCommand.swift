@@ -77,15 +77,20 @@ final class CallingThreadExecutor: TaskExecutor, @unchecked Sendable {
             result.withLock { $0 = outcome }
             executor.finish()
         }
+        // Waits only when there is nothing to run and the task has not finished (a signal left
+        // over from jobs taken together costs one empty turn).
         while true {
-            executor.wake.wait()
             let (jobs, finished) = executor.state.withLock { s -> ([UnownedJob], Bool) in
                 let taken = s.jobs
                 s.jobs.removeAll()
                 return (taken, s.finished)
             }
+            if jobs.isEmpty {
+                if finished { break }
+                executor.wake.wait()
+                continue
+            }
             for job in jobs { job.runSynchronously(on: executor.asUnownedTaskExecutor()) }
-            if finished && jobs.isEmpty { break }
         }
         return try result.withLock { $0! }.get()
     }
