@@ -55,7 +55,8 @@ let package = Package(
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
-            dependencies: ["LVSCore", "LVSModel", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["LVSCore", "LVSModel", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: hotPathFlags
         ),
         // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
@@ -110,7 +111,7 @@ let package = Package(
         .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
         .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
         .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),

@@ -75,6 +75,10 @@ public struct IPVSAdmExecutor {
             if error.terminates { throw ExitNow(code: error.exitCode) }
             return error.exitCode
         }
+        return try perform(parsed, program: program)
+    }
+
+    private func perform(_ parsed: IPVSAdmParsed, program: String) throws -> Int32 {
         switch parsed {
         case .help:
             io.writeOut(IPVSAdmHelp.usage(program: program))
@@ -187,43 +191,135 @@ public struct IPVSAdmExecutor {
             try listAll(format: inv.format.union(.rule))
             return 0
         case .restore:
-            var result: Int32 = 0
-            while let line = io.readLine() {
-                let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
-                    .map(String.init).filter { $0 != "ipvsadm" }
-                if tokens.isEmpty { continue }
-                result = try processOptions([program] + tokens, program: program, readingStdin: true)
-            }
-            return result
+            return try restore(program: program)
         default:
             break
         }
+        guard let req = Self.request(for: inv) else { return 0 }
+        return try outcome(try request(req), command: inv.command)
+    }
 
-        let req: ControlRequest
+    /// The request a changing command sends (nil: a listing, `-S`, `-R`).
+    static func request(for inv: IPVSAdmInvocation) -> ControlRequest? {
         let key = inv.serviceKey
         switch inv.command {
-        case .addService: req = .addService(key!, inv.serviceOptions)
-        case .editService: req = .editService(key!, inv.serviceOptions)
-        case .deleteService: req = .deleteService(key!)
-        case .flush: req = .clear
-        case .addServer: req = .addDestination(key!, inv.destination)
-        case .editServer: req = .editDestination(key!, inv.destination)
-        case .deleteServer: req = .deleteDestination(key!, address: inv.destination.address, port: inv.destination.port)
-        case .zero: req = .zero(key)
-        case .setTimeouts: req = .setTimeouts(inv.timeouts)
-        case .startDaemon: req = .startDaemon(inv.daemon)
-        case .stopDaemon: req = .stopDaemon(inv.daemon.role)
-        case .list, .save, .restore: return 0
+        case .addService: return .addService(key!, inv.serviceOptions)
+        case .editService: return .editService(key!, inv.serviceOptions)
+        case .deleteService: return .deleteService(key!)
+        case .flush: return .clear
+        case .addServer: return .addDestination(key!, inv.destination)
+        case .editServer: return .editDestination(key!, inv.destination)
+        case .deleteServer: return .deleteDestination(key!, address: inv.destination.address, port: inv.destination.port)
+        case .zero: return .zero(key)
+        case .setTimeouts: return .setTimeouts(inv.timeouts)
+        case .startDaemon: return .startDaemon(inv.daemon)
+        case .stopDaemon: return .stopDaemon(inv.daemon.role)
+        case .list, .save, .restore: return nil
         }
-        switch try request(req) {
+    }
+
+    /// The exit code of a changing command answered `response` (its error on stderr).
+    private func outcome(_ response: ControlResponse, command: IPVSAdmCommand) throws -> Int32 {
+        switch response {
         case .ok:
             return 0
         case .failed(let e):
-            io.writeErr(Self.message(for: e, command: inv.command) + "\n")
+            io.writeErr(Self.message(for: e, command: command) + "\n")
             return 255
         case let other:
             throw Self.unexpected(other)
         }
+    }
+
+    /// `-R`: one command per line of stdin. Consecutive table changes go to lvsd as one batch (one
+    /// snapshot and at most one `nft` run there, not one per line); any other line (a listing, a
+    /// daemon, a parse error) first sends what gathered, so everything is applied and written in
+    /// the lines' order. As ipvsadm, a failing line does not stop the others, its error is written
+    /// in its place, and the exit code is the last line's; a parse error that ends ipvsadm ends
+    /// the restore there, after the lines before it.
+    private func restore(program: String) throws -> Int32 {
+        try runLines(program: program, stopAtFirstFailure: false) {
+            while let line = io.readLine() {
+                let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+                    .map(String.init).filter { $0 != "ipvsadm" }
+                if !tokens.isEmpty { return tokens }
+            }
+            return nil
+        }.result
+    }
+
+    /// Runs command lines (without the program name) as `-R` does, table changes in batches, but
+    /// stops at the first line that fails, as lvsd's rules-file loader does: nil when every line
+    /// succeeded, else the failing line's index in `lines` and its exit code (its error is on
+    /// stderr as ipvsadm writes it). Each line counts as its own run: `-h` prints and goes on.
+    public func runStoppingAtFailure(_ lines: [[String]], program: String = "ipvsadm") -> (line: Int, code: Int32)? {
+        var index = 0
+        do {
+            return try runLines(program: program, stopAtFirstFailure: true) {
+                guard index < lines.count else { return nil }
+                index += 1
+                return lines[index - 1]
+            }.failure
+        } catch let e as ControlTransportError {
+            io.writeErr("\(Self.baseName(program)): \(e.message)\n")
+            return (max(0, index - 1), 2)
+        } catch {
+            io.writeErr("\(Self.baseName(program)): \(error)\n")
+            return (max(0, index - 1), 2)
+        }
+    }
+
+    /// The loop of `restore` and `runStoppingAtFailure`: the exit code of the last line, and with
+    /// `stopAtFirstFailure` the first failing line (counted from 0) and its code.
+    private func runLines(program: String, stopAtFirstFailure: Bool,
+                          next: () -> [String]?) throws -> (result: Int32, failure: (line: Int, code: Int32)?) {
+        var result: Int32 = 0
+        var failure: (line: Int, code: Int32)?
+        var pending: [(request: ControlRequest, command: IPVSAdmCommand, line: Int)] = []
+        func finish(_ line: Int, _ code: Int32) {
+            result = code
+            if stopAtFirstFailure && code != 0 && failure == nil { failure = (line, code) }
+        }
+        func send() throws {
+            guard !pending.isEmpty else { return }
+            let answers = try backend.execute(batch: ControlBatch(pending.map(\.request), stopAtFirstFailure: stopAtFirstFailure))
+            let stoppedEarly = stopAtFirstFailure && ControlBatch.firstFailure(answers)?.index == answers.count - 1
+            guard answers.count == pending.count || stoppedEarly else {
+                throw ControlTransportError(message: "lvsd answered \(answers.count) of \(pending.count) requests")
+            }
+            for (answer, p) in zip(answers, pending) { finish(p.line, try outcome(answer, command: p.command)) }
+            pending = []
+        }
+        var line = -1
+        while failure == nil, let tokens = next() {
+            line += 1
+            let parser = IPVSAdmParser(program: program, resolver: resolver)
+            let parsed: IPVSAdmParsed
+            do {
+                // (A rules file's lines are each a command line of their own: `-R` there reads nothing.)
+                parsed = try parser.parse([program] + tokens, readingStdin: !stopAtFirstFailure)
+            } catch {
+                try send()
+                if failure != nil { break }
+                io.writeErr(error.stderr)
+                if error.terminates && !stopAtFirstFailure { throw ExitNow(code: error.exitCode) }
+                finish(line, error.exitCode)
+                continue
+            }
+            if case let .run(inv) = parsed, let request = Self.request(for: inv), request.isBatchable {
+                pending.append((request, inv.command, line))
+                continue
+            }
+            try send()
+            if failure != nil { break }
+            do {
+                finish(line, try perform(parsed, program: program))
+            } catch let e as ExitNow where stopAtFirstFailure {
+                finish(line, e.code)
+            }
+        }
+        if failure == nil { try send() }
+        return (result, failure)
     }
 
     /// libipvs `ipvs_strerror`: the per-operation table, then the generic rows, then `strerror`.

@@ -148,6 +148,48 @@ public final class SocketControlClient: ControlBackend {
         return try response(to: request, line: readLine())
     }
 
+    /// A batch goes in `.batch` requests of at most this many bytes each (lvsd refuses a request
+    /// line over 1 MiB): a restore of a few thousand lines is one request.
+    public static let batchBytes = 512 << 10
+
+    /// Sends the batch as one `.batch` request, or several in order when it is over `batchBytes`
+    /// (with `stopAtFirstFailure`, none after a part that failed).
+    public func execute(batch: ControlBatch) throws -> [ControlResponse] {
+        var answers: [ControlResponse] = []
+        for part in try Self.parts(of: batch.requests, maxBytes: Self.batchBytes) {
+            let got: [ControlResponse]
+            do {
+                got = try executeAsOneRequest(ControlBatch(part, stopAtFirstFailure: batch.stopAtFirstFailure))
+            } catch let e as UnexpectedControlAnswer {
+                throw IPVSAdmExecutor.unexpected(e.response)
+            }
+            answers += got
+            if batch.stopAtFirstFailure && ControlBatch.firstFailure(got) != nil { break }
+        }
+        return answers
+    }
+
+    /// `requests` in order, cut into parts whose JSON takes at most `maxBytes` (a request larger
+    /// than that alone is a part of its own).
+    static func parts(of requests: [ControlRequest], maxBytes: Int) throws -> [[ControlRequest]] {
+        let encoder = JSONEncoder()
+        var parts: [[ControlRequest]] = []
+        var part: [ControlRequest] = []
+        var size = 0
+        for request in requests {
+            let bytes = try encoder.encode(request).count + 1
+            if size + bytes > maxBytes && !part.isEmpty {
+                parts.append(part)
+                part = []
+                size = 0
+            }
+            part.append(request)
+            size += bytes
+        }
+        if !part.isEmpty { parts.append(part) }
+        return parts
+    }
+
     private func response(to request: ControlRequest, line: [UInt8]) throws -> ControlResponse {
         if case .connections = request, let list = ConnectionListDecoding.connections(line) {
             return .connections(list) // a million entries: JSONDecoder would take seconds of CPU

@@ -22,6 +22,7 @@ public enum EngineControl {
             case .connections: return .connections(engine.connections(now: now))
             case .status: return .text(status(engine))
             case .reload: return .text("reload is handled by lvsd\n")
+            case let .batch(batch): return .batch(batch.run { execute($0, on: engine, now: now) })
             }
             return .ok
         } catch {
@@ -138,5 +139,9 @@ public final class EngineBackend: ControlBackend {
 
     public func execute(_ request: ControlRequest) throws -> ControlResponse {
         EngineControl.execute(request, on: engine, now: now())
+    }
+
+    public func execute(batch: ControlBatch) throws -> [ControlResponse] {
+        try executeAsOneRequest(batch)
     }
 }

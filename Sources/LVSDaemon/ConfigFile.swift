@@ -61,22 +61,6 @@ public enum ConfigFormat {
     }
 }
 
-/// Applies requests to the engine and tells the owner when the service set changed
-/// (so the nftables guard follows services added by health checks or a reload).
-final class NotifyingBackend: ControlBackend, @unchecked Sendable {
-    let director: Director
-    let onChange: () -> Void
-    init(director: Director, onChange: @escaping () -> Void) {
-        self.director = director
-        self.onChange = onChange
-    }
-    func execute(_ request: ControlRequest) throws -> ControlResponse {
-        let r = director.execute(request)
-        if case .ok = r, request.changesConfiguration { onChange() }
-        return r
-    }
-}
-
 extension Logger {
     /// Logs a health-check record with its metadata.
     func log(_ record: HealthLogRecord) {

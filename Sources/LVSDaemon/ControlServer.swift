@@ -94,7 +94,8 @@ final class ControlServer: @unchecked Sendable {
                 response = .text(runReload())
             } else {
                 response = director.execute(request)
-                if case .ok = response, request.changesConfiguration { onChange() }
+                // Once per request, and once per batch whatever its size.
+                if request.changedConfiguration(response) { onChange() }
             }
         } catch let mismatch as ControlProtocolMismatch {
             response = .versionMismatch(requested: mismatch.peerVersion)
@@ -169,15 +170,6 @@ final class ControlServer: @unchecked Sendable {
 struct ServerError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
-}
-
-extension ControlRequest {
-    var changesConfiguration: Bool {
-        switch self {
-        case .addService, .editService, .deleteService, .clear, .addDestination, .editDestination, .deleteDestination: return true
-        default: return false
-        }
-    }
 }
 
 final class ResultBox: @unchecked Sendable { var text = "" }

@@ -347,8 +347,9 @@ public final class LVSD: @unchecked Sendable {
     /// Step 7: keepalived.conf's virtual servers and their health checks.
     func startHealthChecks() async throws {
         guard let keepalived else { return }
-        let server = self.server!, logger = self.logger
-        let backend = NotifyingBackend(director: director) { server.notifyChange() }
+        let server = self.server!, logger = self.logger, director = self.director!
+        // The monitor sends its changes in batches: the guard follows once per batch.
+        let backend = ChangeNotifyingBackend(execute: { director.execute($0) }) { server.notifyChange() }
         let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
         await m.start()
         monitor = m
@@ -494,15 +495,15 @@ public final class LVSD: @unchecked Sendable {
         var errors = ""
         let io = IPVSAdmIO(writeOut: { _ in }, writeErr: { errors += $0 }, readLine: { nil })
         let executor = IPVSAdmExecutor(backend: EngineBackend(engine: engine, now: { now }), io: io, resolver: NumericOnlyResolver())
+        var lines: [(number: Int, words: [String])] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).filter { $0 != "ipvsadm" }
-            errors = ""
-            let code = executor.run(["lvsd"] + words)
-            if code != 0 {
-                throw ServerError("\(path):\(n + 1): \(errors.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(code))")
-            }
+            lines.append((n + 1, line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init).filter { $0 != "ipvsadm" }))
+        }
+        // The changes go to the engine in batches; the first failing line stops the load.
+        if let failed = executor.runStoppingAtFailure(lines.map(\.words), program: "lvsd") {
+            throw ServerError("\(path):\(lines[failed.line].number): \(errors.trimmingCharacters(in: .whitespacesAndNewlines)) (exit \(failed.code))")
         }
     }
 }

@@ -26,34 +26,42 @@ public struct VIPMatch: Hashable, Sendable, CustomStringConvertible {
 /// taps run before netdev ingress, so lvsd still receives them; the kernel neither answers (RST,
 /// port unreachable) nor forwards them.
 ///
-/// Every change is one `nft -f -` transaction. `nft` runs from the calling thread, so it acts in that
-/// thread's network namespace.
+/// Every change is one `nft -f -` transaction, and an update that changes nothing runs none (a batch
+/// of control changes that keeps the VIPs, e.g. real servers added or reweighted, costs no `nft`).
+/// `nft` runs from the calling thread, so it acts in that thread's network namespace.
 public final class NFTablesGuard {
+    /// Runs one `nft -f -` script (tests count them with a runner of their own).
+    public typealias Runner = (String) throws -> Void
+
     public let table: String
     public let interfaces: [String]
     public private(set) var vips: [VIPMatch]
     /// The fwmark rules whose frames are dropped (those whose mark has a service).
     public private(set) var marks: [MarkRule]
     public private(set) var isInstalled = false
+    private let runner: Runner
 
     /// Installs the table (replacing one of the same name).
-    public init(interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = [], pid: Int32 = getpid()) throws {
+    public init(interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = [], pid: Int32 = getpid(),
+                runner: @escaping Runner = NFTablesGuard.nft) throws {
         guard !interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("NFTablesGuard needs an interface") }
         for name in interfaces { _ = try InterfaceInfo.lookup(name) } // clear error naming a missing interface
         self.table = "lvsd_\(pid)"
         self.interfaces = interfaces
         self.vips = vips
         self.marks = marks
-        try Self.nft(Self.ruleset(table: table, interfaces: interfaces, vips: vips, marks: marks))
+        self.runner = runner
+        try runner(Self.ruleset(table: table, interfaces: interfaces, vips: vips, marks: marks))
         isInstalled = true
     }
 
     /// Replaces the VIP rules atomically (one transaction: flush the sets and refill them, and the
-    /// fwmark chains when `marks` is given).
+    /// fwmark chains when `marks` is given). Nothing runs when they are what is installed.
     public func update(vips: [VIPMatch], marks: [MarkRule]? = nil) throws {
+        if Set(vips) == Set(self.vips) && (marks == nil || marks == self.marks) { return }
         var script = Self.elements(table: table, vips: vips, flush: true)
         if let marks { script += Self.markRules(table: table, interfaceCount: interfaces.count, marks: marks, flush: true) }
-        try Self.nft(script)
+        try runner(script)
         self.vips = vips
         if let marks { self.marks = marks }
     }
@@ -61,14 +69,14 @@ public final class NFTablesGuard {
     /// Deletes the table. Idempotent.
     public func remove() throws {
         guard isInstalled else { return }
-        try Self.nft("delete table netdev \(table)\n")
+        try runner("delete table netdev \(table)\n")
         isInstalled = false
     }
 
     /// Deletes `netdev lvsd_<pid>` tables whose process no longer exists; returns their names.
     @discardableResult
     public static func removeStale() throws -> [String] {
-        let listing = try Subprocess.check(["nft", "list", "tables", "netdev"])
+        let listing = try ExternalCommand.check(["nft", "list", "tables", "netdev"])
         var removed: [String] = []
         for line in listing.split(separator: "\n") {
             let words = line.split(separator: " ")
@@ -155,7 +163,8 @@ public final class NFTablesGuard {
         return s
     }
 
-    static func nft(_ script: String) throws {
-        try Subprocess.check(["nft", "-f", "-"], input: script)
+    /// Runs `nft -f -` with `script` on stdin.
+    public static func nft(_ script: String) throws {
+        try ExternalCommand.check(["nft", "-f", "-"], input: script)
     }
 }

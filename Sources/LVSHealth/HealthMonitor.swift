@@ -142,9 +142,10 @@ public actor HealthMonitor {
         guard !started else { return }
         started = true
         if applyInitialRequests {
-            if config.globals.lvsFlush { send(.clear) }
-            if let t = config.globals.lvsTimeouts { send(.setTimeouts(t)) }
-            apply()
+            var first: [ControlRequest] = []
+            if config.globals.lvsFlush { first.append(.clear) }
+            if let t = config.globals.lvsTimeouts { first.append(.setTimeouts(t)) }
+            apply(after: first)
         } else {
             written = desiredTable()
         }
@@ -187,7 +188,7 @@ public actor HealthMonitor {
             }
         }
         if removeServices {
-            for key in written.serviceOrder { send(.deleteService(key)) }
+            send(written.serviceOrder.map { .deleteService($0) })
             written = IPVSTable()
         }
     }
@@ -346,21 +347,28 @@ public actor HealthMonitor {
         return table
     }
 
-    /// Sends what differs between what was written and what the state asks for.
-    private func apply() {
+    /// Sends `first`, then what differs between what was written and what the state asks for,
+    /// as one batch (a reload of N destinations: one snapshot and at most one `nft` run in lvsd).
+    private func apply(after first: [ControlRequest] = []) {
         let target = desiredTable()
-        for r in written.requests(toReach: target) { send(r) }
+        send(first + written.requests(toReach: target))
         written = target
     }
 
-    private func send(_ request: ControlRequest) {
+    /// Sends the requests as one batch; each one that fails is logged, the others still apply.
+    private func send(_ requests: [ControlRequest]) {
+        guard !requests.isEmpty else { return }
         do {
-            let response = try backend.execute(request)
-            if case let .failed(e) = response {
-                log(HealthLogRecord(.error, "IPVS request failed", ["request": "\(request)", "errno": e.errnoName]))
+            let answers = try backend.execute(batch: ControlBatch(requests))
+            for (request, response) in zip(requests, answers) {
+                if case let .failed(e) = response {
+                    log(HealthLogRecord(.error, "IPVS request failed", ["request": "\(request)", "errno": e.errnoName]))
+                }
             }
         } catch {
-            log(HealthLogRecord(.error, "IPVS request failed", ["request": "\(request)", "error": "\(error)"]))
+            for request in requests {
+                log(HealthLogRecord(.error, "IPVS request failed", ["request": "\(request)", "error": "\(error)"]))
+            }
         }
     }
 

@@ -46,6 +46,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case status
     /// Re-read the configuration file (as SIGHUP does); the answer is a text line.
     case reload
+    /// Table changes applied in order as one change (see `ControlBatch`); the answer is `.batch`.
+    case batch(ControlBatch)
 }
 
 /// The answer to one `ControlRequest`.
@@ -57,11 +59,16 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case text(String)
     /// The request was in another protocol version (given) than lvsd's, which this answer carries.
     case versionMismatch(requested: Int)
+    /// One answer per request of a `.batch`, in order (fewer when it stopped at a failure).
+    case batch([ControlResponse])
 }
 
 /// Something that executes control requests: the socket client in lvsadm, or an engine in tests.
 public protocol ControlBackend {
     func execute(_ request: ControlRequest) throws -> ControlResponse
+    /// Applies the batch's requests in order as one change (default: one `execute` each; see
+    /// `ControlBatch` for what a failure does). One answer per request applied.
+    func execute(batch: ControlBatch) throws -> [ControlResponse]
 }
 
 /// A backend that gives the entries of a `.connections` answer as they arrive (lvsadm's socket
@@ -80,6 +87,7 @@ private enum ControlKey: String, CodingKey {
     case version, request, answer
     case service, options, destination, address, port, timeouts, daemon, role
     case error, snapshot, connections, text, requested
+    case batch, answers
 }
 
 /// Reads the `"version"` key (missing: 0, the unversioned form) and refuses any but this build's.
@@ -92,7 +100,7 @@ extension ControlRequest {
     /// The `"request"` value of each case.
     private enum Name: String, Codable {
         case addService, editService, deleteService, clear, addDestination, editDestination, deleteDestination
-        case zero, setTimeouts, startDaemon, stopDaemon, snapshot, connections, status, reload
+        case zero, setTimeouts, startDaemon, stopDaemon, snapshot, connections, status, reload, batch
     }
 
     public init(from decoder: Decoder) throws {
@@ -123,6 +131,7 @@ extension ControlRequest {
         case .connections: self = .connections
         case .status: self = .status
         case .reload: self = .reload
+        case .batch: self = .batch(try c.decode(ControlBatch.self, forKey: .batch))
         }
     }
 
@@ -171,6 +180,9 @@ extension ControlRequest {
         case .connections: try c.encode(Name.connections, forKey: .request)
         case .status: try c.encode(Name.status, forKey: .request)
         case .reload: try c.encode(Name.reload, forKey: .request)
+        case let .batch(batch):
+            try c.encode(Name.batch, forKey: .request)
+            try c.encode(batch, forKey: .batch)
         }
     }
 }
@@ -178,7 +190,7 @@ extension ControlRequest {
 extension ControlResponse {
     /// The `"answer"` value of each case.
     private enum Name: String, Codable {
-        case ok, failed, snapshot, connections, text, versionMismatch
+        case ok, failed, snapshot, connections, text, versionMismatch, batch
     }
 
     public init(from decoder: Decoder) throws {
@@ -191,6 +203,7 @@ extension ControlResponse {
         case .connections: self = .connections(try c.decode([ConnectionSnapshot].self, forKey: .connections))
         case .text: self = .text(try c.decode(String.self, forKey: .text))
         case .versionMismatch: self = .versionMismatch(requested: try c.decode(Int.self, forKey: .requested))
+        case .batch: self = .batch(try c.decode([ControlResponse].self, forKey: .answers))
         }
     }
 
@@ -214,6 +227,9 @@ extension ControlResponse {
         case let .versionMismatch(requested):
             try c.encode(Name.versionMismatch, forKey: .answer)
             try c.encode(requested, forKey: .requested)
+        case let .batch(answers):
+            try c.encode(Name.batch, forKey: .answer)
+            try c.encode(answers, forKey: .answers)
         }
     }
 }

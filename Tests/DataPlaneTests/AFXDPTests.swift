@@ -94,7 +94,7 @@ final class AFXDPTests: XCTestCase {
         guard geteuid() == 0 else { throw XCTSkip("needs root (namespaces, XDP)") }
         let pid = getpid()
         let (a, d, c) = ("lvsxdp-\(pid)-a", "lvsxdp-\(pid)-d", "lvsxdp-\(pid)-c")
-        defer { for ns in [a, d, c] { _ = try? Subprocess.run(["ip", "netns", "del", ns]) } }
+        defer { for ns in [a, d, c] { _ = try? ExternalCommand.run(["ip", "netns", "del", ns]) } }
         for ns in [a, d, c] { try shell("ip netns add \(ns)") }
         try shell("ip link add a0 netns \(a) address \(Self.macA) type veth peer name da netns \(d) address \(Self.macDA)")
         try shell("ip link add c0 netns \(c) address \(Self.macC) type veth peer name dc netns \(d) address \(Self.macDC)")
@@ -139,7 +139,7 @@ final class AFXDPTests: XCTestCase {
         XCTAssertEqual(plane.modes, [.native, .native], plane.summary)
         XCTAssertEqual(plane.zeroCopy, [false, false], plane.summary)
         XCTAssertTrue(plane.summary.contains("copy mode"), plane.summary)
-        let links: String = try inNamespace(d) { try Subprocess.check(["ip", "-d", "link", "show", "da"]) }
+        let links: String = try inNamespace(d) { try ExternalCommand.check(["ip", "-d", "link", "show", "da"]) }
         XCTAssertTrue(links.contains("prog/xdp"), links)
 
         // UDP: 200 datagrams A → C (A → VIP:9000).
@@ -182,7 +182,7 @@ final class AFXDPTests: XCTestCase {
         // Stop detaches the programs: D's interfaces carry no XDP program any more.
         let after: String = try inNamespace(d) {
             plane.stop()
-            return try Subprocess.check(["ip", "-d", "link", "show", "da"])
+            return try ExternalCommand.check(["ip", "-d", "link", "show", "da"])
         }
         stopped = true
         XCTAssertFalse(after.contains("prog/xdp"), after)

@@ -71,7 +71,7 @@ func inNamespace<T>(_ name: String, timeout: Double = 30, _ body: @escaping () t
 }
 
 func shell(_ command: String) throws {
-    try Subprocess.check(command.split(separator: " ").map(String.init))
+    try ExternalCommand.check(command.split(separator: " ").map(String.init))
 }
 
 func ipv4Address(_ text: String, port: UInt16) -> sockaddr_in {

@@ -19,14 +19,14 @@ final class VethTests: XCTestCase {
             print("VethTests skipped: needs root (network namespaces, AF_PACKET)")
             throw XCTSkip("needs root")
         }
-        guard (try? Subprocess.run(["ip", "-V"]))?.status == 0 else {
+        guard (try? ExternalCommand.run(["ip", "-V"]))?.status == 0 else {
             print("VethTests skipped: iproute2 'ip' not found")
             throw XCTSkip("no ip command")
         }
         let pid = getpid()
         let (a, d, c) = ("lvsdp-\(pid)-a", "lvsdp-\(pid)-d", "lvsdp-\(pid)-c")
         defer {
-            for ns in [a, d, c] { _ = try? Subprocess.run(["ip", "netns", "del", ns]) }
+            for ns in [a, d, c] { _ = try? ExternalCommand.run(["ip", "netns", "del", ns]) }
         }
         for ns in [a, d, c] { try shell("ip netns add \(ns)") }
         try shell("ip link add a0 netns \(a) address \(Self.macA) type veth peer name da netns \(d) address \(Self.macDA)")
@@ -74,7 +74,7 @@ final class VethTests: XCTestCase {
                 VIPMatch(address: IPAddress(Self.serverIP)!, proto: 17, port: 9000),
                 VIPMatch(address: IPAddress("2001:db8::3")!, proto: 6, port: 0),
             ])
-            return try Subprocess.check(["nft", "list", "table", "netdev", guardTable.table])
+            return try ExternalCommand.check(["nft", "list", "table", "netdev", guardTable.table])
         }
         XCTAssertTrue(listing.contains("10.77.0.3 . tcp . 9001"), listing)
         XCTAssertTrue(listing.contains("10.77.0.3 . udp . 9000"), listing)
@@ -84,7 +84,7 @@ final class VethTests: XCTestCase {
         var deadPid: Int32 = 4_000_000
         while kill(deadPid, 0) == 0 || errno != ESRCH { deadPid -= 1 }
         let removed: [String] = try inNamespace(d) {
-            try Subprocess.check(["nft", "add", "table", "netdev", "lvsd_\(deadPid)"])
+            try ExternalCommand.check(["nft", "add", "table", "netdev", "lvsd_\(deadPid)"])
             return try NFTablesGuard.removeStale()
         }
         XCTAssertEqual(removed, ["lvsd_\(deadPid)"])
@@ -126,7 +126,7 @@ final class VethTests: XCTestCase {
         print("VethTests: 2 MB TCP round trip in \(String(format: "%.3f", elapsed)) s; largest frame \(largest) B; "
               + "per worker forwarded \(forwarders.map(\.forwarded)); ticks \(forwarders.map(\.ticks))")
         let dropped: String = try inNamespace(d) {
-            try Subprocess.check(["nft", "list", "table", "netdev", guardTable.table])
+            try ExternalCommand.check(["nft", "list", "table", "netdev", guardTable.table])
         }
         XCTAssertNotNil(dropped.range(of: #"counter packets [1-9][0-9]* bytes [0-9]+ drop"#, options: .regularExpression),
                         "the guard kept VIP traffic from the director's kernel:\n\(dropped)")
@@ -152,7 +152,7 @@ final class VethTests: XCTestCase {
             throw XCTSkip("needs root")
         }
         let ns = "lvsdp-\(getpid())-f"
-        defer { _ = try? Subprocess.run(["ip", "netns", "del", ns]) }
+        defer { _ = try? ExternalCommand.run(["ip", "netns", "del", ns]) }
         try shell("ip netns add \(ns)")
         try shell("ip -n \(ns) link add f0 type veth peer name f1")
         let dummy = TestForwarder.Route(egress: 0, source: Self.macA, destination: Self.macC)

@@ -1,4 +1,5 @@
 import Testing
+import LVSTestSupport
 @testable import IPVSAdm
 import LVSModel
 

@@ -84,6 +84,8 @@ public final class FakeIPVS: ControlBackend {
             return .connections(connections)
         case .status, .reload:
             return .text("ok")
+        case .batch:
+            return .failed(.invalid) // batches come one request at a time (the default `execute(batch:)`)
         }
         return .ok
     }
