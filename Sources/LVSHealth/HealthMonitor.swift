@@ -81,7 +81,7 @@ public actor HealthMonitor {
     /// Prints the record to stderr.
     public static let stderrLog: Log = { record in
         let line = "keepalived: \(record.level.rawValue): \(record)\n"
-        fputs(line, stderr)
+        fputs(line, standardError)
     }
 
     struct CheckerRun: Sendable {
