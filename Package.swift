@@ -7,7 +7,6 @@ let hotPathFlags: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-lvs",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "LVSCore", targets: ["LVSCore"]),
         .library(name: "LVSModel", targets: ["LVSModel"]),
