@@ -17,28 +17,19 @@ public final class FakeIPVS: ControlBackend, Sendable {
 
     private let state = Mutex(State())
 
-    public var table: TableSnapshot {
-        get { state.withLock { $0.table } }
-        set { state.withLock { $0.table = newValue } }
+    /// One field of the state, read or written under the lock.
+    private subscript<Value: Sendable>(field field: WritableKeyPath<State, Value>) -> Value {
+        get { state.withLock { $0[keyPath: field] } }
+        set { state.withLock { $0[keyPath: field] = newValue } }
     }
-    public var connections: [ConnectionSnapshot] {
-        get { state.withLock { $0.connections } }
-        set { state.withLock { $0.connections = newValue } }
-    }
+
+    public var table: TableSnapshot { get { self[field: \.table] } set { self[field: \.table] = newValue } }
+    public var connections: [ConnectionSnapshot] { get { self[field: \.connections] } set { self[field: \.connections] = newValue } }
     /// The next request fails with this error.
-    public var failNext: IPVSError? {
-        get { state.withLock { $0.failNext } }
-        set { state.withLock { $0.failNext = newValue } }
-    }
+    public var failNext: IPVSError? { get { self[field: \.failNext] } set { self[field: \.failNext] = newValue } }
     /// Every request fails as if lvsd were not running.
-    public var unreachable: Bool {
-        get { state.withLock { $0.unreachable } }
-        set { state.withLock { $0.unreachable = newValue } }
-    }
-    public var requests: [ControlRequest] {
-        get { state.withLock { $0.requests } }
-        set { state.withLock { $0.requests = newValue } }
-    }
+    public var unreachable: Bool { get { self[field: \.unreachable] } set { self[field: \.unreachable] = newValue } }
+    public var requests: [ControlRequest] { get { self[field: \.requests] } set { self[field: \.requests] = newValue } }
 
     public init() {}
     public static let schedulers: Set<String> = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"]
