@@ -7,7 +7,6 @@ let hotPathFlags: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-lvs",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "LVSCore", targets: ["LVSCore"]),
         .library(name: "LVSModel", targets: ["LVSModel"]),
@@ -46,10 +45,10 @@ let package = Package(
         .target(name: "CAllocCounter"),
         // The one syscall wrapper (EINTR retried, errno carried in SystemError); libc only, so
         // lvsadm's modules may link it too.
-        .target(name: "LVSSystem"),
+        .target(name: "LVSSystem", swiftSettings: [.swiftLanguageMode(.v6)]),
         // The shared model: addresses, service and destination keys, options, errors, the
         // snapshots lvsadm prints and the control messages. Pure, no Foundation.
-        .target(name: "LVSModel", swiftSettings: hotPathFlags),
+        .target(name: "LVSModel", swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
         // Pure decision logic: no I/O, injected clock, deterministic.
         .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
@@ -60,11 +59,11 @@ let package = Package(
             swiftSettings: hotPathFlags
         ),
         // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
-        .target(name: "IPVSAdm", dependencies: ["LVSModel"]),
+        .target(name: "IPVSAdm", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // keepalived.conf: lexer, parser, model, and the diff to the running table.
-        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"]),
+        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
-        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"]),
+        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
         .target(
             name: "LVSRealServer",
@@ -72,10 +71,11 @@ let package = Package(
                 "LVSModel",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // The engine side of the control protocol: applies control requests to an Engine.
-        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"]),
+        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // lvsd's runtime as a library (director, control server, sync daemon I/O, metrics), tested
         // by LVSDaemonTests; the lvsd executable only parses its arguments and runs it.
         .target(
@@ -101,18 +101,18 @@ let package = Package(
             dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPathFlags
         ),
-        .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"]),
+        .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
-        .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport"),
-        .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"]),
-        .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
-        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
-        .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
-        .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"]),
-        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
+        .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
     ],

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 
 /// lvsadm's reader of the `.connections` answer, the counterpart of `ConnectionListEncoding`:

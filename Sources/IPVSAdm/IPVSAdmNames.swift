@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 
 /// Host and service name lookups used by the ipvsadm grammar and listings (injectable for tests).

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 // FoundationEssentials, not Foundation: JSON and the environment without ICU in lvsadm.
 import FoundationEssentials
 import LVSModel

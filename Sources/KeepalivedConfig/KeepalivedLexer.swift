@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 
 /// One logical line of keepalived.conf: a keyword with its arguments, or a lone `{` / `}`.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 import KeepalivedConfig
 
@@ -81,7 +77,7 @@ public actor HealthMonitor {
     /// Prints the record to stderr.
     public static let stderrLog: Log = { record in
         let line = "keepalived: \(record.level.rawValue): \(record)\n"
-        fputs(line, stderr)
+        fputs(line, standardError)
     }
 
     struct CheckerRun: Sendable {

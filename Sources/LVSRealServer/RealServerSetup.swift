@@ -1,11 +1,8 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
 // FoundationEssentials, not Foundation: file access without ICU in lvsadm.
 import FoundationEssentials
+import Synchronization
 import LVSModel
 import Subprocess
 import SystemPackage
@@ -369,9 +366,13 @@ public struct RealServerSetup {
 }
 
 /// The result of `ip`, handed from the task that ran it to the waiting thread (written before the
-/// semaphore's signal, read after its wait: no two accesses overlap).
-private final class WaitBox: @unchecked Sendable {
-    var value: (status: Int32, output: String) = (127, "")
+/// semaphore's signal, read after its wait; the mutex makes that hand-over visible to the checker).
+private final class WaitBox: Sendable {
+    private let state = Mutex<(status: Int32, output: String)>((127, ""))
+    var value: (status: Int32, output: String) {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
 }
 
 extension String {

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// A failed system call: which call (with what it was called on, e.g. "setsockopt(SO_RCVBUF)")
 /// and the errno it set. Thrown by `syscall`; callers add their own context around it.

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSRealServer
 import LVSModel
 import IPVSAdm
@@ -13,9 +9,9 @@ let arguments = CommandLine.arguments
 if arguments.count >= 2 && arguments[1] == "realserver" {
     let setup = RealServerSetup()
     let code = setup.run(Array(arguments.dropFirst(2)),
-                         out: { fputs($0, stdout) },
-                         err: { fputs($0, stderr) })
-    fflush(stdout)
+                         out: { fputs($0, standardOutput) },
+                         err: { fputs($0, standardError) })
+    fflush(standardOutput)
     exit(code)
 }
 
@@ -27,36 +23,36 @@ if arguments.count >= 2 && arguments[1] == "daemon" {
     case "status": request = .status
     case "reload": request = .reload
     default:
-        fputs("usage: lvsadm daemon status|reload\n", stderr)
+        fputs("usage: lvsadm daemon status|reload\n", standardError)
         exit(2)
     }
     do {
         switch try SocketControlClient().execute(request) {
         case let .text(t):
-            fputs(t, stdout)
+            fputs(t, standardOutput)
             exit(request == .reload && t.contains("failed") ? 1 : 0) // a failed reload says so in its text
         case let .failed(e):
-            fputs("lvsadm: lvsd refused: \(e.errnoName)\n", stderr)
+            fputs("lvsadm: lvsd refused: \(e.errnoName)\n", standardError)
             exit(1)
         default:
             exit(0)
         }
     } catch let e as ControlTransportError {
-        fputs("lvsadm: \(e.message)\n", stderr)
+        fputs("lvsadm: \(e.message)\n", standardError)
         exit(2)
     } catch {
-        fputs("lvsadm: \(error)\n", stderr)
+        fputs("lvsadm: \(error)\n", standardError)
         exit(2)
     }
 }
 
 let io = IPVSAdmIO(
-    writeOut: { fputs($0, stdout) },
-    writeErr: { fflush(stdout); fputs($0, stderr) },
+    writeOut: { fputs($0, standardOutput) },
+    writeErr: { fflush(standardOutput); fputs($0, standardError) },
     readLine: { Swift.readLine(strippingNewline: true) },
-    writeOutBytes: { bytes in _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) } }
+    writeOutBytes: { bytes in _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, standardOutput) } }
 )
 let executor = IPVSAdmExecutor(backend: SocketControlClient(), io: io)
 let code = executor.run(arguments)
-fflush(stdout)
+fflush(standardOutput)
 exit(code)

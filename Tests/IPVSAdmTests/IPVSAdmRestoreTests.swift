@@ -1,7 +1,6 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
+import Synchronization
 import Testing
 @testable import IPVSAdm
 import LVSTestSupport
@@ -200,9 +199,9 @@ import LVSModel
     }
 }
 
-final class LockedLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [String] = []
-    func append(_ s: String) { lock.lock(); storage.append(s); lock.unlock() }
-    var lines: [String] { lock.lock(); defer { lock.unlock() }; return storage }
+/// Lines collected from several threads, behind a mutex.
+final class LockedLines: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ s: String) { storage.withLock { $0.append(s) } }
+    var lines: [String] { storage.withLock { $0 } }
 }

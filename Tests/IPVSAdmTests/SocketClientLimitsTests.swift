@@ -10,7 +10,7 @@ import LVSModel
 @Suite struct SocketClientLimitsTests {
     /// A Unix socket server on a temporary path: connection i gets `answers[i]` for its first
     /// request, then is closed by the server; `closed` is signalled after each close.
-    final class OneShotServer: @unchecked Sendable {
+    final class OneShotServer: Sendable {
         let path = NSTemporaryDirectory() + "lvsadm-limits-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         let fd: Int32
         let closed = DispatchSemaphore(value: 0)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import KeepalivedConfig
 @testable import LVSHealth
@@ -11,15 +12,14 @@ private func config(_ text: String) throws -> KeepalivedConfig {
     try KeepalivedLoader.parse(text: text).0
 }
 
-/// Collects log records across isolation domains.
-final class LogSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [HealthLogRecord] = []
-    private var scriptItems: [String] = []
-    var records: [HealthLogRecord] { lock.lock(); defer { lock.unlock() }; return items }
-    var scripts: [String] { lock.lock(); defer { lock.unlock() }; return scriptItems }
-    func add(_ r: HealthLogRecord) { lock.lock(); items.append(r); lock.unlock() }
-    func script(_ s: String) { lock.lock(); scriptItems.append(s); lock.unlock() }
+/// Collects log records across isolation domains (each list behind its own mutex).
+final class LogSink: Sendable {
+    private let items = Mutex<[HealthLogRecord]>([])
+    private let scriptItems = Mutex<[String]>([])
+    var records: [HealthLogRecord] { items.withLock { $0 } }
+    var scripts: [String] { scriptItems.withLock { $0 } }
+    func add(_ r: HealthLogRecord) { items.withLock { $0.append(r) } }
+    func script(_ s: String) { scriptItems.withLock { $0.append(s) } }
 }
 
 /// An environment whose checkers never run on their own: tests feed results with `handle`.
@@ -295,7 +295,7 @@ private func dests(_ fake: FakeIPVS) -> [String: Int32] {
 }
 
 /// A loopback listener that answers one HTTP request per connection, then closes.
-final class LoopbackListener: @unchecked Sendable {
+final class LoopbackListener: Sendable {
     let fd: Int32
     let port: UInt16
     init(response: String) throws {

@@ -1,24 +1,54 @@
 import IPVSAdm
 import LVSModel
+import Synchronization
 
 /// An in-memory IPVS table that answers control requests the way the kernel does (errno-wise).
-public final class FakeIPVS: ControlBackend {
-    public var table = TableSnapshot()
-    public var connections: [ConnectionSnapshot] = []
+/// Shared between a test and the actor or thread it drives: `state`'s mutex guards every field,
+/// and a request runs whole under it.
+public final class FakeIPVS: ControlBackend, Sendable {
+    /// What the fake holds; each public property below reads or writes one field under the lock.
+    struct State {
+        var table = TableSnapshot()
+        var connections: [ConnectionSnapshot] = []
+        var failNext: IPVSError?
+        var unreachable = false
+        var requests: [ControlRequest] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// One field of the state, read or written under the lock.
+    private subscript<Value: Sendable>(field field: WritableKeyPath<State, Value>) -> Value {
+        get { state.withLock { $0[keyPath: field] } }
+        set { state.withLock { $0[keyPath: field] = newValue } }
+    }
+
+    public var table: TableSnapshot { get { self[field: \.table] } set { self[field: \.table] = newValue } }
+    public var connections: [ConnectionSnapshot] { get { self[field: \.connections] } set { self[field: \.connections] = newValue } }
     /// The next request fails with this error.
-    public var failNext: IPVSError?
+    public var failNext: IPVSError? { get { self[field: \.failNext] } set { self[field: \.failNext] = newValue } }
     /// Every request fails as if lvsd were not running.
-    public var unreachable = false
-    public var requests: [ControlRequest] = []
+    public var unreachable: Bool { get { self[field: \.unreachable] } set { self[field: \.unreachable] = newValue } }
+    public var requests: [ControlRequest] { get { self[field: \.requests] } set { self[field: \.requests] = newValue } }
 
     public init() {}
     public static let schedulers: Set<String> = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"]
 
     public func index(_ key: ServiceKey) -> Int? {
-        table.services.firstIndex { IPVSAdmExecutor.sameService($0.key, key) }
+        state.withLock { $0.index(key) }
     }
 
     public func execute(_ request: ControlRequest) throws -> ControlResponse {
+        try state.withLock { try $0.execute(request) }
+    }
+}
+
+extension FakeIPVS.State {
+    func index(_ key: ServiceKey) -> Int? {
+        table.services.firstIndex { IPVSAdmExecutor.sameService($0.key, key) }
+    }
+
+    mutating func execute(_ request: ControlRequest) throws -> ControlResponse {
         if unreachable {
             throw ControlTransportError(message: "cannot reach lvsd at /tmp/none.sock: No such file or directory (is lvsd running?)")
         }
@@ -30,12 +60,12 @@ public final class FakeIPVS: ControlBackend {
         switch request {
         case .addService(let key, let opts):
             if index(key) != nil { return .failed(.serviceExists) }
-            if !Self.schedulers.contains(opts.scheduler) { return .failed(.schedulerNotFound) }
+            if !FakeIPVS.schedulers.contains(opts.scheduler) { return .failed(.schedulerNotFound) }
             if let pe = opts.persistenceEngine, pe != "sip" { return .failed(.schedulerNotFound) }
             table.services.append(ServiceSnapshot(key: key, options: opts))
         case .editService(let key, let opts):
             guard let i = index(key) else { return .failed(.noSuchService) }
-            if !Self.schedulers.contains(opts.scheduler) { return .failed(.schedulerNotFound) }
+            if !FakeIPVS.schedulers.contains(opts.scheduler) { return .failed(.schedulerNotFound) }
             table.services[i].options = opts
         case .deleteService(let key):
             guard let i = index(key) else { return .failed(.noSuchService) }
