@@ -118,9 +118,12 @@ struct ServiceRecord {
     /// False for a free slot.
     var isActive = true
 
-    /// A free service slot.
-    static let inactive = ServiceRecord(key: ServiceKey(fwmark: 0, ipv6: false), options: ServiceOptions(scheduler: "none"),
-                                        scheduler: .none, destinations: [], trash: [], isActive: false)
+    /// A free service slot (computed: a stored global of a non-Sendable type is not concurrency-safe;
+    /// only the control path, under the engine lock, makes one).
+    static var inactive: ServiceRecord {
+        ServiceRecord(key: ServiceKey(fwmark: 0, ipv6: false), options: ServiceOptions(scheduler: "none"),
+                      scheduler: .none, destinations: [], trash: [], isActive: false)
+    }
 }
 
 /// The IPVS director's shared state: services, destinations, schedulers, persistence templates,
