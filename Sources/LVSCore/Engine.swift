@@ -133,6 +133,11 @@ struct ServiceRecord {
 /// A packet of an existing connection touches only its shard and relaxed atomics here; new
 /// connections, expiry, ARP/ND and control operations take `lock`. Time is injected (`now`,
 /// nanoseconds of a monotonic clock), so every behaviour is deterministic.
+///
+/// `@unchecked Sendable` (mutable fields, raw pointers): every `var` below and the memory behind
+/// `dests` and `serviceInfo` are read and written with `lock` held (the fields marked "guarded by
+/// `lock`"); the words the packet path reads without it are `AtomicWords` (relaxed atomics),
+/// written by the control side. `configuration` is a constant.
 public final class Engine: @unchecked Sendable {
     public let configuration: EngineConfiguration
     public let lock = EngineLock()
