@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 
 /// One connection or persistence template: 64 bytes, no references.
@@ -232,9 +228,7 @@ public final class ConnectionTable: @unchecked Sendable {
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
             fatalError("connection table: cannot reserve \(size) bytes of memory")
         }
-        #if os(Linux)
-        _ = madvise(p, size, 14) // MADV_HUGEPAGE
-        #endif
+        _ = madvise(p, size, MADV_HUGEPAGE)
         return p
     }
 

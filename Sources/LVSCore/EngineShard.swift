@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 
 /// One worker's part of the engine: its connection table, its counters, and the packet path.
