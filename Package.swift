@@ -37,9 +37,9 @@ let package = Package(
         .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // lvsd's BPF program (bpf/lvs_xdp.c), compiled by clang -target bpf during swift build and
         // carried in the binary: the plugin compiles it, lvs-embed-bpf writes it out as Swift.
-        .executableTarget(name: "lvs-embed-bpf"),
+        .executableTarget(name: "lvs-embed-bpf", swiftSettings: [.swiftLanguageMode(.v6)]),
         .plugin(name: "BPFObjectPlugin", capability: .buildTool(), dependencies: ["lvs-embed-bpf"]),
-        .target(name: "LVSBPFProgram", plugins: ["BPFObjectPlugin"]),
+        .target(name: "LVSBPFProgram", swiftSettings: [.swiftLanguageMode(.v6)], plugins: ["BPFObjectPlugin"]),
         // CAllocCounter: interposes malloc for lvs-bench's allocation count; linked into the
         // benchmark harness only (never into lvsd).
         .target(name: "CAllocCounter"),
@@ -50,13 +50,13 @@ let package = Package(
         // snapshots lvsadm prints and the control messages. Pure, no Foundation.
         .target(name: "LVSModel", swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags),
+        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
             dependencies: ["LVSCore", "LVSModel", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log"),
                            .product(name: "Subprocess", package: "swift-subprocess")],
-            swiftSettings: hotPathFlags
+            swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]
         ),
         // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
         .target(name: "IPVSAdm", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
@@ -102,8 +102,8 @@ let package = Package(
             swiftSettings: hotPathFlags
         ),
         .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
-        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
+        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
         .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
-        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"], swiftSettings: [.swiftLanguageMode(.v6)]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 
 /// One connection or persistence template: 64 bytes, no references.
@@ -82,7 +78,7 @@ public struct ConnectionKey: Sendable, Hashable {
 
 /// The packet path's view of a connection table: raw pointers and constants only, so using it
 /// involves no reference counting.
-public struct ConnectionTableView: @unchecked Sendable {
+public struct ConnectionTableView {
     @usableFromInline let entries: UnsafeMutablePointer<ConnectionEntry>
     @usableFromInline let buckets: UnsafeMutablePointer<UInt32>
     @usableFromInline let bucketMask: UInt32
@@ -182,6 +178,13 @@ public struct ConnectionTableView: @unchecked Sendable {
 /// wheel: 66 bytes per connection. Pages are touched only when used.
 /// When all entries are in use `insert` returns nil (the engine refuses the new connection and
 /// counts it); existing connections are unaffected.
+///
+/// `@unchecked Sendable` (its storage is raw memory): a shard's table is created on the control
+/// thread and then used by that shard's worker thread; other threads only look keys up and read
+/// `count` under the engine lock (`Engine.connectionCount`, the sync backup's lookup), and every
+/// change to the chains, the wheel or `count` (insert, expiry, removal) is made under that lock
+/// too. The worker changes an entry's timer and state without the lock, never its key or links.
+/// The engine's `templates` and `synced` tables are used under the engine lock only.
 public final class ConnectionTable: @unchecked Sendable {
     public let capacity: Int
     public let view: ConnectionTableView
@@ -225,9 +228,7 @@ public final class ConnectionTable: @unchecked Sendable {
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
             fatalError("connection table: cannot reserve \(size) bytes of memory")
         }
-        #if os(Linux)
-        _ = madvise(p, size, 14) // MADV_HUGEPAGE
-        #endif
+        _ = madvise(p, size, MADV_HUGEPAGE)
         return p
     }
 

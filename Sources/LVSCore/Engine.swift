@@ -118,9 +118,12 @@ struct ServiceRecord {
     /// False for a free slot.
     var isActive = true
 
-    /// A free service slot.
-    static let inactive = ServiceRecord(key: ServiceKey(fwmark: 0, ipv6: false), options: ServiceOptions(scheduler: "none"),
-                                        scheduler: .none, destinations: [], trash: [], isActive: false)
+    /// A free service slot (computed: a stored global of a non-Sendable type is not concurrency-safe;
+    /// only the control path, under the engine lock, makes one).
+    static var inactive: ServiceRecord {
+        ServiceRecord(key: ServiceKey(fwmark: 0, ipv6: false), options: ServiceOptions(scheduler: "none"),
+                      scheduler: .none, destinations: [], trash: [], isActive: false)
+    }
 }
 
 /// The IPVS director's shared state: services, destinations, schedulers, persistence templates,
@@ -130,6 +133,11 @@ struct ServiceRecord {
 /// A packet of an existing connection touches only its shard and relaxed atomics here; new
 /// connections, expiry, ARP/ND and control operations take `lock`. Time is injected (`now`,
 /// nanoseconds of a monotonic clock), so every behaviour is deterministic.
+///
+/// `@unchecked Sendable` (mutable fields, raw pointers): every `var` below and the memory behind
+/// `dests` and `serviceInfo` are read and written with `lock` held (the fields marked "guarded by
+/// `lock`"); the words the packet path reads without it are `AtomicWords` (relaxed atomics),
+/// written by the control side. `configuration` is a constant.
 public final class Engine: @unchecked Sendable {
     public let configuration: EngineConfiguration
     public let lock = EngineLock()

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import LVSModel
 
 /// One worker's part of the engine: its connection table, its counters, and the packet path.
@@ -16,6 +12,12 @@ import LVSModel
 /// `Transmit.swift` (the DR rewrite, held frames, ICMP), `Expiry.swift` (timers),
 /// `Offload.swift` (the XDP fast path's hooks), `ConnectionListing.swift` (`-Lnc`),
 /// `Defense.swift` (SYN-flood defence). This file holds the shard's state and its counters.
+///
+/// `@unchecked Sendable` (raw pointers, mutable fields): the control thread creates a shard (under
+/// the engine lock) and hands it to one worker thread, which alone then uses its mutable fields
+/// (`fragments`, `currentTick`, `outbox`, held frames, the sync ring) and its `table` (see
+/// `ConnectionTable`). Other threads read only its counters, which are atomics (`AtomicWords`),
+/// and its table's keys and count under the engine lock. `mutex` is the engine lock itself.
 public final class EngineShard: @unchecked Sendable {
     @usableFromInline unowned(unsafe) let engine: Engine
     public let table: ConnectionTable

@@ -1,6 +1,6 @@
 /// Frames a shard sends outside the forwarding path: frames that waited for a real server's
 /// MAC, and ICMP errors to clients. Preallocated; owned by the shard's thread.
-public struct Outbox: @unchecked Sendable {
+public struct Outbox {
     public static let slotSize = 2048
     public let capacity: Int
     @usableFromInline let storage: UnsafeMutableRawPointer

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The packet path (the kernel's ip_vs_core.c): a frame in, a verdict out; the path of an
 /// existing connection, its TCP state transitions, ICMP errors for a connection.

@@ -1,13 +1,14 @@
-#if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
 
 /// Fixed arrays of relaxed atomics, shared between the control side and per-worker shards.
 ///
 /// Raw pointers (trivial values, no reference counting) to memory allocated once and never moved.
+///
+/// `@unchecked Sendable` (a raw pointer is not Sendable): every word is an `Atomic<UInt64>`, and
+/// every access goes through `load`, `store`, `bump` or `add`, so any thread may use a copy.
+/// `bump` is a load and a store: only the one thread that owns a word (its shard) bumps it.
+/// `deallocate` runs once, after every thread using the words has stopped.
 public struct AtomicWords: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutablePointer<Atomic<UInt64>>
     public let count: Int
@@ -38,7 +39,7 @@ public struct AtomicWords: @unchecked Sendable {
 
 /// A plain pthread mutex: taken on the new-connection, expiry and control paths, never on the
 /// path of an existing connection.
-public final class EngineLock: @unchecked Sendable {
+public final class EngineLock {
     /// The mutex itself, for holders that must not touch the reference (the packet path).
     public let mutex: UnsafeMutablePointer<pthread_mutex_t>
     public init() {

@@ -42,8 +42,8 @@ extension XDPConnMapReader: ConnectionMapReader {}
 /// every second by worker 0, and by any worker when an offloaded connection ends; under the lock,
 /// so nothing is counted twice).
 ///
-/// `@unchecked Sendable`: the slot table is behind a `Mutex`; `map` is only used through BPF map
-/// system calls (or a test fake used from one thread).
+/// `@unchecked Sendable` (`Map` need not be Sendable): the slot table is behind a `Mutex`; `map`
+/// is a constant, used only through BPF map system calls (or a test fake used from one thread).
 public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
     public let map: Map
     private let slots = Mutex<[UInt32: (packets: UInt64, bytes: UInt64)]>([:])

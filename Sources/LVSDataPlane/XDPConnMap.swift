@@ -10,6 +10,10 @@ import LVSModel
 /// `ConnectionKey`s; values carry the rewrite (MACs, egress interface), lvsd's destination slot and
 /// the last-seen time. What the programs forward is counted per destination slot in `dest_stats`.
 /// BPF map calls are thread-safe, so every worker may use the same object.
+///
+/// `@unchecked Sendable` (`owner` is `AnyObject`): every stored property is a constant, the map
+/// file descriptors are used only in BPF map system calls (which the kernel serialises), and
+/// `owner` is only held, to keep the program loaded, never used.
 public final class XDPConnMap: @unchecked Sendable {
     public let fd: Int32
     /// `dest_stats`: packets and bytes per destination slot and CPU.

@@ -173,7 +173,8 @@ if let hashFlood {
 print("lvs-bench: Engine.process, one core, release build")
 print("ConnectionEntry: \(MemoryLayout<ConnectionEntry>.size) bytes (stride \(MemoryLayout<ConnectionEntry>.stride))")
 /// One table size; a function so that `engine` is a local (no global-variable retains in the loop).
-func run(connections n: Int, packets: Int, vipValue: UInt32) {
+/// `prefetch` is a parameter: top-level variables belong to the main actor in Swift 6.
+func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
     let rssBefore = residentBytes()
     let engine = makeEngine(capacity: max(4 << 20, n * 2))
     let shard: EngineShard = engine.primary
@@ -289,4 +290,4 @@ func measureListing(_ shard: EngineShard, connections n: Int, now: UInt64) {
 }
 
 let vip = IPAddress("192.168.1.100")!.ipv4Value
-for n in sizes { run(connections: n, packets: packets, vipValue: vip) }
+for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch) }

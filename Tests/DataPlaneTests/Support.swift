@@ -50,13 +50,22 @@ final class TestForwarder: FrameProcessor {
     func tick(now: UInt64) { ticks += 1 }
 }
 
-final class ResultBox<T> { var result: Result<T, Error>? }
+/// A result handed from a helper thread to the waiting test.
+///
+/// `@unchecked Sendable`: the helper thread writes `result` and then signals a semaphore; the test
+/// thread reads it only after waiting on that semaphore, so the write happens before the read and
+/// the two never overlap. (`T` may be a non-Sendable worker object, so a `Mutex` cannot hold it.)
+final class ResultBox<T>: @unchecked Sendable { var result: Result<T, Error>? }
 
 /// Runs `body` on a new thread that first enters network namespace `name`; sockets it creates stay
 /// in that namespace whatever thread uses them later.
 func inNamespace<T>(_ name: String, timeout: Double = 30, _ body: @escaping () throws -> T) throws -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
+    // Unsafe only in name: the calling thread blocks on `done` while the new thread runs `body`, so
+    // `body` and what it captures are never used by two threads at once (after a timeout the test
+    // fails and does not touch them again).
+    nonisolated(unsafe) let body = body
     let thread = Thread {
         if clvs_setns_net("/run/netns/\(name)") != 0 {
             box.result = .failure(TestFailure("setns \(name): \(String(cString: strerror(errno)))"))
