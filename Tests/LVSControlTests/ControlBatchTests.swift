@@ -10,16 +10,19 @@ import LVSTestSupport
 
 /// An engine behind lvsd's change notification, counting what lvsd would do after each change:
 /// `notifications` is the number of snapshots its kernel guard takes (and the most `nft` runs).
-private final class CountingDirector {
+// @unchecked Sendable: one test at a time drives it; the health monitor's actor writes the counts
+// while the test awaits it, and the test reads them only after that await returns.
+private final class CountingDirector: @unchecked Sendable {
     let engine = Engine(configuration: { var c = EngineConfiguration(); c.connectionCapacity = 1024; return c }())
     var notifications = 0
     /// Requests that reached the engine: single ones and `.batch` ones.
     var single = 0
     var batches = 0
-    lazy var backend = ChangeNotifyingBackend(execute: { [unowned self] request in
+    /// A new backend over this director (each one may be handed to another isolation domain).
+    var backend: ChangeNotifyingBackend { ChangeNotifyingBackend(execute: { [unowned self] request in
         if case .batch = request { batches += 1 } else { single += 1 }
         return EngineControl.execute(request, on: engine, now: 0)
-    }, onChange: { [unowned self] in notifications += 1 })
+    }, onChange: { [unowned self] in notifications += 1 }) }
 
     var destinationCount: Int { engine.snapshot().services.reduce(0) { $0 + $1.destinations.count } }
     var weights: Set<Int32> { Set(engine.snapshot().services.flatMap { $0.destinations.map(\.options.weight) }) }
