@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything that scripts/, tests/ and bench/ call on a fresh Debian 12 machine (idempotent),
+# Installs everything that scripts/, checks/ and bench/ call on a fresh Debian 12 machine (idempotent),
 # then checks that every command is there and fails naming any that is still missing.
 #
 #   scripts/deps.sh          install what is missing, then verify
 #   scripts/deps.sh --list   print "COMMAND PACKAGE" for every command this script provides
 #
-# tests/deps/test_deps.sh checks that every external command the scripts call is either on a fresh
+# checks/deps/test_deps.sh checks that every external command the scripts call is either on a fresh
 # machine or in the table below, so a forgotten tool fails the test suite, not a new user's first try.
 set -euo pipefail
 
@@ -21,16 +21,16 @@ COMMANDS=(
     ethtool:ethtool             # offloads in the lab
     curl:curl
     sysctl:procps
-    python3:python3             # tests/e2e/hostile.py, tests/deps
+    python3:python3             # checks/e2e/hostile.py, checks/deps
     wrk:wrk                     # bench/run.sh load
     perf:linux-perf             # bench/run.sh CPU counters
     trafgen:netsniff-ng         # fast-path tests: frames from a transmit ring
     bpftool:bpftool             # test_startup_signals: BPF programs left on an interface
     clang:clang                 # make -C bpf: the lab's xdp_pass.o
     make:make
-    shfmt:shfmt                 # tests/deps: parses the scripts to find the commands they call
-    groff:groff-base            # tests/docs/test_man.sh: renders the man pages
-    man:man-db                  # tests/docs/test_man.sh: man -l
+    shfmt:shfmt                 # checks/deps: parses the scripts to find the commands they call
+    groff:groff-base            # checks/docs/test_man.sh: renders the man pages
+    man:man-db                  # checks/docs/test_man.sh: man -l
 )
 # Files rather than commands: headers and Python modules.
 FILES=(

@@ -3,7 +3,7 @@
 # generate-manual plugin (it works offline: the package is already a dependency). The page's date
 # is that of the last commit that touched lvsd's sources, so an unchanged lvsd gives the same page.
 # docs/man/lvsadm.8 is written by hand (lvsadm's grammar is ipvsadm's, not ArgumentParser's).
-# tests/docs/test_man.sh checks that every option of `lvsd --help` is on the page.
+# checks/docs/test_man.sh checks that every option of `lvsd --help` is on the page.
 #
 #   scripts/gen-man.sh
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: unit and golden tests (swift test, including the real-packet data-plane tests),
-# a bounded fuzz run, the docs checks (tests/docs: man pages, samples, BENCHMARKS.md's tables) and
+# a bounded fuzz run, the docs checks (checks/docs: man pages, samples, BENCHMARKS.md's tables) and
 # the end-to-end suite in network namespaces. Run as root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,17 +9,17 @@ cd "$root"
 scripts/deps.sh
 status=0
 echo "== deps (every command the scripts call is installed by deps.sh or on a fresh machine)"
-tests/deps/test_deps.sh || status=1
+checks/deps/test_deps.sh || status=1
 echo "== swift test"
 timeout 1200 swift test 2>&1 | tail -40 || status=1
 echo "== fuzz (bounded)"
 timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
 echo "== docs (release build; man pages, samples, BENCHMARKS.md's tables)"
 timeout 300 swift build -c release >/dev/null || status=1
-for t in tests/docs/test_*.sh; do
+for t in checks/docs/test_*.sh; do
     LVS_BIN=$(swift build -c release --show-bin-path) timeout 300 "$t" || status=1
 done
 echo "== end-to-end (namespaces, release build)"
-LVS_BIN=$(swift build -c release --show-bin-path) timeout 1800 tests/e2e/run-all.sh || status=1
+LVS_BIN=$(swift build -c release --show-bin-path) timeout 1800 checks/e2e/run-all.sh || status=1
 if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
 exit $status

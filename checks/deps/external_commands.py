@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Finds the external commands that scripts/, tests/ and bench/ call, and checks that each one is
+"""Finds the external commands that scripts/, checks/ and bench/ call, and checks that each one is
 on a fresh Debian 12 machine of this kind or installed by scripts/deps.sh.
 
 How a command is found: every shell script is parsed with shfmt (its syntax tree as JSON), and the
@@ -9,7 +9,7 @@ trap strings). Builtins, the scripts' own functions and the project's own progra
 Python files and inline python heredocs are checked for the modules they import.
 
 How a command is checked: it must be on the PATH (deps.sh has run), and the Debian package that
-owns it (`dpkg -S`) must be either on a fresh machine (tests/deps/fresh-machine-packages.txt, the
+owns it (`dpkg -S`) must be either on a fresh machine (checks/deps/fresh-machine-packages.txt, the
 workplace's list of what a new machine of this kind has) or in `scripts/deps.sh --list`.
 
 Usage: external_commands.py [--list]     --list prints each command with where it is called
@@ -18,8 +18,8 @@ Exit: 0 every command is provided, 1 otherwise (each missing command is named wi
 import json, os, re, shutil, subprocess, sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TREES = ["scripts", "tests", "bench"]
-FRESH_LIST = os.path.join(ROOT, "tests", "deps", "fresh-machine-packages.txt")
+TREES = ["scripts", "checks", "bench"]
+FRESH_LIST = os.path.join(ROOT, "checks", "deps", "fresh-machine-packages.txt")
 # The project's own programs (built by swift build or in the tree), not system commands.
 PROJECT_PROGRAMS = {"lvsd", "lvsadm", "lvs-bench", "lvs-lab", "ipvsadm", "run-all.sh"}
 # Commands that run the command given after a fixed or option-shaped prefix.
@@ -211,7 +211,7 @@ def collect():
         names, wr = functions_of(t)
         all_funcs |= names
         file_wrappers[p] = wr
-    lib = file_wrappers.get(os.path.join(ROOT, "tests", "e2e", "lib.sh"), {})
+    lib = file_wrappers.get(os.path.join(ROOT, "checks", "e2e", "lib.sh"), {})
     calls = {}   # command -> first call site
     modules = {} # python module -> first import site
     def note(cmd, where):

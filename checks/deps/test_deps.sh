@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Every external command that scripts/, tests/ and bench/ call is on a fresh Debian 12 machine of
+# Every external command that scripts/, checks/ and bench/ call is on a fresh Debian 12 machine of
 # this kind or installed by scripts/deps.sh; deps.sh's own table names real packages.
 # Run after scripts/deps.sh (scripts/test.sh does). Exit 0 pass, 1 fail.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 fail=0
 # 1. The scripts' commands, found by parsing them, are each provided.
-timeout 300 python3 "$root/tests/deps/external_commands.py" || fail=1
+timeout 300 python3 "$root/checks/deps/external_commands.py" || fail=1
 # 2. deps.sh verifies after installing: with a command whose package does not provide it, it exits
 #    non-zero and names the command (a copy of deps.sh with one bogus entry, nothing installed).
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

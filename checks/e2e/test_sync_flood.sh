@@ -3,7 +3,7 @@
 # daemon, its service is persistent (-p 60) and its table small
 # (--max-connections 4096: 1024 templates, at most 512 of them synced). From
 # the client namespace, 2000 synced templates with a timeout of 0xFFFFFF s
-# (tests/e2e/sync_flood.py, scapy). lvsd keeps 512 of them, each with at most
+# (checks/e2e/sync_flood.py, scapy). lvsd keeps 512 of them, each with at most
 # the service's 60 s, counts the other 1488 (`daemon status`: template-limit),
 # and the client's curls through the VIP are all answered.
 source "$(dirname "$0")/lib.sh"

@@ -2,7 +2,7 @@
 # Neighbour poisoning (issue 13 item 4): from the client namespace, neighbour
 # advertisements that claim rs1's IPv4 and IPv6 addresses are at an attacker's
 # MAC — routed (hop limit 64) for ::ffff:<RIP>, on-link but IPv4-mapped, with a
-# bad ICMPv6 code or checksum (tests/e2e/poison_nd.py, scapy). lvsd must not
+# bad ICMPv6 code or checksum (checks/e2e/poison_nd.py, scapy). lvsd must not
 # believe any of them: every curl through the VIP and VIP6 still reaches both
 # real servers, no frame to the attacker's MAC is seen on rs1's link, and
 # `lvsadm daemon status` counts the rejections by reason.

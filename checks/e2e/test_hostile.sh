@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # While a curl loop runs (every request must succeed), ~5000 hostile frames
-# from the client namespace at the director (tests/e2e/hostile.py, scapy):
+# from the client namespace at the director (checks/e2e/hostile.py, scapy):
 # lvsd must still run and answer on its control socket, and no curl failed.
 source "$(dirname "$0")/lib.sh"
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs every tests/e2e/test_*.sh (or those whose name contains one of the
+# Runs every checks/e2e/test_*.sh (or those whose name contains one of the
 # arguments), one after another, each under a time limit; prints PASS, FAIL
 # or SKIP per test and exits non-zero if any failed. A test whose header has a line
 # "# e2e-planes: PLANE..." runs only with those data planes (N/A with the others).
 #
-#   tests/e2e/run-all.sh [-v] [NAME-FILTER...]
+#   checks/e2e/run-all.sh [-v] [NAME-FILTER...]
 #   -v                  stream each test's output (default: only on failure)
 #   E2E_TEST_TIMEOUT    seconds per test (default 900)
 #   E2E_ARTIFACTS       where logs and failed labs' state go (default /tmp/lvs-e2e-artifacts)

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers for the end-to-end tests. Source it from tests/e2e/test_*.sh:
+# Helpers for the end-to-end tests. Source it from checks/e2e/test_*.sh:
 #
 #   source "$(dirname "$0")/lib.sh"
 #   lab_start --director nft        # unique prefix; `lvs-lab down` always runs
