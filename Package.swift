@@ -63,7 +63,7 @@ let package = Package(
         // keepalived.conf: lexer, parser, model, and the diff to the running table.
         .target(name: "KeepalivedConfig", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
-        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "CLVSShim", "CLVSTLS"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "LVSSystem", "CLVSShim", "CLVSTLS"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
         .target(
             name: "LVSRealServer",

@@ -1,5 +1,6 @@
 import CLVSTLS
 import Glibc
+import LVSSystem
 import Foundation
 import KeepalivedConfig
 
@@ -23,24 +24,29 @@ extension HealthProbes {
         var out = Array(request(t, path: url.path).utf8)[...]
         while !out.isEmpty {
             var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            guard poll(&p, 1, timeout) > 0 else { return .failure("write: timeout") }
-            let n = out.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EAGAIN || errno == EINTR { continue }
-                return .failure("write: \(errorText(errno))")
+            guard (try? syscall("poll") { poll(&p, 1, timeout) }) ?? 0 > 0 else { return .failure("write: timeout") }
+            do {
+                let n = try syscall("write") { out.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+                out = out.dropFirst(n)
+            } catch let e as SystemError where e.errno == EAGAIN {
+                continue
+            } catch {
+                return .failure(reason(error as! SystemError))
             }
-            out = out.dropFirst(n)
         }
         // Read until EOF, each wait bounded by connect_timeout (§1.9).
         var response: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16384)
         while response.count < 8 << 20 {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, timeout) > 0 else { return .failure("read: timeout") }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EAGAIN || errno == EINTR { continue }
-                return .failure("read: \(errorText(errno))")
+            guard (try? syscall("poll") { poll(&p, 1, timeout) }) ?? 0 > 0 else { return .failure("read: timeout") }
+            let n: Int
+            do {
+                n = try syscall("read") { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+            } catch let e as SystemError where e.errno == EAGAIN {
+                continue
+            } catch {
+                return .failure(reason(error as! SystemError))
             }
             if n == 0 { break }
             response += chunk[0..<n]

@@ -1,4 +1,5 @@
 import Glibc
+import LVSSystem
 import Dispatch
 import LVSModel
 import KeepalivedConfig
@@ -75,34 +76,62 @@ public enum HealthProbes {
 
     static func errorText(_ e: Int32) -> String { String(cString: strerror(e)) }
 
+    /// The reason a probe gives for a failed call: "call: strerror" (keepalived's wording).
+    static func reason(_ error: SystemError) -> String { "\(error.call): \(error.message)" }
+
     /// Connects within the connect timeout; returns the socket or the reason.
     static func connect(_ t: ProbeTarget) -> (fd: Int32, error: String?) {
         guard t.port != 0 else { return (-1, "no port to connect to (set connect_port)") }
         let v4 = t.address.isIPv4
-        let fd = socket(v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return (-1, "socket: \(errorText(errno))") }
-        if t.fwmark != 0 {
-            var mark = t.fwmark
-            _ = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, socklen_t(MemoryLayout<UInt32>.size))
+        let fd: Int32
+        do {
+            fd = try syscall("socket") {
+                socket(v4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            }
+        } catch {
+            return (-1, reason(error as! SystemError))
         }
-        if t.bindTo != nil || t.bindPort != nil {
-            let local = t.bindTo ?? (v4 ? .ipv4Zero : .zero)
-            let rc = withSockaddr(local, t.bindPort ?? 0) { bind(fd, $0, $1) }
-            if rc != 0 { let e = errno; close(fd); return (-1, "bind: \(errorText(e))") }
+        do {
+            if t.fwmark != 0 {
+                // As keepalived: a mark that cannot be set (no CAP_NET_ADMIN) is not a probe failure.
+                var mark = t.fwmark
+                _ = try? syscall("setsockopt(SO_MARK)") { setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, socklen_t(MemoryLayout<UInt32>.size)) }
+            }
+            if t.bindTo != nil || t.bindPort != nil {
+                let local = t.bindTo ?? (v4 ? .ipv4Zero : .zero)
+                try syscall("bind") { withSockaddr(local, t.bindPort ?? 0) { bind(fd, $0, $1) } }
+            }
+            try connectWithin(fd, t)
+            return (fd, nil)
+        } catch let error as SystemError {
+            close(fd)
+            return (-1, reason(error))
+        } catch {
+            close(fd)
+            return (-1, "connect: timeout")
         }
-        let rc = withSockaddr(t.address, t.port) { Glibc.connect(fd, $0, $1) }
-        if rc != 0 {
-            let e = errno
-            guard e == EINPROGRESS else { close(fd); return (-1, "connect: \(errorText(e))") }
+    }
+
+    /// The connect timeout ran out.
+    struct ConnectTimeout: Error {}
+
+    /// A non-blocking connect, waited for up to the connect timeout. A connect interrupted and
+    /// made again reports EALREADY (still under way) or EISCONN (done).
+    private static func connectWithin(_ fd: Int32, _ t: ProbeTarget) throws {
+        do {
+            try syscall("connect") { withSockaddr(t.address, t.port) { Glibc.connect(fd, $0, $1) } }
+            return
+        } catch let e as SystemError where e.errno == EISCONN {
+            return
+        } catch let e as SystemError where e.errno == EINPROGRESS || e.errno == EALREADY {
             var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            let n = poll(&p, 1, milliseconds(t.connectTimeout))
-            if n == 0 { close(fd); return (-1, "connect: timeout") }
+            let n = try syscall("connect") { poll(&p, 1, milliseconds(t.connectTimeout)) }
+            if n == 0 { throw ConnectTimeout() }
             var err: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
-            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if n < 0 || err != 0 { close(fd); return (-1, "connect: \(errorText(n < 0 ? errno : err))") }
+            try syscall("connect") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) }
+            if err != 0 { throw SystemError(call: "connect", errno: err) }
         }
-        return (fd, nil)
     }
 
     static func withSockaddr<R>(_ a: IPAddress, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
