@@ -58,8 +58,8 @@ let package = Package(
                            .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]
         ),
-        // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
-        .target(name: "IPVSAdm", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        // The ipvsadm grammar, formats, help and lvsd's socket client (over LVSSystem): all lvsadm needs.
+        .target(name: "IPVSAdm", dependencies: ["LVSModel", "LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // keepalived.conf: lexer, parser, model, and the diff to the running table.
         .target(name: "KeepalivedConfig", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "CLVSShim", "CLVSXDP",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSSystem", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"], swiftSettings: [.swiftLanguageMode(.v6)]),
     ],
     swiftLanguageModes: [.v5]

@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import LVSModel
+import LVSSystem
 import IPVSAdm
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
@@ -42,22 +43,21 @@ final class ControlServer: @unchecked Sendable {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
         unlink(path)
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listener >= 0 else { throw ServerError("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw ServerError("control socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-            raw[bytes.count] = 0
+        guard let address = RawSocketAddress.unix(path: path) else { throw ServerError("control socket path too long: \(path)") }
+        do {
+            listener = try SocketSetup.open(family: AF_UNIX, type: Int32(SOCK_STREAM.rawValue), name: "socket(AF_UNIX)")
+            let oldMask = umask(0o177)
+            defer { umask(oldMask) }
+            try SocketSetup.bind(listener, to: address)
+        } catch {
+            throw ServerError("cannot bind control socket \(path): \(error)")
         }
-        let oldMask = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        umask(oldMask)
-        guard rc == 0 else { throw ServerError("cannot bind control socket \(path): \(String(cString: strerror(errno)))") }
         chmod(path, 0o600)
-        guard listen(listener, 64) == 0 else { throw ServerError("listen \(path): \(String(cString: strerror(errno)))") }
+        do {
+            try SocketSetup.listen(listener, backlog: 64)
+        } catch {
+            throw ServerError("control socket \(path): \(error)")
+        }
         let counters = self.counters
         do {
             channel = try ServerBootstrap(group: ServerLoop.group)

@@ -8,6 +8,7 @@ import LVSDataPlane
 import Logging
 import Synchronization
 import LVSModel
+import LVSSystem
 
 /// The director: one shared `Engine`, one `ShardWorker` per data-plane worker.
 ///
@@ -49,8 +50,11 @@ final class Director: @unchecked Sendable {
         self.engine = engine
         self.logger = logger
         sync = SyncDaemons(engine: engine, logger: logger)
-        sender = clvs_packet_open_sender()
-        guard sender >= 0 else { throw DataPlaneError.system(call: "socket(AF_PACKET)", errno: errno, context: "neighbour sender") }
+        do {
+            sender = try syscall("socket(AF_PACKET)") { clvs_packet_open_sender() }
+        } catch let error as SystemError {
+            throw DataPlaneError(error, context: "neighbour sender")
+        }
     }
 
     deinit { close(sender) }

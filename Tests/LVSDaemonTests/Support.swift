@@ -5,6 +5,7 @@ import LVSCore
 @testable import LVSDaemon
 import Logging
 import LVSModel
+import LVSSystem
 
 /// The seed lab's addresses: VIP 192.168.1.100:80 on interface 2, real servers .31 and .32.
 enum Lab {
@@ -80,21 +81,11 @@ final class ControlClient {
     let fd: Int32
 
     init?(path: String, timeoutSeconds: Int = 10) {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { close(fd); return nil }
+        guard let address = RawSocketAddress.unix(path: path),
+              let fd = try? SocketSetup.open(family: AF_UNIX, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
+        self.fd = fd
+        guard (try? SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, timeval(tv_sec: timeoutSeconds, tv_usec: 0), name: "SO_RCVTIMEO")) != nil,
+              (try? SocketSetup.connect(fd, to: address)) != nil else { close(fd); return nil }
     }
 
     deinit { close(fd) }
