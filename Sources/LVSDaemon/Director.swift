@@ -144,8 +144,8 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     let sendsNeighbourFrames: Bool
     private let requests = Mutex<[DispatchSemaphore]>([])
     private var collected: [ConnectionSnapshot] = []
-    /// Non-zero while a listing is requested: one relaxed load per tick.
-    private let pendingFlag: UnsafeMutablePointer<UInt64>
+    /// True while a listing is requested: one relaxed load per tick.
+    private let listingRequested = Atomic<Bool>(false)
     /// `--dataplane xdp`, `tc`: the fast-path bookkeeping (map writes, counters, the read-back
     /// pass), on this worker's thread; nil without a fast path.
     var fastPath: FastPathBook<XDPConnMap>? {
@@ -156,11 +156,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         self.shard = shard
         self.director = director
         self.sendsNeighbourFrames = sendsNeighbourFrames
-        pendingFlag = .allocate(capacity: 1)
-        pendingFlag.initialize(to: 0)
     }
-
-    deinit { pendingFlag.deallocate() }
 
     @inline(__always)
     func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict {
@@ -185,7 +181,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             let fd = director.sender
             shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
         }
-        if listing != nil || clvs_load_relaxed_u64(pendingFlag) != 0 { continueListing(now: now) }
+        if listing != nil || listingRequested.load(ordering: .relaxed) { continueListing(now: now) }
         if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
     }
 
@@ -201,7 +197,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     /// Walks the shard's table for the waiting listing requests, within the tick's budget.
     private func continueListing(now: UInt64) {
         if listing == nil {
-            clvs_store_relaxed_u64(pendingFlag, 0)
+            listingRequested.store(false, ordering: .relaxed)
             listingWaiters = requests.withLock { q -> [DispatchSemaphore] in
                 let taken = q
                 q.removeAll()
@@ -228,7 +224,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     func collectConnections() -> [ConnectionSnapshot] {
         let done = DispatchSemaphore(value: 0)
         requests.withLock { $0.append(done) }
-        clvs_store_relaxed_u64(pendingFlag, 1)
+        listingRequested.store(true, ordering: .relaxed)
         guard done.wait(timeout: .now() + Self.listingWait) == .success else { return [] }
         return requests.withLock { _ in collected }
     }
