@@ -106,6 +106,8 @@ let package = Package(
         .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
         .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
+        // The seed lab's engine and client frames, shared by DataPlaneTests and LVSDaemonTests.
+        .target(name: "LVSEngineTestSupport", dependencies: ["LVSCore", "LVSModel"], path: "Tests/LVSEngineTestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
@@ -113,8 +115,8 @@ let package = Package(
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "CLVSShim"]),
-        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "LVSEngineTestSupport", "CLVSShim"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "LVSEngineTestSupport", "CLVSShim", "CLVSXDP"], swiftSettings: [.swiftLanguageMode(.v6)]),
     ],
     swiftLanguageModes: [.v5]
 )
