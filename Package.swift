@@ -94,12 +94,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: hotPathFlags
+            swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "lvsd",
             dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: hotPathFlags
+            swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "LVSEngineTestSupport", "CLVSShim"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "LVSEngineTestSupport", "CLVSShim"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "LVSEngineTestSupport", "CLVSShim", "CLVSXDP"], swiftSettings: [.swiftLanguageMode(.v6)]),
     ],
     swiftLanguageModes: [.v5]

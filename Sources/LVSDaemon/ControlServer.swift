@@ -16,14 +16,24 @@ import IPVSAdm
 /// Clients are served concurrently (swift-nio, one event loop) within `ServerLimits.control`:
 /// a client that sends nothing or does not read its answer is closed after a timeout and holds
 /// no one else up; requests run off the event loop, one at a time per client.
+///
+/// `@unchecked Sendable` (mutable fields): `listener` and `channel` are written only by `start`
+/// and `stop`, which lvsd calls one after the other (start-up, then shutdown or the start-up's
+/// undo), never at once; `reload` is behind a Mutex; the NIO handlers and the request queues
+/// read only constants.
 final class ControlServer: @unchecked Sendable {
     let path: String
     let director: Director
     let logger: Logger
     let onChange: () -> Void
     private var listener: Int32 = -1
-    /// Set by lvsd: re-reads the configuration file (the `.reload` request and SIGHUP).
-    var reload: (@Sendable () async -> String)?
+    /// Set by lvsd once it runs (after `start`): re-reads the configuration file (the `.reload`
+    /// request and SIGHUP).
+    var reload: (@Sendable () async -> String)? {
+        get { reloadHandler.withLock { $0 } }
+        set { reloadHandler.withLock { $0 = newValue } }
+    }
+    private let reloadHandler = Mutex<(@Sendable () async -> String)?>(nil)
     private var channel: Channel?
     /// Requests other than listings, in arrival order (the engine's configuration is changed by one at a time).
     private let queue = DispatchQueue(label: "lvsd-control")
@@ -155,14 +165,7 @@ final class ControlServer: @unchecked Sendable {
     /// Runs the async reload from this (plain) thread and waits for it.
     private func runReload() -> String {
         guard let reload else { return "lvsd: reload is not available\n" }
-        let box = ResultBox()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            box.text = await reload()
-            done.signal()
-        }
-        done.wait()
-        return box.text
+        return waitForTask { await reload() } ?? ""
     }
 
 }
@@ -171,8 +174,6 @@ struct ServerError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
 }
-
-final class ResultBox: @unchecked Sendable { var text = "" }
 
 /// Whether a client connection is still open, readable from any thread.
 final class OpenFlag: Sendable {

@@ -14,6 +14,14 @@ import LVSSystem
 ///
 /// Configuration requests are applied directly to the engine (it takes its lock; the next packet
 /// sees them). Listing the connection table asks each worker for its shard, on its own thread.
+///
+/// `@unchecked Sendable` (mutable fields): `workers`, `fastPath`, `fastPathKind`,
+/// `dataplaneStatus`, `serverCounters`, `interfaceNames`, `requestedWorkers` and
+/// `prebuiltPlane` are written only by lvsd's start-up steps, which run one after the other on
+/// the starting task and finish each before the workers (`workers`, `fastPath`) or the control
+/// socket (the others) start to read them; after start-up they are only read.
+/// `lastNeighbourCheck`, `reportedUnreachable` and `unresolvedSince` belong to worker 0's thread
+/// (`sendPendingFrames`, from its tick). `engine`, `sender` and `sync` are constants.
 final class Director: @unchecked Sendable {
     let engine: Engine
     let logger: Logger
@@ -138,6 +146,11 @@ final class Director: @unchecked Sendable {
 }
 
 /// One data-plane worker's processor: frames go straight to its engine shard.
+///
+/// `@unchecked Sendable` (mutable fields): `listing` and `listingWaiters` belong to the worker's
+/// thread; `collected` is read and written only under `requests`' lock; `fastPath` is set by
+/// lvsd's start-up before the worker's thread starts (`Director.enableFastPath`), then used on
+/// that thread only; `listingRequested` is atomic.
 final class ShardWorker: FrameProcessor, @unchecked Sendable {
     let shard: EngineShard
     unowned let director: Director

@@ -22,6 +22,10 @@ import LVSSystem
 ///
 /// Served on swift-nio with `ServerLimits.metrics`: clients at once, a read timeout for the
 /// request, a write timeout for the answer, a request size cap; one request per connection.
+///
+/// `@unchecked Sendable` (mutable fields): `listener` and `channel` are written only by `start`
+/// and `stop`, one after the other; `healthState` is set before `start`; `lastTotals`,
+/// `counters` and `gauges` are read and written only in `scrape`, under `lock`.
 final class MetricsEndpoint: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     let director: Director
@@ -171,14 +175,8 @@ final class MetricsEndpoint: @unchecked Sendable {
         gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
         gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
         if let healthState {
-            let box = HealthBox()
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                box.values = await healthState()
-                done.signal()
-            }
-            if done.wait(timeout: .now() + 1) == .success {
-                for h in box.values {
+            if let states = waitForTask(timeout: .now() + 1, healthState) {
+                for h in states {
                     gauge("lvs_real_server_up", [("service", h.service), ("destination", h.destination)], h.up ? 1 : 0)
                 }
             }
@@ -212,7 +210,6 @@ final class MetricsEndpoint: @unchecked Sendable {
     }
 }
 
-final class HealthBox: @unchecked Sendable { var values: [(service: String, destination: String, up: Bool)] = [] }
 
 /// Counts a metrics client's bytes: past `maxRequestBytes` it answers 413 and closes.
 final class MetricsRequestLimiter: ChannelInboundHandler {

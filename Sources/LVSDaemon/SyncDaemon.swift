@@ -13,12 +13,21 @@ import LVSSystem
 /// The connection synchronisation daemons (`--start-daemon master|backup`): UDP over IPv4
 /// multicast, one thread each, off the packet path. The master's thread sends the messages the
 /// workers' ticks packed; the backup's thread receives and applies them to the engine.
-final class SyncDaemons: @unchecked Sendable {
+final class SyncDaemons: Sendable {
     let engine: Engine
     let logger: Logger
-    private let lock = NSLock()
-    private var master: SyncThread?
-    private var backup: SyncThread?
+    /// The running daemons' threads; starting and stopping hold the lock throughout.
+    private let running = Mutex<Running>(Running())
+
+    struct Running {
+        var master: SyncThread?
+        var backup: SyncThread?
+
+        subscript(isMaster: Bool) -> SyncThread? {
+            get { isMaster ? master : backup }
+            set { if isMaster { master = newValue } else { backup = newValue } }
+        }
+    }
 
     init(engine: Engine, logger: Logger) {
         self.engine = engine
@@ -41,10 +50,13 @@ final class SyncDaemons: @unchecked Sendable {
     }
 
     func start(_ request: SyncDaemonSnapshot) -> ControlResponse {
-        lock.lock(); defer { lock.unlock() }
+        running.withLock { start(request, &$0) }
+    }
+
+    private func start(_ request: SyncDaemonSnapshot, _ running: inout Running) -> ControlResponse {
         let isMaster = request.role == "master"
         guard isMaster || request.role == "backup" else { return .failed(.invalid) }
-        if (isMaster ? master : backup) != nil { return .failed(.daemonRunning) }
+        if running[isMaster] != nil { return .failed(.daemonRunning) }
         let name = request.interface.isEmpty ? "eth0" : request.interface
         guard let info = try? InterfaceInfo.lookup(name) else {
             logger.error("sync daemon: no such interface", metadata: ["interface": "\(name)"])
@@ -57,7 +69,7 @@ final class SyncDaemons: @unchecked Sendable {
         }
         do {
             let socket = try isMaster ? Self.senderSocket(info, config) : Self.receiverSocket(info, config, group: group)
-            if let refused = attach(config, socket: socket, destination: .ipv4(address: group.ipv4Value, port: config.port)) { return refused }
+            if let refused = attach(config, socket: socket, destination: .ipv4(address: group.ipv4Value, port: config.port), &running) { return refused }
             logger.info("sync daemon started", metadata: [
                 "role": "\(config.role)", "interface": "\(config.interface)", "syncid": "\(config.syncID)",
                 "group": "\(config.group)", "port": "\(config.port)", "maxlen": "\(config.maxLength)",
@@ -70,8 +82,8 @@ final class SyncDaemons: @unchecked Sendable {
     }
 
     /// Runs the daemon of `config.role` on `socket` (taken over: closed when it stops). The
-    /// master sends to `destination`, or on the connected socket when nil. Under `lock`.
-    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, destination: RawSocketAddress?) -> ControlResponse? {
+    /// master sends to `destination`, or on the connected socket when nil. Under `running`'s lock.
+    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, destination: RawSocketAddress?, _ running: inout Running) -> ControlResponse? {
         let isMaster = config.role == "master"
         let thread = SyncThread(socket: socket)
         do {
@@ -82,42 +94,34 @@ final class SyncDaemons: @unchecked Sendable {
         }
         if isMaster {
             thread.run(name: "lvsd-sync-master") { [engine] t in Self.sendLoop(t, engine: engine, destination: destination) }
-            master = thread
         } else {
             thread.run(name: "lvsd-sync-backup") { [engine] t in Self.receiveLoop(t, engine: engine) }
-            backup = thread
         }
+        running[isMaster] = thread
         return nil
     }
 
     /// Starts a daemon on a socket made elsewhere (tests: one end of a socketpair), with the
     /// kernel's defaults for what `config` leaves out. `.ok`, or why not.
     func start(_ request: SyncDaemonSnapshot, socket: Int32, destination: RawSocketAddress? = nil) -> ControlResponse {
-        lock.lock(); defer { lock.unlock() }
-        guard request.role == "master" || request.role == "backup" else { close(socket); return .failed(.invalid) }
-        if (request.role == "master" ? master : backup) != nil { close(socket); return .failed(.daemonRunning) }
-        return attach(Self.complete(request, mtu: 1500), socket: socket, destination: destination) ?? .ok
+        running.withLock { running in
+            guard request.role == "master" || request.role == "backup" else { close(socket); return .failed(.invalid) }
+            if running[request.role == "master"] != nil { close(socket); return .failed(.daemonRunning) }
+            return attach(Self.complete(request, mtu: 1500), socket: socket, destination: destination, &running) ?? .ok
+        }
     }
 
     func stop(_ role: String) -> ControlResponse {
-        lock.lock(); defer { lock.unlock() }
-        let thread: SyncThread?
-        switch role {
-        case "master":
-            thread = master
-            master = nil
-            if thread != nil { try? engine.stopSyncMaster() }
-        case "backup":
-            thread = backup
-            backup = nil
-            if thread != nil { try? engine.stopSyncBackup() }
-        default:
-            return .failed(.invalid)
+        running.withLock { running in
+            guard role == "master" || role == "backup" else { return .failed(.invalid) }
+            let isMaster = role == "master"
+            guard let thread = running[isMaster] else { return .failed(.noDaemon) }
+            running[isMaster] = nil
+            if isMaster { try? engine.stopSyncMaster() } else { try? engine.stopSyncBackup() }
+            thread.stop()
+            logger.info("sync daemon stopped", metadata: ["role": "\(role)"])
+            return .ok
         }
-        guard let thread else { return .failed(.noDaemon) }
-        thread.stop()
-        logger.info("sync daemon stopped", metadata: ["role": "\(role)"])
-        return .ok
     }
 
     func stopAll() {
@@ -189,7 +193,7 @@ final class SyncDaemons: @unchecked Sendable {
 }
 
 /// One daemon thread and its socket; `stop` waits until the thread has ended.
-final class SyncThread: @unchecked Sendable {
+final class SyncThread: Sendable {
     let socket: Int32
     private let flag = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
