@@ -6,6 +6,7 @@ import LVSDataPlane
 import Logging
 import ServiceLifecycle
 import LVSModel
+import LVSSystem
 import IPVSAdm
 import KeepalivedConfig
 import LVSHealth
@@ -401,13 +402,12 @@ public final class LVSD: @unchecked Sendable {
         var words = [UInt64](repeating: 0, count: count)
         try words.withUnsafeMutableBytes { buffer in
             var filled = 0
-            while filled < buffer.count {
-                let n = getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ServerError("getrandom(2) failed: \(String(cString: strerror(errno)))")
+            do {
+                while filled < buffer.count {
+                    filled += try syscall("getrandom") { getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0) }
                 }
-                filled += n
+            } catch {
+                throw ServerError("getrandom(2) failed: \(error)")
             }
         }
         return words
