@@ -37,33 +37,33 @@ let package = Package(
         .target(name: "CLVSXDP", linkerSettings: [.linkedLibrary("xdp"), .linkedLibrary("bpf")]),
         // lvsd's BPF program (bpf/lvs_xdp.c), compiled by clang -target bpf during swift build and
         // carried in the binary: the plugin compiles it, lvs-embed-bpf writes it out as Swift.
-        .executableTarget(name: "lvs-embed-bpf", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "lvs-embed-bpf"),
         .plugin(name: "BPFObjectPlugin", capability: .buildTool(), dependencies: ["lvs-embed-bpf"]),
-        .target(name: "LVSBPFProgram", swiftSettings: [.swiftLanguageMode(.v6)], plugins: ["BPFObjectPlugin"]),
+        .target(name: "LVSBPFProgram", plugins: ["BPFObjectPlugin"]),
         // CAllocCounter: interposes malloc for lvs-bench's allocation count; linked into the
         // benchmark harness only (never into lvsd).
         .target(name: "CAllocCounter"),
         // The one syscall wrapper (EINTR retried, errno carried in SystemError); libc only, so
         // lvsadm's modules may link it too.
-        .target(name: "LVSSystem", swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSSystem"),
         // The shared model: addresses, service and destination keys, options, errors, the
         // snapshots lvsadm prints and the control messages. Pure, no Foundation.
-        .target(name: "LVSModel", swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSModel", swiftSettings: hotPathFlags),
         // Pure decision logic: no I/O, injected clock, deterministic.
-        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSCore", dependencies: ["LVSModel", "CLVSShim"], swiftSettings: hotPathFlags),
         // Packet I/O backends and neighbour handling.
         .target(
             name: "LVSDataPlane",
             dependencies: ["LVSCore", "LVSModel", "LVSSystem", "CLVSShim", "CLVSXDP", "LVSBPFProgram", .product(name: "Logging", package: "swift-log"),
                            .product(name: "Subprocess", package: "swift-subprocess")],
-            swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]
+            swiftSettings: hotPathFlags
         ),
-        // The ipvsadm grammar, formats, help and lvsd's socket client: all lvsadm needs.
-        .target(name: "IPVSAdm", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        // The ipvsadm grammar, formats, help and lvsd's socket client (over LVSSystem): all lvsadm needs.
+        .target(name: "IPVSAdm", dependencies: ["LVSModel", "LVSSystem"]),
         // keepalived.conf: lexer, parser, model, and the diff to the running table.
-        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
-        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "LVSSystem", "CLVSShim", "CLVSTLS"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "LVSSystem", "CLVSShim", "CLVSTLS"]),
         // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
         .target(
             name: "LVSRealServer",
@@ -71,17 +71,16 @@ let package = Package(
                 "LVSModel",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            ]
         ),
         // The engine side of the control protocol: applies control requests to an Engine.
-        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSControl", dependencies: ["LVSCore", "LVSModel"]),
         // lvsd's runtime as a library (director, control server, sync daemon I/O, metrics), tested
         // by LVSDaemonTests; the lvsd executable only parses its arguments and runs it.
         .target(
             name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "CLVSShim", "CLVSXDP",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSSystem", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -101,20 +100,23 @@ let package = Package(
             dependencies: ["LVSDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: hotPathFlags
         ),
-        .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags + [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"]),
+        .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
+        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
-        .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"], swiftSettings: [.swiftLanguageMode(.v6)]),
-        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "CLVSShim"]),
-        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "CLVSShim", "CLVSXDP"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport"),
+        // The seed lab's engine and client frames, shared by DataPlaneTests and LVSDaemonTests.
+        .target(name: "LVSEngineTestSupport", dependencies: ["LVSCore", "LVSModel"], path: "Tests/LVSEngineTestSupport"),
+        .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"]),
+        .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
+        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
+        .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
+        .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
+        .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"]),
+        .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
+        .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "LVSEngineTestSupport", "CLVSShim"]),
+        .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "LVSEngineTestSupport", "CLVSShim", "CLVSXDP"]),
     ],
-    swiftLanguageModes: [.v5]
+    // Swift 6 language mode (strict concurrency) for every target.
+    swiftLanguageModes: [.v6]
 )

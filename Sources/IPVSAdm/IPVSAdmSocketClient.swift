@@ -2,6 +2,7 @@ import Glibc
 // FoundationEssentials, not Foundation: JSON and the environment without ICU in lvsadm.
 import FoundationEssentials
 import LVSModel
+import LVSSystem
 
 /// `ControlBackend` over lvsd's Unix stream socket: one JSON request line, one JSON response line.
 ///
@@ -35,40 +36,24 @@ public final class SocketControlClient: ControlBackend {
         if fd >= 0 { close(fd) }
     }
 
-    private static func errorText(_ code: Int32) -> String {
-        String(cString: strerror(code))
-    }
-
     private func connectIfNeeded() throws {
         if fd >= 0 && !peerClosed() { return }
         if fd >= 0 { close(fd); fd = -1 }
-        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else {
-            throw ControlTransportError(message: "cannot reach lvsd at \(path): \(Self.errorText(errno)) (is lvsd running?)")
-        }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else {
-            close(s)
+        guard let address = RawSocketAddress.unix(path: path) else {
             throw ControlTransportError(message: "cannot reach lvsd at \(path): socket path too long (is lvsd running?)")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        do {
+            let s = try SocketSetup.open(family: AF_UNIX, type: Int32(SOCK_STREAM.rawValue))
+            do {
+                try SocketSetup.connect(s, to: address)
+            } catch {
+                close(s)
+                throw error
             }
+            fd = s
+        } catch let error as SystemError {
+            throw ControlTransportError(message: "cannot reach lvsd at \(path): \(error.message) (is lvsd running?)")
         }
-        if rc != 0 {
-            let code = errno
-            close(s)
-            throw ControlTransportError(message: "cannot reach lvsd at \(path): \(Self.errorText(code)) (is lvsd running?)")
-        }
-        fd = s
         buffer = []
     }
 
@@ -88,12 +73,11 @@ public final class SocketControlClient: ControlBackend {
     private func writeAll(_ data: [UInt8]) throws {
         var offset = 0
         while offset < data.count {
-            let n = data[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail(Self.errorText(errno))
+            do {
+                offset += try syscall("send") { data[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+            } catch let error as SystemError {
+                throw fail(error.message)
             }
-            offset += n
         }
     }
 
@@ -104,15 +88,14 @@ public final class SocketControlClient: ControlBackend {
     /// closed connection throws).
     private func receive(into chunk: inout [UInt8]) throws -> Int {
         if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: Self.receiveChunk) }
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail(Self.errorText(errno))
-            }
-            if n == 0 { throw fail("connection closed") }
-            return n
+        let n: Int
+        do {
+            n = try syscall("recv") { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        } catch let error as SystemError {
+            throw fail(error.message)
         }
+        if n == 0 { throw fail("connection closed") }
+        return n
     }
 
     private func readLine() throws -> [UInt8] {

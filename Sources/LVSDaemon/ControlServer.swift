@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import LVSModel
+import LVSSystem
 import IPVSAdm
 
 /// The root-only Unix control socket: one JSON request per line, one JSON response per line.
@@ -15,14 +16,24 @@ import IPVSAdm
 /// Clients are served concurrently (swift-nio, one event loop) within `ServerLimits.control`:
 /// a client that sends nothing or does not read its answer is closed after a timeout and holds
 /// no one else up; requests run off the event loop, one at a time per client.
+///
+/// `@unchecked Sendable` (mutable fields): `listener` and `channel` are written only by `start`
+/// and `stop`, which lvsd calls one after the other (start-up, then shutdown or the start-up's
+/// undo), never at once; `reload` is behind a Mutex; the NIO handlers and the request queues
+/// read only constants.
 final class ControlServer: @unchecked Sendable {
     let path: String
     let director: Director
     let logger: Logger
     let onChange: () -> Void
     private var listener: Int32 = -1
-    /// Set by lvsd: re-reads the configuration file (the `.reload` request and SIGHUP).
-    var reload: (@Sendable () async -> String)?
+    /// Set by lvsd once it runs (after `start`): re-reads the configuration file (the `.reload`
+    /// request and SIGHUP).
+    var reload: (@Sendable () async -> String)? {
+        get { reloadHandler.withLock { $0 } }
+        set { reloadHandler.withLock { $0 = newValue } }
+    }
+    private let reloadHandler = Mutex<(@Sendable () async -> String)?>(nil)
     private var channel: Channel?
     /// Requests other than listings, in arrival order (the engine's configuration is changed by one at a time).
     private let queue = DispatchQueue(label: "lvsd-control")
@@ -42,22 +53,21 @@ final class ControlServer: @unchecked Sendable {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
         unlink(path)
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listener >= 0 else { throw ServerError("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw ServerError("control socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-            raw[bytes.count] = 0
+        guard let address = RawSocketAddress.unix(path: path) else { throw ServerError("control socket path too long: \(path)") }
+        do {
+            listener = try SocketSetup.open(family: AF_UNIX, type: Int32(SOCK_STREAM.rawValue), name: "socket(AF_UNIX)")
+            let oldMask = umask(0o177)
+            defer { umask(oldMask) }
+            try SocketSetup.bind(listener, to: address)
+        } catch {
+            throw ServerError("cannot bind control socket \(path): \(error)")
         }
-        let oldMask = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        umask(oldMask)
-        guard rc == 0 else { throw ServerError("cannot bind control socket \(path): \(String(cString: strerror(errno)))") }
         chmod(path, 0o600)
-        guard listen(listener, 64) == 0 else { throw ServerError("listen \(path): \(String(cString: strerror(errno)))") }
+        do {
+            try SocketSetup.listen(listener, backlog: 64)
+        } catch {
+            throw ServerError("control socket \(path): \(error)")
+        }
         let counters = self.counters
         do {
             channel = try ServerBootstrap(group: ServerLoop.group)
@@ -155,14 +165,7 @@ final class ControlServer: @unchecked Sendable {
     /// Runs the async reload from this (plain) thread and waits for it.
     private func runReload() -> String {
         guard let reload else { return "lvsd: reload is not available\n" }
-        let box = ResultBox()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            box.text = await reload()
-            done.signal()
-        }
-        done.wait()
-        return box.text
+        return waitForTask { await reload() } ?? ""
     }
 
 }
@@ -171,8 +174,6 @@ struct ServerError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
 }
-
-final class ResultBox: @unchecked Sendable { var text = "" }
 
 /// Whether a client connection is still open, readable from any thread.
 final class OpenFlag: Sendable {

@@ -8,11 +8,20 @@ import LVSDataPlane
 import Logging
 import Synchronization
 import LVSModel
+import LVSSystem
 
 /// The director: one shared `Engine`, one `ShardWorker` per data-plane worker.
 ///
 /// Configuration requests are applied directly to the engine (it takes its lock; the next packet
 /// sees them). Listing the connection table asks each worker for its shard, on its own thread.
+///
+/// `@unchecked Sendable` (mutable fields): `workers`, `fastPath`, `fastPathKind`,
+/// `dataplaneStatus`, `serverCounters`, `interfaceNames`, `requestedWorkers` and
+/// `prebuiltPlane` are written only by lvsd's start-up steps, which run one after the other on
+/// the starting task and finish each before the workers (`workers`, `fastPath`) or the control
+/// socket (the others) start to read them; after start-up they are only read.
+/// `lastNeighbourCheck`, `reportedUnreachable` and `unresolvedSince` belong to worker 0's thread
+/// (`sendPendingFrames`, from its tick). `engine`, `sender` and `sync` are constants.
 final class Director: @unchecked Sendable {
     let engine: Engine
     let logger: Logger
@@ -49,8 +58,11 @@ final class Director: @unchecked Sendable {
         self.engine = engine
         self.logger = logger
         sync = SyncDaemons(engine: engine, logger: logger)
-        sender = clvs_packet_open_sender()
-        guard sender >= 0 else { throw DataPlaneError.system(call: "socket(AF_PACKET)", errno: errno, context: "neighbour sender") }
+        do {
+            sender = try syscall("socket(AF_PACKET)") { clvs_packet_open_sender() }
+        } catch let error as SystemError {
+            throw DataPlaneError(error, context: "neighbour sender")
+        }
     }
 
     deinit { close(sender) }
@@ -134,14 +146,19 @@ final class Director: @unchecked Sendable {
 }
 
 /// One data-plane worker's processor: frames go straight to its engine shard.
+///
+/// `@unchecked Sendable` (mutable fields): `listing` and `listingWaiters` belong to the worker's
+/// thread; `collected` is read and written only under `requests`' lock; `fastPath` is set by
+/// lvsd's start-up before the worker's thread starts (`Director.enableFastPath`), then used on
+/// that thread only; `listingRequested` is atomic.
 final class ShardWorker: FrameProcessor, @unchecked Sendable {
     let shard: EngineShard
     unowned let director: Director
     let sendsNeighbourFrames: Bool
     private let requests = Mutex<[DispatchSemaphore]>([])
     private var collected: [ConnectionSnapshot] = []
-    /// Non-zero while a listing is requested: one relaxed load per tick.
-    private let pendingFlag: UnsafeMutablePointer<UInt64>
+    /// True while a listing is requested: one relaxed load per tick.
+    private let listingRequested = Atomic<Bool>(false)
     /// `--dataplane xdp`, `tc`: the fast-path bookkeeping (map writes, counters, the read-back
     /// pass), on this worker's thread; nil without a fast path.
     var fastPath: FastPathBook<XDPConnMap>? {
@@ -152,11 +169,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         self.shard = shard
         self.director = director
         self.sendsNeighbourFrames = sendsNeighbourFrames
-        pendingFlag = .allocate(capacity: 1)
-        pendingFlag.initialize(to: 0)
     }
-
-    deinit { pendingFlag.deallocate() }
 
     @inline(__always)
     func process(_ frame: UnsafeMutableRawBufferPointer, interface: Int32, now: UInt64) -> Verdict {
@@ -181,7 +194,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             let fd = director.sender
             shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
         }
-        if listing != nil || clvs_load_relaxed_u64(pendingFlag) != 0 { continueListing(now: now) }
+        if listing != nil || listingRequested.load(ordering: .relaxed) { continueListing(now: now) }
         if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
     }
 
@@ -197,7 +210,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     /// Walks the shard's table for the waiting listing requests, within the tick's budget.
     private func continueListing(now: UInt64) {
         if listing == nil {
-            clvs_store_relaxed_u64(pendingFlag, 0)
+            listingRequested.store(false, ordering: .relaxed)
             listingWaiters = requests.withLock { q -> [DispatchSemaphore] in
                 let taken = q
                 q.removeAll()
@@ -224,7 +237,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     func collectConnections() -> [ConnectionSnapshot] {
         let done = DispatchSemaphore(value: 0)
         requests.withLock { $0.append(done) }
-        clvs_store_relaxed_u64(pendingFlag, 1)
+        listingRequested.store(true, ordering: .relaxed)
         guard done.wait(timeout: .now() + Self.listingWait) == .success else { return [] }
         return requests.withLock { _ in collected }
     }

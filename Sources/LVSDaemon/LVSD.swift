@@ -6,6 +6,7 @@ import LVSDataPlane
 import Logging
 import ServiceLifecycle
 import LVSModel
+import LVSSystem
 import IPVSAdm
 import KeepalivedConfig
 import LVSHealth
@@ -379,8 +380,9 @@ public final class LVSD: @unchecked Sendable {
             metricsEndpoint = endpoint
         }
         let server = self.server!
-        try server.start()
+        // Before the socket listens: a client's status request reads them.
         director.serverCounters = [server.counters] + (metricsEndpoint.map { [$0.serverCounters] } ?? [])
+        try server.start()
         undo.add { server.stop() }
     }
 
@@ -400,13 +402,12 @@ public final class LVSD: @unchecked Sendable {
         var words = [UInt64](repeating: 0, count: count)
         try words.withUnsafeMutableBytes { buffer in
             var filled = 0
-            while filled < buffer.count {
-                let n = getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ServerError("getrandom(2) failed: \(String(cString: strerror(errno)))")
+            do {
+                while filled < buffer.count {
+                    filled += try syscall("getrandom") { getrandom(buffer.baseAddress! + filled, buffer.count - filled, 0) }
                 }
-                filled += n
+            } catch {
+                throw ServerError("getrandom(2) failed: \(error)")
             }
         }
         return words
@@ -511,6 +512,10 @@ public final class LVSD: @unchecked Sendable {
 /// Runs until SIGTERM/SIGINT, then stops the data plane and removes what lvsd installed.
 /// SIGHUP re-reads keepalived.conf and applies only the difference; one that came during
 /// start-up is applied as soon as lvsd runs (before a SIGTERM that came after it).
+///
+/// `@unchecked Sendable`: every field is a constant; the two that are not Sendable,
+/// `dataPlane` and `guardTable` (LVSDataPlane's classes), are used only by `shutdown`, once, on
+/// the service's task after start-up has finished with them.
 public struct DirectorService: Service, @unchecked Sendable {
     let director: Director
     let dataPlane: any DataPlaneBackend
@@ -606,7 +611,8 @@ extension LVSD {
 }
 
 /// The undo steps of a start-up in progress, run in reverse order unless start-up completed.
-final class StartupUndo: @unchecked Sendable {
+/// Used by the starting task only (LVSD's steps, one after the other), hence not Sendable.
+final class StartupUndo {
     private var steps: [() -> Void] = []
     private var armed = true
 

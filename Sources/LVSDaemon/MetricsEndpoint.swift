@@ -11,6 +11,7 @@ import NIOCore
 import NIOPosix
 import NIOHTTP1
 import LVSModel
+import LVSSystem
 
 /// The Prometheus endpoint (`--metrics ADDRESS:PORT`, off by default): per-service and
 /// per-destination counters and rates, connection counts, health-check state and the
@@ -21,6 +22,10 @@ import LVSModel
 ///
 /// Served on swift-nio with `ServerLimits.metrics`: clients at once, a read timeout for the
 /// request, a write timeout for the answer, a request size cap; one request per connection.
+///
+/// `@unchecked Sendable` (mutable fields): `listener` and `channel` are written only by `start`
+/// and `stop`, one after the other; `healthState` is set before `start`; `lastTotals`,
+/// `counters` and `gauges` are read and written only in `scrape`, under `lock`.
 final class MetricsEndpoint: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     let director: Director
@@ -52,26 +57,21 @@ final class MetricsEndpoint: @unchecked Sendable {
     func start() throws {
         guard let ip = IPAddress(host), ip.isIPv4 || true else { throw ServerError("invalid --metrics address `\(host)'") }
         let v6 = !ip.isIPv4
-        listener = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listener >= 0 else { throw ServerError("metrics socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc: Int32
+        let address: RawSocketAddress
         if v6 {
-            var a = sockaddr_in6()
-            a.sin6_family = sa_family_t(AF_INET6)
-            a.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &a.sin6_addr) { ip.store(to: $0.baseAddress!) }
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            var bytes = in6_addr()
+            withUnsafeMutableBytes(of: &bytes) { ip.store(to: $0.baseAddress!) }
+            address = .ipv6(address: bytes, port: port)
         } else {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            a.sin_addr.s_addr = ip.ipv4Value.bigEndian
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            address = .ipv4(address: ip.ipv4Value, port: port)
         }
-        guard rc == 0, listen(listener, 64) == 0 else {
-            throw ServerError("cannot listen for metrics on \(host):\(port): \(String(cString: strerror(errno)))")
+        do {
+            listener = try SocketSetup.open(family: address.family, type: Int32(SOCK_STREAM.rawValue), name: v6 ? "socket(AF_INET6)" : "socket(AF_INET)")
+            try SocketSetup.setOption(listener, SOL_SOCKET, SO_REUSEADDR, Int32(1), name: "SO_REUSEADDR")
+            try SocketSetup.bind(listener, to: address)
+            try SocketSetup.listen(listener, backlog: 64)
+        } catch {
+            throw ServerError("cannot listen for metrics on \(host):\(port): \(error)")
         }
         let counters = serverCounters
         do {
@@ -175,14 +175,8 @@ final class MetricsEndpoint: @unchecked Sendable {
         gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
         gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
         if let healthState {
-            let box = HealthBox()
-            let done = DispatchSemaphore(value: 0)
-            Task {
-                box.values = await healthState()
-                done.signal()
-            }
-            if done.wait(timeout: .now() + 1) == .success {
-                for h in box.values {
+            if let states = waitForTask(timeout: .now() + 1, healthState) {
+                for h in states {
                     gauge("lvs_real_server_up", [("service", h.service), ("destination", h.destination)], h.up ? 1 : 0)
                 }
             }
@@ -216,7 +210,6 @@ final class MetricsEndpoint: @unchecked Sendable {
     }
 }
 
-final class HealthBox: @unchecked Sendable { var values: [(service: String, destination: String, up: Bool)] = [] }
 
 /// Counts a metrics client's bytes: past `maxRequestBytes` it answers 413 and closes.
 final class MetricsRequestLimiter: ChannelInboundHandler {

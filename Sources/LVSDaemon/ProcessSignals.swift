@@ -1,5 +1,7 @@
 import CLVSShim
 import Foundation
+import LVSSystem
+import Synchronization
 
 /// lvsd's signal dispositions, all in one place and installed before anything is attached:
 /// SIGHUP asks for a reload, SIGTERM and SIGINT ask lvsd to stop, SIGPIPE is ignored. The
@@ -12,17 +14,23 @@ enum ProcessSignals {
         var description: String { "\(ProcessSignals.name(signal)) during start-up" }
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var readEnd: Int32 = -1
-    nonisolated(unsafe) private static var continuation: AsyncStream<Void>.Continuation?
+    /// The self-pipe's read end (-1 until `install`) and the consumer of `events()`.
+    private struct State {
+        var readEnd: Int32 = -1
+        var continuation: AsyncStream<Void>.Continuation?
+    }
+    private static let state = Mutex(State())
 
     /// Installs the dispositions (idempotent). Throws with errno's text if the kernel refuses.
     static func install() throws {
-        lock.lock(); defer { lock.unlock() }
-        guard readEnd < 0 else { return }
-        let fd = clvs_signals_install()
-        guard fd >= 0 else { throw ServerError("cannot install signal handlers: \(String(cString: strerror(errno)))") }
-        readEnd = fd
+        try state.withLock { state in
+            guard state.readEnd < 0 else { return }
+            do {
+                state.readEnd = try syscall("sigaction") { clvs_signals_install() }
+            } catch {
+                throw ServerError("cannot install signal handlers: \(error)")
+            }
+        }
     }
 
     /// SIGTERM or SIGINT, if one has come.
@@ -42,20 +50,17 @@ enum ProcessSignals {
     /// One element per signal received (also those received before the call); one consumer.
     static func events() -> AsyncStream<Void> {
         let (stream, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        lock.lock()
-        let fd = readEnd
-        let first = continuation == nil
-        continuation = cont
-        lock.unlock()
+        let (fd, first) = state.withLock { state in
+            let first = state.continuation == nil
+            state.continuation = cont
+            return (state.readEnd, first)
+        }
         guard fd >= 0, first else { return stream }
         let reader = Thread {
             var byte: UInt8 = 0
             while true {
-                let n = read(fd, &byte, 1)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                lock.lock(); let c = continuation; lock.unlock()
-                c?.yield(())
+                guard let n = try? syscall("read", { read(fd, &byte, 1) }), n > 0 else { return }
+                state.withLock { $0.continuation }?.yield(())
             }
         }
         reader.name = "lvsd-signals"

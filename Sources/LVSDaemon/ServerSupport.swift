@@ -112,7 +112,8 @@ final class TimedWriter {
         let loop = context.eventLoop
         for slice in slices {
             let promise = loop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { [self] result in
+            // On the event loop (where `write` runs): the writer, `context` and `done` stay there.
+            promise.futureResult.assumeIsolated().whenComplete { [self] result in
                 guard case .success = result else { disarm(); return }
                 pending -= 1
                 if pending == 0 {
@@ -141,3 +142,23 @@ final class TimedWriter {
         deadline = nil
     }
 }
+
+/// Runs `body` in a Task and waits for its result on this plain (non-async) thread, up to
+/// `timeout`: nil when it did not finish in time (its late result is then dropped).
+func waitForTask<T: Sendable>(timeout: DispatchTime = .distantFuture, _ body: @escaping @Sendable () async -> T) -> T? {
+    let result = TaskResult<T>()
+    Task {
+        let value = await body()
+        result.value.withLock { $0 = value }
+        result.done.signal()
+    }
+    guard result.done.wait(timeout: timeout) == .success else { return nil }
+    return result.value.withLock { $0 }
+}
+
+/// `waitForTask`'s result, written by the task and read by the waiting thread under its Mutex.
+private final class TaskResult<T: Sendable>: Sendable {
+    let value = Mutex<T?>(nil)
+    let done = DispatchSemaphore(value: 0)
+}
+

@@ -8,16 +8,26 @@ import LVSDataPlane
 import Logging
 import Synchronization
 import LVSModel
+import LVSSystem
 
 /// The connection synchronisation daemons (`--start-daemon master|backup`): UDP over IPv4
 /// multicast, one thread each, off the packet path. The master's thread sends the messages the
 /// workers' ticks packed; the backup's thread receives and applies them to the engine.
-final class SyncDaemons: @unchecked Sendable {
+final class SyncDaemons: Sendable {
     let engine: Engine
     let logger: Logger
-    private let lock = NSLock()
-    private var master: SyncThread?
-    private var backup: SyncThread?
+    /// The running daemons' threads; starting and stopping hold the lock throughout.
+    private let running = Mutex<Running>(Running())
+
+    struct Running {
+        var master: SyncThread?
+        var backup: SyncThread?
+
+        subscript(isMaster: Bool) -> SyncThread? {
+            get { isMaster ? master : backup }
+            set { if isMaster { master = newValue } else { backup = newValue } }
+        }
+    }
 
     init(engine: Engine, logger: Logger) {
         self.engine = engine
@@ -40,10 +50,13 @@ final class SyncDaemons: @unchecked Sendable {
     }
 
     func start(_ request: SyncDaemonSnapshot) -> ControlResponse {
-        lock.lock(); defer { lock.unlock() }
+        running.withLock { start(request, &$0) }
+    }
+
+    private func start(_ request: SyncDaemonSnapshot, _ running: inout Running) -> ControlResponse {
         let isMaster = request.role == "master"
         guard isMaster || request.role == "backup" else { return .failed(.invalid) }
-        if (isMaster ? master : backup) != nil { return .failed(.daemonRunning) }
+        if running[isMaster] != nil { return .failed(.daemonRunning) }
         let name = request.interface.isEmpty ? "eth0" : request.interface
         guard let info = try? InterfaceInfo.lookup(name) else {
             logger.error("sync daemon: no such interface", metadata: ["interface": "\(name)"])
@@ -56,7 +69,7 @@ final class SyncDaemons: @unchecked Sendable {
         }
         do {
             let socket = try isMaster ? Self.senderSocket(info, config) : Self.receiverSocket(info, config, group: group)
-            if let refused = attach(config, socket: socket, destination: Self.sockaddr4(group.ipv4Value, config.port)) { return refused }
+            if let refused = attach(config, socket: socket, destination: .ipv4(address: group.ipv4Value, port: config.port), &running) { return refused }
             logger.info("sync daemon started", metadata: [
                 "role": "\(config.role)", "interface": "\(config.interface)", "syncid": "\(config.syncID)",
                 "group": "\(config.group)", "port": "\(config.port)", "maxlen": "\(config.maxLength)",
@@ -69,8 +82,8 @@ final class SyncDaemons: @unchecked Sendable {
     }
 
     /// Runs the daemon of `config.role` on `socket` (taken over: closed when it stops). The
-    /// master sends to `destination`, or on the connected socket when nil. Under `lock`.
-    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, destination: sockaddr_in?) -> ControlResponse? {
+    /// master sends to `destination`, or on the connected socket when nil. Under `running`'s lock.
+    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, destination: RawSocketAddress?, _ running: inout Running) -> ControlResponse? {
         let isMaster = config.role == "master"
         let thread = SyncThread(socket: socket)
         do {
@@ -81,42 +94,34 @@ final class SyncDaemons: @unchecked Sendable {
         }
         if isMaster {
             thread.run(name: "lvsd-sync-master") { [engine] t in Self.sendLoop(t, engine: engine, destination: destination) }
-            master = thread
         } else {
             thread.run(name: "lvsd-sync-backup") { [engine] t in Self.receiveLoop(t, engine: engine) }
-            backup = thread
         }
+        running[isMaster] = thread
         return nil
     }
 
     /// Starts a daemon on a socket made elsewhere (tests: one end of a socketpair), with the
     /// kernel's defaults for what `config` leaves out. `.ok`, or why not.
-    func start(_ request: SyncDaemonSnapshot, socket: Int32, destination: sockaddr_in? = nil) -> ControlResponse {
-        lock.lock(); defer { lock.unlock() }
-        guard request.role == "master" || request.role == "backup" else { close(socket); return .failed(.invalid) }
-        if (request.role == "master" ? master : backup) != nil { close(socket); return .failed(.daemonRunning) }
-        return attach(Self.complete(request, mtu: 1500), socket: socket, destination: destination) ?? .ok
+    func start(_ request: SyncDaemonSnapshot, socket: Int32, destination: RawSocketAddress? = nil) -> ControlResponse {
+        running.withLock { running in
+            guard request.role == "master" || request.role == "backup" else { close(socket); return .failed(.invalid) }
+            if running[request.role == "master"] != nil { close(socket); return .failed(.daemonRunning) }
+            return attach(Self.complete(request, mtu: 1500), socket: socket, destination: destination, &running) ?? .ok
+        }
     }
 
     func stop(_ role: String) -> ControlResponse {
-        lock.lock(); defer { lock.unlock() }
-        let thread: SyncThread?
-        switch role {
-        case "master":
-            thread = master
-            master = nil
-            if thread != nil { try? engine.stopSyncMaster() }
-        case "backup":
-            thread = backup
-            backup = nil
-            if thread != nil { try? engine.stopSyncBackup() }
-        default:
-            return .failed(.invalid)
+        running.withLock { running in
+            guard role == "master" || role == "backup" else { return .failed(.invalid) }
+            let isMaster = role == "master"
+            guard let thread = running[isMaster] else { return .failed(.noDaemon) }
+            running[isMaster] = nil
+            if isMaster { try? engine.stopSyncMaster() } else { try? engine.stopSyncBackup() }
+            thread.stop()
+            logger.info("sync daemon stopped", metadata: ["role": "\(role)"])
+            return .ok
         }
-        guard let thread else { return .failed(.noDaemon) }
-        thread.stop()
-        logger.info("sync daemon stopped", metadata: ["role": "\(role)"])
-        return .ok
     }
 
     func stopAll() {
@@ -126,81 +131,51 @@ final class SyncDaemons: @unchecked Sendable {
 
     // MARK: Sockets
 
-    struct SocketError: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    static func check(_ rc: Int32, _ what: String) throws {
-        if rc < 0 { throw SocketError(description: "\(what): \(String(cString: strerror(errno)))") }
-    }
-
-    static func setInt(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ what: String) throws {
-        var v = value
-        try check(setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)), what)
-    }
-
-    static func sockaddr4(_ address: UInt32, _ port: UInt16) -> sockaddr_in {
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = address.bigEndian
-        return sa
-    }
-
-    static func bind4(_ fd: Int32, _ address: UInt32, _ port: UInt16) throws {
-        var sa = sockaddr4(address, port)
-        let rc = withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try check(rc, "bind")
-    }
-
-    /// The master's socket: multicast out of the interface, TTL, loop off, DF off, bound to its address.
-    static func senderSocket(_ info: InterfaceInfo, _ c: SyncDaemonSnapshot) throws -> Int32 {
-        let fd = Glibc.socket(AF_INET, 2 /* SOCK_DGRAM */ | clvs_sock_cloexec, 0)
-        try check(fd, "socket(AF_INET, SOCK_DGRAM)")
+    /// A UDP socket set up by `body`, or closed when `body` throws (a `SystemError` naming the call).
+    private static func datagramSocket(_ body: (Int32) throws -> Void) throws -> Int32 {
+        let fd = try SocketSetup.open(family: AF_INET, type: Int32(SOCK_DGRAM.rawValue), name: "socket(AF_INET, SOCK_DGRAM)")
         do {
-            var mreq = ip_mreqn()
-            mreq.imr_ifindex = info.index
-            if let a = info.ipv4.first { mreq.imr_address.s_addr = a.ipv4Value.bigEndian }
-            try check(setsockopt(fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, &mreq, socklen_t(MemoryLayout<ip_mreqn>.size)), "IP_MULTICAST_IF")
-            try setInt(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, Int32(c.ttl), "IP_MULTICAST_TTL")
-            try setInt(fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP")
-            try setInt(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, Int32(IP_PMTUDISC_DONT), "IP_MTU_DISCOVER")
-            if let a = info.ipv4.first { try bind4(fd, a.ipv4Value, 0) }
+            try body(fd)
             return fd
         } catch {
             close(fd)
             throw error
+        }
+    }
+
+    /// The master's socket: multicast out of the interface, TTL, loop off, DF off, bound to its address.
+    static func senderSocket(_ info: InterfaceInfo, _ c: SyncDaemonSnapshot) throws -> Int32 {
+        try datagramSocket { fd in
+            var mreq = ip_mreqn()
+            mreq.imr_ifindex = info.index
+            if let a = info.ipv4.first { mreq.imr_address.s_addr = a.ipv4Value.bigEndian }
+            try SocketSetup.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, mreq, name: "IP_MULTICAST_IF")
+            try SocketSetup.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, Int32(c.ttl), name: "IP_MULTICAST_TTL")
+            try SocketSetup.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, Int32(0), name: "IP_MULTICAST_LOOP")
+            try SocketSetup.setOption(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, Int32(IP_PMTUDISC_DONT), name: "IP_MTU_DISCOVER")
+            if let a = info.ipv4.first { try SocketSetup.bind(fd, to: .ipv4(address: a.ipv4Value, port: 0)) }
         }
     }
 
     /// The backup's socket: bound to the group and port on the interface, member of the group there.
     static func receiverSocket(_ info: InterfaceInfo, _ c: SyncDaemonSnapshot, group: IPAddress) throws -> Int32 {
-        let fd = Glibc.socket(AF_INET, 2 /* SOCK_DGRAM */ | clvs_sock_cloexec, 0)
-        try check(fd, "socket(AF_INET, SOCK_DGRAM)")
-        do {
-            try setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
-            let rc = info.name.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
-            try check(rc, "SO_BINDTODEVICE")
-            var tv = timeval(tv_sec: 0, tv_usec: 100_000) // stop is noticed within 100 ms
-            try check(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size)), "SO_RCVTIMEO")
-            try bind4(fd, group.ipv4Value, c.port)
+        try datagramSocket { fd in
+            try SocketSetup.setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), name: "SO_REUSEADDR")
+            try SocketSetup.setOption(fd, SOL_SOCKET, SO_BINDTODEVICE, string: info.name, name: "SO_BINDTODEVICE")
+            // Stop is noticed within 100 ms.
+            try SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, timeval(tv_sec: 0, tv_usec: 100_000), name: "SO_RCVTIMEO")
+            try SocketSetup.bind(fd, to: .ipv4(address: group.ipv4Value, port: c.port))
             var mreq = ip_mreqn()
             mreq.imr_multiaddr.s_addr = group.ipv4Value.bigEndian
             mreq.imr_ifindex = info.index
-            try check(setsockopt(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, &mreq, socklen_t(MemoryLayout<ip_mreqn>.size)), "IP_ADD_MEMBERSHIP")
-            return fd
-        } catch {
-            close(fd)
-            throw error
+            try SocketSetup.setOption(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, mreq, name: "IP_ADD_MEMBERSHIP")
         }
     }
 
     // MARK: Loops
 
     /// The master's thread: every 20 ms, the finished messages go out.
-    static func sendLoop(_ t: SyncThread, engine: Engine, destination: sockaddr_in?) {
+    static func sendLoop(_ t: SyncThread, engine: Engine, destination: RawSocketAddress?) {
         while !t.stopping {
             SyncIO.sendPending(engine, socket: t.socket, to: destination, now: monotonicNanoseconds())
             usleep(20_000)
@@ -218,7 +193,7 @@ final class SyncDaemons: @unchecked Sendable {
 }
 
 /// One daemon thread and its socket; `stop` waits until the thread has ended.
-final class SyncThread: @unchecked Sendable {
+final class SyncThread: Sendable {
     let socket: Int32
     private let flag = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)

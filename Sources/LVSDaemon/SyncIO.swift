@@ -1,6 +1,7 @@
 import Glibc
 import LVSCore
 import LVSDataPlane
+import LVSSystem
 
 /// The sync daemon's datagram I/O over a socket it is given: UDP multicast in lvsd (see
 /// `SyncDaemons`' sockets), a socketpair(AF_UNIX, SOCK_DGRAM) in tests. The wire format and what
@@ -14,16 +15,12 @@ enum SyncIO {
     /// The master: sends every finished message of `engine` on `socket`, to `destination` (the
     /// group and port), or on the connected socket when nil. Returns the messages sent whole.
     @discardableResult
-    static func sendPending(_ engine: Engine, socket: Int32, to destination: sockaddr_in?, now: UInt64) -> Int {
+    static func sendPending(_ engine: Engine, socket: Int32, to destination: RawSocketAddress?, now: UInt64) -> Int {
         var sent = 0
         for m in engine.takeSyncMessages(now: now) {
             let n = m.withUnsafeBytes { b -> Int in
-                guard var sa = destination else { return Glibc.send(socket, b.baseAddress, b.count, 0) }
-                return withUnsafePointer(to: &sa) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(socket, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
+                guard let destination else { return Glibc.send(socket, b.baseAddress, b.count, 0) }
+                return destination.withSockaddr { sendto(socket, b.baseAddress, b.count, 0, $0, $1) }
             }
             if n == m.count { sent += 1 }
         }

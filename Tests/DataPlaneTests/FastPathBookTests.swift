@@ -3,6 +3,7 @@ import LVSCore
 import Testing
 @testable import LVSDataPlane
 import LVSModel
+import LVSEngineTestSupport
 
 /// The connection map in memory: what `FastPathBook` writes, deletes and reads back, without BPF.
 final class FakeConnectionMap: ConnectionMap {
@@ -56,72 +57,30 @@ final class FakeConnectionMap: ConnectionMap {
 /// `FastPathBook`: the fast-path bookkeeping a worker does for the XDP or tc program, against
 /// a fake map (no BPF, no root).
 @Suite struct FastPathBookTests {
-    static let second: UInt64 = 1_000_000_000
-    static let vip = ServiceKey(proto: .tcp, address: IPAddress("192.168.1.100")!, port: 80)
-    static let realServer = IPAddress("192.168.1.31")!
-    static let realServerMAC = MACAddress("00:50:00:00:01:00")!
-    static let directorMAC = MACAddress("00:50:00:00:04:00")!
-    static let clientMAC = MACAddress("00:50:00:00:03:00")!
-
-    /// One service, one real server with a known MAC, on interface 2.
-    static func engine() -> Engine {
-        var cfg = EngineConfiguration()
-        cfg.connectionCapacity = 1024
-        let e = Engine(configuration: cfg)
-        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: directorMAC, addresses: [(IPAddress("192.168.1.21")!, 24)])])
-        try! e.addService(vip, ServiceOptions(scheduler: "rr"))
-        try! e.addDestination(vip, DestinationOptions(address: realServer, port: 80))
-        e.setNeighbour(realServer, mac: realServerMAC, interface: 2)
-        return e
-    }
-
-    /// A client's IPv4 TCP segment to the VIP.
-    static func segment(port: UInt16, flags: UInt8) -> [UInt8] {
-        var b: [UInt8] = []
-        b += bytes(directorMAC) + bytes(clientMAC) + [0x08, 0x00]
-        var ip: [UInt8] = [0x45, 0, 0, 40, 0x12, 0x34, 0, 0, 64, 6, 0, 0, 192, 168, 1, 12, 192, 168, 1, 100]
-        let cs = InternetChecksum.finish(ip.withUnsafeBytes { InternetChecksum.sum($0.baseAddress!, count: 20) })
-        ip[10] = UInt8(cs >> 8); ip[11] = UInt8(cs & 0xFF)
-        b += ip
-        b += [UInt8(port >> 8), UInt8(port & 0xFF), 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
-        return b
-    }
-
-    static func bytes(_ m: MACAddress) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 6)
-        out.withUnsafeMutableBytes { m.store(to: $0.baseAddress!) }
-        return out
-    }
-
-    static func send(_ shard: EngineShard, port: UInt16, flags: UInt8, at now: UInt64) -> Verdict {
-        var f = segment(port: port, flags: flags)
-        return f.withUnsafeMutableBytes { shard.process($0, interface: 2, now: now) }
-    }
-
     /// SYN, then ACKs until the shard offers the connection (offloading from the 2nd packet).
     static func establish(_ shard: EngineShard, port: UInt16, at now: UInt64) {
         shard.offloadAfterPackets = 2
-        _ = send(shard, port: port, flags: 0x02, at: now)
-        _ = send(shard, port: port, flags: 0x10, at: now)
+        _ = SeedLab.send(shard, port: port, flags: SeedLab.syn, at: now)
+        _ = SeedLab.send(shard, port: port, flags: SeedLab.ack, at: now)
     }
 
     @Test func establishedConnectionsAreWrittenAndFINRemovesThem() {
-        let e = Self.engine(), shard = e.primary!, map = FakeConnectionMap()
+        let e = SeedLab.engine(), shard = e.primary!, map = FakeConnectionMap()
         let book = FastPathBook(shard: shard, counters: FastPathCounters(map: map), readsFastPathCounters: true)
         #expect(shard.offloadEnabled)
-        Self.establish(shard, port: 6000, at: Self.second)
+        Self.establish(shard, port: 6000, at: SeedLab.second)
         book.afterBatch()
         #expect(map.entries.count == 1 && book.offloadedCount == 1)
         let entry = map.entries.values.first!
         #expect(entry.value.ifindex == 2)
-        #expect(withUnsafeBytes(of: entry.value.dmac) { MACAddress(bytes: $0.baseAddress!) } == Self.realServerMAC)
+        #expect(withUnsafeBytes(of: entry.value.dmac) { MACAddress(bytes: $0.baseAddress!) } == SeedLab.rs1MAC)
         #expect(XDPConnMap.connectionKey(entry.key).clientPort == 6000)
         // The same connection offered again (packets in flight) is not written twice.
-        _ = Self.send(shard, port: 6000, flags: 0x10, at: Self.second)
+        _ = SeedLab.send(shard, port: 6000, flags: 0x10, at: SeedLab.second)
         book.afterBatch()
         #expect(map.puts == 1)
         // FIN: the entry goes at once.
-        _ = Self.send(shard, port: 6000, flags: 0x11, at: Self.second)
+        _ = SeedLab.send(shard, port: 6000, flags: 0x11, at: SeedLab.second)
         book.afterBatch()
         #expect(map.entries.isEmpty && book.offloadedCount == 0 && map.deletes == 1)
         book.detach()
@@ -129,51 +88,51 @@ final class FakeConnectionMap: ConnectionMap {
     }
 
     @Test func workerZeroAddsWhatTheProgramForwardedToTheStatistics() {
-        let e = Self.engine(), shard = e.primary!, map = FakeConnectionMap()
+        let e = SeedLab.engine(), shard = e.primary!, map = FakeConnectionMap()
         let counters = FastPathCounters(map: map)
         let book = FastPathBook(shard: shard, counters: counters, readsFastPathCounters: true)
-        Self.establish(shard, port: 6001, at: Self.second)
+        Self.establish(shard, port: 6001, at: SeedLab.second)
         book.afterBatch()
         let slot = map.entries.values.first!.value.dest
         let before = e.snapshot().services[0].destinations[0].stats.inPackets
         map.slotCounters[slot] = (packets: 10, bytes: 1000)
-        book.tick(now: 5 * Self.second)
+        book.tick(now: 5 * SeedLab.second)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 10)
         #expect(counters.totals().packets == 10)
         // Within the second: not read again; then only the difference counts.
         map.slotCounters[slot] = (packets: 15, bytes: 1500)
-        book.tick(now: 5 * Self.second + 1)
+        book.tick(now: 5 * SeedLab.second + 1)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 10)
-        book.tick(now: 6 * Self.second)
+        book.tick(now: 6 * SeedLab.second)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 15)
     }
 
     @Test func theReadBackPassDropsQuiescedEntriesWithinItsCPUBudget() {
-        let e = Self.engine(), shard = e.primary!, map = FakeConnectionMap()
+        let e = SeedLab.engine(), shard = e.primary!, map = FakeConnectionMap()
         // Each clock read advances 1 ms: a batch "takes" 1 ms, so the next waits 9 ms.
         var clock: UInt64 = 0
         let book = FastPathBook(shard: shard, counters: FastPathCounters(map: map), readsFastPathCounters: false,
                                 clock: { clock += 1_000_000; return clock })
-        for port in UInt16(7000)..<7003 { Self.establish(shard, port: port, at: Self.second) }
+        for port in UInt16(7000)..<7003 { Self.establish(shard, port: port, at: SeedLab.second) }
         book.afterBatch()
         #expect(map.entries.count == 3)
         // Traffic seen by the program comes back as the connection's last-seen time.
         let key = map.entries.keys.first!
-        map.touch(key, at: 2 * Self.second)
+        map.touch(key, at: 2 * SeedLab.second)
         // Quiesce the real server: the destination changed, so a pass starts at the next tick.
-        var o = DestinationOptions(address: Self.realServer, port: 80)
+        var o = DestinationOptions(address: SeedLab.rs1, port: 80)
         o.weight = 0
-        try! e.editDestination(Self.vip, o)
-        let t0 = 3 * Self.second
+        try! e.editDestination(SeedLab.vip, o)
+        let t0 = 3 * SeedLab.second
         book.tick(now: t0)
         #expect(map.entries.isEmpty && book.offloadedCount == 0)
         // Budget: the batch took 1 ms, so no batch is read before t0 + 9 ms.
         o.weight = 1
-        try! e.editDestination(Self.vip, o)
+        try! e.editDestination(SeedLab.vip, o)
         Self.establish(shard, port: 7100, at: t0)
         book.afterBatch()
         #expect(map.entries.count == 1)
-        try! e.editDestination(Self.vip, { var q = o; q.weight = 0; return q }())
+        try! e.editDestination(SeedLab.vip, { var q = o; q.weight = 0; return q }())
         book.tick(now: t0 + 1_000_000)
         #expect(map.entries.count == 1) // pass started, its batch waits for the budget
         book.tick(now: t0 + 9 * 1_000_000)
@@ -181,15 +140,15 @@ final class FakeConnectionMap: ConnectionMap {
     }
 
     @Test func entriesTheMapLostAreForgottenAtTheEndOfAPass() {
-        let e = Self.engine(), shard = e.primary!, map = FakeConnectionMap()
+        let e = SeedLab.engine(), shard = e.primary!, map = FakeConnectionMap()
         let book = FastPathBook(shard: shard, counters: FastPathCounters(map: map), readsFastPathCounters: false)
-        Self.establish(shard, port: 7200, at: Self.second)
-        Self.establish(shard, port: 7201, at: Self.second)
+        Self.establish(shard, port: 7200, at: SeedLab.second)
+        Self.establish(shard, port: 7201, at: SeedLab.second)
         book.afterBatch()
         #expect(book.offloadedCount == 2)
         map.entries.removeValue(forKey: map.entries.keys.first!)
         // The periodic pass (no destination change).
-        book.tick(now: Self.second + FastPathBook<FakeConnectionMap>.offloadSyncInterval)
+        book.tick(now: SeedLab.second + FastPathBook<FakeConnectionMap>.offloadSyncInterval)
         #expect(book.offloadedCount == 1 && map.entries.count == 1)
     }
 }

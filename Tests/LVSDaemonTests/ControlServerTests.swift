@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import LVSControl
 import LVSCore
+import Synchronization
 import Testing
 @testable import LVSDaemon
 import LVSModel
@@ -17,17 +18,16 @@ struct ControlServerTests {
         let director = try Director(engine: Lab.engine(seeded: false), logger: Lab.logger)
         let changes = Counter()
         let server = ControlServer(path: dir.path + "/ctl/lvsd.sock", director: director, logger: Lab.logger) { changes.add() }
-        try server.start()
         director.serverCounters = [server.counters] // as lvsd's start-up does
+        try server.start()
         defer { server.stop() }
         try body(server, server.path, director)
     }
 
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var n = 0
-        func add() { lock.lock(); n += 1; lock.unlock() }
-        var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+    final class Counter: Sendable {
+        private let n = Atomic<Int>(0)
+        func add() { n.wrappingAdd(1, ordering: .relaxed) }
+        var value: Int { n.load(ordering: .relaxed) }
     }
 
     @Test func aRequestIsAnsweredAndChangesTheEngine() throws {

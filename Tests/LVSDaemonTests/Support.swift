@@ -5,54 +5,15 @@ import LVSCore
 @testable import LVSDaemon
 import Logging
 import LVSModel
+import LVSSystem
+import LVSEngineTestSupport
 
-/// The seed lab's addresses: VIP 192.168.1.100:80 on interface 2, real servers .31 and .32.
-enum Lab {
-    static let interface: Int32 = 2
-    static let vip = ServiceKey(proto: .tcp, address: IPAddress("192.168.1.100")!, port: 80)
-    static let rs1 = IPAddress("192.168.1.31")!
-    static let rs1MAC = MACAddress("00:50:00:00:01:00")!
-    static let directorMAC = MACAddress("00:50:00:00:04:00")!
-    static let clientMAC = MACAddress("00:50:00:00:03:00")!
-    static let second: UInt64 = 1_000_000_000
+/// The seed lab (LVSEngineTestSupport's `SeedLab`, shared with DataPlaneTests), with what only
+/// the daemon's tests need.
+typealias Lab = SeedLab
+
+extension SeedLab {
     static let logger = Logger(label: "lvsd-test")
-
-    static var interfaces: [EngineInterface] {
-        [EngineInterface(index: interface, name: "eth0", mac: directorMAC, addresses: [(IPAddress("192.168.1.21")!, 24)])]
-    }
-
-    /// An engine with the lab's interface, optionally the VIP with real server .31 (MAC known).
-    static func engine(seeded: Bool = true) -> Engine {
-        var cfg = EngineConfiguration()
-        cfg.connectionCapacity = 1024
-        let e = Engine(configuration: cfg)
-        e.setInterfaces(interfaces)
-        if seeded {
-            try! e.addService(vip, ServiceOptions(scheduler: "rr"))
-            try! e.addDestination(vip, DestinationOptions(address: rs1, port: 80))
-            e.setNeighbour(rs1, mac: rs1MAC, interface: interface)
-        }
-        return e
-    }
-
-    static func bytes(_ m: MACAddress) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 6)
-        out.withUnsafeMutableBytes { m.store(to: $0.baseAddress!) }
-        return out
-    }
-
-    /// A client's (192.168.1.12) IPv4 TCP segment to the VIP.
-    static func segment(port: UInt16, flags: UInt8) -> [UInt8] {
-        var b = bytes(directorMAC) + bytes(clientMAC) + [0x08, 0x00]
-        var ip: [UInt8] = [0x45, 0, 0, 40, 0x12, 0x34, 0, 0, 64, 6, 0, 0, 192, 168, 1, 12, 192, 168, 1, 100]
-        let cs = InternetChecksum.finish(ip.withUnsafeBytes { InternetChecksum.sum($0.baseAddress!, count: 20) })
-        ip[10] = UInt8(cs >> 8); ip[11] = UInt8(cs & 0xFF)
-        b += ip
-        b += [UInt8(port >> 8), UInt8(port & 0xFF), 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
-        return b
-    }
-
-    static let syn: UInt8 = 0x02, ack: UInt8 = 0x10
 
     /// Polls `condition` every 10 ms until it holds or `seconds` pass.
     static func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
@@ -80,21 +41,11 @@ final class ControlClient {
     let fd: Int32
 
     init?(path: String, timeoutSeconds: Int = 10) {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { close(fd); return nil }
+        guard let address = RawSocketAddress.unix(path: path),
+              let fd = try? SocketSetup.open(family: AF_UNIX, type: Int32(SOCK_STREAM.rawValue)) else { return nil }
+        self.fd = fd
+        guard (try? SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, timeval(tv_sec: timeoutSeconds, tv_usec: 0), name: "SO_RCVTIMEO")) != nil,
+              (try? SocketSetup.connect(fd, to: address)) != nil else { close(fd); return nil }
     }
 
     deinit { close(fd) }

@@ -24,8 +24,7 @@ import LVSModel
     /// SYN, ACK, ACK from client port `port`: the master syncs the connection on its third packet.
     static func establish(_ e: Engine, port: UInt16, at now: UInt64) {
         for flags in [Lab.syn, Lab.ack, Lab.ack] {
-            var f = Lab.segment(port: port, flags: flags)
-            _ = f.withUnsafeMutableBytes { e.primary!.process($0, interface: Lab.interface, now: now) }
+            _ = Lab.send(e.primary!, port: port, flags: flags, at: now)
         }
         e.tick(now: now)
     }

@@ -36,10 +36,7 @@ static inline uint64_t clvs_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-// Swift code uses Synchronization's Atomic (LVSCore's AtomicWords); these two remain only for
-// lvsd's Director (its listing flag) until that moves to AtomicWords too.
-static inline uint64_t clvs_load_relaxed_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void clvs_store_relaxed_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+// Swift code uses Synchronization's Atomic (LVSCore's AtomicWords) for its atomics.
 
 // ---- TPACKET_V2 frame header accessors (hdr = start of a ring slot) --------------------------
 
