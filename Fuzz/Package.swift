@@ -7,7 +7,7 @@ let package = Package(
     name: "lvs-fuzz",
     dependencies: [.package(name: "swift-lvs", path: "..")],
     targets: [
-        .executableTarget(name: "FrameFuzz", dependencies: [.product(name: "LVSCore", package: "swift-lvs")]),
+        .executableTarget(name: "FrameFuzz", dependencies: [.product(name: "LVSCore", package: "swift-lvs"), .product(name: "LVSModel", package: "swift-lvs")]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

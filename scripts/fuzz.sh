@@ -5,7 +5,11 @@ set -euo pipefail
 seconds=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/Fuzz"
-swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --product FrameFuzz >/dev/null
+if ! out=$(swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --product FrameFuzz 2>&1); then
+    echo "fuzz.sh: the fuzz target does not build:" >&2
+    grep -E "error:" <<<"$out" | sort -u | head -20 >&2
+    exit 1
+fi
 bin=$(swift build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld --show-bin-path)/FrameFuzz
 # New inputs go to the (ignored) working corpus; the committed seeds are only read.
 corpus="$root/fuzz-artifacts/corpus"

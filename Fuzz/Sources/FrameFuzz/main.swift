@@ -1,5 +1,6 @@
 import Glibc
 import LVSCore
+import LVSModel
 
 /// One engine with the seed's services (TCP 80, UDP 53, IPv6 TCP 80, persistence, a fwmark rule),
 /// fed every input as a frame; time advances with each input so expiry runs too.
@@ -30,7 +31,8 @@ let engine: Engine = {
     e.setMarkRules([MarkRule(destination: IPAddress("192.168.2.0")!, prefixLength: 24, proto: .tcp, portLow: 1000, portHigh: 2000, mark: 7)])
     return e
 }()
-var clock: UInt64 = 1_000_000_000
+// libFuzzer calls `fuzz` from one thread only.
+nonisolated(unsafe) var clock: UInt64 = 1_000_000_000
 
 func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
