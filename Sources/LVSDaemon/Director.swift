@@ -219,6 +219,16 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     /// is not full, and hands a batch over only once the previous one was taken: at most three
     /// batches of a listing exist at a time (the worker's, the one handed over, the one encoded).
     static let handOverEntries = 8192
+    /// The pace of a listing: at most one entry per this many nanoseconds of the listing's time
+    /// (after a first batch), whatever the consumer could take. What a listing costs downstream
+    /// (lvsd's encoding, lvsadm's reading and printing: about 1.7 µs of CPU per entry together)
+    /// then takes at most about a tenth of a CPU, so that `lvsadm -Lnc` run in a loop by an
+    /// operator leaves a load on the director at least 90 % of its rate (bench/listing.sh); a
+    /// million connections take about 16 s per worker.
+    static let nanosecondsPerListedEntry: UInt64 = 16_000
+    /// When the listing served started, and how many entries it has walked.
+    private var listingStarted: UInt64 = 0
+    private var listingWalked = 0
 
     /// Walks the shard's table for the listing being served, within the tick's budget, and hands
     /// what it found over.
@@ -233,11 +243,14 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             return
         }
         let started = monotonicNanoseconds()
+        let allowed = Self.handOverEntries + Int((started &- listingStarted) / Self.nanosecondsPerListedEntry)
         while true {
             var complete = listing!.isComplete
-            while !complete && listing!.entries.count < Self.handOverEntries
+            while !complete && listing!.entries.count < Self.handOverEntries && listingWalked < allowed
                 && monotonicNanoseconds() &- started < Self.listingBudgetPerTick {
+                let before = listing!.entries.count
                 complete = shard.listConnections(&listing!, now: now)
+                listingWalked += listing!.entries.count - before
             }
             // The previous batch not taken yet: this one waits (and the walk with it).
             guard out.offer(&listing!.entries, last: complete) else { return }
@@ -245,7 +258,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
                 finishListing()
                 return
             }
-            if monotonicNanoseconds() &- started >= Self.listingBudgetPerTick { return }
+            if listingWalked >= allowed || monotonicNanoseconds() &- started >= Self.listingBudgetPerTick { return }
         }
     }
 
@@ -254,6 +267,8 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         guard let next = requests.withLock({ q in q.isEmpty ? nil : q.removeFirst() }) else { return false }
         handOver = next
         listing = ConnectionListing()
+        listingStarted = monotonicNanoseconds()
+        listingWalked = 0
         return true
     }
 
