@@ -219,16 +219,35 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     /// is not full, and hands a batch over only once the previous one was taken: at most three
     /// batches of a listing exist at a time (the worker's, the one handed over, the one encoded).
     static let handOverEntries = 8192
-    /// The pace of a listing: at most one entry per this many nanoseconds of the listing's time
-    /// (after a first batch), whatever the consumer could take. What a listing costs downstream
-    /// (lvsd's encoding, lvsadm's reading and printing: about 1.7 µs of CPU per entry together)
-    /// then takes at most about a tenth of a CPU, so that `lvsadm -Lnc` run in a loop by an
-    /// operator leaves a load on the director at least 90 % of its rate (bench/listing.sh); a
-    /// million connections take about 16 s per worker.
+    /// The pace of a listing while the director is busy: at most one entry per this many
+    /// nanoseconds (after a first batch). What a listing costs downstream (lvsd's encoding,
+    /// lvsadm's reading and printing: about 1.7 µs of CPU per entry together) then takes at most
+    /// about a tenth of a CPU, so that `lvsadm -Lnc` run in a loop by an operator leaves a load on
+    /// the director at least 90 % of its rate (bench/listing.sh); a million connections then take
+    /// about 16 s per worker. An idle director lists at full speed (about 2.5 s for a million).
     static let nanosecondsPerListedEntry: UInt64 = 16_000
-    /// When the listing served started, and how many entries it has walked.
-    private var listingStarted: UInt64 = 0
-    private var listingWalked = 0
+    /// Frames per second this shard forwards from which a listing is paced.
+    static let busyFramesPerSecond: UInt64 = 10_000
+    /// Entries the pace still allows the listing served, and when and at what forwarded-frame
+    /// count the pace was last looked at (worker thread only).
+    private var paceCredit = 0
+    private var paceTime: UInt64 = 0
+    private var paceForwarded: UInt64 = 0
+
+    /// Adds what the time since the last look allows while the shard is busy; lifts the pace
+    /// while it is idle (a burst when it turns busy again is at most one batch).
+    private func refillPace(at t: UInt64) {
+        let forwarded = shard.forwardedFrames
+        let elapsed = max(t &- paceTime, 1)
+        let busy = (forwarded &- paceForwarded) &* 1_000_000_000 / elapsed >= Self.busyFramesPerSecond
+        if busy {
+            paceCredit = min(paceCredit, Self.handOverEntries) + Int(elapsed / Self.nanosecondsPerListedEntry)
+        } else {
+            paceCredit = Int.max / 2
+        }
+        paceTime = t
+        paceForwarded = forwarded
+    }
 
     /// Walks the shard's table for the listing being served, within the tick's budget, and hands
     /// what it found over.
@@ -243,14 +262,14 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             return
         }
         let started = monotonicNanoseconds()
-        let allowed = Self.handOverEntries + Int((started &- listingStarted) / Self.nanosecondsPerListedEntry)
+        refillPace(at: started)
         while true {
             var complete = listing!.isComplete
-            while !complete && listing!.entries.count < Self.handOverEntries && listingWalked < allowed
+            while !complete && listing!.entries.count < Self.handOverEntries && paceCredit > 0
                 && monotonicNanoseconds() &- started < Self.listingBudgetPerTick {
                 let before = listing!.entries.count
                 complete = shard.listConnections(&listing!, now: now)
-                listingWalked += listing!.entries.count - before
+                paceCredit -= listing!.entries.count - before
             }
             // The previous batch not taken yet: this one waits (and the walk with it).
             guard out.offer(&listing!.entries, last: complete) else { return }
@@ -258,7 +277,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
                 finishListing()
                 return
             }
-            if listingWalked >= allowed || monotonicNanoseconds() &- started >= Self.listingBudgetPerTick { return }
+            if paceCredit <= 0 || monotonicNanoseconds() &- started >= Self.listingBudgetPerTick { return }
         }
     }
 
@@ -267,8 +286,10 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         guard let next = requests.withLock({ q in q.isEmpty ? nil : q.removeFirst() }) else { return false }
         handOver = next
         listing = ConnectionListing()
-        listingStarted = monotonicNanoseconds()
-        listingWalked = 0
+        // The first batch goes at once; the pace starts from here.
+        paceTime = monotonicNanoseconds()
+        paceForwarded = shard.forwardedFrames
+        paceCredit = Self.handOverEntries
         return true
     }
 
