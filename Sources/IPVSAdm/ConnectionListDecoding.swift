@@ -31,12 +31,12 @@ public enum ConnectionListDecoding {
     }
 
     /// About the length of the shortest entry lvsd writes (addresses "::", one-digit values,
-    /// empty names: 187 bytes and a comma), for a capacity hint that never exceeds the count.
-    static let minimumEntryBytes = 188
+    /// empty names: 35 bytes and a comma), for a capacity hint that never exceeds the count.
+    static let minimumEntryBytes = 36
 }
 
 /// `ConnectionListDecoding` for an answer read in pieces: the entries as their bytes arrive, so
-/// that lvsadm holds neither the whole answer (about 250 bytes per entry) nor all the entries.
+/// that lvsadm holds neither the whole answer (about 75 bytes per entry) nor all the entries.
 public struct ConnectionListStream {
     /// What `next()` found.
     public enum Step: Equatable {
@@ -136,18 +136,19 @@ private struct Reader {
         return true
     }
 
-    /// One object in `ConnectionListEncoding`'s key order.
+    /// One entry in `ConnectionListEncoding`'s form: an array of the values of
+    /// `ControlProtocol.connectionFields` in that order.
     mutating func entry() -> ConnectionSnapshot? {
-        guard literal(#"{"protocolName":"#), let proto = string(),
-              literal(#","clientAddress":"#), let client = address(),
-              literal(#","clientPort":"#), let clientPort = number(max: UInt64(UInt16.max)),
-              literal(#","virtualAddress":"#), let virtual = address(),
-              literal(#","virtualPort":"#), let virtualPort = number(max: UInt64(UInt16.max)),
-              literal(#","destinationAddress":"#), let destination = address(),
-              literal(#","destinationPort":"#), let destinationPort = number(max: UInt64(UInt16.max)),
-              literal(#","state":"#), let state = string(),
-              literal(#","expiresSeconds":"#), let expires = number(max: UInt64(UInt32.max)),
-              literal(#","isTemplate":"#) else { return nil }
+        guard literal("["), let proto = string(),
+              literal(","), let client = address(),
+              literal(","), let clientPort = number(max: UInt64(UInt16.max)),
+              literal(","), let virtual = address(),
+              literal(","), let virtualPort = number(max: UInt64(UInt16.max)),
+              literal(","), let destination = address(),
+              literal(","), let destinationPort = number(max: UInt64(UInt16.max)),
+              literal(","), let state = string(),
+              literal(","), let expires = number(max: UInt64(UInt32.max)),
+              literal(",") else { return nil }
         let template: Bool
         if literal("true") {
             template = true
@@ -156,7 +157,7 @@ private struct Reader {
         } else {
             return nil
         }
-        guard literal("}") else { return nil }
+        guard literal("]") else { return nil }
         return ConnectionSnapshot(protocolName: proto, clientAddress: client, clientPort: UInt16(clientPort),
                                   virtualAddress: virtual, virtualPort: UInt16(virtualPort),
                                   destinationAddress: destination, destinationPort: UInt16(destinationPort),

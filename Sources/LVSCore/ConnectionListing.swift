@@ -56,11 +56,12 @@ public struct ConnectionListing: Sendable {
     public var isComplete: Bool { nextBucket == nil }
 
     /// Grows `entries` before a slice, outside the lock (a copy of a big array inside it would
-    /// hold the lock for milliseconds): room for the table's entries and two more slices.
+    /// hold the lock for milliseconds): room for two more slices, doubling as it fills. Not the
+    /// whole table's size at once: a streamed listing hands `entries` over in small batches.
     mutating func reserve(forTableOf count: Int) {
         let room = 2 * min(sliceEntries, 1 << 20) + 64
         if entries.capacity - entries.count < room {
-            entries.reserveCapacity(max(count, 2 * entries.count) + room)
+            entries.reserveCapacity(min(count, 2 * entries.count) + room)
         }
     }
 }

@@ -155,6 +155,9 @@ public final class EngineShard: @unchecked Sendable {
         return c
     }
 
+    /// Frames this shard has forwarded (a relaxed read; lvsd paces background work by it).
+    public var forwardedFrames: UInt64 { counters.load(ShardCounter.forwarded.rawValue) }
+
     var counterSnapshot: EngineCounters {
         var c = EngineCounters()
         c.forwarded = counters.load(ShardCounter.forwarded.rawValue)

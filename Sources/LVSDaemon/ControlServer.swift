@@ -122,6 +122,60 @@ final class ControlServer: @unchecked Sendable {
         return Self.encode(response)
     }
 
+    /// Bytes of a listing encoded before they are written to the client: the answer goes out in
+    /// chunks of about this size, the next one encoded while the previous one is written.
+    static let listingChunkBytes = 512 << 10
+
+    /// The most bytes of a listing answer held at once (encoded and not yet written), over all
+    /// listings so far: at most about two chunks, whatever the table's size.
+    let listingPeakQueuedBytes = Atomic<Int>(0)
+
+    /// Whether `line` is the `.connections` request (decoded, so that anything else goes the
+    /// usual way).
+    fileprivate static func isListingRequest(_ line: ByteBuffer) -> Bool {
+        (try? JSONDecoder().decode(ControlRequest.self, from: Data(line.readableBytesView))) == .connections
+    }
+
+    /// Streams the `.connections` answer (on the listing queue): the entries are encoded as the
+    /// workers hand them over, in chunks of `listingChunkBytes`; `write` sends a chunk (`last`:
+    /// the end of the answer) and its future succeeds once the chunk is written. A chunk waits
+    /// for the previous one to be written (the client's reading paces the walk: bounded memory);
+    /// a failed write (the client went away) stops the workers' walk at once.
+    fileprivate func streamListing(write: (ByteBuffer, _ last: Bool) -> EventLoopFuture<Void>) {
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.listingChunkBytes + Self.listingChunkSlack)
+        ConnectionListEncoding.appendHeader(to: &out)
+        var first = true
+        var previous: EventLoopFuture<Void>?
+        var previousBytes = 0
+        func send(last: Bool) -> Bool {
+            _ = listingPeakQueuedBytes.max(previousBytes + out.count, ordering: .relaxed)
+            if let previous {
+                guard (try? previous.wait()) != nil else { return false }
+            }
+            previousBytes = out.count
+            previous = write(ByteBuffer(bytes: out), last)
+            out.removeAll(keepingCapacity: true)
+            return true
+        }
+        let complete = director.streamConnections { batch in
+            for c in batch {
+                ConnectionListEncoding.appendEntry(c, first: first, to: &out)
+                first = false
+                if out.count >= Self.listingChunkBytes {
+                    guard send(last: false) else { return false }
+                }
+            }
+            return true
+        }
+        guard complete else { return }
+        ConnectionListEncoding.appendTrailer(to: &out)
+        _ = send(last: true)
+    }
+
+    /// Room past a chunk's size for the entry that crosses it (an entry is at most a few hundred bytes).
+    static let listingChunkSlack = 4096
+
     /// One response line.
     fileprivate static func encode(_ response: ControlResponse) -> ByteBuffer {
         let encoder = JSONEncoder()
@@ -198,6 +252,8 @@ final class ControlHandler: ChannelInboundHandler {
     /// False once the connection is closed (read by the request queues).
     private let open = OpenFlag()
     private var readDeadline: Scheduled<Void>?
+    /// The listing chunk being written: succeeded once written, failed if the connection closes first.
+    private var chunkWritten: EventLoopPromise<Void>?
 
     init(server: ControlServer, admitted: Bool, root: Bool) {
         self.server = server
@@ -220,6 +276,8 @@ final class ControlHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         open.close()
+        chunkWritten?.fail(ChannelError.ioOnClosedChannel)
+        chunkWritten = nil
         readDeadline?.cancel()
         writer.disarm()
         context.fireChannelInactive()
@@ -285,6 +343,21 @@ final class ControlHandler: ChannelInboundHandler {
             // A client that left before its turn costs nothing (connect, send, close in a loop
             // must not pile up work).
             guard open.isOpen else { return }
+            if listing && ControlServer.isListingRequest(line) {
+                server.streamListing { chunk, last in
+                    let promise = loop.makePromise(of: Void.self)
+                    loop.execute {
+                        let (handler, context) = bound.value
+                        guard context.channel.isActive else {
+                            promise.fail(ChannelError.ioOnClosedChannel)
+                            return
+                        }
+                        handler.writeChunk(chunk, last: last, promise: promise, context: context)
+                    }
+                    return promise.futureResult
+                }
+                return
+            }
             let answer = server.answer(line)
             loop.execute {
                 let (handler, context) = bound.value
@@ -293,6 +366,20 @@ final class ControlHandler: ChannelInboundHandler {
                     handler.busy = false
                     handler.awaitRequest(context)
                 }
+            }
+        }
+    }
+
+    /// Writes one chunk of a streamed listing (on the event loop): `promise` succeeds once it is
+    /// written; after the `last` chunk the next request is read.
+    fileprivate func writeChunk(_ chunk: ByteBuffer, last: Bool, promise: EventLoopPromise<Void>, context: ChannelHandlerContext) {
+        chunkWritten = promise
+        writer.write(chunk, context: context) { [self] in
+            chunkWritten?.succeed(())
+            chunkWritten = nil
+            if last {
+                busy = false
+                awaitRequest(context)
             }
         }
     }

@@ -92,8 +92,11 @@ final class Director: @unchecked Sendable {
         let now = monotonicNanoseconds()
         if case .connections = request {
             var all: [ConnectionSnapshot] = []
-            for w in workers { all += w.collectConnections() }
-            return .connections(all + engine.sharedConnections(now: now))
+            streamConnections { batch in
+                all += batch
+                return true
+            }
+            return .connections(all)
         }
         switch request {
         case let .startDaemon(config): return sync.start(config)
@@ -117,6 +120,25 @@ final class Director: @unchecked Sendable {
             return .text(lines.joined(separator: "\n") + extra)
         }
         return response
+    }
+
+    /// The connection table in listing order (each worker's shard, then the synced connections),
+    /// given to `body` in batches of at most `ShardWorker.handOverEntries` entries as the workers
+    /// walk their tables (from a control thread): no list of the whole table is ever made. When
+    /// `body` returns false (the client went away) the walk stops at once; returns false then.
+    @discardableResult
+    func streamConnections(_ body: ([ConnectionSnapshot]) -> Bool) -> Bool {
+        for w in workers {
+            guard w.streamConnections(body) else { return false }
+        }
+        let shared = engine.sharedConnections(now: monotonicNanoseconds())
+        var start = 0
+        while start < shared.count {
+            let end = min(start + ShardWorker.handOverEntries, shared.count)
+            guard body(Array(shared[start..<end])) else { return false }
+            start = end
+        }
+        return true
     }
 
     /// Gratuitous ARP / NA and neighbour requests (worker 0's tick).
@@ -147,16 +169,17 @@ final class Director: @unchecked Sendable {
 
 /// One data-plane worker's processor: frames go straight to its engine shard.
 ///
-/// `@unchecked Sendable` (mutable fields): `listing` and `listingWaiters` belong to the worker's
-/// thread; `collected` is read and written only under `requests`' lock; `fastPath` is set by
+/// `@unchecked Sendable` (mutable fields): `listing`, `handOver` and the pace's fields belong to
+/// the worker's thread; `requests` is a Mutex (a `ListingHandOver` carries its own lock);
+/// `fastPath` is set by
 /// lvsd's start-up before the worker's thread starts (`Director.enableFastPath`), then used on
 /// that thread only; `listingRequested` is atomic.
 final class ShardWorker: FrameProcessor, @unchecked Sendable {
     let shard: EngineShard
     unowned let director: Director
     let sendsNeighbourFrames: Bool
-    private let requests = Mutex<[DispatchSemaphore]>([])
-    private var collected: [ConnectionSnapshot] = []
+    /// Listings asked for and not started yet (one runs at a time).
+    private let requests = Mutex<[ListingHandOver]>([])
     /// True while a listing is requested: one relaxed load per tick.
     private let listingRequested = Atomic<Bool>(false)
     /// `--dataplane xdp`, `tc`: the fast-path bookkeeping (map writes, counters, the read-back
@@ -198,47 +221,163 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
     }
 
-    /// A listing of the shard, in slices over ticks (worker thread only), and who waits for it.
+    /// A listing of the shard, in slices over ticks (worker thread only), and where its entries go.
     private var listing: ConnectionListing?
-    private var listingWaiters: [DispatchSemaphore] = []
+    private var handOver: ListingHandOver?
     /// Worker time per tick spent on a listing (ticks are 10 ms apart: about 5 % of the worker
     /// while a listing runs). Each slice holds the engine lock for one `ConnectionListing` slice.
     static let listingBudgetPerTick: UInt64 = 500_000
-    /// How long a control request waits for a worker's listing (1 M entries take a few seconds).
+    /// How long a control thread waits for a worker's next batch of a listing.
     static let listingWait: DispatchTimeInterval = .seconds(30)
+    /// Entries per batch handed to the control thread. The worker walks on only while its batch
+    /// is not full, and hands a batch over only once the previous one was taken: at most three
+    /// batches of a listing exist at a time (the worker's, the one handed over, the one encoded).
+    static let handOverEntries = 8192
+    /// The pace of a listing while the director is busy: at most one entry per this many
+    /// nanoseconds (after a first batch). What a listing costs downstream (lvsd's encoding,
+    /// lvsadm's reading and printing: about 1.7 µs of CPU per entry together) then takes at most
+    /// about a tenth of a CPU, so that `lvsadm -Lnc` run in a loop by an operator leaves a load on
+    /// the director at least 90 % of its rate (bench/listing.sh); a million connections then take
+    /// about 16 s per worker. An idle director lists at full speed (about 2.5 s for a million).
+    static let nanosecondsPerListedEntry: UInt64 = 16_000
+    /// Frames per second this shard forwards from which a listing is paced.
+    static let busyFramesPerSecond: UInt64 = 10_000
+    /// Entries the pace still allows the listing served, and when and at what forwarded-frame
+    /// count the pace was last looked at (worker thread only).
+    private var paceCredit = 0
+    private var paceTime: UInt64 = 0
+    private var paceForwarded: UInt64 = 0
 
-    /// Walks the shard's table for the waiting listing requests, within the tick's budget.
+    /// Adds what the time since the last look allows while the shard is busy; lifts the pace
+    /// while it is idle (a burst when it turns busy again is at most one batch).
+    private func refillPace(at t: UInt64) {
+        let forwarded = shard.forwardedFrames
+        let elapsed = max(t &- paceTime, 1)
+        let busy = (forwarded &- paceForwarded) &* 1_000_000_000 / elapsed >= Self.busyFramesPerSecond
+        if busy {
+            paceCredit = min(paceCredit, Self.handOverEntries) + Int(elapsed / Self.nanosecondsPerListedEntry)
+        } else {
+            paceCredit = Int.max / 2
+        }
+        paceTime = t
+        paceForwarded = forwarded
+    }
+
+    /// Walks the shard's table for the listing being served, within the tick's budget, and hands
+    /// what it found over.
     private func continueListing(now: UInt64) {
         if listing == nil {
             listingRequested.store(false, ordering: .relaxed)
-            listingWaiters = requests.withLock { q -> [DispatchSemaphore] in
-                let taken = q
-                q.removeAll()
-                return taken
-            }
-            guard !listingWaiters.isEmpty else { return }
-            listing = ConnectionListing()
+            guard startNextListing() else { return }
+        }
+        guard let out = handOver else { return }
+        if out.isCancelled {
+            finishListing()
+            return
         }
         let started = monotonicNanoseconds()
-        var complete = false
-        repeat {
-            complete = shard.listConnections(&listing!, now: now)
-        } while !complete && monotonicNanoseconds() &- started < Self.listingBudgetPerTick
-        guard complete else { return }
-        let entries = listing!.entries
-        listing = nil
-        requests.withLock { _ in collected = entries }
-        for s in listingWaiters { s.signal() }
-        listingWaiters = []
+        refillPace(at: started)
+        while true {
+            var complete = listing!.isComplete
+            while !complete && listing!.entries.count < Self.handOverEntries && paceCredit > 0
+                && monotonicNanoseconds() &- started < Self.listingBudgetPerTick {
+                let before = listing!.entries.count
+                complete = shard.listConnections(&listing!, now: now)
+                paceCredit -= listing!.entries.count - before
+            }
+            // The previous batch not taken yet: this one waits (and the walk with it).
+            guard out.offer(&listing!.entries, last: complete) else { return }
+            if complete {
+                finishListing()
+                return
+            }
+            if paceCredit <= 0 || monotonicNanoseconds() &- started >= Self.listingBudgetPerTick { return }
+        }
     }
 
-    /// From the control thread: this shard's connections, read on the worker's own thread (in
-    /// slices over several ticks for a big table).
-    func collectConnections() -> [ConnectionSnapshot] {
-        let done = DispatchSemaphore(value: 0)
-        requests.withLock { $0.append(done) }
-        listingRequested.store(true, ordering: .relaxed)
-        guard done.wait(timeout: .now() + Self.listingWait) == .success else { return [] }
-        return requests.withLock { _ in collected }
+    /// Starts the oldest listing asked for; false when none waits.
+    private func startNextListing() -> Bool {
+        guard let next = requests.withLock({ q in q.isEmpty ? nil : q.removeFirst() }) else { return false }
+        handOver = next
+        listing = ConnectionListing()
+        // The first batch goes at once; the pace starts from here.
+        paceTime = monotonicNanoseconds()
+        paceForwarded = shard.forwardedFrames
+        paceCredit = Self.handOverEntries
+        return true
     }
+
+    /// Ends the listing served, and starts the next one if one was asked for meanwhile.
+    private func finishListing() {
+        listing = nil
+        handOver = nil
+        _ = startNextListing()
+    }
+
+    /// From a control thread: this shard's connections, walked on the worker's own thread in
+    /// slices over several ticks, given to `body` in batches as they are found. Returns false when
+    /// `body` did (the walk is then abandoned); a worker that does not answer within
+    /// `listingWait` is skipped.
+    func streamConnections(_ body: ([ConnectionSnapshot]) -> Bool) -> Bool {
+        let out = ListingHandOver()
+        requests.withLock { $0.append(out) }
+        listingRequested.store(true, ordering: .relaxed)
+        var batch: [ConnectionSnapshot] = []
+        while true {
+            guard out.ready.wait(timeout: .now() + Self.listingWait) == .success else {
+                out.cancel()
+                return true
+            }
+            let last = out.take(&batch)
+            if !batch.isEmpty && !body(batch) {
+                out.cancel()
+                return false
+            }
+            batch.removeAll(keepingCapacity: true)
+            if last { return true }
+        }
+    }
+}
+
+/// One listing's hand-over from a worker to the control thread: one batch at a time.
+final class ListingHandOver: @unchecked Sendable { // its state is behind `state`'s Mutex
+    private struct State {
+        var batch: [ConnectionSnapshot] = []
+        var full = false
+        var last = false
+        var cancelled = false
+    }
+    private let state = Mutex(State())
+    /// Signalled once per batch handed over.
+    let ready = DispatchSemaphore(value: 0)
+
+    /// From the worker: hands `entries` over (swapped with an empty array) unless the previous
+    /// batch has not been taken yet; `last` marks the listing's end. False when it waits.
+    func offer(_ entries: inout [ConnectionSnapshot], last: Bool) -> Bool {
+        if entries.isEmpty && !last { return true }
+        let handed = state.withLock { s -> Bool in
+            guard !s.full else { return false }
+            swap(&s.batch, &entries)
+            s.full = true
+            s.last = last
+            return true
+        }
+        if handed { ready.signal() }
+        return handed
+    }
+
+    /// From the control thread, after `ready`: the batch (swapped into `batch`, which must be
+    /// empty), and whether it is the last.
+    func take(_ batch: inout [ConnectionSnapshot]) -> Bool {
+        state.withLock { s in
+            swap(&s.batch, &batch)
+            s.full = false
+            return s.last
+        }
+    }
+
+    /// From the control thread: the worker stops this listing at its next tick.
+    func cancel() { state.withLock { $0.cancelled = true } }
+
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
 }

@@ -9,8 +9,14 @@ public enum ControlProtocol {
     /// on its listing queue.
     public static let connectionsRequestLine: StaticString = #"{"request":"connections","version":1}"#
     /// The `.connections` answer up to its first entry as lvsd writes it by hand (a million
-    /// entries), the version first so that a reader knows it before any entry.
-    public static let connectionsAnswerHeader: StaticString = #"{"version":1,"answer":"connections","connections":["#
+    /// entries), the version first so that a reader knows it before any entry, then the names of
+    /// an entry's fields once (`connectionFields`); each entry is an array of values in that order.
+    public static let connectionsAnswerHeader: StaticString =
+        #"{"version":1,"answer":"connections","fields":["protocol","client","cport","virtual","vport","destination","dport","state","expires","template"],"connections":["#
+    /// The names of a listed connection's fields, in the order of an entry's values (the
+    /// `"fields"` of a `.connections` answer): `ConnectionSnapshot`'s properties in declaration order.
+    public static let connectionFields = ["protocol", "client", "cport", "virtual", "vport", "destination", "dport",
+                                          "state", "expires", "template"]
     /// The end of the `.connections` answer after its last entry (without the newline).
     public static let connectionsAnswerTrailer: StaticString = "]}"
 }
@@ -86,7 +92,7 @@ public protocol ConnectionStreamingBackend: ControlBackend {
 private enum ControlKey: String, CodingKey {
     case version, request, answer
     case service, options, destination, address, port, timeouts, daemon, role
-    case error, snapshot, connections, text, requested
+    case error, snapshot, connections, fields, text, requested
     case batch, answers
 }
 
@@ -200,7 +206,7 @@ extension ControlResponse {
         case .ok: self = .ok
         case .failed: self = .failed(try c.decode(IPVSError.self, forKey: .error))
         case .snapshot: self = .snapshot(try c.decode(TableSnapshot.self, forKey: .snapshot))
-        case .connections: self = .connections(try c.decode([ConnectionSnapshot].self, forKey: .connections))
+        case .connections: self = .connections(try Self.decodeConnections(c))
         case .text: self = .text(try c.decode(String.self, forKey: .text))
         case .versionMismatch: self = .versionMismatch(requested: try c.decode(Int.self, forKey: .requested))
         case .batch: self = .batch(try c.decode([ControlResponse].self, forKey: .answers))
@@ -220,7 +226,21 @@ extension ControlResponse {
             try c.encode(table, forKey: .snapshot)
         case let .connections(list):
             try c.encode(Name.connections, forKey: .answer)
-            try c.encode(list, forKey: .connections)
+            try c.encode(ControlProtocol.connectionFields, forKey: .fields)
+            var rows = c.nestedUnkeyedContainer(forKey: .connections)
+            for e in list {
+                var row = rows.nestedUnkeyedContainer()
+                try row.encode(e.protocolName)
+                try row.encode(e.clientAddress)
+                try row.encode(e.clientPort)
+                try row.encode(e.virtualAddress)
+                try row.encode(e.virtualPort)
+                try row.encode(e.destinationAddress)
+                try row.encode(e.destinationPort)
+                try row.encode(e.state)
+                try row.encode(e.expiresSeconds)
+                try row.encode(e.isTemplate)
+            }
         case let .text(text):
             try c.encode(Name.text, forKey: .answer)
             try c.encode(text, forKey: .text)
@@ -231,5 +251,42 @@ extension ControlResponse {
             try c.encode(Name.batch, forKey: .answer)
             try c.encode(answers, forKey: .answers)
         }
+    }
+
+    /// The entries of a `.connections` answer: `"fields"` names each entry's values (any order;
+    /// every field of `ControlProtocol.connectionFields` once, no other), `"connections"` holds
+    /// one array of values per entry.
+    private static func decodeConnections(_ c: KeyedDecodingContainer<ControlKey>) throws -> [ConnectionSnapshot] {
+        let fields = try c.decode([String].self, forKey: .fields)
+        guard fields.count == ControlProtocol.connectionFields.count, Set(fields) == Set(ControlProtocol.connectionFields) else {
+            throw DecodingError.dataCorruptedError(forKey: .fields, in: c, debugDescription: "unknown connection fields \(fields)")
+        }
+        var rows = try c.nestedUnkeyedContainer(forKey: .connections)
+        var list: [ConnectionSnapshot] = []
+        let none = IPAddress.ipv4Zero
+        while !rows.isAtEnd {
+            var row = try rows.nestedUnkeyedContainer()
+            var e = ConnectionSnapshot(protocolName: "", clientAddress: none, clientPort: 0, virtualAddress: none, virtualPort: 0,
+                                       destinationAddress: none, destinationPort: 0, state: "", expiresSeconds: 0)
+            for field in fields {
+                switch field {
+                case "protocol": e.protocolName = try row.decode(String.self)
+                case "client": e.clientAddress = try row.decode(IPAddress.self)
+                case "cport": e.clientPort = try row.decode(UInt16.self)
+                case "virtual": e.virtualAddress = try row.decode(IPAddress.self)
+                case "vport": e.virtualPort = try row.decode(UInt16.self)
+                case "destination": e.destinationAddress = try row.decode(IPAddress.self)
+                case "dport": e.destinationPort = try row.decode(UInt16.self)
+                case "state": e.state = try row.decode(String.self)
+                case "expires": e.expiresSeconds = try row.decode(UInt32.self)
+                default: e.isTemplate = try row.decode(Bool.self) // "template": the set was checked
+                }
+            }
+            guard row.isAtEnd else {
+                throw DecodingError.dataCorruptedError(in: row, debugDescription: "a connection entry with more values than fields")
+            }
+            list.append(e)
+        }
+        return list
     }
 }

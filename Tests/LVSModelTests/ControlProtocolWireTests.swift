@@ -79,9 +79,8 @@ import Testing
             + #""outPPS":0},"stats":{"conns":0,"inBytes":0,"inPackets":0,"outBytes":0,"outPackets":0}}],"timeouts":{"tcp":900,"#
             + #""tcpFin":120,"udp":300},"version":"1.2.1"},"version":1}"#),
         (.connections([entry]),
-         #"{"answer":"connections","connections":[{"clientAddress":"192.168.1.5","clientPort":40000,"destinationAddress":"10.0.0.11","#
-            + #""destinationPort":80,"expiresSeconds":899,"isTemplate":false,"protocolName":"TCP","state":"ESTABLISHED","#
-            + #""virtualAddress":"10.0.0.1","virtualPort":80}],"version":1}"#),
+         #"{"answer":"connections","connections":[["TCP","192.168.1.5",40000,"10.0.0.1",80,"10.0.0.11",80,"ESTABLISHED",899,false]],"#
+            + #""fields":["protocol","client","cport","virtual","vport","destination","dport","state","expires","template"],"version":1}"#),
         (.text("lvsd: reloaded\n"),
          #"{"answer":"text","text":"lvsd: reloaded\n","version":1}"#),
         (.versionMismatch(requested: 0),
@@ -109,6 +108,25 @@ import Testing
         let handWritten = "\(ControlProtocol.connectionsAnswerHeader)\(ControlProtocol.connectionsAnswerTrailer)"
         #expect(handWritten.hasPrefix(#"{"version":\#(ControlProtocol.version),"#))
         #expect(try JSONDecoder().decode(ControlResponse.self, from: Data(handWritten.utf8)) == .connections([]))
+    }
+
+    /// A listing names its fields once; an entry is read by those names, in whatever order they
+    /// come, and a listing with an unknown or a missing field is refused.
+    @Test func listingEntriesAreReadByTheirFieldNames() throws {
+        let reordered = #"{"version":1,"answer":"connections","fields":["template","expires","state","dport","destination","vport","#
+            + #""virtual","cport","client","protocol"],"connections":[[false,899,"ESTABLISHED",80,"10.0.0.11",80,"10.0.0.1",40000,"#
+            + #""192.168.1.5","TCP"]]}"#
+        #expect(try JSONDecoder().decode(ControlResponse.self, from: Data(reordered.utf8)) == .connections([Self.entry]))
+        let fields = ControlProtocol.connectionFields.map { "\"\($0)\"" }.joined(separator: ",")
+        let row = #"["TCP","192.168.1.5",40000,"10.0.0.1",80,"10.0.0.11",80,"ESTABLISHED",899,false]"#
+        for bad in [fields.replacingOccurrences(of: #""template""#, with: #""flags""#),
+                    fields.replacingOccurrences(of: #","template""#, with: "")] {
+            let line = #"{"version":1,"answer":"connections","fields":["# + bad + #"],"connections":["# + row + "]}"
+            #expect(throws: DecodingError.self) { try JSONDecoder().decode(ControlResponse.self, from: Data(line.utf8)) }
+        }
+        let long = #"{"version":1,"answer":"connections","fields":["# + fields + #"],"connections":["#
+            + row.replacingOccurrences(of: "false]", with: "false,1]") + "]}"
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ControlResponse.self, from: Data(long.utf8)) }
     }
 
     /// A request or answer in another version, or from before the version field, is refused with
