@@ -10,7 +10,6 @@ let package = Package(
     products: [
         .library(name: "LVSCore", targets: ["LVSCore"]),
         .library(name: "LVSModel", targets: ["LVSModel"]),
-        .library(name: "LVSModel", targets: ["LVSModel"]),
         .executable(name: "lvsd", targets: ["lvsd"]),
         .executable(name: "lvsadm", targets: ["lvsadm"]),
         .executable(name: "lvs-bench", targets: ["lvs-bench"]),
