@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import LVSSystem
 
 /// Errors of the packet I/O layer; each names what failed so it can be logged as is.
@@ -22,10 +20,6 @@ public enum DataPlaneError: Error, CustomStringConvertible, Equatable {
             let trimmed = output.split(separator: "\n").joined(separator: " | ")
             return "\(command) exited with status \(status): \(trimmed)"
         }
-    }
-
-    static func errno(_ call: String, _ context: String) -> DataPlaneError {
-        .system(call: call, errno: Glibc.errno, context: context)
     }
 
     /// A failed system call (LVSSystem's `syscall`), for `context` ("packet socket on 'eth0'").

@@ -1,6 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#endif
+import LVSSystem
 import Dispatch
 import Subprocess
 import Synchronization
@@ -19,8 +18,9 @@ enum ExternalCommand {
         precondition(!arguments.isEmpty)
         // The calling thread's namespace, held open (close-on-exec) until the command has run;
         // nsenter enters it by its /proc path.
-        let namespace = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard namespace >= 0 else { throw DataPlaneError.errno("open /proc/thread-self/ns/net", arguments[0]) }
+        let namespace = try DataPlaneError.context(arguments[0]) {
+            try syscall("open /proc/thread-self/ns/net") { open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) }
+        }
         defer { close(namespace) }
         let name = "nsenter"
         let rest = ["--net=/proc/\(getpid())/fd/\(namespace)", "--"] + arguments
