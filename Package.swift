@@ -61,7 +61,9 @@ let package = Package(
         // The ipvsadm grammar, formats, help and lvsd's socket client (over LVSSystem): all lvsadm needs.
         .target(name: "IPVSAdm", dependencies: ["LVSModel", "LVSSystem"]),
         // keepalived.conf: lexer, parser, model, and the diff to the running table.
-        .target(name: "KeepalivedConfig", dependencies: ["LVSModel"]),
+        // VRRP (RFC 3768/5798) as keepalived runs it: settings, adverts, the state machine. Pure.
+        .target(name: "LVSVRRP", dependencies: ["LVSModel"]),
+        .target(name: "KeepalivedConfig", dependencies: ["LVSModel", "LVSVRRP"]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
         .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "LVSSystem", "CLVSShim", "CLVSTLS"]),
         // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
@@ -80,7 +82,7 @@ let package = Package(
         .target(
             name: "LVSDaemon",
             dependencies: [
-                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSSystem", "CLVSShim", "CLVSXDP",
+                "LVSCore", "LVSModel", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSVRRP", "LVSHealth", "LVSSystem", "CLVSShim", "CLVSXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -114,6 +116,7 @@ let package = Package(
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"]),
         .testTarget(name: "LVSSystemTests", dependencies: ["LVSSystem"]),
+        .testTarget(name: "LVSVRRPTests", dependencies: ["LVSVRRP", "LVSModel"]),
         .testTarget(name: "LVSDaemonTests", dependencies: ["LVSDaemon", "LVSDataPlane", "LVSControl", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSCore", "LVSModel", "LVSSystem", "LVSEngineTestSupport", "CLVSShim"]),
         .testTarget(name: "DataPlaneTests", dependencies: ["LVSDataPlane", "LVSCore", "LVSModel", "LVSEngineTestSupport", "CLVSShim", "CLVSXDP"]),
     ],
