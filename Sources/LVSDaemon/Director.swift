@@ -32,6 +32,8 @@ final class Director: @unchecked Sendable {
     /// `lvsadm daemon status` lines about the data plane: the first replaces EngineControl's
     /// "data plane:" line, the others are appended (set once the data plane exists).
     var dataplaneStatus: [String] = []
+    /// The VRRP status lines (set when keepalived.conf has VRRP instances).
+    var vrrpStatus: (@Sendable () -> [String])?
     /// The fast path's connection map and per-destination counters (`--dataplane xdp`, `tc`),
     /// shared by the workers' `FastPathBook`s; nil without a fast path.
     private(set) var fastPath: FastPathCounters<XDPConnMap>?
@@ -113,6 +115,7 @@ final class Director: @unchecked Sendable {
             if let first = lines.first, first.hasPrefix("data plane:"), let mine = dataplaneStatus.first { lines[0] = mine }
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
             extra += serverCounters.map(\.statusLine).joined()
+            if let vrrpStatus { extra += vrrpStatus().map { $0 + "\n" }.joined() }
             if let fastPath {
                 let (packets, bytes) = fastPath.totals()
                 extra += "\(fastPathKind) fast path: \(fastPath.map.count()) connection(s), \(packets) packet(s), \(bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"

@@ -85,6 +85,7 @@ public final class LVSD: @unchecked Sendable {
     private(set) var server: ControlServer!
     private(set) var monitor: HealthMonitor?
     private(set) var metricsEndpoint: MetricsEndpoint?
+    var vrrp: VRRPService?
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
@@ -145,11 +146,13 @@ public final class LVSD: @unchecked Sendable {
         try startDataPlane()
         try ProcessSignals.checkpoint()
         try await startHealthChecks()
+        try startVRRP()
         try startServers()
         try ProcessSignals.checkpoint()
         logReady()
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
-                                      monitor: monitor, configPath: keepalived == nil ? nil : options.config, metrics: metricsEndpoint)
+                                      monitor: monitor, configPath: keepalived == nil ? nil : options.config, metrics: metricsEndpoint,
+                                      vrrp: vrrp)
         server.reload = { await service.reload() }
         // Started: from here the service removes what was attached when it stops.
         undo.disarm()
@@ -192,6 +195,7 @@ public final class LVSD: @unchecked Sendable {
             logger.info("rules loaded", metadata: ["file": "\(config)", "services": "\(engine.snapshot().services.count)"])
         case .keepalived:
             keepalived = try Self.loadKeepalived(config, logger: logger)
+            if let vrrp = keepalived?.vrrp { manageVRRPAddresses(vrrp) }
         }
     }
 
@@ -375,6 +379,7 @@ public final class LVSD: @unchecked Sendable {
                     return out
                 }
             }
+            if let vrrp { endpoint.vrrpStatus = { vrrp.status } }
             try endpoint.start()
             undo.add { endpoint.stop() }
             metricsEndpoint = endpoint
@@ -525,6 +530,7 @@ public struct DirectorService: Service, @unchecked Sendable {
     let monitor: HealthMonitor?
     let configPath: String?
     let metrics: MetricsEndpoint?
+    let vrrp: VRRPService?
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     func reload() async -> String {
@@ -535,6 +541,10 @@ public struct DirectorService: Service, @unchecked Sendable {
         do {
             let config = try LVSD.loadKeepalived(configPath, logger: logger)
             await monitor.reload(config)
+            if let vrrp, config.vrrp != vrrp.configuration {
+                // Re-electing on a reload would move the VIPs; keepalived re-reads them, lvsd does not yet.
+                logger.warning("reload: the VRRP blocks changed; lvsd applies VRRP changes at its next start (the running instances are kept)")
+            }
             logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
             return "lvsd: reloaded \(configPath)\n"
         } catch {
@@ -567,6 +577,8 @@ public struct DirectorService: Service, @unchecked Sendable {
     /// the nftables guard.
     public func shutdown() async {
         logger.info("lvsd stopping")
+        // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.
+        vrrp?.stop()
         await monitor?.stop()
         metrics?.stop()
         server.stop()

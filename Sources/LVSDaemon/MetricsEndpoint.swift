@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import LVSControl
 import LVSCore
+import LVSVRRP
 import Logging
 import CoreMetrics
 import Metrics
@@ -11,6 +12,7 @@ import NIOCore
 import NIOPosix
 import NIOHTTP1
 import LVSModel
+import LVSVRRP
 import LVSSystem
 
 /// The Prometheus endpoint (`--metrics ADDRESS:PORT`, off by default): per-service and
@@ -33,6 +35,8 @@ final class MetricsEndpoint: @unchecked Sendable {
     let host: String
     let port: UInt16
     var healthState: (@Sendable () async -> [(service: String, destination: String, up: Bool)])?
+    /// The VRRP instances and ignored adverts (set before `start` when keepalived.conf has VRRP).
+    var vrrpStatus: (@Sendable () -> (instances: [VRRPInstanceStatus], rejections: [VRRPRejection: Int]))?
     private var listener: Int32 = -1
     private var lastTotals: [String: UInt64] = [:]
     private var counters: [String: CoreMetrics.Counter] = [:]
@@ -174,6 +178,19 @@ final class MetricsEndpoint: @unchecked Sendable {
         gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
         gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
         gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
+        if let vrrpStatus {
+            let (instances, rejections) = vrrpStatus()
+            for i in instances {
+                let l = [("instance", i.name)]
+                for st in VRRPState.allCases { gauge("lvs_vrrp_state", l + [("state", st.rawValue)], i.state == st ? 1 : 0) }
+                gauge("lvs_vrrp_priority", l, Double(i.priority))
+                gauge("lvs_vrrp_effective_priority", l, Double(i.effectivePriority))
+                total("lvs_vrrp_transitions_total", l, UInt64(i.transitions))
+                total("lvs_vrrp_adverts_sent_total", l, UInt64(i.advertsSent))
+                total("lvs_vrrp_adverts_received_total", l, UInt64(i.advertsReceived))
+            }
+            for r in VRRPRejection.allCases { total("lvs_vrrp_adverts_ignored_total", [("reason", r.rawValue)], UInt64(rejections[r] ?? 0)) }
+        }
         if let healthState {
             if let states = waitForTask(timeout: .now() + 1, healthState) {
                 for h in states {
