@@ -47,7 +47,8 @@ public enum ConfigFormat {
                 let (config, diagnostics) = try KeepalivedLoader.load(path: path)
                 for d in diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
                 if diagnostics.contains(where: { $0.severity == .error }) { return 5 }
-                print("\(path): keepalived.conf, \(config.virtualServers.count) virtual servers: configuration is valid")
+                let vrrp = config.vrrp.instances.isEmpty ? "" : ", \(config.vrrp.instances.count) VRRP instances"
+                print("\(path): keepalived.conf, \(config.virtualServers.count) virtual servers\(vrrp): configuration is valid")
                 return 0
             }
         } catch let e as KeepalivedLoadError {
