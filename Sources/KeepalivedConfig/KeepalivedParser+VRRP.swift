@@ -638,6 +638,10 @@ extension KeepalivedParser {
             }
             var s = p.settings
             s.priority = UInt8(p.priority ?? (s.initialMaster ? 255 : 100))
+            if p.authType == "AH", s.initialMaster, s.priority != 255 {
+                error(p.header, "(\(name)) Initial state master is incompatible with AH authentication - clearing")
+                s.initialMaster = false
+            }
             let six = p.isIPv6 ?? false
             var version = p.version ?? vrrp.version ?? 2
             if six { version = 3 }

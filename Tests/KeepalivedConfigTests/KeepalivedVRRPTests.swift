@@ -33,6 +33,7 @@ let keepalivedVRRPVerdicts: [KeepalivedVerdict] = [
     .init(input: instance(" authentication {\n auth_type PASS\n auth_pass 123456789\n }"), messages: ["Truncating auth_pass to 8 characters"], exit: 5),
     .init(input: instance(" authentication {\n auth_type pass\n auth_pass 1234\n }"), messages: ["(VI_1) unknown authentication type 'pass'"], exit: 5),
     .init(input: instance(" authentication {\n auth_type PASS\n }"), messages: ["(VI_1) Authentication specified but no password given. Ignoring"], exit: 5),
+    .init(input: instance(" state MASTER\n priority 100\n authentication {\n auth_type AH\n auth_pass 1234\n }"), messages: ["(VI_1) Initial state master is incompatible with AH authentication - clearing"], exit: 5),
     .init(input: instance(" version 3\n authentication {\n auth_type PASS\n auth_pass 1234\n }"), messages: ["(VI_1) VRRP version 3 does not support authentication. Ignoring."], exit: 5),
     .init(input: "vrrp_instance VI_1 {\n interface eth0\n virtual_ipaddress { 10.0.0.1/24 }\n}\n", messages: ["(VI_1) the virtual router id must be set"], exit: 5),
     .init(input: instance(" virtual_router_id 0"), messages: ["number '0' outside range [1, 255]", "(VI_1): VRID '0' not valid - must be between 1 & 255"], exit: 5),
