@@ -111,7 +111,7 @@ let package = Package(
         .target(name: "LVSEngineTestSupport", dependencies: ["LVSCore", "LVSModel"], path: "Tests/LVSEngineTestSupport"),
         .testTarget(name: "LVSModelTests", dependencies: ["LVSModel"]),
         .testTarget(name: "IPVSAdmTests", dependencies: ["IPVSAdm", "LVSModel", "LVSTestSupport"]),
-        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel"]),
+        .testTarget(name: "KeepalivedConfigTests", dependencies: ["KeepalivedConfig", "LVSModel", "LVSVRRP"]),
         .testTarget(name: "LVSHealthTests", dependencies: ["LVSHealth", "KeepalivedConfig", "LVSModel", "LVSTestSupport"]),
         .testTarget(name: "LVSRealServerTests", dependencies: ["LVSRealServer", "LVSModel"]),
         .testTarget(name: "LVSControlTests", dependencies: ["LVSControl", "LVSCore", "LVSModel", "IPVSAdm", "KeepalivedConfig", "LVSHealth", "LVSTestSupport"]),

@@ -1,4 +1,5 @@
 import LVSModel
+import LVSVRRP
 
 /// One message from reading a keepalived.conf: where it is, and how serious.
 public struct KeepalivedDiagnostic: Sendable, Equatable, CustomStringConvertible {
@@ -41,7 +42,7 @@ public struct KeepalivedGlobals: Sendable, Equatable {
     public var lvsTimeouts: IPVSTimeouts?
     public var lvsFlush = false
     public var lvsFlushOnStop = false
-    /// The raw arguments of `lvs_sync_daemon` (parsed, not applied).
+    /// The raw arguments of `lvs_sync_daemon` (applied through `KeepalivedConfig.vrrp.lvsSyncDaemon`).
     public var lvsSyncDaemon: [String]?
     public var checkerLogAllFailures = false
     public var rsInitNotifies = false
@@ -267,7 +268,7 @@ public struct KeepalivedVirtualServer: Sendable, Hashable {
     public init(address: VirtualServerAddress) { self.address = address }
 }
 
-/// A block we read but do not act on (VRRP and the like).
+/// A block we read but do not act on (static routes, track files and the like).
 public struct KeepalivedIgnoredBlock: Sendable, Equatable {
     public var keyword: String
     public var name: String?
@@ -280,8 +281,11 @@ public struct KeepalivedConfig: Sendable, Equatable {
     public var globals = KeepalivedGlobals()
     public var groups: [String: VirtualServerGroup] = [:]
     public var virtualServers: [KeepalivedVirtualServer] = []
-    /// vrrp_instance, vrrp_sync_group, vrrp_script and other blocks that are parsed but not applied.
+    /// Blocks that are parsed but not applied (static_ipaddress, track_file, …).
     public var ignoredBlocks: [KeepalivedIgnoredBlock] = []
+    /// vrrp_instance, vrrp_sync_group, vrrp_script and the global VRRP settings, with keepalived's
+    /// defaults and cross checks applied.
+    public var vrrp = VRRPConfiguration()
     public init() {}
 
     /// The IPVS services one virtual server stands for (several for a group).

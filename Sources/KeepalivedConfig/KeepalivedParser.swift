@@ -23,6 +23,7 @@ public enum KeepalivedLoader {
         var parser = KeepalivedParser(lines: lines)
         parser.diagnostics = lexDiagnostics
         parser.parseTopLevel()
+        if parser.fatal == nil { parser.finishVRRP() }
         if let fatal = parser.fatal {
             throw KeepalivedLoadError(diagnostics: parser.diagnostics, message: fatal.description)
         }
@@ -36,9 +37,10 @@ struct KeepalivedParser {
     var diagnostics: [KeepalivedDiagnostic] = []
     var config = KeepalivedConfig()
     var fatal: KeepalivedDiagnostic?
+    /// The VRRP blocks and global settings read so far (`finishVRRP` turns them into `config.vrrp`).
+    var vrrp = VRRPParseState()
 
     static let schedulers: Set<String> = ["rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos"]
-    static let vrrpBlocks: Set<String> = ["vrrp_instance", "vrrp_sync_group", "vrrp_script"]
     static let otherTopBlocks: Set<String> = [
         "static_ipaddress", "static_routes", "static_rules", "track_file", "vrrp_track_file", "SSL",
         "linkbeat_interfaces", "garp_group", "vrrp_track_process", "track_process", "bfd_instance",
@@ -309,13 +311,14 @@ struct KeepalivedParser {
             case "global_defs": parseGlobal(l)
             case "virtual_server_group": parseGroup(l)
             case "virtual_server": parseVirtualServer(l)
-            case _ where Self.vrrpBlocks.contains(l.keyword) || Self.otherTopBlocks.contains(l.keyword):
+            case "vrrp_instance": parseVRRPInstance(l)
+            case "vrrp_script": parseVRRPScript(l)
+            case "vrrp_sync_group": parseVRRPSyncGroup(l)
+            case _ where Self.otherTopBlocks.contains(l.keyword):
                 config.ignoredBlocks.append(.init(keyword: l.keyword, name: l.words.count > 1 ? l.words[1] : nil, file: l.file, line: l.line))
                 let what = l.words.prefix(2).joined(separator: " ")
-                warn(l, "\(what) parsed but not applied (\(Self.vrrpBlocks.contains(l.keyword) ? "VRRP is not implemented" : "not supported by swift-lvs"))")
-                if i < lines.count, lines[i].isOpen { skipIgnoredBlockIfAny() } else if Self.vrrpBlocks.contains(l.keyword) {
-                    error(l, "Missing '{' at beginning of configuration block '\(l.keyword)'")
-                }
+                warn(l, "\(what) parsed but not applied (not supported by swift-lvs)")
+                if i < lines.count, lines[i].isOpen { skipIgnoredBlockIfAny() }
             case "}":
                 error(l, "Extra '}' found")
             default:
@@ -327,6 +330,7 @@ struct KeepalivedParser {
     mutating func parseGlobal(_ h: KeepalivedLine) {
         guard openBlock(h) else { return }
         while let l = next(in: h) {
+            if parseVRRPGlobal(l) { continue }
             switch l.keyword {
             case "router_id": if let v = arg(l) { config.globals.routerID = v }
             case "lvs_timeouts":
@@ -346,11 +350,6 @@ struct KeepalivedParser {
                 config.globals.lvsTimeouts = t
             case "lvs_flush": config.globals.lvsFlush = bool(l) ?? false
             case "lvs_flush_on_stop": config.globals.lvsFlushOnStop = true
-            case "lvs_sync_daemon":
-                if arg(l) != nil {
-                    config.globals.lvsSyncDaemon = Array(l.words.dropFirst())
-                    warn(l, "lvs_sync_daemon parsed but not applied (the sync daemon is not implemented)")
-                }
             case "checker_log_all_failures": config.globals.checkerLogAllFailures = bool(l) ?? false
             case "rs_init_notifies": config.globals.rsInitNotifies = true
             case "enable_script_security": config.globals.enableScriptSecurity = true
@@ -359,7 +358,7 @@ struct KeepalivedParser {
                 skipBlockIfAny()
             case _ where l.keyword.hasPrefix("vrrp_") || l.keyword.hasPrefix("smtp_") || l.keyword.hasPrefix("snmp_") || l.keyword.hasPrefix("notify_fifo") || l.keyword.hasPrefix("lvs_notify_fifo") || l.keyword.hasPrefix("enable_") || l.keyword.hasPrefix("max_auto_priority")
                 || ["notification_email_from", "no_checker_emails", "dynamic_interfaces", "process_names", "startup_script", "shutdown_script", "umask", "nftables", "nftables_priority", "nftables_ifindex", "checker_process_name", "vrrp_process_name", "script_timeout", "router_id"].contains(l.keyword):
-                // Accepted: alerting, VRRP and process settings we do not apply.
+                // Accepted: alerting, the remaining VRRP and process settings we do not apply.
                 if l.words.count < 2, Self.ignoredKeywordsNeedingValue.contains(l.keyword) { missingParameter(l, at: 1) }
                 skipBlockIfAny()
             default:

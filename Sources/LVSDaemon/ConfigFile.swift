@@ -26,7 +26,10 @@ public enum ConfigFormat {
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
-            let word = String(line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "{" }).first ?? "")
+            var words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "{" })
+            // keepalived's conditional lines: `@ID keyword …`, `@^ID keyword …`.
+            if words.first?.hasPrefix("@") == true { words.removeFirst() }
+            let word = String(words.first ?? "")
             if word.hasPrefix("-") || word == "ipvsadm" { return .ipvsadmRules }
             if keepalivedKeywords.contains(word) { return .keepalived }
             throw ServerError("\(path): cannot tell the format: expected keepalived.conf blocks or ipvsadm-save lines, found `\(word)'")
@@ -47,7 +50,8 @@ public enum ConfigFormat {
                 let (config, diagnostics) = try KeepalivedLoader.load(path: path)
                 for d in diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
                 if diagnostics.contains(where: { $0.severity == .error }) { return 5 }
-                print("\(path): keepalived.conf, \(config.virtualServers.count) virtual servers: configuration is valid")
+                let vrrp = config.vrrp.instances.isEmpty ? "" : ", \(config.vrrp.instances.count) VRRP instances"
+                print("\(path): keepalived.conf, \(config.virtualServers.count) virtual servers\(vrrp): configuration is valid")
                 return 0
             }
         } catch let e as KeepalivedLoadError {

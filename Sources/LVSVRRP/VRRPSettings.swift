@@ -80,6 +80,8 @@ public struct VRRPGratuitousSettings: Sendable, Hashable {
 public struct VRRPTrack: Sendable, Hashable {
     public var name: String
     public var weight: Int?
+    /// `weight N reverse`: keepalived reverses the direction of the adjustment.
+    public var reverse = false
     public init(name: String, weight: Int? = nil) { self.name = name; self.weight = weight }
 }
 

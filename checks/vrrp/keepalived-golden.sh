@@ -1,0 +1,71 @@
+#!/bin/bash
+# Captures keepalived 2.2.7's own adverts (a VRRPv2 PASS IPv4 instance and a VRRPv3 IPv6 one)
+# between two namespaces this script creates, and prints them as hex: the golden fixtures of
+# Tests/LVSVRRPTests/VRRPGoldenTests.swift. Root only; removes what it creates, also on failure.
+set -euo pipefail
+work=$(mktemp -d /tmp/vrcore.XXXXXX)
+kpid=""; tpid=""
+cleanup() {
+    [ -n "$kpid" ] && kill "$kpid" 2>/dev/null && sleep 1
+    [ -n "$tpid" ] && kill "$tpid" 2>/dev/null
+    ip netns del vrcore-a 2>/dev/null || true
+    ip netns del vrcore-b 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add vrcore-a
+ip netns add vrcore-b
+for ns in vrcore-a vrcore-b; do
+    ip netns exec $ns sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
+done
+ip link add veth-a netns vrcore-a address 02:00:00:00:00:0a type veth peer name veth-b netns vrcore-b address 02:00:00:00:00:0b
+ip -n vrcore-a addr add 10.99.0.1/24 dev veth-a
+ip -n vrcore-b addr add 10.99.0.2/24 dev veth-b
+ip -n vrcore-a link set veth-a up
+ip -n vrcore-b link set veth-b up
+ip -n vrcore-a link set lo up
+cat > "$work/keepalived.conf" <<'CONF'
+global_defs {
+    router_id vrcore
+}
+vrrp_instance V2PASS {
+    state MASTER
+    interface veth-a
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass vrcore1
+    }
+    virtual_ipaddress {
+        10.99.0.100/32
+        10.99.0.101/32
+    }
+}
+vrrp_instance V3IPV6 {
+    state MASTER
+    version 3
+    interface veth-a
+    virtual_router_id 52
+    priority 200
+    advert_int 0.5
+    virtual_ipaddress {
+        fd00:99::100/128
+        fd00:99::101/128
+    }
+}
+CONF
+ip netns exec vrcore-b tcpdump -i veth-b -s 0 -U -w "$work/cap.pcap" 'ip proto 112 or ip6 proto 112' >/dev/null 2>&1 &
+tpid=$!
+sleep 1
+ip netns exec vrcore-a keepalived --vrrp -n -l -D -f "$work/keepalived.conf" \
+    -p "$work/k.pid" -r "$work/v.pid" > "$work/keepalived.log" 2>&1 &
+kpid=$!
+sleep "${CAPTURE_SECONDS:-5}"
+kill "$kpid"; wait "$kpid" 2>/dev/null || true; kpid=""
+sleep 1
+kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=""
+ip -n vrcore-a -6 addr show dev veth-a | grep fe80 || true
+cat "$work/keepalived.log" | grep -i "entering\|priority 0\|sent 0" || true
+tcpdump -r "$work/cap.pcap" -nn -v -x 2>/dev/null
