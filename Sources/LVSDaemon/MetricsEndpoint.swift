@@ -183,7 +183,7 @@ final class MetricsEndpoint: @unchecked Sendable {
             for i in instances {
                 let l = [("instance", i.name)]
                 for st in VRRPState.allCases { gauge("lvs_vrrp_state", l + [("state", st.rawValue)], i.state == st ? 1 : 0) }
-                gauge("lvs_vrrp_priority", l, Double(i.priority))
+                gauge("lvs_vrrp_priority", l, Double(i.configuredPriority))
                 gauge("lvs_vrrp_effective_priority", l, Double(i.effectivePriority))
                 total("lvs_vrrp_transitions_total", l, UInt64(i.transitions))
                 total("lvs_vrrp_adverts_sent_total", l, UInt64(i.advertsSent))

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import LVSDataPlane
 import LVSModel
 import LVSVRRP
 import Synchronization
@@ -39,7 +40,7 @@ struct VRRPInterfaceState: Equatable, Sendable {
             guard String(cString: a.pointee.ifa_name) == name else { continue }
             found = true
             let flags = Int32(bitPattern: a.pointee.ifa_flags)
-            state.up = flags & Int32(IFF_UP.rawValue) != 0 && flags & Int32(IFF_RUNNING.rawValue) != 0
+            state.up = flags & Int32(IFF_UP) != 0 && flags & Int32(IFF_RUNNING) != 0
             guard let sa = a.pointee.ifa_addr else { continue }
             switch Int32(sa.pointee.sa_family) {
             case AF_INET where state.ipv4 == nil:
@@ -250,7 +251,7 @@ final class VRRPService: @unchecked Sendable {
     }
 
     static func statusLine(_ s: VRRPInstanceStatus) -> String {
-        var line = "vrrp instance \(s.name) state \(s.state.rawValue) priority \(s.priority) effective \(s.effectivePriority)"
+        var line = "vrrp instance \(s.name) state \(s.state.rawValue) priority \(s.configuredPriority) effective \(s.effectivePriority)"
             + " vrid \(s.virtualRouterID) interface \(s.interface) transitions \(s.transitions)"
         if s.state == .backup, let m = s.masterAddress { line += " master \(m)" }
         line += " adverts-sent \(s.advertsSent) adverts-received \(s.advertsReceived)"

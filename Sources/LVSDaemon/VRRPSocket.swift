@@ -25,6 +25,8 @@ protocol VRRPTransport: AnyObject {
 /// - Multicast loop is off: lvsd never hears its own adverts.
 final class VRRPSockets: VRRPTransport {
     static let protocolNumber: Int32 = 112
+    /// SOCK_RAW (not imported from Glibc's enum here).
+    static let rawSocketType: Int32 = 3
     static let requiredHopLimit: Int32 = 255
     /// Largest VRRP datagram read (an advert is at most 8 + 255 × 16 + 8 bytes).
     static let bufferLength = 4_200 + 60
@@ -53,7 +55,7 @@ final class VRRPSockets: VRRPTransport {
         if v6, ipv6 >= 0 { return ipv6 }
         if !v6, ipv4 >= 0 { return ipv4 }
         let family = v6 ? AF_INET6 : AF_INET
-        let fd = try SocketSetup.open(family: family, type: Int32(SOCK_RAW.rawValue), protocol: Self.protocolNumber,
+        let fd = try SocketSetup.open(family: family, type: Self.rawSocketType, protocol: Self.protocolNumber,
                                       name: "socket(\(v6 ? "AF_INET6" : "AF_INET"), SOCK_RAW, 112)")
         do {
             if v6 {
@@ -89,9 +91,7 @@ final class VRRPSockets: VRRPTransport {
             m.imr_ifindex = index
             try SocketSetup.setOption(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, m, name: "IP_ADD_MEMBERSHIP(\(group) on \(interface))")
         } else {
-            var m = ipv6_mreq()
-            m.ipv6mr_multiaddr = group.in6
-            m.ipv6mr_interface = UInt32(index)
+            let m = IPv6Membership(group: group.raw6, interfaceIndex: UInt32(index))
             try SocketSetup.setOption(fd, Int32(IPPROTO_IPV6), IPV6_ADD_MEMBERSHIP, m, name: "IPV6_ADD_MEMBERSHIP(\(group) on \(interface))")
         }
         joined.insert(key)
@@ -126,9 +126,7 @@ final class VRRPSockets: VRRPTransport {
         control.initializeMemory(as: UInt8.self, repeating: 0)
         let controlUsed: Int
         if v6 {
-            var info = in6_pktinfo()
-            info.ipi6_addr = source.in6
-            info.ipi6_ifindex = UInt32(index)
+            let info = IPv6PacketInfo(address: source.raw6, interfaceIndex: UInt32(index))
             controlUsed = Self.storeControl(control, level: Int32(IPPROTO_IPV6), type: IPV6_PKTINFO, info)
         } else {
             var info = in_pktinfo()
@@ -215,9 +213,9 @@ final class VRRPSockets: VRRPTransport {
             if level == Int32(IPPROTO_IP), type == IP_PKTINFO {
                 ifindex = data.load(as: in_pktinfo.self).ipi_ifindex
             } else if level == Int32(IPPROTO_IPV6), type == IPV6_PKTINFO {
-                let info = data.load(as: in6_pktinfo.self)
-                ifindex = Int32(bitPattern: info.ipi6_ifindex)
-                destination = IPAddress(in6: info.ipi6_addr)
+                let info = data.loadUnaligned(as: IPv6PacketInfo.self)
+                ifindex = Int32(bitPattern: info.interfaceIndex)
+                destination = IPAddress(raw6: info.address)
             } else if level == Int32(IPPROTO_IPV6), type == IPV6_HOPLIMIT {
                 hopLimit = UInt8(truncatingIfNeeded: data.load(as: Int32.self))
             }
@@ -255,7 +253,34 @@ final class VRRPSockets: VRRPTransport {
     }
 }
 
+/// `struct ipv6_mreq` (RFC 3493): a group and an interface index.
+struct IPv6Membership: BitwiseCopyable {
+    /// The 16 address bytes in network order (in6_addr is a union, not BitwiseCopyable).
+    var group: IPv6RawAddress
+    var interfaceIndex: UInt32
+}
+
+/// `struct in6_pktinfo` (RFC 3542), which Glibc exports only with _GNU_SOURCE.
+struct IPv6PacketInfo: BitwiseCopyable {
+    var address: IPv6RawAddress
+    var interfaceIndex: UInt32
+}
+
+/// An IPv6 address's 16 bytes as they lie in memory (network order), 4-byte aligned like in6_addr.
+typealias IPv6RawAddress = (UInt32, UInt32, UInt32, UInt32)
+
 extension IPAddress {
+    var raw6: IPv6RawAddress {
+        var r: IPv6RawAddress = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &r) { store(to: $0.baseAddress!) }
+        return r
+    }
+
+    init(raw6 r: IPv6RawAddress) {
+        var r = r
+        self = withUnsafeBytes(of: &r) { IPAddress(bytes: $0.baseAddress!, length: 16) }
+    }
+
     /// The address as `in6_addr` (IPv6 only).
     var in6: in6_addr {
         var a = in6_addr()
