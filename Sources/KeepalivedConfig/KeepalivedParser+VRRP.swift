@@ -638,6 +638,8 @@ extension KeepalivedParser {
             }
             var s = p.settings
             s.priority = UInt8(p.priority ?? (s.initialMaster ? 255 : 100))
+            // The address owner (priority 255) starts as MASTER whatever `state` says.
+            if s.priority == 255 { s.initialMaster = true }
             if p.authType == "AH", s.initialMaster, s.priority != 255 {
                 error(p.header, "(\(name)) Initial state master is incompatible with AH authentication - clearing")
                 s.initialMaster = false
@@ -685,6 +687,15 @@ extension KeepalivedParser {
                 } else if s.initialMaster {
                     error(p.header, "(\(name)) Warning - nopreempt will not work with initial state MASTER - clearing")
                     s.preempt = true
+                }
+            }
+            if s.preemptDelay > 0 {
+                if !s.preempt {
+                    error(p.header, "(\(name)) preempt_delay is incompatible with nopreempt mode - resetting")
+                    s.preemptDelay = 0
+                } else if s.initialMaster {
+                    error(p.header, "(\(name)) Warning - preempt delay will not work with initial state MASTER - clearing")
+                    s.preemptDelay = 0
                 }
             }
             // unicast
