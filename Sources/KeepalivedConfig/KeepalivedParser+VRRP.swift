@@ -292,6 +292,10 @@ extension KeepalivedParser {
                 error(l, "(\(name)) mcast_dst_ip \(s) not multicast. Skipping...")
                 return
             }
+            if let six = v.isIPv6, six == a.isIPv4 {
+                error(l, "(\(name)) mcast dest address \(s) MUST match VRRP instance family. Skipping...")
+                return
+            }
             v.settings.multicastGroup = a
         case "down_timer_adverts":
             guard let s = arg(l) else { return }
@@ -704,7 +708,7 @@ extension KeepalivedParser {
             }
             if s.multicastGroup == nil { s.multicastGroup = six ? vrrp.multicastGroup6 : vrrp.multicastGroup4 }
             if let group = s.multicastGroup, group.isIPv4 == six {
-                error(p.header, "(\(name)) mcast_dst_ip \(group) family does not match the instance - using the default group")
+                error(p.header, "(\(name)) mcast dest address \(group) MUST match VRRP instance family. Skipping...")
                 s.multicastGroup = nil
             }
             s.downTimerAdverts = p.downTimerAdverts ?? vrrp.downTimerAdverts ?? 3
