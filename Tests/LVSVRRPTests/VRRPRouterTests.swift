@@ -52,6 +52,20 @@ let downInterval100: VRRPNanoseconds = 3 * second + 609_375_000
         #expect(router.nextDeadline == 3 * second + 414_062_000)
     }
 
+    @Test func vrrpStartupDelayPostponesTheTimers() {
+        let router = makeRouter([instance(), instance("OWNER", vrid: 52, priority: 255, master: true)]) {
+            $0.startupDelay = 10 * second
+        }
+        #expect(kinds(router.start(now: 0)) == ["state(BACKUP)", "state(BACKUP)"])
+        #expect(router.nextDeadline == 10 * second + 1_000)   // the owner, just after the delay
+        _ = router.advance(now: 10 * second + 1_000)
+        #expect(state(router, "OWNER") == .master && state(router) == .backup)
+        _ = router.advance(now: 10 * second + downInterval100 - 1)
+        #expect(state(router) == .backup)
+        _ = router.advance(now: 10 * second + downInterval100)
+        #expect(state(router) == .master)
+    }
+
     @Test func aV3BackupAdoptsTheMastersInterval() {
         let router = makeRouter([instance(version: 3, interval: 100)])
         _ = router.start(now: 0)
