@@ -238,6 +238,14 @@ let downInterval100: VRRPNanoseconds = 3 * second + 609_375_000
         #expect(state(router) == .backup && router.nextDeadline == 5 * second + downInterval100)
     }
 
+    @Test func theSyncDaemonStartsAsBackupUnlessItsInstanceStartsMaster() {
+        let daemon: (inout VRRPConfiguration) -> Void = { $0.lvsSyncDaemon = VRRPLVSSyncDaemon(interface: "eth0", instance: "VI_1") }
+        #expect(kinds(makeRouter([instance()], configure: daemon).start(now: 0)) == ["state(BACKUP)", "sync(backup)"])
+        let faulty = makeRouter([instance()], configure: daemon, interfaces: [])
+        #expect(kinds(faulty.start(now: 0)) == ["state(FAULT)", "sync(backup)"])
+        #expect(kinds(makeRouter([instance(priority: 255, master: true)], configure: daemon).start(now: 0)).last == "sync(master)")
+    }
+
     @Test func noAddressToSendFromIsFault() {
         let router = makeRouter([instance(version: 3, vips: ["2001:db8::1"])], interfaces: [])
         _ = router.setInterface("eth0", up: true, primaryIPv4: ip("10.0.0.1"), primaryIPv6LinkLocal: nil, now: 0)
