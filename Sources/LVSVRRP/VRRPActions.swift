@@ -55,4 +55,8 @@ public enum VRRPRejection: String, Sendable, Hashable, CaseIterable {
     /// Unicast mode: the source is not one of the `unicast_peer`s.
     case unknownPeer = "unknown-peer"
     case family = "family"
+    /// The instance is not receiving (INIT, FAULT or stopped): keepalived ignores adverts then.
+    case inactive = "inactive"
+    /// The advert's addresses are not the instance's virtual addresses (keepalived's address list check).
+    case addressList = "address-list"
 }
