@@ -30,6 +30,9 @@ struct VRRPParseState {
         var downTimerAdverts: Int?
         var trackScripts: [(track: VRRPTrack, line: KeepalivedLine)] = []
         var syncDaemonInterface: String?
+        /// A list block (`virtual_ipaddress`, `track_script`, …) without its `{` took the lines up
+        /// to the next `}`, which closed the instance too (keepalived counts the braces).
+        var closedByValueBlock = false
     }
 
     struct SyncGroup {
@@ -57,7 +60,7 @@ extension KeepalivedParser {
     /// vrrp_instance options keepalived 2.2.7 knows that lvsd reads but does not act on: a
     /// warning, and a missing value is fatal as in keepalived for those that take one.
     static let vrrpUnsupportedInstanceOptions: Set<String> = [
-        "use_vmac", "vmac_xmit_base", "use_ipvlan", "native_ipv6", "accept", "no_accept", "strict_mode",
+        "use_vmac", "vmac_xmit_base", "use_ipvlan", "accept", "no_accept", "strict_mode",
         "dont_track_primary", "skip_check_adv_addr", "track_src_ip", "check_unicast_src", "unicast_ttl",
         "unicast_fault_no_peer", "notify_master_rx_lower_pri", "notify_priority_changes", "linkbeat_use_polling",
         "debug", "vrrp_linkbeat_use_polling", "kernel_rx_buf_size", "track_file", "track_process", "track_bfd",
@@ -141,6 +144,14 @@ extension KeepalivedParser {
         return .some((w, reverse))
     }
 
+    /// Consumes the `{` of a list block if there is one. keepalived reads a list block without
+    /// its `{` anyway (no message): its values are the lines up to the next `}`.
+    mutating func openValueBlock() -> Bool {
+        guard i < lines.count, lines[i].isOpen else { return false }
+        i += 1
+        return true
+    }
+
     // MARK: vrrp_instance
 
     mutating func parseVRRPInstance(_ h: KeepalivedLine) {
@@ -157,7 +168,7 @@ extension KeepalivedParser {
         }
         var v = VRRPParseState.Instance(settings: VRRPInstanceSettings(name: name, interface: "", virtualRouterID: 0), header: h)
         guard openBlock(h) else { return }
-        while let l = next(in: h) {
+        while !v.closedByValueBlock, let l = next(in: h) {
             parseVRRPInstanceLine(l, &v)
         }
         vrrp.instances.append(v)
@@ -203,7 +214,7 @@ extension KeepalivedParser {
             }
         case "virtual_ipaddress", "virtual_ipaddress_excluded":
             let excluded = l.keyword == "virtual_ipaddress_excluded"
-            guard openBlock(l) else { return }
+            if !openValueBlock() { v.closedByValueBlock = true }
             while let e = next(in: l) {
                 guard let a = vrrpAddress(e, name: name, excluded: excluded, &v) else { continue }
                 if excluded { v.settings.excludedAddresses.append(a) } else { v.settings.virtualAddresses.append(a) }
@@ -226,6 +237,9 @@ extension KeepalivedParser {
                 default: unknown(e, in: "authentication")
                 }
             }
+        case "native_ipv6":
+            // The instance is IPv6 even before (or without) an address says so.
+            if v.isIPv6 == false { error(l, "(\(name)) Cannot specify native_ipv6 with IPv4 addresses") } else { v.isIPv6 = true }
         case "nopreempt": v.nopreempt = true
         case "preempt": v.nopreempt = false
         case "preempt_delay":
@@ -272,7 +286,7 @@ extension KeepalivedParser {
             v.settings.sourceAddress = a
         case "unicast_peer":
             v.unicastKeyword = true
-            guard openBlock(l) else { return }
+            if !openValueBlock() { v.closedByValueBlock = true }
             while let e = next(in: l) {
                 guard let a = IPAddress(e.keyword) else {
                     error(e, "Configuration error: VRRP instance[\(name)] malformed unicast peer address[\(e.keyword)]. Skipping...")
@@ -292,6 +306,10 @@ extension KeepalivedParser {
                 error(l, "(\(name)) mcast_dst_ip \(s) not multicast. Skipping...")
                 return
             }
+            if let six = v.isIPv6, six == a.isIPv4 {
+                error(l, "(\(name)) mcast dest address \(s) MUST match VRRP instance family. Skipping...")
+                return
+            }
             v.settings.multicastGroup = a
         case "down_timer_adverts":
             guard let s = arg(l) else { return }
@@ -299,7 +317,7 @@ extension KeepalivedParser {
                 error(l, "(\(name)): Invalid down_timer_adverts [1:100] '\(s)'")
             }
         case "track_interface":
-            guard openBlock(l) else { return }
+            if !openValueBlock() { v.closedByValueBlock = true }
             while let e = next(in: l) {
                 if v.settings.trackInterfaces.contains(where: { $0.name == e.keyword }) {
                     error(e, "(\(name)) duplicate track_interface \(e.keyword) - ignoring")
@@ -319,7 +337,7 @@ extension KeepalivedParser {
                 v.settings.trackInterfaces.append(t)
             }
         case "track_script":
-            guard openBlock(l) else { return }
+            if !openValueBlock() { v.closedByValueBlock = true }
             while let e = next(in: l) {
                 if v.trackScripts.contains(where: { $0.track.name == e.keyword }) {
                     error(e, "(\(name)) duplicate track_script \(e.keyword) - ignoring")
@@ -423,7 +441,9 @@ extension KeepalivedParser {
         guard openBlock(h) else { return }
         while let l = next(in: h) {
             switch l.keyword {
-            case "script": script = vrrpScriptCommand(l)
+            case "script":
+                // keepalived 2.2.7 ignores a bare `script` (no message).
+                if l.words.count > 1 { script = vrrpScriptCommand(l) }
             case "interval":
                 guard let t = arg(l), let us = vrrpDecimal(l, t, 0...Int64(UInt32.max) * 1_000_000) else { continue }
                 if us == 0 {
@@ -638,6 +658,8 @@ extension KeepalivedParser {
             }
             var s = p.settings
             s.priority = UInt8(p.priority ?? (s.initialMaster ? 255 : 100))
+            // The address owner (priority 255) starts as MASTER whatever `state` says.
+            if s.priority == 255 { s.initialMaster = true }
             if p.authType == "AH", s.initialMaster, s.priority != 255 {
                 error(p.header, "(\(name)) Initial state master is incompatible with AH authentication - clearing")
                 s.initialMaster = false
@@ -687,13 +709,22 @@ extension KeepalivedParser {
                     s.preempt = true
                 }
             }
+            if s.preemptDelay > 0 {
+                if !s.preempt {
+                    error(p.header, "(\(name)) preempt_delay is incompatible with nopreempt mode - resetting")
+                    s.preemptDelay = 0
+                } else if s.initialMaster {
+                    error(p.header, "(\(name)) Warning - preempt delay will not work with initial state MASTER - clearing")
+                    s.preemptDelay = 0
+                }
+            }
             // unicast
             if p.unicastKeyword && s.unicastPeers.isEmpty {
                 error(p.header, "(\(name)) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration.")
             }
             if s.multicastGroup == nil { s.multicastGroup = six ? vrrp.multicastGroup6 : vrrp.multicastGroup4 }
             if let group = s.multicastGroup, group.isIPv4 == six {
-                error(p.header, "(\(name)) mcast_dst_ip \(group) family does not match the instance - using the default group")
+                error(p.header, "(\(name)) mcast dest address \(group) MUST match VRRP instance family. Skipping...")
                 s.multicastGroup = nil
             }
             s.downTimerAdverts = p.downTimerAdverts ?? vrrp.downTimerAdverts ?? 3

@@ -157,6 +157,10 @@ public final class VRRPRouter {
             if !isUp(index) {
                 setState(index, .fault, now: now, &actions)
                 if !waitingForFirstScriptResult(index) { notify(index, &actions) }
+                // keepalived starts the sync daemon as backup for any instance not starting MASTER.
+                if isSyncDaemonInstance(index) {
+                    actions.append(.syncRole(instance: instances[index].settings.name, master: false))
+                }
                 continue
             }
             if instances[index].wantState == .master && configuration.startupDelay == 0 {

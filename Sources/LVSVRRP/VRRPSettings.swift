@@ -153,7 +153,9 @@ public struct VRRPSyncGroupSettings: Sendable, Hashable {
 /// IPVS sync daemon follows this instance (master daemon while MASTER, backup daemon otherwise).
 public struct VRRPLVSSyncDaemon: Sendable, Hashable {
     public var interface: String
+    /// Empty when the line names no instance: then both daemons run, as in keepalived.
     public var instance: String
+    /// `id`; the instance's VRID when not given (0 without an instance).
     public var syncID: UInt8 = 0
     public var maxLength: Int? = nil
     public var port: UInt16? = nil

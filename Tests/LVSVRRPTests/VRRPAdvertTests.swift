@@ -112,3 +112,30 @@ enum KeepalivedCapture {
         #expect(VRRPAdvert.checksumIsValid(good, version: 2, source: ip("10.1.1.1"), destination: ip("10.2.2.2")))
     }
 }
+
+/// Our adverts that checks/vrrp/keepalived-golden.sh sends to keepalived 2.2.7 (which must accept
+/// them and step down to BACKUP): the router's own output for these settings.
+enum OurAdverts {
+    /// V2PASS at priority 200 from 10.99.0.2.
+    static let v2Pass = hex("2133 c802 0101 82f2 0a63 0064 0a63 0065 7672 636f 7265 3100")
+    /// V3IPV6 at priority 250 from fe80::ff:fe00:b.
+    static let v3IPv6 = hex("3134 fa02 0032 da28 fd00 0099 0000 0000 0000 0000 0000 0100 fd00 0099 0000 0000 0000 0000 0000 0101")
+}
+
+@Suite struct VRRPOurAdvertTests {
+    @Test func theAdvertsSentToKeepalivedAreTheRoutersOwn() {
+        var v2 = instance("V2PASS", vrid: 51, priority: 200, vips: ["10.99.0.100", "10.99.0.101"], interface: "veth-b")
+        v2.authPassword = Array("vrcore1".utf8)
+        let v3 = instance("V3IPV6", vrid: 52, priority: 250, version: 3, interval: 50,
+                          vips: ["fd00:99::100", "fd00:99::101"], interface: "veth-b")
+        let router = makeRouter([v2, v3], interfaces: [])
+        _ = router.setInterface("veth-b", up: true, primaryIPv4: ip("10.99.0.2"), primaryIPv6LinkLocal: ip("fe80::ff:fe00:b"), now: 0)
+        _ = router.start(now: 0)
+        var sent: [String: [UInt8]] = [:]
+        while sent.count < 2, let next = router.nextDeadline, next < 10 * second {
+            for case .send(let name, _, _, _, let bytes) in router.advance(now: next) { sent[name] = bytes }
+        }
+        #expect(sent["V2PASS"] == OurAdverts.v2Pass)
+        #expect(sent["V3IPV6"] == OurAdverts.v3IPv6)
+    }
+}

@@ -44,10 +44,42 @@ done
 awk '/^virtual_server /, /^}$/' "$root/README.md" >"$tmp/readme.conf"
 if [[ -s $tmp/readme.conf ]]; then check "$tmp/readme.conf" "keepalived.conf"; else bad "README.md shows no virtual_server block"; fi
 
+# The HA pair samples (keepalived-ha-*.conf, with VRRP) load in keepalived 2.2.7 too: `keepalived -t`
+# exits 0. keepalived checks that the interfaces exist, so it runs in a network namespace of this
+# test's own that holds them (veth pairs, removed on exit). Needs root and keepalived (scripts/deps.sh).
+ns=lvsdoc-ka-$$
+ha=("$root"/docs/samples/keepalived-ha-*.conf)
+((${#ha[@]})) || bad "no HA pair sample (docs/samples/keepalived-ha-*.conf)"
+if ((${#ha[@]})) && command -v keepalived >/dev/null && ((EUID == 0)); then
+    trap 'ip netns del "$ns" 2>/dev/null; rm -rf "$tmp"' EXIT
+    ip netns add "$ns"
+    for f in "${ha[@]}"; do
+        for ifname in $(awk '$1 == "interface" || $1 == "lvs_sync_daemon" { print $2 }' "$f" | sort -u); do
+            ip netns exec "$ns" ip link show "$ifname" >/dev/null 2>&1 ||
+                ip -n "$ns" link add "$ifname" type veth peer name "p$RANDOM"
+            ip -n "$ns" link set "$ifname" up
+        done
+        rc=0; out=$(timeout 30 ip netns exec "$ns" keepalived -l -D -t -f "$f" 2>&1) || rc=$?
+        if ((rc == 0)); then ok "$(basename "$f"): keepalived -t accepts it"; else bad "$(basename "$f"): keepalived -t exit $rc: $out"; fi
+    done
+    ip netns del "$ns"
+elif ((${#ha[@]})); then
+    echo "SKIP: keepalived -t on the HA samples (needs root and keepalived)"
+fi
+
 # The check can fail: a scheduler lvsd does not know, in a copy of each kind.
 sed 's/lb_algo rr/lb_algo no-such-scheduler/' "$root/docs/samples/keepalived-dr-http-get.conf" >"$tmp/broken.conf"
 rc=0; timeout 30 "$lvsd" --check-config "$tmp/broken.conf" >/dev/null 2>&1 || rc=$?
 if ((rc != 0)); then ok "a keepalived.conf with an unknown scheduler fails (exit $rc)"; else bad "a broken keepalived.conf passed"; fi
+# The HA sample's VRRP is read, not skipped; keepalived's VRRP errors fail the check (an unknown
+# authentication type: exit 5, as keepalived -t).
+for f in "${ha[@]}"; do
+    out=$(timeout 30 "$lvsd" --check-config "$f" 2>&1) || true
+    if [[ $out == *"1 VRRP instances"* ]]; then ok "$(basename "$f"): its vrrp_instance is read"; else bad "$(basename "$f"): no VRRP instance read: $out"; fi
+    sed 's/auth_type PASS/auth_type pass/' "$f" >"$tmp/broken-ha.conf"
+    rc=0; out=$(timeout 30 "$lvsd" --check-config "$tmp/broken-ha.conf" 2>&1) || rc=$?
+    if ((rc == 5)) && [[ $out == *"unknown authentication type 'pass'"* ]]; then ok "$(basename "$f") with auth_type pass fails (exit 5)"; else bad "$(basename "$f") with auth_type pass: exit $rc: $out"; fi
+done
 sed '0,/-s rr/s//-s no-such-scheduler/' "$root/docs/samples/ipvsadm.rules" >"$tmp/broken.rules"
 rc=0; timeout 30 "$lvsd" --check-config "$tmp/broken.rules" >/dev/null 2>&1 || rc=$?
 if ((rc != 0)); then ok "an ipvsadm rules file with an unknown scheduler fails (exit $rc)"; else bad "a broken rules file passed"; fi
