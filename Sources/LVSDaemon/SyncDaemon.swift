@@ -12,7 +12,9 @@ import LVSSystem
 
 /// The connection synchronisation daemons (`--start-daemon master|backup`): UDP over IPv4
 /// multicast, one thread each, off the packet path. The master's thread sends the messages the
-/// workers' ticks packed; the backup's thread receives and applies them to the engine.
+/// workers' ticks packed, and listens on the group for full-resync requests; the backup's thread
+/// receives and applies them to the engine, and asks for the whole table when it starts. Both
+/// may run at once (the kernel allows it): multicast loop is off, so neither sees its own.
 final class SyncDaemons: Sendable {
     let engine: Engine
     let logger: Logger
@@ -68,8 +70,17 @@ final class SyncDaemons: Sendable {
             return .failed(.invalid)
         }
         do {
+            // Each daemon has a second socket: the master listens on the group for full-resync
+            // requests, the backup sends its request to the group.
             let socket = try isMaster ? Self.senderSocket(info, config) : Self.receiverSocket(info, config, group: group)
-            if let refused = attach(config, socket: socket, destination: .ipv4(address: group.ipv4Value, port: config.port), &running) { return refused }
+            let other: Int32
+            do {
+                other = try isMaster ? Self.receiverSocket(info, config, group: group) : Self.senderSocket(info, config)
+            } catch {
+                close(socket)
+                throw error
+            }
+            if let refused = attach(config, socket: socket, other: other, destination: .ipv4(address: group.ipv4Value, port: config.port), &running) { return refused }
             logger.info("sync daemon started", metadata: [
                 "role": "\(config.role)", "interface": "\(config.interface)", "syncid": "\(config.syncID)",
                 "group": "\(config.group)", "port": "\(config.port)", "maxlen": "\(config.maxLength)",
@@ -81,21 +92,29 @@ final class SyncDaemons: Sendable {
         }
     }
 
-    /// Runs the daemon of `config.role` on `socket` (taken over: closed when it stops). The
-    /// master sends to `destination`, or on the connected socket when nil. Under `running`'s lock.
-    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, destination: RawSocketAddress?, _ running: inout Running) -> ControlResponse? {
+    /// Runs the daemon of `config.role` on `socket` (taken over: closed when it stops), and on
+    /// `other` (the master's listening socket, the backup's sending one; nil: `socket` does both).
+    /// Both send to `destination`, or on the connected socket when nil. Under `running`'s lock.
+    private func attach(_ config: SyncDaemonSnapshot, socket: Int32, other: Int32? = nil, destination: RawSocketAddress?,
+                        _ running: inout Running) -> ControlResponse? {
         let isMaster = config.role == "master"
-        let thread = SyncThread(socket: socket)
+        let thread = SyncThread(socket: socket, other: other, destination: destination)
         do {
             if isMaster { try engine.startSyncMaster(config) } else { try engine.startSyncBackup(config) }
         } catch {
             close(socket)
+            if let other { close(other) }
             return .failed(error)
         }
         if isMaster {
             thread.run(name: "lvsd-sync-master") { [engine] t in Self.sendLoop(t, engine: engine, destination: destination) }
         } else {
-            thread.run(name: "lvsd-sync-backup") { [engine] t in Self.receiveLoop(t, engine: engine) }
+            let syncID = config.syncID
+            thread.run(name: "lvsd-sync-backup") { [engine] t in
+                // A backup that starts (or returns) asks the masters for their whole table.
+                SyncIO.sendResyncRequest(socket: t.sendingSocket, to: destination, syncID: syncID)
+                Self.receiveLoop(t, engine: engine)
+            }
         }
         running[isMaster] = thread
         return nil
@@ -127,6 +146,17 @@ final class SyncDaemons: Sendable {
     func stopAll() {
         _ = stop("master")
         _ = stop("backup")
+    }
+
+    /// Asks the peers' master daemons for their whole table (a full-resync request from the
+    /// backup daemon), e.g. when VRRP makes this director a backup again. False when no backup
+    /// daemon runs here or the request could not be sent.
+    @discardableResult
+    func requestFullResync() -> Bool {
+        running.withLock { running in
+            guard let t = running.backup, let syncID = engine.syncDaemons.backup?.syncID else { return false }
+            return SyncIO.sendResyncRequest(socket: t.sendingSocket, to: t.destination, syncID: syncID)
+        }
     }
 
     // MARK: Sockets
@@ -174,11 +204,14 @@ final class SyncDaemons: Sendable {
 
     // MARK: Loops
 
-    /// The master's thread: every 20 ms, the finished messages go out.
+    /// The master's thread: every 20 ms, the finished messages (and a full resync's next
+    /// datagrams) go out; in between it waits for full-resync requests.
     static func sendLoop(_ t: SyncThread, engine: Engine, destination: RawSocketAddress?) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: SyncIO.maxDatagram, alignment: 8)
+        defer { buffer.deallocate() }
         while !t.stopping {
             SyncIO.sendPending(engine, socket: t.socket, to: destination, now: monotonicNanoseconds())
-            usleep(20_000)
+            SyncIO.receiveRequests(engine, socket: t.listeningSocket, buffer: buffer, waitMilliseconds: SyncIO.sendIntervalMilliseconds)
         }
     }
 
@@ -192,13 +225,24 @@ final class SyncDaemons: Sendable {
     }
 }
 
-/// One daemon thread and its socket; `stop` waits until the thread has ended.
+/// One daemon thread and its sockets; `stop` waits until the thread has ended.
 final class SyncThread: Sendable {
     let socket: Int32
+    /// The master's listening socket, the backup's sending one (nil: `socket` does both).
+    let other: Int32?
+    /// Where both send (the group and port), or nil on connected sockets.
+    let destination: RawSocketAddress?
     private let flag = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
 
-    init(socket: Int32) { self.socket = socket }
+    init(socket: Int32, other: Int32? = nil, destination: RawSocketAddress? = nil) {
+        self.socket = socket
+        self.other = other
+        self.destination = destination
+    }
+
+    var listeningSocket: Int32 { other ?? socket }
+    var sendingSocket: Int32 { other ?? socket }
 
     var stopping: Bool { flag.load(ordering: .relaxed) }
 
@@ -215,5 +259,21 @@ final class SyncThread: Sendable {
         flag.store(true, ordering: .relaxed)
         done.wait()
         close(socket)
+        if let other { close(other) }
+    }
+}
+
+extension DaemonOptions {
+    /// `--sync-refresh-period` and `--sync-retries` with the kernel's ranges (sync_refresh_period
+    /// 0 to `SyncRule.maxRefreshPeriod` seconds, default 0; sync_retries 0 to 3, default 0); a
+    /// value out of range is an error naming the option.
+    public func validatedSyncSettings() throws -> (refreshPeriod: UInt32, retries: UInt8) {
+        guard syncRefreshPeriod >= 0, syncRefreshPeriod <= Int(SyncRule.maxRefreshPeriod) else {
+            throw ServerError("--sync-refresh-period must be from 0 to \(SyncRule.maxRefreshPeriod) seconds, got \(syncRefreshPeriod)")
+        }
+        guard syncRetries >= 0, syncRetries <= Int(SyncRule.maxRetries) else {
+            throw ServerError("--sync-retries must be from 0 to \(SyncRule.maxRetries), got \(syncRetries)")
+        }
+        return (UInt32(syncRefreshPeriod), UInt8(syncRetries))
     }
 }
