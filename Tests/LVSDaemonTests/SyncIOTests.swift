@@ -126,4 +126,20 @@ import LVSModel
         o.syncRefreshPeriod = -1
         #expect { try o.validatedSyncSettings() } throws: { "\($0)".contains("--sync-refresh-period must be from 0 to 2147483 seconds, got -1") }
     }
+
+    /// The transport takes an IPv4 or an IPv6 group, as the kernel does: the IPv6 defaults leave
+    /// room for its 48 bytes of headers.
+    @Test func ipv4AndIPv6Groups() {
+        #expect(SyncDaemons.isMulticast(IPAddress("224.0.0.81")!) && SyncDaemons.isMulticast(IPAddress("ff02::81")!))
+        #expect(!SyncDaemons.isMulticast(IPAddress("192.168.1.1")!) && !SyncDaemons.isMulticast(IPAddress("2001:db8::1")!))
+        var six = Self.master
+        six.group = "ff02::81"
+        six.maxLength = 0
+        #expect(SyncDaemons.complete(six, mtu: 1500).maxLength == 1452)
+        six.role = "backup"
+        #expect(SyncDaemons.complete(six, mtu: 9000).maxLength == 9000 - 48)
+        var four = Self.master
+        four.maxLength = 0
+        #expect(SyncDaemons.complete(four, mtu: 1500).maxLength == 1472)
+    }
 }
