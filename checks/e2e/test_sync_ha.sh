@@ -17,6 +17,16 @@ source "$(dirname "$0")/lib.sh"
 require_lvs_bins
 PY=/usr/bin/python3
 require_scapy
+
+# --sync-refresh-period and --sync-retries: the kernel's ranges, an error naming the option.
+for bad in "--sync-retries 4" "--sync-refresh-period=-1" "--sync-refresh-period 2147484"; do
+    rc=0
+    # shellcheck disable=SC2086 # option and value, split on purpose
+    err=$("$(lvs_bin)/lvsd" $bad 2>&1) || rc=$?
+    ((rc != 0)) || e2e_fail "lvsd $bad: exit 0"
+    assert_match "$err" "${bad%%[ =]*} must be from 0 to" "lvsd $bad: error names the option"
+done
+
 lab_start --director lvsd
 
 BIN=$(lvs_bin)
