@@ -7,7 +7,8 @@
 #    listening): its backup daemon asks for the table when it starts, and
 #    B lists all 50 within seconds (full resync; IPv6 entries included).
 # 3. Connections made on B (the client's neighbour entries for the VIPs point
-#    at B) appear on A: failback keeps what was made on the backup.
+#    at B) appear on A: failback keeps what was made on the backup. The IPv6
+#    service is persistent: B's new connections follow the synced template.
 # 4. Neither applies its own multicast (no loop: served-locally stays 0) nor
 #    re-sends what it received; `-L --daemon` lists both daemons as ipvsadm.
 # 5. A flood of full-resync requests costs one resync: the rest is queued
@@ -53,8 +54,8 @@ dir2_down() {
 }
 e2e_on_exit dir2_down "$NS2" "$TMP/lvsd2.pid" "$TMP/lvsd2.log"
 
-services() { # lvsadm command...: the IPv4 and the IPv6 service with both real servers
-    "$@" -A -t "[$VIP6]:80" -s rr || return 1
+services() { # lvsadm command...: the IPv6 service, persistent, with both real servers
+    "$@" -A -t "[$VIP6]:80" -s rr -p 300 || return 1
     for rip in 2001:db8:1::31 2001:db8:1::32; do "$@" -a -t "[$VIP6]:80" -r "[$rip]:80" -g || return 1; done
 }
 
@@ -70,9 +71,13 @@ backup sync daemon (mcast=eth0, syncid=$SYNCID, maxlen=1472, group=224.0.0.81, p
 for i in $(seq 40); do
     a=$(curl_rs "http://$VIP/" 5); [[ $a == 0[12] ]] || e2e_fail "curl $i through A: $a"
 done
+seen6=""
 for i in $(seq 10); do
     a=$(curl_rs "http://[$VIP6]/" 5); [[ $a == 0[12] ]] || e2e_fail "IPv6 curl $i through A: $a"
+    seen6+=" $a"
 done
+rs6=${seen6:1:2}
+assert_match "$seen6" "^( $rs6){10}\$" "A: the persistent IPv6 service sends the client to one real server"
 
 conns() { # lvsadm command...: "client vip dest" of the TCP connections, sorted
     "$@" -Lnc | awk '$1=="TCP" && $4 !~ /:0$/ {print $4, $5, $6}' | sort
@@ -123,9 +128,14 @@ lab_exec client ip -6 neigh replace "$VIP6" lladdr "$MAC_DIR2" dev eth0 nud perm
 for i in $(seq 6); do
     a=$(curl_rs "http://$VIP/" 5); [[ $a == 0[12] ]] || e2e_fail "curl $i through B: $a"
 done
+# The client's persistence template came with the resync: B sends its new IPv6 connections
+# to the same real server (B's own rr would alternate).
+seen6=""
 for i in $(seq 4); do
     a=$(curl_rs "http://[$VIP6]/" 5); [[ $a == 0[12] ]] || e2e_fail "IPv6 curl $i through B: $a"
+    seen6+=" $a"
 done
+assert_match "$seen6" "^( $rs6){4}\$" "B: new connections follow the synced template to rs$rs6"
 made_on_b=$(comm -13 <(echo "$on_a") <(conns lvsadm2))
 assert_eq 10 "$(grep -c . <<<"$made_on_b")" "connections made on B"
 b_on_a() { [[ -z $(comm -23 <(echo "$made_on_b") <(conns lab_lvsadm)) ]]; }
