@@ -137,6 +137,7 @@ extension Engine {
                 }
                 return
             }
+            guard w.table <= shards.count else { m.resync = nil; return } // (workers never go; defensive)
             let table = w.table == 0 ? templates : shards[w.table - 1].table
             w.bucket = table.forEachLive(fromBucket: bucket, entries: Int.max, buckets: SyncRule.resyncBucketsPerStep) { _, e in
                 guard let c = resyncEntry(e) else { return }
