@@ -50,6 +50,9 @@ public enum EngineControl {
             lines.append("sync backup: " + sync.named.map { "\($0.0) \($0.1)" }.joined(separator: " ")
                          + " synced-templates \(t.count) (limit \(t.limit))")
         }
+        if e.syncDaemons.master != nil {
+            lines.append("sync master: " + e.resyncCounters.named.map { "\($0.0) \($0.1)" }.joined(separator: " "))
+        }
         let d = e.defenseStatus
         let cfg = d.configuration
         lines.append("defense: drop_entry \(cfg.dropEntry.rawValue) (engaged on \(d.dropEntry) of \(d.shards) shards), "

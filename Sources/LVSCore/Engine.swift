@@ -32,6 +32,11 @@ public struct EngineConfiguration: Sendable {
     /// The share of the template table (percent) that templates received by the backup sync
     /// daemon may hold; the rest is always left to local clients. Default: 50.
     public var syncedTemplatePercent: Int = 50
+    /// sysctl sync_refresh_period (seconds, 0 = off): the master does not re-send a connection
+    /// whose expiry moved less than min(this, max(timeout / 2, 10 s)) since it last sent it.
+    public var syncRefreshPeriod: UInt32 = 0
+    /// sysctl sync_retries (0...3): re-sends of an unchanged connection at sync_refresh_period / 8.
+    public var syncRetries: UInt8 = 0
     public init() {}
 }
 

@@ -65,6 +65,13 @@ public final class EngineShard: @unchecked Sendable {
     /// Sync records lost because the ring was full.
     @usableFromInline var syncOverflow: UInt64 = 0
     @usableFromInline static let syncRingCapacity = 2048
+    /// Per table index, the kernel's `sync_endtime`: the expiry (ticks, low 2 bits cleared) the
+    /// connection had when last queued for sync, the low 2 bits counting retries. Only with a
+    /// sync_refresh_period (nil otherwise, preallocated for the whole table).
+    @usableFromInline let syncEndtimes: UnsafeMutablePointer<UInt32>?
+    /// sync_refresh_period in ticks (0 = off) and sync_retries.
+    @usableFromInline let syncRefreshTicks: UInt32
+    @usableFromInline let syncRetries: UInt32
     /// XDP fast path hook (off unless a data plane forwards established connections itself):
     /// connections the packet path forwarded in an offloadable state, or saw leave it, appended
     /// here (preallocated, no allocation) and drained by the worker with `drainOffloads`.
@@ -120,6 +127,15 @@ public final class EngineShard: @unchecked Sendable {
         syncFlag = engine.syncFlag
         ownership = engine.ownershipFilter
         syncRing = .allocate(capacity: Self.syncRingCapacity)
+        syncRefreshTicks = min(engine.configuration.syncRefreshPeriod, SyncRule.maxRefreshPeriod) &* Engine.ticksPerSecond
+        syncRetries = UInt32(min(engine.configuration.syncRetries, 3))
+        if syncRefreshTicks > 0 {
+            let ends = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+            ends.initialize(repeating: 0, count: capacity)
+            syncEndtimes = ends
+        } else {
+            syncEndtimes = nil
+        }
         offloadRing = .allocate(capacity: Self.offloadRingCapacity)
         outbox = Outbox(capacity: 128)
         held = .allocate(capacity: Self.heldCapacity)
@@ -133,6 +149,7 @@ public final class EngineShard: @unchecked Sendable {
     deinit {
         outbox.deallocate()
         syncRing.deallocate()
+        syncEndtimes?.deallocate()
         offloadRing.deallocate()
         held.deallocate()
         heldFrames.deallocate()

@@ -33,6 +33,9 @@ public struct DaemonOptions: Sendable {
     public var xskMode: String = "auto"
     public var pollSpinUs: Int = 200
     public var xdpObject: String?
+    /// sysctl sync_refresh_period (seconds) and sync_retries; see `validatedSyncSettings`.
+    public var syncRefreshPeriod: Int = 0
+    public var syncRetries: Int = 0
 
     public init() {}
 
@@ -169,6 +172,7 @@ public final class LVSD: @unchecked Sendable {
         var cfg = EngineConfiguration()
         guard o.maxConnections > 0 else { throw ServerError("--max-connections must be positive, got \(o.maxConnections)") }
         cfg.connectionCapacity = o.maxConnections
+        (cfg.syncRefreshPeriod, cfg.syncRetries) = try o.validatedSyncSettings()
         cfg.answerNeighbourRequests = !o.noArp
         cfg.defense = try o.defenseConfiguration()
         // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).

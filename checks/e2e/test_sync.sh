@@ -5,7 +5,8 @@
 # Connections made through the VIP appear within seconds in the backup's
 # `lvsadm -Lnc` (same client ports, destinations and states); `-L --daemon`
 # prints the kernel's lines on both; the kernel's errors for a second start,
-# a stop of a stopped daemon and an unknown interface.
+# a stop of a stopped daemon and an unknown interface; then the same sync
+# over an IPv6 group (ff02::81).
 source "$(dirname "$0")/lib.sh"
 
 require_lvs_bins
@@ -115,6 +116,22 @@ assert_eq "" "$(lvsadm2 -L --daemon)" "backup: no daemon after stop"
 # Restart works after a stop.
 lab_lvsadm --start-daemon master --syncid 7 || e2e_fail "restart of the master failed"
 assert_match "$(lab_lvsadm -L --daemon)" '^master sync daemon \(mcast=eth0, syncid=7,' "restarted master"
+
+# An IPv6 group (the kernel takes one too): the same sync over ff02::81.
+lab_lvsadm --stop-daemon master || e2e_fail "--stop-daemon master failed"
+lab_lvsadm --start-daemon master --mcast-group ff02::81 || e2e_fail "--start-daemon master --mcast-group ff02::81 failed"
+lvsadm2 --start-daemon backup --mcast-group ff02::81 || e2e_fail "backup --mcast-group ff02::81 failed"
+assert_eq "master sync daemon (mcast=eth0, syncid=0, maxlen=1452, group=ff02::81, port=8848, ttl=1)" \
+    "$(lab_lvsadm -L --daemon)" "master over IPv6: -L --daemon"
+before=$(backup_conns | awk '{print $2}' | sort)
+for i in 1 2 3; do
+    body=$(with_timeout 20 lab_exec client curl -sS --max-time 5 "http://$VIP/") || e2e_fail "curl $i (IPv6 group) failed"
+done
+new_ports() { comm -13 <(echo "$before") <(backup_conns | awk '{print $2}' | sort) | grep -c .; }
+three_new() { (($(new_ports) >= 3)); }
+wait_for 10 "connections synced over the IPv6 group" three_new >/dev/null || { lvsadm2 -Lnc; e2e_fail "nothing synced over ff02::81"; }
+e2e_log "ok: connections synced over the IPv6 group ff02::81"
+lvsadm2 --stop-daemon backup || true
 assert_lvsd_alive
 kill -0 "$(tr -dc 0-9 <"$TMP/lvsd2.pid")" || e2e_fail "backup lvsd died"
 e2e_log "PASS"

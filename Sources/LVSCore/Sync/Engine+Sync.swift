@@ -12,6 +12,11 @@ final class SyncMasterState {
     var ready: [[UInt8]] = []
     var dropped: UInt64 = 0
     static let maxReady = 1024
+    /// The full resync in progress, one queued behind it, and what requests did (Engine+Resync).
+    var resync: ResyncWalk?
+    var resyncQueued = false
+    var lastResyncStart: UInt32?
+    var resyncCounters = ResyncCounters()
 
     init(_ config: SyncDaemonSnapshot) {
         self.config = config
@@ -86,21 +91,52 @@ public enum SyncRule {
     public static let tcpStates: UInt16 = 1 << 1 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7
     /// Template timeout when a message carries none (v0).
     public static let templateTimeout: UInt32 = 180
+    /// sync_refresh_period: 0 (off) up to the largest a signed 32-bit jiffies count holds at HZ 1000.
+    public static let maxRefreshPeriod: UInt32 = 2_147_483
+    /// sync_retries: 0...3 (the kernel keeps the count in the 2 low bits of `sync_endtime`).
+    public static let maxRetries: UInt8 = 3
 }
 
 extension EngineShard {
-    /// `ip_vs_sync_conn_needed` with sync_threshold 3, sync_period 50, no refresh period.
+    /// `ip_vs_sync_conn_needed` with sync_threshold 3, sync_period 50 and the engine's
+    /// sync_refresh_period / sync_retries. Called after the entry's expiry was set for this packet.
     /// Allocation-free: copies the entry into the shard's preallocated ring.
     @inline(__always) func syncAfterPacket(_ index: UInt32, pkts: UInt16, stateChanged: Bool) {
+        if pkts == 1, let ends = syncEndtimes { ends[Int(index)] = currentTick & ~3 } // a new entry
         let state = conns[index].state
         if conns[index].proto == 6 {
             guard SyncRule.tcpStates & (1 << UInt16(state)) != 0 else { return }
-            if !(stateChanged && state != TCPState.established.rawValue) {
-                guard pkts % SyncRule.period == SyncRule.threshold else { return }
+            if stateChanged && state != TCPState.established.rawValue {
+                // Forced, whatever the refresh rule says.
+                if let ends = syncEndtimes { ends[Int(index)] = conns[index].expires & ~3 }
+                queueSync(index)
+                return
             }
-        } else {
-            guard pkts % SyncRule.period == SyncRule.threshold else { return }
         }
+        var retry: UInt32 = 0
+        if let ends = syncEndtimes {
+            // Resend only when the expiry moved at least min(refresh, max(timeout / 2, 10 s))
+            // since the last send, or as one of sync_retries retries, each refresh / 8 apart.
+            let orig = ends[Int(index)]
+            let n = conns[index].expires & ~3
+            let timeout = conns[index].expires &- currentTick
+            let minDiff = max(timeout >> 1, 10 * Engine.ticksPerSecond)
+            let diff = Int32(bitPattern: n &- (orig & ~3)).magnitude
+            if diff < min(syncRefreshTicks, minDiff) {
+                let retries = orig & 3
+                guard retries < syncRetries else { return }
+                // orig - timeout: when it was last sent.
+                guard Int32(bitPattern: currentTick &- ((orig & ~3) &- timeout &+ syncRefreshTicks >> 3)) >= 0 else { return }
+                retry = retries + 1
+            }
+        }
+        guard pkts % SyncRule.period == SyncRule.threshold else { return }
+        if let ends = syncEndtimes { ends[Int(index)] = (conns[index].expires & ~3) | retry }
+        queueSync(index)
+    }
+
+    /// Appends the entry to the shard's sync ring (counted as lost when it is full).
+    @inline(__always) func queueSync(_ index: UInt32) {
         guard syncCount < Self.syncRingCapacity else {
             syncOverflow &+= 1
             return
@@ -123,9 +159,11 @@ extension EngineShard {
             engine.synced.remove(si)
             return nil // scheduled afresh
         }
+        // The template link moves with it too (the template's count of controlled entries stays).
         guard let index = table.insert(key, dest: e.dest, stateFlags: e.stateFlags & ~ConnectionEntry.flagTemplate,
-                                       control: 0, expires: e.expires, inPackets: e.inPackets) else { return nil }
+                                       control: e.control, expires: e.expires, inPackets: e.inPackets) else { return nil }
         engine.synced.remove(si) // the destination counts move with it
+        if let ends = syncEndtimes { ends[Int(index)] = tick & ~3 }
         return existing(frame, f, index: index, tick: tick)
     }
 }
@@ -170,8 +208,9 @@ extension Engine {
         return lock.withLock {
             guard let m = syncMaster else { return [] }
             if !m.builder.isEmpty && UInt64(t &- m.firstTick) * Self.nanosecondsPerTick >= flushAfter { m.finish() }
-            let out = m.ready
+            var out = m.ready
             m.ready.removeAll(keepingCapacity: true)
+            continueResync(m, tick: t, into: &out)
             return out
         }
     }
@@ -245,7 +284,10 @@ extension Engine {
         counts.received = 1
         counts.skipped = dg.skipped
         if dg.error != nil && dg.entries.isEmpty { counts.dropped = 1 }
-        for c in dg.entries { applySyncEntry(c, tick: t, &counts) }
+        // Templates first: a connection then finds the template that controls it (the master
+        // sends a template after its connection).
+        for c in dg.entries where c.isTemplate { applySyncEntry(c, tick: t, &counts) }
+        for c in dg.entries where !c.isTemplate { applySyncEntry(c, tick: t, &counts) }
         syncTotals.add(counts)
         return counts
     }
@@ -290,6 +332,29 @@ extension Engine {
         if let i = findDestination(slot, c.destination, c.destinationPort) { return services[slot].destinations[i] }
         if let i = findDestination(slot, c.destination, 0) { return services[slot].destinations[i] }
         return nil
+    }
+
+    /// The key of the persistence template that controls a synced connection of service `svc`
+    /// (§4.7, as `persistentDestination` builds it); nil when the service is not persistent.
+    func syncTemplateKey(_ c: SyncConnection, service svc: Int) -> ConnectionKey? {
+        guard svc < services.count, services[svc].isActive, services[svc].options.flags.contains(.persistent) else { return nil }
+        let key = services[svc].key
+        let mask = services[svc].options.netmask
+        let snet = c.client.isIPv4 ? c.client.masked(ipv4Mask: mask) : c.client.masked(prefix: Int(mask))
+        if key.isFwmark {
+            return ConnectionKey(proto: 0, client: snet, clientPort: 0, virtualAddress: IPAddress(ipv4: key.fwmark), virtualPort: 0)
+        }
+        return ConnectionKey(proto: c.proto, client: snet, clientPort: 0, virtualAddress: c.virtualAddress,
+                             virtualPort: key.port == 0 ? 0 : c.virtualPort)
+    }
+
+    /// Links the synced connection `i` to its persistence template when the backup holds one
+    /// (`ip_vs_control_add`): the template then outlives it. Under the lock.
+    func linkSyncedTemplate(_ i: UInt32, _ c: SyncConnection, destination slot: UInt32) {
+        guard synced[i].control == 0, let tkey = syncTemplateKey(c, service: Int(dests[Int(slot)].serviceSlot)),
+              let t = templates.lookup(tkey, template: true), !templates[t].isDead else { return }
+        synced[i].control = t + 1
+        templates[t].control += 1
     }
 
     /// One received entry, counted in `counts`. Bounds what a sender (anyone on the segment, as
@@ -363,6 +428,7 @@ extension Engine {
                 synced[i].stateFlags = state | (inactive ? ConnectionEntry.flagInactive : 0)
                 synced[i].inPackets = SyncRule.threshold
                 setExpiry(synced, i, t &+ timeoutTicksValue)
+                linkSyncedTemplate(i, c, destination: slot)
                 counts.applied += 1
                 if clamped { counts.clamped += 1 }
                 return
@@ -373,11 +439,12 @@ extension Engine {
             counts.servedLocally += 1
             return
         }
-        guard synced.insert(key, dest: slot, stateFlags: state | (inactive ? ConnectionEntry.flagInactive : 0), control: 0,
-                            expires: t &+ timeoutTicksValue, inPackets: SyncRule.threshold) != nil else {
+        guard let inserted = synced.insert(key, dest: slot, stateFlags: state | (inactive ? ConnectionEntry.flagInactive : 0), control: 0,
+                                           expires: t &+ timeoutTicksValue, inPackets: SyncRule.threshold) else {
             counts.tableFull += 1
             return
         }
+        linkSyncedTemplate(inserted, c, destination: slot)
         destCounts.add(DestCount.index(slot, .connection(inactive: inactive)), 1)
         counts.applied += 1
         if clamped { counts.clamped += 1 }
@@ -395,6 +462,10 @@ extension Engine {
         guard !e.isDead else { return }
         let slot = e.dest
         destCounts.add(DestCount.index(slot, .connection(inactive: e.isInactive)), -1)
+        if e.control != 0 {
+            templates[e.control - 1].control -= 1
+            synced[index].control = 0
+        }
         if !dests[Int(slot)].available && destReferences(slot) == 0 { releaseDestSlot(slot) }
     }
 

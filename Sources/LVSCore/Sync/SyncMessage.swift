@@ -58,6 +58,29 @@ public enum SyncProtocol {
     public static let templateStateCount: UInt16 = 2
     /// Persistence engines the receiver knows.
     public static let knownPersistenceEngines: [[UInt8]] = [Array("sip".utf8)]
+
+    // MARK: Full-resync request (lvsd's own; not a kernel message)
+
+    /// The `spare` field of a full-resync request: "RS". A kernel backup reads a v1 header whose
+    /// spare is not 0 as a version 0 message with `reserved` (0) connections: it does nothing.
+    public static let resyncMarker: UInt16 = 0x5253
+    /// Offsets in the 8-byte header.
+    static let offsetReserved = 0, offsetSyncID = 1, offsetSize = 2, offsetCount = 4, offsetVersion = 5, offsetSpare = 6
+
+    /// A request to the masters with `syncID` to send their whole table: a version 1 header, no
+    /// connections, `resyncMarker` in the spare field.
+    public static func resyncRequest(syncID: UInt8) -> [UInt8] {
+        [0, syncID, 0, UInt8(headerLength), 0, 1, UInt8(resyncMarker >> 8), UInt8(resyncMarker & 0xFF)]
+    }
+
+    /// The syncid a full-resync request asks for, nil when `bytes` is not one.
+    public static func resyncRequestSyncID(_ bytes: UnsafeRawBufferPointer) -> UInt8? {
+        guard bytes.count == headerLength else { return nil }
+        let r = SyncReader(bytes: bytes)
+        guard r.u8(offsetReserved) == 0, Int(r.u16(offsetSize)) == headerLength, r.u8(offsetCount) == 0,
+              r.u8(offsetVersion) == 1, r.u16(offsetSpare) == resyncMarker else { return nil }
+        return r.u8(offsetSyncID)
+    }
 }
 
 /// One connection (or persistence template) as carried by a sync message.
