@@ -14,9 +14,10 @@ public enum ScriptRunner {
     public enum Outcome: Sendable, Equatable {
         /// It exited with this status.
         case exited(Int32)
-        /// A signal ended it (not one of ours: a timeout is `timedOut`).
+        /// A signal ended it (one of a timeout's is reported as `timedOut`).
         case signalled(Int32)
-        /// It ran past its timeout (or its task was cancelled); its process group was stopped.
+        /// It ran past its timeout (or its task was cancelled before then); its process group
+        /// was stopped.
         case timedOut
         /// It could not be started (the reason from swift-subprocess).
         case notStarted(String)
