@@ -7,6 +7,7 @@
 #   ha_round_start 20 400k           # downloads + keep-alive loop + RST capture
 #   ha_kill9 director; ha_wait_master dir2 VI_1 "$T0" 10
 #   ha_round_finish kill9            # prints the MEASURE line, sets HA_* results
+#   ha_assert_nothing_lost kill9
 #
 # State is observed the same way on lvsd and keepalived: the notify script appends
 # "EPOCH.NANOS INSTANCE NAME STATE PRIORITY" to $LAB_STATE/notify-NODE.log. lvsd's
@@ -136,30 +137,31 @@ HA_PROBE=$E2E_DIR/ha_probe.py
 
 # ha_round_start N RATE [URL_HOST]: N downloads of /slow/big at RATE (nginx's limit_rate)
 # through the VIP, the keep-alive loop, and a capture of RSTs on the client. URL_HOST
-# defaults to the VIP ("[VIP6]" for IPv6).
+# defaults to the VIP ("[VIP6]" for IPv6). Rounds are numbered 1, 2, ... (HA_ROUND is the
+# last one started); several may run at once.
 HA_ROUND=0
-HA_ROUND_DIR=""
 ha_round_start() {
-    local n=$1 rate=$2 host=${3:-$VIP} i
+    local n=$1 rate=$2 host=${3:-$VIP} i dir
     HA_ROUND=$((HA_ROUND + 1))
-    HA_ROUND_DIR=$(e2e_tmpdir)/round$HA_ROUND
-    mkdir -p "$HA_ROUND_DIR"
-    HA_ROUND_N=$n
+    e2e_tmpdir >/dev/null # sets E2E_TMP in this shell
+    dir=$E2E_TMP/round$HA_ROUND
+    mkdir -p "$dir"
+    echo "$n" >"$dir/n"
     ha_rst_capture_start "rst$HA_ROUND"
     for ((i = 1; i <= n; i++)); do
         (
             rc=0
-            lab_exec client timeout 90 curl -sS -g --max-time 80 -o "$HA_ROUND_DIR/dl-$i" \
-                "http://$host/slow/big?rate=$rate" 2>"$HA_ROUND_DIR/dl-$i.err" || rc=$?
-            echo "$rc" >"$HA_ROUND_DIR/dl-$i.rc"
+            lab_exec client timeout 90 curl -sS -g --max-time 80 -o "$dir/dl-$i" \
+                "http://$host/slow/big?rate=$rate" 2>"$dir/dl-$i.err" || rc=$?
+            echo "$rc" >"$dir/dl-$i.rc"
         ) </dev/null &
         e2e_on_exit kill_quiet "$!"
     done
-    touch "$HA_ROUND_DIR/run"
-    lab_exec client timeout 120 /usr/bin/python3 "$HA_PROBE" "http://$host/" "$HA_ROUND_DIR/run" \
-        >"$HA_ROUND_DIR/loop.txt" 2>"$HA_ROUND_DIR/loop.err" </dev/null &
-    HA_LOOP_PID=$!
-    e2e_on_exit kill_quiet "$HA_LOOP_PID"
+    touch "$dir/run"
+    lab_exec client timeout 120 /usr/bin/python3 "$HA_PROBE" "http://$host/" "$dir/run" \
+        >"$dir/loop.txt" 2>"$dir/loop.err" </dev/null &
+    echo $! >"$dir/loop.pid"
+    e2e_on_exit kill_quiet "$!"
     e2e_log "round $HA_ROUND: $n downloads of /slow/big at $rate/s and a keep-alive loop via $host"
 }
 
@@ -178,10 +180,15 @@ ha_rst_capture_start() {
     done
 }
 
-# ha_round_finish LABEL [DOWNLOAD_SECS]: stop the loop, wait (bounded) for the downloads,
-# stop the capture; sets HA_INTACT, HA_REQS, HA_FAILED, HA_GAP_MS, HA_RSTS and prints them.
+# ha_round_finish LABEL [DOWNLOAD_SECS] [ROUND]: wait (bounded) for the downloads, stop the
+# loop and the capture of ROUND (default the last started); sets HA_ROUND_N, HA_INTACT,
+# HA_REQS, HA_FAILED, HA_GAP_MS, HA_RSTS and prints them on one MEASURE line.
 ha_round_finish() {
-    local label=$1 secs=${2:-60} i want got deadline
+    local label=$1 secs=${2:-60} round=${3:-$HA_ROUND} i want got deadline loop_pid
+    local HA_ROUND_DIR
+    HA_ROUND_DIR=$E2E_TMP/round$round
+    HA_ROUND_N=$(<"$HA_ROUND_DIR/n")
+    loop_pid=$(<"$HA_ROUND_DIR/loop.pid")
     deadline=$((SECONDS + secs))
     for ((i = 1; i <= HA_ROUND_N; i++)); do
         until [[ -f $HA_ROUND_DIR/dl-$i.rc ]]; do
@@ -191,11 +198,11 @@ ha_round_finish() {
     done
     rm -f "$HA_ROUND_DIR/run"
     local deadline2=$((SECONDS + 10))
-    while kill -0 "$HA_LOOP_PID" 2>/dev/null; do
-        ((SECONDS < deadline2)) || { kill "$HA_LOOP_PID" 2>/dev/null || true; break; }
+    while kill -0 "$loop_pid" 2>/dev/null; do
+        ((SECONDS < deadline2)) || { kill "$loop_pid" 2>/dev/null || true; break; }
         sleep 0.1
     done
-    capture_stop "rst$HA_ROUND"
+    capture_stop "rst$round"
     want=$(<"$LAB_STATE/big.sha256")
     HA_INTACT=0
     for ((i = 1; i <= HA_ROUND_N; i++)); do
@@ -213,7 +220,7 @@ ha_round_finish() {
                   if ($3 == "ok") { g = $2 - last; if (g > max) max = g; last = $2 } else bad++
                   end = $2; if ($4 > c) c = $4 }
         END { if (n && end - last > max) max = end - last; printf "%d %d %d %d\n", n, bad, max, c }' "$HA_ROUND_DIR/loop.txt")
-    HA_RSTS=$(grep -c . "$LAB_STATE/cap-rst$HA_ROUND.txt" || true)
+    HA_RSTS=$(grep -c . "$LAB_STATE/cap-rst$round.txt" || true)
     echo "MEASURE $E2E_NAME $label: downloads_intact=$HA_INTACT/$HA_ROUND_N loop_requests=$HA_REQS loop_failed=$HA_FAILED longest_gap_ms=$HA_GAP_MS loop_connections=$HA_CONNS client_rsts=$HA_RSTS ${HA_EXTRA:-}"
     if ((HA_FAILED)); then
         e2e_log "failed requests of the loop:"
@@ -221,7 +228,7 @@ ha_round_finish() {
     fi
     if ((HA_RSTS)); then
         e2e_log "RSTs seen by the client:"
-        head -n 10 "$LAB_STATE/cap-rst$HA_ROUND.txt" >&2
+        head -n 10 "$LAB_STATE/cap-rst$round.txt" >&2
     fi
 }
 
