@@ -43,7 +43,20 @@ ha_status_field() {
         $1 == "vrrp" && $2 == "instance" && $3 == i {
             for (k = 4; k < NF; k++) if ($k == key) { print $(k + 1); exit } }'
 }
-ha_state() { local s; s=$(ha_status_field "$1" "$2" state); echo "${s:-none}"; }
+# LVS_LAB_HA_VRRP=keepalived: keepalived runs VRRP next to an lvsd --no-arp (lvs-lab's
+# baseline pair); states then come from the notify files only.
+HA_VRRP=${LVS_LAB_HA_VRRP:-lvsd}
+ha_ka_pids() { local d; d=$(ha_dir "$1"); tr -dc '0-9\n' < <(cat "$d/keepalived-vrrp.pid" "$d/keepalived.pid" 2>/dev/null) | tr '\n' ' '; }
+ha_state() {
+    local s
+    if [[ $HA_VRRP == keepalived ]]; then
+        s=$(ha_last_notified "$1" "$2")
+        kill -0 $(ha_ka_pids "$1") 2>/dev/null || s=stopped
+    else
+        s=$(ha_status_field "$1" "$2" state)
+    fi
+    echo "${s:-none}"
+}
 ha_is_state() { [[ $(ha_state "$1" "$2") == "$3" ]]; }
 
 # ha_now: epoch seconds with nanoseconds (the notify script's clock).
@@ -90,7 +103,9 @@ ha_lab_start() {
     require_lvs_bins
     lab_start --director lvsd --ha
     local n out deadline
+    [[ $HA_VRRP == keepalived ]] && e2e_log "VRRP by keepalived next to lvsd --no-arp (LVS_LAB_HA_VRRP=keepalived)"
     for n in "${HA_NODES[@]}"; do
+        [[ $HA_VRRP == keepalived ]] && break
         deadline=$((SECONDS + 5))
         until [[ $(ha_state "$n" VI_1) != none ]]; do
             if ((SECONDS >= deadline)); then
@@ -115,24 +130,38 @@ ha_wait_settled() {
     e2e_log "ok: $m is MASTER, $b BACKUP (VI_1, VI_6)"
 }
 
-ha_kill9() { local p; p=$(ha_pid "$1"); [[ -n $p ]] || e2e_fail "$1: no lvsd pid"; kill -KILL "$p"; }
-ha_term() {
+# ha_kill9 NODE: SIGKILL to NODE's lvsd (and keepalived, VRRP child first, in the baseline pair).
+ha_kill9() {
     local p
     p=$(ha_pid "$1")
     [[ -n $p ]] || e2e_fail "$1: no lvsd pid"
-    kill -TERM "$p"
+    [[ $HA_VRRP == keepalived ]] && p="$(ha_ka_pids "$1") $p"
+    # shellcheck disable=SC2086 # a list of pids
+    kill -KILL $p
+}
+# ha_term NODE: SIGTERM, and a bounded wait for the exit.
+ha_term() {
+    local p q
+    p=$(ha_pid "$1")
+    [[ -n $p ]] || e2e_fail "$1: no lvsd pid"
+    [[ $HA_VRRP == keepalived ]] && p="$(tr -dc 0-9 <"$(ha_dir "$1")/keepalived.pid") $p"
+    # shellcheck disable=SC2086 # a list of pids
+    kill -TERM $p
     local deadline=$((SECONDS + 15))
-    while kill -0 "$p" 2>/dev/null; do
-        ((SECONDS < deadline)) || e2e_fail "$1: lvsd (pid $p) still runs 15s after SIGTERM"
-        sleep 0.1
+    for q in $p; do
+        while kill -0 "$q" 2>/dev/null; do
+            ((SECONDS < deadline)) || e2e_fail "$1: pid $q still runs 15s after SIGTERM"
+            sleep 0.1
+        done
     done
 }
 ha_start_lvsd() { with_timeout 60 "$LVS_LAB" start-lvsd --prefix "$LAB_PREFIX" --node "$1" >&2 || e2e_fail "lvs-lab start-lvsd --node $1 failed"; }
 
 # ------------------------------------------------------------ measuring harness
 
-# The client's keep-alive loop: one HTTP/1.1 connection, a request every 50 ms (2 s timeout),
-# a new connection after a failure; lines "START_MS END_MS ok|ERR:WHY CONN".
+# The client's keep-alive loop: one HTTP/1.1 connection, a request every 50 ms (10 s timeout:
+# a request delayed by the takeover is late, not failed), a new connection after a failure;
+# lines "START_MS END_MS ok|ERR:WHY CONN".
 HA_PROBE=$E2E_DIR/ha_probe.py
 
 # ha_round_start N RATE [URL_HOST]: N downloads of /slow/big at RATE (nginx's limit_rate)
@@ -220,14 +249,17 @@ ha_round_finish() {
                   if ($3 == "ok") { g = $2 - last; if (g > max) max = g; last = $2 } else bad++
                   end = $2; if ($4 > c) c = $4 }
         END { if (n && end - last > max) max = end - last; printf "%d %d %d %d\n", n, bad, max, c }' "$HA_ROUND_DIR/loop.txt")
-    HA_RSTS=$(grep -c . "$LAB_STATE/cap-rst$round.txt" || true)
-    echo "MEASURE $E2E_NAME $label: downloads_intact=$HA_INTACT/$HA_ROUND_N loop_requests=$HA_REQS loop_failed=$HA_FAILED longest_gap_ms=$HA_GAP_MS loop_connections=$HA_CONNS client_rsts=$HA_RSTS ${HA_EXTRA:-}"
+    # RSTs the client received (sent to it: from a real server or a director); those it sent
+    # itself (closing a connection it gave up on) are counted apart.
+    HA_RSTS=$(grep -Ec "> (192\.168\.1\.12|2001:db8:1::12)\.[0-9]+: " "$LAB_STATE/cap-rst$round.txt" || true)
+    HA_RSTS_SENT=$(grep -Ec " (192\.168\.1\.12|2001:db8:1::12)\.[0-9]+ > " "$LAB_STATE/cap-rst$round.txt" || true)
+    echo "MEASURE $E2E_NAME $label: downloads_intact=$HA_INTACT/$HA_ROUND_N loop_requests=$HA_REQS loop_failed=$HA_FAILED longest_gap_ms=$HA_GAP_MS loop_connections=$HA_CONNS client_rsts=$HA_RSTS client_sent_rsts=$HA_RSTS_SENT ${HA_EXTRA:-}"
     if ((HA_FAILED)); then
         e2e_log "failed requests of the loop:"
         awk '$3 != "ok"' "$HA_ROUND_DIR/loop.txt" | head -n 10 >&2
     fi
-    if ((HA_RSTS)); then
-        e2e_log "RSTs seen by the client:"
+    if ((HA_RSTS + HA_RSTS_SENT)); then
+        e2e_log "RSTs on the client's link:"
         head -n 10 "$LAB_STATE/cap-rst$round.txt" >&2
     fi
 }

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Keep-alive HTTP loop for the HA tests: one HTTP/1.1 connection to URL, a GET every 50 ms
-with a 2 s timeout, a new connection after any failure; runs while RUN_FILE exists (at most
-120 s). Prints one line per request: START_MS END_MS ok|ERR:WHY CONNECTION_NUMBER.
+with a TIMEOUT_S timeout (default 10 s: longer than a takeover, so a request that TCP carries
+across the failover by retransmission counts as answered, late; the stall shows as the gap),
+a new connection after any failure; runs while RUN_FILE exists (at most 120 s). Prints one
+line per request: START_MS END_MS ok|ERR:WHY CONNECTION_NUMBER.
 
-    ha_probe.py URL RUN_FILE
+    ha_probe.py URL RUN_FILE [TIMEOUT_S]
 """
 import http.client, os, sys, time, urllib.parse
 
 INTERVAL_S = 0.05
-TIMEOUT_S = 2.0
+TIMEOUT_S = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
 LIMIT_S = 120
 
 url = urllib.parse.urlsplit(sys.argv[1])
