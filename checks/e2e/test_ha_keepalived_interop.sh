@@ -296,9 +296,11 @@ ia_expect b MASTER 10
 ia_hold a MASTER 2
 if [[ $LVSD_KIND == lvsd ]]; then
     status=$(ia_lvsadm a daemon status 2>&1 || true)
-    rejected=$(grep -Ei 'vrrp.*auth' <<<"$status" | grep -Eo '[0-9]+' | sort -n | tail -n 1 || true)
+    # The counter of VRRPRejection.authPassword ("auth-password N", "auth-password: N", or
+    # "auth-password=N" on a vrrp line).
+    rejected=$(grep -Ei 'vrrp' <<<"$status" | grep -Eio 'auth-password[^0-9]{0,3}[0-9]+' | grep -Eo '[0-9]+$' | sort -n | tail -n 1 || true)
     grep -Ei 'vrrp.*(reject|auth)' <<<"$status" >&2 || true
-    assert_ge 1 "${rejected:-0}" "lvsd counts keepalived's adverts with the wrong password (a vrrp line naming auth)"
+    assert_ge 1 "${rejected:-0}" "lvsd counts keepalived's adverts with the wrong password (auth-password on a vrrp line of daemon status)"
 else
     grep -i 'passw\|auth' "$T/a-keepalived.log" | tail -n 2 >&2 || true
 fi
