@@ -139,6 +139,17 @@ ha_kill9() {
     # shellcheck disable=SC2086 # a list of pids
     kill -KILL $p
 }
+# ha_bpf_left NODE: what of a data plane's BPF is still attached to NODE's eth0 (after a
+# kill -9 it keeps forwarding the fast path's flows): "xdp", "tc", "xdp+tc" or "none".
+ha_bpf_left() {
+    local link tcf left=""
+    link=$(lab_exec "$1" ip -d link show dev eth0 2>/dev/null || true)
+    tcf=$(lab_exec "$1" tc filter show dev eth0 ingress 2>/dev/null || true)
+    [[ $link == *"prog/xdp"* ]] && left=xdp
+    [[ -n $tcf ]] && left=${left:+$left+}tc
+    echo "${left:-none}"
+}
+
 # ha_term NODE: SIGTERM, and a bounded wait for the exit.
 ha_term() {
     local p q
