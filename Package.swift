@@ -65,7 +65,8 @@ let package = Package(
         .target(name: "LVSVRRP", dependencies: ["LVSModel"]),
         .target(name: "KeepalivedConfig", dependencies: ["LVSModel", "LVSVRRP"]),
         // Health checks: the monitor, its state machine, one probe file per checker, script rules.
-        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "LVSSystem", "CLVSShim", "CLVSTLS"]),
+        .target(name: "LVSHealth", dependencies: ["KeepalivedConfig", "LVSModel", "LVSSystem", "CLVSTLS",
+                                                  .product(name: "Subprocess", package: "swift-subprocess")]),
         // `lvsadm realserver`: a Direct-Routing real server's host setup (VIP on lo, ARP sysctls).
         .target(
             name: "LVSRealServer",

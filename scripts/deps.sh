@@ -31,6 +31,7 @@ COMMANDS=(
     shfmt:shfmt                 # checks/deps: parses the scripts to find the commands they call
     groff:groff-base            # checks/docs/test_man.sh: renders the man pages
     man:man-db                  # checks/docs/test_man.sh: man -l
+    keepalived:keepalived       # the HA tests' VRRP peer (test_ha_keepalived_interop), lvs-lab's baseline pair
 )
 # Files rather than commands: headers and Python modules.
 FILES=(

@@ -11,9 +11,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <pthread.h>
-#include <grp.h>
-#include <sys/wait.h>
-#include <sys/syscall.h>
 
 _Static_assert(sizeof(struct clvs_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(struct clvs_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
@@ -202,67 +199,4 @@ unsigned clvs_signals_take_hup(void) {
 
 int clvs_signals_stop_signal(void) {
     return __atomic_load_n(&clvs_stop_signal, __ATOMIC_SEQ_CST);
-}
-
-// ---- scripts ----------------------------------------------------------------------------------
-
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
-int clvs_spawn(const char *path, char *const argv[], char *const envp[], uint32_t uid, uint32_t gid,
-               int set_ids, int new_group) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) return -errno;
-    // Keep lvsd's handlers from running in the child between fork and exec.
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-    pid_t pid = fork();
-    if (pid == 0) {
-        // The child: async-signal-safe calls only until exec.
-        int err = 0;
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL); // SIGKILL/SIGSTOP fail harmlessly
-        if (new_group && setpgid(0, 0) != 0) err = errno;
-        if (!err && chdir("/") != 0) err = errno; // as keepalived, whose working directory is /
-        if (!err && set_ids) {
-            gid_t g = (gid_t)gid;
-            if (setgroups(1, &g) != 0 || setgid(g) != 0 || setuid((uid_t)uid) != 0) err = errno;
-        }
-        if (!err && syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-            for (int fd = 3; fd < 65536; fd++) {
-                if (fd != report[1]) fcntl(fd, F_SETFD, FD_CLOEXEC);
-            }
-        }
-        if (!err) {
-            sigset_t none;
-            sigemptyset(&none);
-            pthread_sigmask(SIG_SETMASK, &none, NULL);
-            execve(path, argv, envp);
-            err = errno;
-        }
-        ssize_t ignored = write(report[1], &err, sizeof err);
-        (void)ignored;
-        _exit(127);
-    }
-    int fork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    close(report[1]);
-    if (pid < 0) {
-        close(report[0]);
-        return -fork_errno;
-    }
-    int child_errno = 0;
-    ssize_t n;
-    do { n = read(report[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof child_errno) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        return -(child_errno ? child_errno : ECHILD);
-    }
-    return pid;
 }

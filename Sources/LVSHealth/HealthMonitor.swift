@@ -50,7 +50,7 @@ public struct HealthEnvironment: Sendable {
     /// Real sockets and processes, the continuous clock, uniform warmup jitter.
     public static let live: HealthEnvironment = {
         var env = liveProbes
-        env.runScriptAs = { ProcessSpawner.runDetached($0, as: $1) }
+        env.runScriptAs = { ScriptRunner.runDetached($0, as: $1) }
         env.prepareScripts = { ScriptSecurity.prepare($0) }
         return env
     }()
@@ -58,7 +58,7 @@ public struct HealthEnvironment: Sendable {
     static let liveProbes = HealthEnvironment(
         probe: { await HealthProbes.run($0) },
         sleep: { try await Task.sleep(for: $0) },
-        runScript: { ProcessSpawner.runDetached($0, as: nil) },
+        runScript: { ScriptRunner.runDetached($0, as: nil) },
         jitter: { warmup in
             let (s, a) = warmup.components
             let us = s * 1_000_000 + a / 1_000_000_000_000

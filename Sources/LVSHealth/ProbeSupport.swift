@@ -49,22 +49,27 @@ public enum ProbeResult: Sendable, Equatable {
 }
 
 /// The real probes: plain sockets (non-blocking connect + poll) and /bin/sh for MISC_CHECK.
-/// Each attempt runs on its own dispatch thread so a hung server never holds up the
-/// cooperative pool or the other checkers.
+/// Each socket attempt runs on its own dispatch thread so a hung server never holds up the
+/// cooperative pool or the other checkers; a MISC_CHECK script is awaited (`ScriptRunner`).
 public enum HealthProbes {
     public static func run(_ target: ProbeTarget) async -> ProbeResult {
-        await withCheckedContinuation { (cont: CheckedContinuation<ProbeResult, Never>) in
-            DispatchQueue.global().async { cont.resume(returning: runBlocking(target)) }
+        switch target.kind {
+        case .misc: return await misc(target)
+        case .unsupported: return .success
+        case .tcp, .http, .ssl:
+            return await withCheckedContinuation { (cont: CheckedContinuation<ProbeResult, Never>) in
+                DispatchQueue.global().async { cont.resume(returning: runBlocking(target)) }
+            }
         }
     }
 
+    /// The socket probes (blocking).
     static func runBlocking(_ t: ProbeTarget) -> ProbeResult {
         switch t.kind {
         case .tcp: return tcp(t)
         case .http: return http(t)
         case .ssl: return ssl(t)
-        case .misc: return misc(t)
-        case .unsupported: return .success
+        case .misc, .unsupported: return .success
         }
     }
 

@@ -1,6 +1,4 @@
 import Glibc
-import CLVSShim
-import Dispatch
 import KeepalivedConfig
 
 /// keepalived 2.2.7's script rules (lib/notify.c): which user runs a script, and, for a script run
@@ -226,30 +224,5 @@ public enum ScriptSecurity {
             log.append(.init(.warning, "SECURITY VIOLATION - check scripts are being executed but script_security not enabled.\(anyInsecure ? " There are insecure scripts." : "")"))
         }
         return (out, log)
-    }
-}
-
-/// Starts scripts: `/bin/sh -c COMMAND` as the script's user and group (no other groups), with
-/// `ScriptSecurity.environment` only, signals at their defaults, and no descriptor of lvsd's
-/// beyond 0, 1 and 2.
-enum ProcessSpawner {
-    static func spawn(_ command: String, newGroup: Bool, as identity: ScriptIdentity? = nil) -> pid_t? {
-        let args: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", command].map { (s: String) in strdup(s) }
-        let env: [UnsafeMutablePointer<CChar>?] = ScriptSecurity.environment.map { (s: String) in strdup(s) }
-        defer { (args + env).forEach { free($0) } }
-        let argv = args + [nil]
-        let envp = env + [nil]
-        let pid = clvs_spawn("/bin/sh", argv, envp, identity?.uid ?? 0, identity?.gid ?? 0,
-                             identity == nil ? 0 : 1, newGroup ? 1 : 0)
-        return pid > 0 ? pid : nil
-    }
-
-    /// Runs a notify or quorum script in the background and reaps it.
-    static func runDetached(_ command: String, as identity: ScriptIdentity?) {
-        guard let pid = spawn(command, newGroup: true, as: identity) else { return }
-        DispatchQueue.global().async {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        }
     }
 }

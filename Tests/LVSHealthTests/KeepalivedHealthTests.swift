@@ -362,31 +362,28 @@ final class LoopbackListener: Sendable {
 /// SSL_GET against a real TLS server on loopback (`openssl s_server -www`, a self-signed
 /// certificate made by the test).
 @Suite struct KeepalivedSSLProbeTests {
-    func sh(_ command: String) -> Int32 {
-        guard let pid = ProcessSpawner.spawn(command, newGroup: false) else { return -1 }
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        return (status >> 8) & 0xFF
+    func sh(_ command: String) async -> Int32 {
+        guard case .exited(let code) = await ScriptRunner.run(command, as: nil, timeout: .seconds(60)) else { return -1 }
+        return code
     }
 
     @Test func sslGetAgainstLoopbackTLSServer() async throws {
-        guard sh("command -v openssl >/dev/null") == 0 else {
+        guard await sh("command -v openssl >/dev/null") == 0 else {
             print("skipped: openssl not installed")
             return
         }
         let dir = "/tmp/lvs-ssl-\(getpid())"
-        defer { _ = sh("rm -rf \(dir)") }
         let port = 20_000 + Int(getpid() % 20_000)
-        #expect(sh("mkdir -p \(dir) && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=rs -days 1 -keyout \(dir)/k.pem -out \(dir)/c.pem >/dev/null 2>&1") == 0)
-        guard let server = ProcessSpawner.spawn("exec openssl s_server -quiet -accept 127.0.0.1:\(port) -www -cert \(dir)/c.pem -key \(dir)/k.pem >/dev/null 2>&1", newGroup: true) else {
-            Issue.record("cannot start openssl s_server")
-            return
-        }
-        defer {
-            kill(-server, SIGKILL) // s_server does not stop on SIGTERM
-            var status: Int32 = 0
-            waitpid(server, &status, 0)
-        }
+        #expect(await sh("mkdir -p \(dir) && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=rs -days 1 -keyout \(dir)/k.pem -out \(dir)/c.pem >/dev/null 2>&1") == 0)
+        // The server runs until its task is cancelled (its process group is stopped then).
+        let server = Task { await ScriptRunner.run("exec openssl s_server -quiet -accept 127.0.0.1:\(port) -www -cert \(dir)/c.pem -key \(dir)/k.pem", as: nil, timeout: nil) }
+        await probe(port: port)
+        server.cancel()
+        _ = await server.value
+        _ = await sh("rm -rf \(dir)")
+    }
+
+    func probe(port: Int) async {
         var t = ProbeTarget(kind: .ssl, address: IPAddress("127.0.0.1")!, port: UInt16(port), connectTimeout: .seconds(3))
         t.url = KeepalivedURL(path: "/")
         t.serverName = "rs"

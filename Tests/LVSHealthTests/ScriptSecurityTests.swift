@@ -111,21 +111,19 @@ import Testing
         #expect(ScriptSecurity.prepare(try Self.config(text), lookup: present, own: Self.root).0.globals.scriptRunAs?.uid == 999)
     }
 
-    /// Runs `command` through the spawner as `identity`, waits, returns what it wrote to `out`.
-    static func run(_ command: String, as identity: ScriptIdentity?, out: String) throws -> String {
-        guard let pid = ProcessSpawner.spawn(command, newGroup: true, as: identity) else { throw CocoaError(.executableLoad) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    /// Runs `command` through `ScriptRunner` as `identity`, waits, returns what it wrote to `out`.
+    static func run(_ command: String, as identity: ScriptIdentity?, out: String) async throws -> String {
+        guard case .exited = await ScriptRunner.run(command, as: identity, timeout: .seconds(30)) else { throw CocoaError(.executableLoad) }
         return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
     }
 
-    @Test func scriptsRunAsTheirUserWithAMinimalEnvironmentAndNoInheritedDescriptors() throws {
+    @Test func scriptsRunAsTheirUserWithAMinimalEnvironmentAndNoInheritedDescriptors() async throws {
         guard geteuid() == 0 else { return } // changing the user needs root
         var template = Array("/tmp/lvs-script-out-XXXXXX".utf8CString)
         let dir = String(cString: mkdtemp(&template)!)
         chmod(dir, 0o777)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try Self.run("id -u > \(dir)/uid; id -g >> \(dir)/uid; id -G >> \(dir)/uid", as: Self.nobody, out: "\(dir)/uid")
+        #expect(try await Self.run("id -u > \(dir)/uid; id -g >> \(dir)/uid; id -G >> \(dir)/uid", as: Self.nobody, out: "\(dir)/uid")
             == "65534\n65534\n65534\n")
         // Descriptors lvsd holds without close-on-exec, and a variable of its environment, stay behind.
         let leaked = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -133,11 +131,11 @@ import Testing
         setenv("LVS_TEST_SECRET", "x", 1)
         defer { unsetenv("LVS_TEST_SECRET") }
         // `exec`: ls itself, with the shell's redirection only; its own directory handle is left out.
-        let listing = try Self.run("exec ls -l /proc/self/fd > \(dir)/fds", as: nil, out: "\(dir)/fds")
+        let listing = try await Self.run("exec ls -l /proc/self/fd > \(dir)/fds", as: nil, out: "\(dir)/fds")
         let fds = listing.split(separator: "\n").filter { $0.contains(" -> ") && !$0.hasSuffix("/fd") }
             .compactMap { $0.split(separator: " ").dropLast(2).last.map(String.init) }
         #expect(fds.sorted() == ["0", "1", "2"], "descriptors the script had: \(listing)")
-        let env = try Self.run("env > \(dir)/env", as: Self.nobody, out: "\(dir)/env")
+        let env = try await Self.run("env > \(dir)/env", as: Self.nobody, out: "\(dir)/env")
         #expect(env.contains("PATH=/usr/sbin:/usr/bin:/sbin:/bin\n"))
         #expect(!env.contains("LVS_TEST_SECRET"))
         #expect(!env.contains("HOME="))

@@ -142,6 +142,8 @@ e2e_dump() {
         echo "----- lvsadm -Lnc (first 40 lines)" >&2
         lab_lvsadm -Lnc 2>&1 | head -n 40 >&2 || true
     fi
+    # the HA tests' second director and VRRP states (ha_lib.sh)
+    if declare -F ha_dump >/dev/null; then ha_dump >&2 || true; fi
     local f
     for f in "$LAB_STATE"/lvsd*.log "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
         "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do

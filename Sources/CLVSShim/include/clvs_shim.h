@@ -122,14 +122,4 @@ unsigned clvs_signals_take_hup(void);
 /// The first SIGTERM or SIGINT received (its number), or 0.
 int clvs_signals_stop_signal(void);
 
-// ---- scripts ---------------------------------------------------------------------------------
-
-/// Starts `path` with `argv` and `envp` in a child (working directory /): in its own process group when `new_group`,
-/// as `uid`:`gid` with `gid` its only group when `set_ids`, every signal at its default and
-/// unblocked, and every descriptor above 2 closed at exec. Returns the pid, or -errno (fork,
-/// setting the ids or exec failed; the child is then reaped).
-int clvs_spawn(const char *_Nonnull path, char *_Nullable const *_Nonnull argv, char *_Nullable const *_Nonnull envp,
-               uint32_t uid, uint32_t gid,
-               int set_ids, int new_group);
-
 #endif
