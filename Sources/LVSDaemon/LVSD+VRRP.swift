@@ -19,7 +19,10 @@ extension LVSD {
     /// them. Both sync daemons run at once (master sends this director's connections, backup
     /// applies the peer's), so that a failback keeps what was made on either side.
     func startVRRP() throws {
-        guard let vrrp = keepalived?.vrrp, !vrrp.isEmpty else { return }
+        guard let configured = keepalived?.vrrp, !configured.isEmpty else { return }
+        let (vrrp, scriptLog) = VRRPScripts.prepare(configured, defaultIdentity: keepalived?.globals.scriptRunAs,
+                                                    securityEnabled: keepalived?.globals.enableScriptSecurity ?? false)
+        for line in scriptLog { logger.warning("VRRP: \(line)") }
         let director = self.director!, logger = self.logger
         if let d = vrrp.lvsSyncDaemon {
             for role in ["master", "backup"] {
@@ -36,15 +39,21 @@ extension LVSD {
         let runAs = keepalived?.globals.scriptRunAs
         let hooks = VRRPHooks(
             setOwned: { instance, addresses, owned in
-                director.setOwned(addresses.map(\.address), owned)
+                do {
+                    try director.setOwned(addresses.map(\.address), owned)
+                } catch {
+                    logger.error("VRRP instance \(instance): cannot \(owned ? "take" : "release") the addresses in the data plane: \(error)")
+                }
                 logger.info("VRRP instance \(instance): \(owned ? "owns" : "released") \(addresses.map { "\($0.address)" }.joined(separator: " "))")
             },
-            announce: { addresses, count in director.announce(addresses.map(\.address), count: count) },
+            announce: { addresses, count in
+                for _ in 0..<count { _ = director.announce(addresses.map(\.address)) }
+            },
             runScript: { command, arguments in VRRPScripts.notify(command, arguments: arguments, defaultIdentity: runAs, logger: logger) },
             checkScript: { script in await VRRPScripts.check(script, defaultIdentity: runAs) },
             syncRole: { instance, master in
                 logger.info("VRRP instance \(instance): sync daemon role \(master ? "master" : "backup") (both daemons run)")
-                if !master { director.sync.requestFullResync() }
+                if !master { _ = director.sync.requestFullResync() }
             })
         let service = VRRPService(configuration: vrrp, transport: VRRPSockets(), hooks: hooks, logger: logger)
         do {
