@@ -64,6 +64,12 @@ public enum EngineControl {
         for rule in e.currentMarkRules {
             lines.append("fwmark rule: \(MarkRuleSyntax.format(rule))")
         }
+        let managed = e.managedVIPs
+        if !managed.isEmpty {
+            let notOwned = e.notOwnedVIPs
+            func list(_ s: Set<IPAddress>) -> String { s.isEmpty ? "none" : s.map(\.description).sorted().joined(separator: " ") }
+            lines.append("VIPs under VRRP: owned \(list(managed.subtracting(notOwned))); not owned \(list(notOwned))")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -75,12 +75,12 @@ extension Engine {
 
     func interface(_ index: Int32) -> EngineInterface? { interfaces.first { $0.index == index } }
 
-    /// Answers ARP requests for VIPs, and learns a real server's MAC from ARP on the kernel's
+    /// Answers ARP requests for VIPs (those it owns, see `setOwned`), and learns a real server's MAC from ARP on the kernel's
     /// terms (see `learnFromARP`). Under the lock.
     func handleARP(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) -> Verdict {
         learnFromARP(f, interface: ifindex)
         guard f.arpOperation == ARPLayout.request, configuration.answerNeighbourRequests, vips.contains(f.destination),
-              f.source != f.destination, let ifc = interface(ifindex) else { return .pass }
+              !notOwnedAddresses.contains(f.destination), f.source != f.destination, let ifc = interface(ifindex) else { return .pass }
         // Turn the request into the reply in place.
         let p = frame.baseAddress!
         let l3 = f.l3Offset
@@ -171,8 +171,8 @@ extension Engine {
             learn(f.source, mac: f.ndLinkLayer, interface: ifindex)
         }
         let needed = f.l3Offset + 40 + 32
-        guard configuration.answerNeighbourRequests, vips.contains(f.ndTarget), f.ndLinkLayer != .zero,
-              frame.count >= needed else { return .pass }
+        guard configuration.answerNeighbourRequests, vips.contains(f.ndTarget), !notOwnedAddresses.contains(f.ndTarget),
+              f.ndLinkLayer != .zero, frame.count >= needed else { return .pass }
         let p = frame.baseAddress!
         let l3 = f.l3Offset
         f.ndLinkLayer.store(to: p)
@@ -212,13 +212,13 @@ extension Engine {
         p.storeBytes(of: InternetChecksum.finish(s).bigEndian, toByteOffset: l3 + 42, as: UInt16.self)
     }
 
-    /// Frames to send now: gratuitous announcements for new VIPs, and neighbour requests for
+    /// Frames to send now: gratuitous announcements for new VIPs (those it owns), and neighbour requests for
     /// destinations whose MAC is unknown (every second until answered) or due for refresh (every 30 s).
     public func pendingFrames(now: UInt64) -> [OutgoingFrame] {
         lock.lock(); defer { lock.unlock() }
         var out: [OutgoingFrame] = []
         let t = Self.tick(now)
-        for vip in pendingAnnouncements where configuration.answerNeighbourRequests {
+        for vip in pendingAnnouncements where configuration.answerNeighbourRequests && !notOwnedAddresses.contains(vip) {
             for ifc in interfaces { if let fr = Self.announcement(vip, ifc) { out.append(fr) } }
         }
         pendingAnnouncements.removeAll()
@@ -233,10 +233,14 @@ extension Engine {
         return out
     }
 
-    /// Gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for a VIP.
+    /// Gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for a VIP, byte for byte
+    /// as keepalived sends them (vrrp_arp.c, vrrp_ndisc.c): an ARP request to the Ethernet broadcast
+    /// with sender and target address the VIP and target MAC broadcast; an NA from the VIP to
+    /// all-nodes with the override flag and the target link-layer option.
     static func announcement(_ vip: IPAddress, _ ifc: EngineInterface) -> OutgoingFrame? {
         if vip.isIPv4 {
-            return arpFrame(op: 1, from: ifc.mac, senderIP: vip, targetMAC: .zero, targetIP: vip, ethDest: .broadcast, ifc.index)
+            return arpFrame(op: ARPLayout.request, from: ifc.mac, senderIP: vip, targetMAC: .broadcast, targetIP: vip,
+                            ethDest: .broadcast, ifc.index)
         }
         // Unsolicited NA to all-nodes (ff02::1).
         var b = [UInt8](repeating: 0, count: 14 + 40 + 32)

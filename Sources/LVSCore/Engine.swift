@@ -189,6 +189,12 @@ public final class Engine: @unchecked Sendable {
     /// drop_entry on the templates table: its rover, and the templates it evicted.
     var templateRover: UInt32 = 0
     var templateEvictions: UInt64 = 0
+    /// VIP ownership (`Engine+Ownership.swift`): the addresses under VRRP control, those of them
+    /// this director owns, and the difference (`notOwnedAddresses`: not answered, announced,
+    /// scheduled or forwarded).
+    var managedAddresses: Set<IPAddress> = []
+    var ownedAddresses: Set<IPAddress> = []
+    var notOwnedAddresses: Set<IPAddress> = []
 
     // Read without the lock on the packet path.
     /// Per destination slot: MAC (48 bits) | interface slot << `interfaceSlotShift` | flags << 56.
@@ -210,6 +216,8 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let offloadGeneration: AtomicWords
     /// Word 0: non-zero while a master sync daemon runs (the packet path then queues sync records).
     @usableFromInline let syncFlag: AtomicWords
+    /// `notOwnedAddresses` as the packet path reads it without the lock (`OwnershipWord`).
+    @usableFromInline let ownershipFilter: AtomicWords
 
     /// The built-in shard used by `process`/`tick` on this object.
     public private(set) var primary: EngineShard!
@@ -250,6 +258,7 @@ public final class Engine: @unchecked Sendable {
         sweepGeneration = AtomicWords(count: 1)
         offloadGeneration = AtomicWords(count: 1)
         syncFlag = AtomicWords(count: 1)
+        ownershipFilter = AtomicWords(count: OwnershipWord.words)
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
                                count: configuration.maxServices)
@@ -277,6 +286,7 @@ public final class Engine: @unchecked Sendable {
         sweepGeneration.deallocate()
         offloadGeneration.deallocate()
         syncFlag.deallocate()
+        ownershipFilter.deallocate()
         serviceInfo.deallocate()
         serviceLookup.release()
     }

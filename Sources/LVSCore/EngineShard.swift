@@ -57,6 +57,8 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let serviceInfo: UnsafeMutablePointer<ServiceInfo>
     /// The engine's "master sync daemon running" word.
     @usableFromInline let syncFlag: AtomicWords
+    /// The engine's filter of the VIP addresses it does not own (`OwnershipWord`).
+    @usableFromInline let ownership: AtomicWords
     /// Copies of entries to sync, appended by the packet path, drained by `tick` (preallocated).
     @usableFromInline let syncRing: UnsafeMutablePointer<ConnectionEntry>
     @usableFromInline var syncCount = 0
@@ -123,6 +125,7 @@ public final class EngineShard: @unchecked Sendable {
         mutex = engine.lock.mutex
         serviceInfo = engine.serviceInfo
         syncFlag = engine.syncFlag
+        ownership = engine.ownershipFilter
         syncRing = .allocate(capacity: Self.syncRingCapacity)
         syncRefreshTicks = min(engine.configuration.syncRefreshPeriod, SyncRule.maxRefreshPeriod) &* Engine.ticksPerSecond
         syncRetries = UInt32(min(engine.configuration.syncRetries, 3))

@@ -29,6 +29,7 @@ extension EngineShard {
             guard let slot = fragments.find(f, now: tick) else {
                 return engine.lock.withLock { engine.vips.contains(f.destination) } ? drop(.fragment) : passed()
             }
+            if notOwned(f.destination) { return dropNotOwned() }
             return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
         }
         if f.hasPorts {
@@ -37,6 +38,8 @@ extension EngineShard {
             let bucket = prefetchedBucket(frame, f)
                 ?? conns.bucket(proto: f.proto, client: f.source, cport: f.sourcePort, vlow: f.destination.words.3, vport: f.destinationPort)
             if let index = conns.lookup(key, template: false, bucket: bucket) {
+                // A VIP given up (VRRP BACKUP): the entry stays, for a takeover.
+                if notOwned(f.destination) { return dropNotOwned() }
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }
@@ -170,6 +173,7 @@ extension EngineShard {
         let key = ConnectionKey(proto: f.innerProto, client: f.innerDestination, clientPort: f.innerDestinationPort,
                                 virtualAddress: f.innerSource, virtualPort: f.innerSourcePort)
         guard f.destination == f.innerSource, let index = conns.lookup(key, template: false) else { return passed() }
+        if notOwned(f.destination) { return dropNotOwned() }
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
         guard word & Engine.flagAvailable != 0 else { return drop(.destinationUnavailable) }

@@ -6,6 +6,10 @@ extension EngineShard {
     // MARK: New connections (under the engine lock)
 
     func newConnection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32, now: UInt64) -> Verdict {
+        if !engine.notOwnedAddresses.isEmpty && engine.notOwnedAddresses.contains(f.destination) {
+            // A VIP given up (VRRP BACKUP): nothing is scheduled or adopted; other addresses pass.
+            return engine.findService(f) != nil ? dropNotOwned() : passed()
+        }
         if engine.synced.count > 0, let v = adoptSynced(frame, f, key: key, tick: tick) { return v }
         guard let s = engine.findService(f) else { return passed() }
         let serviceKey = serviceInfo[s].key

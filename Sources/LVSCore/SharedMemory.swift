@@ -128,3 +128,18 @@ enum VIPFilterWord {
     @usableFromInline static let markRules = 4
     @usableFromInline static let count = 5
 }
+
+/// `Engine.ownershipFilter`: word `count` holds how many managed VIP addresses this director does
+/// not own (0: it owns every address, and the packet path stops at that one load); then a
+/// 1024-bit filter of those addresses (`bitWords` words from `firstBitWord`, bit
+/// `Engine.ownershipBit`). A frame whose address has its bit set is checked exactly, under the lock.
+@usableFromInline
+enum OwnershipWord {
+    @usableFromInline static let count = 0
+    @usableFromInline static let firstBitWord = 1
+    @usableFromInline static let bitWords = 16
+    @usableFromInline static let words = firstBitWord + bitWords
+    /// The word holding filter bit `bit`, and the bit's mask in it.
+    @inlinable @inline(__always) static func word(ofBit bit: Int) -> Int { firstBitWord &+ bit >> 6 }
+    @inlinable @inline(__always) static func mask(ofBit bit: Int) -> UInt64 { 1 << UInt64(bit & 63) }
+}

@@ -10,6 +10,9 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case fragment
     /// The SYN-flood defence's drop_packet shed a new connection.
     case dropPacket
+    /// To a VIP under VRRP control that this director does not own (BACKUP): not forwarded, not
+    /// scheduled; its connections stay for a takeover (`Engine.setOwned`).
+    case notOwned
 
     public var description: String {
         switch self {
@@ -22,6 +25,7 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .notSchedulable: return "not-schedulable"
         case .fragment: return "fragment"
         case .dropPacket: return "drop-packet"
+        case .notOwned: return "not-owned"
         }
     }
 }
