@@ -17,7 +17,9 @@
  *     server sent (quoted source: that address, a port the rule covers);
  *   - ARP requests whose target address is a VIP, IPv6 neighbour
  *     solicitations whose target is a VIP (lvsd answers them), unless
- *     `settings` says --no-arp: then they are the kernel's.
+ *     `settings` says --no-arp or the VIP's address entry says lvsd does
+ *     not own it (VRRP BACKUP, CLVS_VIP_NOT_OWNED): then they are the
+ *     kernel's.
  * All other ARP and neighbour discovery (replies to lvsd's requests among
  * them) pass to the kernel; lvsd learns real-server MACs from a packet tap
  * that sees exactly those frames.
@@ -32,7 +34,8 @@
  * Fast path (`lvsd --dataplane xdp`): `conns` holds established connections
  * lvsd has already scheduled, keyed by {family, proto, client address/port,
  * VIP/port}. A TCP/UDP frame to a service whose key is there and that is not
- * a TCP SYN, FIN or RST is forwarded here, as lvsd would: destination and
+ * a TCP SYN, FIN or RST is forwarded here (unless its VIP is not owned: see
+ * CLVS_SETTING_SOME_NOT_OWNED), as lvsd would: destination and
  * source MAC rewritten, TTL/hop limit decremented, then XDP_TX (same
  * interface) or bpf_redirect (another one). The value keeps the last-seen
  * time, which lvsd reads when the connection's idle timer runs out (so IPVS

@@ -286,16 +286,15 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     p->marks_fd = p->settings_fd = p->counters_fd = -1;
 }
 
-int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present) {
+int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, uint8_t flags) {
     struct clvs_vip_key k;
     memset(&k, 0, sizeof(k));
     k.family = family;
     k.proto = proto;
     k.port = htons(port);
     memcpy(k.addr, addr, family == 4 ? 4 : 16);
-    if (present) {
-        uint8_t one = 1;
-        return bpf_map_update_elem(vips_fd, &k, &one, BPF_ANY) ? -errno : 0;
+    if (flags) {
+        return bpf_map_update_elem(vips_fd, &k, &flags, BPF_ANY) ? -errno : 0;
     }
     if (bpf_map_delete_elem(vips_fd, &k) && errno != ENOENT) return -errno;
     return 0;
@@ -341,6 +340,16 @@ int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *r
     if (rc) return rc < 0 ? rc : -rc;
     *retval = opts.retval;
     if (out && out_len) *out_len = opts.data_size_out;
+    return 0;
+}
+
+int clvs_prog_test_run_timed(int prog_fd, const void *frame, uint32_t len, uint32_t repeat, uint32_t *retval,
+                             uint32_t *duration) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = len, .repeat = repeat);
+    int rc = bpf_prog_test_run_opts(prog_fd, &opts);
+    if (rc) return rc < 0 ? rc : -rc;
+    *retval = opts.retval;
+    *duration = opts.duration;
     return 0;
 }
 

@@ -22,6 +22,8 @@ import LVSSystem
 /// socket (the others) start to read them; after start-up they are only read.
 /// `lastNeighbourCheck`, `reportedUnreachable` and `unresolvedSince` belong to worker 0's thread
 /// (`sendPendingFrames`, from its tick). `engine`, `sender` and `sync` are constants.
+/// `dataPlane` is set by a start-up step too (before VRRP runs); `setManagedAddresses` and
+/// `setOwned` hold `ownershipLock` while they update the engine and the data plane.
 final class Director: @unchecked Sendable {
     let engine: Engine
     let logger: Logger
@@ -47,6 +49,56 @@ final class Director: @unchecked Sendable {
             w.fastPath = FastPathBook(shard: w.shard, counters: counters, readsFastPathCounters: w.sendsNeighbourFrames)
         }
     }
+    /// The data plane (lvsd owns it): its programs follow VIP ownership (`setOwned`).
+    weak var dataPlane: (any DataPlaneBackend)?
+    /// Makes the engine's and the data plane's VIP ownership change together.
+    private let ownershipLock = Mutex(())
+
+    // MARK: VIP ownership (VRRP)
+
+    /// Puts `vips` under VRRP control (engine and data plane): a newly managed address is not
+    /// owned (not answered for, announced or forwarded) until `setOwned`; see
+    /// `Engine.setManagedAddresses`.
+    func setManagedAddresses(_ vips: Set<IPAddress>) throws {
+        try ownershipLock.withLock { _ throws in
+            engine.setManagedAddresses(vips)
+            try dataPlane?.setNotOwned(engine.notOwnedVIPs)
+        }
+    }
+
+    /// Takes (`owned`, VRRP MASTER) or gives up (BACKUP, FAULT) the managed addresses among
+    /// `vips`, in the engine and in the data plane's programs (their fast path stops forwarding
+    /// the connections of an address given up, and starts again when it is taken). Announcing a
+    /// taken address is `announce`'s.
+    func setOwned(_ vips: [IPAddress], _ owned: Bool) throws {
+        try ownershipLock.withLock { _ throws in
+            engine.setOwned(vips, owned)
+            try dataPlane?.setNotOwned(engine.notOwnedVIPs)
+        }
+    }
+
+    /// Sends the gratuitous ARPs / unsolicited NAs for `vips` (those owned) on every interface or
+    /// on `interface`; the number of frames sent.
+    @discardableResult
+    func announce(_ vips: [IPAddress], interface: Int32? = nil) -> Int {
+        send(engine.announcementFrames(vips, interface: interface))
+    }
+
+    /// Sends frames the engine built on their interfaces (any thread); the number sent.
+    @discardableResult
+    func send(_ frames: [OutgoingFrame]) -> Int {
+        var count = 0
+        for frame in frames {
+            let sent = frame.bytes.withUnsafeBytes { clvs_packet_sendto(sender, frame.interface, $0.baseAddress, $0.count) }
+            if sent < 0 {
+                logger.warning("cannot send neighbour frame", metadata: ["interface": "\(frame.interface)", "errno": "\(errno)"])
+            } else {
+                count += 1
+            }
+        }
+        return count
+    }
+
     /// The control and metrics servers' counters, one status line each.
     var serverCounters: [ServerCounters] = []
     /// Which program forwards from `fastPathMap`: "xdp" or "tc" (names the status line).
@@ -146,12 +198,7 @@ final class Director: @unchecked Sendable {
 
     /// Gratuitous ARP / NA and neighbour requests (worker 0's tick).
     func sendPendingFrames(now: UInt64) {
-        for frame in engine.pendingFrames(now: now) {
-            let sent = frame.bytes.withUnsafeBytes { clvs_packet_sendto(sender, frame.interface, $0.baseAddress, $0.count) }
-            if sent < 0 {
-                logger.warning("cannot send neighbour frame", metadata: ["interface": "\(frame.interface)", "errno": "\(errno)"])
-            }
-        }
+        send(engine.pendingFrames(now: now))
         // Once per destination: say so when a real server does not answer ARP/ND.
         if now &- lastNeighbourCheck >= 1_000_000_000 {
             lastNeighbourCheck = now

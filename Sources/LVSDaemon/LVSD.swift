@@ -229,6 +229,7 @@ public final class LVSD: @unchecked Sendable {
             let plane = try factory(director)
             undo.add { plane.stop() }
             dataPlane = plane
+            director.dataPlane = plane
             kind = DataPlaneKind(rawValue: plane.kindName) ?? .afpacket
             return
         }
@@ -286,6 +287,7 @@ public final class LVSD: @unchecked Sendable {
         }
         undo.add { dataPlane.stop() }
         self.dataPlane = dataPlane
+        director.dataPlane = dataPlane
     }
 
     /// Step 4: keeps the director's kernel off VIP traffic: the nftables guard (afpacket), else

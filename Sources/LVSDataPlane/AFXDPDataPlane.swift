@@ -1,6 +1,7 @@
 import Glibc
 import CLVSXDP
 import LVSCore
+import LVSModel
 import LVSSystem
 
 /// Settings of an `AFXDPDataPlane`.
@@ -112,6 +113,10 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
 
     /// Sets the fwmark rules (those whose mark has a service) the XDP programs redirect.
     public func updateMarkRules(_ rules: [MarkRule]) throws { try markMap.update(rules: rules) }
+
+    /// VIP ownership: the programs answer no ARP/ND for `addresses` and forward none of their
+    /// connections (see `XDPVIPMap.setNotOwned`).
+    public func setNotOwned(_ addresses: Set<IPAddress>) throws { try vipMap.setNotOwned(addresses) }
 
     /// Attaches the programs (native, else generic) and starts one thread per worker.
     public func start() throws {

@@ -1,7 +1,9 @@
 import Glibc
 import CLVSXDP
 import LVSCore
+import LVSModel
 import LVSSystem
+import Synchronization
 
 /// Geometry of each AF_XDP socket's UMEM and rings.
 public struct AFXDPSocketOptions: Sendable {
@@ -124,11 +126,21 @@ public final class XDPProgram {
     /// The loaded program's descriptor (the XDP or the tc program, by `kind`).
     public var programFD: Int32 { kind == .xdp ? prog.pointee.prog_fd : prog.pointee.tc_prog_fd }
 
+    /// The flags (CLVS_SETTING_*) last written to the settings map by this object.
+    private let settingFlags = Mutex<UInt32>(0)
+
     /// With `noARP` (lvsd --no-arp) ARP requests and neighbour solicitations for VIPs go to the
     /// kernel instead of lvsd. The settings map is shared: this sets it for every interface.
     public func setNoARP(_ noARP: Bool) throws {
-        try DataPlaneError.context("--no-arp") {
-            try syscallNegatedErrno("bpf_map_update_elem(settings)") { clvs_settings_set(settingsMap, noARP ? CLVS_SETTING_NO_ARP : 0) }
+        try DataPlaneError.context("--no-arp") { try setSetting(CLVS_SETTING_NO_ARP, noARP) }
+    }
+
+    /// Sets or clears one flag of the (shared) settings map, keeping the others.
+    func setSetting(_ flag: UInt32, _ on: Bool) throws {
+        try settingFlags.withLock { flags throws in
+            let wanted = on ? flags | flag : flags & ~flag
+            try syscallNegatedErrno("bpf_map_update_elem(settings)") { clvs_settings_set(settingsMap, wanted) }
+            flags = wanted
         }
     }
 
@@ -165,6 +177,19 @@ public final class XDPProgram {
             }
         }
         return (action, Array(out.prefix(Int(outLength))))
+    }
+
+    /// Runs the loaded program `repeat` times on `frame` (BPF_PROG_TEST_RUN, nothing is sent; a
+    /// rewrite carries over from one run to the next, so an IPv4 TTL of 255 allows 254 forwards):
+    /// the last action and the kernel's mean time per run in ns. For measurements.
+    public func timedRun(_ frame: [UInt8], repeat count: UInt32) throws -> (action: UInt32, nanoseconds: UInt32) {
+        var action: UInt32 = 0, duration: UInt32 = 0
+        try DataPlaneError.context("\(frame.count)-byte frame") {
+            try syscallNegatedErrno("BPF_PROG_TEST_RUN") {
+                frame.withUnsafeBytes { clvs_prog_test_run_timed(programFD, $0.baseAddress!, UInt32($0.count), count, &action, &duration) }
+            }
+        }
+        return (action, duration)
     }
 
     /// Attaches in native (driver) mode, else in generic mode when allowed.
@@ -213,33 +238,76 @@ public final class XDPProgram {
 let XDP_FLAGS_DRV_MODE_VALUE: Int32 = 1 << 2
 
 /// The VIP map of the XDP program: what it redirects to lvsd. Updated in place (no reload).
+///
+/// Also the programs' side of VIP ownership (VRRP): the address entry of a VIP this director does
+/// not own carries CLVS_VIP_NOT_OWNED, and the settings flag CLVS_SETTING_SOME_NOT_OWNED is set
+/// while one does; the programs then answer no ARP/ND for it and forward none of its connections.
+/// (Entries stay in `conns`: the fast path forwards them again as soon as the address is owned.)
+/// Used from the control thread (`update`) and from whoever drives VRRP (`setNotOwned`): the
+/// state is behind a Mutex, and each call writes the map while holding it.
 public final class XDPVIPMap {
     let fd: Int32
-    public private(set) var entries: Set<VIPMatch> = []
-    /// Keeps the programs (and so the map) alive.
-    let owner: AnyObject
+    /// The program whose settings map holds CLVS_SETTING_SOME_NOT_OWNED (and keeps the maps alive).
+    let program: XDPProgram
+    private struct State {
+        var entries: Set<VIPMatch> = []
+        var notOwned: Set<IPAddress> = []
+    }
+    private let state = Mutex(State())
 
     public init(program: XDPProgram) {
         fd = program.vipsMap
-        owner = program
+        self.program = program
     }
+
+    /// The entries the map holds (services and address entries).
+    public var entries: Set<VIPMatch> { state.withLock { $0.entries } }
+
+    /// The addresses whose entry says they are not owned (once they are VIPs).
+    public var notOwned: Set<IPAddress> { state.withLock { $0.notOwned } }
 
     /// Makes the map hold exactly `vips` (plus one address entry per VIP address, for fragments,
     /// ICMP errors and ARP/ND): adds first, then removes, so a kept service never disappears.
     public func update(vips: [VIPMatch]) throws {
-        var wanted = Set(vips)
-        for v in vips { wanted.insert(VIPMatch(address: v.address, proto: 0, port: 0)) }
-        for v in wanted.subtracting(entries) { try set(v, present: true) }
-        for v in entries.subtracting(wanted) { try set(v, present: false) }
-        entries = wanted
+        try state.withLock { s throws in
+            var wanted = Set(vips)
+            for v in vips { wanted.insert(VIPMatch(address: v.address, proto: 0, port: 0)) }
+            for v in wanted.subtracting(s.entries) { try set(v, flags: Self.flags(v, s.notOwned)) }
+            for v in s.entries.subtracting(wanted) { try set(v, flags: 0) }
+            s.entries = wanted
+        }
     }
 
-    func set(_ v: VIPMatch, present: Bool) throws {
+    /// VIP ownership: the address entries of `addresses` say not owned, every other one owned.
+    /// On a release the settings flag goes on before the entries change; on a takeover it goes off
+    /// after them, so the programs never miss an address that is not owned.
+    public func setNotOwned(_ addresses: Set<IPAddress>) throws {
+        try state.withLock { s throws in
+            if !addresses.isEmpty { try program.setSetting(CLVS_SETTING_SOME_NOT_OWNED, true) }
+            for a in addresses.symmetricDifference(s.notOwned) {
+                let entry = VIPMatch(address: a, proto: 0, port: 0)
+                guard s.entries.contains(entry) else { continue }
+                try set(entry, flags: Self.flags(entry, addresses))
+            }
+            s.notOwned = addresses
+            if addresses.isEmpty { try program.setSetting(CLVS_SETTING_SOME_NOT_OWNED, false) }
+        }
+    }
+
+    /// An entry's value: present, and not owned for the address entry of an address in `notOwned`.
+    static func flags(_ v: VIPMatch, _ notOwned: Set<IPAddress>) -> UInt8 {
+        var f = UInt8(CLVS_VIP_PRESENT)
+        if v.proto == 0 && v.port == 0 && notOwned.contains(v.address) { f |= UInt8(CLVS_VIP_NOT_OWNED) }
+        return f
+    }
+
+    /// Writes one entry (`flags` CLVS_VIP_*), or deletes it (`flags` 0).
+    func set(_ v: VIPMatch, flags: UInt8) throws {
         var bytes = [UInt8](repeating: 0, count: 16)
         bytes.withUnsafeMutableBytes { v.address.store(to: $0.baseAddress!) }
         try DataPlaneError.context("VIP \(v)") {
-            try syscallNegatedErrno(present ? "bpf_map_update_elem(vips)" : "bpf_map_delete_elem(vips)") {
-                clvs_vip_set(fd, v.address.isIPv4 ? 4 : 6, bytes, v.proto, v.port, present ? 1 : 0)
+            try syscallNegatedErrno(flags != 0 ? "bpf_map_update_elem(vips)" : "bpf_map_delete_elem(vips)") {
+                clvs_vip_set(fd, v.address.isIPv4 ? 4 : 6, bytes, v.proto, v.port, flags)
             }
         }
     }

@@ -1,4 +1,5 @@
 import LVSCore
+import LVSModel
 
 /// What lvsd's control code needs of a packet I/O backend, whichever it is: afpacket
 /// (`DataPlane`), afxdp and xdp (`AFXDPDataPlane`), tc (`TCDataPlane`), in-memory
@@ -21,6 +22,10 @@ public protocol DataPlaneBackend: AnyObject {
     func updateVIPs(_ vips: [VIPMatch]) throws
     /// The fwmark rules (those whose mark has a service) the programs hand to lvsd.
     func updateMarkRules(_ rules: [MarkRule]) throws
+    /// VIP ownership (VRRP): the VIP addresses the backend's programs must neither answer ARP/ND
+    /// for nor forward connections of in their fast path (no-op without programs: the engine
+    /// decides alone, `Engine.setOwned`).
+    func setNotOwned(_ addresses: Set<IPAddress>) throws
     /// The connection map a BPF program forwards established connections from, where it has one.
     var connectionMap: XDPConnMap? { get }
     /// Lines for `lvsadm daemon status` (the first one names the backend).
@@ -31,6 +36,7 @@ extension DataPlaneBackend {
     public var filtersVIPTraffic: Bool { false }
     public func updateVIPs(_ vips: [VIPMatch]) throws {}
     public func updateMarkRules(_ rules: [MarkRule]) throws {}
+    public func setNotOwned(_ addresses: Set<IPAddress>) throws {}
     public var connectionMap: XDPConnMap? { nil }
 }
 

@@ -1,5 +1,6 @@
 import Glibc
 import LVSCore
+import LVSModel
 
 /// The tc backend (`lvsd --dataplane tc`): lvsd's tc program (`lvs_tc_prog` in bpf/lvs_xdp.c) on
 /// every interface's clsact ingress forwards the connections lvsd put in the connection map, on
@@ -52,6 +53,10 @@ public final class TCDataPlane<P: FrameProcessor> {
 
     /// Sets the fwmark rules (those whose mark has a service) the programs hand to lvsd.
     public func updateMarkRules(_ rules: [MarkRule]) throws { try markMap.update(rules: rules) }
+
+    /// VIP ownership: the programs answer no ARP/ND for `addresses` and forward none of their
+    /// connections (see `XDPVIPMap.setNotOwned`).
+    public func setNotOwned(_ addresses: Set<IPAddress>) throws { try vipMap.setNotOwned(addresses) }
 
     /// Attaches the programs (on failure none stays attached), then starts the workers.
     public func start() throws {

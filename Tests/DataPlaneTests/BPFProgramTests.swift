@@ -324,6 +324,119 @@ final class BPFProgramTests: XCTestCase {
         }
     }
 
+    /// Issue 15 (VIP ownership, VRRP BACKUP): on the XDP and the tc program, a VIP address marked
+    /// not owned (`XDPVIPMap.setNotOwned`) gets no ARP/ND answer from lvsd (the kernel's), and the
+    /// fast path stops forwarding its established connections, which stay in `conns` (their
+    /// frames go to lvsd, which drops them); another VIP's connection still goes the fast way.
+    /// Owned again, everything is as before. --no-arp survives the settings flag's changes, and a
+    /// VIP added while not owned starts so.
+    func testAVIPNotOwnedIsNeitherAnsweredNorFastForwarded() throws {
+        for kind in [XDPProgram.Kind.xdp, .tc] {
+            let p = try program(kind)
+            let vips = XDPVIPMap(program: p)
+            try vips.update(vips: [
+                VIPMatch(address: IPAddress("192.168.1.100")!, proto: Self.tcp, port: 80),
+                VIPMatch(address: IPAddress("192.168.1.101")!, proto: Self.tcp, port: 80),
+                VIPMatch(address: IPAddress("2001:db8:1::100")!, proto: Self.tcp, port: 80),
+            ])
+            let map = XDPConnMap(program: p)
+            var keys: [clvs_conn_key] = []
+            for (client, vip) in [("192.168.1.12", "192.168.1.100"), ("192.168.1.12", "192.168.1.101"), ("2001:db8:1::12", "2001:db8:1::100")] {
+                var key = XDPConnMap.key(ConnectionKey(proto: Self.tcp, client: IPAddress(client)!, clientPort: 40000,
+                                                       virtualAddress: IPAddress(vip)!, virtualPort: 80))
+                XCTAssertEqual(map.put(&key, destinationMAC: MACAddress(bytes: Self.realServerMAC),
+                                       sourceMAC: MACAddress(bytes: Self.egressMAC), interface: 9, destSlot: 5), 0)
+                keys.append(key)
+            }
+            defer { for var k in keys { map.delete(&k) } }
+            let forwarded = kind == .tc ? Self.tcRedirect : Self.xdpRedirect
+            let v4 = Self.ipv4(Self.tcp, to: "192.168.1.100", port: 80, tcpFlags: Self.ack)
+            let other = Self.ipv4(Self.tcp, to: "192.168.1.101", port: 80, tcpFlags: Self.ack)
+            let v6 = Self.ipv6(to: "2001:db8:1::100", port: 80, tcpFlags: Self.ack)
+            let arp = Self.arpRequest(for: "192.168.1.100"), ns = Self.solicitation(for: "2001:db8:1::100")
+            func check(owned: Bool, _ when: String) throws {
+                let what = "\(kind), \(when)"
+                for frame in [v4, v6] {
+                    let before = try p.frameCounters()
+                    let run = try p.testRunFrame(frame)
+                    if owned {
+                        XCTAssertEqual(run.action, forwarded, "\(what): forwarded by the fast path")
+                        XCTAssertEqual(try p.frameCounters().fast, before.fast + 1, what)
+                    } else {
+                        XCTAssertEqual(run.frame, frame, "\(what): not rewritten")
+                        XCTAssertEqual(try p.frameCounters().fast, before.fast, "\(what): not forwarded")
+                        XCTAssertEqual(try p.frameCounters().service, before.service + 1, "\(what): to lvsd, which drops it")
+                    }
+                }
+                XCTAssertEqual(try p.testRun(other), forwarded, "\(what): an owned VIP's connection")
+                XCTAssertEqual(try toLVSD(p, arp), owned, "\(what): ARP request for the VIP")
+                XCTAssertEqual(try toLVSD(p, ns), owned, "\(what): NS for the VIP")
+                XCTAssertEqual(map.count(), 3, "\(what): the entries stay")
+            }
+            try check(owned: true, "owned")
+            try vips.setNotOwned([IPAddress("192.168.1.100")!, IPAddress("2001:db8:1::100")!])
+            try check(owned: false, "not owned")
+            try vips.setNotOwned([])
+            try check(owned: true, "owned again")
+            // --no-arp stays on through the ownership flag's changes.
+            try p.setNoARP(true)
+            try vips.setNotOwned([IPAddress("192.168.1.100")!])
+            try vips.setNotOwned([])
+            XCTAssertFalse(try toLVSD(p, arp), "\(kind) --no-arp kept")
+            try p.setNoARP(false)
+            // A VIP added while not owned starts not owned.
+            try vips.setNotOwned([IPAddress("192.168.1.102")!])
+            XCTAssertFalse(try toLVSD(p, Self.arpRequest(for: "192.168.1.102")), "\(kind): not a VIP yet")
+            try vips.update(vips: Array(vips.entries.filter { $0.port != 0 }) + [VIPMatch(address: IPAddress("192.168.1.102")!, proto: Self.tcp, port: 80)])
+            XCTAssertFalse(try toLVSD(p, Self.arpRequest(for: "192.168.1.102")), "\(kind): added while not owned")
+            XCTAssertTrue(try toLVSD(p, Self.ipv4(Self.tcp, to: "192.168.1.102", port: 80)), "\(kind): its service frames reach lvsd")
+            try vips.setNotOwned([])
+            XCTAssertTrue(try toLVSD(p, Self.arpRequest(for: "192.168.1.102")), "\(kind): owned")
+        }
+    }
+
+    /// The per-packet cost of the ownership check in the fast path (run with LVS_BPF_COST=1; set
+    /// LVS_BPF_BASELINE_OBJECT to a BPF object built from the sources before it to compare):
+    /// BPF_PROG_TEST_RUN's mean time per forwarded frame, with every VIP owned (one array lookup
+    /// more) and with another VIP not owned (the address entry's lookup too). Prints; asserts
+    /// nothing about time.
+    func testFastPathOwnershipCost() throws {
+        guard ProcessInfo.processInfo.environment["LVS_BPF_COST"] == "1" else { throw XCTSkip("set LVS_BPF_COST=1 to measure") }
+        var objects: [(String, BPFObject)] = [("this build", .builtIn)]
+        if let path = ProcessInfo.processInfo.environment["LVS_BPF_BASELINE_OBJECT"] {
+            objects.insert(("baseline \(path)", try BPFObject(contentsOf: path)), at: 0)
+        }
+        let rounds = 4000, perRound: UInt32 = 250 // TTL 255: every run of a round forwards
+        var frame = Self.ipv4(Self.tcp, to: "192.168.1.100", port: 80, tcpFlags: Self.ack)
+        frame[14 + Self.ipv4TTLAt] = 255
+        for kind in [XDPProgram.Kind.xdp, .tc] {
+            for (name, object) in objects {
+                guard geteuid() == 0 else { throw XCTSkip("needs root to load BPF programs") }
+                let p = try XDPProgram(object: object, kind: kind)
+                let vips = XDPVIPMap(program: p)
+                try vips.update(vips: [VIPMatch(address: IPAddress("192.168.1.100")!, proto: Self.tcp, port: 80),
+                                       VIPMatch(address: IPAddress("192.168.1.101")!, proto: Self.tcp, port: 80)])
+                var key = XDPConnMap.key(ConnectionKey(proto: Self.tcp, client: IPAddress("192.168.1.12")!, clientPort: 40000,
+                                                       virtualAddress: IPAddress("192.168.1.100")!, virtualPort: 80))
+                let map = XDPConnMap(program: p)
+                XCTAssertEqual(map.put(&key, destinationMAC: MACAddress(bytes: Self.realServerMAC),
+                                       sourceMAC: MACAddress(bytes: Self.egressMAC), interface: 9, destSlot: 5), 0)
+                func mean() throws -> Double {
+                    var total = 0.0
+                    for _ in 0..<rounds { total += Double(try p.timedRun(frame, repeat: perRound).nanoseconds) }
+                    return total / Double(rounds)
+                }
+                let allOwned = try mean()
+                var line = "BPF fast path \(kind) \(name): \(String(format: "%.1f", allOwned)) ns/frame, every VIP owned"
+                if name == "this build" {
+                    try vips.setNotOwned([IPAddress("192.168.1.101")!])
+                    line += "; \(String(format: "%.1f", try mean())) ns/frame, another VIP not owned"
+                }
+                print(line)
+            }
+        }
+    }
+
     /// `dest_stats` (CLVS_MAX_DESTS, clvs_xdp_maps.h: the one definition the program and the loader
     /// share) has a slot for every destination slot of a default engine, so the fast path counts
     /// them all (lvsd leaves a connection to a slot beyond it to its own path).

@@ -23,9 +23,9 @@ import LVSModel
                                         linkLayer: FrameBuilder.clientMAC)
     }
 
-    /// Bytes from a hex string.
+    /// Bytes from a hex string (spaces ignored, as tcpdump -xx prints them).
     static func hex(_ s: String) -> [UInt8] {
-        let chars = Array(s.utf8)
+        let chars = Array(s.utf8.filter { $0 != UInt8(ascii: " ") })
         return stride(from: 0, to: chars.count, by: 2).map { UInt8(String(decoding: chars[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
     }
 
@@ -176,6 +176,16 @@ import LVSModel
         #expect(frames.last?.bytes == Self.hex("333300000001" + "005000000400" + "86dd"
                                                 + "6000000000203aff" + "20010db8000100000000000000000100" + "ff020000000000000000000000000001"
                                                 + "8800f4db" + "20000000" + "20010db8000100000000000000000100" + "0201" + "005000000400"))
+        // A capture of keepalived 2.2.7 (`keepalived --vrrp`, MASTER with priority 255, in a netns
+        // pair; interface MAC 02:00:00:00:aa:01): the same bytes for its addresses.
+        let k = Engine()
+        k.setInterfaces([EngineInterface(index: 7, name: "ownk0", mac: MACAddress("02:00:00:00:aa:01")!, addresses: [])])
+        #expect(k.announcementFrames([IPAddress("10.99.77.100")!, IPAddress("2001:db8:77::100")!]).map(\.bytes) == [
+            Self.hex("ffff ffff ffff 0200 0000 aa01 0806 0001 0800 0604 0001 0200 0000 aa01 0a63 4d64 ffff ffff ffff 0a63 4d64"),
+            Self.hex("3333 0000 0001 0200 0000 aa01 86dd 6000 0000 0020 3aff 2001 0db8 0077 0000 0000 0000 0000 0100 ff02"
+                     + "0000 0000 0000 0000 0000 0000 0001 8800 4c3e 2000 0000 2001 0db8 0077 0000 0000 0000 0000 0100 0201"
+                     + "0200 0000 aa01"),
+        ])
         // The new-VIP announcement is the same frame.
         let pending = e.pendingFrames(now: second).filter { $0.bytes.count == 42 && $0.bytes[21] == 1 && Array($0.bytes[28..<32]) == FrameBuilder.v4("192.168.1.100") }
         #expect(pending.map(\.bytes) == [frames[0].bytes])

@@ -16,7 +16,7 @@
 enum frame_class {
 	FC_KERNEL,    /* not lvsd's: the kernel handles it */
 	FC_ADDRESS,   /* a fragment or ICMP error to a VIP address: lvsd */
-	FC_NEIGHBOUR, /* ARP request / neighbour solicitation for a VIP: lvsd */
+	FC_NEIGHBOUR, /* ARP request / neighbour solicitation for a VIP it owns: lvsd */
 	FC_TRANSPORT, /* TCP/UDP/SCTP to a VIP address: the fast path, else lvsd if
 	               * it is a service (checked after the connection lookup, so a
 	               * forwarded frame costs one hash lookup) */
@@ -51,7 +51,7 @@ static __always_inline int frame_class(void *l3, __u16 type, void *end, struct s
 			return FC_KERNEL;
 		k->family = 4;
 		__builtin_memcpy(k->addr, a + ARP_TPA_OFF, 4);
-		return !no_arp() && is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
+		return !no_arp() && is_owned_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
 	}
 
 	__u8 proto;
@@ -96,7 +96,7 @@ static __always_inline int frame_class(void *l3, __u16 type, void *end, struct s
 				return FC_KERNEL;
 			if (icmp[0] == ICMPV6_NEIGHBOUR_SOLICITATION) { /* the target decides */
 				__builtin_memcpy(k->addr, icmp + ICMPV6_NS_TARGET_OFF, 16);
-				return !no_arp() && is_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
+				return !no_arp() && is_owned_vip_address(k) ? FC_NEIGHBOUR : FC_KERNEL;
 			}
 			/* Errors: destination unreachable, packet too big, time exceeded, parameter problem. */
 			if (icmp[0] >= 1 && icmp[0] <= 4)
@@ -137,6 +137,9 @@ static __always_inline int fast_path(struct ethhdr *eth, struct service_frame *f
 	__u32 iplen = 0, l4len = 0;
 	struct clvs_conn_value *v = lookup_conn(f, end, &iplen, &l4len);
 	if (!v)
+		return -1;
+	/* A VIP given up (VRRP BACKUP): its entries stay for a takeover; lvsd drops the frame. */
+	if (vip_not_owned(&f->k))
 		return -1;
 	if (hook == LVS_HOOK_XDP && complete_frame_checksum(f, end, l4len))
 		return -1;

@@ -23,6 +23,15 @@ static __always_inline int is_vip_address(struct clvs_vip_key *k)
 	return bpf_map_lookup_elem(&vips, k) != NULL;
 }
 
+/* A VIP address this director owns (not CLVS_VIP_NOT_OWNED): lvsd answers ARP/ND for it. */
+static __always_inline int is_owned_vip_address(struct clvs_vip_key *k)
+{
+	k->proto = 0;
+	k->port = 0;
+	__u8 *v = bpf_map_lookup_elem(&vips, k);
+	return v && !(*v & CLVS_VIP_NOT_OWNED);
+}
+
 /* Service lookup: exact port first, then the whole-protocol entry. */
 static __always_inline int is_service(struct clvs_vip_key *k, __u8 proto, __u16 port)
 {
@@ -112,12 +121,34 @@ static __always_inline int is_marked_error(struct clvs_vip_key *k, __u8 *icmp, v
 	return is_marked(k, proto, ports[0]);
 }
 
-/* --no-arp: ARP and neighbour discovery for VIPs are the kernel's. */
-static __always_inline int no_arp(void)
+/* The settings' flags (CLVS_SETTING_*), 0 when unset. */
+static __always_inline __u32 setting_flags(void)
 {
 	__u32 zero = 0;
 	struct clvs_xdp_settings *s = bpf_map_lookup_elem(&settings, &zero);
-	return s && (s->flags & CLVS_SETTING_NO_ARP);
+	return s ? s->flags : 0;
+}
+
+/* --no-arp: ARP and neighbour discovery for VIPs are the kernel's. */
+static __always_inline int no_arp(void)
+{
+	return setting_flags() & CLVS_SETTING_NO_ARP;
+}
+
+/*
+ * Whether the VIP address in `k` (family and address; its proto and port are left alone) is one
+ * this director does not own. Costs one array lookup while it owns every address, then also
+ * the address entry's lookup.
+ */
+static __always_inline int vip_not_owned(const struct clvs_vip_key *k)
+{
+	if (!(setting_flags() & CLVS_SETTING_SOME_NOT_OWNED))
+		return 0;
+	struct clvs_vip_key a = {};
+	a.family = k->family;
+	__builtin_memcpy(a.addr, k->addr, 16);
+	__u8 *v = bpf_map_lookup_elem(&vips, &a);
+	return v && (*v & CLVS_VIP_NOT_OWNED);
 }
 
 /*

@@ -152,8 +152,10 @@ void clvs_tc_detach(struct clvs_xdp_prog *p);
 #define CLVS_TC_HANDLE 0x1c5
 #define CLVS_TC_PRIORITY 0x1c5
 
-/* VIP map element: family 4 or 6, address in network order (4 or 16 bytes), port host order. */
-int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, int present);
+/* VIP map element: family 4 or 6, address in network order (4 or 16 bytes), port host order;
+ * `flags` CLVS_VIP_* (CLVS_VIP_PRESENT at least) inserts or replaces it, 0 deletes it (a missing
+ * entry is not an error). 0 or -errno. */
+int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, uint8_t flags);
 
 /* fwmark trie entry (`mark_prefixes`): inserts or replaces `k` with `v`, or deletes `k` when `v` is
  * NULL (a missing entry is not an error). 0 or -errno (-E2BIG/-ENOMEM: the trie is full). */
@@ -168,6 +170,11 @@ int clvs_xdp_counters_read(int counters_fd, uint64_t *out);
  * (-ENOSPC: `out` too small). For tests. */
 int clvs_prog_test_run(int prog_fd, const void *frame, uint32_t len, uint32_t *retval,
                        void *_Nullable out, uint32_t *_Nullable out_len);
+/* Runs program `prog_fd` `repeat` times on `frame` (the kernel keeps one copy: a rewrite carries
+ * over to the next run) and stores the last return value and the mean run time in ns. 0 or
+ * -errno. For measurements. */
+int clvs_prog_test_run_timed(int prog_fd, const void *frame, uint32_t len, uint32_t repeat, uint32_t *retval,
+                             uint32_t *duration);
 
 /* ---- the fast path's connection map (struct clvs_conn_key / clvs_conn_value and CLVS_MAX_DESTS:
  * clvs_xdp_maps.h) ---- */

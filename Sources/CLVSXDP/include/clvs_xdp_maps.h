@@ -25,13 +25,20 @@
 /* ---- VIPs: `vips`, a hash of what goes to lvsd ---- */
 
 /* Key: {family, proto, port, addr} for each service, {family, 0, 0, addr} for each VIP address.
- * The value is one byte (1). */
+ * The value is one byte of CLVS_VIP_* flags. */
 struct clvs_vip_key {
     __u8 family;   /* 4 or 6 */
     __u8 proto;    /* IPPROTO_TCP/UDP/SCTP, 0 = address entry */
     __u16 port;    /* network order, 0 = every port */
     __u8 addr[16]; /* network order; IPv4 in the first 4 bytes, the rest zero */
 };
+
+/* The entry exists (every entry has it). */
+#define CLVS_VIP_PRESENT 1u
+/* On an address entry: the address is under VRRP control and this director does not own it
+ * (BACKUP): ARP requests and neighbour solicitations for it are the kernel's, and the fast path
+ * forwards none of its connections (they go to lvsd, which drops them) until it is owned again. */
+#define CLVS_VIP_NOT_OWNED 2u
 
 /* ---- the fast path: `conns`, a hash of connections lvsd has scheduled ---- */
 
@@ -101,6 +108,9 @@ struct clvs_mark_value {
 
 /* --no-arp: ARP requests and neighbour solicitations for VIPs go to the kernel, not to lvsd. */
 #define CLVS_SETTING_NO_ARP 1u
+/* Some VIP address entry has CLVS_VIP_NOT_OWNED: the fast path then looks up the address entry of
+ * each frame it would forward (without it, a forwarded frame costs no lookup but its connection's). */
+#define CLVS_SETTING_SOME_NOT_OWNED 2u
 
 struct clvs_xdp_settings {
     __u32 flags; /* CLVS_SETTING_* */
