@@ -9,10 +9,15 @@ extension LVSD {
     /// the data plane starts, so that a BACKUP never answers, not even at start-up.
     func manageVRRPAddresses(_ vrrp: VRRPConfiguration) {
         guard !vrrp.isEmpty else { return }
-        let all = vrrp.instances.flatMap { ($0.virtualAddresses + $0.excludedAddresses).map(\.address) }
-        engine.setManagedAddresses(Set(all))
-        logger.info("VRRP manages \(Set(all).count) address(es); lvsd answers and forwards for them only as MASTER",
+        let all = Self.vrrpAddresses(vrrp)
+        engine.setManagedAddresses(all)
+        logger.info("VRRP manages \(all.count) address(es); lvsd answers and forwards for them only as MASTER",
                     metadata: ["instances": "\(vrrp.instances.map(\.name).joined(separator: ","))"])
+    }
+
+    /// Every address of every instance (virtual_ipaddress and virtual_ipaddress_excluded).
+    static func vrrpAddresses(_ vrrp: VRRPConfiguration) -> Set<IPAddress> {
+        Set(vrrp.instances.flatMap { ($0.virtualAddresses + $0.excludedAddresses).map(\.address) })
     }
 
     /// Step 7b: the VRRP instances of keepalived.conf, and the sync daemons `lvs_sync_daemon` ties to

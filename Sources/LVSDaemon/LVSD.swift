@@ -288,6 +288,8 @@ public final class LVSD: @unchecked Sendable {
         undo.add { dataPlane.stop() }
         self.dataPlane = dataPlane
         director.dataPlane = dataPlane
+        // The BPF programs learn which VIPs VRRP manages before anything is attached.
+        if let vrrp = keepalived?.vrrp, !vrrp.isEmpty { try director.setManagedAddresses(Self.vrrpAddresses(vrrp)) }
     }
 
     /// Step 4: keeps the director's kernel off VIP traffic: the nftables guard (afpacket), else

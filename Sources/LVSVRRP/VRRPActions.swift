@@ -2,7 +2,7 @@ import LVSModel
 
 /// An advert (or anything else) received on IP protocol 112, as the socket layer hands it to
 /// `VRRPRouter.receive`: the VRRP message only (no IP header), and what the IP header said.
-public struct VRRPReceived {
+public struct VRRPReceived: Sendable {
     public var interface: String
     public var source: IPAddress
     public var destination: IPAddress

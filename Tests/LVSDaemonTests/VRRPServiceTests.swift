@@ -38,6 +38,14 @@ final class FakeVRRPTransport: VRRPTransport, @unchecked Sendable {
     func close() {}
 }
 
+/// A clock the test moves by hand, shared by the services under test.
+final class FakeVRRPClock: Sendable {
+    let nanoseconds: Atomic<UInt64>
+    init(_ start: UInt64) { nanoseconds = Atomic(start) }
+    var now: UInt64 { nanoseconds.load(ordering: .relaxed) }
+    func advance(_ n: UInt64) { nanoseconds.add(n, ordering: .relaxed) }
+}
+
 /// Records what the service asked lvsd to do.
 final class VRRPHookLog: Sendable {
     let owned = Mutex<Set<IPAddress>>([])
@@ -77,23 +85,23 @@ final class VRRPHookLog: Sendable {
         let log: VRRPHookLog
     }
 
-    static func node(_ name: String, address: String, priority: UInt8, master: Bool, wire: FakeVRRPWire, clock: Atomic<UInt64>) -> Node {
+    static func node(_ name: String, address: String, priority: UInt8, master: Bool, wire: FakeVRRPWire, clock: FakeVRRPClock) -> Node {
         let transport = FakeVRRPTransport(name: name, wire: wire)
         let log = VRRPHookLog()
         let ip = IPAddress(address)!
         let service = VRRPService(configuration: settings(priority: priority, master: master), transport: transport, hooks: log.hooks,
                                   logger: Logger(label: "test-\(name)"),
-                                  clock: { clock.load(ordering: .relaxed) },
+                                  clock: { clock.now },
                                   readInterface: { _ in VRRPInterfaceState(up: true, ipv4: ip, ipv6LinkLocal: nil) })
         return Node(service: service, transport: transport, log: log)
     }
 
     /// Advances the shared fake clock in 10 ms steps (real time: a little) until `done` or `limit`.
-    static func run(_ clock: Atomic<UInt64>, seconds limit: Double, until done: () -> Bool) -> Bool {
+    static func run(_ clock: FakeVRRPClock, seconds limit: Double, until done: () -> Bool) -> Bool {
         let steps = Int(limit * 100)
         for _ in 0..<steps {
             if done() { return true }
-            clock.add(10_000_000, ordering: .relaxed)
+            clock.advance(10_000_000)
             usleep(1_500)
         }
         return done()
@@ -103,7 +111,7 @@ final class VRRPHookLog: Sendable {
 
     @Test func theHigherPriorityBecomesMasterOwnsTheVIPAndHandsItOverAtStop() throws {
         let wire = FakeVRRPWire()
-        let clock = Atomic<UInt64>(1_000_000_000)
+        let clock = FakeVRRPClock(1_000_000_000)
         let a = Self.node("a", address: "10.0.0.1", priority: 150, master: true, wire: wire, clock: clock)
         let b = Self.node("b", address: "10.0.0.2", priority: 100, master: false, wire: wire, clock: clock)
         try a.service.start()
@@ -116,11 +124,11 @@ final class VRRPHookLog: Sendable {
         #expect(a.service.statusLines.first?.hasPrefix("vrrp instance VI_1 state MASTER priority 150 effective 150 vrid 51 interface eth0") == true)
         #expect(b.service.statusLines.first?.contains("state BACKUP") == true)
         // A graceful stop: priority 0, the backup takes over after its skew time, not 3 intervals.
-        let stoppedAt = clock.load(ordering: .relaxed)
+        let stoppedAt = clock.now
         a.service.stop()
         #expect(a.log.ownedNow.isEmpty)
         #expect(Self.run(clock, seconds: 3) { Self.state(b) == .master })
-        let takeover = clock.load(ordering: .relaxed) - stoppedAt
+        let takeover = clock.now - stoppedAt
         #expect(takeover < 1_500_000_000, "took \(takeover) ns")
         #expect(b.log.ownedNow == [Self.vip])
         #expect(b.log.notifications.withLock { $0 }.contains { $0.hasPrefix("/notify INSTANCE VI_1 MASTER") })
@@ -128,7 +136,7 @@ final class VRRPHookLog: Sendable {
 
     @Test func hostileAdvertsAreCountedAndChangeNothing() throws {
         let wire = FakeVRRPWire()
-        let clock = Atomic<UInt64>(1_000_000_000)
+        let clock = FakeVRRPClock(1_000_000_000)
         let a = Self.node("a", address: "10.0.0.1", priority: 150, master: true, wire: wire, clock: clock)
         try a.service.start()
         defer { a.service.stop() }
