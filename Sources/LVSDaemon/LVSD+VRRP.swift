@@ -1,5 +1,7 @@
 import Logging
 import LVSCore
+import LVSDataPlane
+import LVSHealth
 import LVSModel
 import LVSVRRP
 
@@ -25,7 +27,9 @@ extension LVSD {
     /// applies the peer's), so that a failback keeps what was made on either side.
     func startVRRP() throws {
         guard let configured = keepalived?.vrrp, !configured.isEmpty else { return }
-        let (vrrp, scriptLog) = VRRPScripts.prepare(configured, defaultIdentity: keepalived?.globals.scriptRunAs,
+        // Who runs scripts by default (script_user, keepalived_script, or lvsd's own user), as the checkers resolve it.
+        let runAs = keepalived.map { ScriptSecurity.prepare($0).0.globals.scriptRunAs } ?? nil
+        let (vrrp, scriptLog) = VRRPScripts.prepare(configured, defaultIdentity: runAs,
                                                     securityEnabled: keepalived?.globals.enableScriptSecurity ?? false)
         for line in scriptLog { logger.warning("VRRP: \(line)") }
         let director = self.director!, logger = self.logger
@@ -41,9 +45,18 @@ extension LVSD {
             logger.info("lvs_sync_daemon: master and backup sync daemons started", metadata: [
                 "interface": "\(d.interface)", "instance": "\(d.instance)", "syncid": "\(d.syncID)"])
         }
-        let runAs = keepalived?.globals.scriptRunAs
+        let interfaces = Dictionary(vrrp.instances.map { ($0.name, $0.interface) }, uniquingKeysWith: { a, _ in a })
+        // As keepalived at start: addresses left on the interfaces by a killed predecessor go.
+        let serviceVIPs = Set(director.engine.snapshot().services.map(\.key.address))
+        for i in vrrp.instances {
+            let kernel = (i.virtualAddresses + i.excludedAddresses).filter { !serviceVIPs.contains($0.address) }
+            VRRPKernelAddresses.apply(kernel, defaultDevice: i.interface, add: false, logger: logger)
+        }
         let hooks = VRRPHooks(
             setOwned: { instance, addresses, owned in
+                let serviceVIPs = Set(director.engine.snapshot().services.map(\.key.address))
+                let kernel = addresses.filter { !serviceVIPs.contains($0.address) }
+                VRRPKernelAddresses.apply(kernel, defaultDevice: interfaces[instance] ?? "", add: owned, logger: logger)
                 do {
                     try director.setOwned(addresses.map(\.address), owned)
                 } catch {
@@ -70,5 +83,41 @@ extension LVSD {
         self.vrrp = service
         director.vrrpStatus = { service.statusLines }
         logger.info("VRRP running", metadata: ["instances": "\(vrrp.instances.count)"])
+    }
+}
+
+/// The VRRP addresses that are no virtual service's (a gateway address, a VIP of services the
+/// kernel serves): lvsd's data plane does not answer for those, so they go on the interface as
+/// keepalived puts them there (`ip addr add … dev IF [label L]` while MASTER, removed otherwise).
+/// The addresses of virtual services are never put on the interface: lvsd answers for them
+/// itself, so a killed lvsd stops claiming them at once.
+enum VRRPKernelAddresses {
+    /// The `ip` command line that adds (or deletes) one address on its device.
+    static func command(_ a: VRRPAddress, defaultDevice: String, add: Bool) -> [String] {
+        var args = ["ip", a.address.isIPv4 ? "-4" : "-6", "addr", add ? "add" : "del",
+                    "\(a.address)/\(a.prefixLength)", "dev", a.device ?? defaultDevice]
+        if add {
+            if let b = a.broadcast { args += ["brd", "\(b)"] }
+            if let s = a.scope { args += ["scope", s] }
+            if let l = a.label, a.address.isIPv4 { args += ["label", l] }
+            if !a.address.isIPv4 { args.append("nodad") }
+        }
+        return args
+    }
+
+    /// Adds or removes the addresses; logs a failure (an address already there or already gone is no failure).
+    static func apply(_ addresses: [VRRPAddress], defaultDevice: String, add: Bool, logger: Logger) {
+        for a in addresses {
+            let args = command(a, defaultDevice: defaultDevice, add: add)
+            do {
+                let (status, output) = try ExternalCommand.run(args)
+                let harmless = add ? output.contains("File exists") : (output.contains("Cannot assign requested address") || output.contains("Address not found"))
+                if status != 0 && !harmless {
+                    logger.error("VRRP: `\(args.joined(separator: " "))` failed (exit \(status)): \(output)")
+                }
+            } catch {
+                logger.error("VRRP: cannot run `\(args.joined(separator: " "))`: \(error)")
+            }
+        }
     }
 }

@@ -10,11 +10,11 @@ import Synchronization
 ///
 /// swift-subprocess starts every process from a worker thread of its own, whose namespace is not
 /// the caller's: the command is run through `nsenter --net=` the caller's namespace (util-linux).
-enum ExternalCommand {
+public enum ExternalCommand {
     /// Output kept (nft's and ip's answers are a few KB; a listing of many sets fits).
     static let outputLimit = 16 << 20
 
-    static func run(_ arguments: [String], input: String = "") throws -> (status: Int32, output: String) {
+    public static func run(_ arguments: [String], input: String = "") throws -> (status: Int32, output: String) {
         precondition(!arguments.isEmpty)
         // The calling thread's namespace, held open (close-on-exec) until the command has run;
         // nsenter enters it by its /proc path.
@@ -38,7 +38,7 @@ enum ExternalCommand {
 
     /// Runs and throws `.commandFailed` on a non-zero exit.
     @discardableResult
-    static func check(_ arguments: [String], input: String = "") throws -> String {
+    public static func check(_ arguments: [String], input: String = "") throws -> String {
         let (status, output) = try run(arguments, input: input)
         guard status == 0 else {
             throw DataPlaneError.commandFailed(command: arguments.joined(separator: " "), status: status, output: output)

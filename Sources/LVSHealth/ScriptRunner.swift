@@ -38,23 +38,34 @@ public enum ScriptRunner {
         return .custom(variables)
     }()
 
+    /// Drops to a script's user and groups before /bin/sh starts (util-linux, on every Debian).
+    static let setpriv = "/usr/bin/setpriv"
+
     /// The process to start: `/bin/sh -c COMMAND`, or with `arguments`, `/bin/sh -c 'COMMAND "$@"'
-    /// sh ARGUMENTS…` (each argument one word, whatever it contains).
+    /// sh ARGUMENTS…` (each argument one word, whatever it contains). As another identity, the shell
+    /// is started by `setpriv --regid=GID --groups=GID --reuid=UID`, which sets the groups, the
+    /// group and the user in that order (keepalived's set_privileges) and then execs it.
+    ///
+    /// Why not swift-subprocess's userID/groupID/supplementaryGroups: they take its fork-and-exec
+    /// path, whose child calls glibc's setgroups(), and glibc then waits in __nptl_setxid for the
+    /// parent's other threads, which the child does not have: the child hangs before exec (seen in
+    /// lvsd: a VRRP notify script never ran, and the spawning thread waited for it). With none of
+    /// them set, the library spawns with posix_spawn, and setpriv changes the identity in a
+    /// single-threaded process.
     static func configuration(_ command: String, arguments: [String], as identity: ScriptIdentity?) -> Configuration {
         var options = PlatformOptions()
         // setpgid(0, 0): the script leads a group of its own, which a timeout stops whole.
         options.processGroupID = 0
-        if let identity {
-            // setgroups([gid]), setgid, setuid, in that order (keepalived's set_privileges).
-            options.supplementaryGroups = [identity.gid]
-            options.groupID = identity.gid
-            options.userID = identity.uid
-        }
         // A cancelled run (timeout, or the checker stopped): SIGTERM to the group, then, if the
         // script is still there after the grace, SIGKILL to the group.
         options.teardownSequence = [.send(signal: .terminate, toProcessGroup: true, allowedDurationToNextStep: terminationGrace)]
         let words = arguments.isEmpty ? ["-c", command] : ["-c", command + " \"$@\"", "sh"] + arguments
-        return Configuration(executable: .path("/bin/sh"), arguments: Arguments(words), environment: environment,
+        guard let identity else {
+            return Configuration(executable: .path("/bin/sh"), arguments: Arguments(words), environment: environment,
+                                 workingDirectory: "/", platformOptions: options)
+        }
+        let drop = ["--regid=\(identity.gid)", "--groups=\(identity.gid)", "--reuid=\(identity.uid)", "--", "/bin/sh"]
+        return Configuration(executable: .path(.init(setpriv)), arguments: Arguments(drop + words), environment: environment,
                              workingDirectory: "/", platformOptions: options)
     }
 

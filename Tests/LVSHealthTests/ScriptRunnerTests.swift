@@ -167,4 +167,38 @@ import KeepalivedConfig
         let pid = try #require(await Self.pid(in: "\(dir)/pid"))
         #expect(await Self.wait(seconds: 10) { access("/proc/\(pid)", F_OK) != 0 }, "script \(pid) not reaped")
     }
+
+    /// Scripts with an identity, many at once, from a process with busy threads: each one starts.
+    /// (swift-subprocess's own uid/gid options fork and call setgroups() in the child, where glibc
+    /// waits for threads that only the parent has: the script never started, its spawner waited
+    /// for ever. Now setpriv changes the identity after a posix_spawn.)
+    @Test(.timeLimit(.minutes(1))) func scriptsWithAnIdentityStartWhileOtherThreadsRun() async {
+        let me = ScriptIdentity(user: "root", uid: getuid(), gid: getgid())
+        let stop = ManagedAtomicFlag()
+        let busy = (0..<4).map { _ in
+            // Threads come and go meanwhile: glibc's setxid waits for any thread caught being created.
+            let t = Thread { while !stop.isSet { Thread { }.start(); usleep(20) } }
+            t.start()
+            return t
+        }
+        defer { stop.set(); _ = busy }
+        let outcomes = await withTaskGroup(of: ScriptRunner.Outcome.self) { group -> [ScriptRunner.Outcome] in
+            for n in 0..<60 {
+                group.addTask { await ScriptRunner.run("exit 0", as: me, timeout: .seconds(20)) == .exited(0) ? .exited(0) : .exited(Int32(n + 1)) }
+            }
+            var all: [ScriptRunner.Outcome] = []
+            for await o in group { all.append(o) }
+            return all
+        }
+        #expect(outcomes.count == 60)
+        #expect(outcomes.allSatisfy { $0 == .exited(0) }, "\(outcomes.filter { $0 != .exited(0) })")
+    }
+}
+
+/// A flag threads poll (the test's busy threads stop on it).
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
 }

@@ -123,7 +123,7 @@ ia_conf() {
 }
 
 ia_sock() { echo "$T/$1-lvsd.sock"; }
-ia_lvsadm() { ip netns exec "$P-$1" env LVSD_SOCKET="$(ia_sock "$1")" timeout 10 "$(lvs_bin)/lvsadm" "$@"; }
+ia_lvsadm() { local n=$1; shift; ip netns exec "$P-$n" env LVSD_SOCKET="$(ia_sock "$n")" timeout 10 "$(lvs_bin)/lvsadm" "$@"; }
 
 # peer_start NODE KIND CONF: lvsd or keepalived (VRRP only) in NODE's namespace.
 peer_start() {
