@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket xdp tc
 # Hard failover of the HA pair (issue 15), measured: 20 rate-limited downloads (4 MB each,
 # ~10 s, sha256-checked) and a keep-alive request loop run through the VIP while the
 # MASTER's lvsd is killed with SIGKILL; then, after the old master is back (it preempts:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # Graceful switchover and failback of the HA pair (issue 15). SIGTERM on the MASTER's lvsd:
 # its priority-0 advert makes the backup MASTER within about one advert interval (the skew
 # time), nothing lost. Then, with downloads made through the new master still running, the

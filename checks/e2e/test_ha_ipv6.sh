@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # IPv6 failover of the HA pair (issue 15): VI_6 (VIP6 2001:db8:1::100, VRRPv3, vrid 52).
 # Rate-limited downloads (sha256) and a keep-alive loop through [VIP6] while the MASTER's
 # lvsd is killed with SIGKILL: the backup is MASTER for VI_6 within 3 x advert_int + skew

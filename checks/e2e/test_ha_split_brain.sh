@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # Split brain of the HA pair, healed (issue 15). The adverts between the directors are cut
 # (nftables on the lab's switch drops IP protocol 112 to and from dir2's port, so the cut
 # does not depend on how lvsd reads adverts): dir2 stops hearing director and becomes

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # Sync completed for failover (issue 15): two lvsd on the lab's segment, each
 # running the master AND the backup sync daemon with the same syncid, each
 # with an IPv4 and an IPv6 service.
