@@ -17,6 +17,24 @@ extension LVSD {
                     metadata: ["instances": "\(vrrp.instances.map(\.name).joined(separator: ","))"])
     }
 
+    /// `lvs_sync_daemon`: both sync daemons, master and backup, with its interface and id (with or
+    /// without VRRP instances: the master daemon sends this director's connections, the backup
+    /// daemon applies the peer's).
+    func startSyncDaemons(_ d: VRRPLVSSyncDaemon?) throws {
+        let director = self.director!, logger = self.logger
+        guard let d else { return }
+        for role in ["master", "backup"] {
+            let request = SyncDaemonSnapshot(role: role, interface: d.interface, syncID: d.syncID,
+                                             maxLength: UInt32(d.maxLength ?? 0), group: d.group.map { "\($0)" } ?? "",
+                                             port: d.port ?? 0, ttl: d.ttl ?? 0)
+            if case let .failed(e) = director.sync.start(request) {
+                throw ServerError("lvs_sync_daemon \(d.interface) \(d.instance): cannot start the \(role) sync daemon: \(e)")
+            }
+        }
+        logger.info("lvs_sync_daemon: master and backup sync daemons started", metadata: [
+            "interface": "\(d.interface)", "instance": "\(d.instance)", "syncid": "\(d.syncID)"])
+    }
+
     /// Every address of every instance (virtual_ipaddress and virtual_ipaddress_excluded).
     static func vrrpAddresses(_ vrrp: VRRPConfiguration) -> Set<IPAddress> {
         Set(vrrp.instances.flatMap { ($0.virtualAddresses + $0.excludedAddresses).map(\.address) })
@@ -26,25 +44,15 @@ extension LVSD {
     /// them. Both sync daemons run at once (master sends this director's connections, backup
     /// applies the peer's), so that a failback keeps what was made on either side.
     func startVRRP() throws {
-        guard let configured = keepalived?.vrrp, !configured.isEmpty else { return }
+        guard let configured = keepalived?.vrrp else { return }
+        try startSyncDaemons(configured.lvsSyncDaemon)
+        guard !configured.isEmpty else { return }
         // Who runs scripts by default (script_user, keepalived_script, or lvsd's own user), as the checkers resolve it.
         let runAs = keepalived.map { ScriptSecurity.prepare($0).0.globals.scriptRunAs } ?? nil
         let (vrrp, scriptLog) = VRRPScripts.prepare(configured, defaultIdentity: runAs,
                                                     securityEnabled: keepalived?.globals.enableScriptSecurity ?? false)
         for line in scriptLog { logger.warning("VRRP: \(line)") }
         let director = self.director!, logger = self.logger
-        if let d = vrrp.lvsSyncDaemon {
-            for role in ["master", "backup"] {
-                let request = SyncDaemonSnapshot(role: role, interface: d.interface, syncID: d.syncID,
-                                                 maxLength: UInt32(d.maxLength ?? 0), group: d.group.map { "\($0)" } ?? "",
-                                                 port: d.port ?? 0, ttl: d.ttl ?? 0)
-                if case let .failed(e) = director.sync.start(request) {
-                    throw ServerError("lvs_sync_daemon \(d.interface) \(d.instance): cannot start the \(role) sync daemon: \(e)")
-                }
-            }
-            logger.info("lvs_sync_daemon: master and backup sync daemons started", metadata: [
-                "interface": "\(d.interface)", "instance": "\(d.instance)", "syncid": "\(d.syncID)"])
-        }
         let interfaces = Dictionary(vrrp.instances.map { ($0.name, $0.interface) }, uniquingKeysWith: { a, _ in a })
         // As keepalived at start: addresses left on the interfaces by a killed predecessor go.
         let serviceVIPs = Set(director.engine.snapshot().services.map(\.key.address))
