@@ -175,9 +175,9 @@ import KeepalivedConfig
     @Test(.timeLimit(.minutes(1))) func scriptsWithAnIdentityStartWhileOtherThreadsRun() async {
         let me = ScriptIdentity(user: "root", uid: getuid(), gid: getgid())
         let stop = ManagedAtomicFlag()
-        let busy = (0..<4).map { _ in
+        let busy = (0..<2).map { _ in
             // Threads come and go meanwhile: glibc's setxid waits for any thread caught being created.
-            let t = Thread { while !stop.isSet { Thread { }.start(); usleep(20) } }
+            let t = Thread { while !stop.isSet { Thread { }.start(); usleep(500) } }
             t.start()
             return t
         }
