@@ -94,7 +94,7 @@ chmod 755 "$T/notify.sh"
 
 # ia_conf NODE STATE PRIORITY [v3] [v6] [nopreempt] [pass=PW]: NODE's keepalived.conf.
 ia_conf() {
-    local n=$1 state=$2 prio=$3 version=2 vip="$VIP/32" pw=$PASS nopreempt="" opt
+    local n=$1 state=$2 prio=$3 version=2 vip="$VIP/32" pw=$PASS nopreempt="" opt unicast=0 peer
     shift 3
     for opt in "$@"; do
         case $opt in
@@ -102,6 +102,7 @@ ia_conf() {
         v6) version=3 vip="$VIP6/128" pw="" ;;
         nopreempt) nopreempt=nopreempt ;;
         pass=*) pw=${opt#pass=} ;;
+        unicast) unicast=1 ;;
         esac
     done
     ((version == 3)) && pw=""
@@ -116,6 +117,11 @@ ia_conf() {
         [[ -n $nopreempt ]] && echo "    nopreempt"
         [[ -n $pw ]] && printf '    authentication {\n        auth_type PASS\n        auth_pass %s\n    }\n' "$pw"
         printf '    virtual_ipaddress {\n        %s dev eth0\n    }\n' "$vip"
+        if ((unicast)); then
+            peer=b
+            [[ $n == b ]] && peer=a
+            printf '    unicast_src_ip %s\n    unicast_peer {\n        %s\n    }\n' "${IA_IP[$n]}" "${IA_IP[$peer]}"
+        fi
         echo "    notify \"$T/notify.sh\""
         echo "}"
     } >"$T/$n.conf"
@@ -323,6 +329,18 @@ ia_expect b BACKUP 10
 peer_stop a
 ia_expect b MASTER 5
 peer_start a keepalived "$T/a.conf"
+ia_expect a MASTER 10
+ia_expect b BACKUP 10
+peers_reset
+
+e2e_log "== 7. unicast (unicast_src_ip / unicast_peer), v2 + PASS: $LVSD_KIND MASTER 150 (a) / keepalived BACKUP 100 (b)"
+peer_start a "$LVSD_KIND" "$(ia_conf a MASTER 150 unicast)"
+peer_start b keepalived "$(ia_conf b BACKUP 100 unicast)"
+ia_expect a MASTER 10
+ia_expect b BACKUP 10
+peer_stop a
+ia_expect b MASTER 5
+peer_start a "$LVSD_KIND" "$T/a.conf"
 ia_expect a MASTER 10
 ia_expect b BACKUP 10
 peers_reset
