@@ -6,7 +6,20 @@ import LVSDaemon
 struct LVSDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lvsd",
-        abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.")
+        abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.",
+        discussion: """
+        lvsd forwards the frames of the virtual services (the VIPs) it is given through lvsadm \
+        (ipvsadm's syntax, on the control socket) or --config, rewriting only the destination MAC \
+        address towards the chosen real server. With a keepalived.conf it applies the virtual \
+        servers and their health checks, and runs VRRP itself for the vrrp_instance blocks \
+        (keepalived 2.2.7's semantics, interoperable with keepalived): a MASTER answers ARP and \
+        neighbour solicitations for its addresses and forwards, a BACKUP does neither; \
+        lvs_sync_daemon starts both sync daemons. SIGHUP (or lvsadm daemon reload) re-reads the \
+        virtual servers; SIGTERM and SIGINT stop lvsd, a VRRP MASTER first sending a priority-0 \
+        advert. lvsadm daemon status shows the data plane, counters and each VRRP instance.
+
+        See lvsadm(8), keepalived.conf(5), and docs/ha.md, docs/keepalived.md, docs/sync.md.
+        """)
 
     @Option(name: .customLong("interface"), help: "Interface to load-balance on (repeatable).")
     var interfaces: [String] = []
@@ -53,7 +66,7 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: "Data-plane worker threads (default: the CPUs lvsd may run on).")
     var workers: Int?
 
-    @Flag(help: "Do not answer ARP / neighbour solicitations for the VIPs nor announce them (a backup director, or the VIP owned by the kernel or VRRP).")
+    @Flag(help: "Do not answer ARP / neighbour solicitations for the VIPs nor announce them (the VIP owned by the kernel, or moved by a VRRP daemon other than lvsd's own).")
     var noArp = false
 
     @Flag(help: "Do not install the netdev-ingress nftables table that keeps the director's kernel off VIP traffic.")
