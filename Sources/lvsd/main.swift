@@ -16,8 +16,7 @@ struct LVSDCommand: AsyncParsableCommand {
         neighbour solicitations for its addresses and forwards, a BACKUP does neither; \
         lvs_sync_daemon starts both sync daemons. SIGHUP (or lvsadm daemon reload) re-reads the \
         virtual servers; SIGTERM and SIGINT stop lvsd, a VRRP MASTER first sending a priority-0 \
-        advert. lvsadm daemon status shows the data plane, counters and each VRRP instance.
-
+        advert. lvsadm daemon status shows the data plane, counters and each VRRP instance. \
         See lvsadm(8), keepalived.conf(5), and docs/ha.md, docs/keepalived.md, docs/sync.md.
         """)
 
