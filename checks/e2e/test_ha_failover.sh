@@ -30,6 +30,14 @@ ha_assert_within "$take" "$BOUND" "kill -9: dir2 MASTER (notify)"
 wait_for 5 "dir2's status says MASTER" ha_is_state dir2 VI_1 MASTER >/dev/null
 ha_assert_nothing_lost kill9
 
+# The link-down round tests VRRP, the same on every plane: on the other planes (CI's time) the
+# kill -9 round above, which tests the fast path's ownership, is enough. E2E_HA_ALL_ROUNDS=1 runs it.
+if [[ ${LVS_LAB_LVSD_ARGS:-} == *"--dataplane"* && ${LVS_LAB_LVSD_ARGS:-} != *afpacket* && ${E2E_HA_ALL_ROUNDS:-0} != 1 ]]; then
+    e2e_log "link-down round: afpacket only (E2E_HA_ALL_ROUNDS=1 runs it here)"
+    e2e_log "PASS"
+    exit 0
+fi
+
 # ------------------------------------------------------------ failback (not measured here)
 t0=$(ha_now)
 ha_start_lvsd director

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket tc
 # keepalived.conf reload: a slow download (/slow/big, paced by nginx) and
 # some finished requests are under way; rs2's weight is edited in the file
 # and lvsd gets SIGHUP: the weight changes, `lvsadm -Ln --stats --exact`

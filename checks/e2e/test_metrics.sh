@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-planes: afpacket
 # The Prometheus endpoint: lvsd --metrics 127.0.0.1:9100 with a keepalived.conf (TCP_CHECK):
 # per-service and per-destination counters move under traffic between two scrapes, the health
 # state of each real server and the table occupancy are exported, and a stopped real server's
