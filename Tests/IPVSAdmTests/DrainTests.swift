@@ -256,6 +256,7 @@ private func oneEndsPerSecond(_ lab: DrainLab) -> (FakeIPVS) -> Void {
         }
         do {
             _ = try p.parse(["-t", "10.0.0.100:80"])
+            Issue.record("no real server accepted")
         } catch {
             #expect(error.exitCode == 2)
             #expect(error.stderr == "lvsadm drain: a real server is needed (-r)\nTry `lvsadm drain -h' for more information.\n")
