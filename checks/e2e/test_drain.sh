@@ -6,7 +6,8 @@
 # last of its connections ended (every rs1 download and keep-alive connection ended before drain
 # returned, and some rs1 downloads were still running when it started), rs1 is gone, no request
 # failed, every download is intact (status, size, sha256). Case 2: rs1 added back, slow downloads,
-# drain --timeout 3 --then-delete: exit 3, rs1 deleted while one of its downloads still runs.
+# drain --timeout 3 --then-delete on a terminal (script(1)): a progress line per second, exit 3,
+# rs1 deleted while one of its downloads still runs.
 # A control-plane command: one data plane is enough.
 source "$(dirname "$0")/lib.sh"
 
@@ -30,6 +31,19 @@ drain() {
         >"$tmp/drain.out" 2>"$tmp/drain.err" </dev/null || DRAIN_RC=$?
     DRAIN_END_MS=$(now_ms)
     cat "$tmp/drain.out" "$tmp/drain.err" >&2
+}
+
+# drain_tty ARGS...: the same on a terminal (script(1) gives it a pty); \r removed from the output.
+drain_tty() {
+    local cmd
+    cmd=$(printf '%q ' ip netns exec "$LAB_PREFIX-director" env LVSD_SOCKET="$LAB_STATE/lvsd.sock" \
+        timeout 120 "$(lvs_bin)/lvsadm" drain "$@")
+    DRAIN_START_MS=$(now_ms)
+    DRAIN_RC=0
+    script -qec "$cmd" /dev/null </dev/null >"$tmp/drain.raw" 2>&1 || DRAIN_RC=$?
+    DRAIN_END_MS=$(now_ms)
+    tr -d '\r' <"$tmp/drain.raw" >"$tmp/drain.out"
+    cat "$tmp/drain.out" >&2
 }
 
 # download N RATE: one download in the background; $tmp/dl.N holds "START_MS END_MS RC CODE SIZE
@@ -129,8 +143,10 @@ e2e_log "ok: $DOWNLOADS downloads intact (200, 4194304 bytes, sha256)"
 assert_ge 1 "$rs1_dl" "downloads carried by $RS1"
 assert_ge 1 "$rs1_dl_running_at_start" "$RS1 downloads still running when drain started"
 # Every rs1 connection ended before drain returned (it deleted rs1 only after the last one).
-ka_last_end=$(awk '$1 == "conn" && $5 == "01" && $3 < '"$DRAIN_END_MS"' { if ($4 > m) m = $4 } END { printf "%d\n", m }' "$tmp/ka.out")
+ka_last_end=$(awk '$1 == "conn" && $5 == "01" && $3 < '"$DRAIN_END_MS"' { if ($4 > m) m = $4 } END { printf "%.0f\n", m }' "$tmp/ka.out")
 late=$(awk '$1 == "conn" && $5 == "01" && $3 < '"$DRAIN_END_MS"' && $4 > '"$DRAIN_END_MS"'' "$tmp/ka.out" | wc -l)
+ka_rs1=$(awk '$1 == "conn" && $5 == "01" && $3 < '"$DRAIN_START_MS"'' "$tmp/ka.out" | wc -l)
+assert_ge 1 "$ka_rs1" "keep-alive connections to $RS1 opened before the drain"
 assert_eq 0 "$late" "keep-alive connections to $RS1 (opened before drain returned) that ended after it"
 ((rs1_last_end <= DRAIN_END_MS)) || e2e_fail "an $RS1 download ended at $rs1_last_end, after drain returned at $DRAIN_END_MS"
 after_new=$(awk '$1 == "conn" && $5 == "01" && $3 > '"$DRAIN_END_MS"'' "$tmp/ka.out" | wc -l)
@@ -144,8 +160,11 @@ DL_PIDS=()
 for n in 101 102 103 104; do download "$n" 100k; done
 rs1_has() { [[ -n $(established_to "$RS1") ]]; }
 wait_for 30 "a slow download on $RS1" rs1_has >/dev/null
-drain -t "$VIP:80" -r "$RS1" --timeout 3 --then-delete
+drain_tty -t "$VIP:80" -r "$RS1" --timeout 3 --then-delete
 assert_eq 3 "$DRAIN_RC" "drain exit status (timeout)"
+# On a terminal: the first line, a progress line per second (0, 1, 2 s), the timeout line.
+progress=$(grep -c " left after [0-9.]*s (" "$tmp/drain.out" || true)
+assert_ge 3 "$progress" "progress lines on a terminal"
 assert_match "$(tail -1 "$tmp/drain.out")" "timeout after 3\\.[0-9]s with [1-9][0-9]* active.*; deleting it all the same$" "drain's last line"
 dest_absent "$RS1" || e2e_fail "$RS1 is still listed after the timeout"
 running=0
