@@ -7,7 +7,8 @@
 # returned, and some rs1 downloads were still running when it started), rs1 is gone, no request
 # failed, every download is intact (status, size, sha256). Case 2: rs1 added back, slow downloads,
 # drain --timeout 3 --then-delete on a terminal (script(1)): a progress line per second, exit 3,
-# rs1 deleted while one of its downloads still runs.
+# rs1 deleted while one of its downloads still runs. Case 3: SIGINT to a waiting drain: exit 130,
+# rs1 still listed at weight 0, not deleted.
 # A control-plane command: one data plane is enough.
 source "$(dirname "$0")/lib.sh"
 
@@ -170,5 +171,30 @@ dest_absent "$RS1" || e2e_fail "$RS1 is still listed after the timeout"
 running=0
 for n in 101 102 103 104; do [[ -s $tmp/dl.$n ]] || running=$((running + 1)); done
 assert_ge 1 "$running" "slow downloads still running when $RS1 was deleted at the timeout"
+kill_quiet "${DL_PIDS[@]}"
+
+# ---------------------------------------------------------------- case 3: Ctrl-C
+# SIGINT to a waiting drain: exit 130, rs1 still listed at weight 0, and drain says so.
+lab_lvsadm -a -t "$VIP:80" -r "$RS1:80" -g || e2e_fail "adding $RS1 back failed"
+DL_PIDS=()
+for n in 201 202; do download "$n" 100k; done
+wait_for 30 "a slow download on $RS1" rs1_has >/dev/null
+ip netns exec "$LAB_PREFIX-director" env LVSD_SOCKET="$LAB_STATE/lvsd.sock" "$(lvs_bin)/lvsadm" drain \
+    -t "$VIP:80" -r "$RS1" --then-delete >"$tmp/drain.out" 2>"$tmp/drain.err" </dev/null &
+drainer=$!
+e2e_on_exit kill_quiet "$drainer"
+wait_for 10 "$RS1 at weight 0" dest_has_weight "$RS1" 0 >/dev/null
+kill -INT "$drainer"
+deadline=$((SECONDS + 10))
+while kill -0 "$drainer" 2>/dev/null; do
+    ((SECONDS < deadline)) || e2e_fail "drain still running 10 s after SIGINT"
+    sleep 0.1
+done
+rc=0
+wait "$drainer" || rc=$?
+cat "$tmp/drain.out" "$tmp/drain.err" >&2
+assert_eq 130 "$rc" "drain exit status after SIGINT"
+assert_match "$(tail -1 "$tmp/drain.out")" "interrupted after .* the weight stays 0, the real server is not deleted$" "drain's last line after SIGINT"
+assert_eq 0 "$(dest_weight "$RS1")" "$RS1 still listed, weight 0, after SIGINT"
 assert_lvsd_alive
 e2e_log "PASS"
