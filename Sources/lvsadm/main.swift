@@ -15,6 +15,15 @@ if arguments.count >= 2 && arguments[1] == "realserver" {
     exit(code)
 }
 
+// `lvsadm drain`: weight 0, wait until the real server's connections end, optionally delete it.
+if arguments.count >= 2 && arguments[1] == "drain" {
+    let drainIO = IPVSAdmIO(writeOut: { fputs($0, standardOutput); fflush(standardOutput) },
+                            writeErr: { fflush(standardOutput); fputs($0, standardError) },
+                            readLine: { nil })
+    let runner = DrainRunner(backend: SocketControlClient(), io: drainIO, environment: .system())
+    exit(runner.run(Array(arguments.dropFirst(2))))
+}
+
 // `lvsadm daemon status|reload`: lvsd's own state and configuration reload (not ipvsadm commands).
 if arguments.count >= 2 && arguments[1] == "daemon" {
     let verb = arguments.count == 3 ? arguments[2] : ""

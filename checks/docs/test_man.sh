@@ -49,7 +49,7 @@ mapfile -t cmds < <(awk '/^Commands:/ { on = 1; next } on && /^$/ { exit } on &&
         print (short != "" ? short : $1) }' "$tmp/lvsadm.help")
 ((${#cmds[@]} > 10)) || bad "lvsadm -h lists only ${#cmds[@]} commands"
 missing=()
-for c in "${cmds[@]}" "daemon status" "daemon reload" "realserver up" "realserver down" "realserver status" LVSD_SOCKET; do
+for c in "${cmds[@]}" "daemon status" "daemon reload" "realserver up" "realserver down" "realserver status" drain LVSD_SOCKET; do
     has lvsadm "$c" || missing+=("$c")
 done
 if ((${#missing[@]} == 0)); then ok "lvsadm.8 has all ${#cmds[@]} commands of lvsadm -h and lvsadm's own verbs"; else bad "lvsadm.8 lacks: ${missing[*]}"; fi
