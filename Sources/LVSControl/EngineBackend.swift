@@ -23,6 +23,9 @@ public enum EngineControl {
             case .status: return .text(status(engine))
             case .reload: return .text("reload is handled by lvsd\n")
             case let .batch(batch): return .batch(batch.run { execute($0, on: engine, now: now) })
+            case let .sysctl(assignments):
+                do { try engine.setSysctls(assignments) } catch { return .failed(.invalid) }
+                return .sysctls(engine.sysctls)
             }
             return .ok
         } catch {
@@ -61,6 +64,7 @@ public enum EngineControl {
         lines.append("defense evicted (drop_entry): \(c.dropEntryEvictions)")
         lines.append("defense evicted templates (drop_entry): \(c.dropEntryTemplateEvictions)")
         lines.append("defense short SYN_RECV timeouts (secure_tcp): \(c.secureTCPShortened)")
+        lines.append("sysctl: " + e.sysctls.assignments.map { "\($0.setting.name)=\($0.value)" }.joined(separator: " "))
         for rule in e.currentMarkRules {
             lines.append("fwmark rule: \(MarkRuleSyntax.format(rule))")
         }

@@ -66,7 +66,7 @@ extension EngineShard {
     /// drop_packet: true when this new-connection packet is to be dropped (the kernel's
     /// `ip_vs_todrop`: one of every `rate`).
     func dropPacketDecision() -> Bool {
-        let d = engine.configuration.defense
+        let d = engine.defense
         let rate: Int
         switch d.dropPacket {
         case .off: return false
@@ -107,7 +107,7 @@ extension EngineShard {
     /// `roverStepsPerTick` entries on), so that new connections find one at once even behind a
     /// long run of entries it may not evict (say, connections of one busy minute in FIN_WAIT).
     func prepareEviction() {
-        guard defenseEngaged(engine.configuration.defense.dropEntry) else { return }
+        guard defenseEngaged(engine.defense.dropEntry) else { return }
         for _ in 0..<Self.roverStepsPerTick {
             if isEvictable(evictionRover) { return }
             stepEvictionRover()
@@ -157,7 +157,7 @@ extension Engine {
     /// The defence settings and on how many shards each strategy is engaged now.
     public var defenseStatus: (configuration: DefenseConfiguration, shards: Int, dropEntry: Int, dropPacket: Int, secureTCP: Int) {
         lock.withLock {
-            let d = configuration.defense
+            let d = defense
             var counts = (0, 0, 0)
             for s in shards {
                 if s.defenseEngaged(d.dropEntry) { counts.0 += 1 }

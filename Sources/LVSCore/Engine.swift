@@ -10,6 +10,8 @@ public struct EngineConfiguration: Sendable {
     public var maxServices: Int = 4096
     /// Answer ARP / neighbour solicitations for service VIPs.
     public var answerNeighbourRequests: Bool = true
+    // The sysctls here are the values at start; `Engine.sysctls` and `Engine.setSysctls` are the
+    // live ones (lvsadm daemon sysctl), see Engine+Settings.swift.
     /// sysctl expire_nodest_conn.
     public var expireNodestConn: Bool = false
     /// sysctl expire_quiescent_template.
@@ -18,6 +20,8 @@ public struct EngineConfiguration: Sendable {
     public var connReuseMode: UInt8 = 1
     /// sysctl sloppy_tcp: any non-RST TCP packet may create a connection.
     public var sloppyTCP: Bool = false
+    /// sysctl sloppy_sctp: any SCTP packet but an ABORT may create a connection.
+    public var sloppySCTP: Bool = false
     /// Seed of the random generator (twos). lvsd draws it from getrandom(2) at start.
     public var seed: UInt64 = 0x5EED_CAFE_F00D_0001
     /// Secret key of every hashed table (connection table shards, templates, synced connections,
@@ -218,6 +222,8 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let syncFlag: AtomicWords
     /// `notOwnedAddresses` as the packet path reads it without the lock (`OwnershipWord`).
     @usableFromInline let ownershipFilter: AtomicWords
+    /// The live run-time settings, one word per `Sysctl` (its raw value), written under `lock`.
+    @usableFromInline let settingWords: AtomicWords
 
     /// The built-in shard used by `process`/`tick` on this object.
     public private(set) var primary: EngineShard!
@@ -259,6 +265,8 @@ public final class Engine: @unchecked Sendable {
         offloadGeneration = AtomicWords(count: 1)
         syncFlag = AtomicWords(count: 1)
         ownershipFilter = AtomicWords(count: OwnershipWord.words)
+        settingWords = AtomicWords(count: Sysctl.allCases.count)
+        for a in configuration.sysctlValues.assignments { settingWords.store(a.setting.rawValue, UInt64(a.value)) }
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
                                count: configuration.maxServices)
@@ -287,6 +295,7 @@ public final class Engine: @unchecked Sendable {
         offloadGeneration.deallocate()
         syncFlag.deallocate()
         ownershipFilter.deallocate()
+        settingWords.deallocate()
         serviceInfo.deallocate()
         serviceLookup.release()
     }
@@ -638,7 +647,7 @@ public final class Engine: @unchecked Sendable {
         } else {
             releaseDestSlot(slot)
         }
-        if configuration.expireNodestConn { sweepGeneration.add(0, 1) }
+        if expireNodestConn { sweepGeneration.add(0, 1) }
     }
 
     /// A destination of a deleted service: unavailable, freed once unreferenced.

@@ -87,7 +87,7 @@ extension EngineShard {
             return nil
         }
         if word & Engine.flagAvailable == 0 {
-            if engine.configuration.expireNodestConn {
+            if engine.expireNodestConn {
                 engine.lock.withLock { kill(index) }
                 return nil
             }
@@ -139,12 +139,12 @@ extension EngineShard {
     /// an existing entry ends it and is scheduled afresh: with expire_nodest_conn when the entry's
     /// destination has weight 0, or by conn_reuse_mode when an uncontrolled entry is closing.
     @inline(__always) func reschedulesSYN(state: UInt8, controlled: Bool, word: UInt64) -> Bool {
-        if engine.configuration.expireNodestConn && word & Engine.flagWeightZero != 0 { return true }
+        if engine.expireNodestConn && word & Engine.flagWeightZero != 0 { return true }
         return !controlled && reusable(state)
     }
 
     @inline(__always) func reusable(_ state: UInt8) -> Bool {
-        let mode = engine.configuration.connReuseMode
+        let mode = engine.connReuseMode
         guard mode & 1 != 0 else { return false }
         if state == TCPState.timeWait.rawValue || state == TCPState.close.rawValue { return true }
         return mode & 2 != 0 && state == TCPState.finWait.rawValue

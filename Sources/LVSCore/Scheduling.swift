@@ -17,9 +17,9 @@ extension EngineShard {
         switch f.proto {
         case 6:
             let syn = f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0
-            guard syn || (engine.configuration.sloppyTCP && f.tcpFlags & TCPFlag.rst == 0) else { return passed() }
+            guard syn || (engine.sloppyTCP && f.tcpFlags & TCPFlag.rst == 0) else { return passed() }
         case 132:
-            guard f.sctpInit else { return passed() }
+            guard f.sctpInit || (engine.sloppySCTP && !Self.isSCTPAbort(frame, f)) else { return passed() }
         default:
             break
         }
@@ -28,7 +28,7 @@ extension EngineShard {
         if !persistent && !serviceKey.isFwmark && f.destinationPort != serviceKey.port { return drop(.notSchedulable) }
         // SYN-flood defence, before anything is scheduled: drop_packet sheds new connections;
         // drop_entry makes room in a full table by evicting a half-open or finished TCP entry.
-        let defense = engine.configuration.defense
+        let defense = engine.defense
         if dropPacketDecision() { return drop(.dropPacket) }
         if table.count >= table.capacity && defenseEngaged(defense.dropEntry) && !evictForNewConnection() {
             return drop(.tableFull)
@@ -172,7 +172,7 @@ extension Engine {
         if let t = templates.lookup(tkey, template: true) {
             let slot = templates[t].dest
             let d = dests[Int(slot)]
-            if d.available && !(configuration.expireQuiescentTemplate && d.weight == 0) {
+            if d.available && !(expireQuiescentTemplate && d.weight == 0) {
                 releaseSyncedTemplate(t) // a local client's now: no longer counts against the sync share
                 let old = templates[t].expires
                 templates[t].expires = tick &+ persistTicks
@@ -181,7 +181,7 @@ extension Engine {
             }
             killTemplate(t, tick: tick) // invalidated: no longer matches, freed once its connections are gone
         }
-        if templates.count >= templates.capacity && configuration.defense.dropEntry != .off { evictTemplate() }
+        if templates.count >= templates.capacity && defense.dropEntry != .off { evictTemplate() }
         guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
         guard let t = templates.insert(tkey, dest: slot, stateFlags: ConnectionEntry.flagTemplate,
                                        control: 0, expires: tick &+ persistTicks) else { return nil }

@@ -36,6 +36,10 @@ public struct DaemonOptions: Sendable {
     /// sysctl sync_refresh_period (seconds) and sync_retries; see `validatedSyncSettings`.
     public var syncRefreshPeriod: Int = 0
     public var syncRetries: Int = 0
+    /// `--settings`: a sysctl.conf-style file of run-time settings; `--set-sysctl NAME=VALUE`
+    /// after it (see `sysctlAssignments`).
+    public var settingsFile: String?
+    public var setSysctl: [String] = []
 
     public init() {}
 
@@ -167,6 +171,7 @@ public final class LVSD: @unchecked Sendable {
     func buildEngine() throws {
         let o = options
         guard !o.interfaces.isEmpty else { throw ServerError("at least one --interface is required") }
+        let sysctls = try o.sysctlAssignments()
         guard geteuid() == 0 else { throw ServerError("lvsd must run as root (packet sockets and nftables)") }
         rules = try o.markRules.map { try MarkRuleSyntax.parse($0) }
         var cfg = EngineConfiguration()
@@ -175,6 +180,7 @@ public final class LVSD: @unchecked Sendable {
         (cfg.syncRefreshPeriod, cfg.syncRetries) = try o.validatedSyncSettings()
         cfg.answerNeighbourRequests = !o.noArp
         cfg.defense = try o.defenseConfiguration()
+        for a in sysctls { cfg.apply(a) }
         // Secret per run: the bucket hash keys and the random generator's seed (see EngineConfiguration).
         let random = try Self.randomWords(3)
         cfg.hashKey = SipHashKey(k0: random[0], k1: random[1])

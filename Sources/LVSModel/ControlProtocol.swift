@@ -54,6 +54,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case reload
     /// Table changes applied in order as one change (see `ControlBatch`); the answer is `.batch`.
     case batch(ControlBatch)
+    /// The kernel's run-time settings (`lvsadm daemon sysctl`): applies the assignments, all or
+    /// none, then answers `.sysctls` with every value; an empty list only reads them.
+    case sysctl([SysctlAssignment])
 }
 
 /// The answer to one `ControlRequest`.
@@ -67,6 +70,8 @@ public enum ControlResponse: Codable, Sendable, Equatable {
     case versionMismatch(requested: Int)
     /// One answer per request of a `.batch`, in order (fewer when it stopped at a failure).
     case batch([ControlResponse])
+    /// Every run-time setting's value (the answer to `.sysctl`).
+    case sysctls(SysctlValues)
 }
 
 /// Something that executes control requests: the socket client in lvsadm, or an engine in tests.
@@ -94,6 +99,7 @@ private enum ControlKey: String, CodingKey {
     case service, options, destination, address, port, timeouts, daemon, role
     case error, snapshot, connections, fields, text, requested
     case batch, answers
+    case sysctls
 }
 
 /// Reads the `"version"` key (missing: 0, the unversioned form) and refuses any but this build's.
@@ -107,6 +113,7 @@ extension ControlRequest {
     private enum Name: String, Codable {
         case addService, editService, deleteService, clear, addDestination, editDestination, deleteDestination
         case zero, setTimeouts, startDaemon, stopDaemon, snapshot, connections, status, reload, batch
+        case sysctl
     }
 
     public init(from decoder: Decoder) throws {
@@ -138,6 +145,7 @@ extension ControlRequest {
         case .status: self = .status
         case .reload: self = .reload
         case .batch: self = .batch(try c.decode(ControlBatch.self, forKey: .batch))
+        case .sysctl: self = .sysctl(try c.decode([SysctlAssignment].self, forKey: .sysctls))
         }
     }
 
@@ -189,6 +197,9 @@ extension ControlRequest {
         case let .batch(batch):
             try c.encode(Name.batch, forKey: .request)
             try c.encode(batch, forKey: .batch)
+        case let .sysctl(assignments):
+            try c.encode(Name.sysctl, forKey: .request)
+            try c.encode(assignments, forKey: .sysctls)
         }
     }
 }
@@ -196,7 +207,7 @@ extension ControlRequest {
 extension ControlResponse {
     /// The `"answer"` value of each case.
     private enum Name: String, Codable {
-        case ok, failed, snapshot, connections, text, versionMismatch, batch
+        case ok, failed, snapshot, connections, text, versionMismatch, batch, sysctls
     }
 
     public init(from decoder: Decoder) throws {
@@ -210,6 +221,11 @@ extension ControlResponse {
         case .text: self = .text(try c.decode(String.self, forKey: .text))
         case .versionMismatch: self = .versionMismatch(requested: try c.decode(Int.self, forKey: .requested))
         case .batch: self = .batch(try c.decode([ControlResponse].self, forKey: .answers))
+        case .sysctls:
+            guard let values = SysctlValues(try c.decode([SysctlAssignment].self, forKey: .sysctls)) else {
+                throw DecodingError.dataCorruptedError(forKey: .sysctls, in: c, debugDescription: "a sysctls answer without every setting")
+            }
+            self = .sysctls(values)
         }
     }
 
@@ -250,6 +266,9 @@ extension ControlResponse {
         case let .batch(answers):
             try c.encode(Name.batch, forKey: .answer)
             try c.encode(answers, forKey: .answers)
+        case let .sysctls(values):
+            try c.encode(Name.sysctls, forKey: .answer)
+            try c.encode(values.assignments, forKey: .sysctls)
         }
     }
 

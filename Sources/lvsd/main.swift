@@ -89,11 +89,20 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("sysctl sync_retries: with --sync-refresh-period, re-send an unchanged connection up to N times (0-3), sync-refresh-period/8 apart.", valueName: "n"))
     var syncRetries: Int = 0
 
+    @Option(name: .customLong("settings"), help: ArgumentHelp("A file of the kernel's IPVS run-time settings, applied at start: `name = value` lines as in sysctl.conf (also `net.ipv4.vs.name = value`; `#` comments). See lvsadm daemon sysctl and docs/settings.md.", valueName: "file"))
+    var settingsFile: String?
+
+    @Option(name: .customLong("set-sysctl"), help: ArgumentHelp("Set one run-time setting at start, after --settings and the flags above (repeatable), e.g. sloppy_tcp=1.", valueName: "name=value"))
+    var setSysctl: [String] = []
+
     func validate() throws {
         var o = DaemonOptions()
         o.syncRefreshPeriod = syncRefreshPeriod
         o.syncRetries = syncRetries
         do { _ = try o.validatedSyncSettings() } catch { throw ValidationError("\(error)") }
+        o.settingsFile = settingsFile
+        o.setSysctl = setSysctl
+        do { _ = try o.sysctlAssignments() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws { try await runDaemon() }
@@ -125,6 +134,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.xdpObject = xdpObject
         o.syncRefreshPeriod = syncRefreshPeriod
         o.syncRetries = syncRetries
+        o.settingsFile = settingsFile
+        o.setSysctl = setSysctl
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

@@ -13,6 +13,7 @@ public final class FakeIPVS: ControlBackend, Sendable {
         var failNext: IPVSError?
         var unreachable = false
         var requests: [ControlRequest] = []
+        var sysctls = SysctlValues()
     }
 
     private let state = Mutex(State())
@@ -116,6 +117,9 @@ extension FakeIPVS.State {
             return .text("ok")
         case .batch:
             return .failed(.invalid) // batches come one request at a time (the default `execute(batch:)`)
+        case .sysctl(let assignments):
+            for a in assignments { sysctls[a.setting] = a.value }
+            return .sysctls(sysctls)
         }
         return .ok
     }

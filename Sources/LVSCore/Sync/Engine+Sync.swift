@@ -154,7 +154,7 @@ extension EngineShard {
         let available = word & Engine.flagAvailable != 0
         let syn = f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0
         if (syn && reschedulesSYN(state: e.state, controlled: false, word: word))
-            || (!available && engine.configuration.expireNodestConn) {
+            || (!available && engine.expireNodestConn) {
             engine.unbindSynced(si)
             engine.synced.remove(si)
             return nil // scheduled afresh
