@@ -5,7 +5,7 @@ import KeepalivedConfig
 
 /// `ScriptRunner` (swift-subprocess) keeps what the C spawner it replaced guaranteed (issue 14):
 /// each test fails if one of those behaviours goes.
-@Suite struct ScriptRunnerTests {
+@Suite(.serialized) struct ScriptRunnerTests {
     /// A fresh directory under /tmp that any user may write (scripts run as nobody write there).
     static func scratch() throws -> String {
         var template = Array("/tmp/lvs-runner-XXXXXX".utf8CString)
