@@ -81,7 +81,7 @@ Version: $version
 Architecture: $arch
 Maintainer: swift-lvs developers <swift-lvs@localhost.localdomain>
 Installed-Size: $size
-Depends: $depends, nftables, iproute2
+Depends: $depends, nftables, iproute2, procps
 Suggests: keepalived
 Section: net
 Priority: optional

@@ -4,11 +4,14 @@
 # accepts the unit; on this machine `dpkg -i` makes `ipvsadm` run lvsadm through the
 # alternative, and a purge leaves no file behind; in a fresh Debian 12 root (debootstrap
 # --variant=minbase, no Swift toolchain) the package installs, `lvsadm -h`, `lvsd --version` and
-# `lvsd --check-config` on the installed samples run, and a real ipvsadm's file is not replaced.
+# `lvsd --check-config` on the installed samples run, and a real ipvsadm's file is not replaced;
+# in such a root with systemd, booted by systemd-nspawn, lvsd.service starts (Type=notify),
+# reloads, restarts, comes back after kill -9 and stops.
 #
-# PACKAGE_DEB: a .deb already built (default: run scripts/package.sh). The Debian root is made
-# once and kept as a tarball in PACKAGE_ROOT_CACHE (default /var/cache/swift-lvs-test): its first
-# run needs Debian's mirror (SKIP, said plainly, when debootstrap cannot reach it).
+# PACKAGE_DEB: a .deb already built (default: run scripts/package.sh). The Debian roots are made
+# once and kept as tarballs in PACKAGE_ROOT_CACHE (default /var/cache/swift-lvs-test): their first
+# run needs Debian's mirror (SKIP, said plainly, when debootstrap cannot reach it). About 35 s
+# with the roots cached and the .deb built; package.sh's first release build takes longer.
 # Needs root. Exit 0 pass, 1 fail.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +23,10 @@ bad() { echo "FAIL: $1"; fail=$((fail + 1)); }
 name=swift-lvs
 tmp=$(mktemp -d)
 chroot_dir=$tmp/root
+boot_dir=$tmp/boot
+boot_pid=
 cleanup() {
+    [[ -n $boot_pid ]] && kill "$boot_pid" 2>/dev/null && wait "$boot_pid" 2>/dev/null
     mountpoint -q "$chroot_dir/proc" 2>/dev/null && umount "$chroot_dir/proc"
     # Nothing of the package stays on this machine, also when a step above failed.
     dpkg -s "$name" >/dev/null 2>&1 && dpkg --purge "$name" >/dev/null 2>&1
@@ -51,8 +57,9 @@ for b in lvsd lvsadm; do
 done
 
 # On this machine: install, ipvsadm through the alternative, purge leaves nothing.
-# The places a package can write to (the rest of the machine changes under other work).
-watched=(/etc /usr/sbin /usr/bin /usr/share/man/man8 /usr/share/doc /usr/share/lintian /lib/systemd /usr/lib/systemd /var/lib/dpkg/alternatives /var/lib/systemd /var/lib/lvsd /run/lvsd)
+# The places a package can write to (the rest of the machine changes under other work; /run/lvsd
+# is the running service's and lvsadm realserver's, not the package's).
+watched=(/etc /usr/sbin /usr/bin /usr/share/man/man8 /usr/share/doc /usr/share/lintian /lib/systemd /usr/lib/systemd /var/lib/dpkg/alternatives /var/lib/systemd /var/lib/lvsd)
 listing() { { find "${watched[@]}" -xdev 2>/dev/null || true; } | LC_ALL=C sort; }
 if dpkg -s ipvsadm >/dev/null 2>&1 || dpkg -s "$name" >/dev/null 2>&1; then
     bad "this machine already has ipvsadm or $name installed: the host part needs a machine without them"
@@ -78,19 +85,31 @@ fi
 # A fresh Debian 12 root without a Swift toolchain, with the package's dependencies.
 deps=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/[(|].*//; s/ //g' | grep -v '^$' | LC_ALL=C sort -u | paste -sd, -)
 cache=${PACKAGE_ROOT_CACHE:-/var/cache/swift-lvs-test}
-tarball=$cache/bookworm-minbase-$(echo "$deps" | sha256sum | cut -c1-12).tar
-if [[ ! -f $tarball ]]; then
-    echo "making the Debian 12 root (debootstrap --variant=minbase bookworm, with $deps): once"
-    mkdir -p "$cache"
-    if timeout 900 debootstrap --variant=minbase --include="$deps" bookworm "$tmp/bootstrap" http://deb.debian.org/debian >"$tmp/debootstrap.log" 2>&1; then
-        tar -C "$tmp/bootstrap" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+# root_tarball PACKAGES: a tarball of a debootstrap minbase root with PACKAGES, made once; empty
+# output when debootstrap cannot run here.
+root_tarball() {
+    local tarball
+    tarball=$cache/bookworm-minbase-$(echo "$1" | sha256sum | cut -c1-12).tar
+    if [[ ! -f $tarball ]]; then
+        echo "making a Debian 12 root (debootstrap --variant=minbase bookworm, with $1): once" >&2
+        mkdir -p "$cache"
         rm -rf "$tmp/bootstrap"
-    else
-        echo "SKIP: debootstrap cannot make a Debian 12 root here (no access to Debian's mirror?): $(tail -2 "$tmp/debootstrap.log" | tr '\n' ' ')"
-        rm -rf "$tmp/bootstrap" "$tarball.part"
-        echo "$pass passed, $fail failed"
-        ((fail == 0)); exit
+        if timeout 900 debootstrap --variant=minbase --include="$1" bookworm "$tmp/bootstrap" http://deb.debian.org/debian >"$tmp/debootstrap.log" 2>&1; then
+            tar -C "$tmp/bootstrap" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
+        else
+            echo "debootstrap failed: $(tail -2 "$tmp/debootstrap.log" | tr '\n' ' ')" >&2
+            rm -f "$tarball.part"
+            tarball=
+        fi
+        rm -rf "$tmp/bootstrap"
     fi
+    echo "$tarball"
+}
+tarball=$(root_tarball "$deps")
+if [[ -z $tarball ]]; then
+    echo "SKIP: debootstrap cannot make a Debian 12 root here (no access to Debian's mirror?)"
+    echo "$pass passed, $fail failed"
+    ((fail == 0)); exit
 fi
 mkdir -p "$chroot_dir"
 tar -C "$chroot_dir" -xf "$tarball"
@@ -115,6 +134,65 @@ for sample in /etc/lvsd/keepalived.conf /usr/share/doc/$name/samples/keepalived-
 done
 rc=0; out=$(in_root dpkg --purge "$name" 2>&1) || rc=$?
 ((rc == 0)) && ok "dpkg --purge in the root" || bad "dpkg --purge in the root: exit $rc: $out"
+umount "$chroot_dir/proc"
+rm -rf "$chroot_dir"
+
+# The service under systemd: a Debian 12 root with systemd booted by systemd-nspawn (its own
+# network namespace, a veth pair made by a oneshot unit inside), the package installed and lvsd
+# enabled on the afpacket plane. Start (READY=1: active only once lvsd is ready), reload,
+# restart, a crash (Restart=on-failure), stop.
+boot_tar=$(root_tarball "$deps,systemd,systemd-sysv,dbus")
+if [[ -z $boot_tar ]] || ! command -v systemd-nspawn >/dev/null; then
+    echo "SKIP: the service under systemd-nspawn (no root with systemd, or no systemd-nspawn: package systemd-container)"
+else
+    mkdir -p "$boot_dir"
+    tar -C "$boot_dir" -xf "$boot_tar"
+    cp "$deb" "$boot_dir/tmp/"
+    mount -t proc proc "$boot_dir/proc"
+    rc=0; out=$(timeout 120 chroot "$boot_dir" dpkg -i "/tmp/$(basename "$deb")" 2>&1) || rc=$?
+    umount "$boot_dir/proc"
+    ((rc == 0)) || bad "dpkg -i in the systemd root: exit $rc: $out"
+    printf '%s\n' '[Unit]' 'Description=test: a veth pair for lvsd' 'Before=lvsd.service' '[Service]' 'Type=oneshot' 'RemainAfterExit=yes' \
+        'ExecStart=/sbin/ip link add lvs0 type veth peer name lvs1' 'ExecStart=/sbin/ip link set lvs0 up' 'ExecStart=/sbin/ip link set lvs1 up' \
+        '[Install]' 'WantedBy=multi-user.target' >"$boot_dir/etc/systemd/system/lab-veth.service"
+    echo 'LVSD_OPTIONS="--interface lvs0 --dataplane afpacket --config /etc/lvsd/keepalived.conf"' >"$boot_dir/etc/default/lvsd"
+    timeout 60 chroot "$boot_dir" systemctl enable lab-veth.service lvsd.service >/dev/null 2>&1
+    timeout 300 systemd-nspawn -D "$boot_dir" --register=no --keep-unit --private-network -b </dev/null >"$tmp/boot.log" 2>&1 &
+    boot_pid=$!
+    # The container's systemd: timeout -> systemd-nspawn -> systemd (PID 1 inside).
+    init=
+    for _ in $(seq 300); do
+        n=$(pgrep -x systemd-nspawn -P "$boot_pid" | head -1) && init=$(pgrep -x systemd -P "$n" | head -1) && break
+        init=; sleep 0.1
+    done
+    inside() { timeout 60 nsenter -t "$init" -a -r -w "$@"; }
+    prop() { inside systemctl show lvsd -p "$1" --value 2>/dev/null; }
+    # wait_for PROPERTY VALUE: up to 30 s
+    wait_for() { local i; for i in $(seq 300); do [[ $(prop "$1") == "$2" ]] && return 0; sleep 0.1; done; return 1; }
+    if [[ -z $init ]]; then
+        bad "systemd-nspawn did not boot: $(tail -5 "$tmp/boot.log" | tr '\n' ' ')"
+    else
+        if wait_for ActiveState active && [[ $(prop StatusText) == "forwarding on lvs0 (afpacket)" ]]; then
+            ok "booted: lvsd.service active after READY=1 (status: $(prop StatusText))"
+        else
+            bad "lvsd.service not active: $(prop ActiveState) $(inside journalctl -u lvsd --no-pager 2>&1 | tail -5 | tr '\n' ' ')"
+        fi
+        pid1=$(prop MainPID)
+        inside systemctl reload lvsd && [[ $(prop StatusText) == reloaded && $(prop MainPID) == "$pid1" ]] &&
+            ok "systemctl reload: SIGHUP, RELOADING/READY (same process)" || bad "reload: $(prop ActiveState) $(prop StatusText): $(inside journalctl -u lvsd --no-pager 2>&1 | tail -6 | tr '\n' ' ')"
+        inside systemctl restart lvsd && wait_for ActiveState active && [[ $(prop MainPID) != "$pid1" ]] &&
+            ok "systemctl restart: a new lvsd, active" || bad "restart: $(prop ActiveState) $(prop MainPID)"
+        inside systemctl kill -s KILL lvsd || true
+        wait_for NRestarts 1 && wait_for ActiveState active && ok "kill -9: Restart=on-failure brought lvsd back" || bad "after kill -9: $(prop ActiveState), $(prop NRestarts) restarts"
+        inside systemctl stop lvsd && [[ $(prop ActiveState) == inactive && $(prop Result) == success ]] &&
+            ok "systemctl stop: inactive, result success" || bad "stop: $(prop ActiveState) $(prop Result)"
+        inside systemctl poweroff >/dev/null 2>&1 || true
+    fi
+    for _ in $(seq 300); do kill -0 "$boot_pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$boot_pid" 2>/dev/null || true
+    wait "$boot_pid" 2>/dev/null || true
+    boot_pid=
+fi
 
 echo "$pass passed, $fail failed"
 ((fail == 0))
