@@ -32,6 +32,9 @@ COMMANDS=(
     groff:groff-base            # checks/docs/test_man.sh: renders the man pages
     man:man-db                  # checks/docs/test_man.sh: man -l
     keepalived:keepalived       # the HA tests' VRRP peer (test_ha_keepalived_interop), lvs-lab's baseline pair
+    lintian:lintian             # checks/package: the .deb is lintian-clean
+    debootstrap:debootstrap     # checks/package: a fresh Debian 12 root to install the .deb into
+    systemd-nspawn:systemd-container # checks/package: boots that root with systemd to run the unit
 )
 # Files rather than commands: headers and Python modules.
 FILES=(

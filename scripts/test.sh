@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: unit and golden tests (swift test, including the real-packet data-plane tests),
-# a bounded fuzz run, the docs checks (checks/docs: man pages, samples, BENCHMARKS.md's tables) and
+# a bounded fuzz run, the docs checks (checks/docs: man pages, samples, BENCHMARKS.md's tables), the
+# Debian package (checks/package) and
 # the end-to-end suite in network namespaces. Run as root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,8 @@ timeout 300 swift build -c release >/dev/null || status=1
 for t in checks/docs/test_*.sh; do
     LVS_BIN=$(swift build -c release --show-bin-path) timeout 300 "$t" || status=1
 done
+echo "== package (the .deb: lintian, systemd-analyze verify, install and purge here, a fresh Debian 12 root)"
+timeout 1800 checks/package/test_package.sh || status=1
 echo "== end-to-end (namespaces, release build)"
 LVS_BIN=$(swift build -c release --show-bin-path) timeout 1800 checks/e2e/run-all.sh || status=1
 if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi

@@ -77,6 +77,8 @@ public final class LVSD: @unchecked Sendable {
     let undo = StartupUndo()
     /// Builds the data plane instead of lvsd's own backends (tests: an in-memory one).
     var dataPlaneFactory: ((Director) throws -> any DataPlaneBackend)?
+    /// systemd's notify socket (READY, RELOADING, STOPPING, WATCHDOG); tests give their own.
+    var notifier = SystemdNotifier.fromEnvironment()
 
     // Built by the steps, in order.
     private(set) var rules: [MarkRule] = []
@@ -159,8 +161,11 @@ public final class LVSD: @unchecked Sendable {
         logReady()
         let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
                                       monitor: monitor, configPath: keepalived == nil ? nil : options.config, metrics: metricsEndpoint,
-                                      vrrp: vrrp)
+                                      vrrp: vrrp, notifier: notifier)
         server.reload = { await service.reload() }
+        // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
+        notifier.ready(status: "forwarding on \(options.interfaces.joined(separator: ",")) (\(kind.rawValue))")
+        notifier.startWatchdog()
         // Started: from here the service removes what was attached when it stops.
         undo.disarm()
         return service
@@ -545,9 +550,14 @@ public struct DirectorService: Service, @unchecked Sendable {
     let configPath: String?
     let metrics: MetricsEndpoint?
     let vrrp: VRRPService?
+    /// Told RELOADING/READY around a reload and STOPPING at the stop (nil: no systemd).
+    var notifier: SystemdNotifier? = nil
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
+    /// systemd hears RELOADING=1 before and READY=1 after, whatever the outcome.
     func reload() async -> String {
+        notifier?.reloading()
+        defer { notifier?.ready(status: "reloaded") }
         guard let monitor, let configPath else {
             logger.warning("reload: only a keepalived.conf given with --config can be reloaded")
             return "lvsd: nothing to reload (start lvsd with --config keepalived.conf)\n"
@@ -591,6 +601,8 @@ public struct DirectorService: Service, @unchecked Sendable {
     /// the nftables guard.
     public func shutdown() async {
         logger.info("lvsd stopping")
+        notifier?.stopping()
+        notifier?.stopWatchdog()
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.
         vrrp?.stop()
         await monitor?.stop()

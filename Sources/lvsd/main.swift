@@ -18,7 +18,8 @@ struct LVSDCommand: AsyncParsableCommand {
         virtual servers; SIGTERM and SIGINT stop lvsd, a VRRP MASTER first sending a priority-0 \
         advert. lvsadm daemon status shows the data plane, counters and each VRRP instance. \
         See lvsadm(8), keepalived.conf(5), and docs/ha.md, docs/keepalived.md, docs/sync.md.
-        """)
+        """,
+        version: PackageVersion.string)
 
     @Option(name: .customLong("interface"), help: "Interface to load-balance on (repeatable).")
     var interfaces: [String] = []
