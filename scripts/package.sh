@@ -26,7 +26,9 @@ name=swift-lvs
 version=$(sed -n 's/.*static let string = "\([^"]*\)".*/\1/p' Sources/LVSDaemon/PackageVersion.swift)
 [[ -n $version ]] || { echo "package.sh: no version in Sources/LVSDaemon/PackageVersion.swift" >&2; exit 1; }
 arch=$(dpkg --print-architecture)
-scratch=$root/.build-package
+# PACKAGE_SCRATCH: the build directory (scripts/test.sh passes its own release build, made with
+# the same flags, so that nothing is built twice).
+scratch=${PACKAGE_SCRATCH:-$root/.build-package}
 
 echo "[package] swift build -c release --static-swift-stdlib (lvsd, lvsadm)" >&2
 for product in lvsd lvsadm; do
