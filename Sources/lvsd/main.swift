@@ -89,6 +89,12 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("sysctl sync_retries: with --sync-refresh-period, re-send an unchanged connection up to N times (0-3), sync-refresh-period/8 apart.", valueName: "n"))
     var syncRetries: Int = 0
 
+    @Option(help: ArgumentHelp("Restart state: at a stop lvsd writes its connections and persistence templates here, and the next lvsd reads them before it forwards (default: /run/lvsd/state, or SOCKET.state with --socket; \"\" for none).", valueName: "path"))
+    var stateFile: String?
+
+    @Flag(help: "At a stop, leave the nftables guard (afpacket) in place so that the director's kernel does not answer for the VIPs until the next lvsd guards them; that lvsd removes it. For restarts; without a next lvsd the guard stays until removed (nft delete table netdev lvsd_PID).")
+    var restartGuard = false
+
     func validate() throws {
         var o = DaemonOptions()
         o.syncRefreshPeriod = syncRefreshPeriod
@@ -125,6 +131,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.xdpObject = xdpObject
         o.syncRefreshPeriod = syncRefreshPeriod
         o.syncRetries = syncRetries
+        o.stateFile = stateFile
+        o.restartGuard = restartGuard
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

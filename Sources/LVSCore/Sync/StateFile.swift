@@ -27,7 +27,7 @@ public enum StateFile {
     /// every version it knows and refuses the others.
     public static let currentVersion: UInt16 = 1
     public static let headerLength = 24
-    static let offsetVersion = 8
+    public static let offsetVersion = 8
     static let offsetReserved = 10
     static let offsetCount = 12
     static let offsetLength = 16
