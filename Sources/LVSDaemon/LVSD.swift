@@ -616,13 +616,17 @@ public struct DirectorService: Service, @unchecked Sendable {
     /// the nftables guard.
     public func shutdown() async {
         logger.info("lvsd stopping")
+        let stopStart = monotonicNanoseconds()
+        func elapsedMs() -> String { "\((monotonicNanoseconds() - stopStart) / 1_000_000)" }
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.
         vrrp?.stop()
         await monitor?.stop()
         metrics?.stop()
         server.stop()
         director.sync.stopAll()
+        logger.debug("stopping the data plane", metadata: ["after_ms": "\(elapsedMs())"])
         dataPlane.stop()
+        logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
         switch dataPlane.kindName {
         case "afxdp": logger.info("afxdp: XDP programs detached")
         case "tc": logger.info("tc: tc programs detached")
@@ -635,7 +639,7 @@ public struct DirectorService: Service, @unchecked Sendable {
         } else {
             do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
         }
-        logger.info("lvsd stopped")
+        logger.info("lvsd stopped", metadata: ["stop_ms": "\(elapsedMs())"])
     }
 }
 

@@ -109,6 +109,7 @@ done
 sleep 7
 echo "end $(for ((i = 1; i <= DOWNLOADS; i++)); do stat -c %s "$dir/dl-$i" 2>/dev/null || echo 0; done | tr '\n' ' ')" >>"$E2E_TMP/sizes"
 lab_lvsadm -Lnc >"$LAB_STATE/lnc-end.txt" 2>&1 || e2e_log "lvsadm -Lnc failed: $(tail -n 3 "$LAB_STATE/lnc-end.txt")"
+grep -E 'lvsd stopped|stopping the data plane|data plane stopped|restart state' "$LAB_STATE/lvsd.log" | cut -c1-200 >&2 || true
 assert_log 'restart state restored' "the restarted lvsd restored the state"
 if grep -q 'restart state refused' "$LAB_STATE/lvsd.log"; then e2e_fail "a state file was refused"; fi
 
