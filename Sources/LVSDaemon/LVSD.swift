@@ -40,8 +40,20 @@ public struct DaemonOptions: Sendable {
     /// after it (see `sysctlAssignments`).
     public var settingsFile: String?
     public var setSysctl: [String] = []
+    /// The restart state file (`--state-file`); nil: the default beside the socket (`statePath`); "": none.
+    public var stateFile: String?
+    /// `--restart-guard`: a stop leaves the nftables guard for the next lvsd (docs/restart.md).
+    public var restartGuard = false
 
     public init() {}
+
+    /// Where the connection table goes at a stop and comes from at a start: `--state-file`, else
+    /// /run/lvsd/state with the default socket, else SOCKET.state (labs and tests, each with a
+    /// socket of its own, never read each other's state); nil when "" turned it off.
+    public var statePath: String? {
+        if let stateFile { return stateFile.isEmpty ? nil : stateFile }
+        return socket == "/run/lvsd/lvsd.sock" ? StateStore.defaultPath : socket + ".state"
+    }
 
     /// The SYN-flood defence settings from the command line; a value out of range is an error naming the flag.
     func defenseConfiguration() throws -> DefenseConfiguration {
@@ -152,23 +164,28 @@ public final class LVSD: @unchecked Sendable {
         try installVIPFilter()
         makeControlServer()
         try ProcessSignals.checkpoint()
+        if keepalived == nil { restoreState() }
         try startDataPlane()
         try ProcessSignals.checkpoint()
         try await startHealthChecks()
+        if keepalived != nil { restoreState() }
         try startVRRP()
         try startServers()
         try ProcessSignals.checkpoint()
         logReady()
-        let service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
+        var service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
                                       monitor: monitor, configPath: keepalived == nil ? nil : options.config, metrics: metricsEndpoint,
                                       vrrp: vrrp, notifier: notifier)
-        server.reload = { await service.reload() }
+        service.statePath = options.statePath
+        service.keepGuard = options.restartGuard
+        let started = service
+        server.reload = { await started.reload() }
         // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
         notifier.ready(status: "forwarding on \(options.interfaces.joined(separator: ",")) (\(kind.rawValue))")
         notifier.startWatchdog()
         // Started: from here the service removes what was attached when it stops.
         undo.disarm()
-        return service
+        return started
     }
 
     /// Step 1: checks the options that need no I/O, builds the engine with its interfaces and
@@ -309,9 +326,11 @@ public final class LVSD: @unchecked Sendable {
         let rules = self.rules, logger = self.logger
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
         if !dataPlane.filtersVIPTraffic {
-            (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
             guardTable = options.noKernelGuard ? nil : try NFTablesGuard(interfaces: options.interfaces, vips: Self.vipMatches(engine.snapshot(), rules),
                                                                          marks: Self.activeMarkRules(engine.snapshot(), rules))
+            // After our own is in place: a guard a previous lvsd left (--restart-guard) keeps the
+            // kernel off the VIPs until this one guards them.
+            (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
             if let guardTable {
                 undo.add {
                     do { try guardTable.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
@@ -345,6 +364,14 @@ public final class LVSD: @unchecked Sendable {
                 logger.error("cannot update the VIP filter (\(kind.rawValue)): \(error)")
             }
         }
+    }
+
+    /// Step 5b: the previous lvsd's connections and templates (`StateStore`), bound to the services
+    /// configured now: before the workers run with an ipvsadm rules file; with a keepalived.conf,
+    /// right after the health monitor has added its virtual servers (docs/restart.md).
+    func restoreState() {
+        guard let path = options.statePath else { return }
+        StateStore.load(engine, from: path, now: monotonicNanoseconds(), logger: logger)
     }
 
     /// Step 6: the workers run (BPF programs attached first); the status lines say what runs.
@@ -552,6 +579,10 @@ public struct DirectorService: Service, @unchecked Sendable {
     let vrrp: VRRPService?
     /// Told RELOADING/READY around a reload and STOPPING at the stop (nil: no systemd).
     var notifier: SystemdNotifier? = nil
+    /// Where `shutdown` saves the connection table (nil: nowhere).
+    var statePath: String?
+    /// Leave the nftables guard for the next lvsd (`--restart-guard`).
+    var keepGuard = false
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     /// systemd hears RELOADING=1 before and READY=1 after, whatever the outcome.
@@ -603,20 +634,30 @@ public struct DirectorService: Service, @unchecked Sendable {
         logger.info("lvsd stopping")
         notifier?.stopping()
         notifier?.stopWatchdog()
+        let stopStart = monotonicNanoseconds()
+        func elapsedMs() -> String { "\((monotonicNanoseconds() - stopStart) / 1_000_000)" }
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.
         vrrp?.stop()
         await monitor?.stop()
         metrics?.stop()
         server.stop()
         director.sync.stopAll()
+        logger.debug("stopping the data plane", metadata: ["after_ms": "\(elapsedMs())"])
         dataPlane.stop()
+        logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
         switch dataPlane.kindName {
         case "afxdp": logger.info("afxdp: XDP programs detached")
         case "tc": logger.info("tc: tc programs detached")
         default: break
         }
-        do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
-        logger.info("lvsd stopped")
+        // The workers have stopped: the table no longer changes.
+        if let statePath { StateStore.save(director.engine, to: statePath, now: monotonicNanoseconds(), logger: logger) }
+        if keepGuard, let guardTable {
+            logger.notice("nftables guard left for the next lvsd (--restart-guard)", metadata: ["table": "\(guardTable.table)"])
+        } else {
+            do { try guardTable?.remove() } catch { logger.error("cannot remove nftables guard: \(error)") }
+        }
+        logger.info("lvsd stopped", metadata: ["stop_ms": "\(elapsedMs())"])
     }
 }
 

@@ -84,6 +84,11 @@ public final class DataPlane<P: FrameProcessor> {
     /// Starts one thread per worker (they inherit the process's CPU affinity).
     public func start() throws {
         guard threads.isEmpty else { return }
+        // The first workers' sockets joined the fanout group before the others: the frames that
+        // came meanwhile sit in their rings whatever their flow's hash. Processed there, a
+        // connection restored at a restart (docs/restart.md) would be adopted by a worker its
+        // later frames never reach. Dropped instead (TCP sends them again).
+        if workers.count > 1 { for worker in workers { _ = worker.discardReceived() } }
         for (i, worker) in workers.enumerated() {
             let (tid, rc) = spawnThread { worker.run() }
             guard let tid else {

@@ -118,6 +118,25 @@ public final class DataPlaneWorker<P: FrameProcessor> {
 
     /// Asks `run()` to return (within one tick interval). Safe from any thread.
     public func requestStop() { stopFlag.store(0, 1) }
+
+    /// Hands back, unprocessed, the frames waiting in this worker's rings; for `DataPlane.start`,
+    /// before the thread runs. Returns how many.
+    public func discardReceived() -> Int {
+        var discarded = 0
+        for si in 0..<count {
+            let s = state + si
+            for _ in 0..<s.pointee.frameCount {
+                let hdr = s.pointee.ring + s.pointee.head &* s.pointee.frameSize
+                let status = clvs_tp2_status(hdr)
+                if status & UInt32(TP_STATUS_USER) == 0 { break }
+                if status & UInt32(TP_STATUS_COPY) != 0 { _ = recv(s.pointee.fd, copyBuffers, 0, Int32(MSG_DONTWAIT | MSG_TRUNC)) }
+                s.pointee.head = s.pointee.head + 1 == s.pointee.frameCount ? 0 : s.pointee.head + 1
+                clvs_tp2_release(hdr)
+                discarded += 1
+            }
+        }
+        return discarded
+    }
     public var isStopRequested: Bool { stopFlag.load(0) != 0 }
 
     /// This worker's counters per interface index.

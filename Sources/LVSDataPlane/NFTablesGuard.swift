@@ -80,12 +80,27 @@ public final class NFTablesGuard {
             let words = line.split(separator: " ")
             guard words.count == 3, words[0] == "table", words[1] == "netdev", words[2].hasPrefix("lvsd_"),
                   let pid = Int32(words[2].dropFirst(5)), pid > 0 else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH {
+            if processEnded(pid) {
                 try nft("delete table netdev \(words[2])\n")
                 removed.append(String(words[2]))
             }
         }
         return removed
+    }
+
+    /// Whether `pid` has ended: no such process, or a zombie (exited, not yet reaped by its
+    /// parent: a restart's next lvsd may start before that).
+    public static func processEnded(_ pid: Int32) -> Bool {
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        // /proc/PID/stat: "PID (COMM) STATE ..."; COMM may hold spaces and parentheses, so the
+        // state is the first field after the last ')'.
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0, let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return false }
+        return buffer[close + 2] == UInt8(ascii: "Z")
     }
 
     /// The full ruleset text for `nft -f` (public for tests and `--dry-run` style output).

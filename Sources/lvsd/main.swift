@@ -95,6 +95,11 @@ struct LVSDCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("set-sysctl"), help: ArgumentHelp("Set one run-time setting at start, after --settings and the flags above (repeatable), e.g. sloppy_tcp=1.", valueName: "name=value"))
     var setSysctl: [String] = []
+    @Option(help: ArgumentHelp("Restart state: at a stop lvsd writes its connections and persistence templates here, and the next lvsd reads them before it forwards (default: /run/lvsd/state, or SOCKET.state with --socket; \"\" for none).", valueName: "path"))
+    var stateFile: String?
+
+    @Flag(help: "At a stop, leave the nftables guard (afpacket) in place so that the director's kernel does not answer for the VIPs until the next lvsd guards them; that lvsd removes it. For restarts; without a next lvsd the guard stays until removed (nft delete table netdev lvsd_PID).")
+    var restartGuard = false
 
     func validate() throws {
         var o = DaemonOptions()
@@ -137,6 +142,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.syncRetries = syncRetries
         o.settingsFile = settingsFile
         o.setSysctl = setSysctl
+        o.stateFile = stateFile
+        o.restartGuard = restartGuard
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

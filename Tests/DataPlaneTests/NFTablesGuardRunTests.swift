@@ -52,4 +52,24 @@ final class NFTablesGuardRunTests: XCTestCase {
         XCTAssertEqual(runs.scripts.count, 3)
         XCTAssertEqual(guardTable.vips, [vip(1)])
     }
+
+    /// A restart's next lvsd removes the guard the previous one left once that process has ended,
+    /// also while it is a zombie its parent has not reaped yet; never a running process's.
+    func testAProcessHasEndedWhenGoneOrAZombie() throws {
+        XCTAssertFalse(NFTablesGuard.processEnded(getpid()))
+        var child: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { argv.forEach { free($0) } }
+        XCTAssertEqual(posix_spawn(&child, "/bin/true", nil, nil, &argv, environ), 0)
+        // Not reaped yet: a zombie once it has exited (bounded wait).
+        var zombie = false
+        for _ in 0..<500 where !zombie {
+            zombie = NFTablesGuard.processEnded(child)
+            if !zombie { usleep(10_000) }
+        }
+        XCTAssertTrue(zombie, "the exited child was not seen as ended")
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(child, &status, 0), child)
+        XCTAssertTrue(NFTablesGuard.processEnded(child)) // reaped: gone
+    }
 }

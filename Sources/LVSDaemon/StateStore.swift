@@ -1,0 +1,76 @@
+import Foundation
+import LVSCore
+import Logging
+
+/// The restart state on disk (`--state-file`, docs/restart.md): written by a stopping lvsd once
+/// its data plane no longer forwards, read by the next one before its data plane forwards. The
+/// format is `StateFile` (LVSCore); here only the file's I/O and the log lines.
+public enum StateStore {
+    /// The default path, beside the control socket.
+    public static let defaultPath = "/run/lvsd/state"
+    /// Where a loaded file goes (kept for a look, replaced at the next load).
+    public static let loadedSuffix = ".loaded"
+    /// Where a refused file goes, so that the next start does not read it again.
+    public static let refusedSuffix = ".refused"
+
+    /// Writes the engine's connections and templates to `path` (a temporary file renamed over it,
+    /// so a reader never sees half a file). Returns the number of entries written.
+    @discardableResult
+    public static func save(_ engine: Engine, to path: String, now: UInt64, logger: Logger) -> Int? {
+        let entries = engine.exportState(now: now)
+        let bytes = StateFile.encode(entries)
+        let temporary = path + ".tmp"
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let url = URL(fileURLWithPath: temporary)
+            try Data(bytes).write(to: url)
+            guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        } catch {
+            unlink(temporary)
+            logger.error("restart state not saved: \(error)", metadata: ["file": "\(path)"])
+            return nil
+        }
+        logger.notice("restart state saved", metadata: ["file": "\(path)", "entries": "\(entries.count)", "bytes": "\(bytes.count)"])
+        return entries.count
+    }
+
+    /// What a start found at `path`.
+    public enum LoadResult: Equatable, Sendable {
+        /// No file: a first start, or the last stop saved nothing.
+        case none
+        case restored(RestoreCounters)
+        /// Unreadable: lvsd starts empty; the file was renamed to `path + refusedSuffix`.
+        case refused(String)
+    }
+
+    /// Reads `path` into the engine, whole or not at all, and moves the file aside (loaded or
+    /// refused) so that a later start never applies it twice. Never throws: lvsd starts anyway.
+    @discardableResult
+    public static func load(_ engine: Engine, from path: String, now: UInt64, logger: Logger) -> LoadResult {
+        guard FileManager.default.fileExists(atPath: path) else { return .none }
+        let bytes: [UInt8]
+        do {
+            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            return refuse(path, "cannot read it: \(error)", logger: logger)
+        }
+        switch StateFile.decode(bytes) {
+        case .failure(let why):
+            return refuse(path, why.description, logger: logger)
+        case .success(let entries):
+            let counts = engine.restoreState(entries, now: now)
+            rename(path, path + loadedSuffix)
+            logger.notice("restart state restored", metadata: [
+                "file": "\(path)", "entries": "\(counts.entries)", "connections": "\(counts.connections)",
+                "templates": "\(counts.templates)", "dropped_no_service_or_server": "\(counts.dropped)", "table_full": "\(counts.tableFull)"])
+            return .restored(counts)
+        }
+    }
+
+    static func refuse(_ path: String, _ why: String, logger: Logger) -> LoadResult {
+        rename(path, path + refusedSuffix)
+        logger.error("restart state refused, starting with an empty connection table: \(why)",
+                     metadata: ["file": "\(path)", "moved_to": "\(path + refusedSuffix)"])
+        return .refused(why)
+    }
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# e2e-planes: afpacket
+# Restart without loss (issue 16): 70 rate-limited downloads and 30 keep-alive HTTP loops through
+# the VIP while lvsd is stopped (SIGTERM) and started again with the same command line, five
+# times. lvsd runs the seed's rules from --config (ipvsadm-save) with --restart-guard: each stop
+# saves the connection table to its state file (SOCKET.state) and leaves the nftables guard; each
+# start restores the table before the data plane forwards. Every download finishes intact
+# (sha256), no loop request fails, the client sees no RST, and `lvsadm -Lnc` after each start
+# lists every ESTABLISHED connection it listed before the stop, bound to the same real server.
+# Prints one MEASURE line per restart: the forwarding gap (the longest time between two frames
+# lvsd forwarded to the real servers, from just before the SIGTERM to after the new start), how
+# long the stop and the start took; and the usual round line.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ha_lib.sh"
+HA_NODES=(director)
+
+RESTARTS=${E2E_RESTARTS:-5}
+DOWNLOADS=${E2E_RESTART_DOWNLOADS:-70}
+LOOPS=${E2E_RESTART_LOOPS:-30} # keep-alive loops, the round's own included
+RATE=100k                      # 4 MB at 100 kB/s: about 41 s, longer than the five restarts
+
+require_lvs_bins
+rules=$(e2e_tmpdir)/seed.rules
+cat >"$rules" <<RULES
+-A -t $VIP:80 -s rr
+-a -t $VIP:80 -r 192.168.1.31:80 -g -w 1
+-a -t $VIP:80 -r 192.168.1.32:80 -g -w 1
+RULES
+export LVS_LAB_LVSD_CONFIG=$rules
+export LVS_LAB_LVSD_ARGS="${LVS_LAB_LVSD_ARGS:-} --restart-guard"
+lab_start --director lvsd
+LVSD=$(lvs_bin)/lvsd
+SOCK=$LAB_STATE/lvsd.sock
+# The lab's lvsd command line, as lvs-lab started it (read back from /proc, so it is the same).
+mapfile -d '' CMDLINE <"/proc/$(lvsd_pid)/cmdline"
+e2e_log "lvsd command line: ${CMDLINE[*]}"
+
+# What lvsd forwards reaches rs1 and rs2 (DR: frames to the VIP); captured there to time the gaps.
+for rs in rs1 rs2; do
+    setsid ip netns exec "$LAB_PREFIX-$rs" timeout 300 tcpdump -i eth0 -nn -q -s 64 -w "$LAB_STATE/fwd-$rs.pcap" \
+        "dst host $VIP and tcp" 2>"$LAB_STATE/fwd-$rs.err" </dev/null &
+    echo $! >"$LAB_STATE/fwd-$rs.pid"
+    e2e_on_exit kill_quiet "$!"
+done
+for rs in rs1 rs2; do
+    deadline=$((SECONDS + 15))
+    until grep -q 'listening on' "$LAB_STATE/fwd-$rs.err" 2>/dev/null; do
+        ((SECONDS < deadline)) || e2e_fail "tcpdump did not start in $rs"
+        sleep 0.1
+    done
+done
+
+ha_round_start "$DOWNLOADS" "$RATE"
+dir=$E2E_TMP/round$HA_ROUND
+for ((i = 2; i <= LOOPS; i++)); do
+    lab_exec client timeout 120 /usr/bin/python3 "$HA_PROBE" "http://$VIP/" "$dir/run" \
+        >"$dir/loop-$i.txt" 2>"$dir/loop-$i.err" </dev/null &
+    e2e_on_exit kill_quiet "$!"
+done
+sleep 3
+
+# established: "CLIENT:PORT -> RS:PORT" of the ESTABLISHED connections -Lnc lists.
+established() { lab_lvsadm -Lnc | awk '$3 == "ESTABLISHED" { print $4 " -> " $6 }' | sort; }
+before_n=$(established | wc -l)
+e2e_log "before the restarts: $before_n ESTABLISHED connections listed"
+assert_ge "$((DOWNLOADS + LOOPS - 5))" "$before_n" "ESTABLISHED connections before the restarts"
+
+# running PID: the process exists and has not exited (the lab's first lvsd is not this shell's
+# child: once exited it stays a zombie until init reaps it, which here took up to 2 s).
+running() { local st; st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [[ $st != Z ]]; }
+declare -a KILL_AT READY_AT
+for ((r = 1; r <= RESTARTS; r++)); do
+    before=$(established)
+    echo "r$r $(for ((i = 1; i <= DOWNLOADS; i++)); do stat -c %s "$dir/dl-$i" 2>/dev/null || echo 0; done | tr '\n' ' ')" >>"$E2E_TMP/sizes"
+    pid=$(lvsd_pid)
+    KILL_AT[r]=$(ha_now)
+    kill -TERM "$pid"
+    deadline=$((SECONDS + 15))
+    while running "$pid"; do
+        ((SECONDS < deadline)) || e2e_fail "restart $r: lvsd (pid $pid) still runs 15 s after SIGTERM"
+        sleep 0.01
+    done
+    stopped=$(ha_now)
+    [[ -s $SOCK.state ]] || e2e_fail "restart $r: no state file $SOCK.state after the stop"
+    saved=$(stat -c %.3Y "$SOCK.state")
+    # Same command line; the log goes on in lvsd.log.
+    setsid ip netns exec "$LAB_PREFIX-director" "${CMDLINE[@]}" >>"$LAB_STATE/lvsd.log" 2>&1 </dev/null &
+    echo $! >"$LAB_STATE/lvsd.pid"
+    deadline=$((SECONDS + 30))
+    until [[ -S $SOCK ]]; do
+        kill -0 "$(lvsd_pid)" 2>/dev/null || e2e_fail "restart $r: the new lvsd exited"
+        ((SECONDS < deadline)) || e2e_fail "restart $r: no control socket 30 s after the start"
+        sleep 0.01
+    done
+    READY_AT[r]=$(ha_now)
+    # A listing is not atomic: a restored connection whose next packet moves it from the synced
+    # table into a worker's table while -Lnc walks them can be missed by one listing. The union
+    # of a few listings (0.2 s apart) must hold every connection.
+    after=$(established)
+    for ((try = 1; try < 10; try++)); do
+        missing=$(comm -23 <(echo "$before") <(echo "$after") | wc -l)
+        ((missing == 0)) && break
+        sleep 0.2
+        after=$(sort -u <(echo "$after") <(established))
+    done
+    missing=$(comm -23 <(echo "$before") <(echo "$after") | wc -l)
+    e2e_log "restart $r: stop $(ms_between "${KILL_AT[r]}" "$stopped") ms (state saved after $(ms_between "${KILL_AT[r]}" "$saved") ms), start $(ms_between "$stopped" "${READY_AT[r]}") ms; ESTABLISHED before $(echo "$before" | grep -c . || true), after $(echo "$after" | grep -c . || true), missing $missing"
+    assert_eq 0 "$missing" "restart $r: connections listed before the stop and not after the start"
+    nft=$(lab_exec director nft list tables | grep -c 'lvsd_' || true)
+    assert_eq 1 "$nft" "restart $r: lvsd_ nftables tables (the new lvsd's only)"
+    sleep 3
+done
+sleep 7
+echo "end $(for ((i = 1; i <= DOWNLOADS; i++)); do stat -c %s "$dir/dl-$i" 2>/dev/null || echo 0; done | tr '\n' ' ')" >>"$E2E_TMP/sizes"
+lab_lvsadm -Lnc >"$LAB_STATE/lnc-end.txt" 2>&1 || e2e_log "lvsadm -Lnc failed: $(tail -n 3 "$LAB_STATE/lnc-end.txt")"
+grep -E 'lvsd stopped|stopping the data plane|data plane stopped|restart state' "$LAB_STATE/lvsd.log" | cut -c1-200 >&2 || true
+assert_log 'restart state restored' "the restarted lvsd restored the state"
+if grep -q 'restart state refused' "$LAB_STATE/lvsd.log"; then e2e_fail "a state file was refused"; fi
+
+# Progress of the downloads (bytes at each restart and 7 s after the last), kept for a failure.
+cp "$E2E_TMP/sizes" "$LAB_STATE/download-sizes.txt" 2>/dev/null || true
+HA_EXTRA="restarts=$RESTARTS" ha_round_finish "restart x$RESTARTS" 70
+loop_failed=0
+for ((i = 2; i <= LOOPS; i++)); do
+    loop_failed=$((loop_failed + $(awk '$3 != "ok"' "$dir/loop-$i.txt" | wc -l)))
+done
+for rs in rs1 rs2; do kill_quiet "$(<"$LAB_STATE/fwd-$rs.pid")"; done
+sleep 1
+
+# The forwarding gap of each restart: the longest time between two frames forwarded to a real
+# server, from 0.2 s before the SIGTERM to 5 s after the new lvsd's socket appeared.
+times=$E2E_TMP/fwd-times
+for rs in rs1 rs2; do timeout 60 tcpdump -r "$LAB_STATE/fwd-$rs.pcap" -nn -tt 2>/dev/null | awk '{ print $1 }'; done | sort -n >"$times"
+total=0 worst=0
+for ((r = 1; r <= RESTARTS; r++)); do
+    gap=$(awk -v a="${KILL_AT[r]}" -v b="${READY_AT[r]}" '
+        $1 >= a - 0.2 && $1 <= b + 5 { if (last && $1 - last > max) max = $1 - last; last = $1 }
+        END { printf "%d", max * 1000 }' "$times")
+    echo "MEASURE $E2E_NAME restart $r: forwarding_gap_ms=$gap sigterm_to_ready_ms=$(ms_between "${KILL_AT[r]}" "${READY_AT[r]}")"
+    total=$((total + gap))
+    ((gap > worst)) && worst=$gap
+done
+echo "MEASURE $E2E_NAME restarts=$RESTARTS forwarding_gap_mean_ms=$((total / RESTARTS)) forwarding_gap_max_ms=$worst connections=$((DOWNLOADS + LOOPS))"
+
+ha_assert_nothing_lost "restart x$RESTARTS"
+assert_eq 0 "$HA_FAILED" "the round's keep-alive loop: failed requests"
+assert_eq 0 "$loop_failed" "the other $((LOOPS - 1)) keep-alive loops: failed requests"
+assert_lvsd_alive
