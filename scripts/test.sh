@@ -16,7 +16,18 @@ timeout 1200 swift build --build-tests 2>&1 | tail -5 || status=1
 # The unit tests run in a network namespace of their own with only its loopback up: the probe,
 # control and metrics tests that listen on 127.0.0.1 do it there, never on the host's; the
 # data-plane tests make their own namespaces and veths from inside it.
-timeout 1200 unshare --net sh -c 'ip link set lo up && exec swift test --skip-build' 2>&1 | tail -40 || status=1
+# The whole output goes to a file: the summary is printed, and on a failure every failing line
+# (XCTest's "error:" lines come long before swift-testing's summary).
+unit_log=$(mktemp)
+if timeout 1200 unshare --net sh -c 'ip link set lo up && exec swift test --skip-build' >"$unit_log" 2>&1; then
+    tail -5 "$unit_log"
+else
+    status=1
+    echo "swift test FAILED; the failing lines:"
+    grep -E ': error: |✘|failed \(|timed out' "$unit_log" | head -60 || true
+    tail -20 "$unit_log"
+fi
+rm -f "$unit_log"
 echo "== fuzz (bounded)"
 timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
 # One release build for the docs checks, the package and the end-to-end suite: with the Swift
