@@ -9,10 +9,12 @@ cd "$root"
 [ "$(id -u)" = 0 ] || { echo "test: run as root (network namespaces, packet sockets)" >&2; exit 1; }
 scripts/deps.sh
 status=0
+# failed NAME: marks the run failed and says which step did (every failing step is named).
+failed() { echo "STEP FAILED: $1 (exit ${2:-?})"; status=1; }
 echo "== deps (every command the scripts call is installed by deps.sh or on a fresh machine)"
-checks/deps/test_deps.sh || status=1
+checks/deps/test_deps.sh || failed checks/deps/test_deps.sh $?
 echo "== swift test"
-timeout 1200 swift build --build-tests 2>&1 | tail -5 || status=1
+timeout 1200 swift build --build-tests 2>&1 | tail -5 || failed "swift build --build-tests" $?
 # The unit tests run in a network namespace of their own with only its loopback up: the probe,
 # control and metrics tests that listen on 127.0.0.1 do it there, never on the host's; the
 # data-plane tests make their own namespaces and veths from inside it.
@@ -22,26 +24,26 @@ unit_log=$(mktemp)
 if timeout 1200 unshare --net sh -c 'ip link set lo up && exec swift test --skip-build' >"$unit_log" 2>&1; then
     tail -5 "$unit_log"
 else
-    status=1
-    echo "swift test FAILED; the failing lines:"
+    failed "swift test" 1
+    echo "the failing lines:"
     grep -E ': error: |✘|failed \(|timed out' "$unit_log" | head -60 || true
     tail -20 "$unit_log"
 fi
 rm -f "$unit_log"
 echo "== fuzz (bounded)"
-timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
+timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || failed fuzz $?
 # One release build for the docs checks, the package and the end-to-end suite: with the Swift
 # runtime linked in, as the package ships it (so the e2e suite runs what is installed).
 release=(swift build -c release --static-swift-stdlib)
 echo "== docs (release build; man pages, samples, BENCHMARKS.md's tables)"
-timeout 1200 "${release[@]}" >/dev/null || status=1
+timeout 1200 "${release[@]}" >/dev/null || failed "release build" $?
 bin=$("${release[@]}" --show-bin-path)
 for t in checks/docs/test_*.sh; do
-    LVS_BIN=$bin timeout 300 "$t" || status=1
+    LVS_BIN=$bin timeout 300 "$t" || failed "$t" $?
 done
 echo "== package (the .deb: lintian, systemd-analyze verify, install and purge here, a fresh Debian 12 root)"
-PACKAGE_SCRATCH=$root/.build timeout 1800 checks/package/test_package.sh || status=1
+PACKAGE_SCRATCH=$root/.build timeout 1800 checks/package/test_package.sh || failed checks/package/test_package.sh $?
 echo "== end-to-end (namespaces, release build)"
-LVS_BIN=$bin timeout 1800 checks/e2e/run-all.sh || status=1
+LVS_BIN=$bin timeout 1800 checks/e2e/run-all.sh || failed checks/e2e/run-all.sh $?
 if [ $status -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
 exit $status
