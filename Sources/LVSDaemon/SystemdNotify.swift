@@ -10,14 +10,16 @@ import Synchronization
 /// naming this process, or unset) `startWatchdog` sends WATCHDOG=1 every half interval.
 ///
 /// `@unchecked Sendable`: `socketAddress`, `addressLength` and `watchdogInterval` are constants;
-/// the watchdog task is behind `watchdog`'s Mutex; the socket descriptor is opened per message.
+/// the watchdog thread's stop signal is behind `watchdog`'s Mutex; the socket descriptor is opened
+/// per message.
 public final class SystemdNotifier: @unchecked Sendable {
     /// Where the messages go (nil: notification is off).
     private let socketAddress: sockaddr_un?
     private let addressLength: socklen_t
     /// systemd's WatchdogSec for this process, nil when it is off or meant for another PID.
     public let watchdogInterval: Duration?
-    private let watchdog = Mutex<Task<Void, Never>?>(nil)
+    /// Signalled to end the watchdog thread (nil while none runs).
+    private let watchdog = Mutex<DispatchSemaphore?>(nil)
 
     /// The notifier of this process's environment.
     public static func fromEnvironment() -> SystemdNotifier {
@@ -91,25 +93,31 @@ public final class SystemdNotifier: @unchecked Sendable {
     public func stopping() { notify("STOPPING=1") }
 
     /// Sends WATCHDOG=1 every half `watchdogInterval` until `stopWatchdog` (nothing if off).
+    /// A thread of its own, not a task: a cooperative pool kept busy by blocking work (a health
+    /// check, a test suite) must not starve the messages until systemd kills a working lvsd.
     public func startWatchdog() {
         guard isEnabled, let interval = watchdogInterval else { return }
         let half = interval / 2
-        watchdog.withLock { task in
-            guard task == nil else { return }
-            task = Task.detached { [self] in
-                while !Task.isCancelled {
+        let halfNanoseconds = Int(half.components.seconds) * 1_000_000_000 + Int(half.components.attoseconds / 1_000_000_000)
+        watchdog.withLock { stop in
+            guard stop == nil else { return }
+            let signal = DispatchSemaphore(value: 0)
+            stop = signal
+            let thread = Thread { [self] in
+                repeat {
                     notify("WATCHDOG=1")
-                    try? await Task.sleep(for: half)
-                }
+                } while signal.wait(timeout: .now() + .nanoseconds(halfNanoseconds)) == .timedOut
             }
+            thread.name = "lvsd-watchdog"
+            thread.start()
         }
     }
 
     /// Ends the WATCHDOG=1 messages.
     public func stopWatchdog() {
-        watchdog.withLock { task in
-            task?.cancel()
-            task = nil
+        watchdog.withLock { stop in
+            stop?.signal()
+            stop = nil
         }
     }
 }
