@@ -376,3 +376,47 @@ assert_log() {
     grep -Eq "$1" "$LAB_STATE/lvsd.log" || e2e_fail "${2:-lvsd log}: no line matching /$1/ in lvsd.log"
     e2e_log "ok: ${2:-lvsd log} ($(grep -Ec "$1" "$LAB_STATE/lvsd.log") lines /$1/)"
 }
+
+# A second director on the lab's switch (the sync tests): namespace $LAB_PREFIX-dir2 with one veth
+# into the switch, 192.168.1.22 (and IP6, if given) and MAC 02:00:00:00:01:22; its lvsd
+# (--no-arp: only the lab's director answers ARP for the VIP) with socket $TMP/lvsd2.sock, and
+# `lvsadm2` to drive it. Removed at exit, with lvsd2's log copied to the artifacts.
+#   dir2_up LOG-NAME [IP6/PREFIX]     (TMP and BIN must be set)
+NS2="" SOCK2="" IP_DIR2=192.168.1.22 MAC_DIR2=02:00:00:00:01:22
+dir2_down() {
+    local ns=$1 pidfile=$2 log=$3 name=$4 pid
+    [[ -f $log ]] && mkdir -p "$E2E_ARTIFACTS" && cp "$log" "$E2E_ARTIFACTS/$name-lvsd2.log"
+    if [[ -f $pidfile ]]; then
+        pid=$(tr -dc 0-9 <"$pidfile")
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+}
+dir2_up() {
+    NS2="$LAB_PREFIX-dir2" SOCK2="$TMP/lvsd2.sock"
+    e2e_on_exit dir2_down "$NS2" "$TMP/lvsd2.pid" "$TMP/lvsd2.log" "$1"
+    ip netns add "$NS2"
+    ip -n "$NS2" link set lo up
+    ip -n "$LAB_PREFIX-sw" link add dir2 type veth peer name eth0 netns "$NS2"
+    ip -n "$LAB_PREFIX-sw" link set dir2 master br0
+    ip -n "$LAB_PREFIX-sw" link set dir2 up
+    ip -n "$NS2" link set eth0 address "$MAC_DIR2"
+    ip -n "$NS2" addr add "$IP_DIR2/24" dev eth0
+    [[ -z ${2:-} ]] || ip -n "$NS2" addr add "$2" dev eth0 nodad
+    ip -n "$NS2" link set eth0 up
+    # shellcheck disable=SC2206 # more lvsd options (the data plane), split on purpose
+    local extra=(${LVS_LAB_LVSD_ARGS:-})
+    ip netns exec "$NS2" "$BIN/lvsd" --interface eth0 --socket "$SOCK2" --no-arp --log-level debug "${extra[@]}" \
+        >"$TMP/lvsd2.log" 2>&1 &
+    echo $! >"$TMP/lvsd2.pid"
+    local deadline=$((SECONDS + 30))
+    until [[ -S $SOCK2 ]]; do
+        ((SECONDS < deadline)) || { cat "$TMP/lvsd2.log" >&2; e2e_fail "the second director's lvsd did not start within 30s"; }
+        sleep 0.1
+    done
+}
+lvsadm2() { ip netns exec "$NS2" env LVSD_SOCKET="$SOCK2" timeout 20 "$BIN/lvsadm" "$@"; }

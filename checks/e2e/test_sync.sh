@@ -14,49 +14,11 @@ lab_start --director lvsd
 
 BIN=$(lvs_bin)
 TMP=$(e2e_tmpdir)
-NS2="$LAB_PREFIX-dir2"
-SOCK2="$TMP/lvsd2.sock"
-IP_DIR2=192.168.1.22
-MAC_DIR2=02:00:00:00:01:22
 
-# The second director: a namespace with one veth into the lab's switch (both
-# ends created inside lab namespaces; nothing touches the host's interfaces).
-# (Run from the EXIT trap, which sees functions but not variables: arguments.)
-dir2_down() {
-    local ns=$1 pidfile=$2 log=$3 pid
-    [[ -f $log ]] && mkdir -p "$E2E_ARTIFACTS" && cp "$log" "$E2E_ARTIFACTS/test_sync-lvsd2.log"
-    if [[ -f $pidfile ]]; then
-        pid=$(tr -dc 0-9 <"$pidfile")
-        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    ip netns del "$ns" 2>/dev/null || true
-}
-e2e_on_exit dir2_down "$NS2" "$TMP/lvsd2.pid" "$TMP/lvsd2.log"
-
-ip netns add "$NS2"
-ip -n "$NS2" link set lo up
-ip -n "$LAB_PREFIX-sw" link add dir2 type veth peer name eth0 netns "$NS2"
-ip -n "$LAB_PREFIX-sw" link set dir2 master br0
-ip -n "$LAB_PREFIX-sw" link set dir2 up
-ip -n "$NS2" link set eth0 address "$MAC_DIR2"
-ip -n "$NS2" addr add "$IP_DIR2/24" dev eth0
-ip -n "$NS2" link set eth0 up
-
-# The backup runs with --no-arp: only the master answers ARP for the VIP.
+# The second director (dir2_up in lib.sh). The backup runs with --no-arp: only the master answers
+# ARP for the VIP.
+dir2_up test_sync
 lab_exec client ip neigh flush dev eth0 || true
-
-# shellcheck disable=SC2206 # more lvsd options (the data plane), split on purpose
-extra=(${LVS_LAB_LVSD_ARGS:-})
-ip netns exec "$NS2" "$BIN/lvsd" --interface eth0 --socket "$SOCK2" --no-arp --log-level debug "${extra[@]}" \
-    >"$TMP/lvsd2.log" 2>&1 &
-echo $! >"$TMP/lvsd2.pid"
-lvsadm2() { ip netns exec "$NS2" env LVSD_SOCKET="$SOCK2" timeout 20 "$BIN/lvsadm" "$@"; }
-sock2_ready() { [[ -S $SOCK2 ]]; }
-wait_for 30 "backup lvsd control socket" sock2_ready >/dev/null || { cat "$TMP/lvsd2.log" >&2; e2e_fail "backup lvsd did not start"; }
 lvsadm2 -A -t "$VIP:80" -s rr || e2e_fail "backup: -A failed"
 lvsadm2 -a -t "$VIP:80" -r 192.168.1.31:80 -g || e2e_fail "backup: -a rs1 failed"
 lvsadm2 -a -t "$VIP:80" -r 192.168.1.32:80 -g || e2e_fail "backup: -a rs2 failed"

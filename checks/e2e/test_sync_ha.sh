@@ -33,27 +33,7 @@ lab_start --director lvsd
 
 BIN=$(lvs_bin)
 TMP=$(e2e_tmpdir)
-NS2="$LAB_PREFIX-dir2"
-SOCK2="$TMP/lvsd2.sock"
-IP_DIR2=192.168.1.22
-IP6_DIR2=2001:db8:1::22
-MAC_DIR2=02:00:00:00:01:22
 SYNCID=3
-
-dir2_down() {
-    local ns=$1 pidfile=$2 log=$3 pid
-    [[ -f $log ]] && mkdir -p "$E2E_ARTIFACTS" && cp "$log" "$E2E_ARTIFACTS/test_sync_ha-lvsd2.log"
-    if [[ -f $pidfile ]]; then
-        pid=$(tr -dc 0-9 <"$pidfile")
-        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    ip netns del "$ns" 2>/dev/null || true
-}
-e2e_on_exit dir2_down "$NS2" "$TMP/lvsd2.pid" "$TMP/lvsd2.log"
 
 services() { # lvsadm command...: the IPv6 service, persistent, with both real servers
     "$@" -A -t "[$VIP6]:80" -s rr -p 300 || return 1
@@ -87,23 +67,7 @@ on_a=$(conns lab_lvsadm)
 assert_eq 50 "$(grep -c . <<<"$on_a")" "connections on A"
 
 # 2. Director B starts now, with the same services and both daemons.
-ip netns add "$NS2"
-ip -n "$NS2" link set lo up
-ip -n "$LAB_PREFIX-sw" link add dir2 type veth peer name eth0 netns "$NS2"
-ip -n "$LAB_PREFIX-sw" link set dir2 master br0
-ip -n "$LAB_PREFIX-sw" link set dir2 up
-ip -n "$NS2" link set eth0 address "$MAC_DIR2"
-ip -n "$NS2" addr add "$IP_DIR2/24" dev eth0
-ip -n "$NS2" addr add "$IP6_DIR2/64" dev eth0 nodad
-ip -n "$NS2" link set eth0 up
-# shellcheck disable=SC2206 # more lvsd options (the data plane), split on purpose
-extra=(${LVS_LAB_LVSD_ARGS:-})
-ip netns exec "$NS2" "$BIN/lvsd" --interface eth0 --socket "$SOCK2" --no-arp --log-level debug "${extra[@]}" \
-    >"$TMP/lvsd2.log" 2>&1 &
-echo $! >"$TMP/lvsd2.pid"
-lvsadm2() { ip netns exec "$NS2" env LVSD_SOCKET="$SOCK2" timeout 20 "$BIN/lvsadm" "$@"; }
-sock2_ready() { [[ -S $SOCK2 ]]; }
-wait_for 30 "B's control socket" sock2_ready >/dev/null || { cat "$TMP/lvsd2.log" >&2; e2e_fail "B's lvsd did not start"; }
+dir2_up test_sync_ha 2001:db8:1::22/64
 lvsadm2 -A -t "$VIP:80" -s rr || e2e_fail "B: -A"
 for rip in 192.168.1.31 192.168.1.32; do lvsadm2 -a -t "$VIP:80" -r "$rip:80" -g || e2e_fail "B: -a $rip"; done
 services lvsadm2 || e2e_fail "B: IPv6 service"
