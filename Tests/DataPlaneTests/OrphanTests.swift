@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import CLVSXDP
 import LVSCore
@@ -114,5 +115,45 @@ final class OrphanTests: XCTestCase {
         try forever.update(vips: [], marks: [])
         XCTAssertEqual(none.count, 2, "no refresh without a timeout")
         XCTAssertFalse(none.joined().contains("alive"))
+    }
+
+    /// The heartbeat check's cost per forwarded frame (run with LVS_BPF_COST=1; set
+    /// LVS_BPF_BASELINE_OBJECT to a BPF object built from the sources before it): BPF_PROG_TEST_RUN's
+    /// mean time of the fast path, rounds of the objects interleaved; this build with a timeout of 0
+    /// (the array lookup alone) and with a fresh heartbeat (the lookup and a clock read). Prints.
+    func testHeartbeatCost() throws {
+        guard ProcessInfo.processInfo.environment["LVS_BPF_COST"] == "1" else { throw XCTSkip("set LVS_BPF_COST=1 to measure") }
+        guard geteuid() == 0 else { throw XCTSkip("needs root to load BPF programs") }
+        let t = BPFProgramTests.self
+        var frame = t.ipv4(t.tcp, to: "192.168.1.100", port: 80, tcpFlags: t.ack)
+        frame[14 + t.ipv4TTLAt] = 255
+        for kind in [XDPProgram.Kind.xdp, .tc] {
+            var programs: [(String, XDPProgram)] = []
+            if let path = ProcessInfo.processInfo.environment["LVS_BPF_BASELINE_OBJECT"] {
+                programs.append(("baseline", try XDPProgram(object: try BPFObject(contentsOf: path), kind: kind)))
+            }
+            programs.append(("timeout 0", try XDPProgram(object: .builtIn, kind: kind)))
+            programs.append(("heartbeat 3 s", try XDPProgram(object: .builtIn, kind: kind)))
+            for (_, p) in programs {
+                try XDPVIPMap(program: p).update(vips: [VIPMatch(address: IPAddress("192.168.1.100")!, proto: t.tcp, port: 80)])
+                var key = XDPConnMap.key(ConnectionKey(proto: t.tcp, client: IPAddress("192.168.1.12")!, clientPort: 40000,
+                                                       virtualAddress: IPAddress("192.168.1.100")!, virtualPort: 80))
+                XCTAssertEqual(XDPConnMap(program: p).put(&key, destinationMAC: MACAddress(bytes: t.realServerMAC),
+                                                          sourceMAC: MACAddress(bytes: t.egressMAC), interface: 9, destSlot: 5), 0)
+            }
+            let beating = programs.last!.1
+            var totals = [Double](repeating: 0, count: programs.count)
+            let rounds = 1500
+            for _ in 0..<rounds {
+                // A beat now and then, as lvsd writes it (the program must not see it stale).
+                try BPFHeartbeat(program: beating)!.beat(now: monotonicNanoseconds(), timeoutNanoseconds: 3 * Self.second)
+                for (i, (_, p)) in programs.enumerated() {
+                    let r = try p.timedRun(frame, repeat: 250)
+                    XCTAssertEqual(r.action, kind == .xdp ? t.xdpRedirect : t.tcRedirect, "forwarded, not orphaned")
+                    totals[i] += Double(r.nanoseconds)
+                }
+            }
+            print("BPF heartbeat cost \(kind): " + zip(programs, totals).map { "\($0.0.0) \(String(format: "%.1f", $0.1 / Double(rounds))) ns/frame" }.joined(separator: ", "))
+        }
     }
 }
