@@ -46,6 +46,8 @@ public struct DaemonOptions: Sendable {
     public var restartGuard = false
     /// `--orphan-timeout` (seconds, 0: never): a dead lvsd's programs / guard let go after it.
     public var orphanTimeout = OrphanHeartbeat.defaultTimeout
+    /// `--checkpoint-interval` (seconds, 0: off): the state file is also written while lvsd runs.
+    public var checkpointInterval = StateCheckpoint.defaultInterval
 
     public init() {}
 
@@ -175,6 +177,7 @@ public final class LVSD: @unchecked Sendable {
         if keepalived != nil { restoreState() }
         try startVRRP()
         try startServers()
+        let checkpoint = try startCheckpoint()
         try ProcessSignals.checkpoint()
         logReady()
         var service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
@@ -183,6 +186,7 @@ public final class LVSD: @unchecked Sendable {
         service.statePath = options.statePath
         service.keepGuard = options.restartGuard
         service.orphanHeartbeat = orphanHeartbeat
+        service.checkpoint = checkpoint
         let started = service
         server.reload = { await started.reload() }
         // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
@@ -592,6 +596,8 @@ public struct DirectorService: Service, @unchecked Sendable {
     var keepGuard = false
     /// Stopped first at a stop: the leftovers (a kept guard, pinned programs) expire after the timeout.
     var orphanHeartbeat: OrphanHeartbeat?
+    /// The periodic state checkpoint, stopped before the state is saved at the stop.
+    var checkpoint: StateCheckpoint?
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     /// systemd hears RELOADING=1 before and READY=1 after, whatever the outcome.
@@ -644,6 +650,7 @@ public struct DirectorService: Service, @unchecked Sendable {
         notifier?.stopping()
         notifier?.stopWatchdog()
         orphanHeartbeat?.stop()
+        checkpoint?.stop()
         let stopStart = monotonicNanoseconds()
         func elapsedMs() -> String { "\((monotonicNanoseconds() - stopStart) / 1_000_000)" }
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.

@@ -104,6 +104,9 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A dead lvsd lets go of the VIPs after SECONDS (killed, hung, or stopped with --restart-guard and no next lvsd): its BPF programs leave every frame to the kernel, its nftables guard accepts, so that the kernel or the VRRP peer takes over. lvsd refreshes a heartbeat every SECONDS/4. 0: never (the leftovers claim the VIPs until the next lvsd).", valueName: "seconds"))
     var orphanTimeout: Double = 3
 
+    @Option(help: ArgumentHelp("Write the restart state file every SECONDS while lvsd runs (from a snapshot the workers take in slices), so that after a crash (kill -9) the next lvsd restores what the last checkpoint held. 0: only at a stop.", valueName: "seconds"))
+    var checkpointInterval: Double = 5
+
     func validate() throws {
         var o = DaemonOptions()
         o.syncRefreshPeriod = syncRefreshPeriod
@@ -114,6 +117,8 @@ struct LVSDCommand: AsyncParsableCommand {
         do { _ = try o.sysctlAssignments() } catch { throw ValidationError("\(error)") }
         o.orphanTimeout = orphanTimeout
         do { _ = try o.validatedOrphanTimeout() } catch { throw ValidationError("\(error)") }
+        o.checkpointInterval = checkpointInterval
+        do { _ = try o.validatedCheckpointInterval() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws { try await runDaemon() }
@@ -150,6 +155,7 @@ struct LVSDCommand: AsyncParsableCommand {
         o.stateFile = stateFile
         o.restartGuard = restartGuard
         o.orphanTimeout = orphanTimeout
+        o.checkpointInterval = checkpointInterval
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }
