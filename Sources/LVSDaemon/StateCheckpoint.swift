@@ -16,6 +16,8 @@ final class CheckpointSlot: @unchecked Sendable {
     /// Worker time per tick a checkpoint may take (ticks are 10 ms apart: at most 5 % of the
     /// worker while one runs; a slice holds the engine lock for `StateExport.defaultSliceEntries`).
     static let budgetPerTick: UInt64 = 500_000
+    /// How often a waiting checkpoint looks whether lvsd stops.
+    static let cancelCheck: DispatchTimeInterval = .milliseconds(100)
     private let requested = Atomic<Bool>(false)
     private var export: StateExport?
     private let result = Mutex<[SyncConnection]?>(nil)
@@ -45,10 +47,14 @@ final class CheckpointSlot: @unchecked Sendable {
     }
 
     /// From the checkpoint thread: the worker's entries, or nil when it did not answer within
-    /// `timeout` (its late answer is then taken by the next call, a complete walk too).
-    func collect(timeout: DispatchTimeInterval) -> [SyncConnection]? {
+    /// `timeout` or `cancelled` said so (checked every `cancelCheck`); a late answer is taken by
+    /// the next call, a complete walk too.
+    func collect(timeout: Duration, cancelled: () -> Bool) -> [SyncConnection]? {
         requested.store(true, ordering: .relaxed)
-        guard ready.wait(timeout: .now() + timeout) == .success else { return nil }
+        let clock = ContinuousClock(), deadline = clock.now + timeout
+        while ready.wait(timeout: .now() + Self.cancelCheck) != .success {
+            if cancelled() || clock.now >= deadline { return nil }
+        }
         return result.withLock { r in
             defer { r = nil }
             return r
@@ -67,12 +73,14 @@ final class StateCheckpoint: @unchecked Sendable {
     /// The default `--checkpoint-interval`, in seconds.
     static let defaultInterval = 5.0
     /// How long a checkpoint waits for a worker's walk.
-    static let workerWait: DispatchTimeInterval = .seconds(30)
+    static let workerWait: Duration = .seconds(30)
     let director: Director
     let path: String
     let intervalNanoseconds: UInt64
     let logger: Logger
     private var thread: PeriodicThread?
+    /// Set by `stop`: a checkpoint waiting for a worker gives up at once.
+    private let stopping = Atomic<Bool>(false)
     /// Checkpoints written (the first one is logged at info, the others at debug).
     private let written = Atomic<UInt64>(0)
 
@@ -92,6 +100,7 @@ final class StateCheckpoint: @unchecked Sendable {
     }
 
     func stop() {
+        stopping.store(true, ordering: .relaxed)
         thread?.stop()
         thread = nil
     }
@@ -101,8 +110,8 @@ final class StateCheckpoint: @unchecked Sendable {
         let started = monotonicNanoseconds()
         var entries: [SyncConnection] = []
         for (i, w) in director.workers.enumerated() {
-            guard let part = w.checkpoint.collect(timeout: Self.workerWait) else {
-                logger.warning("checkpoint skipped: worker \(i) did not walk its table in time")
+            guard let part = w.checkpoint.collect(timeout: Self.workerWait, cancelled: { stopping.load(ordering: .relaxed) }) else {
+                if !stopping.load(ordering: .relaxed) { logger.warning("checkpoint skipped: worker \(i) did not walk its table in time") }
                 return
             }
             entries += part
