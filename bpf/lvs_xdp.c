@@ -50,12 +50,16 @@
  * The same object holds lvs_tc_prog, the tc program of `lvsd --dataplane tc`
  * (see there), which shares `conns`, `vips` and the classification.
  *
+ * lvsd's heartbeat (lib/heartbeat.h): when lvsd has not written it for --orphan-timeout, both
+ * entry points leave every frame to the kernel, so a dead lvsd stops claiming the VIPs.
+ *
  * Both entry points are thin: they call the one classifier, lvs_classify
  * (lib/classify.h), and turn its verdict into their actions. The rest is in
  * lib/: parse.h (Ethernet, VLAN tags), lookup.h (VIPs, fwmark trie,
  * connections), csum.h, rewrite.h, stats.h, maps.h.
  */
 #include "lib/classify.h"
+#include "lib/heartbeat.h"
 
 SEC("xdp")
 int lvs_xdp_prog(struct xdp_md *ctx)
@@ -64,6 +68,8 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	__u32 ifindex = 0;
 
+	if (lvsd_orphaned()) /* lvsd is gone: the kernel's (lib/heartbeat.h) */
+		return XDP_PASS;
 	switch (lvs_classify(data, end, LVS_HOOK_XDP, &ifindex)) {
 	case LVS_TO_LVSD:
 		/* No socket on this queue: XDP_PASS (the flags argument). */
@@ -100,7 +106,7 @@ int lvs_tc_prog(struct __sk_buff *skb)
 	void *end = (void *)(long)skb->data_end;
 	__u32 ifindex = 0;
 
-	if (skb->vlan_present)
+	if (skb->vlan_present || lvsd_orphaned())
 		return TC_ACT_OK;
 	/* A sender's skb may hold only the Ethernet header in its linear part. */
 	__u32 want = linear_headers_len(data, end);

@@ -124,7 +124,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
                   const struct clvs_xdp_prog *shared, char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
-    p->marks_fd = p->settings_fd = p->counters_fd = -1;
+    p->marks_fd = p->settings_fd = p->counters_fd = p->heartbeat_fd = -1;
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
     struct bpf_object *obj = bpf_object__open_mem(object, size, &opts);
     int rc = (int)libbpf_get_error(obj);
@@ -136,6 +136,8 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
     struct bpf_map *marks = bpf_object__find_map_by_name(obj, "mark_prefixes");
     struct bpf_map *settings = bpf_object__find_map_by_name(obj, "settings");
     struct bpf_map *counters = bpf_object__find_map_by_name(obj, "stats");
+    /* Optional: an object from before --orphan-timeout has none (its programs never let go). */
+    struct bpf_map *heartbeat = bpf_object__find_map_by_name(obj, "heartbeat");
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
     struct bpf_program *tc = bpf_object__find_program_by_name(obj, TC_PROG_NAME);
     if (!vips || !xsks || !conns || !stats || !marks || !settings || !counters || !prog || !tc) {
@@ -155,6 +157,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
             { marks, shared->marks_fd, "bpf_map__reuse_fd(mark_prefixes)" },
             { settings, shared->settings_fd, "bpf_map__reuse_fd(settings)" },
             { counters, shared->counters_fd, "bpf_map__reuse_fd(stats)" },
+            { heartbeat, heartbeat ? shared->heartbeat_fd : -1, "bpf_map__reuse_fd(heartbeat)" },
         };
         for (size_t i = 0; i < sizeof(reuse) / sizeof(reuse[0]); i++) {
             if (reuse[i].fd >= 0 && (rc = bpf_map__reuse_fd(reuse[i].map, reuse[i].fd))) {
@@ -177,6 +180,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
     p->marks_fd = bpf_map__fd(marks);
     p->settings_fd = bpf_map__fd(settings);
     p->counters_fd = bpf_map__fd(counters);
+    p->heartbeat_fd = heartbeat ? bpf_map__fd(heartbeat) : -1;
     return 0;
 }
 
@@ -283,7 +287,7 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     if (p->object) bpf_object__close((struct bpf_object *)p->object);
     p->object = NULL;
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
-    p->marks_fd = p->settings_fd = p->counters_fd = -1;
+    p->marks_fd = p->settings_fd = p->counters_fd = p->heartbeat_fd = -1;
 }
 
 int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, uint8_t flags) {
@@ -313,6 +317,12 @@ int clvs_settings_set(int settings_fd, uint32_t flags) {
     uint32_t key = 0;
     struct clvs_xdp_settings s = { .flags = flags };
     return bpf_map_update_elem(settings_fd, &key, &s, BPF_ANY) ? -errno : 0;
+}
+
+int clvs_heartbeat_set(int heartbeat_fd, uint64_t beat_ns, uint64_t timeout_ns) {
+    uint32_t key = 0;
+    struct clvs_heartbeat h = { .beat_ns = beat_ns, .timeout_ns = timeout_ns };
+    return bpf_map_update_elem(heartbeat_fd, &key, &h, BPF_ANY) ? -errno : 0;
 }
 
 int clvs_xdp_counters_read(int counters_fd, uint64_t *out) {

@@ -232,6 +232,8 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
     private let requests = Mutex<[ListingHandOver]>([])
     /// True while a listing is requested: one relaxed load per tick.
     private let listingRequested = Atomic<Bool>(false)
+    /// This worker's part of a restart-state checkpoint (--checkpoint-interval, StateCheckpoint.swift).
+    let checkpoint = CheckpointSlot()
     /// `--dataplane xdp`, `tc`: the fast-path bookkeeping (map writes, counters, the read-back
     /// pass), on this worker's thread; nil without a fast path.
     var fastPath: FastPathBook<XDPConnMap>? {
@@ -268,6 +270,7 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
             shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
         }
         if listing != nil || listingRequested.load(ordering: .relaxed) { continueListing(now: now) }
+        checkpoint.tick(shard, now: now)
         if sendsNeighbourFrames { director.sendPendingFrames(now: now) }
     }
 

@@ -44,6 +44,10 @@ public struct DaemonOptions: Sendable {
     public var stateFile: String?
     /// `--restart-guard`: a stop leaves the nftables guard for the next lvsd (docs/restart.md).
     public var restartGuard = false
+    /// `--orphan-timeout` (seconds, 0: never): a dead lvsd's programs / guard let go after it.
+    public var orphanTimeout = OrphanHeartbeat.defaultTimeout
+    /// `--checkpoint-interval` (seconds, 0: off): the state file is also written while lvsd runs.
+    public var checkpointInterval = StateCheckpoint.defaultInterval
 
     public init() {}
 
@@ -107,6 +111,7 @@ public final class LVSD: @unchecked Sendable {
     private(set) var monitor: HealthMonitor?
     private(set) var metricsEndpoint: MetricsEndpoint?
     var vrrp: VRRPService?
+    var orphanHeartbeat: OrphanHeartbeat?
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
@@ -162,6 +167,7 @@ public final class LVSD: @unchecked Sendable {
         try openDataPlane()
         try ProcessSignals.checkpoint()
         try installVIPFilter()
+        try startOrphanHeartbeat()
         makeControlServer()
         try ProcessSignals.checkpoint()
         if keepalived == nil { restoreState() }
@@ -171,6 +177,7 @@ public final class LVSD: @unchecked Sendable {
         if keepalived != nil { restoreState() }
         try startVRRP()
         try startServers()
+        let checkpoint = try startCheckpoint()
         try ProcessSignals.checkpoint()
         logReady()
         var service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
@@ -178,6 +185,8 @@ public final class LVSD: @unchecked Sendable {
                                       vrrp: vrrp, notifier: notifier)
         service.statePath = options.statePath
         service.keepGuard = options.restartGuard
+        service.orphanHeartbeat = orphanHeartbeat
+        service.checkpoint = checkpoint
         let started = service
         server.reload = { await started.reload() }
         // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
@@ -327,7 +336,8 @@ public final class LVSD: @unchecked Sendable {
         for r in rules { logger.info("fwmark rule", metadata: ["rule": "\(MarkRuleSyntax.format(r))"]) }
         if !dataPlane.filtersVIPTraffic {
             guardTable = options.noKernelGuard ? nil : try NFTablesGuard(interfaces: options.interfaces, vips: Self.vipMatches(engine.snapshot(), rules),
-                                                                         marks: Self.activeMarkRules(engine.snapshot(), rules))
+                                                                         marks: Self.activeMarkRules(engine.snapshot(), rules),
+                                                                         orphanTimeoutMs: try options.orphanTimeoutMs())
             // After our own is in place: a guard a previous lvsd left (--restart-guard) keeps the
             // kernel off the VIPs until this one guards them.
             (try? NFTablesGuard.removeStale())?.forEach { logger.info("removed stale nftables table", metadata: ["table": "\($0)"]) }
@@ -390,6 +400,7 @@ public final class LVSD: @unchecked Sendable {
             director.dataplaneStatus[0] = "data plane: xdp (established connections forwarded in XDP; the rest via AF_XDP sockets; \(plane.summary))"
             Self.checkXDPTransmit(plane.interfaces.map(\.name), logger: logger)
         }
+        if let orphanHeartbeat { director.dataplaneStatus.append(orphanHeartbeat.statusLine) }
         if let probeResult { director.dataplaneStatus.insert("data plane chosen by probing: \(probeResult)", at: 1) }
         let pollSpinUs = options.pollSpinUs
         director.dataplaneStatus.append(pollSpinUs == 0 ? "poll spin: off (workers sleep in poll(2) at once)" : "poll spin: \(pollSpinUs) µs (after traffic, workers check their rings, yielding the CPU, before they sleep in poll(2))")
@@ -583,6 +594,10 @@ public struct DirectorService: Service, @unchecked Sendable {
     var statePath: String?
     /// Leave the nftables guard for the next lvsd (`--restart-guard`).
     var keepGuard = false
+    /// Stopped first at a stop: the leftovers (a kept guard, pinned programs) expire after the timeout.
+    var orphanHeartbeat: OrphanHeartbeat?
+    /// The periodic state checkpoint, stopped before the state is saved at the stop.
+    var checkpoint: StateCheckpoint?
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     /// systemd hears RELOADING=1 before and READY=1 after, whatever the outcome.
@@ -634,6 +649,8 @@ public struct DirectorService: Service, @unchecked Sendable {
         logger.info("lvsd stopping")
         notifier?.stopping()
         notifier?.stopWatchdog()
+        orphanHeartbeat?.stop()
+        checkpoint?.stop()
         let stopStart = monotonicNanoseconds()
         func elapsedMs() -> String { "\((monotonicNanoseconds() - stopStart) / 1_000_000)" }
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.

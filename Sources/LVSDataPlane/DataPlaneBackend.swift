@@ -28,6 +28,8 @@ public protocol DataPlaneBackend: AnyObject {
     func setNotOwned(_ addresses: Set<IPAddress>) throws
     /// The connection map a BPF program forwards established connections from, where it has one.
     var connectionMap: XDPConnMap? { get }
+    /// The BPF programs' heartbeat map (lvsd --orphan-timeout), where the backend has programs.
+    var heartbeat: BPFHeartbeat? { get }
     /// Lines for `lvsadm daemon status` (the first one names the backend).
     var statusLines: [String] { get }
 }

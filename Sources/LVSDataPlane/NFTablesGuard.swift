@@ -37,11 +37,14 @@ public final class NFTablesGuard {
     /// The fwmark rules whose frames are dropped (those whose mark has a service).
     public private(set) var marks: [MarkRule]
     public private(set) var isInstalled = false
-    private let runner: Runner
+    /// lvsd --orphan-timeout in ms: the guard drops only while lvsd refreshes it (`refreshAlive`,
+    /// NFTablesGuard+Orphan.swift); 0: for as long as the table exists.
+    public let orphanTimeoutMs: Int
+    let runner: Runner
 
     /// Installs the table (replacing one of the same name).
     public init(interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = [], pid: Int32 = getpid(),
-                runner: @escaping Runner = NFTablesGuard.nft) throws {
+                orphanTimeoutMs: Int = 0, runner: @escaping Runner = NFTablesGuard.nft) throws {
         guard !interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("NFTablesGuard needs an interface") }
         for name in interfaces { _ = try InterfaceInfo.lookup(name) } // clear error naming a missing interface
         self.table = "lvsd_\(pid)"
@@ -49,7 +52,8 @@ public final class NFTablesGuard {
         self.vips = vips
         self.marks = marks
         self.runner = runner
-        try runner(Self.ruleset(table: table, interfaces: interfaces, vips: vips, marks: marks))
+        self.orphanTimeoutMs = orphanTimeoutMs
+        try runner(Self.ruleset(table: table, interfaces: interfaces, vips: vips, marks: marks, orphanTimeoutMs: orphanTimeoutMs))
         isInstalled = true
     }
 
@@ -58,7 +62,9 @@ public final class NFTablesGuard {
     public func update(vips: [VIPMatch], marks: [MarkRule]? = nil) throws {
         if Set(vips) == Set(self.vips) && (marks == nil || marks == self.marks) { return }
         var script = Self.elements(table: table, vips: vips, flush: true)
-        if let marks { script += Self.markRules(table: table, interfaceCount: interfaces.count, marks: marks, flush: true) }
+        if let marks {
+            script += Self.markRules(table: table, interfaceCount: interfaces.count, marks: marks, flush: true, orphanTimeoutMs: orphanTimeoutMs)
+        }
         try runner(script)
         self.vips = vips
         if let marks { self.marks = marks }
@@ -104,7 +110,8 @@ public final class NFTablesGuard {
     }
 
     /// The full ruleset text for `nft -f` (public for tests and `--dry-run` style output).
-    public static func ruleset(table: String, interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = []) -> String {
+    public static func ruleset(table: String, interfaces: [String], vips: [VIPMatch], marks: [MarkRule] = [],
+                               orphanTimeoutMs: Int = 0) -> String {
         var s = """
         table netdev \(table) {}
         delete table netdev \(table)
@@ -115,6 +122,7 @@ public final class NFTablesGuard {
           set vip6any { type ipv6_addr . inet_proto; }
 
         """
+        s += aliveSet(orphanTimeoutMs: orphanTimeoutMs)
         for (i, name) in interfaces.enumerated() {
             s += """
               chain ingress\(i) {
@@ -131,6 +139,8 @@ public final class NFTablesGuard {
             """
         }
         s += "}\n"
+        s = withAliveRules(s, orphanTimeoutMs: orphanTimeoutMs)
+        s += aliveElements(table: table, interfaces: interfaces, orphanTimeoutMs: orphanTimeoutMs, flush: false)
         s += elements(table: table, vips: vips, flush: false)
         s += markRules(table: table, interfaceCount: interfaces.count, marks: marks, flush: false)
         return s
@@ -139,10 +149,10 @@ public final class NFTablesGuard {
     /// The fwmark chains' rules: per rule, its prefix, protocol (a rule without one: TCP, UDP and
     /// SCTP, the protocols lvsd balances) and port range. (Rules, not an interval set: nested
     /// prefixes would be overlapping elements, which nftables refuses.)
-    static func markRules(table: String, interfaceCount: Int, marks: [MarkRule], flush: Bool) -> String {
+    static func markRules(table: String, interfaceCount: Int, marks: [MarkRule], flush: Bool, orphanTimeoutMs: Int = 0) -> String {
         var s = ""
         for i in 0..<interfaceCount {
-            if flush { s += "flush chain netdev \(table) marks\(i)\n" }
+            if flush { s += "flush chain netdev \(table) marks\(i)\n" + aliveRule(table: table, chain: "marks\(i)", orphanTimeoutMs: orphanTimeoutMs) }
             for r in marks {
                 let family = r.destination.isIPv4 ? "ip" : "ip6"
                 var rule = "\(family) daddr \(r.destination.masked(prefix: r.prefixLength))/\(r.prefixLength)"

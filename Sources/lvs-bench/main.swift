@@ -267,6 +267,24 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
     print("  allocations in existing-connection loop: \(allocs)")
     print("  table: \(reserved) bytes/connection reserved, resident growth \(growthText) bytes/connection (engine base \(engineKiB) KiB)")
     measureListing(shard, connections: n, now: later)
+    measureCheckpoint(shard, connections: n, now: later)
+}
+
+/// A restart-state checkpoint (lvsd --checkpoint-interval) as a worker takes it: the shard's table
+/// in slices, one engine-lock hold each. Prints the longest and the mean hold and the whole walk.
+func measureCheckpoint(_ shard: EngineShard, connections n: Int, now: UInt64) {
+    var export = StateExport()
+    var longest: UInt64 = 0
+    let start = monotonicNanos()
+    var done = false
+    while !done {
+        let t = monotonicNanos()
+        done = shard.exportState(&export, now: now)
+        longest = max(longest, monotonicNanos() - t)
+    }
+    let total = monotonicNanos() - start
+    precondition(export.entries.count == n, "checkpoint found \(export.entries.count) of \(n)")
+    print("  checkpoint (state file): \(export.lockHolds) lock holds of up to \(StateExport.defaultSliceEntries) entries, longest \(oneDecimal(Double(longest) / 1000)) µs, mean \(oneDecimal(Double(total) / Double(export.lockHolds) / 1000)) µs, whole table \(oneDecimal(Double(total) / 1e6)) ms")
 }
 
 /// `-Lnc` as a worker takes it: the shard's table in slices, one engine-lock hold each. Prints the

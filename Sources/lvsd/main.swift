@@ -101,6 +101,12 @@ struct LVSDCommand: AsyncParsableCommand {
     @Flag(help: "At a stop, leave the nftables guard (afpacket) in place so that the director's kernel does not answer for the VIPs until the next lvsd guards them; that lvsd removes it. For restarts; without a next lvsd the guard stays until removed (nft delete table netdev lvsd_PID).")
     var restartGuard = false
 
+    @Option(help: ArgumentHelp("A dead lvsd lets go of the VIPs after SECONDS (killed, hung, or stopped with --restart-guard and no next lvsd): its BPF programs leave every frame to the kernel, its nftables guard accepts, so that the kernel or the VRRP peer takes over. lvsd refreshes a heartbeat every SECONDS/4. 0: never (the leftovers claim the VIPs until the next lvsd).", valueName: "seconds"))
+    var orphanTimeout: Double = 3
+
+    @Option(help: ArgumentHelp("Write the restart state file every SECONDS while lvsd runs (from a snapshot the workers take in slices), so that after a crash (kill -9) the next lvsd restores what the last checkpoint held. 0: only at a stop.", valueName: "seconds"))
+    var checkpointInterval: Double = 5
+
     func validate() throws {
         var o = DaemonOptions()
         o.syncRefreshPeriod = syncRefreshPeriod
@@ -109,6 +115,10 @@ struct LVSDCommand: AsyncParsableCommand {
         o.settingsFile = settingsFile
         o.setSysctl = setSysctl
         do { _ = try o.sysctlAssignments() } catch { throw ValidationError("\(error)") }
+        o.orphanTimeout = orphanTimeout
+        do { _ = try o.validatedOrphanTimeout() } catch { throw ValidationError("\(error)") }
+        o.checkpointInterval = checkpointInterval
+        do { _ = try o.validatedCheckpointInterval() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws { try await runDaemon() }
@@ -144,6 +154,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.setSysctl = setSysctl
         o.stateFile = stateFile
         o.restartGuard = restartGuard
+        o.orphanTimeout = orphanTimeout
+        o.checkpointInterval = checkpointInterval
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

@@ -71,4 +71,12 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* lvsd's heartbeat and orphan timeout (struct clvs_heartbeat), one element: see heartbeat.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clvs_heartbeat);
+} heartbeat SEC(".maps");
+
 #endif

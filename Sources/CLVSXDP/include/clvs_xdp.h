@@ -124,6 +124,7 @@ struct clvs_xdp_prog {
     uint32_t mode;   /* XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE once attached */
     int tc_ifindex;  /* the tc program is attached to its clsact ingress, 0 = not */
     int tc_created_hook; /* the clsact qdisc was created by lvsd (removed again on detach) */
+    int heartbeat_fd; /* lvsd's heartbeat (`heartbeat`: struct clvs_heartbeat), -1 in an object without one */
 };
 
 /* Which programs of the object `clvs_xdp_load` loads into the kernel. */
@@ -162,6 +163,8 @@ int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto
 int clvs_mark_set(int marks_fd, const struct clvs_mark_key *k, const struct clvs_mark_value *_Nullable v);
 /* Writes the settings element (flags: CLVS_SETTING_*). 0 or -errno. */
 int clvs_settings_set(int settings_fd, uint32_t flags);
+/* Writes the heartbeat element (CLOCK_MONOTONIC ns; timeout 0: never orphaned). 0 or -errno. */
+int clvs_heartbeat_set(int heartbeat_fd, uint64_t beat_ns, uint64_t timeout_ns);
 /* The programs' frame counters (`stats`), summed over the CPUs, into out[CLVS_STAT_COUNT]. 0 or -errno. */
 int clvs_xdp_counters_read(int counters_fd, uint64_t *out);
 /* Runs program `prog_fd` once on `frame` (BPF_PROG_TEST_RUN; nothing is sent anywhere) and stores

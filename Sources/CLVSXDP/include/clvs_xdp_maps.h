@@ -116,6 +116,15 @@ struct clvs_xdp_settings {
     __u32 flags; /* CLVS_SETTING_* */
 };
 
+/* ---- lvsd's heartbeat: `heartbeat`, an array of one element (bpf/lib/heartbeat.h) ---- */
+
+/* lvsd --orphan-timeout: when `beat_ns` is more than `timeout_ns` old, the programs leave every
+ * frame to the kernel. Both CLOCK_MONOTONIC ns (bpf_ktime_get_ns); timeout 0: never. */
+struct clvs_heartbeat {
+    __u64 beat_ns;    /* lvsd's last heartbeat */
+    __u64 timeout_ns; /* the orphan timeout, 0 = none */
+};
+
 /* ---- the programs' counters: `stats`, a per-CPU array (frames by what the program did) ---- */
 
 enum clvs_xdp_stat {
@@ -124,6 +133,7 @@ enum clvs_xdp_stat {
     CLVS_STAT_NEIGHBOUR, /* to lvsd: ARP request / neighbour solicitation for a VIP */
     CLVS_STAT_PASSED,    /* to the kernel */
     CLVS_STAT_FAST,      /* forwarded by the fast path */
+    CLVS_STAT_ORPHANED,  /* to the kernel: lvsd's heartbeat is older than its timeout */
     CLVS_STAT_COUNT
 };
 
@@ -156,6 +166,8 @@ CLVS_LAYOUT(clvs_mark_range, 6);
 CLVS_OFFSET(clvs_mark_value, ranges, 4);
 CLVS_LAYOUT(clvs_mark_value, 4 + 6 * CLVS_MARK_MAX_RANGES);
 CLVS_LAYOUT(clvs_xdp_settings, 4);
+CLVS_LAYOUT(clvs_heartbeat, 16);
+CLVS_OFFSET(clvs_heartbeat, timeout_ns, 8);
 
 #undef CLVS_LAYOUT
 #undef CLVS_OFFSET
