@@ -40,6 +40,11 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let destCounts: AtomicWords
     @usableFromInline let timeoutTicks: AtomicWords
     @usableFromInline let interfaceTable: AtomicWords
+    /// The engine's tunnel words (`TunnelWord`), a buffer to encapsulate a frame sent in outer
+    /// fragments, and the outer IPv4 identification (`Transmit+Tunnel.swift`).
+    @usableFromInline let tunnelWords: AtomicWords
+    let tunnelScratch: UnsafeMutableRawPointer
+    var ipIdentification: UInt16 = 0
     @usableFromInline var sweptGeneration: UInt64 = 0
     /// Frames to send from the worker's tick (see `Outbox`).
     public var outbox: Outbox
@@ -122,6 +127,8 @@ public final class EngineShard: @unchecked Sendable {
         destCounts = engine.destCounts
         timeoutTicks = engine.timeoutTicks
         interfaceTable = engine.interfaceTable
+        tunnelWords = engine.tunnel.words
+        tunnelScratch = .allocate(byteCount: Outbox.slotSize, alignment: 64)
         mutex = engine.lock.mutex
         serviceInfo = engine.serviceInfo
         syncFlag = engine.syncFlag
@@ -153,6 +160,7 @@ public final class EngineShard: @unchecked Sendable {
         offloadRing.deallocate()
         held.deallocate()
         heldFrames.deallocate()
+        tunnelScratch.deallocate()
         prefetchBuckets.deallocate()
         prefetchFrames.deallocate()
         prefetchPrints.deallocate()
