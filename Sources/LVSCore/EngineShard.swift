@@ -45,6 +45,12 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let tunnelWords: AtomicWords
     let tunnelScratch: UnsafeMutableRawPointer
     var ipIdentification: UInt16 = 0
+    /// What the kernel left undone in the frame being processed (a packet socket's virtio-net
+    /// header, set by the data plane): the transport checksum to complete (start -1: none) and
+    /// the GSO segment size (0: not a GSO frame). Only the tunnel path, which copies frames, needs it.
+    public var receiveChecksumStart = -1
+    public var receiveChecksumOffset = 0
+    public var receiveGSOSize = 0
     @usableFromInline var sweptGeneration: UInt64 = 0
     /// Frames to send from the worker's tick (see `Outbox`).
     public var outbox: Outbox

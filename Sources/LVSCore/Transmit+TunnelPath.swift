@@ -15,14 +15,18 @@ extension EngineShard {
         }
         countIn(f, destSlot: destSlot)
         if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        if receiveChecksumStart >= 0 {
+            // Left to offload by a local sender (veth): the real server must get it complete.
+            FrameRewriter.completeChecksum(frame, start: receiveChecksumStart, offset: receiveChecksumOffset, udp: f.proto == 17)
+        }
         return tunnelOut(frame, l3Offset: f.l3Offset, ipLength: f.ipLength, ipv6: f.kind == .ipv6,
-                         laterFragment: f.isLaterFragment, icmpError: f.isICMPError,
+                         laterFragment: f.isLaterFragment, icmpError: f.isICMPError, gso: receiveGSOSize > 0,
                          flowHash: Self.flowHash(f), destSlot: destSlot, word: word)
     }
 
     /// The MTU check and the encapsulation of a frame whose TTL is already decremented.
     func tunnelOut(_ frame: UnsafeMutableRawBufferPointer, l3Offset: Int, ipLength: Int, ipv6: Bool, laterFragment: Bool,
-                   icmpError: Bool, flowHash: UInt32, destSlot: UInt32, word: UInt64) -> Verdict {
+                   icmpError: Bool, gso: Bool = false, flowHash: UInt32, destSlot: UInt32, word: UInt64) -> Verdict {
         let config = tunnelWords.load(TunnelWord.index(destSlot, .config))
         guard config != 0, let type = TunnelType(rawValue: UInt8(truncatingIfNeeded: config) &- 1) else { return drop(.noDestination) }
         let tunnel = TunnelEncapsulation(
@@ -38,6 +42,11 @@ extension EngineShard {
         let egress = Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex))))
         let myMAC = MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))
         var fragmentOuter = false
+        if ipLength > mtu && gso {
+            // A GSO frame (a local sender's, or GRO's): its segments may fit, but lvsd does not
+            // segment before encapsulating (yet); no ICMP, which would be wrong for them.
+            return drop(.tooBig)
+        }
         if ipLength > mtu && !icmpError {
             // `ensure_mtu_is_adequate`: IPv6 always, IPv4 with DF, gets "too big" (IPv6 only for
             // a first fragment); IPv4 without DF is sent in outer fragments.

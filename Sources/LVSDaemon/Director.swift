@@ -261,6 +261,12 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
         if shard.outbox.count > 0 { drainOutbox() }
     }
 
+    func setReceiveOffloads(checksumStart: Int, checksumOffset: Int, gsoSize: Int) {
+        shard.receiveChecksumStart = checksumStart
+        shard.receiveChecksumOffset = checksumOffset
+        shard.receiveGSOSize = gsoSize
+    }
+
     func drainOutbox() {
         let fd = director.sender
         shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# e2e-planes: afpacket afxdp xdp tc
+# The tunnel method (-i, ip_vs_tunnel_xmit): IPIP, GUE and GRE (with checksum)
+# to both real servers, IPv6-in-IPv6 for [VIP6]. The real servers decapsulate
+# in user space (tun_decap.py into a TUN device: this machine's kernel has no
+# ipip, fou or ip_gre); replies return directly, as in DR. Checks: rr
+# alternation, -Ln / --tun-info / --stats, the outer header in a capture on
+# rs1's link, a 4 MB download intact, and a 1,500-byte UDP datagram with DF
+# answered by ICMP "fragmentation needed" carrying 1480 (IPIP), 1468 (GUE),
+# 1472 (GRE with checksum) from the VIP. The client's segmentation offload is
+# off: lvsd does not segment GSO frames before encapsulating them (yet).
+source "$(dirname "$0")/lib.sh"
+
+require_lvs_bins
+lab_start --director lvsd
+RS=(192.168.1.31 192.168.1.32)
+RS6=(2001:db8:1::31 2001:db8:1::32)
+GUE_PORT=6080
+BIG_BYTES=$((4 * 1024 * 1024))
+
+lab_exec client ethtool -K eth0 tso off gso off >/dev/null 2>&1 || true
+
+# Real servers: a TUN device fed by the user-space decapsulator (bounded: 200 s).
+for n in rs1 rs2; do
+    lab_exec "$n" ip tuntap add dev tun0 mode tun || e2e_fail "$n: cannot create tun0"
+    setsid ip netns exec "$LAB_PREFIX-$n" timeout 200 /usr/bin/python3 "$E2E_DIR/tun_decap.py" --tun tun0 \
+        --gue-port "$GUE_PORT" --stats "$LAB_STATE/$n/decap.txt" --seconds 190 \
+        >"$LAB_STATE/$n/decap.log" 2>&1 </dev/null &
+    echo $! >"$LAB_STATE/$n/decap.pid"
+    e2e_on_exit kill "$(cat "$LAB_STATE/$n/decap.pid")"
+done
+for n in rs1 rs2; do
+    deadline=$((SECONDS + 10))
+    until [[ -f $LAB_STATE/$n/decap.txt ]]; do
+        ((SECONDS < deadline)) || e2e_fail "$n: the decapsulator did not start: $(cat "$LAB_STATE/$n/decap.log")"
+        sleep 0.2
+    done
+    lab_exec "$n" ip link set tun0 up
+    lab_exec "$n" sysctl -qw net.ipv4.conf.tun0.rp_filter=0
+done
+
+decap_count() { awk -v k="$2" '$1==k {print $2}' "$LAB_STATE/$1/decap.txt" 2>/dev/null || true; }
+
+curls() {
+    local what=$1 url=$2 seen="" a i
+    for i in 1 2 3 4 5 6; do
+        a=$(curl_rs "$url")
+        [[ $a == 0[12] ]] || e2e_fail "$what: curl $i: $a"
+        seen+=" $a"
+    done
+    for ((i = 1; i < 6; i++)); do
+        [[ ${seen:i*3:3} != "${seen:(i-1)*3:3}" ]] || e2e_fail "$what: rr does not alternate:$seen"
+    done
+    e2e_log "$what: rr$seen"
+}
+
+# too_big MTU WHAT: a 1,500-byte UDP datagram with DF (IP_PMTUDISC_PROBE: DF set, the cached
+# path MTU ignored) to VIP:9999 gets ICMP fragmentation needed with MTU, from the VIP.
+too_big() {
+    local mtu=$1 what=$2 icmp
+    capture_start client "icmp-$what" icmp
+    lab_exec client /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 3)  # IP_MTU_DISCOVER = IP_PMTUDISC_PROBE
+s.sendto(b"x" * 1472, (sys.argv[1], 9999))' "$VIP" || e2e_fail "$what: cannot send the 1,500-byte datagram"
+    local deadline=$((SECONDS + 5))
+    until grep -q "need to frag" "$LAB_STATE/cap-icmp-$what.txt" || ((SECONDS >= deadline)); do sleep 0.2; done
+    capture_stop "icmp-$what"
+    icmp=$(grep "need to frag" "$LAB_STATE/cap-icmp-$what.txt" || true)
+    echo "$icmp"
+    assert_match "$icmp" "$VIP > 192\.168\.1\.12: ICMP $VIP unreachable - need to frag \(mtu $mtu\)" \
+        "$what: ICMP fragmentation needed with MTU $mtu from the VIP"
+}
+
+# The lab's VIP:80 has both real servers as DR: -e makes them tunnel ones.
+lab_lvsadm -A -u "$VIP:9999" -s rr || e2e_fail "lvsadm -A -u $VIP:9999 failed"
+for rip in "${RS[@]}"; do
+    lab_lvsadm -e -t "$VIP:80" -r "$rip:80" -i || e2e_fail "lvsadm -e -r $rip:80 -i failed"
+    lab_lvsadm -a -u "$VIP:9999" -r "$rip:9999" -i || e2e_fail "lvsadm -a -u -r $rip:9999 -i failed"
+done
+listing=$(lab_lvsadm -Ln --tun-info) || e2e_fail "lvsadm -Ln --tun-info failed"
+echo "$listing"
+assert_match "$listing" "-> 192\.168\.1\.31:80 +Tunnel +ipip " "--tun-info lists ipip"
+
+# IPIP: the outer header on rs1's link, rr, a download, the ICMP.
+capture_start rs1 ipip 'ip proto 4'
+curls "IPIP" "http://$VIP/"
+capture_stop ipip
+outer=$(grep -E "192\.168\.1\.21 > 192\.168\.1\.31: 192\.168\.1\.12\.[0-9]+ > $VIP\.80: " "$LAB_STATE/cap-ipip.txt" | head -n 2 || true)
+echo "$outer"
+[[ -n $outer ]] || e2e_fail "IPIP: no IP-in-IP from the director to rs1 in the capture"
+assert_match "$outer" "00:50:00:00:04:00 > 00:50:00:00:01:00" "IPIP: director's MAC to rs1's"
+assert_ge 3 "$(decap_count rs1 ipip)" "IPIP: rs1 decapsulated"
+want=$(cat "$LAB_STATE/big.sha256")
+e2e_tmpdir >/dev/null
+out=$(lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/big" -w '%{http_code} %{size_download}' "http://$VIP/big") ||
+    e2e_fail "IPIP: download failed"
+assert_eq "200 $BIG_BYTES" "$out" "IPIP: download status and size"
+assert_eq "$want" "$(sha256sum "$E2E_TMP/big" | cut -d' ' -f1)" "IPIP: download sha256"
+too_big 1480 ipip
+stats=$(lab_lvsadm -Ln --stats) || e2e_fail "lvsadm -Ln --stats failed"
+echo "$stats"
+for rip in "${RS[@]}"; do
+    assert_ge 3 "$(awk -v d="$rip:80" '$1=="->" && $2==d {print $3}' <<<"$stats")" "IPIP: conns on $rip:80"
+done
+
+# GUE with checksum, then GRE with checksum.
+for rip in "${RS[@]}"; do
+    lab_lvsadm -e -t "$VIP:80" -r "$rip:80" -i --tun-type gue --tun-port "$GUE_PORT" --tun-csum || e2e_fail "-e gue failed"
+    lab_lvsadm -e -u "$VIP:9999" -r "$rip:9999" -i --tun-type gue --tun-port "$GUE_PORT" --tun-csum || e2e_fail "-e gue failed"
+done
+assert_match "$(lab_lvsadm -Ln --tun-info)" "-> 192\.168\.1\.31:80 +Tunnel +gue:$GUE_PORT:\+c " "--tun-info lists gue"
+capture_start rs1 gue "udp port $GUE_PORT"
+curls "GUE" "http://$VIP/"
+capture_stop gue
+outer=$(grep -E "192\.168\.1\.21\.[0-9]+ > 192\.168\.1\.31\.$GUE_PORT: UDP" "$LAB_STATE/cap-gue.txt" | head -n 2 || true)
+echo "$outer"
+[[ -n $outer ]] || e2e_fail "GUE: no UDP to port $GUE_PORT on rs1's link"
+assert_ge 3 "$(decap_count rs1 gue)" "GUE: rs1 decapsulated (the kernel checked the UDP checksum)"
+too_big 1468 gue
+
+for rip in "${RS[@]}"; do
+    lab_lvsadm -e -t "$VIP:80" -r "$rip:80" -i --tun-type gre --tun-csum || e2e_fail "-e gre failed"
+    lab_lvsadm -e -u "$VIP:9999" -r "$rip:9999" -i --tun-type gre --tun-csum || e2e_fail "-e gre failed"
+done
+capture_start rs1 gre 'ip proto 47'
+curls "GRE" "http://$VIP/"
+capture_stop gre
+outer=$(grep -E "192\.168\.1\.21 > 192\.168\.1\.31: GREv0, off 0x0, proto IPv4" "$LAB_STATE/cap-gre.txt" | head -n 2 || true)
+echo "$outer"
+[[ -n $outer ]] || e2e_fail "GRE: no GRE with checksum on rs1's link"
+assert_ge 3 "$(decap_count rs1 gre-csum)" "GRE: rs1 decapsulated, checksum right"
+assert_eq "" "$(decap_count rs1 gre-badcsum)" "GRE: no bad checksum"
+too_big 1472 gre
+
+# IPv6 in IPv6.
+lab_lvsadm -A -t "[$VIP6]:80" -s rr || e2e_fail "lvsadm -A -t [$VIP6]:80 failed"
+for rip in "${RS6[@]}"; do
+    lab_lvsadm -a -t "[$VIP6]:80" -r "[$rip]:80" -i || e2e_fail "lvsadm -a -r [$rip]:80 -i failed"
+done
+curls "IPv6-in-IPv6" "http://[$VIP6]/"
+assert_ge 3 "$(decap_count rs1 ip6ip6)" "IPv6-in-IPv6: rs1 decapsulated"
+
+cat "$LAB_STATE"/rs*/decap.txt
+assert_lvsd_alive
+e2e_log "PASS"
