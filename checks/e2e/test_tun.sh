@@ -151,6 +151,58 @@ done
 curls "IPv6-in-IPv6" "http://[$VIP6]/"
 assert_ge 3 "$(decap_count rs1 ip6ip6)" "IPv6-in-IPv6: rs1 decapsulated"
 
+# A real server on a subnet the director does not share: rs3 (10.9.0.31) behind a router
+# (192.168.1.254 on the lab's segment, 10.9.0.1 on rs3's). lvsd takes the route's gateway as the
+# next hop and resolves its MAC; rs3 answers the client directly through the router.
+RT=$LAB_PREFIX-router
+RS3=$LAB_PREFIX-rs3
+ip netns add "$RT" && e2e_on_exit ip netns del "$RT"
+ip netns add "$RS3" && e2e_on_exit ip netns del "$RS3"
+ip -n "$LAB_PREFIX-sw" link add router type veth peer name eth0 netns "$RT"
+ip -n "$LAB_PREFIX-sw" link set router master br0
+ip -n "$LAB_PREFIX-sw" link set router up
+ip -n "$RT" link add eth1 type veth peer name eth0 netns "$RS3"
+ip netns exec "$RT" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+ip -n "$RT" addr add 192.168.1.254/24 dev eth0
+ip -n "$RT" addr add 10.9.0.1/24 dev eth1
+for l in lo eth0 eth1; do ip -n "$RT" link set "$l" up; done
+ip netns exec "$RS3" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+ip -n "$RS3" addr add 10.9.0.31/24 dev eth0
+ip -n "$RS3" addr add "$VIP/32" dev lo
+ip -n "$RS3" link set lo up
+ip -n "$RS3" link set eth0 up
+ip -n "$RS3" route add default via 10.9.0.1
+ip -n "$RS3" tuntap add dev tun0 mode tun
+mkdir -p "$LAB_STATE/rs3/www"
+echo '<h1>Real Server 03</h1>' >"$LAB_STATE/rs3/www/index.html"
+setsid ip netns exec "$RS3" timeout 120 /usr/bin/python3 "$E2E_DIR/tun_decap.py" --tun tun0 \
+    --stats "$LAB_STATE/rs3/decap.txt" --seconds 110 >"$LAB_STATE/rs3/decap.log" 2>&1 </dev/null &
+e2e_on_exit kill $!
+setsid ip netns exec "$RS3" timeout 120 /usr/bin/python3 -m http.server 8080 --directory "$LAB_STATE/rs3/www" \
+    >"$LAB_STATE/rs3/http.log" 2>&1 </dev/null &
+e2e_on_exit kill $!
+deadline=$((SECONDS + 10))
+until [[ -f $LAB_STATE/rs3/decap.txt ]]; do
+    ((SECONDS < deadline)) || e2e_fail "rs3: the decapsulator did not start: $(cat "$LAB_STATE/rs3/decap.log")"
+    sleep 0.2
+done
+ip -n "$RS3" link set tun0 up
+lab_exec director ip route add 10.9.0.0/24 via 192.168.1.254 || e2e_fail "director: cannot add the route to 10.9.0.0/24"
+lab_lvsadm -A -t "$VIP:8080" -s rr || e2e_fail "lvsadm -A -t $VIP:8080 failed"
+lab_lvsadm -a -t "$VIP:8080" -r 10.9.0.31:8080 -i || e2e_fail "lvsadm -a -r 10.9.0.31:8080 -i failed"
+capture_start rs3 routed 'ip proto 4'
+for i in 1 2 3; do
+    body=$(lab_exec client curl -sS --max-time 10 "http://$VIP:8080/" 2>&1) || e2e_fail "routed: curl $i: $body"
+    assert_match "$body" 'Real Server 03' "routed: curl $i answered by rs3"
+done
+capture_stop routed
+# rs3's link is behind the router: the frame there comes from the router's MAC.
+outer=$(grep -E "192\.168\.1\.21 > 10\.9\.0\.31: 192\.168\.1\.12\.[0-9]+ > $VIP\.8080: " "$LAB_STATE/cap-routed.txt" | head -n 1 || true)
+echo "$outer"
+[[ -n $outer ]] || e2e_fail "routed: no IP-in-IP from the director to 10.9.0.31 on rs3's link"
+assert_match "$(cat "$LAB_STATE/lvsd.log")" "gateway=192\.168\.1\.254 .*real_server=10\.9\.0\.31 source=192\.168\.1\.21" \
+    "lvsd logged the route to 10.9.0.31 through 192.168.1.254"
+
 cat "$LAB_STATE"/rs*/decap.txt
 assert_lvsd_alive
 e2e_log "PASS"
