@@ -75,6 +75,26 @@ s.sendto(b"x" * 1472, (sys.argv[1], 9999))' "$VIP" || e2e_fail "$what: cannot se
         "$what: ICMP fragmentation needed with MTU $mtu from the VIP"
 }
 
+# through NAME FILTER OUTER KIND MTU TUN-OPTION...: both services' real servers switched to this
+# tunnel; rr through it, the outer header (OUTER, an ERE) in a capture of FILTER on rs1's link,
+# rs1's decapsulator counting KIND, and the ICMP "fragmentation needed" with MTU.
+through() {
+    local name=$1 filter=$2 outer_re=$3 kind=$4 mtu=$5 rip outer
+    shift 5
+    for rip in "${RS[@]}"; do
+        lab_lvsadm -e -t "$VIP:80" -r "$rip:80" -i "$@" || e2e_fail "$name: lvsadm -e -t -r $rip:80 -i $* failed"
+        lab_lvsadm -e -u "$VIP:9999" -r "$rip:9999" -i "$@" || e2e_fail "$name: lvsadm -e -u -r $rip:9999 -i $* failed"
+    done
+    capture_start rs1 "$name" "$filter"
+    curls "$name" "http://$VIP/"
+    capture_stop "$name"
+    outer=$(grep -E "$outer_re" "$LAB_STATE/cap-$name.txt" | head -n 2 || true)
+    echo "$outer"
+    [[ -n $outer ]] || e2e_fail "$name: no outer header /$outer_re/ on rs1's link"
+    assert_ge 3 "$(decap_count rs1 "$kind")" "$name: rs1 decapsulated ($kind)"
+    too_big "$mtu" "$name"
+}
+
 # The lab's VIP:80 has both real servers as DR: -e makes them tunnel ones.
 lab_lvsadm -A -u "$VIP:9999" -s rr || e2e_fail "lvsadm -A -u $VIP:9999 failed"
 for rip in "${RS[@]}"; do
@@ -85,15 +105,10 @@ listing=$(lab_lvsadm -Ln --tun-info) || e2e_fail "lvsadm -Ln --tun-info failed"
 echo "$listing"
 assert_match "$listing" "-> 192\.168\.1\.31:80 +Tunnel +ipip " "--tun-info lists ipip"
 
-# IPIP: the outer header on rs1's link, rr, a download, the ICMP.
-capture_start rs1 ipip 'ip proto 4'
-curls "IPIP" "http://$VIP/"
-capture_stop ipip
-outer=$(grep -E "192\.168\.1\.21 > 192\.168\.1\.31: 192\.168\.1\.12\.[0-9]+ > $VIP\.80: " "$LAB_STATE/cap-ipip.txt" | head -n 2 || true)
-echo "$outer"
-[[ -n $outer ]] || e2e_fail "IPIP: no IP-in-IP from the director to rs1 in the capture"
-assert_match "$outer" "00:50:00:00:04:00 > 00:50:00:00:01:00" "IPIP: director's MAC to rs1's"
-assert_ge 3 "$(decap_count rs1 ipip)" "IPIP: rs1 decapsulated"
+# IPIP: the outer header on rs1's link, rr, the ICMP, a download and an upload.
+through ipip 'ip proto 4' "192\\.168\\.1\\.21 > 192\\.168\\.1\\.31: 192\\.168\\.1\\.12\\.[0-9]+ > $VIP\\.80: " ipip 1480 --tun-type ipip
+assert_match "$(grep -m1 -E '192\.168\.1\.21 > 192\.168\.1\.31: ' "$LAB_STATE/cap-ipip.txt")" "00:50:00:00:04:00 > 00:50:00:00:01:00" \
+    "IPIP: director's MAC to rs1's"
 want=$(cat "$LAB_STATE/big.sha256")
 e2e_tmpdir >/dev/null
 out=$(lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/big" -w '%{http_code} %{size_download}' "http://$VIP/big") ||
@@ -107,7 +122,6 @@ out=$(lab_exec client curl -sS --max-time 60 -H 'Expect:' --data-binary @"$E2E_T
     "http://$VIP/upload") || e2e_fail "IPIP: upload failed"
 assert_eq "200 8388608" "$(tail -n1 <<<"$out")" "IPIP: upload status and bytes sent"
 assert_match "$(head -n1 <<<"$out")" 'received 8388608 bytes' "IPIP: the server read the whole body"
-too_big 1480 ipip
 stats=$(lab_lvsadm -Ln --stats) || e2e_fail "lvsadm -Ln --stats failed"
 echo "$stats"
 for rip in "${RS[@]}"; do
@@ -115,33 +129,11 @@ for rip in "${RS[@]}"; do
 done
 
 # GUE with checksum, then GRE with checksum.
-for rip in "${RS[@]}"; do
-    lab_lvsadm -e -t "$VIP:80" -r "$rip:80" -i --tun-type gue --tun-port "$GUE_PORT" --tun-csum || e2e_fail "-e gue failed"
-    lab_lvsadm -e -u "$VIP:9999" -r "$rip:9999" -i --tun-type gue --tun-port "$GUE_PORT" --tun-csum || e2e_fail "-e gue failed"
-done
-assert_match "$(lab_lvsadm -Ln --tun-info)" "-> 192\.168\.1\.31:80 +Tunnel +gue:$GUE_PORT:\+c " "--tun-info lists gue"
-capture_start rs1 gue "udp port $GUE_PORT"
-curls "GUE" "http://$VIP/"
-capture_stop gue
-outer=$(grep -E "192\.168\.1\.21\.[0-9]+ > 192\.168\.1\.31\.$GUE_PORT: UDP" "$LAB_STATE/cap-gue.txt" | head -n 2 || true)
-echo "$outer"
-[[ -n $outer ]] || e2e_fail "GUE: no UDP to port $GUE_PORT on rs1's link"
-assert_ge 3 "$(decap_count rs1 gue)" "GUE: rs1 decapsulated (the kernel checked the UDP checksum)"
-too_big 1468 gue
-
-for rip in "${RS[@]}"; do
-    lab_lvsadm -e -t "$VIP:80" -r "$rip:80" -i --tun-type gre --tun-csum || e2e_fail "-e gre failed"
-    lab_lvsadm -e -u "$VIP:9999" -r "$rip:9999" -i --tun-type gre --tun-csum || e2e_fail "-e gre failed"
-done
-capture_start rs1 gre 'ip proto 47'
-curls "GRE" "http://$VIP/"
-capture_stop gre
-outer=$(grep -E "192\.168\.1\.21 > 192\.168\.1\.31: GREv0, off 0x0, proto IPv4" "$LAB_STATE/cap-gre.txt" | head -n 2 || true)
-echo "$outer"
-[[ -n $outer ]] || e2e_fail "GRE: no GRE with checksum on rs1's link"
-assert_ge 3 "$(decap_count rs1 gre-csum)" "GRE: rs1 decapsulated, checksum right"
+through gue "udp port $GUE_PORT" "192\\.168\\.1\\.21\\.[0-9]+ > 192\\.168\\.1\\.31\\.$GUE_PORT: UDP" gue 1468 \
+    --tun-type gue --tun-port "$GUE_PORT" --tun-csum
+assert_match "$(lab_lvsadm -Ln --tun-info)" "-> 192\\.168\\.1\\.31:80 +Tunnel +gue:$GUE_PORT:\\+c " "--tun-info lists gue"
+through gre 'ip proto 47' "192\\.168\\.1\\.21 > 192\\.168\\.1\\.31: GREv0, off 0x0, proto IPv4" gre-csum 1472 --tun-type gre --tun-csum
 assert_eq "" "$(decap_count rs1 gre-badcsum)" "GRE: no bad checksum"
-too_big 1472 gre
 
 # IPv6 in IPv6.
 lab_lvsadm -A -t "[$VIP6]:80" -s rr || e2e_fail "lvsadm -A -t [$VIP6]:80 failed"
