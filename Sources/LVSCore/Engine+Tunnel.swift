@@ -84,6 +84,9 @@ extension Engine {
         }
     }
 
+    /// The interfaces lvsd forwards on, read under the lock (for the route lookups' thread).
+    public func tunnelInterfaces() -> [EngineInterface] { lock.withLock { interfaces } }
+
     /// The route lvsd was given for an address.
     public func tunnelRoute(_ address: IPAddress) -> TunnelRoute? { lock.withLock { tunnel.routes[address] } }
 

@@ -73,7 +73,7 @@ final class TunnelRouteWatcher: @unchecked Sendable {
         for a in addresses {
             if let k = known[a], now &- k.at < Self.refresh { continue }
             let route = (try? ExternalCommand.run(["ip", "-j", "route", "get", a.description])).flatMap { r in
-                r.status == 0 ? RouteLookup.parse(r.output, interfaces: engine.interfaces, address: a,
+                r.status == 0 ? RouteLookup.parse(r.output, interfaces: engine.tunnelInterfaces(), address: a,
                                                  interfaceMTU: RouteLookup.sysfsMTU) : nil
             }
             if route == nil && known[a]?.route != nil || known[a] == nil && route == nil {

@@ -109,6 +109,55 @@ import LVSModel
         #expect(sent[0][14 + 9] == 4 && sent[0][14 + 6] & 0x20 != 0)
     }
 
+    /// A new gateway is resolved afresh: frames wait for its MAC, then go to it; the route's MTU
+    /// and source follow.
+    @Test func routeChangeMovesTheNextHop() {
+        let e = tunnelEngine()
+        ready(e)
+        #expect(e.syn(40000, at: second).0 == .drop(.tunnelled))
+        _ = drain(e)
+        let other = MACAddress("00:50:00:00:0a:00")!
+        e.setTunnelRoute(Self.server, TunnelRoute(interface: 2, gateway: IPAddress("192.168.1.253")!,
+                                                  source: IPAddress("192.168.1.21")!, mtu: 1400))
+        #expect(e.syn(40001, at: 2 * second).0 == .drop(.neighbourUnresolved))
+        let asks = e.pendingFrames(now: 2 * second).filter { $0.bytes.count == 42 && $0.bytes[21] == 1 }
+        #expect(asks.contains { Array($0.bytes[38..<42]) == FrameBuilder.v4("192.168.1.253") })
+        // The old gateway's ARP no longer teaches anything about this real server.
+        _ = e.run(FrameBuilder.arpReply(senderMAC: Self.gatewayMAC, senderIP: "192.168.1.254", targetIP: "192.168.1.21"), at: 2 * second)
+        #expect(e.syn(40002, at: 2 * second).0 == .drop(.neighbourUnresolved))
+        _ = e.run(FrameBuilder.arpReply(senderMAC: other, senderIP: "192.168.1.253", targetIP: "192.168.1.21"), at: 2 * second)
+        e.tick(now: 2 * second + 20_000_000)
+        let sent = drain(e)
+        #expect(sent.count == 2 && sent.allSatisfy { Array($0[0..<6]) == FrameBuilder.mac(other) })
+        #expect(e.tunnelRoute(Self.server)?.mtu == 1400)
+    }
+
+    /// IPv4 without DF to an IPv6 real server: no ICMP (the kernel would send outer IPv6
+    /// fragments, which lvsd does not write), dropped as too big.
+    @Test func ipv4WithoutDFToAnIPv6ServerIsDroppedWithoutICMP() {
+        let e = Engine()
+        e.setInterfaces([EngineInterface(index: 2, name: "eth0", mac: FrameBuilder.directorMAC,
+                                         addresses: [(IPAddress("192.168.1.21")!, 24), (IPAddress("2001:db8:1::21")!, 64)])])
+        try! e.addService(Self.udpVIP, ServiceOptions(scheduler: "rr"))
+        try! e.addDestination(Self.udpVIP, DestinationOptions(address: IPAddress("2001:db8:1::31")!, port: 53, method: .tunnel))
+        e.setNeighbour(IPAddress("2001:db8:1::31")!, mac: rs1MAC, interface: 2)
+        var big = TunnelTests.big4(dst: "192.168.1.100", src: "192.168.1.12")
+        big[14 + 6] = 0
+        let s = InternetChecksum.finish(big.withUnsafeBytes { b -> UInt32 in
+            var h = Array(b[14..<34]); h[10] = 0; h[11] = 0
+            return InternetChecksum.sum(h, count: 20)
+        })
+        big[24] = UInt8(s >> 8); big[25] = UInt8(s & 0xFF)
+        #expect(e.run(big, at: second).0 == .drop(.tooBig))
+        #expect(drain(e).isEmpty)
+        // A small one goes out in IPv4-in-IPv6 (next header 4) from the interface's address.
+        let small = FrameBuilder.ipv4UDP(src: "192.168.1.12", sport: 5000, dst: "192.168.1.100", dport: 53)
+        #expect(e.run(small, at: second).0 == .drop(.tunnelled))
+        let out = drain(e)
+        #expect(out.count == 1 && out[0][12] == 0x86 && out[0][13] == 0xDD && out[0][14 + 6] == 4)
+        #expect(Array(out[0][22..<38]) == FrameBuilder.v6("2001:db8:1::21"))
+    }
+
     /// A tunnel destination with no route given: on-link through its interface, the
     /// interface's address as the source.
     @Test func onLinkWithoutRoute() {
