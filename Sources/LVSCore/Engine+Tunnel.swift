@@ -64,10 +64,7 @@ extension Engine {
             tunnel.routes[address] = route
             for slot in destsByAddress[address] ?? [] where dests[Int(slot)].method == .tunnel {
                 if let g = old?.gateway { tunnel.viaNextHop[g]?.removeAll { $0 == slot } }
-                if old?.gateway != route?.gateway {
-                    dests[Int(slot)].macKnown = false
-                    neighbourRequested[slot] = nil
-                }
+                if old?.gateway != route?.gateway { forgetNextHop(slot) }
                 if let r = route, let i = interfaceSlot(ofIndex: r.interface) {
                     dests[Int(slot)].interface = r.interface
                     dests[Int(slot)].sourceMAC = interfaces[i].mac
@@ -86,6 +83,13 @@ extension Engine {
 
     /// The interfaces lvsd forwards on, read under the lock (for the route lookups' thread).
     public func tunnelInterfaces() -> [EngineInterface] { lock.withLock { interfaces } }
+
+    /// A destination whose method changes may change its next hop (a tunnel's gateway, or the
+    /// real server itself): its MAC is resolved afresh. Under the lock.
+    func forgetNextHop(_ slot: UInt32) {
+        dests[Int(slot)].macKnown = false
+        neighbourRequested[slot] = nil
+    }
 
     /// The route lvsd was given for an address.
     public func tunnelRoute(_ address: IPAddress) -> TunnelRoute? { lock.withLock { tunnel.routes[address] } }

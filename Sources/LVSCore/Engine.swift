@@ -624,6 +624,7 @@ public final class Engine: @unchecked Sendable {
         try validateDestination(key, o)
         let slot = services[s].destinations[i]
         let oldUpper = dests[Int(slot)].upperThreshold
+        if dests[Int(slot)].method != o.method { forgetNextHop(slot) }
         dests[Int(slot)].method = o.method
         dests[Int(slot)].weight = o.weight
         offloadGeneration.add(0, 1)

@@ -132,6 +132,19 @@ import LVSModel
         #expect(e.tunnelRoute(Self.server)?.mtu == 1400)
     }
 
+    /// From tunnel (through a gateway) to DR: the gateway's MAC is forgotten, the real server's
+    /// own resolved (a DR real server must be on the segment).
+    @Test func methodChangeResolvesTheNextHopAfresh() {
+        let e = tunnelEngine()
+        ready(e)
+        #expect(e.syn(40000, at: second).0 == .drop(.tunnelled))
+        _ = drain(e)
+        try! e.editDestination(vip, DestinationOptions(address: Self.server, port: 80, method: .directRoute))
+        #expect(e.syn(40001, at: second).0 == .drop(.neighbourUnresolved))
+        let asks = e.pendingFrames(now: second).filter { $0.bytes.count == 42 && $0.bytes[21] == 1 }
+        #expect(asks.contains { Array($0.bytes[38..<42]) == FrameBuilder.v4("10.9.0.31") })
+    }
+
     /// IPv4 without DF to an IPv6 real server: no ICMP (the kernel would send outer IPv6
     /// fragments, which lvsd does not write), dropped as too big.
     @Test func ipv4WithoutDFToAnIPv6ServerIsDroppedWithoutICMP() {
