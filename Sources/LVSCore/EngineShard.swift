@@ -150,7 +150,7 @@ public final class EngineShard: @unchecked Sendable {
             syncEndtimes = nil
         }
         offloadRing = .allocate(capacity: Self.offloadRingCapacity)
-        outbox = Outbox(capacity: 128)
+        outbox = Outbox(capacity: 512) // a tunnelled GSO frame takes one slot per segment
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
         prefetchBuckets = .allocate(capacity: Self.prefetchCapacity)

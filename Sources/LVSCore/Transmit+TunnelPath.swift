@@ -15,6 +15,9 @@ extension EngineShard {
         }
         countIn(f, destSlot: destSlot)
         if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        if receiveGSOSize > 0 && f.proto == TCPLayout.protocolNumber {
+            return tunnelSegments(frame, f, destSlot: destSlot, word: word)
+        }
         if receiveChecksumStart >= 0 {
             // Left to offload by a local sender (veth): the real server must get it complete.
             FrameRewriter.completeChecksum(frame, start: receiveChecksumStart, offset: receiveChecksumOffset, udp: f.proto == 17)
@@ -77,6 +80,25 @@ extension EngineShard {
         }
         counters.bump(ShardCounter.forwarded.rawValue, by: 1)
         return .drop(.tunnelled)
+    }
+
+    /// A TCP GSO frame (a local sender's TSO, or GRO): cut into its segments as the kernel's GSO
+    /// would after encapsulating, each one tunnelled (checked against the tunnel's MTU) on its own.
+    func tunnelSegments(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        let hash = Self.flowHash(f)
+        var index = 0
+        while true {
+            let n = FrameRewriter.segmentTCP(frame.baseAddress!, l3Offset: f.l3Offset, ipLength: f.ipLength, ipv6: f.kind == .ipv6,
+                                             segmentSize: receiveGSOSize, index: index, output: tunnelScratch,
+                                             capacity: Outbox.slotSize)
+            guard n > 0 else { break }
+            let segment = UnsafeMutableRawBufferPointer(start: tunnelScratch, count: n)
+            let v = tunnelOut(segment, l3Offset: f.l3Offset, ipLength: n - f.l3Offset, ipv6: f.kind == .ipv6, laterFragment: false,
+                              icmpError: false, flowHash: hash, destSlot: destSlot, word: word)
+            if v != .drop(.tunnelled) { return v }
+            index += 1
+        }
+        return index > 0 ? .drop(.tunnelled) : drop(.tooBig)
     }
 
     /// A held frame of a tunnel destination whose next hop's MAC is now known (`releaseHeldFrames`).

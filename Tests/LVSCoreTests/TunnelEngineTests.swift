@@ -171,6 +171,47 @@ import LVSModel
         #expect(Array(out[0][22..<38]) == FrameBuilder.v6("2001:db8:1::21"))
     }
 
+    /// A TCP GSO frame (3,000 bytes of payload, segment size 1,400: 1,440-byte datagrams fit the tunnel's 1,480): three IPIP frames, each
+    /// segment with its sequence number, IPv4 identification and checksums as tcp_gso_segment
+    /// makes them, FIN/PSH on the last only.
+    @Test func gsoFramesAreSegmentedBeforeEncapsulation() {
+        let e = tunnelEngine()
+        ready(e)
+        #expect(e.syn(40000, at: second).0 == .drop(.tunnelled))
+        _ = drain(e)
+        var big = FrameBuilder.ipv4TCP(src: "192.168.1.12", sport: 40000, dst: "192.168.1.100", dport: 80,
+                                       flags: TCPFlag.ack | TCPFlag.psh | TCPFlag.fin, payload: 3000)
+        big[14 + 6] = 0x40 // DF, as TCP sends
+        big[24] = 0; big[25] = 0
+        let hc = InternetChecksum.finish(big.withUnsafeBytes { InternetChecksum.sum($0.baseAddress! + 14, count: 20) })
+        big[24] = UInt8(hc >> 8); big[25] = UInt8(hc & 0xFF)
+        e.primary.receiveGSOSize = 1400
+        #expect(e.run(big, at: second).0 == .drop(.tunnelled))
+        e.primary.receiveGSOSize = 0
+        let sent = drain(e)
+        #expect(sent.map(\.count) == [14 + 20 + 40 + 1400, 14 + 20 + 40 + 1400, 14 + 20 + 40 + 200])
+        for (k, s) in sent.enumerated() {
+            let inner = Array(s[34...])
+            #expect(inner.withUnsafeBytes { InternetChecksum.ipv4HeaderValid($0.baseAddress!, headerLength: 20) })
+            #expect(Int(inner[4]) << 8 | Int(inner[5]) == 0x1234 + k)
+            let seq = inner[24..<28].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            #expect(seq == 1 + UInt32(k * 1400))
+            #expect(inner[33] & (TCPFlag.fin | TCPFlag.psh) == (k == 2 ? TCPFlag.fin | TCPFlag.psh : 0))
+            let tcpLength = inner.count - 20
+            var sum = InternetChecksum.sum(Array(inner[12..<20]), count: 8)
+            sum = InternetChecksum.sum(Array(inner[20...]), count: tcpLength, initial: sum &+ 6 &+ UInt32(tcpLength))
+            #expect(InternetChecksum.finish(sum) == 0)
+            #expect(Array(inner[40..<(40 + min(16, inner.count - 40))]) == Array(big[(54 + k * 1400)..<(54 + k * 1400 + min(16, inner.count - 40))]))
+        }
+        // Segments of 1,448 (1,488-byte datagrams) do not fit: ICMP fragmentation needed, as the
+        // kernel answers a GSO packet whose segments are too big for the route.
+        e.primary.receiveGSOSize = 1448
+        #expect(e.run(big, at: second).0 == .drop(.tooBig))
+        e.primary.receiveGSOSize = 0
+        let icmp = drain(e)
+        #expect(icmp.count == 1 && icmp[0][34] == 3 && icmp[0][35] == 4 && Int(icmp[0][40]) << 8 | Int(icmp[0][41]) == 1480)
+    }
+
     /// A tunnel destination with no route given: on-link through its interface, the
     /// interface's address as the source.
     @Test func onLinkWithoutRoute() {

@@ -9,8 +9,8 @@
 # path MTU discovery: "fragmentation needed" lowers the client's segment size),
 # and a 1,500-byte UDP datagram with DF
 # answered by ICMP "fragmentation needed" carrying 1480 (IPIP), 1468 (GUE),
-# 1472 (GRE with checksum) from the VIP. The client's segmentation offload is
-# off: lvsd does not segment GSO frames before encapsulating them (yet).
+# 1472 (GRE with checksum) from the VIP. Offloads stay on (the lab's TSO): lvsd
+# cuts the client's GSO frames into segments before encapsulating them.
 source "$(dirname "$0")/lib.sh"
 
 require_lvs_bins
@@ -20,7 +20,6 @@ RS6=(2001:db8:1::31 2001:db8:1::32)
 GUE_PORT=6080
 BIG_BYTES=$((4 * 1024 * 1024))
 
-lab_exec client ethtool -K eth0 tso off gso off >/dev/null 2>&1 || true
 
 # Real servers: a TUN device fed by the user-space decapsulator (bounded: 200 s).
 for n in rs1 rs2; do

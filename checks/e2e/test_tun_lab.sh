@@ -9,7 +9,6 @@ source "$(dirname "$0")/lib.sh"
 require_lvs_bins
 export LVS_LAB_TUN_TYPE=gue
 lab_start --director lvsd --method tun
-lab_exec client ethtool -K eth0 tso off gso off >/dev/null 2>&1 || true
 
 listing=$(lab_lvsadm -Ln --tun-info) || e2e_fail "lvsadm -Ln --tun-info failed"
 echo "$listing"
