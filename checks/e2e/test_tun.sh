@@ -9,7 +9,7 @@
 # path MTU discovery: "fragmentation needed" lowers the client's segment size),
 # and a 1,500-byte UDP datagram with DF
 # answered by ICMP "fragmentation needed" carrying 1480 (IPIP), 1468 (GUE),
-# 1472 (GRE with checksum) from the VIP. Offloads stay on (the lab's TSO): lvsd
+# 1472 (GRE with checksum) from the VIP, ICMPv6 "packet too big" 1460 for IPv6-in-IPv6. Offloads stay on (the lab's TSO): lvsd
 # cuts the client's GSO frames into segments before encapsulating them.
 source "$(dirname "$0")/lib.sh"
 
@@ -140,6 +140,21 @@ for rip in "${RS6[@]}"; do
     lab_lvsadm -a -t "[$VIP6]:80" -r "[$rip]:80" -i || e2e_fail "lvsadm -a -r [$rip]:80 -i failed"
 done
 curls "IPv6-in-IPv6" "http://[$VIP6]/"
+# A 1,500-byte UDP datagram to [VIP6]:9999: ICMPv6 packet too big with 1460 (1500 - 40).
+lab_lvsadm -A -u "[$VIP6]:9999" -s rr || e2e_fail "lvsadm -A -u [$VIP6]:9999 failed"
+lab_lvsadm -a -u "[$VIP6]:9999" -r "[${RS6[0]}]:9999" -i || e2e_fail "lvsadm -a -u -r [${RS6[0]}]:9999 -i failed"
+capture_start client ptb icmp6
+lab_exec client /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, 23, 3)  # IPV6_MTU_DISCOVER = IPV6_PMTUDISC_PROBE
+s.sendto(b"x" * 1452, (sys.argv[1], 9999))' "$VIP6" || e2e_fail "cannot send the 1,500-byte IPv6 datagram"
+deadline=$((SECONDS + 5))
+until grep -q "packet too big" "$LAB_STATE/cap-ptb.txt" || ((SECONDS >= deadline)); do sleep 0.2; done
+capture_stop ptb
+ptb=$(grep "packet too big" "$LAB_STATE/cap-ptb.txt" || true)
+echo "$ptb"
+assert_match "$ptb" "$VIP6 > 2001:db8:1::12: ICMP6, packet too big, mtu 1460" "IPv6: packet too big with MTU 1460 from the VIP"
 assert_ge 3 "$(decap_count rs1 ip6ip6)" "IPv6-in-IPv6: rs1 decapsulated"
 
 # A real server on a subnet the director does not share: rs3 (10.9.0.31) behind a router
