@@ -182,8 +182,8 @@ extension KeepalivedParser {
             warn(h, "\(name) has no real servers - removing")
             return
         }
-        if vs.method.method != .directRoute || vs.realServers.contains(where: { $0.method.method != .directRoute }) {
-            warn(h, "\(name): swift-lvs forwards with DR only; NAT/TUN real servers will be refused by lvsd")
+        if vs.method.method == .masquerade || vs.realServers.contains(where: { $0.method.method == .masquerade }) {
+            warn(h, "\(name): swift-lvs forwards with DR and TUN only; NAT real servers will be refused by lvsd")
         }
         let total = vs.realServers.reduce(UInt64(0)) { $0 + UInt64(max(0, $1.weight)) }
         if total > 0 && UInt64(vs.quorum) > total {

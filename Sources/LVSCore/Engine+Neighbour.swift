@@ -100,7 +100,7 @@ extension Engine {
         guard f.source != .ipv4Zero else { return } // an ARP probe (address conflict detection) teaches nothing
         guard let ifc = interface(ifindex) else { return ignoreNeighbour(.unknownInterface) }
         guard f.source.isIPv4, ifc.contains(f.source) else { return ignoreNeighbour(.offSubnet) }
-        guard destsByAddress[f.source] != nil else {
+        guard destsByAddress[f.source] != nil || tunnel.viaNextHop[f.source] != nil else {
             // Requests from other hosts are ordinary traffic; a reply about a stranger is counted.
             if f.arpOperation == ARPLayout.reply { ignoreNeighbour(.unknownAddress) }
             return
@@ -113,10 +113,10 @@ extension Engine {
         neighbourIgnored[Int(r.rawValue)] &+= 1
     }
 
-    /// Records a MAC for every destination with this address. Under the lock.
+    /// Records a MAC for every destination whose next hop is this address (see `slotsLearning`). Under the lock.
     func learn(_ address: IPAddress, mac: MACAddress, interface ifindex: Int32) {
-        guard mac != .zero, !mac.isMulticast, let slots = destsByAddress[address] else { return }
-        for slot in slots {
+        guard mac != .zero, !mac.isMulticast else { return }
+        for slot in slotsLearning(address) {
             dests[Int(slot)].mac = mac
             dests[Int(slot)].macKnown = true
             if let ifc = interface(ifindex) {
@@ -197,7 +197,8 @@ extension Engine {
     /// the override flag it does not replace a different MAC already known (the kernel's rule).
     func learnFromAdvertisement(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface ifindex: Int32) {
         guard f.ndLinkLayer != .zero else { return } // no target link-layer option: nothing to learn
-        guard let slots = destsByAddress[f.ndTarget] else { return ignoreNeighbour(.unknownAddress) }
+        let slots = slotsLearning(f.ndTarget)
+        guard !slots.isEmpty else { return ignoreNeighbour(.unknownAddress) }
         let flags = frame.load(fromByteOffset: f.l4Offset + ICMPv6Layout.advertisementFlags, as: UInt8.self)
         if flags & ICMPv6Layout.overrideFlag == 0,
            slots.contains(where: { dests[Int($0)].macKnown && dests[Int($0)].mac != f.ndLinkLayer }) {
@@ -228,7 +229,7 @@ extension Engine {
             if let last = neighbourRequested[UInt32(slot)], t &- last < interval { continue }
             guard let ifc = interface(d.interface) ?? interfaces.first else { continue }
             neighbourRequested[UInt32(slot)] = t
-            if let fr = Self.solicitation(d.address, ifc) { out.append(fr) }
+            if let fr = Self.solicitation(nextHop(UInt32(slot)), ifc) { out.append(fr) }
         }
         return out
     }

@@ -224,6 +224,8 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let ownershipFilter: AtomicWords
     /// The live run-time settings, one word per `Sysctl` (its raw value), written under `lock`.
     @usableFromInline let settingWords: AtomicWords
+    /// Tunnel destinations' words and routes (`Engine+Tunnel.swift`).
+    let tunnel: TunnelState
 
     /// The built-in shard used by `process`/`tick` on this object.
     public private(set) var primary: EngineShard!
@@ -266,6 +268,7 @@ public final class Engine: @unchecked Sendable {
         syncFlag = AtomicWords(count: 1)
         ownershipFilter = AtomicWords(count: OwnershipWord.words)
         settingWords = AtomicWords(count: Sysctl.allCases.count)
+        tunnel = TunnelState(maxDestinations: configuration.maxDestinations)
         for a in configuration.sysctlValues.assignments { settingWords.store(a.setting.rawValue, UInt64(a.value)) }
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
@@ -399,6 +402,7 @@ public final class Engine: @unchecked Sendable {
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
         if d.weight == 0 { word |= Self.flagWeightZero }
+        word |= publishTunnel(slot)
         // Offloaded connections are re-checked only when what they are forwarded by changes (a
         // neighbour refresh that learns the same MAC again must not start a pass over the map; a
         // weight change has its own bump in editDestination).
@@ -620,6 +624,7 @@ public final class Engine: @unchecked Sendable {
         try validateDestination(key, o)
         let slot = services[s].destinations[i]
         let oldUpper = dests[Int(slot)].upperThreshold
+        if dests[Int(slot)].method != o.method { forgetNextHop(slot) }
         dests[Int(slot)].method = o.method
         dests[Int(slot)].weight = o.weight
         offloadGeneration.add(0, 1)

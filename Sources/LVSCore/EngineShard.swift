@@ -40,6 +40,17 @@ public final class EngineShard: @unchecked Sendable {
     @usableFromInline let destCounts: AtomicWords
     @usableFromInline let timeoutTicks: AtomicWords
     @usableFromInline let interfaceTable: AtomicWords
+    /// The engine's tunnel words (`TunnelWord`), a buffer to encapsulate a frame sent in outer
+    /// fragments, and the outer IPv4 identification (`Transmit+Tunnel.swift`).
+    @usableFromInline let tunnelWords: AtomicWords
+    let tunnelScratch: UnsafeMutableRawPointer
+    var ipIdentification: UInt16 = 0
+    /// What the kernel left undone in the frame being processed (a packet socket's virtio-net
+    /// header, set by the data plane): the transport checksum to complete (start -1: none) and
+    /// the GSO segment size (0: not a GSO frame). Only the tunnel path, which copies frames, needs it.
+    public var receiveChecksumStart = -1
+    public var receiveChecksumOffset = 0
+    public var receiveGSOSize = 0
     @usableFromInline var sweptGeneration: UInt64 = 0
     /// Frames to send from the worker's tick (see `Outbox`).
     public var outbox: Outbox
@@ -122,6 +133,8 @@ public final class EngineShard: @unchecked Sendable {
         destCounts = engine.destCounts
         timeoutTicks = engine.timeoutTicks
         interfaceTable = engine.interfaceTable
+        tunnelWords = engine.tunnel.words
+        tunnelScratch = .allocate(byteCount: Outbox.slotSize, alignment: 64)
         mutex = engine.lock.mutex
         serviceInfo = engine.serviceInfo
         syncFlag = engine.syncFlag
@@ -137,7 +150,7 @@ public final class EngineShard: @unchecked Sendable {
             syncEndtimes = nil
         }
         offloadRing = .allocate(capacity: Self.offloadRingCapacity)
-        outbox = Outbox(capacity: 128)
+        outbox = Outbox(capacity: 512) // a tunnelled GSO frame takes one slot per segment
         held = .allocate(capacity: Self.heldCapacity)
         heldFrames = .allocate(byteCount: Self.heldCapacity * Outbox.slotSize, alignment: 64)
         prefetchBuckets = .allocate(capacity: Self.prefetchCapacity)
@@ -153,6 +166,7 @@ public final class EngineShard: @unchecked Sendable {
         offloadRing.deallocate()
         held.deallocate()
         heldFrames.deallocate()
+        tunnelScratch.deallocate()
         prefetchBuckets.deallocate()
         prefetchFrames.deallocate()
         prefetchPrints.deallocate()

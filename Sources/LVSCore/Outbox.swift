@@ -6,7 +6,7 @@ public struct Outbox {
     @usableFromInline let storage: UnsafeMutableRawPointer
     @usableFromInline let lengths: UnsafeMutablePointer<Int>
     @usableFromInline let interfaces: UnsafeMutablePointer<Int32>
-    public private(set) var count = 0
+    public internal(set) var count = 0
 
     init(capacity: Int) {
         self.capacity = capacity

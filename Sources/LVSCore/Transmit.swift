@@ -35,12 +35,21 @@ extension EngineShard {
     /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
     @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
         guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
+        if word & Engine.flagTunnel != 0 { return transmitTunnel(frame, f, destSlot: destSlot, word: word) }
         let ifslot = Engine.interfaceSlot(ofForwarding: word)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                         destinationMAC: MACAddress(value: word),
                                         sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
             return drop(.ttlExceeded)
         }
+        countIn(f, destSlot: destSlot)
+        counters.bump(ShardCounter.forwarded.rawValue, by: 1)
+        if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
+    }
+
+    /// Counts a frame into its destination's and service's input statistics.
+    @inline(__always) func countIn(_ f: ParsedFrame, destSlot: UInt32) {
         let bytes = UInt64(f.ipLength)
         destCounters.bump(StatsWord.index(Int(destSlot), .inPackets), by: 1)
         destCounters.bump(StatsWord.index(Int(destSlot), .inBytes), by: bytes)
@@ -49,9 +58,6 @@ extension EngineShard {
             serviceCounters.bump(StatsWord.index(Int(svc), .inPackets), by: 1)
             serviceCounters.bump(StatsWord.index(Int(svc), .inBytes), by: bytes)
         }
-        counters.bump(ShardCounter.forwarded.rawValue, by: 1)
-        if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
-        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }
 
     // MARK: Frames waiting for a MAC, ICMP errors
@@ -79,6 +85,10 @@ extension EngineShard {
             if word & Engine.flagMACKnown != 0 && word & Engine.flagAvailable != 0 {
                 let ifslot = Engine.interfaceSlot(ofForwarding: word)
                 let buffer = UnsafeMutableRawBufferPointer(start: frame, count: h.length)
+                if word & Engine.flagTunnel != 0 {
+                    releaseTunnelled(buffer, destSlot: h.destSlot, word: word)
+                    continue
+                }
                 if FrameRewriter.directRoute(buffer, l3Offset: h.l3Offset, ipv6: h.ipv6, destinationMAC: MACAddress(value: word),
                                              sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))),
                    let out = outbox.reserve(length: h.length, interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex))))) {
@@ -102,11 +112,7 @@ extension EngineShard {
     /// ICMP (or ICMPv6) port unreachable from the VIP to the client, as the kernel's `ip_vs_leave`
     /// answers a packet no real server can take. Rate-limited to `icmpPerSecond`.
     func sendPortUnreachable(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, interface: Int32) {
-        if currentTick &- icmpBudgetTick >= Engine.ticksPerSecond {
-            icmpBudgetTick = currentTick
-            icmpBudget = Self.icmpPerSecond
-        }
-        guard icmpBudget > 0, let ifslot = interfaceSlot(interface) else { return }
+        guard takeICMPBudget(), let ifslot = interfaceSlot(interface) else { return }
         let myMAC = MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))
         let p = frame.baseAddress!
         let l3 = f.l3Offset
@@ -116,7 +122,6 @@ extension EngineShard {
         let ipHeader = ipv6 ? 40 : 20
         let length = 14 + ipHeader + 8 + quote
         guard let out = outbox.reserve(length: length, interface: interface) else { return }
-        icmpBudget -= 1
         out.initializeMemory(as: UInt8.self, repeating: 0, count: length)
         MACAddress(bytes: p + 6).store(to: out)          // to the client's MAC
         myMAC.store(to: out + 6)
@@ -142,6 +147,17 @@ extension EngineShard {
             icmp.storeBytes(of: UInt8(3), toByteOffset: 1, as: UInt8.self)
             icmp.storeBytes(of: InternetChecksum.finish(InternetChecksum.sum(icmp, count: 8 + quote)).bigEndian, toByteOffset: 2, as: UInt16.self)
         }
+    }
+
+    /// Takes one ICMP error from this second's budget (`icmpPerSecond`); false when spent.
+    func takeICMPBudget() -> Bool {
+        if currentTick &- icmpBudgetTick >= Engine.ticksPerSecond {
+            icmpBudgetTick = currentTick
+            icmpBudget = Self.icmpPerSecond
+        }
+        guard icmpBudget > 0 else { return false }
+        icmpBudget -= 1
+        return true
     }
 
     func interfaceSlot(_ ifindex: Int32) -> Int? {

@@ -13,6 +13,11 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// To a VIP under VRRP control that this director does not own (BACKUP): not forwarded, not
     /// scheduled; its connections stay for a takeover (`Engine.setOwned`).
     case notOwned
+    /// Not a loss: tunnelled, the frame left encapsulated through the shard's outbox
+    /// (`EngineShard.transmitTunnel`).
+    case tunnelled
+    /// Larger than the tunnel's MTU (ICMP "too big" sent to the client), or no room to send it.
+    case tooBig
 
     public var description: String {
         switch self {
@@ -26,6 +31,8 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .fragment: return "fragment"
         case .dropPacket: return "drop-packet"
         case .notOwned: return "not-owned"
+        case .tunnelled: return "tunnelled"
+        case .tooBig: return "too-big"
         }
     }
 }

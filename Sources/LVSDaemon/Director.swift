@@ -259,16 +259,26 @@ final class ShardWorker: FrameProcessor, @unchecked Sendable {
 
     func afterBatch(now: UInt64) {
         fastPath?.afterBatch()
+        // Tunnelled frames leave through the outbox: after each batch, not only at the tick.
+        if shard.outbox.count > 0 { drainOutbox() }
+    }
+
+    func setReceiveOffloads(checksumStart: Int, checksumOffset: Int, gsoSize: Int) {
+        shard.receiveChecksumStart = checksumStart
+        shard.receiveChecksumOffset = checksumOffset
+        shard.receiveGSOSize = gsoSize
+    }
+
+    func drainOutbox() {
+        let fd = director.sender
+        shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
     }
 
     func tick(now: UInt64) {
         shard.tick(now: now)
         fastPath?.tick(now: now)
         // Frames that waited for a real server's MAC, and ICMP errors to clients.
-        if shard.outbox.count > 0 {
-            let fd = director.sender
-            shard.outbox.drain { bytes, ifindex in _ = clvs_packet_sendto(fd, ifindex, bytes.baseAddress, bytes.count) }
-        }
+        if shard.outbox.count > 0 { drainOutbox() }
         if listing != nil || listingRequested.load(ordering: .relaxed) { continueListing(now: now) }
         checkpoint.tick(shard, now: now)
         if sendsNeighbourFrames { director.sendPendingFrames(now: now) }

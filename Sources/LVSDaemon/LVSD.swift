@@ -256,6 +256,8 @@ public final class LVSD: @unchecked Sendable {
         let spin = UInt64(o.pollSpinUs) * 1000
         let director = try Director(engine: engine, logger: logger)
         self.director = director
+        let tunnelRoutes = TunnelRouteWatcher(engine: engine, logger: logger)
+        tunnelRoutes.start()
         // The workers hold the director unowned: it must outlive them, so the undo steps (which
         // stop them first) keep it until they have all run.
         undo.add { withExtendedLifetime(director) {} }

@@ -54,6 +54,8 @@ public final class DataPlaneWorker<P: FrameProcessor> {
     @usableFromInline let fragmentSlotSize: Int
     @usableFromInline let fragmentSlots = 96
     @usableFromInline var fragmentsUsed = 0
+    /// The processor was told of receive offloads for the last frame (`ReceiveOffloads`).
+    @usableFromInline var offloadsSet = false
 
     @usableFromInline static var vnet: Int { PacketSocket.vnetHeaderLength }
 
@@ -248,6 +250,12 @@ public final class DataPlaneWorker<P: FrameProcessor> {
             bump(row, Counter.rxPackets.rawValue)
             bump(row, Counter.rxBytes.rawValue, UInt64(length))
             let frame = UnsafeMutableRawBufferPointer(start: vnetHeader + vnet, count: length)
+            // Tunnelled frames are copied, so what the kernel would complete on the way out must
+            // be known (Transmit+TunnelPath.swift).
+            if vnet > 0 && vnetHeader.load(as: UInt16.self) != 0 || offloadsSet {
+                offloadsSet = vnet > 0 && vnetHeader.load(as: UInt16.self) != 0
+                ReceiveOffloads.tell(processor, vnetHeader: vnetHeader, set: offloadsSet)
+            }
             switch processor.process(frame, interface: s.pointee.ifindex, now: now) {
             case .pass:
                 bump(row, Counter.passed.rawValue)

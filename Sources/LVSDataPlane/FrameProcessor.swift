@@ -15,6 +15,10 @@ public protocol FrameProcessor: AnyObject {
     func tick(now: UInt64)
     /// Called by each worker after a pass over its rings that received frames (cheap when idle).
     func afterBatch(now: UInt64)
+    /// What the kernel left undone in the next frame(s) to `process` (packet sockets' virtio-net
+    /// header): the transport checksum to complete at `checksumStart + checksumOffset` (-1: none),
+    /// and the segment size of a GSO frame (0: not one). Set before such a frame, reset after.
+    func setReceiveOffloads(checksumStart: Int, checksumOffset: Int, gsoSize: Int)
 }
 
 extension FrameProcessor {
@@ -22,4 +26,5 @@ extension FrameProcessor {
     public func prefetchDone() {}
     public func tick(now: UInt64) {}
     public func afterBatch(now: UInt64) {}
+    public func setReceiveOffloads(checksumStart: Int, checksumOffset: Int, gsoSize: Int) {}
 }

@@ -63,7 +63,28 @@ struct FrameSet {
 
 }
 
-func makeEngine(capacity: Int) -> Engine {
+/// `--method`: how the real servers are reached (DR, or a tunnel of a type).
+enum BenchMethod: String {
+    case dr, ipip, gue, gre
+    var options: (ForwardMethod, TunnelType, UInt16) {
+        switch self {
+        case .dr: return (.directRoute, .ipip, 0)
+        case .ipip: return (.tunnel, .ipip, 0)
+        case .gue: return (.tunnel, .gue, 6080)
+        case .gre: return (.tunnel, .gre, 0)
+        }
+    }
+}
+
+/// A frame sent: forwarded in place (DR), or tunnelled through the outbox.
+@inline(__always) func sentOut(_ v: Verdict) -> Bool {
+    switch v {
+    case .forward, .drop(.tunnelled): return true
+    default: return false
+    }
+}
+
+func makeEngine(capacity: Int, method: BenchMethod = .dr) -> Engine {
     var cfg = EngineConfiguration()
     cfg.connectionCapacity = capacity
     let e = Engine(configuration: cfg)
@@ -72,7 +93,8 @@ func makeEngine(capacity: Int) -> Engine {
     let key = ServiceKey(proto: .tcp, address: IPAddress("192.168.1.100")!, port: 80)
     try! e.addService(key, ServiceOptions(scheduler: "wlc"))
     for (a, m) in [("192.168.1.31", 0x0050_0000_0100), ("192.168.1.32", 0x0050_0000_0200)] as [(String, UInt64)] {
-        try! e.addDestination(key, DestinationOptions(address: IPAddress(a)!, port: 80))
+        let (fwd, type, port) = method.options
+        try! e.addDestination(key, DestinationOptions(address: IPAddress(a)!, port: 80, method: fwd, tunnelType: type, tunnelPort: port))
         e.setNeighbour(IPAddress(a)!, mac: MACAddress(value: m), interface: 2)
     }
     return e
@@ -134,14 +156,16 @@ var sizes = [1_000, 1_000_000]
 var packets = 20_000_000
 var prefetch = true
 var hashFlood: [Int]?
+var method = BenchMethod.dr
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--connections": sizes = args.popFirst()!.split(separator: ",").map { Int($0)! }
     case "--packets": packets = Int(args.popFirst()!)!
     case "--no-prefetch": prefetch = false
+    case "--method": method = BenchMethod(rawValue: args.popFirst() ?? "") ?? { print("--method dr|ipip|gue|gre"); exit(2) }()
     case "--hash-flood": hashFlood = args.popFirst()!.split(separator: ",").map { Int($0)! }
-    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] | --hash-flood N[,N...]"); exit(2)
+    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] [--method dr|ipip|gue|gre] | --hash-flood N[,N...]"); exit(2)
     }
 }
 
@@ -174,9 +198,9 @@ print("lvs-bench: Engine.process, one core, release build")
 print("ConnectionEntry: \(MemoryLayout<ConnectionEntry>.size) bytes (stride \(MemoryLayout<ConnectionEntry>.stride))")
 /// One table size; a function so that `engine` is a local (no global-variable retains in the loop).
 /// `prefetch` is a parameter: top-level variables belong to the main actor in Swift 6.
-func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
+func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, method: BenchMethod) {
     let rssBefore = residentBytes()
-    let engine = makeEngine(capacity: max(4 << 20, n * 2))
+    let engine = makeEngine(capacity: max(4 << 20, n * 2), method: method)
     let shard: EngineShard = engine.primary
     let syns = FrameSet(count: n, flags: 0x02, clientBase: 0x0A00_0000, vip: vipValue)
     let acks = FrameSet(count: n, flags: 0x10, clientBase: 0x0A00_0000, vip: vipValue)
@@ -195,7 +219,8 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
                 for i in first..<last { shard.prefetch(UnsafeRawBufferPointer(frames.frame(i))) }
                 shard.prefetchEntries()
             }
-            for i in first..<last { if case .forward = shard.process(frames.frame(i), interface: 2, now: time) { ok += 1 } }
+            for i in first..<last { if sentOut(shard.process(frames.frame(i), interface: 2, now: time)) { ok += 1 } }
+            shard.outbox.drain { _, _ in } // tunnelled frames: what the worker sends after a batch
             first = last
         }
         return ok
@@ -237,8 +262,9 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
             }
             for b in 0..<batch {
                 let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
-                if case .forward = shard.process(frame, interface: 2, now: now) { sent += 1 }
+                if sentOut(shard.process(frame, interface: 2, now: now)) { sent += 1 }
             }
+            shard.outbox.drain { _, _ in }
         }
         elapsed += monotonicNanos() - t0
     }
@@ -308,4 +334,5 @@ func measureListing(_ shard: EngineShard, connections n: Int, now: UInt64) {
 }
 
 let vip = IPAddress("192.168.1.100")!.ipv4Value
-for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch) }
+if method != .dr { print("real servers: \(method.rawValue) tunnel (frames encapsulated into the outbox, drained after each batch)") }
+for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch, method: method) }
