@@ -160,6 +160,7 @@ public final class LVSD: @unchecked Sendable {
         try loadConfig()
         try ProcessSignals.checkpoint()
         try openDataPlane()
+        prepareRestartAdoption()
         try ProcessSignals.checkpoint()
         try installVIPFilter()
         makeControlServer()
@@ -169,6 +170,7 @@ public final class LVSD: @unchecked Sendable {
         try ProcessSignals.checkpoint()
         try await startHealthChecks()
         if keepalived != nil { restoreState() }
+        handBackAdoptedFlows()
         try startVRRP()
         try startServers()
         try ProcessSignals.checkpoint()
@@ -646,8 +648,8 @@ public struct DirectorService: Service, @unchecked Sendable {
         dataPlane.stop()
         logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
         switch dataPlane.kindName {
-        case "afxdp": logger.info("afxdp: XDP programs detached")
-        case "tc": logger.info("tc: tc programs detached")
+        case "afxdp": logger.info(keepGuard ? "afxdp: XDP programs left attached for the next lvsd (--restart-guard)" : "afxdp: XDP programs detached")
+        case "tc": logger.info(keepGuard ? "tc: tc programs left attached for the next lvsd (--restart-guard)" : "tc: tc programs detached")
         default: break
         }
         // The workers have stopped: the table no longer changes.

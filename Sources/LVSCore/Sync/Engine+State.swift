@@ -70,3 +70,11 @@ extension Engine {
         return r
     }
 }
+
+extension Engine {
+    /// Whether a restored (or synced) connection waits for its next packet in the synced table:
+    /// a restart hands such a connection's fast-path entry back to lvsd (docs/restart.md).
+    public func hasSyncedConnection(_ key: ConnectionKey) -> Bool {
+        lock.withLock { synced.lookup(key, template: false) != nil }
+    }
+}
