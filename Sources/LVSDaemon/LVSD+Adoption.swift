@@ -23,6 +23,12 @@ extension LVSD {
         if let note = plane.adoption.note { logger.notice("restart: \(note)") }
     }
 
+    /// A stop for a restart: the BPF programs stay attached (`lvsadm daemon restart` without
+    /// `--restart-guard`).
+    static func keepProgramsAtStop(_ dataPlane: any DataPlaneBackend) {
+        (dataPlane as? any RestartAdoptingPlane)?.keepAttachedAtStop = true
+    }
+
     /// Once the state is restored and this lvsd's programs are attached: the adopted `conns`
     /// entries of connections the state file brought back are removed, so that their next packet
     /// comes to lvsd, which moves them from the synced table into a worker's table and offloads

@@ -117,6 +117,7 @@ public final class LVSD: @unchecked Sendable {
     /// Returns the exit status.
     public static func main(options: DaemonOptions) async -> Int32 {
         guard installSignalHandlers() else { return 1 }
+        InPlaceRestart.recordExecutable()
         let level = Logger.Level(rawValue: options.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -128,6 +129,7 @@ public final class LVSD: @unchecked Sendable {
         do {
             let service = try await daemon.start()
             try await service.run()
+            if InPlaceRestart.isRequested { return InPlaceRestart.execute(logger: logger) }
         } catch let stop as ProcessSignals.StopDuringStartup {
             logger.notice("lvsd stopped: \(stop); what it had attached was removed")
         } catch {
@@ -644,6 +646,9 @@ public struct DirectorService: Service, @unchecked Sendable {
         metrics?.stop()
         server.stop()
         director.sync.stopAll()
+        // `lvsadm daemon restart`: what --restart-guard keeps stays, whatever the option says.
+        let keepGuard = self.keepGuard || InPlaceRestart.isRequested
+        if keepGuard { LVSD.keepProgramsAtStop(dataPlane) }
         logger.debug("stopping the data plane", metadata: ["after_ms": "\(elapsedMs())"])
         dataPlane.stop()
         logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
