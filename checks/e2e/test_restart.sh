@@ -93,33 +93,57 @@ assert_ge "$((DOWNLOADS + LOOPS - 5))" "$before_n" "ESTABLISHED connections befo
 # child: once exited it stays a zombie until init reaps it, which here took up to 2 s).
 running() { local st; st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [[ $st != Z ]]; }
 declare -a KILL_AT READY_AT
+# One of the restarts goes through `lvsadm daemon restart` (lvsd re-executes itself in place,
+# same PID); the others are a SIGTERM and a new lvsd with the same command line.
+BY_COMMAND=${E2E_RESTART_BY_COMMAND:-3}
+# restart_by_command R PID: asks lvsd to restart in place and waits for the next "lvsd ready".
+restart_by_command() {
+    local r=$1 pid=$2 ready out deadline
+    ready=$(grep -c 'lvsd ready' "$LAB_STATE/lvsd.log" || true)
+    KILL_AT[r]=$(ha_now)
+    out=$(lab_lvsadm daemon restart 2>&1) || e2e_fail "restart $r: lvsadm daemon restart failed: $out"
+    e2e_log "restart $r by lvsadm daemon restart: $out"
+    deadline=$((SECONDS + 30))
+    until (($(grep -c 'lvsd ready' "$LAB_STATE/lvsd.log" || true) > ready)) && [[ -S $SOCK ]]; do
+        running "$pid" || e2e_fail "restart $r: lvsd (pid $pid) exited instead of restarting in place"
+        ((SECONDS < deadline)) || e2e_fail "restart $r: lvsd not ready again 30 s after lvsadm daemon restart"
+        sleep 0.01
+    done
+    READY_AT[r]=$(ha_now)
+    stopped=${KILL_AT[r]} saved=${KILL_AT[r]}
+    assert_eq "$pid" "$(lvsd_pid)" "restart $r: lvsd kept its PID (re-executed in place)"
+}
 for ((r = 1; r <= RESTARTS; r++)); do
     before=$(established)
     echo "r$r $(for ((i = 1; i <= DOWNLOADS; i++)); do stat -c %s "$dir/dl-$i" 2>/dev/null || echo 0; done | tr '\n' ' ')" >>"$E2E_TMP/sizes"
     cp "$E2E_TMP/sizes" "$LAB_STATE/download-sizes.txt" 2>/dev/null || true # kept for a failure
     lab_lvsadm -Ln --stats >"$LAB_STATE/stats-r$r.txt" 2>&1 || true
     pid=$(lvsd_pid)
-    KILL_AT[r]=$(ha_now)
-    kill -TERM "$pid"
-    deadline=$((SECONDS + 15))
-    while running "$pid"; do
-        ((SECONDS < deadline)) || e2e_fail "restart $r: lvsd (pid $pid) still runs 15 s after SIGTERM"
-        sleep 0.01
-    done
-    stopped=$(ha_now)
-    assert_eq 1 "$(guards)" "restart $r: the guard ($PLANE) left over the gap"
-    [[ -s $SOCK.state ]] || e2e_fail "restart $r: no state file $SOCK.state after the stop"
-    saved=$(stat -c %.3Y "$SOCK.state")
-    # Same command line; the log goes on in lvsd.log.
-    setsid ip netns exec "$LAB_PREFIX-director" "${CMDLINE[@]}" >>"$LAB_STATE/lvsd.log" 2>&1 </dev/null &
-    echo $! >"$LAB_STATE/lvsd.pid"
-    deadline=$((SECONDS + 30))
-    until [[ -S $SOCK ]]; do
-        kill -0 "$(lvsd_pid)" 2>/dev/null || e2e_fail "restart $r: the new lvsd exited"
-        ((SECONDS < deadline)) || e2e_fail "restart $r: no control socket 30 s after the start"
-        sleep 0.01
-    done
-    READY_AT[r]=$(ha_now)
+    if ((r == BY_COMMAND)); then
+        restart_by_command "$r" "$pid"
+    else
+        KILL_AT[r]=$(ha_now)
+        kill -TERM "$pid"
+        deadline=$((SECONDS + 15))
+        while running "$pid"; do
+            ((SECONDS < deadline)) || e2e_fail "restart $r: lvsd (pid $pid) still runs 15 s after SIGTERM"
+            sleep 0.01
+        done
+        stopped=$(ha_now)
+        assert_eq 1 "$(guards)" "restart $r: the guard ($PLANE) left over the gap"
+        [[ -s $SOCK.state ]] || e2e_fail "restart $r: no state file $SOCK.state after the stop"
+        saved=$(stat -c %.3Y "$SOCK.state")
+        # Same command line; the log goes on in lvsd.log.
+        setsid ip netns exec "$LAB_PREFIX-director" "${CMDLINE[@]}" >>"$LAB_STATE/lvsd.log" 2>&1 </dev/null &
+        echo $! >"$LAB_STATE/lvsd.pid"
+        deadline=$((SECONDS + 30))
+        until [[ -S $SOCK ]]; do
+            kill -0 "$(lvsd_pid)" 2>/dev/null || e2e_fail "restart $r: the new lvsd exited"
+            ((SECONDS < deadline)) || e2e_fail "restart $r: no control socket 30 s after the start"
+            sleep 0.01
+        done
+        READY_AT[r]=$(ha_now)
+    fi
     # A listing is not atomic: a restored connection whose next packet moves it from the synced
     # table into a worker's table while -Lnc walks them can be missed by one listing. The union
     # of a few listings (0.2 s apart) must hold every connection.
@@ -142,6 +166,9 @@ echo "end $(for ((i = 1; i <= DOWNLOADS; i++)); do stat -c %s "$dir/dl-$i" 2>/de
 lab_lvsadm -Lnc >"$LAB_STATE/lnc-end.txt" 2>&1 || e2e_log "lvsadm -Lnc failed: $(tail -n 3 "$LAB_STATE/lnc-end.txt")"
 grep -E 'lvsd stopped|stopping the data plane|data plane stopped|restart|left attached' "$LAB_STATE/lvsd.log" | cut -c1-200 >&2 || true
 assert_log 'restart state restored' "the restarted lvsd restored the state"
+if ((BY_COMMAND >= 1 && BY_COMMAND <= RESTARTS)); then
+    assert_log 'restarting in place' "lvsadm daemon restart re-executed lvsd"
+fi
 if [[ $PLANE != afpacket ]]; then
     assert_log 'programs left attached for the next lvsd' "the stops left the BPF programs attached"
     assert_log 'adopted the conns map of previous program' "the starts adopted the conns map"
