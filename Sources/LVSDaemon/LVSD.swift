@@ -406,6 +406,7 @@ public final class LVSD: @unchecked Sendable {
         // The monitor sends its changes in batches: the guard follows once per batch.
         let backend = ChangeNotifyingBackend(execute: { director.execute($0) }) { server.notifyChange() }
         let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
+        await seedCheckerStates(m)
         await m.start()
         monitor = m
         try ProcessSignals.checkpoint()
@@ -658,7 +659,10 @@ public struct DirectorService: Service, @unchecked Sendable {
         default: break
         }
         // The workers have stopped: the table no longer changes.
-        if let statePath { StateStore.save(director.engine, to: statePath, now: monotonicNanoseconds(), logger: logger) }
+        if let statePath {
+            let checkers = await monitor?.carriedCheckerStates().map { CarriedCheckerState(label: $0.label, up: $0.up) } ?? []
+            StateStore.save(director.engine, to: statePath, now: monotonicNanoseconds(), logger: logger, checkers: checkers)
+        }
         if keepGuard, let guardTable {
             logger.notice("nftables guard left for the next lvsd (--restart-guard)", metadata: ["table": "\(guardTable.table)"])
         } else {

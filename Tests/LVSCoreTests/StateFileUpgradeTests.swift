@@ -51,3 +51,75 @@ import LVSModel
         try Data(bytes).write(to: URL(fileURLWithPath: path))
     }
 }
+
+/// State file version 2: the services' and real servers' counters come back as `-L --stats`
+/// showed them, and what the new lvsd counts adds on top; checker states come back by label.
+@Suite struct StateFileVersion2Tests {
+    static func stats(_ e: Engine) -> [String] {
+        e.snapshot().services.flatMap { s in
+            ["\(s.key) \(s.stats)"] + s.destinations.map { "\(s.key) \($0.options.address) \($0.stats)" }
+        }
+    }
+
+    @Test func countersAndCheckerStatesRoundTrip() throws {
+        let old = StateFileTests.busyEngine()
+        let before = Self.stats(old)
+        #expect(old.snapshot().services[0].stats.conns == 3)
+        let checkers = [CarriedCheckerState(label: "192.168.1.100:80 6 192.168.1.31:80", up: false),
+                        CarriedCheckerState(label: "192.168.1.100:80 6 192.168.1.32:80", up: true)]
+        let bytes = StateFile.encode(StateFileContents(entries: old.exportState(now: 2 * second), counters: old.exportCounters(),
+                                                      checkers: checkers))
+        #expect(StateFile.u16(bytes, StateFile.offsetVersion) == 2)
+        let contents = try StateFile.decodeContents(bytes).get()
+        #expect(contents.checkers == checkers)
+        #expect(contents.counters.count == 3) // the service and its two real servers
+
+        let new = seedEngine(persistent: 360)
+        #expect(new.snapshot().services[0].stats.conns == 0)
+        _ = new.restoreState(contents.entries, now: 3 * second)
+        #expect(new.restoreCounters(contents.counters) == 3)
+        #expect(Self.stats(new) == before)
+        // A new connection counts on top of the carried ones.
+        _ = new.syn(7000, from: "192.168.1.14", at: 4 * second)
+        #expect(new.snapshot().services[0].stats.conns == 4)
+        #expect(new.snapshot().services[0].stats.inPackets == old.snapshot().services[0].stats.inPackets + 1)
+    }
+
+    /// A version 2 file is refused whole when cut anywhere or when a record is malformed (with a
+    /// consistent header and checksum around it).
+    @Test func truncatedOrMalformedVersion2IsRefused() {
+        let old = StateFileTests.busyEngine()
+        let good = StateFile.encode(StateFileContents(entries: old.exportState(now: 2 * second), counters: old.exportCounters(),
+                                                     checkers: [CarriedCheckerState(label: "vs 6 rs:80", up: true)]))
+        for n in 0..<good.count {
+            if case .success = StateFile.decodeContents(Array(good.prefix(n))) { Issue.record("cut at \(n) accepted") }
+        }
+        // Re-framed payloads: a bad family byte in the first counter record, a checker state of 2,
+        // a byte too many.
+        let payload = Array(good[StateFile.headerLength...])
+        let messages = Int(StateFile.u32(payload, 0))
+        let firstCounter = 4 + messages + 4
+        var badFamily = payload
+        badFamily[firstCounter + 1] = 5
+        var badState = payload
+        badState[badState.count - 1] = 2
+        for p in [badFamily, badState, payload + [0]] {
+            let file = StateFile.header(version: 2, count: 5, payload: p) + p
+            guard case .failure(.badRecord) = StateFile.decodeContents(file) else {
+                Issue.record("malformed version 2 payload accepted")
+                continue
+            }
+        }
+    }
+
+    /// A version 1 file carries no counters or checker states: they start at 0 / from the
+    /// configuration, as before.
+    @Test func version1HasNoCountersOrCheckers() throws {
+        let bytes = [UInt8](try Data(contentsOf: StateFileUpgradeTests.fixtureV1))
+        let contents = try StateFile.decodeContents(bytes).get()
+        #expect(contents.entries.count == 5)
+        #expect(contents.counters.isEmpty && contents.checkers.isEmpty)
+        // What this build writes as version 1 is what the fixture holds.
+        #expect(StateFile.encodeVersion1(contents.entries) == bytes)
+    }
+}
