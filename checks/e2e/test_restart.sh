@@ -93,6 +93,9 @@ assert_ge "$((DOWNLOADS + LOOPS - 5))" "$before_n" "ESTABLISHED connections befo
 # child: once exited it stays a zombie until init reaps it, which here took up to 2 s).
 running() { local st; st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) && [[ $st != Z ]]; }
 declare -a KILL_AT READY_AT
+# The service's Conns counter (state file version 2 carries the counters over each restart).
+service_conns() { lab_lvsadm -Ln --stats | awk '$1 == "TCP" { print $3; exit }'; }
+conns_first=$(service_conns)
 # One of the restarts goes through `lvsadm daemon restart` (lvsd re-executes itself in place,
 # same PID); the others are a SIGTERM and a new lvsd with the same command line.
 BY_COMMAND=${E2E_RESTART_BY_COMMAND:-3}
@@ -166,6 +169,9 @@ echo "end $(for ((i = 1; i <= DOWNLOADS; i++)); do stat -c %s "$dir/dl-$i" 2>/de
 lab_lvsadm -Lnc >"$LAB_STATE/lnc-end.txt" 2>&1 || e2e_log "lvsadm -Lnc failed: $(tail -n 3 "$LAB_STATE/lnc-end.txt")"
 grep -E 'lvsd stopped|stopping the data plane|data plane stopped|restart|left attached' "$LAB_STATE/lvsd.log" | cut -c1-200 >&2 || true
 assert_log 'restart state restored' "the restarted lvsd restored the state"
+conns_last=$(service_conns)
+e2e_log "service Conns: $conns_first before the restarts, $conns_last after them"
+assert_ge "$conns_first" "$conns_last" "the service's Conns counter after the restarts (carried over)"
 if ((BY_COMMAND >= 1 && BY_COMMAND <= RESTARTS)); then
     assert_log 'restarting in place' "lvsadm daemon restart re-executed lvsd"
 fi
