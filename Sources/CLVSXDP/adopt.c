@@ -27,7 +27,21 @@ static int prog_named(uint32_t id, const char *name) {
     return yes;
 }
 
+/* The program of lvsd's tc filter slot on `ifindex` ingress; 0 when none. libbpf's messages
+ * are off meanwhile: an interface without a clsact qdisc is the usual case, not an error worth
+ * a line in lvsd's log. Start-up only (libbpf's print function is process-wide). */
+static int tc_query_quiet(int ifindex, uint32_t *prog_id) {
+    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    DECLARE_LIBBPF_OPTS(bpf_tc_opts, q, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY);
+    libbpf_print_fn_t previous = libbpf_set_print(NULL);
+    int found = bpf_tc_query(&hook, &q) == 0;
+    libbpf_set_print(previous);
+    *prog_id = found ? q.prog_id : 0;
+    return found;
+}
+
 void clvs_attached_lvsd(int ifindex, struct clvs_attached *out) {
+    uint32_t tc = 0;
     memset(out, 0, sizeof(*out));
     uint32_t modes[2] = { XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE };
     for (int i = 0; i < 2 && !out->xdp_id; i++) {
@@ -37,9 +51,7 @@ void clvs_attached_lvsd(int ifindex, struct clvs_attached *out) {
             out->xdp_mode = modes[i];
         }
     }
-    DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-    DECLARE_LIBBPF_OPTS(bpf_tc_opts, q, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY);
-    if (bpf_tc_query(&hook, &q) == 0 && prog_named(q.prog_id, ADOPT_TC_NAME)) out->tc_id = q.prog_id;
+    if (tc_query_quiet(ifindex, &tc) && prog_named(tc, ADOPT_TC_NAME)) out->tc_id = tc;
 }
 
 int clvs_prog_map(uint32_t prog_id, const char *name, struct clvs_map_layout *layout) {
@@ -113,9 +125,9 @@ int clvs_xdp_replace(struct clvs_xdp_prog *p, int ifindex, uint32_t old_id, uint
 }
 
 int clvs_tc_detach_stale(int ifindex) {
+    uint32_t id = 0;
+    if (!tc_query_quiet(ifindex, &id) || !prog_named(id, ADOPT_TC_NAME)) return 0;
     DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-    DECLARE_LIBBPF_OPTS(bpf_tc_opts, q, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY);
-    if (bpf_tc_query(&hook, &q) || !prog_named(q.prog_id, ADOPT_TC_NAME)) return 0;
     DECLARE_LIBBPF_OPTS(bpf_tc_opts, d, .handle = CLVS_TC_HANDLE, .priority = CLVS_TC_PRIORITY);
     return bpf_tc_detach(&hook, &d) == 0;
 }
