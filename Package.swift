@@ -105,7 +105,7 @@ let package = Package(
         ),
         .executableTarget(name: "lvsadm", dependencies: ["IPVSAdm", "LVSModel", "LVSRealServer"]),
         .executableTarget(name: "lvs-bench", dependencies: ["LVSCore", "LVSModel", "CAllocCounter"], swiftSettings: hotPathFlags),
-        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"]),
+        .testTarget(name: "LVSCoreTests", dependencies: ["LVSCore", "LVSModel"], exclude: ["Fixtures"]),
         // Fakes shared by the test targets (an in-memory IPVS table behind the control protocol).
         .target(name: "LVSTestSupport", dependencies: ["IPVSAdm", "LVSModel"], path: "Tests/LVSTestSupport"),
         // The seed lab's engine and client frames, shared by DataPlaneTests and LVSDaemonTests.

@@ -29,7 +29,9 @@
  * `mark_prefixes` with the rules whose mark has a service (layouts and sizes in
  * Sources/CLVSXDP/include/clvs_xdp_maps.h, shared with the loader).
  * If the socket of a queue is missing, bpf_redirect_map falls back to
- * XDP_PASS (its flags argument).
+ * XDP_DROP (its flags argument): no lvsd reads the queue (a restart's gap,
+ * --restart-guard leaves the program attached), and a VIP's frame must not
+ * reach the director's kernel, which would answer it (docs/restart.md).
  *
  * Fast path (`lvsd --dataplane xdp`): `conns` holds established connections
  * lvsd has already scheduled, keyed by {family, proto, client address/port,
@@ -72,8 +74,8 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 		return XDP_PASS;
 	switch (lvs_classify(data, end, LVS_HOOK_XDP, &ifindex)) {
 	case LVS_TO_LVSD:
-		/* No socket on this queue: XDP_PASS (the flags argument). */
-		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+		/* No socket on this queue (no lvsd runs): XDP_DROP (the flags argument). */
+		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
 	case LVS_FORWARD:
 		if (ifindex == ctx->ingress_ifindex)
 			return XDP_TX;

@@ -22,6 +22,7 @@ public enum EngineControl {
             case .connections: return .connections(engine.connections(now: now))
             case .status: return .text(status(engine))
             case .reload: return .text("reload is handled by lvsd\n")
+            case .restart: return .text("restart is handled by lvsd\n")
             case let .batch(batch): return .batch(batch.run { execute($0, on: engine, now: now) })
             case let .sysctl(assignments):
                 do { try engine.setSysctls(assignments) } catch { return .failed(.invalid) }

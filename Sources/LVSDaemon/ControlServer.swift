@@ -102,6 +102,8 @@ final class ControlServer: @unchecked Sendable {
             let request = try JSONDecoder().decode(ControlRequest.self, from: Data(line.readableBytesView))
             if case .reload = request {
                 response = .text(runReload())
+            } else if case .restart = request {
+                response = .text(InPlaceRestart.request())
             } else {
                 response = director.execute(request)
                 // Once per request, and once per batch whatever its size.

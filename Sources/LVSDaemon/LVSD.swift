@@ -122,6 +122,7 @@ public final class LVSD: @unchecked Sendable {
     /// Returns the exit status.
     public static func main(options: DaemonOptions) async -> Int32 {
         guard installSignalHandlers() else { return 1 }
+        InPlaceRestart.recordExecutable()
         let level = Logger.Level(rawValue: options.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -133,6 +134,7 @@ public final class LVSD: @unchecked Sendable {
         do {
             let service = try await daemon.start()
             try await service.run()
+            if InPlaceRestart.isRequested { return InPlaceRestart.execute(logger: logger) }
         } catch let stop as ProcessSignals.StopDuringStartup {
             logger.notice("lvsd stopped: \(stop); what it had attached was removed")
         } catch {
@@ -165,6 +167,7 @@ public final class LVSD: @unchecked Sendable {
         try loadConfig()
         try ProcessSignals.checkpoint()
         try openDataPlane()
+        prepareRestartAdoption()
         try ProcessSignals.checkpoint()
         try installVIPFilter()
         try startOrphanHeartbeat()
@@ -175,6 +178,7 @@ public final class LVSD: @unchecked Sendable {
         try ProcessSignals.checkpoint()
         try await startHealthChecks()
         if keepalived != nil { restoreState() }
+        handBackAdoptedFlows()
         try startVRRP()
         try startServers()
         let checkpoint = try startCheckpoint()
@@ -415,6 +419,7 @@ public final class LVSD: @unchecked Sendable {
         // The monitor sends its changes in batches: the guard follows once per batch.
         let backend = ChangeNotifyingBackend(execute: { director.execute($0) }) { server.notifyChange() }
         let m = HealthMonitor(config: keepalived, backend: backend, log: { logger.log($0) })
+        await seedCheckerStates(m)
         await m.start()
         monitor = m
         try ProcessSignals.checkpoint()
@@ -661,16 +666,22 @@ public struct DirectorService: Service, @unchecked Sendable {
         metrics?.stop()
         server.stop()
         director.sync.stopAll()
+        // `lvsadm daemon restart`: what --restart-guard keeps stays, whatever the option says.
+        let keepGuard = self.keepGuard || InPlaceRestart.isRequested
+        if keepGuard { LVSD.keepProgramsAtStop(dataPlane) }
         logger.debug("stopping the data plane", metadata: ["after_ms": "\(elapsedMs())"])
         dataPlane.stop()
         logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
         switch dataPlane.kindName {
-        case "afxdp": logger.info("afxdp: XDP programs detached")
-        case "tc": logger.info("tc: tc programs detached")
+        case "afxdp": logger.info(keepGuard ? "afxdp: XDP programs left attached for the next lvsd (--restart-guard)" : "afxdp: XDP programs detached")
+        case "tc": logger.info(keepGuard ? "tc: tc programs left attached for the next lvsd (--restart-guard)" : "tc: tc programs detached")
         default: break
         }
         // The workers have stopped: the table no longer changes.
-        if let statePath { StateStore.save(director.engine, to: statePath, now: monotonicNanoseconds(), logger: logger) }
+        if let statePath {
+            let checkers = await monitor?.carriedCheckerStates().map { CarriedCheckerState(label: $0.label, up: $0.up) } ?? []
+            StateStore.save(director.engine, to: statePath, now: monotonicNanoseconds(), logger: logger, checkers: checkers)
+        }
         if keepGuard, let guardTable {
             logger.notice("nftables guard left for the next lvsd (--restart-guard)", metadata: ["table": "\(guardTable.table)"])
         } else {

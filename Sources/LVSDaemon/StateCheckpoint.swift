@@ -68,7 +68,7 @@ final class CheckpointSlot: @unchecked Sendable {
 /// (`CheckpointSlot`); the file is a temporary one renamed over the state file, as at a stop.
 ///
 /// `@unchecked Sendable`: the fields are constants; `thread` is set by `start` and cleared by
-/// `stop`, both on the starting / stopping task.
+/// `stop`, both on the starting / stopping task; `checkers` is behind its Mutex.
 final class StateCheckpoint: @unchecked Sendable {
     /// The default `--checkpoint-interval`, in seconds.
     static let defaultInterval = 5.0
@@ -83,6 +83,9 @@ final class StateCheckpoint: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Checkpoints written (the first one is logged at info, the others at debug).
     private let written = Atomic<UInt64>(0)
+    /// The health checkers' states as last read from the monitor (an actor: read by a task of
+    /// lvsd's, not from the checkpoint thread), written into each checkpoint.
+    let checkers = Mutex<[CarriedCheckerState]>([])
 
     init(director: Director, path: String, intervalSeconds: Double, logger: Logger) {
         self.director = director
@@ -118,7 +121,9 @@ final class StateCheckpoint: @unchecked Sendable {
         }
         entries += director.engine.exportSharedState(now: monotonicNanoseconds())
         let walked = monotonicNanoseconds()
-        let bytes = StateFile.encode(entries)
+        let contents = StateFileContents(entries: entries, counters: director.engine.exportCounters(),
+                                         checkers: checkers.withLock { $0 })
+        let bytes = StateFile.encode(contents)
         let temporary = path + ".checkpoint"
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -144,7 +149,16 @@ extension LVSD {
         guard interval > 0, let path = options.statePath else { return nil }
         let c = StateCheckpoint(director: director, path: path, intervalSeconds: interval, logger: logger)
         try c.start()
-        undo.add { c.stop() }
+        // The checkers' states: read from the monitor every interval, for the next checkpoint.
+        let reader = Task { [monitor] in
+            while !Task.isCancelled {
+                if let states = await monitor?.carriedCheckerStates() {
+                    c.checkers.withLock { $0 = states.map { CarriedCheckerState(label: $0.label, up: $0.up) } }
+                }
+                try? await Task.sleep(for: .seconds(interval))
+            }
+        }
+        undo.add { reader.cancel(); c.stop() }
         logger.info("restart state checkpoint every \(interval) s", metadata: ["file": "\(path)"])
         return c
     }

@@ -16,9 +16,11 @@ public enum StateStore {
     /// Writes the engine's connections and templates to `path` (a temporary file renamed over it,
     /// so a reader never sees half a file). Returns the number of entries written.
     @discardableResult
-    public static func save(_ engine: Engine, to path: String, now: UInt64, logger: Logger) -> Int? {
+    public static func save(_ engine: Engine, to path: String, now: UInt64, logger: Logger,
+                            checkers: [CarriedCheckerState] = []) -> Int? {
         let entries = engine.exportState(now: now)
-        let bytes = StateFile.encode(entries)
+        let counters = engine.exportCounters()
+        let bytes = StateFile.encode(StateFileContents(entries: entries, counters: counters, checkers: checkers))
         let temporary = path + ".tmp"
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -30,7 +32,8 @@ public enum StateStore {
             logger.error("restart state not saved: \(error)", metadata: ["file": "\(path)"])
             return nil
         }
-        logger.notice("restart state saved", metadata: ["file": "\(path)", "entries": "\(entries.count)", "bytes": "\(bytes.count)"])
+        logger.notice("restart state saved", metadata: ["file": "\(path)", "entries": "\(entries.count)", "counters": "\(counters.count)",
+                                                        "checkers": "\(checkers.count)", "bytes": "\(bytes.count)"])
         return entries.count
     }
 
@@ -54,17 +57,30 @@ public enum StateStore {
         } catch {
             return refuse(path, "cannot read it: \(error)", logger: logger)
         }
-        switch StateFile.decode(bytes) {
+        switch StateFile.decodeContents(bytes) {
         case .failure(let why):
             return refuse(path, why.description, logger: logger)
-        case .success(let entries):
-            let counts = engine.restoreState(entries, now: now)
+        case .success(let contents):
+            let counts = engine.restoreState(contents.entries, now: now)
+            let counters = engine.restoreCounters(contents.counters)
             rename(path, path + loadedSuffix)
             logger.notice("restart state restored", metadata: [
                 "file": "\(path)", "entries": "\(counts.entries)", "connections": "\(counts.connections)",
-                "templates": "\(counts.templates)", "dropped_no_service_or_server": "\(counts.dropped)", "table_full": "\(counts.tableFull)"])
+                "templates": "\(counts.templates)", "dropped_no_service_or_server": "\(counts.dropped)", "table_full": "\(counts.tableFull)",
+                "counters": "\(counters)/\(contents.counters.count)"])
             return .restored(counts)
         }
+    }
+
+    /// The health checkers' states in the file at `path` (label: up), read without applying or
+    /// moving it (the health monitor starts before the connections are restored); empty when
+    /// there is no file or it would be refused.
+    public static func checkerStates(at path: String) -> [String: Bool] {
+        guard let data = FileManager.default.contents(atPath: path),
+              case .success(let contents) = StateFile.decodeContents([UInt8](data)) else { return [:] }
+        var out: [String: Bool] = [:]
+        for c in contents.checkers { out[c.label] = c.up }
+        return out
     }
 
     static func refuse(_ path: String, _ why: String, logger: Logger) -> LoadResult {

@@ -54,12 +54,17 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
     public let zeroCopy: [Bool]
     public private(set) var modes: [XDPProgram.Mode] = []
     private var threads: [pthread_t] = []
+    /// What a previous lvsd left attached (`--restart-guard`), taken over by this one.
+    public let adoption: BPFAdoption
+    /// `--restart-guard`: `stop()` leaves the programs attached for the next lvsd.
+    public var keepAttachedAtStop = false
 
     public init(configuration: AFXDPConfiguration, makeProcessor: (_ worker: Int) throws -> P) throws {
         guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
         let infos = try configuration.interfaces.map { try InterfaceInfo.lookup($0) }
-        var programs: [XDPProgram] = []
-        for _ in infos {
+        let adoption = BPFAdoption.find(interfaces: infos, object: configuration.object, kind: .xdp)
+        var programs: [XDPProgram] = [try adoption.loadFirst(object: configuration.object, kind: .xdp)]
+        for _ in infos.dropFirst() {
             programs.append(try XDPProgram(object: configuration.object, sharingVIPsOf: programs.first))
         }
         try programs[0].setNoARP(configuration.noARP)
@@ -96,6 +101,7 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
                                        spinNanoseconds: configuration.spinNanoseconds))
         }
         self.configuration = configuration
+        self.adoption = adoption
         self.interfaces = infos
         self.programs = programs
         self.queueCounts = queues
@@ -132,8 +138,13 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         }
     }
 
-    /// Detaches the XDP programs (traffic goes back to the kernel), then stops the workers.
+    /// Detaches the XDP programs (traffic goes back to the kernel), then stops the workers; with
+    /// `keepAttachedAtStop` the programs stay attached for the next lvsd (`BPFAdoption`).
     public func stop() {
+        if keepAttachedAtStop {
+            for p in programs { p.leaveAttached() }
+            modes = []
+        }
         detach()
         for worker in workers { worker.requestStop() }
         for tid in threads { pthread_join(tid, nil) }
@@ -146,7 +157,10 @@ public final class AFXDPDataPlane<P: FrameProcessor> {
         guard modes.isEmpty else { return }
         do {
             for (i, info) in interfaces.enumerated() {
-                modes.append(try programs[i].attach(to: info, allowGeneric: configuration.allowGenericMode))
+                let left = i < adoption.leftovers.count ? adoption.leftovers[i] : clvs_attached()
+                modes.append(try programs[i].attach(to: info, allowGeneric: configuration.allowGenericMode, replacing: left))
+                // A previous lvsd's tc program (another plane): this one's XDP program guards now.
+                if left.tc_id != 0 { _ = clvs_tc_detach_stale(info.index) }
             }
         } catch {
             detach()

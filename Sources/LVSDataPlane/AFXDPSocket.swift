@@ -88,16 +88,18 @@ public final class XDPProgram {
     /// The object's name (the built-in object, or the file given with --xdp-object).
     public let objectName: String
     let prog: UnsafeMutablePointer<clvs_xdp_prog>
-    public private(set) var attachedTo: InterfaceInfo?
-    public private(set) var mode: Mode?
+    public internal(set) var attachedTo: InterfaceInfo?
+    public internal(set) var mode: Mode?
 
     /// Which program of the object is loaded into the kernel.
     public enum Kind: Sendable { case xdp, tc }
     public let kind: Kind
 
     /// Loads the object; with `sharingVIPsOf` it uses that program's maps (VIPs, connections,
-    /// destination counters, fwmark rules, settings, frame counters).
-    public init(object: BPFObject, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil) throws {
+    /// destination counters, fwmark rules, settings, frame counters); else with `adopting` the
+    /// maps whose descriptors it holds (>= 0: a previous lvsd's `conns`, see `BPFAdoption`).
+    public init(object: BPFObject, kind: Kind = .xdp, sharingVIPsOf other: XDPProgram? = nil,
+                adopting: UnsafePointer<clvs_xdp_prog>? = nil) throws {
         // Load first, store last: a throw after every property is set would run deinit.
         let prog = UnsafeMutablePointer<clvs_xdp_prog>.allocate(capacity: 1)
         var err = [CChar](repeating: 0, count: 256)
@@ -105,7 +107,7 @@ public final class XDPProgram {
         let rc = object.bytes.withUnsafeBytes { raw -> Int32 in
             guard let base = raw.baseAddress else { return -EINVAL }
             if let other { return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), other.prog, &err, err.count) }
-            return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), nil, &err, err.count)
+            return clvs_xdp_load(prog, base, raw.count, object.name, Int32(which), adopting, &err, err.count)
         }
         guard rc == 0 else {
             prog.deallocate()
@@ -115,6 +117,9 @@ public final class XDPProgram {
         self.kind = kind
         self.prog = prog
     }
+
+    /// The loaded program (for `BPFAdoption`: replacing a previous lvsd's, leaving it attached).
+    var loaded: UnsafeMutablePointer<clvs_xdp_prog> { prog }
 
     public var xsksMap: Int32 { prog.pointee.xsks_fd }
     public var vipsMap: Int32 { prog.pointee.vips_fd }

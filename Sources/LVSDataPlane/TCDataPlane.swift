@@ -1,4 +1,5 @@
 import Glibc
+import CLVSXDP
 import LVSCore
 import LVSModel
 
@@ -21,6 +22,10 @@ public final class TCDataPlane<P: FrameProcessor> {
     /// The connection map the tc programs forward from (shared by every interface's program).
     public let connMap: XDPConnMap
     public private(set) var isAttached = false
+    /// What a previous lvsd left attached (`--restart-guard`), taken over by this one.
+    public let adoption: BPFAdoption
+    /// `--restart-guard`: `stop()` leaves the programs attached for the next lvsd.
+    public var keepAttachedAtStop = false
 
     /// EtherTypes of the workers' sockets: IPv4, IPv6, ARP.
     public static var receiveProtocols: [UInt16] { [0x0800, 0x86DD, 0x0806] }
@@ -30,10 +35,13 @@ public final class TCDataPlane<P: FrameProcessor> {
     public init(configuration: DataPlaneConfiguration, object: BPFObject = .builtIn, noARP: Bool = false,
                 makeProcessor: (_ worker: Int) throws -> P) throws {
         guard !configuration.interfaces.isEmpty else { throw DataPlaneError.invalidConfiguration("no interfaces") }
-        var programs: [XDPProgram] = []
-        for _ in configuration.interfaces {
+        let infos = try configuration.interfaces.map { try InterfaceInfo.lookup($0) }
+        let adoption = BPFAdoption.find(interfaces: infos, object: object, kind: .tc)
+        var programs: [XDPProgram] = [try adoption.loadFirst(object: object, kind: .tc)]
+        for _ in infos.dropFirst() {
             programs.append(try XDPProgram(object: object, kind: .tc, sharingVIPsOf: programs.first))
         }
+        self.adoption = adoption
         try programs[0].setNoARP(noARP)
         var config = configuration
         config.receiveProtocols = Self.receiveProtocols
@@ -63,7 +71,12 @@ public final class TCDataPlane<P: FrameProcessor> {
         guard !packets.isRunning else { return }
         if !isAttached {
             do {
+                // BPF_TC_F_REPLACE: a previous lvsd's filter (same handle) is replaced atomically.
                 for (program, info) in zip(programs, packets.interfaces) { try program.attachTC(to: info) }
+                // A previous lvsd's XDP program (another plane): this one's tc program guards now.
+                for (i, info) in packets.interfaces.enumerated() where i < adoption.leftovers.count && adoption.leftovers[i].xdp_id != 0 {
+                    _ = clvs_xdp_detach_stale(info.index)
+                }
             } catch {
                 detach()
                 throw error
@@ -76,8 +89,10 @@ public final class TCDataPlane<P: FrameProcessor> {
         }
     }
 
-    /// Detaches the programs (traffic goes back to the kernel), then stops the workers.
+    /// Detaches the programs (traffic goes back to the kernel), then stops the workers; with
+    /// `keepAttachedAtStop` the programs stay attached for the next lvsd (`BPFAdoption`).
     public func stop() {
+        if keepAttachedAtStop { for p in programs { p.leaveAttached() } }
         detach()
         packets.stop()
     }

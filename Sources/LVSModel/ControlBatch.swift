@@ -46,7 +46,7 @@ extension ControlRequest {
         case .addService, .editService, .deleteService, .clear, .addDestination, .editDestination,
              .deleteDestination, .zero, .setTimeouts:
             return true
-        case .startDaemon, .stopDaemon, .snapshot, .connections, .status, .reload, .batch, .sysctl:
+        case .startDaemon, .stopDaemon, .snapshot, .connections, .status, .reload, .restart, .batch, .sysctl:
             return false
         }
     }

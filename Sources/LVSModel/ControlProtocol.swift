@@ -52,6 +52,9 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case status
     /// Re-read the configuration file (as SIGHUP does); the answer is a text line.
     case reload
+    /// Restart lvsd in place (`lvsadm daemon restart`): it answers, stops as for a restart (state
+    /// saved, guard and BPF programs left) and re-executes its binary as it is on disk now.
+    case restart
     /// Table changes applied in order as one change (see `ControlBatch`); the answer is `.batch`.
     case batch(ControlBatch)
     /// The kernel's run-time settings (`lvsadm daemon sysctl`): applies the assignments, all or
@@ -112,7 +115,7 @@ extension ControlRequest {
     /// The `"request"` value of each case.
     private enum Name: String, Codable {
         case addService, editService, deleteService, clear, addDestination, editDestination, deleteDestination
-        case zero, setTimeouts, startDaemon, stopDaemon, snapshot, connections, status, reload, batch
+        case zero, setTimeouts, startDaemon, stopDaemon, snapshot, connections, status, reload, batch, restart
         case sysctl
     }
 
@@ -144,6 +147,7 @@ extension ControlRequest {
         case .connections: self = .connections
         case .status: self = .status
         case .reload: self = .reload
+        case .restart: self = .restart
         case .batch: self = .batch(try c.decode(ControlBatch.self, forKey: .batch))
         case .sysctl: self = .sysctl(try c.decode([SysctlAssignment].self, forKey: .sysctls))
         }
@@ -194,6 +198,7 @@ extension ControlRequest {
         case .connections: try c.encode(Name.connections, forKey: .request)
         case .status: try c.encode(Name.status, forKey: .request)
         case .reload: try c.encode(Name.reload, forKey: .request)
+        case .restart: try c.encode(Name.restart, forKey: .request)
         case let .batch(batch):
             try c.encode(Name.batch, forKey: .request)
             try c.encode(batch, forKey: .batch)

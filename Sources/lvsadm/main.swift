@@ -29,15 +29,17 @@ if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "sysctl" 
     exit(DaemonSysctl.run(Array(arguments.dropFirst(3))))
 }
 
-// `lvsadm daemon status|reload`: lvsd's own state and configuration reload (not ipvsadm commands).
+// `lvsadm daemon status|reload|restart`: lvsd's own state, configuration reload and restart in
+// place (not ipvsadm commands).
 if arguments.count >= 2 && arguments[1] == "daemon" {
     let verb = arguments.count == 3 ? arguments[2] : ""
     let request: ControlRequest
     switch verb {
     case "status": request = .status
     case "reload": request = .reload
+    case "restart": request = .restart
     default:
-        fputs("usage: lvsadm daemon status|reload|sysctl [NAME[=VALUE]]...\n", standardError)
+        fputs("usage: lvsadm daemon status|reload|restart|sysctl [NAME[=VALUE]]...\n", standardError)
         exit(2)
     }
     do {

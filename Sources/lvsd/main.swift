@@ -98,7 +98,7 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Restart state: at a stop lvsd writes its connections and persistence templates here, and the next lvsd reads them before it forwards (default: /run/lvsd/state, or SOCKET.state with --socket; \"\" for none).", valueName: "path"))
     var stateFile: String?
 
-    @Flag(help: "At a stop, leave the nftables guard (afpacket) in place so that the director's kernel does not answer for the VIPs until the next lvsd guards them; that lvsd removes it. For restarts; without a next lvsd the guard stays until removed (nft delete table netdev lvsd_PID).")
+    @Flag(help: "At a stop, leave the nftables guard (afpacket) or the BPF program with its maps (afxdp, xdp, tc: the fast path keeps forwarding, frames for lvsd are dropped) in place so that the director's kernel does not answer for the VIPs until the next lvsd takes over; that lvsd removes the guard or adopts the program's connection map and replaces the program. For restarts; without a next lvsd they stay until removed (nft delete table netdev lvsd_PID; ip link set IFACE xdp off).")
     var restartGuard = false
 
     @Option(help: ArgumentHelp("A dead lvsd lets go of the VIPs after SECONDS (killed, hung, or stopped with --restart-guard and no next lvsd): its BPF programs leave every frame to the kernel, its nftables guard accepts, so that the kernel or the VRRP peer takes over. lvsd refreshes a heartbeat every SECONDS/4. 0: never (the leftovers claim the VIPs until the next lvsd).", valueName: "seconds"))

@@ -8,7 +8,7 @@ import LVSModel
 /// lvsd's BPF programs (bpf/lvs_xdp.c, built into lvsd) run on single frames with
 /// BPF_PROG_TEST_RUN: nothing is attached and nothing is sent. Whether a frame went to lvsd is read
 /// from the programs' `stats` counters (with an empty `xsks` map the XDP redirect falls back to
-/// XDP_PASS, so the action alone does not tell). Needs root (loading BPF programs).
+/// XDP_DROP, so the action alone does not tell). Needs root (loading BPF programs).
 final class BPFProgramTests: XCTestCase {
     static let clientMAC: [UInt8] = [0x00, 0x50, 0x00, 0x00, 0x03, 0x00]
     static let directorMAC: [UInt8] = [0x00, 0x50, 0x00, 0x00, 0x04, 0x00]
@@ -21,7 +21,7 @@ final class BPFProgramTests: XCTestCase {
     static let realServerMAC: [UInt8] = [0x00, 0x50, 0x00, 0x00, 0x05, 0x00]
     static let egressMAC: [UInt8] = [0x00, 0x50, 0x00, 0x00, 0x04, 0x01]
     /// Program return values (linux/bpf.h, linux/pkt_cls.h).
-    static let xdpPass: UInt32 = 2, xdpTX: UInt32 = 3, xdpRedirect: UInt32 = 4
+    static let xdpDrop: UInt32 = 1, xdpPass: UInt32 = 2, xdpTX: UInt32 = 3, xdpRedirect: UInt32 = 4
     static let tcOK: UInt32 = 0, tcRedirect: UInt32 = 7
     /// Frame offsets: the MAC addresses, and the IPv4 TTL / IPv6 hop limit after `l3`.
     static let destinationMACAt = 0, sourceMACAt = 6, ipv4TTLAt = 8, ipv4ChecksumAt = 10, ipv6HopLimitAt = 7
@@ -257,7 +257,7 @@ final class BPFProgramTests: XCTestCase {
     func testBothEntryPointsShareTheClassifier() throws {
         for kind in [XDPProgram.Kind.xdp, .tc] {
             let p = try program(kind)
-            let pass = kind == .xdp ? Self.xdpPass : Self.tcOK
+            let toLVSDAction = kind == .xdp ? Self.xdpDrop : Self.tcOK
             try XDPVIPMap(program: p).update(vips: [
                 VIPMatch(address: IPAddress("192.168.1.100")!, proto: Self.tcp, port: 80),
                 VIPMatch(address: IPAddress("2001:db8:1::100")!, proto: Self.tcp, port: 80),
@@ -265,12 +265,12 @@ final class BPFProgramTests: XCTestCase {
             for tags in [[], [UInt16(0x88A8), 0x8100]] {
                 let what = "\(kind), tags \(tags.map { String($0, radix: 16) })"
                 let l3 = 14 + 4 * tags.count
-                // A new connection to the VIP: lvsd's (the redirect falls back to XDP_PASS without
-                // a socket; tc marks it PACKET_OTHERHOST and lets it go on).
+                // A new connection to the VIP: lvsd's (the redirect falls back to XDP_DROP without
+                // a socket, so the kernel never sees it; tc marks it PACKET_OTHERHOST and lets it go on).
                 let syn = Self.tagged(Self.ipv4(Self.tcp, to: "192.168.1.100", port: 80), tags)
                 let before = try p.frameCounters()
                 let first = try p.testRunFrame(syn)
-                XCTAssertEqual(first.action, pass, what)
+                XCTAssertEqual(first.action, toLVSDAction, what)
                 XCTAssertEqual(first.frame, syn, "\(what): a frame for lvsd is not rewritten")
                 XCTAssertEqual(try p.frameCounters().service, before.service + 1, "\(what): VIP frame to lvsd")
                 // Another address: the kernel's, untouched.

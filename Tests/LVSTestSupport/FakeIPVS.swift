@@ -113,7 +113,7 @@ extension FakeIPVS.State {
             return .snapshot(table)
         case .connections:
             return .connections(connections)
-        case .status, .reload:
+        case .status, .reload, .restart:
             return .text("ok")
         case .batch:
             return .failed(.invalid) // batches come one request at a time (the default `execute(batch:)`)

@@ -70,3 +70,56 @@ extension Engine {
         return r
     }
 }
+
+extension Engine {
+    /// Whether a restored (or synced) connection waits for its next packet in the synced table:
+    /// a restart hands such a connection's fast-path entry back to lvsd (docs/restart.md).
+    public func hasSyncedConnection(_ key: ConnectionKey) -> Bool {
+        lock.withLock { synced.lookup(key, template: false) != nil }
+    }
+}
+
+extension Engine {
+    /// Every service's and real server's counters as `-L --stats` shows them (state file version 2).
+    public func exportCounters() -> [CarriedCounters] {
+        var out: [CarriedCounters] = []
+        for s in snapshot().services {
+            out.append(CarriedCounters(service: s.key, destination: nil, stats: s.stats))
+            for d in s.destinations {
+                out.append(CarriedCounters(service: s.key, destination: .init(address: d.options.address, port: d.options.port), stats: d.stats))
+            }
+        }
+        return out
+    }
+
+    /// Makes the listed services and real servers show the counters a previous lvsd had (their
+    /// `-Z` baseline moves below the current sums, so what this lvsd counts adds on top). Those
+    /// not configured now are skipped. Returns how many were applied.
+    @discardableResult
+    public func restoreCounters(_ carried: [CarriedCounters]) -> Int {
+        func baseline(_ sum: StatsCounters, _ shown: StatsSnapshot) -> StatsCounters {
+            var b = StatsCounters()
+            b.conns = sum.conns &- shown.conns
+            b.inPackets = sum.inPackets &- shown.inPackets
+            b.outPackets = sum.outPackets &- shown.outPackets
+            b.inBytes = sum.inBytes &- shown.inBytes
+            b.outBytes = sum.outBytes &- shown.outBytes
+            return b
+        }
+        return lock.withLock {
+            var applied = 0
+            for c in carried {
+                guard let s = serviceIndex[c.service], services[s].isActive else { continue }
+                if let d = c.destination {
+                    guard let slot = services[s].destinations.first(where: { dests[Int($0)].address == d.address && dests[Int($0)].port == d.port })
+                    else { continue }
+                    destBaseline[Int(slot)] = baseline(destSum(slot), c.stats)
+                } else {
+                    serviceBaseline[s] = baseline(serviceSum(s), c.stats)
+                }
+                applied += 1
+            }
+            return applied
+        }
+    }
+}

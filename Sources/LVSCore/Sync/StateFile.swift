@@ -23,9 +23,12 @@ import LVSModel
 public enum StateFile {
     /// "LVSDSTAT".
     public static let magic: [UInt8] = Array("LVSDSTAT".utf8)
-    /// The format this build writes and reads. A newer format gets a new number; a build reads
-    /// every version it knows and refuses the others.
-    public static let currentVersion: UInt16 = 1
+    /// The format this build writes (version 2: connections, counters and checker states,
+    /// StateFile+Version2.swift). A newer format gets a new number; a build reads every version it
+    /// knows (`readableVersions`) and refuses the others.
+    public static let currentVersion: UInt16 = 2
+    /// The versions this build reads: 1 (connections and templates only) and 2.
+    public static let readableVersions: ClosedRange<UInt16> = 1...2
     public static let headerLength = 24
     public static let offsetVersion = 8
     static let offsetReserved = 10
@@ -45,47 +48,75 @@ public enum StateFile {
         case checksumMismatch
         case badMessage(Int)
         case countMismatch(header: Int, actual: Int)
+        case badRecord(String)
 
         public var description: String {
             switch self {
             case .tooShort(let n): return "truncated: \(n) bytes, shorter than the \(StateFile.headerLength)-byte header"
             case .badMagic: return "not an lvsd state file (bad magic)"
-            case .unsupportedVersion(let v): return "format version \(v), this lvsd reads version \(StateFile.currentVersion)"
+            case .unsupportedVersion(let v):
+                return "format version \(v), this lvsd reads versions \(StateFile.readableVersions.lowerBound) to \(StateFile.readableVersions.upperBound)"
             case .lengthMismatch(let h, let a): return "truncated or extended: the header says \(h) payload bytes, the file has \(a)"
             case .checksumMismatch: return "corrupt: the payload's CRC-32 does not match"
             case .badMessage(let i): return "corrupt: message \(i) does not decode"
             case .countMismatch(let h, let a): return "corrupt: the header says \(h) entries, the messages hold \(a)"
+            case .badRecord(let what): return "corrupt: \(what)"
             }
         }
     }
 
-    /// The file's bytes for `entries`.
+    /// The file's bytes for `entries` (the current version, without counters or checker states).
     public static func encode(_ entries: [SyncConnection]) -> [UInt8] {
+        encode(StateFileContents(entries: entries))
+    }
+
+    /// A version 1 file (what lvsd wrote before version 2; for tests of the upgrade path).
+    public static func encodeVersion1(_ entries: [SyncConnection]) -> [UInt8] {
+        let payload = messagesPayload(entries)
+        return header(version: 1, count: entries.count, payload: payload) + payload
+    }
+
+    /// The messages part: each message's 2-byte length, then the version 1 sync message.
+    static func messagesPayload(_ entries: [SyncConnection]) -> [UInt8] {
         var payload: [UInt8] = []
         for m in SyncMessageBuilder.messages(entries, syncID: 0, maxLength: messageMaxLength) {
             payload += [UInt8(m.count >> 8), UInt8(m.count & 0xFF)]
             payload += m
         }
+        return payload
+    }
+
+    static func header(version: UInt16, count: Int, payload: [UInt8]) -> [UInt8] {
         var out = magic
-        put16(&out, currentVersion)
+        put16(&out, version)
         put16(&out, 0)
-        put32(&out, UInt32(entries.count))
+        put32(&out, UInt32(count))
         put32(&out, UInt32(payload.count))
         put32(&out, CRC32.checksum(payload))
-        return out + payload
+        return out
     }
 
     /// The entries of a whole file, or why it is refused.
     public static func decode(_ bytes: [UInt8]) -> Result<[SyncConnection], Refusal> {
+        decodeContents(bytes).map(\.entries)
+    }
+
+    /// The header checked against the payload: the version, the entry count and the payload.
+    static func checkedPayload(_ bytes: [UInt8]) -> Result<(UInt16, Int, [UInt8]), Refusal> {
         guard bytes.count >= headerLength else { return .failure(.tooShort(bytes.count)) }
         guard Array(bytes[0..<magic.count]) == magic else { return .failure(.badMagic) }
         let version = u16(bytes, offsetVersion)
-        guard version == currentVersion, u16(bytes, offsetReserved) == 0 else { return .failure(.unsupportedVersion(version)) }
+        guard readableVersions.contains(version), u16(bytes, offsetReserved) == 0 else { return .failure(.unsupportedVersion(version)) }
         let count = Int(u32(bytes, offsetCount))
         let length = Int(u32(bytes, offsetLength))
         let payload = Array(bytes[headerLength...])
         guard payload.count == length else { return .failure(.lengthMismatch(header: length, actual: payload.count)) }
         guard CRC32.checksum(payload) == u32(bytes, offsetChecksum) else { return .failure(.checksumMismatch) }
+        return .success((version, count, payload))
+    }
+
+    /// The sync messages of `payload` (`count` entries in all), whole or refused.
+    static func decodeMessages(_ payload: [UInt8], count: Int) -> Result<[SyncConnection], Refusal> {
         var entries: [SyncConnection] = []
         // Never trust the header for memory: at most as many entries as the payload can hold.
         entries.reserveCapacity(min(count, payload.count / SyncProtocol.entryLengthV4))

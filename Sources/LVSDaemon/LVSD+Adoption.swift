@@ -1,0 +1,47 @@
+import CLVSXDP
+import LVSCore
+import LVSDataPlane
+import Logging
+
+/// A BPF data plane's side of a restart (`BPFAdoption`, docs/restart.md): the planes that keep
+/// their programs attached over a restart.
+protocol RestartAdoptingPlane: AnyObject {
+    var adoption: BPFAdoption { get }
+    var keepAttachedAtStop: Bool { get set }
+    var connMap: XDPConnMap { get }
+}
+
+extension AFXDPDataPlane: RestartAdoptingPlane {}
+extension TCDataPlane: RestartAdoptingPlane {}
+
+extension LVSD {
+    /// After the data plane is open: `--restart-guard` makes its stop leave the programs attached;
+    /// the log says what a previous lvsd left and what was taken over.
+    func prepareRestartAdoption() {
+        guard let plane = dataPlane as? any RestartAdoptingPlane else { return }
+        plane.keepAttachedAtStop = options.restartGuard
+        if let note = plane.adoption.note { logger.notice("restart: \(note)") }
+    }
+
+    /// A stop for a restart: the BPF programs stay attached (`lvsadm daemon restart` without
+    /// `--restart-guard`).
+    static func keepProgramsAtStop(_ dataPlane: any DataPlaneBackend) {
+        (dataPlane as? any RestartAdoptingPlane)?.keepAttachedAtStop = true
+    }
+
+    /// Once the state is restored and this lvsd's programs are attached: the adopted `conns`
+    /// entries of connections the state file brought back are removed, so that their next packet
+    /// comes to lvsd, which moves them from the synced table into a worker's table and offloads
+    /// them again under its own destination slots (one packet each through user space). Entries
+    /// lvsd does not know (a crash without state) keep forwarding.
+    func handBackAdoptedFlows() {
+        guard let plane = dataPlane as? any RestartAdoptingPlane, plane.adoption.connsFD >= 0 else { return }
+        var known: [clvs_conn_key] = [], unknown = 0
+        plane.connMap.forEachEntry { k, _ in
+            if engine.hasSyncedConnection(XDPConnMap.connectionKey(k)) { known.append(k) } else { unknown += 1 }
+        }
+        for var k in known { plane.connMap.delete(&k) }
+        logger.notice("restart: adopted fast-path entries handed back to lvsd", metadata: [
+            "handed_back": "\(known.count)", "kept_unknown": "\(unknown)"])
+    }
+}
