@@ -3,7 +3,9 @@ import Testing
 import LVSModel
 
 /// Scale-out behind ECMP (issue 17): directors with the same configuration pick the same real
-/// server for a tuple (mh with mh-sorted), whatever order their real servers were added in.
+/// server for a tuple (mh with mh-sorted), whatever order their real servers were added in, and
+/// a director that sees a flow only in mid-stream (`sloppy_tcp=1`) picks the one another
+/// director picked for the SYN.
 @Suite struct ScaleOutTests {
     /// Five real servers 10.1.0.1-5 with unequal weights; MAC 00:50:00:00:0N:00 for server N.
     static let servers: [(address: String, weight: Int32)] = [("10.1.0.1", 1), ("10.1.0.2", 2), ("10.1.0.3", 3),
@@ -88,5 +90,30 @@ import LVSModel
         let a = try Self.director(order: [0, 1, 2, 3, 4], flags: [.sortedTable])
         let b = try Self.director(order: [4, 3, 2, 1, 0], flags: [.sortedTable])
         #expect(Self.disagreements(Self.picks(a, count: 2000), Self.picks(b, count: 2000)) == 0)
+    }
+
+    /// Flow moved by the router: director A saw the SYN, director B (same configuration, its
+    /// servers added in another order) sees the flow's next ACK first; with sloppy_tcp=1 and
+    /// mh-sorted, B sends it to the server A chose.
+    @Test func aMidStreamACKIsPickedUpOnTheServerTheOtherDirectorChose() throws {
+        let count = 2000
+        let a = try Self.director(order: [0, 1, 2, 3, 4], flags: [.hashPort, .sortedTable])
+        let b = try Self.director(order: [3, 0, 4, 2, 1], flags: [.hashPort, .sortedTable], sysctls: [SysctlAssignment(.sloppyTCP, 1)])
+        let onA = Self.picks(a, count: count)
+        let onB = Self.picks(b, flags: TCPFlag.ack, count: count)
+        #expect(onA.allSatisfy { $0 != nil } && onB.allSatisfy { $0 != nil }, "a tuple was not forwarded")
+        #expect(Self.disagreements(onA, onB) == 0, "moved flows went to another server")
+        #expect(b.connectionCount == count) // picked up: B now holds each flow
+        // And the following packets stay there.
+        #expect(Self.disagreements(Self.picks(b, flags: TCPFlag.ack, count: count), onA) == 0)
+        // Without sloppy_tcp, B does not schedule a mid-stream ACK (the kernel's default).
+        let strict = try Self.director(order: [3, 0, 4, 2, 1], flags: [.hashPort, .sortedTable])
+        #expect(Self.picks(strict, flags: TCPFlag.ack, count: 100).allSatisfy { $0 == nil })
+        // The control: with rr, the director that picks up disagrees.
+        let rrA = try Self.director(order: [0, 1, 2, 3, 4], scheduler: "rr", flags: [])
+        let rrB = try Self.director(order: [0, 1, 2, 3, 4], scheduler: "rr", flags: [], sysctls: [SysctlAssignment(.sloppyTCP, 1)])
+        _ = rrB.run(Self.frame(count, flags: TCPFlag.syn), at: second) // B has scheduled one flow of its own
+        let rrOnA = Self.picks(rrA, count: 100), rrOnB = Self.picks(rrB, flags: TCPFlag.ack, count: 100)
+        #expect(Self.disagreements(rrOnA, rrOnB) > 10)
     }
 }
