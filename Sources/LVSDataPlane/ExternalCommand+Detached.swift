@@ -1,38 +1,37 @@
+import CLVSShim
+import Foundation
 import Glibc
 import LVSSystem
-import Subprocess
-import SystemPackage
 
 extension ExternalCommand {
-    /// Starts a command that outlives the call (and may outlive lvsd): in the calling thread's
-    /// network namespace (through `nsenter`, as `run`), in a session of its own (a terminal's
-    /// Ctrl-C does not reach it), with `input` as its standard input and `output` as its
-    /// standard output, both closed here once it has started; standard error on /dev/null.
-    /// Returns at once; `finished` gets its exit status (128 + signal) when it ends.
+    /// Starts a command that outlives the call (and may outlive lvsd), from the calling thread
+    /// (so in its network namespace) with posix_spawn: in a process group of its own (a
+    /// terminal's Ctrl-C does not reach it), `input` as its standard input and `output` as its
+    /// standard output (both closed here once it has started), standard error on /dev/null, no
+    /// other descriptor. Returns at once; a thread of its own reaps it and gives `finished` its
+    /// exit status (128 + signal).
+    ///
+    /// Not swift-subprocess, unlike `run`: a child that lives as long as lvsd, waited for through
+    /// swift-subprocess's shared I/O thread, stalled other tasks' commands in the test process and
+    /// once resumed a continuation on a freed executor (seen in the unit tests' full run).
     public static func spawnDetached(_ arguments: [String], input: Int32, output: Int32,
                                      finished: @escaping @Sendable (Int32) -> Void) throws {
         precondition(!arguments.isEmpty)
-        // Held open (close-on-exec) until the command ends: nsenter opens it by its /proc path.
-        let namespace = try DataPlaneError.context(arguments[0]) {
-            try syscall("open /proc/thread-self/ns/net") { open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) }
+        var pointers: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for p in pointers { free(p) } }
+        let pid = try DataPlaneError.context(arguments[0]) {
+            try syscall("posix_spawn \(arguments[0])") { pointers.withUnsafeMutableBufferPointer { clvs_spawn_detached($0.baseAddress, input, output) } }
         }
-        let rest = ["--net=/proc/\(getpid())/fd/\(namespace)", "--"] + arguments
-        var options = PlatformOptions()
-        options.createSession = true
-        Task.detached {
-            defer { close(namespace) }
-            do {
-                let result = try await Subprocess.run(.name("nsenter"), arguments: Arguments(rest), platformOptions: options,
-                                                      input: .fileDescriptor(FileDescriptor(rawValue: input), closeAfterSpawningProcess: true),
-                                                      output: .fileDescriptor(FileDescriptor(rawValue: output), closeAfterSpawningProcess: true),
-                                                      error: .discarded)
-                switch result.terminationStatus {
-                case .exited(let code): finished(code)
-                case .signaled(let signal): finished(128 + signal)
-                }
-            } catch {
-                finished(-1)
-            }
+        close(input)
+        close(output)
+        let reaper = Thread {
+            var status: Int32 = 0
+            let rc = waitpid(pid, &status, 0)
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift cannot import (macros).
+            let signal = status & 0x7F
+            finished(rc != pid ? -1 : signal == 0 ? (status >> 8) & 0xFF : 128 + signal)
         }
+        reaper.name = "lvsd-reap-\(arguments[0])"
+        reaper.start()
     }
 }

@@ -166,6 +166,11 @@ struct KernelAnnouncementRoutesTests {
                     result = .failure(ServerError("setns \(name): errno \(errno)"))
                 } else {
                     result = Result { try body() }
+                    // Back to the process's namespace: a thread this one starts from now on (the
+                    // concurrency pool's, when it resumes the test) must not be in the test's.
+                    if clvs_setns_net("/proc/\(getpid())/ns/net") != 0 {
+                        fatalError("cannot return to the process's network namespace: errno \(errno)")
+                    }
                 }
                 // Before the test goes on (the process may end right after): `ip netns del`
                 // unmounts the name, from inside the namespace too.

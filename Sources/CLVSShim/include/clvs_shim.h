@@ -133,5 +133,10 @@ static const int clvs_ifnamsiz = 16;
 /// ("lvsann%d": the kernel picks the number); writes the device's name into `name`
 /// (`clvs_ifnamsiz` bytes). Returns the descriptor (close-on-exec), or -1 with errno set.
 int clvs_tun_open(const char *pattern, char *name);
+/// Starts `argv` (PATH lookup, posix_spawn) from the calling thread, so in its network namespace,
+/// in a process group of its own, with `in_fd` as its standard input, `out_fd` as its standard
+/// output, /dev/null as standard error, no other descriptor, every signal at its default and
+/// unblocked. Returns the pid (the caller reaps it), or -1 with errno set.
+int clvs_spawn_detached(char *const argv[], int in_fd, int out_fd);
 
 #endif
