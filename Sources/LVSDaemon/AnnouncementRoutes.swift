@@ -20,7 +20,7 @@ protocol AnnouncementRoutes: AnyObject, Sendable {
 /// one). Table T is in no `ip rule`: the director's own forwarding never uses it.
 ///
 /// lvsd's death, `kill -9` included, withdraws every route, in two ways:
-/// - the watcher, a `sh` in a session of its own that lvsd starts, reads a pipe whose only writer
+/// - the watcher, a `sh` in a process group of its own that lvsd starts, reads a pipe whose only writer
 ///   is lvsd: at lvsd's end it reads end-of-file and deletes the routes (`ip route flush table T
 ///   dev DEV`); a deletion is what FRR's zebra hears (it does not notice IPv4 routes that the
 ///   kernel drops with their device, measured with FRR 8.4). The watcher holds the device open
