@@ -48,6 +48,9 @@ public struct DaemonOptions: Sendable {
     public var orphanTimeout = OrphanHeartbeat.defaultTimeout
     /// `--checkpoint-interval` (seconds, 0: off): the state file is also written while lvsd runs.
     public var checkpointInterval = StateCheckpoint.defaultInterval
+    /// `--announce-table T` and `--announce-hold SECONDS` (see `validatedAnnouncement`).
+    public var announceTable: Int?
+    public var announceHold: Int = 5
 
     public init() {}
 
@@ -112,6 +115,8 @@ public final class LVSD: @unchecked Sendable {
     private(set) var metricsEndpoint: MetricsEndpoint?
     var vrrp: VRRPService?
     var orphanHeartbeat: OrphanHeartbeat?
+    /// `--announce-table`: the VIPs' routes (Announcer.swift).
+    var announcer: Announcer?
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
@@ -171,10 +176,12 @@ public final class LVSD: @unchecked Sendable {
         try ProcessSignals.checkpoint()
         try installVIPFilter()
         try startOrphanHeartbeat()
+        try openAnnouncer()
         makeControlServer()
         try ProcessSignals.checkpoint()
         if keepalived == nil { restoreState() }
         try startDataPlane()
+        startAnnouncer()
         try ProcessSignals.checkpoint()
         try await startHealthChecks()
         if keepalived != nil { restoreState() }
@@ -191,6 +198,8 @@ public final class LVSD: @unchecked Sendable {
         service.keepGuard = options.restartGuard
         service.orphanHeartbeat = orphanHeartbeat
         service.checkpoint = checkpoint
+        service.announcer = announcer
+        service.announceHold = options.announceHold
         let started = service
         server.reload = { await started.reload() }
         // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
@@ -364,9 +373,10 @@ public final class LVSD: @unchecked Sendable {
     /// guard / the VIP maps in step with the services.
     func makeControlServer() {
         let director = self.director!, dataPlane = self.dataPlane!, guardTable = self.guardTable
-        let rules = self.rules, logger = self.logger, kind = self.kind
+        let rules = self.rules, logger = self.logger, kind = self.kind, announcer = self.announcer
         let guardLock = NSLock()
         server = ControlServer(path: options.socket, director: director, logger: logger) { [guardTable] in
+            announcer?.changed()
             // Keep the kernel guard / the XDP VIP map in step with the services (off the packet path).
             guardLock.lock(); defer { guardLock.unlock() }
             guard case let .snapshot(s) = director.execute(.snapshot) else { return }
@@ -444,6 +454,7 @@ public final class LVSD: @unchecked Sendable {
                 }
             }
             if let vrrp { endpoint.vrrpStatus = { vrrp.status } }
+            if let announcer { endpoint.announcements = { announcer.snapshot } }
             try endpoint.start()
             undo.add { endpoint.stop() }
             metricsEndpoint = endpoint
@@ -605,6 +616,9 @@ public struct DirectorService: Service, @unchecked Sendable {
     var orphanHeartbeat: OrphanHeartbeat?
     /// The periodic state checkpoint, stopped before the state is saved at the stop.
     var checkpoint: StateCheckpoint?
+    /// The VIPs' routes (`--announce-table`), withdrawn first at a stop, then `announceHold` seconds of forwarding.
+    var announcer: Announcer?
+    var announceHold = 0
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     /// systemd hears RELOADING=1 before and READY=1 after, whatever the outcome.
@@ -656,10 +670,13 @@ public struct DirectorService: Service, @unchecked Sendable {
         logger.info("lvsd stopping")
         notifier?.stopping()
         notifier?.stopWatchdog()
-        orphanHeartbeat?.stop()
         checkpoint?.stop()
         let stopStart = monotonicNanoseconds()
         func elapsedMs() -> String { "\((monotonicNanoseconds() - stopStart) / 1_000_000)" }
+        // Withdraw, keep forwarding while the routers converge, then stop (LVSD+Announce.swift).
+        // The heartbeat goes on during the hold: lvsd still forwards, its programs must not let go.
+        await withdrawAndHold()
+        orphanHeartbeat?.stop()
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.
         vrrp?.stop()
         await monitor?.stop()
@@ -671,6 +688,7 @@ public struct DirectorService: Service, @unchecked Sendable {
         if keepGuard { LVSD.keepProgramsAtStop(dataPlane) }
         logger.debug("stopping the data plane", metadata: ["after_ms": "\(elapsedMs())"])
         dataPlane.stop()
+        announcer?.stop()
         logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
         switch dataPlane.kindName {
         case "afxdp": logger.info(keepGuard ? "afxdp: XDP programs left attached for the next lvsd (--restart-guard)" : "afxdp: XDP programs detached")

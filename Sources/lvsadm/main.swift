@@ -29,6 +29,11 @@ if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "sysctl" 
     exit(DaemonSysctl.run(Array(arguments.dropFirst(3))))
 }
 
+// `lvsadm daemon announcements [--exabgp]`: what lvsd announces (DaemonAnnouncements.swift).
+if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "announcements" {
+    exit(DaemonAnnouncements.run(Array(arguments.dropFirst(3))))
+}
+
 // `lvsadm daemon status|reload|restart`: lvsd's own state, configuration reload and restart in
 // place (not ipvsadm commands).
 if arguments.count >= 2 && arguments[1] == "daemon" {
@@ -39,7 +44,7 @@ if arguments.count >= 2 && arguments[1] == "daemon" {
     case "reload": request = .reload
     case "restart": request = .restart
     default:
-        fputs("usage: lvsadm daemon status|reload|restart|sysctl [NAME[=VALUE]]...\n", standardError)
+        fputs("usage: lvsadm daemon status|reload|restart|sysctl [NAME[=VALUE]]...|announcements [--exabgp]\n", standardError)
         exit(2)
     }
     do {

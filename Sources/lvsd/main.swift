@@ -106,6 +106,11 @@ struct LVSDCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Write the restart state file every SECONDS while lvsd runs (from a snapshot the workers take in slices), so that after a crash (kill -9) the next lvsd restores what the last checkpoint held. 0: only at a stop.", valueName: "seconds"))
     var checkpointInterval: Double = 5
+    @Option(help: ArgumentHelp("Announce each ready VIP (its service exists, a real server with weight > 0 is up, the data plane forwards) as a route VIP/32 (/128) proto static in kernel routing table T, through a device that lvsd holds (lvsann0): BIRD's `kernel table T; learn;` or FRR's `ip import-table T` hand it to BGP. The routes go when the VIP stops being ready, at a stop, and with lvsd's process (also kill -9). 1-4294967295 except 253-255; off by default. See docs/scale-out.md.", valueName: "table"))
+    var announceTable: Int?
+
+    @Option(help: ArgumentHelp("With --announce-table: at a stop (SIGTERM, SIGINT) withdraw every route first, then keep forwarding for SECONDS (0-3600) while the routers move the flows, then stop; a second SIGTERM stops at once.", valueName: "seconds"))
+    var announceHold: Int = 5
 
     func validate() throws {
         var o = DaemonOptions()
@@ -119,6 +124,9 @@ struct LVSDCommand: AsyncParsableCommand {
         do { _ = try o.validatedOrphanTimeout() } catch { throw ValidationError("\(error)") }
         o.checkpointInterval = checkpointInterval
         do { _ = try o.validatedCheckpointInterval() } catch { throw ValidationError("\(error)") }
+        o.announceTable = announceTable
+        o.announceHold = announceHold
+        do { _ = try o.validatedAnnouncement() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws { try await runDaemon() }
@@ -156,6 +164,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.restartGuard = restartGuard
         o.orphanTimeout = orphanTimeout
         o.checkpointInterval = checkpointInterval
+        o.announceTable = announceTable
+        o.announceHold = announceHold
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }
