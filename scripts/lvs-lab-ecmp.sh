@@ -239,7 +239,11 @@ protocol bgp to_router {
     bfd on;
     hold time 9;
     keepalive time 3;
+    # BIRD's defaults wait 5 s before the first connection and 60 s after an error: a lab
+    # (and a director that restarts) wants the session back in seconds.
+    connect delay time 1;
     connect retry time 1;
+    error wait time 1, 10;
     ipv4 {
         import none;
         export where net ~ [ $VIP/32 ];
@@ -303,7 +307,7 @@ ecmp_lvsd_args() {
 # ECMP_TABLE, added by hand on a veth device (it does NOT go away when lvsd dies).
 ecmp_standin_announce() {
     local n=$1
-    nsx "$n" ip link add lvsann0 type veth peer name lvsann1
+    nsx "$n" ip link show lvsann0 >/dev/null 2>&1 || nsx "$n" ip link add lvsann0 type veth peer name lvsann1
     nsx "$n" ip link set lvsann1 up
     nsx "$n" ip link set lvsann0 up
     nsx "$n" ip route replace "$VIP/32" dev lvsann0 table "$ECMP_TABLE" proto static
@@ -389,4 +393,27 @@ ecmp_up() {
         { ecmp_vtysh router -c 'show bgp summary' -c 'show bfd peers brief' >&2 || true; die "the router has not $count next hops for $VIP: $(ecmp_nexthops | tr '\n' ' ')"; }
     trap - EXIT
     log "lab '$PREFIX' is up: $VIP via $(ecmp_nexthops | tr '\n' ' ')(state: $STATE)"
+}
+
+# `lvs-lab nexthops`: the router's next hops for the VIPs, lines "4 ADDRESS" and "6 ADDRESS".
+ecmp_cmd_nexthops() {
+    check_lab_exists_ecmp
+    local a
+    for a in $(ecmp_nexthops 4); do echo "4 $a"; done
+    for a in $(ecmp_nexthops 6); do echo "6 $a"; done
+}
+check_lab_exists_ecmp() {
+    [[ -f $STATE/ecmp ]] && ns_exists "$(ns router)" ||
+        die "no ECMP lab '$PREFIX' (run: lvs-lab up --ecmp 3 --prefix $PREFIX)"
+}
+
+# `lvs-lab start-lvsd --node NODE` in an ECMP lab: NODE's lvsd again, with the lab's options.
+ecmp_cmd_start_lvsd() {
+    [[ -n $NODE ]] || die "start-lvsd needs --node director, dir2 or dir3"
+    ecmp_directors | grep -qx "$NODE" || die "$NODE is not a director of this lab"
+    ! pid_alive "$(tr -dc 0-9 <"$(lvsd_dir "$NODE")/lvsd.pid" 2>/dev/null)" ||
+        die "$NODE: lvsd already runs"
+    LVS_BIN=$(resolve_bin)
+    export LVS_BIN
+    ecmp_start_director "$NODE"
 }
