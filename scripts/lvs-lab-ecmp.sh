@@ -272,7 +272,11 @@ ecmp_write_lvsd_conf() {
     f=$(lvsd_conf "$n")
     [[ $n == dir2 ]] && order=(rs2 rs1)
     sched=$(ecmp_sched)
-    [[ $sched == mh ]] && flags="    mh-port"
+    # mh-sorted: the table depends on the set of real servers only, not on their order.
+    if [[ $sched == mh ]]; then
+        flags="    mh-port"
+        ecmp_lvsd_announces && flags+=$'\n    mh-sorted'
+    fi
     {
         echo "# lvs-lab $PREFIX $n: one director of the ECMP set (real servers in the order ${order[*]})."
         for v in "$VIP" "$VIP6"; do
@@ -290,6 +294,7 @@ ecmp_write_lvsd_conf() {
                 echo "        TCP_CHECK {"
                 echo "            connect_timeout 1"
                 echo "            retry 1"
+                echo "            delay_before_retry 1"
                 echo "        }"
                 echo "    }"
             done
@@ -298,9 +303,16 @@ ecmp_write_lvsd_conf() {
     } >"$f"
 }
 
+# lvsd announces the ready VIPs into table ECMP_TABLE itself (--announce-table); on SIGTERM it
+# withdraws them, forwards ECMP_HOLD more seconds (--announce-hold), then exits.
+ECMP_HOLD=${LVS_LAB_ECMP_HOLD:-2}
+ecmp_lvsd_announces() { "$(resolve_bin)/lvsd" --help 2>&1 | grep -q -- '--announce-table'; }
+
 # The lvsd options of every ECMP director (LVS_LAB_LVSD_ARGS adds to them).
 ecmp_lvsd_args() {
-    echo "--no-arp --set-sysctl sloppy_tcp=1 ${ECMP_LVSD_EXTRA:-}"
+    local a="--no-arp --set-sysctl sloppy_tcp=1"
+    ecmp_lvsd_announces && a+=" --announce-table $ECMP_TABLE --announce-hold $ECMP_HOLD"
+    echo "$a"
 }
 
 # STAND-IN, until lvsd's own --announce-table is merged: the route lvsd would put into table
@@ -318,7 +330,7 @@ ecmp_start_director() {
     ecmp_write_lvsd_conf "$n"
     LVS_LAB_LVSD_CONFIG=$(lvsd_conf "$n") LVS_LAB_LVSD_ARGS="$(ecmp_lvsd_args) ${LVS_LAB_LVSD_ARGS:-}" \
         director_lvsd "$n"
-    ecmp_standin_announce "$n"
+    ecmp_lvsd_announces || ecmp_standin_announce "$n"
 }
 
 # ecmp_start_routing NODE: the routing daemon of director NODE.
