@@ -139,6 +139,14 @@ EOF
         echo " address-family ipv4 unicast"
         echo "  maximum-paths 8"
         echo " exit-address-family"
+        # VIP6 over the same (IPv4) sessions, from the BIRD directors: FRR 8.4 has no
+        # `ipv6 import-table`, so its directors announce IPv4 VIPs only.
+        echo " address-family ipv6 unicast"
+        for n in $(ecmp_directors); do
+            [[ ${ECMP_DAEMON[$n]} == bird ]] && echo "  neighbor ${IP4[$n]} activate"
+        done
+        echo "  maximum-paths 8"
+        echo " exit-address-family"
         echo "!"
     } >"$d/bgpd.conf"
 }
@@ -226,6 +234,12 @@ protocol kernel lvs_table {
     scan time 2;
     ipv4 { import all; export none; };
 }
+protocol kernel lvs_table6 {
+    kernel table $ECMP_TABLE;
+    learn;
+    scan time 2;
+    ipv6 { import all; export none; };
+}
 protocol bfd {
     interface "eth0" {
         min rx interval $ECMP_BFD_MS ms;
@@ -248,6 +262,12 @@ protocol bgp to_router {
         import none;
         export where net ~ [ $VIP/32 ];
         next hop self;
+    };
+    # IPv6 routes over the IPv4 session: the next hop is this director's IPv6 address.
+    ipv6 {
+        import none;
+        export where net ~ [ $VIP6/128 ];
+        next hop address ${IP6[$n]};
     };
 }
 EOF
@@ -323,6 +343,7 @@ ecmp_standin_announce() {
     nsx "$n" ip link set lvsann1 up
     nsx "$n" ip link set lvsann0 up
     nsx "$n" ip route replace "$VIP/32" dev lvsann0 table "$ECMP_TABLE" proto static
+    nsx "$n" ip -6 route replace "$VIP6/128" dev lvsann0 table "$ECMP_TABLE" proto static
 }
 
 ecmp_start_director() {

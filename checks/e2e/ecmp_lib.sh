@@ -15,7 +15,11 @@
 
 ECMP_CLIENT=198.51.100.2
 ECMP_SOURCES=()
-for ((ecmp_i = 0; ecmp_i < 64; ecmp_i++)); do ECMP_SOURCES+=("198.51.100.$((10 + ecmp_i))"); done
+ECMP_SOURCES6=()
+for ((ecmp_i = 0; ecmp_i < 64; ecmp_i++)); do
+    ECMP_SOURCES+=("198.51.100.$((10 + ecmp_i))")
+    ECMP_SOURCES6+=("2001:db8:100::$(printf '%x' $((16 + ecmp_i)))")
+done
 unset ecmp_i
 declare -A ECMP_IP=([director]=192.168.1.21 [dir2]=192.168.1.22 [dir3]=192.168.1.23)
 ECMP_CLIENT_PY=$E2E_DIR/ecmp_client.py
