@@ -14,6 +14,8 @@
 #   PREFIX-dir3     192.168.1.23  lvsd + BIRD 2   (N = 3 only)
 #   PREFIX-rs1/rs2  as in the seed lab (VIP on lo, ARP suppressed), default route via the router,
 #                   so replies go straight to the client through the router, not the directors.
+# VIP6: announced by the BIRD directors only (IPv6 over the IPv4 BGP sessions); FRR 8.4 has no
+# `ipv6 import-table`, so dir2 announces the IPv4 VIP only.
 #
 # Each director's lvsd reads STATE/keepalived-NODE.conf: the VIP (and VIP6) with scheduler
 # ECMP_SCHED (LVS_LAB_ECMP_SCHED, default mh with mh-port), TCP_CHECK health checks every second,
