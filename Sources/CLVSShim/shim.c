@@ -151,6 +151,7 @@ long clvs_peer_uid(int fd) {
 static int clvs_signal_pipe[2] = { -1, -1 };
 static unsigned clvs_hup_count;
 static int clvs_stop_signal;
+static unsigned clvs_stop_count;
 
 static void clvs_signal_record(int sig) {
     int saved = errno;
@@ -158,6 +159,7 @@ static void clvs_signal_record(int sig) {
         __atomic_fetch_add(&clvs_hup_count, 1, __ATOMIC_SEQ_CST);
     } else {
         int none = 0;
+        __atomic_fetch_add(&clvs_stop_count, 1, __ATOMIC_SEQ_CST);
         __atomic_compare_exchange_n(&clvs_stop_signal, &none, sig, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     }
     char byte = (char)sig;
@@ -199,4 +201,8 @@ unsigned clvs_signals_take_hup(void) {
 
 int clvs_signals_stop_signal(void) {
     return __atomic_load_n(&clvs_stop_signal, __ATOMIC_SEQ_CST);
+}
+
+unsigned clvs_signals_stop_count(void) {
+    return __atomic_load_n(&clvs_stop_count, __ATOMIC_SEQ_CST);
 }

@@ -36,6 +36,8 @@ final class Director: @unchecked Sendable {
     var dataplaneStatus: [String] = []
     /// The VRRP status lines (set when keepalived.conf has VRRP instances).
     var vrrpStatus: (@Sendable () -> [String])?
+    /// The announcement's status lines (`--announce-table`).
+    var announcementStatus: (@Sendable () -> [String])?
     /// The fast path's connection map and per-destination counters (`--dataplane xdp`, `tc`),
     /// shared by the workers' `FastPathBook`s; nil without a fast path.
     private(set) var fastPath: FastPathCounters<XDPConnMap>?
@@ -168,6 +170,7 @@ final class Director: @unchecked Sendable {
             var extra = dataplaneStatus.dropFirst().map { $0 + "\n" }.joined()
             extra += serverCounters.map(\.statusLine).joined()
             if let vrrpStatus { extra += vrrpStatus().map { $0 + "\n" }.joined() }
+            if let announcementStatus { extra += announcementStatus().map { $0 + "\n" }.joined() }
             if let fastPath {
                 let (packets, bytes) = fastPath.totals()
                 extra += "\(fastPathKind) fast path: \(fastPath.map.count()) connection(s), \(packets) packet(s), \(bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"

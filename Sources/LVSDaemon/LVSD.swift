@@ -44,6 +44,9 @@ public struct DaemonOptions: Sendable {
     public var stateFile: String?
     /// `--restart-guard`: a stop leaves the nftables guard for the next lvsd (docs/restart.md).
     public var restartGuard = false
+    /// `--announce-table T` and `--announce-hold SECONDS` (see `validatedAnnouncement`).
+    public var announceTable: Int?
+    public var announceHold: Int = 5
 
     public init() {}
 
@@ -107,6 +110,8 @@ public final class LVSD: @unchecked Sendable {
     private(set) var monitor: HealthMonitor?
     private(set) var metricsEndpoint: MetricsEndpoint?
     var vrrp: VRRPService?
+    /// `--announce-table`: the VIPs' routes (Announcer.swift).
+    var announcer: Announcer?
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
@@ -162,10 +167,12 @@ public final class LVSD: @unchecked Sendable {
         try openDataPlane()
         try ProcessSignals.checkpoint()
         try installVIPFilter()
+        try openAnnouncer()
         makeControlServer()
         try ProcessSignals.checkpoint()
         if keepalived == nil { restoreState() }
         try startDataPlane()
+        startAnnouncer()
         try ProcessSignals.checkpoint()
         try await startHealthChecks()
         if keepalived != nil { restoreState() }
@@ -178,6 +185,8 @@ public final class LVSD: @unchecked Sendable {
                                       vrrp: vrrp, notifier: notifier)
         service.statePath = options.statePath
         service.keepGuard = options.restartGuard
+        service.announcer = announcer
+        service.announceHold = options.announceHold
         let started = service
         server.reload = { await started.reload() }
         // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
@@ -348,9 +357,10 @@ public final class LVSD: @unchecked Sendable {
     /// guard / the VIP maps in step with the services.
     func makeControlServer() {
         let director = self.director!, dataPlane = self.dataPlane!, guardTable = self.guardTable
-        let rules = self.rules, logger = self.logger, kind = self.kind
+        let rules = self.rules, logger = self.logger, kind = self.kind, announcer = self.announcer
         let guardLock = NSLock()
         server = ControlServer(path: options.socket, director: director, logger: logger) { [guardTable] in
+            announcer?.changed()
             // Keep the kernel guard / the XDP VIP map in step with the services (off the packet path).
             guardLock.lock(); defer { guardLock.unlock() }
             guard case let .snapshot(s) = director.execute(.snapshot) else { return }
@@ -426,6 +436,7 @@ public final class LVSD: @unchecked Sendable {
                 }
             }
             if let vrrp { endpoint.vrrpStatus = { vrrp.status } }
+            if let announcer { endpoint.announcements = { announcer.snapshot } }
             try endpoint.start()
             undo.add { endpoint.stop() }
             metricsEndpoint = endpoint
@@ -583,6 +594,9 @@ public struct DirectorService: Service, @unchecked Sendable {
     var statePath: String?
     /// Leave the nftables guard for the next lvsd (`--restart-guard`).
     var keepGuard = false
+    /// The VIPs' routes (`--announce-table`), withdrawn first at a stop, then `announceHold` seconds of forwarding.
+    var announcer: Announcer?
+    var announceHold = 0
 
     /// Re-reads the configuration; on any error the running configuration stays as it is.
     /// systemd hears RELOADING=1 before and READY=1 after, whatever the outcome.
@@ -636,6 +650,8 @@ public struct DirectorService: Service, @unchecked Sendable {
         notifier?.stopWatchdog()
         let stopStart = monotonicNanoseconds()
         func elapsedMs() -> String { "\((monotonicNanoseconds() - stopStart) / 1_000_000)" }
+        // Withdraw, keep forwarding while the routers converge, then stop (LVSD+Announce.swift).
+        await withdrawAndHold()
         // First, as keepalived does: a MASTER's priority-0 advert lets the backup take over at once.
         vrrp?.stop()
         await monitor?.stop()
@@ -644,6 +660,7 @@ public struct DirectorService: Service, @unchecked Sendable {
         director.sync.stopAll()
         logger.debug("stopping the data plane", metadata: ["after_ms": "\(elapsedMs())"])
         dataPlane.stop()
+        announcer?.stop()
         logger.debug("data plane stopped", metadata: ["after_ms": "\(elapsedMs())"])
         switch dataPlane.kindName {
         case "afxdp": logger.info("afxdp: XDP programs detached")

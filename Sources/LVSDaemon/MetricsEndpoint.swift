@@ -37,6 +37,8 @@ final class MetricsEndpoint: @unchecked Sendable {
     var healthState: (@Sendable () async -> [(service: String, destination: String, up: Bool)])?
     /// The VRRP instances and ignored adverts (set before `start` when keepalived.conf has VRRP).
     var vrrpStatus: (@Sendable () -> (instances: [VRRPInstanceStatus], rejections: [VRRPRejection: Int]))?
+    /// The VIPs' announcement states and withdrawals (`--announce-table`).
+    var announcements: (@Sendable () -> (states: [VIPAnnouncement], withdrawals: [AnnouncedPrefix: Int]))?
     private var listener: Int32 = -1
     private var lastTotals: [String: UInt64] = [:]
     private var counters: [String: CoreMetrics.Counter] = [:]
@@ -198,6 +200,7 @@ final class MetricsEndpoint: @unchecked Sendable {
             }
             for r in VRRPRejection.allCases { total("lvs_vrrp_adverts_ignored_total", [("reason", r.rawValue)], UInt64(rejections[r] ?? 0)) }
         }
+        if let announcements { render(announcements()) }
         if let healthState {
             if let states = waitForTask(timeout: .now() + 1, healthState) {
                 for h in states {
@@ -206,6 +209,17 @@ final class MetricsEndpoint: @unchecked Sendable {
             }
         }
         return registry.emitToBuffer()
+    }
+
+    /// `lvs_vip_announced{vip}` (1 announced, 0 withheld), `lvs_vip_withheld{vip,reason}` (1 for
+    /// the reason that applies) and `lvs_vip_withdrawals_total{vip}`.
+    private func render(_ a: (states: [VIPAnnouncement], withdrawals: [AnnouncedPrefix: Int])) {
+        for s in a.states {
+            let l = [("vip", "\(s.prefix)")]
+            gauge("lvs_vip_announced", l, s.isAnnounced ? 1 : 0)
+            for r in AnnouncementWithholding.allCases { gauge("lvs_vip_withheld", l + [("reason", r.label)], s.withheld == r ? 1 : 0) }
+            total("lvs_vip_withdrawals_total", l, UInt64(a.withdrawals[s.prefix] ?? 0))
+        }
     }
 
     static func name(_ k: ServiceKey) -> String {

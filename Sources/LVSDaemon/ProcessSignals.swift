@@ -39,6 +39,9 @@ enum ProcessSignals {
         return s == 0 ? nil : s
     }
 
+    /// How many SIGTERMs and SIGINTs came so far.
+    static var stopCount: Int { Int(clvs_signals_stop_count()) }
+
     /// True (once) if SIGHUP came since the last call; several count as one reload.
     static func takeReload() -> Bool { clvs_signals_take_hup() > 0 }
 

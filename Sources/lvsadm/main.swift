@@ -29,6 +29,11 @@ if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "sysctl" 
     exit(DaemonSysctl.run(Array(arguments.dropFirst(3))))
 }
 
+// `lvsadm daemon announcements [--exabgp]`: what lvsd announces (DaemonAnnouncements.swift).
+if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "announcements" {
+    exit(DaemonAnnouncements.run(Array(arguments.dropFirst(3))))
+}
+
 // `lvsadm daemon status|reload`: lvsd's own state and configuration reload (not ipvsadm commands).
 if arguments.count >= 2 && arguments[1] == "daemon" {
     let verb = arguments.count == 3 ? arguments[2] : ""
@@ -37,7 +42,7 @@ if arguments.count >= 2 && arguments[1] == "daemon" {
     case "status": request = .status
     case "reload": request = .reload
     default:
-        fputs("usage: lvsadm daemon status|reload|sysctl [NAME[=VALUE]]...\n", standardError)
+        fputs("usage: lvsadm daemon status|reload|sysctl [NAME[=VALUE]]...|announcements [--exabgp]\n", standardError)
         exit(2)
     }
     do {

@@ -101,6 +101,12 @@ struct LVSDCommand: AsyncParsableCommand {
     @Flag(help: "At a stop, leave the nftables guard (afpacket) in place so that the director's kernel does not answer for the VIPs until the next lvsd guards them; that lvsd removes it. For restarts; without a next lvsd the guard stays until removed (nft delete table netdev lvsd_PID).")
     var restartGuard = false
 
+    @Option(help: ArgumentHelp("Announce each ready VIP (its service exists, a real server with weight > 0 is up, the data plane forwards) as a route VIP/32 (/128) proto static in kernel routing table T, through a device that lvsd holds (lvsann0): BIRD's `kernel table T; learn;` or FRR's `ip import-table T` hand it to BGP. The routes go when the VIP stops being ready, at a stop, and with lvsd's process (also kill -9). 1-4294967295 except 253-255; off by default. See docs/scale-out.md.", valueName: "table"))
+    var announceTable: Int?
+
+    @Option(help: ArgumentHelp("With --announce-table: at a stop (SIGTERM, SIGINT) withdraw every route first, then keep forwarding for SECONDS (0-3600) while the routers move the flows, then stop; a second SIGTERM stops at once.", valueName: "seconds"))
+    var announceHold: Int = 5
+
     func validate() throws {
         var o = DaemonOptions()
         o.syncRefreshPeriod = syncRefreshPeriod
@@ -109,6 +115,9 @@ struct LVSDCommand: AsyncParsableCommand {
         o.settingsFile = settingsFile
         o.setSysctl = setSysctl
         do { _ = try o.sysctlAssignments() } catch { throw ValidationError("\(error)") }
+        o.announceTable = announceTable
+        o.announceHold = announceHold
+        do { _ = try o.validatedAnnouncement() } catch { throw ValidationError("\(error)") }
     }
 
     func run() async throws { try await runDaemon() }
@@ -144,6 +153,8 @@ struct LVSDCommand: AsyncParsableCommand {
         o.setSysctl = setSysctl
         o.stateFile = stateFile
         o.restartGuard = restartGuard
+        o.announceTable = announceTable
+        o.announceHold = announceHold
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

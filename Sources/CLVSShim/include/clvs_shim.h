@@ -121,5 +121,17 @@ int clvs_signals_install(void);
 unsigned clvs_signals_take_hup(void);
 /// The first SIGTERM or SIGINT received (its number), or 0.
 int clvs_signals_stop_signal(void);
+/// How many SIGTERMs and SIGINTs came (a second one ends lvsd's announcement hold at once).
+unsigned clvs_signals_stop_count(void);
+
+// ---- the announcement device (lvsd --announce-table; tun.c) ----------------------------------
+
+/// Size of `clvs_tun_open`'s name buffer (IFNAMSIZ).
+static const int clvs_ifnamsiz = 16;
+/// Opens a TUN device (no packet information, not persistent: it and the routes through it go
+/// when its last descriptor closes, also when the process is killed) named from `pattern`
+/// ("lvsann%d": the kernel picks the number); writes the device's name into `name`
+/// (`clvs_ifnamsiz` bytes). Returns the descriptor (close-on-exec), or -1 with errno set.
+int clvs_tun_open(const char *pattern, char *name);
 
 #endif
