@@ -297,7 +297,7 @@ ecmp_write_lvsd_conf() {
     # mh-sorted: the table depends on the set of real servers only, not on their order.
     if [[ $sched == mh ]]; then
         flags="    mh-port"
-        ecmp_lvsd_announces && flags+=$'\n    mh-sorted'
+        ecmp_lvsd_has_mh_sorted && flags+=$'\n    mh-sorted'
     fi
     {
         echo "# lvs-lab $PREFIX $n: one director of the ECMP set (real servers in the order ${order[*]})."
@@ -328,24 +328,17 @@ ecmp_write_lvsd_conf() {
 # lvsd announces the ready VIPs into table ECMP_TABLE itself (--announce-table); on SIGTERM it
 # withdraws them, forwards ECMP_HOLD more seconds (--announce-hold), then exits.
 ECMP_HOLD=${LVS_LAB_ECMP_HOLD:-2}
-ecmp_lvsd_announces() { "$(resolve_bin)/lvsd" --help 2>&1 | grep -q -- '--announce-table'; }
 
 # The lvsd options of every ECMP director (LVS_LAB_LVSD_ARGS adds to them).
 ecmp_lvsd_args() {
-    local a="--no-arp --set-sysctl sloppy_tcp=1"
-    ecmp_lvsd_announces && a+=" --announce-table $ECMP_TABLE --announce-hold $ECMP_HOLD"
-    echo "$a"
+    echo "--no-arp --set-sysctl sloppy_tcp=1 --announce-table $ECMP_TABLE --announce-hold $ECMP_HOLD"
 }
 
-# STAND-IN, until lvsd's own --announce-table is merged: the route lvsd would put into table
-# ECMP_TABLE, added by hand on a veth device (it does NOT go away when lvsd dies).
-ecmp_standin_announce() {
-    local n=$1
-    nsx "$n" ip link show lvsann0 >/dev/null 2>&1 || nsx "$n" ip link add lvsann0 type veth peer name lvsann1
-    nsx "$n" ip link set lvsann1 up
-    nsx "$n" ip link set lvsann0 up
-    nsx "$n" ip route replace "$VIP/32" dev lvsann0 table "$ECMP_TABLE" proto static
-    nsx "$n" ip -6 route replace "$VIP6/128" dev lvsann0 table "$ECMP_TABLE" proto static
+# ecmp_lvsd_has_mh_sorted: this lvsd reads `mh-sorted` (a keepalived.conf probe, no daemon).
+ecmp_lvsd_has_mh_sorted() {
+    local f=$STATE/mh-sorted-probe.conf
+    printf 'virtual_server 192.0.2.1 80 {\n    lb_algo mh\n    mh-sorted\n    lb_kind DR\n    protocol TCP\n}\n' >"$f"
+    "$(resolve_bin)/lvsd" --check-config "$f" >/dev/null 2>&1
 }
 
 ecmp_start_director() {
@@ -353,7 +346,6 @@ ecmp_start_director() {
     ecmp_write_lvsd_conf "$n"
     LVS_LAB_LVSD_CONFIG=$(lvsd_conf "$n") LVS_LAB_LVSD_ARGS="$(ecmp_lvsd_args) ${LVS_LAB_LVSD_ARGS:-}" \
         director_lvsd "$n"
-    ecmp_lvsd_announces || ecmp_standin_announce "$n"
 }
 
 # ecmp_start_routing NODE: the routing daemon of director NODE.

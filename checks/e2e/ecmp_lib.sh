@@ -80,12 +80,6 @@ ecmp_dump() {
     return 0
 }
 
-# require_announce: lvsd announces the VIPs itself (--announce-table); skip the test otherwise.
-require_announce() {
-    "$(lvs_bin)/lvsd" --help 2>&1 | grep -q -- '--announce-table' ||
-        e2e_skip "this lvsd has no --announce-table (issue 17's announcement)"
-}
-
 # ecmp_wait_withdrawn NODE SECS: wait (bounded) until the router's route no longer goes through
 # NODE; prints the milliseconds it took.
 ecmp_wait_withdrawn() { wait_for "$2" "the router withdraws $1 (${ECMP_IP[$1]})" ecmp_routes_not_via "$1"; }

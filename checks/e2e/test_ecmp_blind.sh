@@ -12,13 +12,13 @@ source "$(dirname "$0")/ha_lib.sh"
 source "$(dirname "$0")/ecmp_lib.sh"
 
 NODE=dir2
-# the lab's checks: delay_loop 1 s, connect_timeout 1 s, one retry after 1 s
+# the lab's checks: delay_loop 1 s, connect_timeout 1 s, one retry after 1 s: one interval is a
+# check that times out (2 s); a cut real server is down after two of them
 CHECK_INTERVAL_MS=2000
-SLACK_MS=${E2E_ECMP_SLACK_MS:-1500}
+SLACK_MS=${E2E_ECMP_SLACK_MS:-2500}
 CUT_TABLE=ecmp_cut
 
 require_lvs_bins
-require_announce
 ecmp_lab_start 3
 tmp=$(e2e_tmpdir)
 declare -A MACS=([dir2]=00:50:00:00:05:00 [rs1]=00:50:00:00:01:00 [rs2]=00:50:00:00:02:00)

@@ -7,6 +7,8 @@
 # send them to the same real server (mh). Every download completes with the right sha256, the
 # client sees no RST; the note gets the convergence time (kill to the router's route without
 # dir2) and the requests the loop of new connections lost.
+# Then a whole director dies: dir3's link goes down (lvsd, BIRD and the BFD session with it); the
+# router's BFD notices (100 ms x 3) and withdraws dir3; the downloads again all complete.
 # Control-plane test (the routing moves the flows; the data plane only has to pick them up):
 # afpacket only.
 source "$(dirname "$0")/lib.sh"
@@ -21,7 +23,6 @@ RATE=400k
 WITHDRAW_BOUND_MS=${E2E_ECMP_WITHDRAW_MS:-3000}
 
 require_lvs_bins
-require_announce
 ecmp_lab_start 3
 tmp=$(e2e_tmpdir)
 ha_round_start "$DOWNLOADS" "$RATE"
@@ -41,3 +42,19 @@ HA_EXTRA="withdraw_ms=$((t1 - t0)) new_conn_requests=$loop_n new_conn_lost=$loop
 ha_assert_nothing_lost kill9
 ha_assert_within "$((t1 - t0))" "$WITHDRAW_BOUND_MS" "the router withdraws $VICTIM after kill -9"
 assert_eq 2 "$(ecmp_nexthop_count)" "next hops left"
+
+# ---- a whole director dies: its link goes down
+DEAD=dir3
+BFD_BOUND_MS=$((100 * 3 + ${E2E_ECMP_SLACK_MS:-1000}))
+ha_round_start 30 "$RATE"
+sleep 2
+t0=$(now_ms)
+lab_exec "$DEAD" ip link set eth0 down
+e2e_log "$DEAD: eth0 down"
+ecmp_wait_withdrawn "$DEAD" 15 >/dev/null
+t1=$(now_ms)
+e2e_log "router: $VIP via $(ecmp_nexthops | tr '\n' ' ')$((t1 - t0)) ms after the link went down"
+sleep 3
+HA_EXTRA="withdraw_ms=$((t1 - t0))" ha_round_finish linkdown 60
+ha_assert_nothing_lost linkdown
+ha_assert_within "$((t1 - t0))" "$BFD_BOUND_MS" "the router withdraws $DEAD by BFD"

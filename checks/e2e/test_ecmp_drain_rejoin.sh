@@ -21,7 +21,6 @@ RATE=500k
 HOLD_S=${LVS_LAB_ECMP_HOLD:-2}
 
 require_lvs_bins
-require_announce
 ecmp_lab_start 3
 tmp=$(e2e_tmpdir)
 

@@ -19,7 +19,6 @@ VICTIM=director
 WITHDRAW_BOUND_MS=${E2E_ECMP_WITHDRAW_MS:-3000}
 
 require_lvs_bins
-require_announce
 ecmp_lab_start 3
 wait_for 20 "two next hops for $VIP6" ecmp_has_nexthops 2 6 >/dev/null
 e2e_log "route: $(lab_exec router ip -6 route show "$VIP6" | tr -s '\t\n' '  ')"

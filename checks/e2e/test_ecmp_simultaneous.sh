@@ -17,7 +17,6 @@ NEW=dir3
 RS2=192.168.1.32
 
 require_lvs_bins
-require_announce
 ecmp_lab_start 3
 tmp=$(e2e_tmpdir)
 ha_term "$NEW"
