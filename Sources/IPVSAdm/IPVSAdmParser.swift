@@ -524,6 +524,9 @@ public struct IPVSAdmParser {
                 if !flag.hasPrefix(sched + "-") || (sched != "sh" && sched != "mh") {
                     throw .fail("incompatible scheduler flag `\(flag)'")
                 }
+            case "mh-sorted": // lvsd's own (docs/compatibility.md): flag-3, which the kernel's mh ignores
+                flags.insert(.sortedTable)
+                if sched != "mh" { throw .fail("incompatible scheduler flag `\(flag)'") }
             default:
                 throw .fail("invalid scheduler flag `\(flag)'")
             }

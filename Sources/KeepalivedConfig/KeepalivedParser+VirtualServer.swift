@@ -63,6 +63,12 @@ extension KeepalivedParser {
                     continue
                 }
                 vs.schedulerFlags.insert(l.keyword.hasSuffix("port") ? .hashPort : .fallback)
+            case "mh-sorted": // lvsd's own (docs/compatibility.md); keepalived itself knows it as flag-3
+                guard vs.scheduler == "mh" && schedulerSet else {
+                    warn(l, "'mh-sorted' ignored: scheduler mh not set before it")
+                    continue
+                }
+                vs.schedulerFlags.insert(.sortedTable)
             case "flag-1": vs.schedulerFlags.insert(.sched1)
             case "flag-2": vs.schedulerFlags.insert(.sched2)
             case "flag-3": vs.schedulerFlags.insert(.sched3)

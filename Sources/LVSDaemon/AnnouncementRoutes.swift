@@ -72,10 +72,12 @@ final class KernelAnnouncementRoutes: AnnouncementRoutes {
         }
     }
 
-    /// The watcher: the device moved to descriptor 3 (held until the end), then waits for
-    /// end-of-file on its standard input and deletes the routes that remain.
+    /// The watcher: ignores SIGTERM, SIGINT and SIGHUP (a service manager that stops what lvsd
+    /// left, as systemd does after lvsd's death, must not stop it before it has deleted the
+    /// routes; it ends by itself right after), moves the device to descriptor 3 (held until the
+    /// end), waits for end-of-file on its standard input and deletes the routes that remain.
     static func watcherScript(table: UInt32, device: String) -> String {
-        "exec 3>&1 >/dev/null 2>&1; cat; ip route flush table \(table) dev \(device); ip -6 route flush table \(table) dev \(device)"
+        "trap '' TERM INT HUP; exec 3>&1 >/dev/null 2>&1; cat; ip route flush table \(table) dev \(device); ip -6 route flush table \(table) dev \(device)"
     }
 
     var summary: String { "table \(table) via \(device)" }

@@ -91,6 +91,9 @@ public struct ServiceFlags: OptionSet, Hashable, Sendable, Codable {
     @inlinable public static var fallback: ServiceFlags { sched1 }
     /// sh-port / mh-port.
     @inlinable public static var hashPort: ServiceFlags { sched2 }
+    /// mh-sorted (lvsd's, flag-3 to the kernel, which ignores it for mh): the mh table depends
+    /// only on the set of (address, port, weight), not on the order the real servers were added.
+    @inlinable public static var sortedTable: ServiceFlags { sched3 }
     @inlinable public static var schedMask: ServiceFlags { ServiceFlags(rawValue: 0x0038) }
 }
 

@@ -161,13 +161,16 @@ struct KernelAnnouncementRoutesTests {
                     continuation.resume(throwing: error)
                     return
                 }
-                // `ip netns del` unmounts the name; it works from inside the namespace too.
-                defer { _ = try? ExternalCommand.run(["ip", "netns", "del", name]) }
+                let result: Result<T, any Error>
                 if clvs_setns_net("/run/netns/\(name)") != 0 {
-                    continuation.resume(throwing: ServerError("setns \(name): errno \(errno)"))
+                    result = .failure(ServerError("setns \(name): errno \(errno)"))
                 } else {
-                    continuation.resume(with: Result { try body() })
+                    result = Result { try body() }
                 }
+                // Before the test goes on (the process may end right after): `ip netns del`
+                // unmounts the name, from inside the namespace too.
+                _ = try? ExternalCommand.run(["ip", "netns", "del", name])
+                continuation.resume(with: result)
             }
             thread.start()
         }

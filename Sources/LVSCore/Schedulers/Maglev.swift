@@ -1,10 +1,14 @@
 import LVSModel
 
-/// mh: Maglev hashing (ip_vs_mh.c, spec §3.13), with the mh-fallback and mh-port flags.
+/// mh: Maglev hashing (ip_vs_mh.c, spec §3.13), with the mh-fallback and mh-port flags, and
+/// lvsd's own mh-sorted (flag-3).
 ///
 /// Each destination walks its own permutation of the M = 4093 table slots (offset, then steps of
 /// skip); rounds over the list (newest first) let each destination claim `turns` free slots until
 /// the table is full. Turns come from `lastWeight`, so a quiesced destination keeps its slots.
+/// With mh-sorted the rounds go over the destinations sorted by (address, port) instead of the
+/// list: the table then depends only on the set of (address, port, weight), so directors behind
+/// ECMP agree whatever order their real servers were added in (docs/compatibility.md).
 public struct MaglevScheduler: Scheduler {
     public static let name = "mh"
     /// `CONFIG_IP_VS_MH_TAB_INDEX` default 12 → primes[4].
@@ -26,6 +30,8 @@ public struct MaglevScheduler: Scheduler {
     var perm: [Int] = []
     var skip: [Int] = []
     var turns: [Int] = []
+    /// The list indices in the order the rounds visit them (list order, or sorted: mh-sorted).
+    var order: [Int] = []
     var taken: [Bool]
 
     public init() {
@@ -75,15 +81,22 @@ public struct MaglevScheduler: Scheduler {
             turns.append(t != 0 ? t : (lw != 0 ? 1 : 0))
         }
 
+        order.removeAll(keepingCapacity: true)
+        order.append(contentsOf: 0..<n)
+        if flags.contains(.sortedTable) {
+            order.sort { a, b in (d[a].address, d[a].port) < (d[b].address, d[b].port) }
+        }
+
         for c in 0..<taken.count { taken[c] = false }
         let m = Self.tableSize
         var filled = 0
         while filled < m {
-            var i = 0
+            var k = 0
             var claims = 0
-            while i < n {
+            while k < n {
+                let i = order[k]
                 if turns[i] < 1 {
-                    i += 1
+                    k += 1
                     continue
                 }
                 var c = perm[i]
@@ -99,7 +112,7 @@ public struct MaglevScheduler: Scheduler {
                 claims += 1
                 if claims >= turns[i] {
                     claims = 0
-                    i += 1
+                    k += 1
                 }
             }
         }
