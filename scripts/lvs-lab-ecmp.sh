@@ -18,9 +18,9 @@
 # `ipv6 import-table`, so dir2 announces the IPv4 VIP only.
 #
 # Each director's lvsd reads STATE/keepalived-NODE.conf: the VIP (and VIP6) with scheduler
-# ECMP_SCHED (LVS_LAB_ECMP_SCHED, default mh with mh-port), TCP_CHECK health checks every second,
-# and the real servers listed in a different order on dir2 (rs2 first), as an operator's
-# directors may have them; sloppy_tcp=1 so that a director picks up flows in mid-stream.
+# ECMP_SCHED (LVS_LAB_ECMP_SCHED, default mh with mh-port and mh-sorted), TCP_CHECK health checks
+# every second, and the real servers listed in a different order on dir2 (rs2 first), as an
+# operator's directors may have them; sloppy_tcp=1 so that a director picks up flows in mid-stream.
 # The routing daemons' files live in STATE/frr-NODE or STATE/bird-NODE (config, pid files,
 # sockets): `vtysh --vty_socket STATE/frr-NODE`, `birdc -s STATE/bird-NODE/bird.ctl`.
 
@@ -297,7 +297,7 @@ ecmp_write_lvsd_conf() {
     # mh-sorted: the table depends on the set of real servers only, not on their order.
     if [[ $sched == mh ]]; then
         flags="    mh-port"
-        ecmp_lvsd_has_mh_sorted && flags+=$'\n    mh-sorted'
+        flags+=$'\n    mh-sorted'
     fi
     {
         echo "# lvs-lab $PREFIX $n: one director of the ECMP set (real servers in the order ${order[*]})."
@@ -332,13 +332,6 @@ ECMP_HOLD=${LVS_LAB_ECMP_HOLD:-2}
 # The lvsd options of every ECMP director (LVS_LAB_LVSD_ARGS adds to them).
 ecmp_lvsd_args() {
     echo "--no-arp --set-sysctl sloppy_tcp=1 --announce-table $ECMP_TABLE --announce-hold $ECMP_HOLD"
-}
-
-# ecmp_lvsd_has_mh_sorted: this lvsd reads `mh-sorted` (a keepalived.conf probe, no daemon).
-ecmp_lvsd_has_mh_sorted() {
-    local f=$STATE/mh-sorted-probe.conf
-    printf 'virtual_server 192.0.2.1 80 {\n    lb_algo mh\n    mh-sorted\n    lb_kind DR\n    protocol TCP\n}\n' >"$f"
-    "$(resolve_bin)/lvsd" --check-config "$f" >/dev/null 2>&1
 }
 
 ecmp_start_director() {

@@ -2,7 +2,7 @@
 # e2e-planes: afpacket
 # ECMP agreement (issue 17, test 2): the router's route is pinned to one director at a time and
 # the client replays the same 1,000 (source address, source port) tuples through each. With mh
-# (mh-port, plus mh-sorted when lvsd reads it; dir2 lists rs2 first, the others rs1) every
+# (mh-port and mh-sorted; dir2 lists rs2 first, the others rs1) every
 # director picks the same real server for every tuple. Control: the same replay with rr on every
 # director, where the pick depends on each director's history and the agreement is partial.
 # Control-plane test: scheduling does not depend on lvsd's data plane: afpacket only.
