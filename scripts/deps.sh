@@ -35,6 +35,10 @@ COMMANDS=(
     lintian:lintian             # checks/package: the .deb is lintian-clean
     debootstrap:debootstrap     # checks/package: a fresh Debian 12 root to install the .deb into
     systemd-nspawn:systemd-container # checks/package: boots that root with systemd to run the unit
+    vtysh:frr                   # lvs-lab --ecmp: the router's and a director's routing daemon (zebra, bgpd, bfdd)
+    bird:bird2                  # lvs-lab --ecmp: a director's routing daemon
+    birdc:bird2
+    exabgp:exabgp               # the ExaBGP announcer helper (issue 17)
 )
 # Files rather than commands: headers and Python modules.
 FILES=(

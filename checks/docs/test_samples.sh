@@ -3,7 +3,10 @@
 # `lvsd --check-config` (exit 0, read as keepalived.conf), each ipvsadm rules sample (*.rules, the
 # input of `lvsadm -R`) the same way (lvsd reads ipvsadm-save files with lvsadm's restore grammar:
 # exit 0, read as ipvsadm rules). A sample of another kind fails the test, and so does a copy of a
-# sample with an error in it (the check can fail). No daemon is started; nothing touches the network.
+# sample with an error in it (the check can fail). The ECMP routing samples load in their daemons' own
+# checkers: bird-*.conf with `bird -p`, frr-*.conf with `vtysh --dryrun`; a keepalived.conf sample's
+# `# lvsd-options:` line is passed to lvsd with it (the options parse). No daemon is started; nothing
+# touches the network.
 # LVS_BIN: the directory with lvsd (default: swift build's debug bin path). Exit 0 pass, 1 fail.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,10 +19,12 @@ pass=0 fail=0
 ok() { echo "ok: $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL: $1"; fail=$((fail + 1)); }
 
-# check FILE KIND: lvsd --check-config exits 0 and read FILE as KIND
+# check FILE KIND: lvsd --check-config exits 0 and read FILE as KIND (with the options of FILE's
+# "# lvsd-options:" line, if it has one)
 check() {
-    local f=$1 kind=$2 rc=0 out
-    out=$(timeout 30 "$lvsd" --check-config "$f" 2>&1) || rc=$?
+    local f=$1 kind=$2 rc=0 out opts=()
+    read -r -a opts < <(sed -n 's/^# lvsd-options: //p' "$f" | head -n 1) || true
+    out=$(timeout 30 "$lvsd" "${opts[@]}" --check-config "$f" 2>&1) || rc=$?
     if ((rc == 0)) && [[ $out == *"$kind"*"configuration is valid"* ]]; then
         ok "$(basename "$f"): $kind, valid"
     else
@@ -27,18 +32,45 @@ check() {
     fi
 }
 
+# routing_check FILE DAEMON: BIRD's or FRR's own configuration check of FILE (exit status).
+routing_check() {
+    case $2 in
+    bird) timeout 30 bird -p -c "$1" ;;
+    frr) timeout 30 vtysh --dryrun -f "$1" ;;
+    esac
+}
+# check_routing FILE DAEMON: FILE passes DAEMON's check; skipped when DAEMON is not installed.
+check_routing() {
+    local f=$1 d=$2 rc=0 out cmd=bird
+    [[ $d == frr ]] && cmd=vtysh
+    if ! command -v "$cmd" >/dev/null; then
+        echo "SKIP: $(basename "$f"): no $cmd (scripts/deps.sh installs it)"
+        return 0
+    fi
+    out=$(routing_check "$f" "$d" 2>&1) || rc=$?
+    if ((rc == 0)); then ok "$(basename "$f"): $d accepts it"; else bad "$(basename "$f"): $d's check exit $rc: $out"; fi
+    # the check can fail: the same file with an unknown word
+    sed '0,/^router\|^protocol bgp/s//no-such-statement\n&/' "$f" >"$tmp/broken-$d.conf"
+    rc=0; routing_check "$tmp/broken-$d.conf" "$d" >/dev/null 2>&1 || rc=$?
+    if ((rc != 0)); then ok "$(basename "$f") with an unknown statement fails in $d (exit $rc)"; else bad "$(basename "$f") with an unknown statement passed $d's check"; fi
+}
+
 shopt -s nullglob
 samples=("$root"/docs/samples/*)
 ((${#samples[@]})) || bad "no samples in docs/samples"
 nconf=0 nrules=0
+nrouting=0
 for f in "${samples[@]}"; do
     case $f in
+    */bird-*.conf) check_routing "$f" bird; nrouting=$((nrouting + 1)) ;;
+    */frr-*.conf) check_routing "$f" frr; nrouting=$((nrouting + 1)) ;;
     *.conf) check "$f" "keepalived.conf"; nconf=$((nconf + 1)) ;;
     *.rules) check "$f" "ipvsadm rules"; nrules=$((nrules + 1)) ;;
     *) bad "$(basename "$f"): neither a keepalived.conf sample (*.conf) nor an ipvsadm rules sample (*.rules)" ;;
     esac
 done
 ((nconf > 0 && nrules > 0)) || bad "want at least one sample of each kind (*.conf: $nconf, *.rules: $nrules)"
+((nrouting >= 2)) || bad "want the ECMP routing samples (bird-*.conf, frr-*.conf): $nrouting"
 
 # The keepalived.conf shown in README.md loads too.
 awk '/^virtual_server /, /^}$/' "$root/README.md" >"$tmp/readme.conf"
@@ -80,6 +112,10 @@ for f in "${ha[@]}"; do
     rc=0; out=$(timeout 30 "$lvsd" --check-config "$tmp/broken-ha.conf" 2>&1) || rc=$?
     if ((rc == 5)) && [[ $out == *"unknown authentication type 'pass'"* ]]; then ok "$(basename "$f") with auth_type pass fails (exit 5)"; else bad "$(basename "$f") with auth_type pass: exit $rc: $out"; fi
 done
+# A sample's "# lvsd-options:" line is used: an option lvsd does not know fails the check.
+sed 's/^# lvsd-options: /&--no-such-option /' "$root/docs/samples/keepalived-ecmp-director.conf" >"$tmp/broken-options.conf"
+out=$(check "$tmp/broken-options.conf" "keepalived.conf")
+if [[ $out == FAIL:*"--no-such-option"* ]]; then ok "a sample whose lvsd-options line has an unknown option fails"; else bad "an unknown option in an lvsd-options line passed: $out"; fi
 sed '0,/-s rr/s//-s no-such-scheduler/' "$root/docs/samples/ipvsadm.rules" >"$tmp/broken.rules"
 rc=0; timeout 30 "$lvsd" --check-config "$tmp/broken.rules" >/dev/null 2>&1 || rc=$?
 if ((rc != 0)); then ok "an ipvsadm rules file with an unknown scheduler fails (exit $rc)"; else bad "a broken rules file passed"; fi

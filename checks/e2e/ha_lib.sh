@@ -174,6 +174,8 @@ ha_start_lvsd() { with_timeout 60 "$LVS_LAB" start-lvsd --prefix "$LAB_PREFIX" -
 # a request delayed by the takeover is late, not failed), a new connection after a failure;
 # lines "START_MS END_MS ok|ERR:WHY CONN".
 HA_PROBE=$E2E_DIR/ha_probe.py
+# The client's addresses (ERE), for telling the RSTs it received from those it sent.
+HA_CLIENT_RE=${HA_CLIENT_RE:-'192\.168\.1\.12|2001:db8:1::12'}
 
 # ha_round_start N RATE [URL_HOST]: N downloads of /slow/big at RATE (nginx's limit_rate)
 # through the VIP, the keep-alive loop, and a capture of RSTs on the client. URL_HOST
@@ -262,8 +264,8 @@ ha_round_finish() {
         END { if (n && end - last > max) max = end - last; printf "%d %d %d %d\n", n, bad, max, c }' "$HA_ROUND_DIR/loop.txt")
     # RSTs the client received (sent to it: from a real server or a director); those it sent
     # itself (closing a connection it gave up on) are counted apart.
-    HA_RSTS=$(grep -Ec "> (192\.168\.1\.12|2001:db8:1::12)\.[0-9]+: " "$LAB_STATE/cap-rst$round.txt" || true)
-    HA_RSTS_SENT=$(grep -Ec " (192\.168\.1\.12|2001:db8:1::12)\.[0-9]+ > " "$LAB_STATE/cap-rst$round.txt" || true)
+    HA_RSTS=$(grep -Ec "> ($HA_CLIENT_RE)\.[0-9]+: " "$LAB_STATE/cap-rst$round.txt" || true)
+    HA_RSTS_SENT=$(grep -Ec " ($HA_CLIENT_RE)\.[0-9]+ > " "$LAB_STATE/cap-rst$round.txt" || true)
     echo "MEASURE $E2E_NAME $label: downloads_intact=$HA_INTACT/$HA_ROUND_N loop_requests=$HA_REQS loop_failed=$HA_FAILED longest_gap_ms=$HA_GAP_MS loop_connections=$HA_CONNS client_rsts=$HA_RSTS client_sent_rsts=$HA_RSTS_SENT ${HA_EXTRA:-}"
     if ((HA_FAILED)); then
         e2e_log "failed requests of the loop:"

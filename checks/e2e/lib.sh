@@ -144,6 +144,8 @@ e2e_dump() {
     fi
     # the HA tests' second director and VRRP states (ha_lib.sh)
     if declare -F ha_dump >/dev/null; then ha_dump >&2 || true; fi
+    # the ECMP tests' router and routing daemons (ecmp_lib.sh)
+    if declare -F ecmp_dump >/dev/null; then ecmp_dump >&2 || true; fi
     local f
     for f in "$LAB_STATE"/lvsd*.log "$LAB_STATE"/rs*/error.log "$LAB_STATE"/rs*/udp-echo.log \
         "$LAB_STATE"/rs*/realserver.log "$LAB_STATE"/cap-*.txt; do
