@@ -224,6 +224,8 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let ownershipFilter: AtomicWords
     /// The live run-time settings, one word per `Sysctl` (its raw value), written under `lock`.
     @usableFromInline let settingWords: AtomicWords
+    /// Per destination slot: a NAT real server's address and port (`NATTargetWord`, `Engine+NAT.swift`).
+    @usableFromInline let natTargets: AtomicWords
 
     /// The built-in shard used by `process`/`tick` on this object.
     public private(set) var primary: EngineShard!
@@ -266,6 +268,7 @@ public final class Engine: @unchecked Sendable {
         syncFlag = AtomicWords(count: 1)
         ownershipFilter = AtomicWords(count: OwnershipWord.words)
         settingWords = AtomicWords(count: Sysctl.allCases.count)
+        natTargets = AtomicWords(count: configuration.maxDestinations * NATTargetWord.width)
         for a in configuration.sysctlValues.assignments { settingWords.store(a.setting.rawValue, UInt64(a.value)) }
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
@@ -296,6 +299,7 @@ public final class Engine: @unchecked Sendable {
         syncFlag.deallocate()
         ownershipFilter.deallocate()
         settingWords.deallocate()
+        natTargets.deallocate()
         serviceInfo.deallocate()
         serviceLookup.release()
     }
@@ -399,6 +403,7 @@ public final class Engine: @unchecked Sendable {
         if d.available && d.inUse { word |= Self.flagAvailable }
         if d.macKnown { word |= Self.flagMACKnown }
         if d.weight == 0 { word |= Self.flagWeightZero }
+        publishNAT(d, slot: slot, into: &word)
         // Offloaded connections are re-checked only when what they are forwarded by changes (a
         // neighbour refresh that learns the same MAC again must not start a pass over the map; a
         // weight change has its own bump in editDestination).

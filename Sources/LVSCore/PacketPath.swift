@@ -41,6 +41,8 @@ extension EngineShard {
                 // A VIP given up (VRRP BACKUP): the entry stays, for a takeover.
                 if notOwned(f.destination) { return dropNotOwned() }
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
+            } else if conns.replies.count != 0, let verdict = natReply(frame, f, tick: tick) {
+                return verdict
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }
             pthread_mutex_lock(mutex)
@@ -99,7 +101,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = transitions[TCPStateTable.index(event: event, state: state)]
+                next = (word & Engine.flagMasq == 0 ? transitions : natTransitionTable)[TCPStateTable.index(event: event, state: state)]
             } else {
                 next = TCPState.close.rawValue
             }
@@ -129,7 +131,7 @@ extension EngineShard {
         conns[index].inPackets = pkts
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
         let verdict = transmit(frame, f, destSlot: slot, word: word)
-        if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
+        if offloadEnabled && offloadable && word & Engine.flagMasq == 0 && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
             recordOffload(f, destSlot: slot, remove: false)
         }
         return verdict
@@ -172,7 +174,9 @@ extension EngineShard {
         // The embedded packet went from the VIP to the client: look up the reverse direction.
         let key = ConnectionKey(proto: f.innerProto, client: f.innerDestination, clientPort: f.innerDestinationPort,
                                 virtualAddress: f.innerSource, virtualPort: f.innerSourcePort)
-        guard f.destination == f.innerSource, let index = conns.lookup(key, template: false) else { return passed() }
+        guard f.destination == f.innerSource, let index = conns.lookup(key, template: false) else {
+            return natICMPFromServer(frame, f) ?? passed()
+        }
         if notOwned(f.destination) { return dropNotOwned() }
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))

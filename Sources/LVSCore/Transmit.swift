@@ -34,6 +34,7 @@ public enum FrameRewriter {
 extension EngineShard {
     /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
     @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        if word & Engine.flagMasq != 0 { masquerade(frame, f, destSlot: destSlot) }
         guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
         let ifslot = Engine.interfaceSlot(ofForwarding: word)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,

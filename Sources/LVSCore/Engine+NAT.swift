@@ -1,0 +1,28 @@
+import LVSModel
+
+/// Layout of `Engine.natTargets`: per destination slot, the real server's address (two words,
+/// `IPAddress.high`/`.low`) and port, for the NAT rewrite on the packet path.
+@usableFromInline
+enum NATTargetWord: Int {
+    case addressHigh = 0, addressLow, port
+    @usableFromInline static let width = 3
+    /// The word `word` of destination slot `slot`.
+    @inlinable @inline(__always) static func index(_ slot: UInt32, _ word: NATTargetWord) -> Int {
+        Int(slot) &* width &+ word.rawValue
+    }
+}
+
+extension Engine {
+    /// A forwarding word's masquerading flag: the destination is a NAT (`-m`) real server.
+    @usableFromInline static let flagMasq: UInt64 = 1 << 62
+
+    /// Adds a destination's NAT flag to its forwarding word and publishes its address and port
+    /// (`natTargets`) before the word, so the packet path never sees the flag without them.
+    func publishNAT(_ d: Destination, slot: UInt32, into word: inout UInt64) {
+        guard d.method == .masquerade else { return }
+        natTargets.store(NATTargetWord.index(slot, .addressHigh), d.address.high)
+        natTargets.store(NATTargetWord.index(slot, .addressLow), d.address.low)
+        natTargets.store(NATTargetWord.index(slot, .port), UInt64(d.port))
+        word |= Self.flagMasq
+    }
+}

@@ -1,0 +1,97 @@
+import LVSModel
+
+/// The real server → client direction of masquerading (the kernel's `ip_vs_out_hook`,
+/// `handle_response`, `ip_vs_out_icmp`): replies of NAT connections found by the reply index,
+/// their source rewritten back to VIP:vport, counted as OutPkts/OutBytes and sent to the client's
+/// next hop. A reply that matches no connection is not touched (the kernel gets it).
+extension EngineShard {
+    /// The NAT connection whose replies carry this tuple, or nil.
+    @inline(__always) func replyLookup(proto: UInt8, server: IPAddress, serverPort: UInt16,
+                                       client: IPAddress, clientPort: UInt16) -> UInt32? {
+        let replies = conns.replies
+        let c = client.words
+        var i = replies.head(conns.bucket(proto: proto, client: server, cport: serverPort, vlow: c.3, vport: clientPort))
+        while i != 0 {
+            let e = conns.entries + Int(i - 1)
+            if e.pointee.cport == clientPort && e.pointee.proto == proto && e.pointee.c3 == c.3 && e.pointee.c2 == c.2
+                && e.pointee.c1 == c.1 && e.pointee.c0 == c.0 && !e.pointee.isDead {
+                let t = natTarget(e.pointee.dest)
+                let port = t.port != 0 ? t.port : e.pointee.vport
+                if port == serverPort && t.address == server { return i - 1 }
+            }
+            i = replies.links[Int(i - 1)].next
+        }
+        return nil
+    }
+
+    /// A frame that matched no connection as a client's: the reply of a NAT connection is
+    /// rewritten and forwarded; nil when it is none.
+    @inline(never)
+    func natReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, tick: UInt32) -> Verdict? {
+        guard let index = replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
+                                      client: f.destination, clientPort: f.destinationPort) else { return nil }
+        let vip = conns[index].virtualAddress
+        if notOwned(vip) { return dropNotOwned() }
+        if f.proto == 6 {
+            let state = conns[index].state
+            let next: UInt8
+            if let event = TCPStateTable.event(flags: f.tcpFlags) {
+                next = natTransitionTable[TCPStateTable.natOutputOffset &+ TCPStateTable.index(event: event, state: state)]
+            } else {
+                next = TCPState.close.rawValue
+            }
+            if next != state { setState(index, TCPState(rawValue: next)!) }
+            refreshTimer(index, timeoutIndex: Int(next), tick: tick)
+        } else {
+            refreshTimer(index, timeoutIndex: f.proto == 17 ? Engine.udpTimeoutIndex : Engine.sctpTimeoutIndex, tick: tick)
+        }
+        let ipv6 = f.kind == .ipv6
+        NATRewriter.rewrite(frame, f, addressField: ipv6 ? NATLayout.ipv6Source : NATLayout.ipv4Source,
+                            portField: NATLayout.sourcePort, address: vip, port: conns[index].vport)
+        return sendReply(frame, f, index: index)
+    }
+
+    /// An ICMP error from the real servers' side about a packet the director sent to a NAT real
+    /// server: outer source, quoted destination and port become VIP:vport, and it goes to the
+    /// client. nil when it is about no NAT connection.
+    func natICMPFromServer(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
+        guard conns.replies.count != 0,
+              let index = replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
+                                      client: f.innerSource, clientPort: f.innerSourcePort) else { return nil }
+        let vip = conns[index].virtualAddress
+        if notOwned(vip) { return dropNotOwned() }
+        let ipv6 = f.kind == .ipv6
+        NATRewriter.translateICMP(frame, f, outerField: ipv6 ? NATLayout.ipv6Source : NATLayout.ipv4Source,
+                                  innerField: ipv6 ? NATLayout.ipv6Destination : NATLayout.ipv4Destination,
+                                  innerPortField: NATLayout.destinationPort, address: vip, port: conns[index].vport)
+        return sendReply(frame, f, index: index)
+    }
+
+    @inline(__always) func refreshTimer(_ index: UInt32, timeoutIndex: Int, tick: UInt32) {
+        let old = conns[index].expires
+        conns[index].expires = tick &+ UInt32(truncatingIfNeeded: timeoutTicks.load(timeoutIndex))
+        if Int32(bitPattern: conns[index].expires &- old) < 0 { conns.reschedule(index) }
+    }
+
+    /// Sends a rewritten reply to the client's next hop (TTL decremented, MACs set), counting it
+    /// on the destination and its service (`ip_vs_out_stats`).
+    @inline(__always) func sendReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32) -> Verdict {
+        let hop = conns.replies.links[Int(index)].hop
+        let ifslot = Engine.interfaceSlot(ofForwarding: hop)
+        guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6, destinationMAC: MACAddress(value: hop),
+                                        sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
+            return drop(.ttlExceeded)
+        }
+        let slot = conns[index].dest
+        let bytes = UInt64(f.ipLength)
+        destCounters.bump(StatsWord.index(Int(slot), .outPackets), by: 1)
+        destCounters.bump(StatsWord.index(Int(slot), .outBytes), by: bytes)
+        let svc = destService.load(Int(slot))
+        if svc != Engine.noService {
+            serviceCounters.bump(StatsWord.index(Int(svc), .outPackets), by: 1)
+            serviceCounters.bump(StatsWord.index(Int(svc), .outBytes), by: bytes)
+        }
+        counters.bump(ShardCounter.forwarded.rawValue, by: 1)
+        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
+    }
+}
