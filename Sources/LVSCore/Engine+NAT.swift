@@ -14,12 +14,16 @@ enum NATTargetWord: Int {
 
 extension Engine {
     /// A forwarding word's masquerading flag: the destination is a NAT (`-m`) real server.
-    @usableFromInline static let flagMasq: UInt64 = 1 << 62
+    @usableFromInline static let flagMasq: UInt64 = 1 << masqShift
+    @usableFromInline static let masqShift: UInt64 = 62
 
     /// Adds a destination's NAT flag to its forwarding word and publishes its address and port
     /// (`natTargets`) before the word, so the packet path never sees the flag without them.
     func publishNAT(_ d: Destination, slot: UInt32, into word: inout UInt64) {
         guard d.method == .masquerade else { return }
+        // SCTP's CRC table is built here, on the control path: its one-time initialiser
+        // allocates, which the packet path must never do.
+        _ = SCTPChecksum.table
         natTargets.store(NATTargetWord.index(slot, .addressHigh), d.address.high)
         natTargets.store(NATTargetWord.index(slot, .addressLow), d.address.low)
         natTargets.store(NATTargetWord.index(slot, .port), UInt64(d.port))

@@ -36,7 +36,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = natTransitionTable[TCPStateTable.natOutputOffset &+ TCPStateTable.index(event: event, state: state)]
+                next = transitions[TCPStateTable.natOutputBlock &+ TCPStateTable.index(event: event, state: state)]
             } else {
                 next = TCPState.close.rawValue
             }

@@ -101,7 +101,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = (word & Engine.flagMasq == 0 ? transitions : natTransitionTable)[TCPStateTable.index(event: event, state: state)]
+                next = transitions[TCPStateTable.index(event: event, state: state) &+ TCPStateTable.blockOffset(forwarding: word)]
             } else {
                 next = TCPState.close.rawValue
             }
@@ -131,7 +131,7 @@ extension EngineShard {
         conns[index].inPackets = pkts
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
         let verdict = transmit(frame, f, destSlot: slot, word: word)
-        if offloadEnabled && offloadable && word & Engine.flagMasq == 0 && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
+        if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
             recordOffload(f, destSlot: slot, remove: false)
         }
         return verdict

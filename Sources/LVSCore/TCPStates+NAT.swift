@@ -27,6 +27,20 @@ extension TCPStateTable {
     /// Where the OUTPUT block starts in `natFlat` (4 event rows of `stateCount` states).
     @usableFromInline static let natOutputOffset = 4 * stateCount
 
+    /// A shard's transition memory: INPUT-ONLY, then NAT's INPUT, then NAT's OUTPUT block.
+    static let shardFlat: [UInt8] = inputOnlyFlat + natFlat
+
+    /// Where NAT's INPUT block starts in `shardFlat`.
+    @usableFromInline static let natInputBlock = 4 * stateCount
+    /// Where NAT's OUTPUT block starts in `shardFlat`.
+    @usableFromInline static let natOutputBlock = natInputBlock + natOutputOffset
+
+    /// The block a client's packet uses, without a branch: 0 (INPUT-ONLY) for DR, TUN and the
+    /// rest, `natInputBlock` for a NAT destination (`Engine.flagMasq` in its forwarding word).
+    @inlinable @inline(__always) static func blockOffset(forwarding word: UInt64) -> Int {
+        Int(truncatingIfNeeded: (word >> Engine.masqShift) & 1) &* natInputBlock
+    }
+
     /// Next state of a NAT connection for a segment with `flags`, from the client (`reply`
     /// false, INPUT) or from the real server (`reply` true, OUTPUT). No flag of the four: CLOSE.
     public static func natNext(_ state: TCPState, flags: UInt8, reply: Bool) -> TCPState {
@@ -35,12 +49,3 @@ extension TCPStateTable {
     }
 }
 
-/// `TCPStateTable.natFlat` in raw memory for the packet path (read through a pointer: no array
-/// bounds checks, no reference counting). Allocated once, never freed; `nonisolated(unsafe)`:
-/// written only by its one-time initialiser, read-only afterwards.
-nonisolated(unsafe) let natTransitionTable: UnsafeMutablePointer<UInt8> = {
-    let flat = TCPStateTable.natFlat
-    let p = UnsafeMutablePointer<UInt8>.allocate(capacity: flat.count)
-    p.initialize(from: flat, count: flat.count)
-    return p
-}()

@@ -174,7 +174,7 @@ extension EngineShard {
     /// Rewrites a client's packet for NAT destination `destSlot`: destination address and port
     /// to the real server's; an ICMP error about the connection gets its quoted source (the VIP)
     /// rewritten too. The MACs and TTL are then set as for DR (`transmit`).
-    @inline(never)
+    @inline(__always)
     func masquerade(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32) {
         let t = natTarget(destSlot)
         let ipv6 = f.kind == .ipv6
@@ -188,6 +188,14 @@ extension EngineShard {
         NATRewriter.rewrite(frame, f, addressField: ipv6 ? NATLayout.ipv6Destination : NATLayout.ipv4Destination,
                             portField: NATLayout.destinationPort, address: t.address,
                             port: t.port != 0 ? t.port : f.destinationPort)
+    }
+
+    /// `transmit` for a NAT destination: the address rewrite, then as DR. Out of line, so that
+    /// DR's inlined path pays one test for it.
+    @inline(never)
+    func transmitNAT(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        masquerade(frame, f, destSlot: destSlot)
+        return forward(frame, f, destSlot: destSlot, word: word)
     }
 
     /// Links a new NAT connection into the reply index, with the client's next hop (the

@@ -34,7 +34,12 @@ public enum FrameRewriter {
 extension EngineShard {
     /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
     @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
-        if word & Engine.flagMasq != 0 { masquerade(frame, f, destSlot: destSlot) }
+        if word & Engine.flagMasq != 0 { return transmitNAT(frame, f, destSlot: destSlot, word: word) }
+        return forward(frame, f, destSlot: destSlot, word: word)
+    }
+
+    /// The MAC rewrite (DR, and NAT after its address rewrite), counters, held frames.
+    @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
         guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
         let ifslot = Engine.interfaceSlot(ofForwarding: word)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,

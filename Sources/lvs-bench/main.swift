@@ -2,12 +2,15 @@
 //
 //   swift run -c release lvs-bench [--connections N ...] [--packets N]
 //   swift run -c release lvs-bench --hash-flood 10000,50000
+//   swift run -c release lvs-bench --method nat [--connections N ...] [--packets N]
 //
 // For each table size it fills the table with N TCP connections (SYNs from distinct clients),
 // then measures: ns per packet on an existing connection (ACKs in random order), ns per new
 // connection (schedule + insert), heap allocations during the existing-connection loop, and
 // bytes per connection (entry layout and resident memory growth), and the engine-lock holds of a
-// connection listing (-Lnc) in slices.
+// connection listing (-Lnc) in slices. With `--method nat` the real server is a NAT one
+// (192.168.1.31:8080, -m): the client's packets are rewritten to it, and the real server's
+// replies are measured too (reply-index lookup, source back to VIP:80, OutPkts/OutBytes).
 import CAllocCounter
 import Glibc
 import LVSCore
@@ -63,7 +66,7 @@ struct FrameSet {
 
 }
 
-func makeEngine(capacity: Int) -> Engine {
+func makeEngine(capacity: Int, nat: Bool = false) -> Engine {
     var cfg = EngineConfiguration()
     cfg.connectionCapacity = capacity
     let e = Engine(configuration: cfg)
@@ -71,12 +74,19 @@ func makeEngine(capacity: Int) -> Engine {
                                      addresses: [(IPAddress("192.168.1.21")!, 24)])])
     let key = ServiceKey(proto: .tcp, address: IPAddress("192.168.1.100")!, port: 80)
     try! e.addService(key, ServiceOptions(scheduler: "wlc"))
-    for (a, m) in [("192.168.1.31", 0x0050_0000_0100), ("192.168.1.32", 0x0050_0000_0200)] as [(String, UInt64)] {
-        try! e.addDestination(key, DestinationOptions(address: IPAddress(a)!, port: 80))
+    var servers: [(String, UInt64)] = [("192.168.1.31", 0x0050_0000_0100), ("192.168.1.32", 0x0050_0000_0200)]
+    if nat { servers = [(natServer, 0x0050_0000_0100)] }
+    for (a, m) in servers {
+        try! e.addDestination(key, nat ? DestinationOptions(address: IPAddress(a)!, port: natPort, method: .masquerade)
+                                       : DestinationOptions(address: IPAddress(a)!, port: 80))
         e.setNeighbour(IPAddress(a)!, mac: MACAddress(value: m), interface: 2)
     }
     return e
 }
+
+/// The NAT mode's one real server.
+let natServer = "192.168.1.31"
+let natPort: UInt16 = 8080
 
 func oneDecimal(_ d: Double) -> String { "\((d * 10).rounded() / 10)" }
 
@@ -134,6 +144,7 @@ var sizes = [1_000, 1_000_000]
 var packets = 20_000_000
 var prefetch = true
 var hashFlood: [Int]?
+var nat = false
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
@@ -141,7 +152,8 @@ while let a = args.popFirst() {
     case "--packets": packets = Int(args.popFirst()!)!
     case "--no-prefetch": prefetch = false
     case "--hash-flood": hashFlood = args.popFirst()!.split(separator: ",").map { Int($0)! }
-    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] | --hash-flood N[,N...]"); exit(2)
+    case "--method" where args.first == "nat" || args.first == "dr": nat = args.popFirst()! == "nat"
+    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] [--method dr|nat] | --hash-flood N[,N...]"); exit(2)
     }
 }
 
@@ -174,9 +186,9 @@ print("lvs-bench: Engine.process, one core, release build")
 print("ConnectionEntry: \(MemoryLayout<ConnectionEntry>.size) bytes (stride \(MemoryLayout<ConnectionEntry>.stride))")
 /// One table size; a function so that `engine` is a local (no global-variable retains in the loop).
 /// `prefetch` is a parameter: top-level variables belong to the main actor in Swift 6.
-func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
+func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, nat: Bool) {
     let rssBefore = residentBytes()
-    let engine = makeEngine(capacity: max(4 << 20, n * 2))
+    let engine = makeEngine(capacity: max(4 << 20, n * 2), nat: nat)
     let shard: EngineShard = engine.primary
     let syns = FrameSet(count: n, flags: 0x02, clientBase: 0x0A00_0000, vip: vipValue)
     let acks = FrameSet(count: n, flags: 0x10, clientBase: 0x0A00_0000, vip: vipValue)
@@ -226,6 +238,10 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
                 p.storeBytes(of: (0x0A00_0000 + UInt32(index / 50_000)).bigEndian, toByteOffset: 26, as: UInt32.self)
                 p.storeBytes(of: UInt16(10_000 + index % 50_000).bigEndian, toByteOffset: 34, as: UInt16.self)
                 p.storeBytes(of: UInt8(255), toByteOffset: 22, as: UInt8.self)
+                if nat { // the NAT rewrite changed the destination: put the VIP back
+                    p.storeBytes(of: vipValue.bigEndian, toByteOffset: 30, as: UInt32.self)
+                    p.storeBytes(of: UInt16(80).bigEndian, toByteOffset: 36, as: UInt16.self)
+                }
                 index += step
                 if index >= n { index -= n * (index / n) }
             }
@@ -246,6 +262,7 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
     let allocs = lvs_allocation_count() - allocBefore
     precondition(sent == measured, "lost packets")
     let existingNs = Double(elapsed) / Double(measured)
+    let replyNs = nat ? measureReplies(shard, connections: n, packets: packets, ring: ring, batch: batch, now: now) : nil
     // New connections in steady state: everything expires (the clock jumps past the SYN_RECV
     // timeout), and as many new clients connect, reusing freed entries whose memory is already
     // mapped, as in a director that has been running for a while.
@@ -265,8 +282,46 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool) {
     let reserved = engine.primary.table.bytesPerConnection
     print("connections=\(n): existing \(existingText) ns/packet over \(measured) packets (batches of \(batch)), new \(newText) ns/connection (first use of the memory), new \(oneDecimal(steadyNs)) ns/connection (steady state, entries reused)")
     print("  allocations in existing-connection loop: \(allocs)")
+    if let (ns, replyAllocs) = replyNs {
+        print("  NAT replies (real server to client): \(oneDecimal(ns)) ns/packet, allocations: \(replyAllocs)")
+    }
     print("  table: \(reserved) bytes/connection reserved, resident growth \(growthText) bytes/connection (engine base \(engineKiB) KiB)")
     measureListing(shard, connections: n, now: later)
+}
+
+/// NAT replies on the existing connections (their frames from the real server to the client, in
+/// the same scattered order): ns per packet and heap allocations.
+func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring: UnsafeMutableRawPointer, batch: Int,
+                    now: UInt64) -> (Double, UInt64) {
+    let server = IPAddress(natServer)!.ipv4Value
+    let step = 7_919
+    var index = 0, sent = 0
+    var elapsed: UInt64 = 0
+    let allocBefore = lvs_allocation_count()
+    let rounds = n / batch
+    for _ in 0..<max(1, packets / n) {
+        let t0 = monotonicNanos()
+        for _ in 0..<rounds {
+            for b in 0..<batch {
+                let p = ring + b * FrameSet.frameSize
+                p.storeBytes(of: server.bigEndian, toByteOffset: 26, as: UInt32.self)
+                p.storeBytes(of: (0x0A00_0000 + UInt32(index / 50_000)).bigEndian, toByteOffset: 30, as: UInt32.self)
+                p.storeBytes(of: natPort.bigEndian, toByteOffset: 34, as: UInt16.self)
+                p.storeBytes(of: UInt16(10_000 + index % 50_000).bigEndian, toByteOffset: 36, as: UInt16.self)
+                p.storeBytes(of: UInt8(255), toByteOffset: 22, as: UInt8.self)
+                index += step
+                if index >= n { index -= n * (index / n) }
+            }
+            for b in 0..<batch {
+                let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
+                if case .forward = shard.process(frame, interface: 2, now: now) { sent += 1 }
+            }
+        }
+        elapsed += monotonicNanos() - t0
+    }
+    let measured = max(1, packets / n) * rounds * batch
+    precondition(sent == measured, "lost replies: \(measured - sent)")
+    return (Double(elapsed) / Double(measured), lvs_allocation_count() - allocBefore)
 }
 
 /// `-Lnc` as a worker takes it: the shard's table in slices, one engine-lock hold each. Prints the
@@ -290,4 +345,4 @@ func measureListing(_ shard: EngineShard, connections n: Int, now: UInt64) {
 }
 
 let vip = IPAddress("192.168.1.100")!.ipv4Value
-for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch) }
+for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch, nat: nat) }
