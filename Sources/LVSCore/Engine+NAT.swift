@@ -6,6 +6,9 @@ import LVSModel
 enum NATTargetWord: Int {
     case addressHigh = 0, addressLow, port
     @usableFromInline static let width = 3
+    /// After the per-slot words: non-zero once a NAT destination was published (replies are
+    /// looked for only then).
+    @inlinable @inline(__always) static func anyNAT(maxDestinations: Int) -> Int { maxDestinations &* width }
     /// The word `word` of destination slot `slot`.
     @inlinable @inline(__always) static func index(_ slot: UInt32, _ word: NATTargetWord) -> Int {
         Int(slot) &* width &+ word.rawValue
@@ -28,5 +31,11 @@ extension Engine {
         natTargets.store(NATTargetWord.index(slot, .addressLow), d.address.low)
         natTargets.store(NATTargetWord.index(slot, .port), UInt64(d.port))
         word |= Self.flagMasq
+        natTargets.store(NATTargetWord.anyNAT(maxDestinations: configuration.maxDestinations), 1)
+    }
+
+    /// Whether a NAT destination was ever configured (relaxed read, for the packet path).
+    @inline(__always) var natConfigured: Bool {
+        natTargets.load(NATTargetWord.anyNAT(maxDestinations: configuration.maxDestinations)) != 0
     }
 }

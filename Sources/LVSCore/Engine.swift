@@ -268,7 +268,7 @@ public final class Engine: @unchecked Sendable {
         syncFlag = AtomicWords(count: 1)
         ownershipFilter = AtomicWords(count: OwnershipWord.words)
         settingWords = AtomicWords(count: Sysctl.allCases.count)
-        natTargets = AtomicWords(count: configuration.maxDestinations * NATTargetWord.width)
+        natTargets = AtomicWords(count: configuration.maxDestinations * NATTargetWord.width + 1)
         for a in configuration.sysctlValues.assignments { settingWords.store(a.setting.rawValue, UInt64(a.value)) }
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),

@@ -1,3 +1,4 @@
+import Glibc
 import LVSModel
 
 /// The real server → client direction of masquerading (the kernel's `ip_vs_out_hook`,
@@ -28,8 +29,11 @@ extension EngineShard {
     /// rewritten and forwarded; nil when it is none.
     @inline(never)
     func natReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, tick: UInt32) -> Verdict? {
-        guard let index = replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
-                                      client: f.destination, clientPort: f.destinationPort) else { return nil }
+        guard conns.replies.count != 0,
+              let index = replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
+                                      client: f.destination, clientPort: f.destinationPort) else {
+            return natReplyElsewhere(frame, f)
+        }
         let vip = conns[index].virtualAddress
         if notOwned(vip) { return dropNotOwned() }
         if f.proto == 6 {
@@ -45,26 +49,63 @@ extension EngineShard {
         } else {
             refreshTimer(index, timeoutIndex: f.proto == 17 ? Engine.udpTimeoutIndex : Engine.sctpTimeoutIndex, tick: tick)
         }
+        translateReply(frame, f, vip: vip, vport: conns[index].vport)
+        return sendReply(frame, f, hop: conns.replies.links[Int(index)].hop, destSlot: conns[index].dest)
+    }
+
+    /// A reply (or an ICMP error from the servers' side) whose connection is in another
+    /// worker's shard: the data plane spreads frames by a hash of their addresses and ports,
+    /// which NAT changes, so a reply may reach another worker than its client's packets. Found
+    /// under the engine lock (reply indexes change only under it), rewritten from the entry's
+    /// key and next hop (which never change while it is hashed) and counted here; its TCP state
+    /// and timer stay with the worker that owns the entry (they follow the client's packets).
+    @inline(never)
+    func natReplyElsewhere(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        for shard in engine.shards where shard !== self && shard.conns.replies.count != 0 {
+            let found = f.isICMPError
+                ? shard.replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
+                                    client: f.innerSource, clientPort: f.innerSourcePort)
+                : shard.replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
+                                    client: f.destination, clientPort: f.destinationPort)
+            guard let index = found else { continue }
+            let e = shard.conns[index]
+            if engine.notOwnedAddresses.contains(e.virtualAddress) { return dropNotOwned() }
+            translateReply(frame, f, vip: e.virtualAddress, vport: e.vport)
+            return sendReply(frame, f, hop: shard.conns.replies.links[Int(index)].hop, destSlot: e.dest)
+        }
+        return nil
+    }
+
+    /// The source of a reply, or the quoted destination of an ICMP error from the servers'
+    /// side, back to VIP:vport.
+    @inline(__always) func translateReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, vip: IPAddress, vport: UInt16) {
         let ipv6 = f.kind == .ipv6
-        NATRewriter.rewrite(frame, f, addressField: ipv6 ? NATLayout.ipv6Source : NATLayout.ipv4Source,
-                            portField: NATLayout.sourcePort, address: vip, port: conns[index].vport)
-        return sendReply(frame, f, index: index)
+        if f.isICMPError {
+            NATRewriter.translateICMP(frame, f, outerField: ipv6 ? NATLayout.ipv6Source : NATLayout.ipv4Source,
+                                      innerField: ipv6 ? NATLayout.ipv6Destination : NATLayout.ipv4Destination,
+                                      innerPortField: NATLayout.destinationPort, address: vip, port: vport)
+        } else {
+            NATRewriter.rewrite(frame, f, addressField: ipv6 ? NATLayout.ipv6Source : NATLayout.ipv4Source,
+                                portField: NATLayout.sourcePort, address: vip, port: vport)
+        }
     }
 
     /// An ICMP error from the real servers' side about a packet the director sent to a NAT real
     /// server: outer source, quoted destination and port become VIP:vport, and it goes to the
     /// client. nil when it is about no NAT connection.
     func natICMPFromServer(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
+        guard engine.natConfigured else { return nil }
         guard conns.replies.count != 0,
               let index = replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
-                                      client: f.innerSource, clientPort: f.innerSourcePort) else { return nil }
+                                      client: f.innerSource, clientPort: f.innerSourcePort) else {
+            return natReplyElsewhere(frame, f)
+        }
         let vip = conns[index].virtualAddress
         if notOwned(vip) { return dropNotOwned() }
-        let ipv6 = f.kind == .ipv6
-        NATRewriter.translateICMP(frame, f, outerField: ipv6 ? NATLayout.ipv6Source : NATLayout.ipv4Source,
-                                  innerField: ipv6 ? NATLayout.ipv6Destination : NATLayout.ipv4Destination,
-                                  innerPortField: NATLayout.destinationPort, address: vip, port: conns[index].vport)
-        return sendReply(frame, f, index: index)
+        translateReply(frame, f, vip: vip, vport: conns[index].vport)
+        return sendReply(frame, f, hop: conns.replies.links[Int(index)].hop, destSlot: conns[index].dest)
     }
 
     @inline(__always) func refreshTimer(_ index: UInt32, timeoutIndex: Int, tick: UInt32) {
@@ -75,14 +116,12 @@ extension EngineShard {
 
     /// Sends a rewritten reply to the client's next hop (TTL decremented, MACs set), counting it
     /// on the destination and its service (`ip_vs_out_stats`).
-    @inline(__always) func sendReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32) -> Verdict {
-        let hop = conns.replies.links[Int(index)].hop
+    @inline(__always) func sendReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot slot: UInt32) -> Verdict {
         let ifslot = Engine.interfaceSlot(ofForwarding: hop)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6, destinationMAC: MACAddress(value: hop),
                                         sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
             return drop(.ttlExceeded)
         }
-        let slot = conns[index].dest
         let bytes = UInt64(f.ipLength)
         destCounters.bump(StatsWord.index(Int(slot), .outPackets), by: 1)
         destCounters.bump(StatsWord.index(Int(slot), .outBytes), by: bytes)

@@ -293,4 +293,22 @@ extension Engine {
         let late = N.segment(to: N.directorOut, from: N.serverMAC, src: rs, sport: 8080, dst: client, dport: 40001)
         #expect(e.run(late, on: N.serverSide, at: 200 * second).0 == .pass)
     }
+
+    /// The data plane spreads frames over workers by a hash of their addresses, which NAT
+    /// changes: a reply reaching another worker's shard is still translated and counted.
+    @Test func replyOnAnotherShard() {
+        let (e, _) = natEngine()
+        let a = e.makeShard(), b = e.makeShard()
+        var syn = N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn)
+        #expect(syn.withUnsafeMutableBytes { a.process($0, interface: N.clientSide, now: second) } == .forward(interface: N.serverSide))
+        var reply = N.segment(to: N.directorOut, from: N.serverMAC, src: rs, sport: 8080, dst: client, dport: 40000,
+                              flags: TCPFlag.syn | TCPFlag.ack)
+        #expect(reply.withUnsafeMutableBytes { b.process($0, interface: N.serverSide, now: second) } == .forward(interface: N.clientSide))
+        #expect(reply == N.segment(to: N.clientMAC, from: N.directorIn, src: vip, sport: 80, dst: client, dport: 40000,
+                                   flags: TCPFlag.syn | TCPFlag.ack, ttl: 63))
+        var error = N.icmpError(to: N.directorOut, from: N.serverMAC, src: rs, dst: client, code: 3,
+                                quote: N.quote(src: client, sport: 40000, dst: rs, dport: 8080))
+        #expect(error.withUnsafeMutableBytes { b.process($0, interface: N.serverSide, now: second) } == .forward(interface: N.clientSide))
+        #expect(e.snapshot().services[0].destinations[0].stats.outPackets == 2)
+    }
 }
