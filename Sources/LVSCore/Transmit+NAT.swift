@@ -153,12 +153,17 @@ enum SCTPChecksum {
     /// zero while computing; stored in the byte order RFC 4960 gives, least significant first).
     static func store(_ p: UnsafeMutableRawPointer, length: Int) {
         p.storeBytes(of: UInt32(0), toByteOffset: NATLayout.sctpChecksum, as: UInt32.self)
+        p.storeBytes(of: crc(p, length: length).littleEndian, toByteOffset: NATLayout.sctpChecksum, as: UInt32.self)
+    }
+
+    /// CRC32c of `length` bytes at `p`.
+    static func crc(_ p: UnsafeRawPointer, length: Int) -> UInt32 {
         let t = table
         var c: UInt32 = 0xFFFF_FFFF
         for i in 0..<length {
             c = t[Int((c ^ UInt32(p.load(fromByteOffset: i, as: UInt8.self))) & 0xFF)] ^ (c >> 8)
         }
-        p.storeBytes(of: (~c).littleEndian, toByteOffset: NATLayout.sctpChecksum, as: UInt32.self)
+        return ~c
     }
 }
 

@@ -311,4 +311,25 @@ extension Engine {
         #expect(error.withUnsafeMutableBytes { b.process($0, interface: N.serverSide, now: second) } == .forward(interface: N.clientSide))
         #expect(e.snapshot().services[0].destinations[0].stats.outPackets == 2)
     }
+
+    /// SCTP's CRC32c is recomputed after the port rewrite (RFC 3720's check value for the
+    /// algorithm; the rewritten packet's CRC checks out).
+    @Test func sctpChecksumIsRecomputed() {
+        #expect(Array("123456789".utf8).withUnsafeBytes { SCTPChecksum.crc($0.baseAddress!, length: 9) } == 0xE306_9283)
+        let (e, _) = natEngine(proto: .sctp)
+        // Common header (ports, verification tag 0, CRC) and an INIT chunk (type 1, length 20).
+        var sctp: [UInt8] = N.be16(40000) + N.be16(80) + [0, 0, 0, 0, 0, 0, 0, 0]
+        sctp += [1, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0x10, 0, 0, 1, 0, 1, 0, 0, 0, 1]
+        var crc = sctp.withUnsafeBytes { SCTPChecksum.crc($0.baseAddress!, length: sctp.count) }
+        for k in 0..<4 { sctp[8 + k] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(k))) }
+        let frame = N.ethernet(to: N.directorIn, from: N.clientMAC, N.ip(proto: 132, src: client, dst: vip, ttl: 64, sctp))
+        let (v, out) = e.run(frame, on: N.clientSide, at: second)
+        #expect(v == .forward(interface: N.serverSide))
+        var l4 = Array(out[34...])
+        #expect(Array(l4[0..<4]) == N.be16(40000) + N.be16(8080))
+        let stored = UInt32(l4[8]) | UInt32(l4[9]) << 8 | UInt32(l4[10]) << 16 | UInt32(l4[11]) << 24
+        for k in 8..<12 { l4[k] = 0 }
+        crc = l4.withUnsafeBytes { SCTPChecksum.crc($0.baseAddress!, length: l4.count) }
+        #expect(stored == crc)
+    }
 }
