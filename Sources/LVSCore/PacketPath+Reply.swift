@@ -25,15 +25,21 @@ extension EngineShard {
         return nil
     }
 
+    /// The NAT connection a reply (or an ICMP error from the servers' side, by its quote) belongs to in this shard.
+    @inline(__always) func replyLookup(_ f: ParsedFrame) -> UInt32? {
+        guard conns.replies.count != 0 else { return nil }
+        return f.isICMPError
+            ? replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
+                          client: f.innerSource, clientPort: f.innerSourcePort)
+            : replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
+                          client: f.destination, clientPort: f.destinationPort)
+    }
+
     /// A frame that matched no connection as a client's: the reply of a NAT connection is
     /// rewritten and forwarded; nil when it is none.
     @inline(never)
     func natReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, tick: UInt32) -> Verdict? {
-        guard conns.replies.count != 0,
-              let index = replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
-                                      client: f.destination, clientPort: f.destinationPort) else {
-            return natReplyElsewhere(frame, f)
-        }
+        guard let index = replyLookup(f) else { return natReplyElsewhere(frame, f) }
         let vip = conns[index].virtualAddress
         if notOwned(vip) { return dropNotOwned() }
         if f.proto == 6 {
@@ -63,13 +69,8 @@ extension EngineShard {
     func natReplyElsewhere(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        for shard in engine.shards where shard !== self && shard.conns.replies.count != 0 {
-            let found = f.isICMPError
-                ? shard.replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
-                                    client: f.innerSource, clientPort: f.innerSourcePort)
-                : shard.replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
-                                    client: f.destination, clientPort: f.destinationPort)
-            guard let index = found else { continue }
+        for shard in engine.shards where shard !== self {
+            guard let index = shard.replyLookup(f) else { continue }
             let e = shard.conns[index]
             if engine.notOwnedAddresses.contains(e.virtualAddress) { return dropNotOwned() }
             translateReply(frame, f, vip: e.virtualAddress, vport: e.vport)
@@ -97,11 +98,7 @@ extension EngineShard {
     /// client. nil when it is about no NAT connection.
     func natICMPFromServer(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
         guard engine.natConfigured else { return nil }
-        guard conns.replies.count != 0,
-              let index = replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
-                                      client: f.innerSource, clientPort: f.innerSourcePort) else {
-            return natReplyElsewhere(frame, f)
-        }
+        guard let index = replyLookup(f) else { return natReplyElsewhere(frame, f) }
         let vip = conns[index].virtualAddress
         if notOwned(vip) { return dropNotOwned() }
         translateReply(frame, f, vip: vip, vport: conns[index].vport)
@@ -114,23 +111,8 @@ extension EngineShard {
         if Int32(bitPattern: conns[index].expires &- old) < 0 { conns.reschedule(index) }
     }
 
-    /// Sends a rewritten reply to the client's next hop (TTL decremented, MACs set), counting it
-    /// on the destination and its service (`ip_vs_out_stats`).
-    @inline(__always) func sendReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot slot: UInt32) -> Verdict {
-        let ifslot = Engine.interfaceSlot(ofForwarding: hop)
-        guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6, destinationMAC: MACAddress(value: hop),
-                                        sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
-            return drop(.ttlExceeded)
-        }
-        let bytes = UInt64(f.ipLength)
-        destCounters.bump(StatsWord.index(Int(slot), .outPackets), by: 1)
-        destCounters.bump(StatsWord.index(Int(slot), .outBytes), by: bytes)
-        let svc = destService.load(Int(slot))
-        if svc != Engine.noService {
-            serviceCounters.bump(StatsWord.index(Int(svc), .outPackets), by: 1)
-            serviceCounters.bump(StatsWord.index(Int(svc), .outBytes), by: bytes)
-        }
-        counters.bump(ShardCounter.forwarded.rawValue, by: 1)
-        return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
+    /// Sends a rewritten reply to the client's next hop, counted as output (`ip_vs_out_stats`).
+    @inline(__always) func sendReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot: UInt32) -> Verdict {
+        send(frame, f, hop: hop, destSlot: destSlot, packets: .outPackets, bytes: .outBytes, remembersFragment: false)
     }
 }

@@ -112,6 +112,14 @@ extension Engine {
     typealias N = NATFrames
     let client = "192.168.1.12", vip = "192.168.1.100", rs = "10.0.0.11"
 
+    /// The NAT engine after the client's SYN from port 40000 (to 10.0.0.11:8080).
+    func connected() -> Engine {
+        let (e, _) = natEngine()
+        _ = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn),
+                  on: N.clientSide, at: second)
+        return e
+    }
+
     @Test func clientPacketGetsTheRealServersAddressPortAndChecksums() {
         let (e, _) = natEngine()
         let (v, out) = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn),
@@ -122,9 +130,7 @@ extension Engine {
     }
 
     @Test func replyGetsTheVIPBackAndGoesToTheClientsHop() {
-        let (e, _) = natEngine()
-        _ = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn),
-                  on: N.clientSide, at: second)
+        let e = connected()
         let reply = N.segment(to: N.directorOut, from: N.serverMAC, src: rs, sport: 8080, dst: client, dport: 40000,
                               flags: TCPFlag.syn | TCPFlag.ack, payload: [9, 8, 7, 6, 5])
         let (v, out) = e.run(reply, on: N.serverSide, at: second)
@@ -139,9 +145,7 @@ extension Engine {
     }
 
     @Test func replyOfNoConnectionGoesToTheKernelUntouched() {
-        let (e, _) = natEngine()
-        _ = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn),
-                  on: N.clientSide, at: second)
+        let e = connected()
         for (sport, dport) in [(8080, 40001), (8081, 40000)] as [(UInt16, UInt16)] {
             let stranger = N.segment(to: N.directorOut, from: N.serverMAC, src: rs, sport: sport, dst: client, dport: dport)
             let (v, out) = e.run(stranger, on: N.serverSide, at: second)
@@ -240,9 +244,7 @@ extension Engine {
     /// An ICMP error from the client about a reply (it quotes VIP:80 → client) reaches the real
     /// server with the outer destination and the quoted source rewritten to it.
     @Test func icmpErrorFromTheClientIsTranslated() {
-        let (e, _) = natEngine()
-        _ = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn),
-                  on: N.clientSide, at: second)
+        let e = connected()
         let error = N.icmpError(to: N.directorIn, from: N.clientMAC, src: client, dst: vip, code: 4,
                                 quote: N.quote(src: vip, sport: 80, dst: client, dport: 40000))
         let (v, out) = e.run(error, on: N.clientSide, at: second)
@@ -254,9 +256,7 @@ extension Engine {
     /// An ICMP error from the servers' side about a packet sent to the real server (it quotes
     /// client → RS:8080) reaches the client as if about VIP:80, counted as output.
     @Test func icmpErrorFromTheServerSideIsTranslated() {
-        let (e, _) = natEngine()
-        _ = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: TCPFlag.syn),
-                  on: N.clientSide, at: second)
+        let e = connected()
         let error = N.icmpError(to: N.directorOut, from: N.serverMAC, src: rs, dst: client, code: 3,
                                 quote: N.quote(src: client, sport: 40000, dst: rs, dport: 8080))
         let (v, out) = e.run(error, on: N.serverSide, at: second)
