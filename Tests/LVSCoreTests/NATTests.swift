@@ -241,28 +241,27 @@ extension Engine {
         #expect(e2.connections(now: t).first?.state == "TIME_WAIT")
     }
 
-    /// An ICMP error from the client about a reply (it quotes VIP:80 → client) reaches the real
-    /// server with the outer destination and the quoted source rewritten to it.
-    @Test func icmpErrorFromTheClientIsTranslated() {
+    /// ICMP errors about a NAT connection, both ways: from the client (it quotes VIP:80 →
+    /// client) the outer destination and the quoted source become the real server's; from the
+    /// servers' side (it quotes client → RS:8080) the outer source and the quoted destination
+    /// become VIP:80, and it is counted as output.
+    @Test func icmpErrorsAreTranslatedBothWays() {
         let e = connected()
-        let error = N.icmpError(to: N.directorIn, from: N.clientMAC, src: client, dst: vip, code: 4,
-                                quote: N.quote(src: vip, sport: 80, dst: client, dport: 40000))
-        let (v, out) = e.run(error, on: N.clientSide, at: second)
-        #expect(v == .forward(interface: N.serverSide))
-        #expect(out == N.icmpError(to: N.serverMAC, from: N.directorOut, src: client, dst: rs, ttl: 63, code: 4,
-                                   quote: N.quote(src: rs, sport: 8080, dst: client, dport: 40000)))
-    }
-
-    /// An ICMP error from the servers' side about a packet sent to the real server (it quotes
-    /// client → RS:8080) reaches the client as if about VIP:80, counted as output.
-    @Test func icmpErrorFromTheServerSideIsTranslated() {
-        let e = connected()
-        let error = N.icmpError(to: N.directorOut, from: N.serverMAC, src: rs, dst: client, code: 3,
-                                quote: N.quote(src: client, sport: 40000, dst: rs, dport: 8080))
-        let (v, out) = e.run(error, on: N.serverSide, at: second)
-        #expect(v == .forward(interface: N.clientSide))
-        #expect(out == N.icmpError(to: N.clientMAC, from: N.directorIn, src: vip, dst: client, ttl: 63, code: 3,
-                                   quote: N.quote(src: client, sport: 40000, dst: vip, dport: 80)))
+        let cases: [(in: [UInt8], on: Int32, out: [UInt8], to: Int32)] = [
+            (N.icmpError(to: N.directorIn, from: N.clientMAC, src: client, dst: vip, code: 4,
+                         quote: N.quote(src: vip, sport: 80, dst: client, dport: 40000)), N.clientSide,
+             N.icmpError(to: N.serverMAC, from: N.directorOut, src: client, dst: rs, ttl: 63, code: 4,
+                         quote: N.quote(src: rs, sport: 8080, dst: client, dport: 40000)), N.serverSide),
+            (N.icmpError(to: N.directorOut, from: N.serverMAC, src: rs, dst: client, code: 3,
+                         quote: N.quote(src: client, sport: 40000, dst: rs, dport: 8080)), N.serverSide,
+             N.icmpError(to: N.clientMAC, from: N.directorIn, src: vip, dst: client, ttl: 63, code: 3,
+                         quote: N.quote(src: client, sport: 40000, dst: vip, dport: 80)), N.clientSide),
+        ]
+        for c in cases {
+            let (v, out) = e.run(c.in, on: c.on, at: second)
+            #expect(v == .forward(interface: c.to))
+            #expect(out == c.out)
+        }
         #expect(e.snapshot().services[0].destinations[0].stats.outPackets == 1)
         // About no connection: the kernel's.
         let stranger = N.icmpError(to: N.directorOut, from: N.serverMAC, src: rs, dst: client, code: 3,
