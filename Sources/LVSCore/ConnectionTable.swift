@@ -209,7 +209,9 @@ public final class ConnectionTable: @unchecked Sendable {
 
     /// `key` keys the bucket hash: a secret random key in lvsd (see `EngineConfiguration.hashKey`),
     /// so nobody outside can aim keys at one bucket; a fixed one makes a test repeatable.
-    public init(capacity: Int, key: SipHashKey = .fixedDefault) {
+    /// `replyTotal`: an atomic word that counts the NAT connections of this table's reply index
+    /// together with other tables' (the engine's, for its shards).
+    public init(capacity: Int, key: SipHashKey = .fixedDefault, replyTotal: (AtomicWords, Int)? = nil) {
         precondition(capacity > 0 && capacity < Int(UInt32.max / 2), "connection table capacity out of range")
         self.capacity = capacity
         var b = 1
@@ -221,7 +223,7 @@ public final class ConnectionTable: @unchecked Sendable {
         let cursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         cursor.initialize(to: 0)
         view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), key: key, wheel: wheel, cursor: cursor,
-                                   replies: ReplyIndexView(capacity: capacity, bucketCount: b))
+                                   replies: ReplyIndexView(capacity: capacity, bucketCount: b, total: replyTotal))
     }
 
     /// Anonymous zeroed memory, touched lazily, backed by transparent huge pages where the kernel

@@ -6,9 +6,9 @@ import LVSModel
 enum NATTargetWord: Int {
     case addressHigh = 0, addressLow, port
     @usableFromInline static let width = 3
-    /// After the per-slot words: non-zero once a NAT destination was published (replies are
-    /// looked for only then).
-    @inlinable @inline(__always) static func anyNAT(maxDestinations: Int) -> Int { maxDestinations &* width }
+    /// After the per-slot words: the NAT connections linked in every shard's reply index
+    /// (replies are looked for only while there are some).
+    @inlinable @inline(__always) static func linkedReplies(maxDestinations: Int) -> Int { maxDestinations &* width }
     /// The word `word` of destination slot `slot`.
     @inlinable @inline(__always) static func index(_ slot: UInt32, _ word: NATTargetWord) -> Int {
         Int(slot) &* width &+ word.rawValue
@@ -31,11 +31,13 @@ extension Engine {
         natTargets.store(NATTargetWord.index(slot, .addressLow), d.address.low)
         natTargets.store(NATTargetWord.index(slot, .port), UInt64(d.port))
         word |= Self.flagMasq
-        natTargets.store(NATTargetWord.anyNAT(maxDestinations: configuration.maxDestinations), 1)
     }
 
-    /// Whether a NAT destination was ever configured (relaxed read, for the packet path).
-    @inline(__always) var natConfigured: Bool {
-        natTargets.load(NATTargetWord.anyNAT(maxDestinations: configuration.maxDestinations)) != 0
+    /// NAT connections in all shards (relaxed read, for the packet path).
+    @inline(__always) var natConnections: UInt64 {
+        natTargets.load(NATTargetWord.linkedReplies(maxDestinations: configuration.maxDestinations))
     }
+
+    /// Where shards count their linked reply entries (`ReplyIndexView`).
+    var replyTotal: (AtomicWords, Int) { (natTargets, NATTargetWord.linkedReplies(maxDestinations: configuration.maxDestinations)) }
 }

@@ -110,7 +110,7 @@ public final class EngineShard: @unchecked Sendable {
 
     init(engine: Engine, capacity: Int, key: SipHashKey) {
         self.engine = engine
-        table = ConnectionTable(capacity: capacity, key: key)
+        table = ConnectionTable(capacity: capacity, key: key, replyTotal: engine.replyTotal)
         conns = table.view
         transitions = .allocate(capacity: TCPStateTable.shardFlat.count)
         transitions.initialize(from: TCPStateTable.shardFlat, count: TCPStateTable.shardFlat.count)

@@ -67,6 +67,8 @@ extension EngineShard {
     /// and timer stay with the worker that owns the entry (they follow the client's packets).
     @inline(never)
     func natReplyElsewhere(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
+        // Only when another shard holds NAT connections (never with one worker).
+        guard engine.natConnections > UInt64(conns.replies.count) else { return nil }
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         for shard in engine.shards where shard !== self {
@@ -97,7 +99,7 @@ extension EngineShard {
     /// server: outer source, quoted destination and port become VIP:vport, and it goes to the
     /// client. nil when it is about no NAT connection.
     func natICMPFromServer(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame) -> Verdict? {
-        guard engine.natConfigured else { return nil }
+        guard engine.natConnections != 0 else { return nil }
         guard let index = replyLookup(f) else { return natReplyElsewhere(frame, f) }
         let vip = conns[index].virtualAddress
         if notOwned(vip) { return dropNotOwned() }

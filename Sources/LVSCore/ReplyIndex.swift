@@ -25,8 +25,11 @@ public struct ReplyIndexView {
     /// Linked entries (0: the packet path skips the reply lookup).
     @usableFromInline let linked: UnsafeMutablePointer<Int>
     @usableFromInline let bucketMask: UInt32
+    /// An atomic word counting linked entries over all the engine's shards, or nil.
+    let total: (words: AtomicWords, index: Int)?
 
-    init(capacity: Int, bucketCount: Int) {
+    init(capacity: Int, bucketCount: Int, total: (AtomicWords, Int)?) {
+        self.total = total
         buckets = ConnectionTable.mapZeroed(bucketCount * MemoryLayout<UInt32>.stride)
             .bindMemory(to: UInt32.self, capacity: bucketCount)
         links = ConnectionTable.mapZeroed(capacity * MemoryLayout<ReplyLink>.stride)
@@ -51,6 +54,7 @@ public struct ReplyIndexView {
         links[Int(index)] = ReplyLink(next: buckets[b], bucket: UInt32(b) + 1, hop: hop)
         buckets[b] = index + 1
         linked.pointee += 1
+        if let t = total { t.words.add(t.index, 1) }
     }
 
     /// Unlinks entry `index` if it is linked.
@@ -73,6 +77,7 @@ public struct ReplyIndexView {
         }
         links[Int(index)] = ReplyLink(next: 0, bucket: 0, hop: 0)
         linked.pointee -= 1
+        if let t = total { t.words.add(t.index, -1) }
     }
 
     /// The first entry of reply bucket `bucket` (index + 1, 0 = none).

@@ -286,9 +286,9 @@ extension Engine {
         let (v2, nat) = e.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40001, dst: vip, dport: 80, flags: TCPFlag.syn),
                               on: N.clientSide, at: second)
         #expect(v2 == .forward(interface: N.serverSide) && nat == expected)
-        #expect(e.primary.table.view.replies.count == 1)
+        #expect(e.primary.table.view.replies.count == 1 && e.natConnections == 1)
         e.tick(now: 200 * second)
-        #expect(e.connectionCount == 0 && e.primary.table.view.replies.count == 0)
+        #expect(e.connectionCount == 0 && e.primary.table.view.replies.count == 0 && e.natConnections == 0)
         let late = N.segment(to: N.directorOut, from: N.serverMAC, src: rs, sport: 8080, dst: client, dport: 40001)
         #expect(e.run(late, on: N.serverSide, at: 200 * second).0 == .pass)
     }
