@@ -1,3 +1,4 @@
+import CLVSShim
 import Glibc
 import LVSModel
 
@@ -6,12 +7,13 @@ import LVSModel
 /// their source rewritten back to VIP:vport, counted as OutPkts/OutBytes and sent to the client's
 /// next hop. A reply that matches no connection is not touched (the kernel gets it).
 extension EngineShard {
-    /// The NAT connection whose replies carry this tuple, or nil.
+    /// The NAT connection whose replies carry this tuple, or nil. `bucket`: the tuple's bucket
+    /// when known (a reply's is its frame's connection-table bucket number).
     @inline(__always) func replyLookup(proto: UInt8, server: IPAddress, serverPort: UInt16,
-                                       client: IPAddress, clientPort: UInt16) -> UInt32? {
+                                       client: IPAddress, clientPort: UInt16, bucket: UInt32? = nil) -> UInt32? {
         let replies = conns.replies
         let c = client.words
-        var i = replies.head(conns.bucket(proto: proto, client: server, cport: serverPort, vlow: c.3, vport: clientPort))
+        var i = replies.head(bucket ?? conns.bucket(proto: proto, client: server, cport: serverPort, vlow: c.3, vport: clientPort))
         while i != 0 {
             let e = conns.entries + Int(i - 1)
             if e.pointee.cport == clientPort && e.pointee.proto == proto && e.pointee.c3 == c.3 && e.pointee.c2 == c.2
@@ -26,20 +28,35 @@ extension EngineShard {
     }
 
     /// The NAT connection a reply (or an ICMP error from the servers' side, by its quote) belongs to in this shard.
-    @inline(__always) func replyLookup(_ f: ParsedFrame) -> UInt32? {
+    @inline(__always) func replyLookup(_ f: ParsedFrame, bucket: UInt32? = nil) -> UInt32? {
         guard conns.replies.count != 0 else { return nil }
         return f.isICMPError
             ? replyLookup(proto: f.innerProto, server: f.innerDestination, serverPort: f.innerDestinationPort,
                           client: f.innerSource, clientPort: f.innerSourcePort)
             : replyLookup(proto: f.proto, server: f.source, serverPort: f.sourcePort,
-                          client: f.destination, clientPort: f.destinationPort)
+                          client: f.destination, clientPort: f.destinationPort, bucket: bucket)
+    }
+
+    /// Batch prefetch for replies (`prefetchEntries`): the announced frames' buckets in the
+    /// reply index, then their first entries and links.
+    @usableFromInline func prefetchReplyBuckets() {
+        for k in 0..<prefetchCount { clvs_prefetch_write(conns.replies.buckets + Int(prefetchBuckets[k] & conns.replies.bucketMask)) }
+    }
+
+    @usableFromInline func prefetchReplyEntries() {
+        for k in 0..<prefetchCount {
+            let i = conns.replies.head(prefetchBuckets[k])
+            guard i != 0 else { continue }
+            clvs_prefetch_write(conns.entries + Int(i - 1))
+            clvs_prefetch_write(conns.replies.links + Int(i - 1))
+        }
     }
 
     /// A frame that matched no connection as a client's: the reply of a NAT connection is
     /// rewritten and forwarded; nil when it is none.
     @inline(never)
-    func natReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, tick: UInt32) -> Verdict? {
-        guard let index = replyLookup(f) else { return natReplyElsewhere(frame, f) }
+    func natReply(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, tick: UInt32, bucket: UInt32) -> Verdict? {
+        guard let index = replyLookup(f, bucket: bucket) else { return natReplyElsewhere(frame, f) }
         let vip = conns[index].virtualAddress
         if notOwned(vip) { return dropNotOwned() }
         if f.proto == 6 {

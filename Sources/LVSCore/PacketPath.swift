@@ -41,7 +41,7 @@ extension EngineShard {
                 // A VIP given up (VRRP BACKUP): the entry stays, for a takeover.
                 if notOwned(f.destination) { return dropNotOwned() }
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
-            } else if engine.natConnections != 0, let verdict = natReply(frame, f, tick: tick) {
+            } else if engine.natConnections != 0, let verdict = natReply(frame, f, tick: tick, bucket: bucket) {
                 return verdict
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }

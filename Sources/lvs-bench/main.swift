@@ -262,7 +262,7 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, nat
     let allocs = lvs_allocation_count() - allocBefore
     precondition(sent == measured, "lost packets")
     let existingNs = Double(elapsed) / Double(measured)
-    let replyNs = nat ? measureReplies(shard, connections: n, packets: packets, ring: ring, batch: batch, now: now) : nil
+    let replyNs = nat ? measureReplies(shard, connections: n, packets: packets, ring: ring, batch: batch, now: now, prefetch: prefetch) : nil
     // New connections in steady state: everything expires (the clock jumps past the SYN_RECV
     // timeout), and as many new clients connect, reusing freed entries whose memory is already
     // mapped, as in a director that has been running for a while.
@@ -292,7 +292,7 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, nat
 /// NAT replies on the existing connections (their frames from the real server to the client, in
 /// the same scattered order): ns per packet and heap allocations.
 func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring: UnsafeMutableRawPointer, batch: Int,
-                    now: UInt64) -> (Double, UInt64) {
+                    now: UInt64, prefetch: Bool) -> (Double, UInt64) {
     let server = IPAddress(natServer)!.ipv4Value
     let step = 7_919
     var index = 0, sent = 0
@@ -311,6 +311,12 @@ func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring
                 p.storeBytes(of: UInt8(255), toByteOffset: 22, as: UInt8.self)
                 index += step
                 if index >= n { index -= n * (index / n) }
+            }
+            if prefetch {
+                for b in 0..<batch {
+                    shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
+                }
+                shard.prefetchEntries()
             }
             for b in 0..<batch {
                 let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
