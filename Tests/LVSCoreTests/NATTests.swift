@@ -331,4 +331,29 @@ extension Engine {
         crc = l4.withUnsafeBytes { SCTPChecksum.crc($0.baseAddress!, length: l4.count) }
         #expect(stored == crc)
     }
+
+    /// A backup that takes over a synced NAT connection (at the client's next packet) also
+    /// translates its replies.
+    @Test func syncedConnectionRepliesAfterTakeover() throws {
+        let (master, _) = natEngine()
+        try master.startSyncMaster(masterConfig)
+        for flags in [TCPFlag.syn, TCPFlag.ack, TCPFlag.ack] {
+            _ = master.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80, flags: flags),
+                           on: N.clientSide, at: second)
+        }
+        master.tick(now: second)
+        let messages = master.takeSyncMessages(now: second, flushAfter: 0)
+        let (backup, _) = natEngine()
+        try backup.startSyncBackup(backupConfig)
+        #expect(messages.count == 1)
+        #expect(messages.map { backup.applySync($0, now: second).applied }.reduce(0, +) == 1)
+        let (v, out) = backup.run(N.segment(to: N.directorIn, from: N.clientMAC, src: client, sport: 40000, dst: vip, dport: 80),
+                                  on: N.clientSide, at: 2 * second)
+        #expect(v == .forward(interface: N.serverSide))
+        #expect(out == N.segment(to: N.serverMAC, from: N.directorOut, src: client, sport: 40000, dst: rs, dport: 8080, ttl: 63))
+        let (rv, rout) = backup.run(N.segment(to: N.directorOut, from: N.serverMAC, src: rs, sport: 8080, dst: client, dport: 40000),
+                                    on: N.serverSide, at: 2 * second)
+        #expect(rv == .forward(interface: N.clientSide))
+        #expect(rout == N.segment(to: N.clientMAC, from: N.directorIn, src: vip, sport: 80, dst: client, dport: 40000, ttl: 63))
+    }
 }
