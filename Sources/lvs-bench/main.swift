@@ -245,16 +245,7 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, nat
                 index += step
                 if index >= n { index -= n * (index / n) }
             }
-            if prefetch {
-                for b in 0..<batch {
-                    shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
-                }
-                shard.prefetchEntries()
-            }
-            for b in 0..<batch {
-                let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
-                if case .forward = shard.process(frame, interface: 2, now: now) { sent += 1 }
-            }
+            sent += processBatch(shard, ring: ring, batch: batch, now: now, prefetch: prefetch)
         }
         elapsed += monotonicNanos() - t0
     }
@@ -289,6 +280,24 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, nat
     measureListing(shard, connections: n, now: later)
 }
 
+/// Hands one batch of `batch` frames in `ring` to the shard as a data-plane worker does
+/// (announced for prefetch first when `prefetch`); returns how many were forwarded.
+@inline(__always)
+func processBatch(_ shard: EngineShard, ring: UnsafeMutableRawPointer, batch: Int, now: UInt64, prefetch: Bool) -> Int {
+    if prefetch {
+        for b in 0..<batch {
+            shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
+        }
+        shard.prefetchEntries()
+    }
+    var sent = 0
+    for b in 0..<batch {
+        let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
+        if case .forward = shard.process(frame, interface: 2, now: now) { sent += 1 }
+    }
+    return sent
+}
+
 /// NAT replies on the existing connections (their frames from the real server to the client, in
 /// the same scattered order): ns per packet and heap allocations.
 func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring: UnsafeMutableRawPointer, batch: Int,
@@ -312,16 +321,7 @@ func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring
                 index += step
                 if index >= n { index -= n * (index / n) }
             }
-            if prefetch {
-                for b in 0..<batch {
-                    shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
-                }
-                shard.prefetchEntries()
-            }
-            for b in 0..<batch {
-                let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
-                if case .forward = shard.process(frame, interface: 2, now: now) { sent += 1 }
-            }
+            sent += processBatch(shard, ring: ring, batch: batch, now: now, prefetch: prefetch)
         }
         elapsed += monotonicNanos() - t0
     }
