@@ -43,6 +43,9 @@ extension EngineShard {
     /// at half load about one lookup in four goes on to a second entry), and ends the batch.
     @inlinable
     public func prefetchEntries() {
+        // A reply's bucket in the reply index is its frame's bucket number (`linkReply`).
+        let replies = conns.replies.count != 0
+        if replies { prefetchReplyBuckets() }
         for k in 0..<prefetchCount {
             let i = conns.buckets[Int(prefetchBuckets[k])]
             if i != 0 { clvs_prefetch_write(conns.entries + Int(i - 1)) }
@@ -53,6 +56,7 @@ extension EngineShard {
             let next = conns.entries[Int(i - 1)].hashNext
             if next != 0 { clvs_prefetch_write(conns.entries + Int(next - 1)) }
         }
+        if replies { prefetchReplyEntries() }
         prefetchReady = prefetchCount
         prefetchNext = 0
         prefetchCount = 0

@@ -87,6 +87,8 @@ public struct ConnectionTableView {
     @usableFromInline let wheel: UnsafeMutablePointer<UInt32>
     /// The wheel slot number (absolute, in slot units) processed last.
     @usableFromInline let cursor: UnsafeMutablePointer<UInt32>
+    /// NAT connections by their reply's tuple (`ReplyIndex.swift`).
+    @usableFromInline let replies: ReplyIndexView
 
     @inlinable public subscript(index: UInt32) -> ConnectionEntry {
         unsafeAddress { UnsafePointer(entries + Int(index)) }
@@ -207,7 +209,9 @@ public final class ConnectionTable: @unchecked Sendable {
 
     /// `key` keys the bucket hash: a secret random key in lvsd (see `EngineConfiguration.hashKey`),
     /// so nobody outside can aim keys at one bucket; a fixed one makes a test repeatable.
-    public init(capacity: Int, key: SipHashKey = .fixedDefault) {
+    /// `replyTotal`: an atomic word that counts the NAT connections of this table's reply index
+    /// together with other tables' (the engine's, for its shards).
+    public init(capacity: Int, key: SipHashKey = .fixedDefault, replyTotal: (AtomicWords, Int)? = nil) {
         precondition(capacity > 0 && capacity < Int(UInt32.max / 2), "connection table capacity out of range")
         self.capacity = capacity
         var b = 1
@@ -218,7 +222,8 @@ public final class ConnectionTable: @unchecked Sendable {
         let wheel = UnsafeMutableRawPointer(calloc(Self.wheelSlots, 4)!).bindMemory(to: UInt32.self, capacity: Self.wheelSlots)
         let cursor = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
         cursor.initialize(to: 0)
-        view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), key: key, wheel: wheel, cursor: cursor)
+        view = ConnectionTableView(entries: entries, buckets: buckets, bucketMask: UInt32(b - 1), key: key, wheel: wheel, cursor: cursor,
+                                   replies: ReplyIndexView(capacity: capacity, bucketCount: b, total: replyTotal))
     }
 
     /// Anonymous zeroed memory, touched lazily, backed by transparent huge pages where the kernel
@@ -241,6 +246,7 @@ public final class ConnectionTable: @unchecked Sendable {
         Self.unmap(view.buckets, (Int(view.bucketMask) + 1) * 4)
         free(view.wheel)
         view.cursor.deallocate()
+        view.replies.deallocate(capacity: capacity)
     }
 
     public var bucketCount: Int { Int(bucketMask) + 1 }
@@ -310,6 +316,7 @@ public final class ConnectionTable: @unchecked Sendable {
         }
         entries[Int(index)].stateFlags |= ConnectionEntry.flagDead
         entries[Int(index)].hashNext = 0
+        if view.replies.count != 0 { view.replies.unlink(index) }
     }
 
     /// What the owner decides for an entry whose deadline has passed.

@@ -226,6 +226,8 @@ public final class Engine: @unchecked Sendable {
     @usableFromInline let settingWords: AtomicWords
     /// Tunnel destinations' words and routes (`Engine+Tunnel.swift`).
     let tunnel: TunnelState
+    /// Per destination slot: a NAT real server's address and port (`NATTargetWord`, `Engine+NAT.swift`).
+    @usableFromInline let natTargets: AtomicWords
 
     /// The built-in shard used by `process`/`tick` on this object.
     public private(set) var primary: EngineShard!
@@ -269,6 +271,7 @@ public final class Engine: @unchecked Sendable {
         ownershipFilter = AtomicWords(count: OwnershipWord.words)
         settingWords = AtomicWords(count: Sysctl.allCases.count)
         tunnel = TunnelState(maxDestinations: configuration.maxDestinations)
+        natTargets = AtomicWords(count: configuration.maxDestinations * NATTargetWord.width + 1)
         for a in configuration.sysctlValues.assignments { settingWords.store(a.setting.rawValue, UInt64(a.value)) }
         serviceInfo = .allocate(capacity: configuration.maxServices)
         serviceInfo.initialize(repeating: ServiceInfo(key: ServiceKey(fwmark: 0, ipv6: false), flags: [], timeout: 0, netmask: 0),
@@ -299,6 +302,7 @@ public final class Engine: @unchecked Sendable {
         syncFlag.deallocate()
         ownershipFilter.deallocate()
         settingWords.deallocate()
+        natTargets.deallocate()
         serviceInfo.deallocate()
         serviceLookup.release()
     }
@@ -403,6 +407,7 @@ public final class Engine: @unchecked Sendable {
         if d.macKnown { word |= Self.flagMACKnown }
         if d.weight == 0 { word |= Self.flagWeightZero }
         word |= publishTunnel(slot)
+        publishNAT(d, slot: slot, into: &word)
         // Offloaded connections are re-checked only when what they are forwarded by changes (a
         // neighbour refresh that learns the same MAC again must not start a pass over the map; a
         // weight change has its own bump in editDestination).

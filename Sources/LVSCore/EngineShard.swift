@@ -23,7 +23,8 @@ public final class EngineShard: @unchecked Sendable {
     public let table: ConnectionTable
     /// The table's raw view, used on the packet path.
     @usableFromInline let conns: ConnectionTableView
-    /// The INPUT-ONLY TCP transition table (`TCPStateTable.index(event:state:)`).
+    /// The INPUT-ONLY TCP transition table (`TCPStateTable.index(event:state:)`), then NAT's
+    /// INPUT and OUTPUT blocks (`TCPStateTable.shardFlat`).
     @usableFromInline let transitions: UnsafeMutablePointer<UInt8>
     @usableFromInline var fragments: FragmentCache
     @usableFromInline var currentTick: UInt32 = 0
@@ -120,10 +121,10 @@ public final class EngineShard: @unchecked Sendable {
 
     init(engine: Engine, capacity: Int, key: SipHashKey) {
         self.engine = engine
-        table = ConnectionTable(capacity: capacity, key: key)
+        table = ConnectionTable(capacity: capacity, key: key, replyTotal: engine.replyTotal)
         conns = table.view
-        transitions = .allocate(capacity: TCPStateTable.inputOnlyFlat.count)
-        transitions.initialize(from: TCPStateTable.inputOnlyFlat, count: TCPStateTable.inputOnlyFlat.count)
+        transitions = .allocate(capacity: TCPStateTable.shardFlat.count)
+        transitions.initialize(from: TCPStateTable.shardFlat, count: TCPStateTable.shardFlat.count)
         fragments = FragmentCache(key: key.derived(Engine.fragmentKeyOffset))
         destCounters = AtomicWords(count: engine.configuration.maxDestinations * StatsWord.width)
         serviceCounters = AtomicWords(count: engine.configuration.maxServices * StatsWord.width)

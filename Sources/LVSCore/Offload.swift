@@ -5,6 +5,8 @@ import LVSModel
 extension EngineShard {
     @inline(__always) func recordOffload(_ f: ParsedFrame, destSlot: UInt32, remove: Bool) {
         guard offloadCount < Self.offloadRingCapacity else { return }
+        // NAT connections stay in lvsd: the fast path forwards as DR and never sees replies.
+        guard remove || forwarding.load(Int(destSlot)) & Engine.flagMasq == 0 else { return }
         offloadRing[offloadCount] = OffloadRecord(
             key: ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
                                virtualAddress: f.destination, virtualPort: f.destinationPort),

@@ -41,6 +41,8 @@ extension EngineShard {
                 // A VIP given up (VRRP BACKUP): the entry stays, for a takeover.
                 if notOwned(f.destination) { return dropNotOwned() }
                 if let verdict = existing(frame, f, index: index, tick: tick) { return verdict }
+            } else if engine.natConnections != 0, let verdict = natReply(frame, f, tick: tick, bucket: bucket) {
+                return verdict
             }
             guard engine.mayBeVirtual(f.destination) else { return passed() }
             pthread_mutex_lock(mutex)
@@ -99,7 +101,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = transitions[TCPStateTable.index(event: event, state: state)]
+                next = transitions[TCPStateTable.index(event: event, state: state) &+ TCPStateTable.blockOffset(forwarding: word)]
             } else {
                 next = TCPState.close.rawValue
             }
@@ -172,7 +174,9 @@ extension EngineShard {
         // The embedded packet went from the VIP to the client: look up the reverse direction.
         let key = ConnectionKey(proto: f.innerProto, client: f.innerDestination, clientPort: f.innerDestinationPort,
                                 virtualAddress: f.innerSource, virtualPort: f.innerSourcePort)
-        guard f.destination == f.innerSource, let index = conns.lookup(key, template: false) else { return passed() }
+        guard f.destination == f.innerSource, let index = conns.lookup(key, template: false) else {
+            return natICMPFromServer(frame, f) ?? passed()
+        }
         if notOwned(f.destination) { return dropNotOwned() }
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))

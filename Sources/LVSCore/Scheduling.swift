@@ -62,6 +62,7 @@ extension EngineShard {
             return drop(.tableFull)
         }
         if control != 0 { engine.templates[control - 1].control += 1 }
+        if forwarding.load(Int(slot)) & Engine.flagMasq != 0 { linkReply(index, frame, f, destSlot: slot) }
         destCounts.add(DestCount.index(slot, .inactive), 1)
         countNewConnection(slot)
         engine.checkOverload(slot)

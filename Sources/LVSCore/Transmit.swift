@@ -34,29 +34,49 @@ public enum FrameRewriter {
 extension EngineShard {
     /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
     @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        if word & Engine.flagMasq != 0 { return transmitNAT(frame, f, destSlot: destSlot, word: word) }
+        return forward(frame, f, destSlot: destSlot, word: word)
+    }
+
+    /// The MAC rewrite (DR, and NAT after its address rewrite), counters, held frames.
+    @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
         guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
         if word & Engine.flagTunnel != 0 { return transmitTunnel(frame, f, destSlot: destSlot, word: word) }
-        let ifslot = Engine.interfaceSlot(ofForwarding: word)
+        return send(frame, f, hop: word, destSlot: destSlot, packets: .inPackets, bytes: .inBytes, remembersFragment: true)
+    }
+
+    /// Sends a frame to `hop` (a MAC and an interface slot, as in a forwarding word): TTL and
+    /// MACs as DR sets them, counted on the destination and its service in `packets`/`bytes`
+    /// (in for the client's packets, out for NAT replies). A first fragment's destination is
+    /// remembered for the later ones when `remembersFragment`.
+    @inline(__always) func send(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot: UInt32,
+                                packets: StatsWord, bytes: StatsWord, remembersFragment: Bool) -> Verdict {
+        let ifslot = Engine.interfaceSlot(ofForwarding: hop)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
-                                        destinationMAC: MACAddress(value: word),
+                                        destinationMAC: MACAddress(value: hop),
                                         sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac)))) else {
             return drop(.ttlExceeded)
         }
-        countIn(f, destSlot: destSlot)
+        count(f, destSlot: destSlot, packets: packets, bytes: bytes)
         counters.bump(ShardCounter.forwarded.rawValue, by: 1)
-        if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        if remembersFragment && f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
         return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }
 
     /// Counts a frame into its destination's and service's input statistics.
     @inline(__always) func countIn(_ f: ParsedFrame, destSlot: UInt32) {
-        let bytes = UInt64(f.ipLength)
-        destCounters.bump(StatsWord.index(Int(destSlot), .inPackets), by: 1)
-        destCounters.bump(StatsWord.index(Int(destSlot), .inBytes), by: bytes)
+        count(f, destSlot: destSlot, packets: .inPackets, bytes: .inBytes)
+    }
+
+    /// Counts a frame into its destination's and service's statistics `packets` and `bytes`.
+    @inline(__always) func count(_ f: ParsedFrame, destSlot: UInt32, packets: StatsWord, bytes: StatsWord) {
+        let length = UInt64(f.ipLength)
+        destCounters.bump(StatsWord.index(Int(destSlot), packets), by: 1)
+        destCounters.bump(StatsWord.index(Int(destSlot), bytes), by: length)
         let svc = destService.load(Int(destSlot))
         if svc != Engine.noService {
-            serviceCounters.bump(StatsWord.index(Int(svc), .inPackets), by: 1)
-            serviceCounters.bump(StatsWord.index(Int(svc), .inBytes), by: bytes)
+            serviceCounters.bump(StatsWord.index(Int(svc), packets), by: 1)
+            serviceCounters.bump(StatsWord.index(Int(svc), bytes), by: length)
         }
     }
 

@@ -159,6 +159,7 @@ final class Director: @unchecked Sendable {
         case let .stopDaemon(role): return sync.stop(role)
         default: break
         }
+        if let refused = methodRefusal(request) { return refused }
         let response = EngineControl.execute(request, on: engine, now: now)
         if case let .failed(e) = response {
             logger.debug("control request refused", metadata: ["request": "\(request)", "error": "\(e.errnoName)"])

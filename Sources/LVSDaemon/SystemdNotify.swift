@@ -62,7 +62,9 @@ public final class SystemdNotifier: @unchecked Sendable {
     }
 
     /// Sends `state` (lines of KEY=VALUE) as one datagram; false if notification is off or the
-    /// send failed (lvsd goes on either way: systemd's absence is not an error).
+    /// send failed (lvsd goes on either way: systemd's absence is not an error). Never blocks:
+    /// a receiver whose queue is full (a Unix datagram socket queues 10 by default) loses the
+    /// message rather than stalling the thread that sends it.
     @discardableResult
     public func notify(_ state: String) -> Bool {
         guard var address = socketAddress else { return false }
@@ -72,7 +74,7 @@ public final class SystemdNotifier: @unchecked Sendable {
         let length = addressLength
         let sent = try? withUnsafePointer(to: &address) { pointer in
             try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                try syscall("sendto") { bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sa, length) } }
+                try syscall("sendto") { bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), sa, length) } }
             }
         }
         return sent == bytes.count

@@ -2,12 +2,15 @@
 //
 //   swift run -c release lvs-bench [--connections N ...] [--packets N]
 //   swift run -c release lvs-bench --hash-flood 10000,50000
+//   swift run -c release lvs-bench --method nat [--connections N ...] [--packets N]
 //
 // For each table size it fills the table with N TCP connections (SYNs from distinct clients),
 // then measures: ns per packet on an existing connection (ACKs in random order), ns per new
 // connection (schedule + insert), heap allocations during the existing-connection loop, and
 // bytes per connection (entry layout and resident memory growth), and the engine-lock holds of a
-// connection listing (-Lnc) in slices.
+// connection listing (-Lnc) in slices. With `--method nat` the real server is a NAT one
+// (192.168.1.31:8080, -m): the client's packets are rewritten to it, and the real server's
+// replies are measured too (reply-index lookup, source back to VIP:80, OutPkts/OutBytes).
 import CAllocCounter
 import Glibc
 import LVSCore
@@ -63,20 +66,21 @@ struct FrameSet {
 
 }
 
-/// `--method`: how the real servers are reached (DR, or a tunnel of a type).
+/// `--method`: how the real servers are reached (DR, a tunnel of a type, or NAT).
 enum BenchMethod: String {
-    case dr, ipip, gue, gre
+    case dr, ipip, gue, gre, nat
     var options: (ForwardMethod, TunnelType, UInt16) {
         switch self {
         case .dr: return (.directRoute, .ipip, 0)
         case .ipip: return (.tunnel, .ipip, 0)
         case .gue: return (.tunnel, .gue, 6080)
         case .gre: return (.tunnel, .gre, 0)
+        case .nat: return (.masquerade, .ipip, 0)
         }
     }
 }
 
-/// A frame sent: forwarded in place (DR), or tunnelled through the outbox.
+/// A frame sent: forwarded in place (DR, NAT), or tunnelled through the outbox.
 @inline(__always) func sentOut(_ v: Verdict) -> Bool {
     switch v {
     case .forward, .drop(.tunnelled): return true
@@ -92,13 +96,20 @@ func makeEngine(capacity: Int, method: BenchMethod = .dr) -> Engine {
                                      addresses: [(IPAddress("192.168.1.21")!, 24)])])
     let key = ServiceKey(proto: .tcp, address: IPAddress("192.168.1.100")!, port: 80)
     try! e.addService(key, ServiceOptions(scheduler: "wlc"))
-    for (a, m) in [("192.168.1.31", 0x0050_0000_0100), ("192.168.1.32", 0x0050_0000_0200)] as [(String, UInt64)] {
+    var servers: [(String, UInt64)] = [("192.168.1.31", 0x0050_0000_0100), ("192.168.1.32", 0x0050_0000_0200)]
+    if method == .nat { servers = [(natServer, 0x0050_0000_0100)] }
+    for (a, m) in servers {
         let (fwd, type, port) = method.options
-        try! e.addDestination(key, DestinationOptions(address: IPAddress(a)!, port: 80, method: fwd, tunnelType: type, tunnelPort: port))
+        try! e.addDestination(key, DestinationOptions(address: IPAddress(a)!, port: method == .nat ? natPort : 80, method: fwd,
+                                                      tunnelType: type, tunnelPort: port))
         e.setNeighbour(IPAddress(a)!, mac: MACAddress(value: m), interface: 2)
     }
     return e
 }
+
+/// The NAT mode's one real server.
+let natServer = "192.168.1.31"
+let natPort: UInt16 = 8080
 
 func oneDecimal(_ d: Double) -> String { "\((d * 10).rounded() / 10)" }
 
@@ -163,9 +174,9 @@ while let a = args.popFirst() {
     case "--connections": sizes = args.popFirst()!.split(separator: ",").map { Int($0)! }
     case "--packets": packets = Int(args.popFirst()!)!
     case "--no-prefetch": prefetch = false
-    case "--method": method = BenchMethod(rawValue: args.popFirst() ?? "") ?? { print("--method dr|ipip|gue|gre"); exit(2) }()
+    case "--method": method = BenchMethod(rawValue: args.popFirst() ?? "") ?? { print("--method dr|ipip|gue|gre|nat"); exit(2) }()
     case "--hash-flood": hashFlood = args.popFirst()!.split(separator: ",").map { Int($0)! }
-    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] [--method dr|ipip|gue|gre] | --hash-flood N[,N...]"); exit(2)
+    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] [--method dr|ipip|gue|gre|nat] | --hash-flood N[,N...]"); exit(2)
     }
 }
 
@@ -199,6 +210,7 @@ print("ConnectionEntry: \(MemoryLayout<ConnectionEntry>.size) bytes (stride \(Me
 /// One table size; a function so that `engine` is a local (no global-variable retains in the loop).
 /// `prefetch` is a parameter: top-level variables belong to the main actor in Swift 6.
 func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, method: BenchMethod) {
+    let nat = method == .nat
     let rssBefore = residentBytes()
     let engine = makeEngine(capacity: max(4 << 20, n * 2), method: method)
     let shard: EngineShard = engine.primary
@@ -251,20 +263,14 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
                 p.storeBytes(of: (0x0A00_0000 + UInt32(index / 50_000)).bigEndian, toByteOffset: 26, as: UInt32.self)
                 p.storeBytes(of: UInt16(10_000 + index % 50_000).bigEndian, toByteOffset: 34, as: UInt16.self)
                 p.storeBytes(of: UInt8(255), toByteOffset: 22, as: UInt8.self)
+                if nat { // the NAT rewrite changed the destination: put the VIP back
+                    p.storeBytes(of: vipValue.bigEndian, toByteOffset: 30, as: UInt32.self)
+                    p.storeBytes(of: UInt16(80).bigEndian, toByteOffset: 36, as: UInt16.self)
+                }
                 index += step
                 if index >= n { index -= n * (index / n) }
             }
-            if prefetch {
-                for b in 0..<batch {
-                    shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
-                }
-                shard.prefetchEntries()
-            }
-            for b in 0..<batch {
-                let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
-                if sentOut(shard.process(frame, interface: 2, now: now)) { sent += 1 }
-            }
-            shard.outbox.drain { _, _ in }
+            sent += processBatch(shard, ring: ring, batch: batch, now: now, prefetch: prefetch)
         }
         elapsed += monotonicNanos() - t0
     }
@@ -272,6 +278,7 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
     let allocs = lvs_allocation_count() - allocBefore
     precondition(sent == measured, "lost packets")
     let existingNs = Double(elapsed) / Double(measured)
+    let replyNs = nat ? measureReplies(shard, connections: n, packets: packets, ring: ring, batch: batch, now: now, prefetch: prefetch) : nil
     // New connections in steady state: everything expires (the clock jumps past the SYN_RECV
     // timeout), and as many new clients connect, reusing freed entries whose memory is already
     // mapped, as in a director that has been running for a while.
@@ -291,6 +298,9 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
     let reserved = engine.primary.table.bytesPerConnection
     print("connections=\(n): existing \(existingText) ns/packet over \(measured) packets (batches of \(batch)), new \(newText) ns/connection (first use of the memory), new \(oneDecimal(steadyNs)) ns/connection (steady state, entries reused)")
     print("  allocations in existing-connection loop: \(allocs)")
+    if let (ns, replyAllocs) = replyNs {
+        print("  NAT replies (real server to client): \(oneDecimal(ns)) ns/packet, allocations: \(replyAllocs)")
+    }
     print("  table: \(reserved) bytes/connection reserved, resident growth \(growthText) bytes/connection (engine base \(engineKiB) KiB)")
     measureListing(shard, connections: n, now: later)
     measureCheckpoint(shard, connections: n, now: later)
@@ -311,6 +321,57 @@ func measureCheckpoint(_ shard: EngineShard, connections n: Int, now: UInt64) {
     let total = monotonicNanos() - start
     precondition(export.entries.count == n, "checkpoint found \(export.entries.count) of \(n)")
     print("  checkpoint (state file): \(export.lockHolds) lock holds of up to \(StateExport.defaultSliceEntries) entries, longest \(oneDecimal(Double(longest) / 1000)) µs, mean \(oneDecimal(Double(total) / Double(export.lockHolds) / 1000)) µs, whole table \(oneDecimal(Double(total) / 1e6)) ms")
+}
+
+/// Hands one batch of `batch` frames in `ring` to the shard as a data-plane worker does
+/// (announced for prefetch first when `prefetch`); returns how many were forwarded.
+@inline(__always)
+func processBatch(_ shard: EngineShard, ring: UnsafeMutableRawPointer, batch: Int, now: UInt64, prefetch: Bool) -> Int {
+    if prefetch {
+        for b in 0..<batch {
+            shard.prefetch(UnsafeRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize))
+        }
+        shard.prefetchEntries()
+    }
+    var sent = 0
+    for b in 0..<batch {
+        let frame = UnsafeMutableRawBufferPointer(start: ring + b * FrameSet.frameSize, count: FrameSet.frameSize)
+        if sentOut(shard.process(frame, interface: 2, now: now)) { sent += 1 }
+    }
+    shard.outbox.drain { _, _ in }
+    return sent
+}
+
+/// NAT replies on the existing connections (their frames from the real server to the client, in
+/// the same scattered order): ns per packet and heap allocations.
+func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring: UnsafeMutableRawPointer, batch: Int,
+                    now: UInt64, prefetch: Bool) -> (Double, UInt64) {
+    let server = IPAddress(natServer)!.ipv4Value
+    let step = 7_919
+    var index = 0, sent = 0
+    var elapsed: UInt64 = 0
+    let allocBefore = lvs_allocation_count()
+    let rounds = n / batch
+    for _ in 0..<max(1, packets / n) {
+        let t0 = monotonicNanos()
+        for _ in 0..<rounds {
+            for b in 0..<batch {
+                let p = ring + b * FrameSet.frameSize
+                p.storeBytes(of: server.bigEndian, toByteOffset: 26, as: UInt32.self)
+                p.storeBytes(of: (0x0A00_0000 + UInt32(index / 50_000)).bigEndian, toByteOffset: 30, as: UInt32.self)
+                p.storeBytes(of: natPort.bigEndian, toByteOffset: 34, as: UInt16.self)
+                p.storeBytes(of: UInt16(10_000 + index % 50_000).bigEndian, toByteOffset: 36, as: UInt16.self)
+                p.storeBytes(of: UInt8(255), toByteOffset: 22, as: UInt8.self)
+                index += step
+                if index >= n { index -= n * (index / n) }
+            }
+            sent += processBatch(shard, ring: ring, batch: batch, now: now, prefetch: prefetch)
+        }
+        elapsed += monotonicNanos() - t0
+    }
+    let measured = max(1, packets / n) * rounds * batch
+    precondition(sent == measured, "lost replies: \(measured - sent)")
+    return (Double(elapsed) / Double(measured), lvs_allocation_count() - allocBefore)
 }
 
 /// `-Lnc` as a worker takes it: the shard's table in slices, one engine-lock hold each. Prints the
@@ -334,5 +395,5 @@ func measureListing(_ shard: EngineShard, connections n: Int, now: UInt64) {
 }
 
 let vip = IPAddress("192.168.1.100")!.ipv4Value
-if method != .dr { print("real servers: \(method.rawValue) tunnel (frames encapsulated into the outbox, drained after each batch)") }
+if method != .dr && method != .nat { print("real servers: \(method.rawValue) tunnel (frames encapsulated into the outbox, drained after each batch)") }
 for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch, method: method) }

@@ -99,6 +99,21 @@ final class NotifySocket {
         #expect(n > 0 && String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self) == "READY=1")
     }
 
+    /// A receiver that does not read (its queue is full) loses messages; the sender never blocks
+    /// (a blocked sender on the cooperative pool once stalled every task of the process).
+    @Test(.timeLimit(.minutes(1))) func aFullQueueLosesMessagesWithoutBlocking() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let notify = try NotifySocket(directory: dir.path)
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": notify.path], pid: getpid())
+        var sent = 0, lost = 0
+        for _ in 0..<200 { if notifier.notify("WATCHDOG=1") { sent += 1 } else { lost += 1 } }
+        #expect(sent > 0 && lost > 0)
+        var received = 0
+        while notify.poll() != nil { received += 1 }
+        #expect(received == sent)
+    }
+
     @Test(.enabled(if: geteuid() == 0, "root: lvsd's start-up checks it"))
     func readyReloadingStoppingAndTheWatchdogReachTheSocket() async throws {
         let dir = TempDir()
@@ -106,7 +121,7 @@ final class NotifySocket {
         let notify = try NotifySocket(directory: dir.path)
         let controlPath = dir.path + "/lvsd.sock"
         let daemon = LVSD(options: DaemonStartupTests.options(socket: controlPath), logger: Lab.logger)
-        daemon.notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000",
+        daemon.notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000",
                                                         "WATCHDOG_PID": "\(getpid())"], pid: getpid())
         daemon.dataPlaneFactory = { director in InMemoryDataPlane(processor: director.makeWorker(0), interfaces: [Lab.interface]) }
         let service = try await daemon.start()

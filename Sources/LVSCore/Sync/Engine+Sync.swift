@@ -163,6 +163,7 @@ extension EngineShard {
         guard let index = table.insert(key, dest: e.dest, stateFlags: e.stateFlags & ~ConnectionEntry.flagTemplate,
                                        control: e.control, expires: e.expires, inPackets: e.inPackets) else { return nil }
         engine.synced.remove(si) // the destination counts move with it
+        if word & Engine.flagMasq != 0 { linkReply(index, frame, f, destSlot: e.dest) }
         if let ends = syncEndtimes { ends[Int(index)] = tick & ~3 }
         return existing(frame, f, index: index, tick: tick)
     }
