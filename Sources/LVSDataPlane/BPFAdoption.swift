@@ -73,7 +73,7 @@ public struct BPFAdoption: Sendable {
         guard connsFD >= 0 else { return try XDPProgram(object: object, kind: kind) }
         var shared = clvs_xdp_prog()
         shared.prog_fd = -1; shared.tc_prog_fd = -1; shared.xsks_fd = -1; shared.vips_fd = -1
-        shared.stats_fd = -1; shared.marks_fd = -1; shared.settings_fd = -1; shared.counters_fd = -1
+        shared.stats_fd = -1; shared.marks_fd = -1; shared.settings_fd = -1; shared.counters_fd = -1; shared.heartbeat_fd = -1
         shared.conns_fd = connsFD
         defer { close(connsFD) } // the loaded object holds its own descriptor of the map
         return try withUnsafePointer(to: &shared) { try XDPProgram(object: object, kind: kind, adopting: $0) }
