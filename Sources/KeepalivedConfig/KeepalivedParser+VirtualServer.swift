@@ -189,7 +189,7 @@ extension KeepalivedParser {
             return
         }
         if vs.method.method == .masquerade || vs.realServers.contains(where: { $0.method.method == .masquerade }) {
-            warn(h, "\(name): swift-lvs forwards with DR and TUN only; NAT real servers will be refused by lvsd")
+            warn(h, "\(name): NAT real servers need the afpacket or tc data plane (lvsd refuses them on afxdp and xdp)")
         }
         let total = vs.realServers.reduce(UInt64(0)) { $0 + UInt64(max(0, $1.weight)) }
         if total > 0 && UInt64(vs.quorum) > total {
