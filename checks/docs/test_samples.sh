@@ -83,7 +83,7 @@ ns=lvsdoc-ka-$$
 ha=("$root"/docs/samples/keepalived-ha-*.conf)
 ((${#ha[@]})) || bad "no HA pair sample (docs/samples/keepalived-ha-*.conf)"
 if ((${#ha[@]})) && command -v keepalived >/dev/null && ((EUID == 0)); then
-    trap 'ip netns del "$ns" 2>/dev/null; rm -rf "$tmp"' EXIT
+    trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "$tmp"' EXIT
     ip netns add "$ns"
     for f in "${ha[@]}"; do
         for ifname in $(awk '$1 == "interface" || $1 == "lvs_sync_daemon" { print $2 }' "$f" | sort -u); do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e-planes: afpacket xdp
+# e2e-planes: afpacket afxdp xdp tc
 # kill -9 survival (issue 16): lvsd writes its restart state every --checkpoint-interval (2 s
 # here) while it runs. 20 rate-limited downloads run through the VIP long enough to be in a
 # checkpoint; right after the next checkpoint 10 more start (in no checkpoint); 1 s later lvsd

@@ -5,7 +5,7 @@
 # in user space (tun_decap.py into a TUN device: this machine's kernel has no
 # ipip, fou or ip_gre); replies return directly, as in DR. Checks: rr
 # alternation, -Ln / --tun-info / --stats, the outer header in a capture on
-# rs1's link, a 4 MB download and an 8 MB upload intact (the upload through
+# rs1's link, a 10 MB download and a 10 MB upload intact (the upload through
 # path MTU discovery: "fragmentation needed" lowers the client's segment size),
 # and a 1,500-byte UDP datagram with DF
 # answered by ICMP "fragmentation needed" carrying 1480 (IPIP), 1468 (GUE),
@@ -18,7 +18,7 @@ lab_start --director lvsd
 RS=(192.168.1.31 192.168.1.32)
 RS6=(2001:db8:1::31 2001:db8:1::32)
 GUE_PORT=6080
-BIG_BYTES=$((4 * 1024 * 1024))
+BIG_BYTES=$((10 * 1024 * 1024))
 
 
 # Real servers: a TUN device fed by the user-space decapsulator (bounded: 200 s).
@@ -114,9 +114,9 @@ out=$(lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/big" -w '%{http_code} 
     e2e_fail "IPIP: download failed"
 assert_eq "200 $BIG_BYTES" "$out" "IPIP: download status and size"
 assert_eq "$want" "$(sha256sum "$E2E_TMP/big" | cut -d' ' -f1)" "IPIP: download sha256"
-# An 8 MB upload: full-sized segments with DF get "fragmentation needed", the client's
+# A 10 MB upload: full-sized segments with DF get "fragmentation needed", the client's
 # TCP lowers its segment size (path MTU discovery through the tunnel), every byte arrives.
-head -c $((8 * 1024 * 1024)) /dev/urandom >"$E2E_TMP/up"
+head -c $((10 * 1024 * 1024)) /dev/urandom >"$E2E_TMP/up"
 out=$(lab_exec client curl -sS --max-time 60 -H 'Expect:' --data-binary @"$E2E_TMP/up" -w '\n%{http_code} %{size_upload}' \
     "http://$VIP/upload") || e2e_fail "IPIP: upload failed"
 assert_eq "200 8388608" "$(tail -n1 <<<"$out")" "IPIP: upload status and bytes sent"
