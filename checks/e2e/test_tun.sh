@@ -108,9 +108,12 @@ assert_match "$listing" "-> 192\.168\.1\.31:80 +Tunnel +ipip " "--tun-info lists
 through ipip 'ip proto 4' "192\\.168\\.1\\.21 > 192\\.168\\.1\\.31: 192\\.168\\.1\\.12\\.[0-9]+ > $VIP\\.80: " ipip 1480 --tun-type ipip
 assert_match "$(grep -m1 -E '192\.168\.1\.21 > 192\.168\.1\.31: ' "$LAB_STATE/cap-ipip.txt")" "00:50:00:00:04:00 > 00:50:00:00:01:00" \
     "IPIP: director's MAC to rs1's"
-want=$(cat "$LAB_STATE/big.sha256")
+# A 10 MB file on both real servers (the lab's /big has 4 MB).
 e2e_tmpdir >/dev/null
-out=$(lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/big" -w '%{http_code} %{size_download}' "http://$VIP/big") ||
+head -c "$BIG_BYTES" /dev/urandom >"$E2E_TMP/big10-src"
+for n in rs1 rs2; do cp "$E2E_TMP/big10-src" "$LAB_STATE/$n/www/big10"; done
+want=$(sha256sum "$E2E_TMP/big10-src" | cut -d' ' -f1)
+out=$(lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/big" -w '%{http_code} %{size_download}' "http://$VIP/big10") ||
     e2e_fail "IPIP: download failed"
 assert_eq "200 $BIG_BYTES" "$out" "IPIP: download status and size"
 assert_eq "$want" "$(sha256sum "$E2E_TMP/big" | cut -d' ' -f1)" "IPIP: download sha256"
@@ -119,8 +122,8 @@ assert_eq "$want" "$(sha256sum "$E2E_TMP/big" | cut -d' ' -f1)" "IPIP: download 
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$E2E_TMP/up"
 out=$(lab_exec client curl -sS --max-time 60 -H 'Expect:' --data-binary @"$E2E_TMP/up" -w '\n%{http_code} %{size_upload}' \
     "http://$VIP/upload") || e2e_fail "IPIP: upload failed"
-assert_eq "200 8388608" "$(tail -n1 <<<"$out")" "IPIP: upload status and bytes sent"
-assert_match "$(head -n1 <<<"$out")" 'received 8388608 bytes' "IPIP: the server read the whole body"
+assert_eq "200 10485760" "$(tail -n1 <<<"$out")" "IPIP: upload status and bytes sent"
+assert_match "$(head -n1 <<<"$out")" 'received 10485760 bytes' "IPIP: the server read the whole body"
 stats=$(lab_lvsadm -Ln --stats) || e2e_fail "lvsadm -Ln --stats failed"
 echo "$stats"
 for rip in "${RS[@]}"; do
