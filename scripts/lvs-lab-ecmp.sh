@@ -102,6 +102,20 @@ ecmp_birdc() {
     nsx "$n" timeout "$T_SERVICE" birdc -s "$(ecmp_bird_dir "$n")/bird.ctl" "$@"
 }
 
+# ecmp_write_bfdd HOSTNAME DIR: bfdd's configuration, the same BFD profile on every node.
+ecmp_write_bfdd() {
+    cat >"$2/bfdd.conf" <<EOF
+hostname $1
+log file $2/bfdd.log
+bfd
+ profile ecmp
+  detect-multiplier $ECMP_BFD_MULT
+  receive-interval $ECMP_BFD_MS
+  transmit-interval $ECMP_BFD_MS
+ !
+!
+EOF
+}
 # The router's FRR configuration: one file per daemon.
 ecmp_write_router_frr() {
     local d n
@@ -111,17 +125,7 @@ ecmp_write_router_frr() {
 hostname router
 log file $d/zebra.log
 EOF
-    cat >"$d/bfdd.conf" <<EOF
-hostname router
-log file $d/bfdd.log
-bfd
- profile ecmp
-  detect-multiplier $ECMP_BFD_MULT
-  receive-interval $ECMP_BFD_MS
-  transmit-interval $ECMP_BFD_MS
- !
-!
-EOF
+    ecmp_write_bfdd router "$d"
     {
         echo "hostname router"
         echo "log file $d/bgpd.log"
@@ -163,17 +167,7 @@ hostname $n
 log file $d/zebra.log
 ip import-table $ECMP_TABLE
 EOF
-    cat >"$d/bfdd.conf" <<EOF
-hostname $n
-log file $d/bfdd.log
-bfd
- profile ecmp
-  detect-multiplier $ECMP_BFD_MULT
-  receive-interval $ECMP_BFD_MS
-  transmit-interval $ECMP_BFD_MS
- !
-!
-EOF
+    ecmp_write_bfdd "$n" "$d"
     cat >"$d/bgpd.conf" <<EOF
 hostname $n
 log file $d/bgpd.log
