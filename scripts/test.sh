@@ -21,12 +21,14 @@ timeout 1200 swift build --build-tests 2>&1 | tail -5 || failed "swift build --b
 # The whole output goes to a file: the summary is printed, and on a failure every failing line
 # (XCTest's "error:" lines come long before swift-testing's summary).
 unit_log=$(mktemp)
-if timeout 1200 unshare --net sh -c 'ip link set lo up && exec swift test --skip-build' >"$unit_log" 2>&1; then
+unit_rc=0
+timeout 1200 unshare --net sh -c 'ip link set lo up && exec swift test --skip-build' >"$unit_log" 2>&1 || unit_rc=$?
+if ((unit_rc == 0)); then
     tail -5 "$unit_log"
 else
-    failed "swift test" 1
-    echo "the failing lines:"
-    grep -E ': error: |✘|failed \(|timed out' "$unit_log" | head -60 || true
+    failed "swift test" "$unit_rc"
+    echo "the failing lines (XCTest's errors, swift-testing's ✘, a crash or a signal):"
+    grep -E ': error: |^error: |✘|failed \(|timed out|Fatal error|Exited with|signal|Executed [0-9]+ tests?, with [1-9]' "$unit_log" | grep -v 'Test case passing' | head -60 || true
     tail -20 "$unit_log"
 fi
 rm -f "$unit_log"
