@@ -28,7 +28,7 @@ if ((unit_rc == 0)); then
 else
     failed "swift test" "$unit_rc"
     echo "the failing lines (XCTest's errors, swift-testing's ✘, a crash or a signal):"
-    grep -E ': error: |^error: |✘|failed \(|timed out|Fatal error|Exited with|signal|Executed [0-9]+ tests?, with [1-9]' "$unit_log" | grep -v 'Test case passing' | head -60 || true
+    grep -E ': error: |^error: |✘|failed \(|timed out|Fatal error|Exited with|signal|[1-9][0-9]* failures? \(' "$unit_log" | grep -v 'Test case passing' | head -60 || true
     tail -20 "$unit_log"
 fi
 rm -f "$unit_log"
