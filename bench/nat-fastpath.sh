@@ -3,7 +3,7 @@
 # in lvsd (issue 18: "the XDP/tc fast path handles both directions, or leaves NAT in lvsd;
 # measure which is faster").
 #
-#   bench/nat-fastpath.sh [--size MIB] [--runs N] [--data FILE] [--cases "dr-tc nat-tc nat-afpacket"]
+#   bench/nat-fastpath.sh [--size MIB] [--runs N] [--data FILE] [--cases "dr-tc nat-tc nat-afpacket nat-kernel"]
 #
 # Brings up three labs with scripts/lvs-lab, all at once (LVS_BIN: default the release build):
 #   dr-tc         prefix nfp-dr-tc:   lvs-lab up                --dataplane tc  (DR; lvsd hands an
@@ -12,6 +12,10 @@
 #   nat-tc        prefix nfp-nat-tc:  lvs-lab up --method nat   --dataplane tc  (NAT stays in lvsd:
 #                 both directions go through its user-space path)
 #   nat-afpacket  prefix nfp-nat-afp: lvs-lab up --method nat   --dataplane afpacket
+#   nat-kernel    prefix nfp-nat-krn: the NAT lab with lvsd stopped and the director's kernel doing
+#                 the NAT instead (ip_forward=1, an nftables dnat of VIP:80 to rs1:80, conntrack
+#                 un-NATs the replies): NAT with both directions in the kernel, the stand-in for
+#                 what a NAT tc fast path could reach (not built; see docs/nat.md)
 # puts a file of MIB MiB (default 256) on both real servers, and in N interleaved rounds (default
 # 3; every case in each round, so a noisy neighbour hits all alike) downloads it once per case
 # with `curl -o /dev/null http://VIP/bulk` from the client namespace. For each download:
@@ -31,7 +35,7 @@ CMDLINE="bench/nat-fastpath.sh${*:+ $*}"
 SIZE_MIB=256
 RUNS=3
 DATA=""
-CASES="dr-tc nat-tc nat-afpacket"
+CASES="dr-tc nat-tc nat-afpacket nat-kernel"
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; }
 while (($#)); do
     case $1 in
@@ -60,14 +64,16 @@ T_LAB=240
 T_DOWN=90
 T_CURL=300
 
-declare -A PREFIX=([dr-tc]=nfp-dr-tc [nat-tc]=nfp-nat-tc [nat-afpacket]=nfp-nat-afp)
-declare -A UPARGS=([dr-tc]="" [nat-tc]="--method nat" [nat-afpacket]="--method nat")
-declare -A PLANE=([dr-tc]=tc [nat-tc]=tc [nat-afpacket]=afpacket)
+declare -A PREFIX=([dr-tc]=nfp-dr-tc [nat-tc]=nfp-nat-tc [nat-afpacket]=nfp-nat-afp [nat-kernel]=nfp-nat-krn)
+declare -A UPARGS=([dr-tc]="" [nat-tc]="--method nat" [nat-afpacket]="--method nat" [nat-kernel]="--method nat")
+declare -A PLANE=([dr-tc]=tc [nat-tc]=tc [nat-afpacket]=afpacket [nat-kernel]=afpacket)
 declare -A LABEL=([dr-tc]="DR on tc (tc fast path)" [nat-tc]="NAT on tc (lvsd's user-space path)"
-    [nat-afpacket]="NAT on afpacket (lvsd's user-space path)")
+    [nat-afpacket]="NAT on afpacket (lvsd's user-space path)"
+    [nat-kernel]="NAT in the director's kernel (nftables dnat + conntrack, no lvsd; the in-kernel reference)")
+RS1_PRIVATE=10.0.0.31
 LIST=()
 for c in $CASES; do
-    [[ -n ${PREFIX[$c]:-} ]] || { echo "nat-fastpath.sh: unknown case '$c' (dr-tc, nat-tc, nat-afpacket)" >&2; exit 2; }
+    [[ -n ${PREFIX[$c]:-} ]] || { echo "nat-fastpath.sh: unknown case '$c' (dr-tc, nat-tc, nat-afpacket, nat-kernel)" >&2; exit 2; }
     LIST+=("$c")
 done
 
@@ -112,13 +118,29 @@ lab_up() {
     # The file, on both real servers (rr alternates between them); one copy, hard-linked.
     head -c "$((SIZE_MIB * 1024 * 1024))" /dev/zero >"$st/rs1/www/$FILE_NAME"
     ln -f "$st/rs1/www/$FILE_NAME" "$st/rs2/www/$FILE_NAME"
+    [[ $c != nat-kernel ]] || kernel_nat "$p"
+}
+
+# The nat-kernel case: lvsd stopped (it removes what it installed), the director's kernel forwards
+# and NATs VIP:80 to rs1 with nftables; conntrack rewrites the replies back to the VIP.
+kernel_nat() {
+    local p=$1 pid i
+    pid=$(tr -dc 0-9 <"$STATE_ROOT/$p/lvsd.pid")
+    kill -TERM "$pid"
+    for ((i = 0; i < 100; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+    [[ ! -d /proc/$pid ]] || die "$p: lvsd (pid $pid) did not stop within 10 s"
+    ip netns exec "$p-director" sysctl -qw net.ipv4.ip_forward=1
+    printf 'table ip nfp_nat {\n chain pre {\n  type nat hook prerouting priority dstnat; policy accept;\n  ip daddr %s tcp dport 80 dnat to %s:80\n }\n}\n' \
+        "$VIP" "$RS1_PRIVATE" | ip netns exec "$p-director" nft -f -
 }
 
 # One download through case $1's VIP; prints "BYTES SECONDS LVSD_TICKS HOST_TICKS".
 download() {
-    local c=$1 p=${PREFIX[$1]} pid t0 b0 t1 b1 out
-    pid=$(tr -dc 0-9 <"$STATE_ROOT/$p/lvsd.pid")
-    [[ -d /proc/$pid ]] || die "$p: lvsd (pid $pid) is not running; $(tail -n 20 "$STATE_ROOT/$p/lvsd.log")"
+    local c=$1 p=${PREFIX[$1]} pid=self t0 b0 t1 b1 out
+    if [[ $c != nat-kernel ]]; then
+        pid=$(tr -dc 0-9 <"$STATE_ROOT/$p/lvsd.pid")
+        [[ -d /proc/$pid ]] || die "$p: lvsd (pid $pid) is not running; $(tail -n 20 "$STATE_ROOT/$p/lvsd.log")"
+    fi
     t0=$(ticks_of "$pid")
     b0=$(busy_ticks)
     out=$(ip netns exec "$p-client" timeout "$T_CURL" curl -sS --max-time "$((T_CURL - 10))" -o /dev/null \
@@ -126,6 +148,8 @@ download() {
         die "$p: curl failed ($out); lvsd log: $(tail -n 20 "$STATE_ROOT/$p/lvsd.log")"
     t1=$(ticks_of "$pid")
     b1=$(busy_ticks)
+    # no lvsd in the nat-kernel case: its column is 0
+    [[ $c != nat-kernel ]] || t1=$t0
     read -r code bytes secs <<<"$out"
     [[ $code == 200 && $bytes == $((SIZE_MIB * 1024 * 1024)) ]] ||
         die "$p: download incomplete (HTTP $code, $bytes bytes of $((SIZE_MIB * 1024 * 1024)))"
