@@ -422,3 +422,19 @@ dir2_up() {
     done
 }
 lvsadm2() { ip netns exec "$NS2" env LVSD_SOCKET="$SOCK2" timeout 20 "$BIN/lvsadm" "$@"; }
+
+# lab_start_with_seed_rules [LVSD-OPTIONS...]: the seed's service (VIP:80, rr, rs1 and rs2 by DR)
+# given to lvsd as a rules file at start (--config), so that a restarted lvsd gets it again with
+# the same command line; the options are added to LVS_LAB_LVSD_ARGS.
+lab_start_with_seed_rules() {
+    local rules
+    rules=$(e2e_tmpdir)/seed.rules
+    cat >"$rules" <<RULES
+-A -t $VIP:80 -s rr
+-a -t $VIP:80 -r 192.168.1.31:80 -g -w 1
+-a -t $VIP:80 -r 192.168.1.32:80 -g -w 1
+RULES
+    export LVS_LAB_LVSD_CONFIG=$rules
+    export LVS_LAB_LVSD_ARGS="${LVS_LAB_LVSD_ARGS:-} $*"
+    lab_start --director lvsd
+}

@@ -19,15 +19,7 @@ EARLY=20 LATE=10 RATE=300k # 4 MB at 300 kB/s: about 14 s
 INTERVAL=2
 
 require_lvs_bins
-rules=$(e2e_tmpdir)/seed.rules
-cat >"$rules" <<RULES
--A -t $VIP:80 -s rr
--a -t $VIP:80 -r 192.168.1.31:80 -g -w 1
--a -t $VIP:80 -r 192.168.1.32:80 -g -w 1
-RULES
-export LVS_LAB_LVSD_CONFIG=$rules
-export LVS_LAB_LVSD_ARGS="${LVS_LAB_LVSD_ARGS:-} --restart-guard --checkpoint-interval $INTERVAL --orphan-timeout 3 --set-sysctl sloppy_tcp=$SLOPPY"
-lab_start --director lvsd
+lab_start_with_seed_rules --restart-guard --checkpoint-interval $INTERVAL --orphan-timeout 3 --set-sysctl sloppy_tcp=$SLOPPY
 SOCK=$LAB_STATE/lvsd.sock
 mapfile -d '' CMDLINE <"/proc/$(lvsd_pid)/cmdline"
 e2e_log "lvsd command line: ${CMDLINE[*]}"

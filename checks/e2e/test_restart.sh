@@ -25,15 +25,7 @@ PLANE=$(sed -nE 's/.*--dataplane[= ]([a-z]+).*/\1/p' <<<"${LVS_LAB_LVSD_ARGS:-}"
 PLANE=${PLANE:-afpacket}
 
 require_lvs_bins
-rules=$(e2e_tmpdir)/seed.rules
-cat >"$rules" <<RULES
--A -t $VIP:80 -s rr
--a -t $VIP:80 -r 192.168.1.31:80 -g -w 1
--a -t $VIP:80 -r 192.168.1.32:80 -g -w 1
-RULES
-export LVS_LAB_LVSD_CONFIG=$rules
-export LVS_LAB_LVSD_ARGS="${LVS_LAB_LVSD_ARGS:-} --restart-guard"
-lab_start --director lvsd
+lab_start_with_seed_rules --restart-guard
 LVSD=$(lvs_bin)/lvsd
 SOCK=$LAB_STATE/lvsd.sock
 # The lab's lvsd command line, as lvs-lab started it (read back from /proc, so it is the same).
