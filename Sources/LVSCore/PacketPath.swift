@@ -30,7 +30,8 @@ extension EngineShard {
                 return engine.lock.withLock { engine.vips.contains(f.destination) } ? drop(.fragment) : passed()
             }
             if notOwned(f.destination) { return dropNotOwned() }
-            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+            let word = forwarding.load(Int(slot))
+            return transmit(frame, f, destSlot: slot, word: word, method: ConnectionMethod(forwarding: word))
         }
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
@@ -77,10 +78,35 @@ extension EngineShard {
         return .drop(r)
     }
 
-    /// A packet of an existing connection; nil when it must be treated as new.
+    /// A packet of an existing connection; nil when it must be treated as new. Two functions
+    /// out of line, chosen by one test here: DR's, with its method known (so that it pays
+    /// nothing for the other methods), and the other methods'.
     @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
+        if word & (Engine.flagMasq | Engine.flagTunnel) != 0 {
+            return existingOther(frame, f, index: index, slot: slot, word: word, method: ConnectionMethod(forwarding: word), tick: tick)
+        }
+        return existingDR(frame, f, index: index, slot: slot, word: word, tick: tick)
+    }
+
+    /// `existing` for a DR connection.
+    @inline(never)
+    func existingDR(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, word: UInt64,
+                    tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: word, method: .directRoute, tick: tick)
+    }
+
+    /// `existing` for a TUN or NAT connection.
+    @inline(never)
+    func existingOther(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, word: UInt64,
+                       method: ConnectionMethod, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: word, method: method, tick: tick)
+    }
+
+    /// A packet of an existing connection of destination `slot` (forwarding word `word`) sent by `method`.
+    @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, word: UInt64,
+                                    method: ConnectionMethod, tick: UInt32) -> Verdict? {
         // The kernel's order (ip_vs_in_hook): first a new SYN that may start afresh, then the
         // destination's availability.
         if f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0
@@ -101,7 +127,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = transitions[TCPStateTable.index(event: event, state: state) &+ TCPStateTable.blockOffset(forwarding: word)]
+                next = transitions[TCPStateTable.index(event: event, state: state) &+ TCPStateTable.inputBlock(method)]
             } else {
                 next = TCPState.close.rawValue
             }
@@ -130,7 +156,7 @@ extension EngineShard {
         if pkts == ConnectionEntry.packetCounterWrap { pkts = 0 }
         conns[index].inPackets = pkts
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
-        let verdict = transmit(frame, f, destSlot: slot, word: word)
+        let verdict = transmit(frame, f, destSlot: slot, word: word, method: method)
         if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
             recordOffload(f, destSlot: slot, remove: false)
         }
@@ -181,6 +207,6 @@ extension EngineShard {
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
         guard word & Engine.flagAvailable != 0 else { return drop(.destinationUnavailable) }
-        return transmit(frame, f, destSlot: slot, word: word)
+        return transmit(frame, f, destSlot: slot, word: word, method: ConnectionMethod(forwarding: word))
     }
 }

@@ -54,7 +54,7 @@ extension EngineShard {
         if serviceFlags.contains(.onePacket) && f.proto == 17 {
             // One-packet scheduling: no entry, the packet is forwarded on its own.
             countNewConnection(slot)
-            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+            return transmitNew(frame, f, destSlot: slot)
         }
         let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : Int(TCPState.none.rawValue)))
         guard let index = table.insert(key, dest: slot, stateFlags: ConnectionEntry.flagInactive,
@@ -83,7 +83,7 @@ extension EngineShard {
             table.reschedule(index)
         }
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: 1, stateChanged: true) }
-        return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+        return transmitNew(frame, f, destSlot: slot)
     }
 
     /// `setState` for callers already holding the lock (templates are shared).

@@ -32,17 +32,34 @@ public enum FrameRewriter {
 /// Transmit (the kernel's ip_vs_xmit.c): the DR rewrite and its counters, frames held until a
 /// real server's MAC is known, and the ICMP port unreachable for a client nothing can take.
 extension EngineShard {
-    /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
-    @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
-        if word & Engine.flagMasq != 0 { return transmitNAT(frame, f, destSlot: destSlot, word: word) }
-        return forward(frame, f, destSlot: destSlot, word: word)
+    /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`,
+    /// by `method` (the connection's).
+    @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64,
+                                    method: ConnectionMethod) -> Verdict {
+        switch method {
+        case .directRoute: return forward(frame, f, destSlot: destSlot, word: word)
+        case .tunnel: return transmitTunnelled(frame, f, destSlot: destSlot, word: word)
+        case .masquerade: return transmitNAT(frame, f, destSlot: destSlot, word: word)
+        }
+    }
+
+    /// The first frame of a new connection (or a one-packet datagram), by its destination's
+    /// method (the one the connection takes). Under the engine lock.
+    func transmitNew(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32) -> Verdict {
+        let word = forwarding.load(Int(destSlot))
+        return transmit(frame, f, destSlot: destSlot, word: word, method: ConnectionMethod(forwarding: word))
     }
 
     /// The MAC rewrite (DR, and NAT after its address rewrite), counters, held frames.
     @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
-        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
-        if word & Engine.flagTunnel != 0 { return transmitTunnel(frame, f, destSlot: destSlot, word: word) }
+        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot, method: .directRoute) }
         return send(frame, f, hop: word, destSlot: destSlot, packets: .inPackets, bytes: .inBytes, remembersFragment: true)
+    }
+
+    /// A tunnel connection's frame: held until the next hop's MAC is known, then encapsulated.
+    func transmitTunnelled(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot, method: .tunnel) }
+        return transmitTunnel(frame, f, destSlot: destSlot, word: word)
     }
 
     /// Sends a frame to `hop` (a MAC and an interface slot, as in a forwarding word): TTL and
@@ -84,13 +101,14 @@ extension EngineShard {
 
     /// Keeps a copy of a frame whose real server's MAC is not known yet (the first packet after
     /// a destination is added); `tick` sends it once the MAC is learnt, or drops it after 1 s.
-    func hold(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32) -> Verdict {
+    /// `method`: how it is sent then (a NAT frame is held rewritten, and sent as DR).
+    func hold(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, method: ConnectionMethod) -> Verdict {
         guard heldCount < Self.heldCapacity, frame.count <= Outbox.slotSize, f.ipLength + f.l3Offset <= Outbox.slotSize else {
             return drop(.neighbourUnresolved)
         }
         (heldFrames + heldCount * Outbox.slotSize).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
         held[heldCount] = HeldFrame(destSlot: destSlot, length: frame.count, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
-                                    deadline: currentTick &+ Engine.ticksPerSecond)
+                                    deadline: currentTick &+ Engine.ticksPerSecond, method: method)
         heldCount += 1
         counters.bump(ShardCounter.held.rawValue, by: 1)
         return .drop(.neighbourUnresolved)
@@ -105,7 +123,7 @@ extension EngineShard {
             if word & Engine.flagMACKnown != 0 && word & Engine.flagAvailable != 0 {
                 let ifslot = Engine.interfaceSlot(ofForwarding: word)
                 let buffer = UnsafeMutableRawBufferPointer(start: frame, count: h.length)
-                if word & Engine.flagTunnel != 0 {
+                if h.method == .tunnel {
                     releaseTunnelled(buffer, destSlot: h.destSlot, word: word)
                     continue
                 }
