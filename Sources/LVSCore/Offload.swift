@@ -3,14 +3,14 @@ import LVSModel
 /// Offload hooks: the connections the packet path hands to a fast path outside lvsd (XDP), and
 /// that fast path's traffic brought back into IPVS statistics and timers.
 extension EngineShard {
-    @inline(__always) func recordOffload(_ f: ParsedFrame, destSlot: UInt32, remove: Bool) {
+    @inline(__always) func recordOffload(_ f: ParsedFrame, destSlot: UInt32, method: ConnectionMethod, remove: Bool) {
         guard offloadCount < Self.offloadRingCapacity else { return }
         // NAT connections stay in lvsd: the fast path forwards as DR and never sees replies.
-        guard remove || forwarding.load(Int(destSlot)) & Engine.flagMasq == 0 else { return }
+        guard remove || method != .masquerade else { return }
         offloadRing[offloadCount] = OffloadRecord(
             key: ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
                                virtualAddress: f.destination, virtualPort: f.destinationPort),
-            destSlot: destSlot, remove: remove)
+            destSlot: destSlot, method: method, remove: remove)
         offloadCount += 1
     }
 

@@ -26,12 +26,14 @@ extension EngineShard {
         }
         if f.isLaterFragment {
             guard engine.mayBeVirtual(f.destination) else { return passed() }
-            guard let slot = fragments.find(f, now: tick) else {
+            guard let destWord = fragments.find(f, now: tick) else {
                 return engine.lock.withLock { engine.vips.contains(f.destination) } ? drop(.fragment) : passed()
             }
             if notOwned(f.destination) { return dropNotOwned() }
-            let word = forwarding.load(Int(slot))
-            return transmit(frame, f, destSlot: slot, word: word, method: ConnectionMethod(forwarding: word))
+            // The first fragment's destination and method (`ConnectionEntry.destWord`).
+            let slot = destWord & ConnectionEntry.destMask
+            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)),
+                            method: ConnectionMethod(rawValue: destWord >> ConnectionEntry.methodShift) ?? .directRoute)
         }
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
@@ -79,15 +81,17 @@ extension EngineShard {
     }
 
     /// A packet of an existing connection; nil when it must be treated as new. Two functions
-    /// out of line, chosen by one test here: DR's, with its method known (so that it pays
-    /// nothing for the other methods), and the other methods'.
+    /// out of line, chosen by one test of the connection's method here: DR's, with its method
+    /// known (so that it pays nothing for the other methods), and the other methods'.
     @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
-        let slot = conns[index].dest
-        let word = forwarding.load(Int(slot))
-        if word & (Engine.flagMasq | Engine.flagTunnel) != 0 {
-            return existingOther(frame, f, index: index, slot: slot, word: word, method: ConnectionMethod(forwarding: word), tick: tick)
+        let destWord = conns[index].destWord
+        if destWord > ConnectionEntry.destMask {
+            let slot = destWord & ConnectionEntry.destMask
+            return existingOther(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)),
+                                 method: ConnectionMethod(rawValue: destWord >> ConnectionEntry.methodShift) ?? .directRoute, tick: tick)
         }
-        return existingDR(frame, f, index: index, slot: slot, word: word, tick: tick)
+        // DR: the word is the slot.
+        return existingDR(frame, f, index: index, slot: destWord, word: forwarding.load(Int(destWord)), tick: tick)
     }
 
     /// `existing` for a DR connection.
@@ -141,7 +145,7 @@ extension EngineShard {
                     offloadable = next == established
                 } else if state == established {
                     // FIN/RST: the fast path (which never sees them) must let go of it now.
-                    recordOffload(f, destSlot: slot, remove: true)
+                    recordOffload(f, destSlot: slot, method: method, remove: true)
                 }
             }
             let old = conns[index].expires
@@ -158,7 +162,7 @@ extension EngineShard {
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
         let verdict = transmit(frame, f, destSlot: slot, word: word, method: method)
         if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
-            recordOffload(f, destSlot: slot, remove: false)
+            recordOffload(f, destSlot: slot, method: method, remove: false)
         }
         return verdict
     }
@@ -207,6 +211,6 @@ extension EngineShard {
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
         guard word & Engine.flagAvailable != 0 else { return drop(.destinationUnavailable) }
-        return transmit(frame, f, destSlot: slot, word: word, method: ConnectionMethod(forwarding: word))
+        return transmit(frame, f, destSlot: slot, word: word, method: conns[index].method)
     }
 }

@@ -57,12 +57,13 @@ extension EngineShard {
             return transmitNew(frame, f, destSlot: slot)
         }
         let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : Int(TCPState.none.rawValue)))
-        guard let index = table.insert(key, dest: slot, stateFlags: ConnectionEntry.flagInactive,
+        let method = ConnectionMethod(forwarding: forwarding.load(Int(slot)))
+        guard let index = table.insert(key, dest: slot, method: method, stateFlags: ConnectionEntry.flagInactive,
                                        control: control, expires: tick &+ initialTimeout, inPackets: 1) else {
             return drop(.tableFull)
         }
         if control != 0 { engine.templates[control - 1].control += 1 }
-        if forwarding.load(Int(slot)) & Engine.flagMasq != 0 { linkReply(index, frame, f, destSlot: slot) }
+        if method == .masquerade { linkReply(index, frame, f, destSlot: slot) }
         destCounts.add(DestCount.index(slot, .inactive), 1)
         countNewConnection(slot)
         engine.checkOverload(slot)

@@ -50,10 +50,12 @@ extension EngineShard {
         return transmit(frame, f, destSlot: destSlot, word: word, method: ConnectionMethod(forwarding: word))
     }
 
-    /// The MAC rewrite (DR, and NAT after its address rewrite), counters, held frames.
-    @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+    /// The MAC rewrite (DR, and NAT after its address rewrite: `method`, which a first fragment's
+    /// later ones take), counters, held frames.
+    @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64,
+                                   method: ConnectionMethod = .directRoute) -> Verdict {
         guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot, method: .directRoute) }
-        return send(frame, f, hop: word, destSlot: destSlot, packets: .inPackets, bytes: .inBytes, remembersFragment: true)
+        return send(frame, f, hop: word, destSlot: destSlot, packets: .inPackets, bytes: .inBytes, remembersFragment: true, method: method)
     }
 
     /// A tunnel connection's frame: held until the next hop's MAC is known, then encapsulated.
@@ -67,7 +69,8 @@ extension EngineShard {
     /// (in for the client's packets, out for NAT replies). A first fragment's destination is
     /// remembered for the later ones when `remembersFragment`.
     @inline(__always) func send(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot: UInt32,
-                                packets: StatsWord, bytes: StatsWord, remembersFragment: Bool) -> Verdict {
+                                packets: StatsWord, bytes: StatsWord, remembersFragment: Bool,
+                                method: ConnectionMethod = .directRoute) -> Verdict {
         let ifslot = Engine.interfaceSlot(ofForwarding: hop)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                         destinationMAC: MACAddress(value: hop),
@@ -76,7 +79,9 @@ extension EngineShard {
         }
         count(f, destSlot: destSlot, packets: packets, bytes: bytes)
         counters.bump(ShardCounter.forwarded.rawValue, by: 1)
-        if remembersFragment && f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        if remembersFragment && f.isFirstFragment {
+            fragments.remember(f, destSlot: ConnectionEntry.destWord(destSlot, method), now: currentTick)
+        }
         return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }
 
