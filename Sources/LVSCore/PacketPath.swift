@@ -80,32 +80,37 @@ extension EngineShard {
         return .drop(r)
     }
 
-    /// A packet of an existing connection; nil when it must be treated as new. Two functions
-    /// out of line, chosen by one test of the connection's method here: DR's, with its method
-    /// known (so that it pays nothing for the other methods), and the other methods'.
+    /// A packet of an existing connection; nil when it must be treated as new. One function out
+    /// of line per method, each with its method a constant, chosen by the connection's
+    /// `destWord` here: DR's is taken after one test, so it pays nothing for the other methods.
     @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
         let destWord = conns[index].destWord
         if destWord > ConnectionEntry.destMask {
-            let slot = destWord & ConnectionEntry.destMask
-            return existingOther(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)),
-                                 method: ConnectionMethod(rawValue: destWord >> ConnectionEntry.methodShift) ?? .directRoute, tick: tick)
+            if destWord >> ConnectionEntry.methodShift == ConnectionMethod.tunnel.rawValue {
+                return existingTunnel(frame, f, index: index, slot: destWord & ConnectionEntry.destMask, tick: tick)
+            }
+            return existingNAT(frame, f, index: index, slot: destWord & ConnectionEntry.destMask, tick: tick)
         }
         // DR: the word is the slot.
-        return existingDR(frame, f, index: index, slot: destWord, word: forwarding.load(Int(destWord)), tick: tick)
+        return existingDR(frame, f, index: index, slot: destWord, tick: tick)
     }
 
     /// `existing` for a DR connection.
     @inline(never)
-    func existingDR(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, word: UInt64,
-                    tick: UInt32) -> Verdict? {
-        existing(frame, f, index: index, slot: slot, word: word, method: .directRoute, tick: tick)
+    func existingDR(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)), method: .directRoute, tick: tick)
     }
 
-    /// `existing` for a TUN or NAT connection.
+    /// `existing` for a tunnel connection.
     @inline(never)
-    func existingOther(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, word: UInt64,
-                       method: ConnectionMethod, tick: UInt32) -> Verdict? {
-        existing(frame, f, index: index, slot: slot, word: word, method: method, tick: tick)
+    func existingTunnel(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)), method: .tunnel, tick: tick)
+    }
+
+    /// `existing` for a NAT connection.
+    @inline(never)
+    func existingNAT(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)), method: .masquerade, tick: tick)
     }
 
     /// A packet of an existing connection of destination `slot` (forwarding word `word`) sent by `method`.
