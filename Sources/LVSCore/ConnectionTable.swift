@@ -55,6 +55,11 @@ public struct ConnectionEntry: Sendable {
         slot & destMask | method.rawValue << methodShift
     }
 
+    /// The method bits of a `destWord`.
+    @inlinable @inline(__always) public static func method(ofDestWord w: UInt32) -> ConnectionMethod {
+        ConnectionMethod(rawValue: w >> methodShift) ?? .directRoute
+    }
+
     /// Destination slot.
     @inlinable public var dest: UInt32 {
         get { destWord & Self.destMask }
@@ -65,7 +70,7 @@ public struct ConnectionEntry: Sendable {
     /// created (the kernel's `ip_vs_bind_dest`); an edit of the destination changes new
     /// connections' only.
     @inlinable public var method: ConnectionMethod {
-        get { ConnectionMethod(rawValue: destWord >> Self.methodShift) ?? .directRoute }
+        get { Self.method(ofDestWord: destWord) }
         set { destWord = destWord & Self.destMask | newValue.rawValue << Self.methodShift }
     }
 

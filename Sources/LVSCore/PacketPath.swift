@@ -33,7 +33,7 @@ extension EngineShard {
             // The first fragment's destination and method (`ConnectionEntry.destWord`).
             let slot = destWord & ConnectionEntry.destMask
             return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)),
-                            method: ConnectionMethod(rawValue: destWord >> ConnectionEntry.methodShift) ?? .directRoute)
+                            method: ConnectionEntry.method(ofDestWord: destWord))
         }
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,

@@ -66,8 +66,8 @@ extension EngineShard {
 
     /// Sends a frame to `hop` (a MAC and an interface slot, as in a forwarding word): TTL and
     /// MACs as DR sets them, counted on the destination and its service in `packets`/`bytes`
-    /// (in for the client's packets, out for NAT replies). A first fragment's destination is
-    /// remembered for the later ones when `remembersFragment`.
+    /// (in for the client's packets, out for NAT replies). A first fragment's destination and
+    /// `method` are remembered for the later ones when `remembersFragment`.
     @inline(__always) func send(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot: UInt32,
                                 packets: StatsWord, bytes: StatsWord, remembersFragment: Bool,
                                 method: ConnectionMethod = .directRoute) -> Verdict {
