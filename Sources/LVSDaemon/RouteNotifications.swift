@@ -62,7 +62,10 @@ final class RouteNotificationSocket {
         let fd = try SocketSetup.open(family: AF_NETLINK, type: Int32(SOCK_RAW.rawValue), protocol: Int32(NETLINK_ROUTE),
                                       name: "socket(AF_NETLINK, NETLINK_ROUTE)")
         do {
-            try SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVBUF, receiveBufferBytes, name: "SO_RCVBUF")
+            // SO_RCVBUFFORCE (CAP_NET_ADMIN) passes net.core.rmem_max; without it, SO_RCVBUF (capped).
+            if (try? SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, receiveBufferBytes, name: "SO_RCVBUFFORCE")) == nil {
+                try SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVBUF, receiveBufferBytes, name: "SO_RCVBUF")
+            }
             var address = sockaddr_nl()
             address.nl_family = sa_family_t(AF_NETLINK)
             address.nl_groups = groups
@@ -84,9 +87,9 @@ final class RouteNotificationSocket {
     }
 
     /// Reads every queued datagram: `.changed` when one carries a route-changing message,
-    /// `.overflowed` when the kernel reported lost notifications. Other read errors end the
-    /// drain as `.overflowed` too (the routes are then looked up again, the safe side).
-    func drain() -> RouteNotice {
+    /// `.overflowed` when the kernel reported lost notifications. Throws other read errors (the
+    /// socket is then of no more use).
+    func drain() throws -> RouteNotice {
         var notice = RouteNotice.none
         while true {
             do {
@@ -97,8 +100,6 @@ final class RouteNotificationSocket {
                 return notice
             } catch let e as SystemError where e.errno == ENOBUFS {
                 notice = .overflowed  // the socket stays usable: read on
-            } catch {
-                return .overflowed
             }
         }
     }

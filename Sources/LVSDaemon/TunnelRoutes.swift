@@ -75,7 +75,7 @@ final class TunnelRouteWatcher: @unchecked Sendable {
     /// Per address: the route last found (nil: none through lvsd's interfaces).
     private var known: [IPAddress: TunnelRoute?] = [:]
     private var schedule: RouteRefreshSchedule
-    private let notifications: RouteNotificationSocket?
+    private var notifications: RouteNotificationSocket?
     private let lookUpRoute: (IPAddress, [EngineInterface]) -> TunnelRoute?
     private let clock: () -> UInt64
 
@@ -130,11 +130,18 @@ final class TunnelRouteWatcher: @unchecked Sendable {
             var pfd = pollfd(fd: notifications.fd, events: Int16(POLLIN), revents: 0)
             let ready = (try? syscall("poll") { poll(&pfd, 1, wait) }) ?? 0
             if ready > 0 {
-                let notice = notifications.drain()
-                if notice == .overflowed {
-                    logger.notice("route notifications lost (the socket overflowed): every tunnel route is looked up again")
+                do {
+                    let notice = try notifications.drain()
+                    if notice == .overflowed {
+                        logger.notice("route notifications lost (the socket overflowed): every tunnel route is looked up again")
+                    }
+                    schedule.note(notice, at: clock())
+                } catch {
+                    logger.warning("route notifications failed: tunnel routes are looked up every \(schedule.refresh / 1_000_000_000) s only",
+                                   metadata: ["error": "\(error)"])
+                    self.notifications = nil
+                    schedule.note(.overflowed, at: clock())
                 }
-                schedule.note(notice, at: clock())
             }
         } else if wait > 0 {
             Thread.sleep(forTimeInterval: Double(wait) / 1000)

@@ -24,6 +24,8 @@ import Testing
         let mtu = Mutex(1500)
         /// recv fails once with ENOBUFS when set.
         let overflowNext = Mutex(false)
+        /// recv fails with EIO (a socket of no more use) when set.
+        let failNext = Mutex(false)
         let ends: (reader: Int32, writer: Int32)
 
         init() throws {
@@ -45,6 +47,7 @@ import Testing
                 if overflowNext.withLock({ let o = $0; $0 = false; return o }) {
                     throw SystemError(call: "recv", errno: ENOBUFS)
                 }
+                if failNext.withLock({ $0 }) { throw SystemError(call: "recv", errno: EIO) }
                 return try RouteNotificationSocket.receiveNonBlocking(fd, buffer)
             }
             return TunnelRouteWatcher(engine: engine, logger: Lab.logger, refreshSeconds: 3600, notifications: socket,
@@ -134,6 +137,27 @@ import Testing
         #expect(rig.count == 4)
     }
 
+    @Test func aFailingSocketIsDroppedAfterOnePassAndTheSafetyRefreshRemains() throws {
+        let rig = try Rig()
+        let w = rig.watcher()
+        w.turn(rig.engine, maxWaitMs: 0)
+        rig.failNext.withLock { $0 = true }
+        rig.notify([clvs_rtm_newroute])
+        w.turn(rig.engine, maxWaitMs: 0)
+        rig.advance(TunnelRouteWatcher.coalesce)
+        #expect(w.turn(rig.engine, maxWaitMs: 0) == true)
+        #expect(rig.count == 4)
+        // The watcher closed the socket (a write to the pair is refused); the hourly pass comes.
+        let message = Self.message(clvs_rtm_newroute)
+        #expect(message.withUnsafeBytes { send(rig.ends.writer, $0.baseAddress, $0.count, 0) } == -1)
+        rig.advance(Self.second)
+        #expect(w.turn(rig.engine, maxWaitMs: 0) == false)
+        #expect(rig.count == 4)
+        rig.advance(3600 * Self.second)
+        #expect(w.turn(rig.engine, maxWaitMs: 0) == true)
+        #expect(rig.count == 6)
+    }
+
     @Test func theSafetyRefreshPassesWithoutNotifications() throws {
         let rig = try Rig()
         let w = rig.watcher()
@@ -175,6 +199,6 @@ import Testing
         }
         #expect(address.nl_family == sa_family_t(AF_NETLINK))
         #expect(address.nl_groups == RouteNotificationSocket.groups)
-        #expect(socket.drain() != .overflowed)
+        #expect(try socket.drain() != .overflowed)
     }
 }
