@@ -82,8 +82,9 @@ frag_needed 1480 mtu-back
 # Another gateway: a second address of the router; lvsd resolves its MAC and forwards through it.
 lab_exec router ip addr add "$GW2/24" dev eth0 || e2e_fail "router: cannot add $GW2"
 lab_exec director ip route replace "$NET" via "$GW2" || e2e_fail "director: ip route replace $NET via $GW2 failed"
-wait_for 15 "lvsd logs the route to 10.9.0.31 through $GW2" \
-    logged "gateway=$GW2 .*real_server=10\.9\.0\.31 .*was=dev eth0 via $GW src .*tunnel real server route" >/dev/null
+ms=$(wait_for 15 "lvsd logs the route to 10.9.0.31 through $GW2" \
+    logged "gateway=$GW2 .*real_server=10\.9\.0\.31 .*was=dev eth0 via $GW src .*tunnel real server route")
+e2e_log "the new gateway logged about $ms ms after the change (log polled every 0.2 s)"
 curls "via $GW2"
 grep -E "tunnel real server route" "$LAB_STATE/lvsd.log" >&2
 # One pass per burst of notifications (a few here), not a pass every turn nor a loop of passes
