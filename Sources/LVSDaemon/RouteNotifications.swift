@@ -129,19 +129,22 @@ enum NetlinkHeader {
 
 /// When the tunnel routes are looked up again: a notice schedules a pass `coalesce` after it
 /// (notices until then join that pass: one pass per burst), and a pass comes at the latest
-/// `refresh` after the last one (the safety refresh, for notifications lost). Pure: the caller
-/// gives the times (monotonic nanoseconds).
+/// `refresh` after the last one (the safety refresh, for notifications lost); notice-driven passes
+/// are at least `spacing` apart, so a table that changes all the time (a BGP feed) costs at most
+/// one pass per `spacing`. Pure: the caller gives the times (monotonic nanoseconds).
 struct RouteRefreshSchedule: Sendable {
     let coalesce: UInt64
     let refresh: UInt64
+    let spacing: UInt64
     /// When the pass that notices asked for is due (nil: none asked for).
     private(set) var requested: UInt64?
     /// When the last pass was made (or the schedule started).
     private(set) var lastPass: UInt64
 
-    init(coalesce: UInt64, refresh: UInt64, now: UInt64) {
+    init(coalesce: UInt64, refresh: UInt64, spacing: UInt64 = 0, now: UInt64) {
         self.coalesce = coalesce
         self.refresh = refresh
+        self.spacing = spacing
         lastPass = now
     }
 
@@ -149,7 +152,7 @@ struct RouteRefreshSchedule: Sendable {
     /// sets its time).
     mutating func note(_ notice: RouteNotice, at now: UInt64) {
         guard notice != .none, requested == nil else { return }
-        requested = now &+ coalesce
+        requested = max(now &+ coalesce, lastPass &+ spacing)
     }
 
     /// When the next pass is due.

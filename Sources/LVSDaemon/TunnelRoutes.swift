@@ -68,6 +68,9 @@ final class TunnelRouteWatcher: @unchecked Sendable {
     static let newAddressPollMs = 1000
     /// From a burst's first notification to its pass.
     static let coalesce: UInt64 = 75_000_000
+    /// Notice-driven passes are at least this far apart (each pass runs `ip route get` per
+    /// tunnel real server; a table in constant change must not fork them without pause).
+    static let spacing: UInt64 = 1_000_000_000
     /// `--tunnel-route-refresh`: the default and the range, in seconds.
     static let defaultRefreshSeconds = 60
     static let refreshRange = 1...86_400
@@ -89,7 +92,8 @@ final class TunnelRouteWatcher: @unchecked Sendable {
         self.notifications = notifications
         self.lookUpRoute = lookUpRoute
         self.clock = clock
-        schedule = RouteRefreshSchedule(coalesce: Self.coalesce, refresh: UInt64(refreshSeconds) * 1_000_000_000, now: clock())
+        schedule = RouteRefreshSchedule(coalesce: Self.coalesce, refresh: UInt64(refreshSeconds) * 1_000_000_000,
+                                        spacing: Self.spacing, now: clock())
     }
 
     /// lvsd's watcher: `refreshSeconds` checked, the notification socket opened (without it,

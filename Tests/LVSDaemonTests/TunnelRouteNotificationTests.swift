@@ -85,6 +85,7 @@ import Testing
         #expect(w.turn(rig.engine, maxWaitMs: 0) == false)
         #expect(rig.count == 2)  // the two new addresses, looked up at once
         #expect(rig.engine.tunnelRoute(Lab.rs1)?.mtu == 1500)
+        rig.advance(TunnelRouteWatcher.spacing)
 
         rig.mtu.withLock { $0 = 1300 }
         rig.notify([clvs_rtm_newroute])
@@ -103,6 +104,7 @@ import Testing
         let rig = try Rig()
         let w = rig.watcher()
         w.turn(rig.engine, maxWaitMs: 0)
+        rig.advance(TunnelRouteWatcher.spacing)
         rig.notify([clvs_rtm_newlink, clvs_rtm_delroute, clvs_rtm_newroute])
         rig.notify([clvs_rtm_deladdr])
         #expect(w.turn(rig.engine, maxWaitMs: 0) == false)
@@ -141,6 +143,7 @@ import Testing
         let rig = try Rig()
         let w = rig.watcher()
         w.turn(rig.engine, maxWaitMs: 0)
+        rig.advance(TunnelRouteWatcher.spacing)
         rig.failNext.withLock { $0 = true }
         rig.notify([clvs_rtm_newroute])
         w.turn(rig.engine, maxWaitMs: 0)
@@ -156,6 +159,21 @@ import Testing
         rig.advance(3600 * Self.second)
         #expect(w.turn(rig.engine, maxWaitMs: 0) == true)
         #expect(rig.count == 6)
+    }
+
+    @Test func aTableInConstantChangeCostsOnePassPerSpacing() throws {
+        let rig = try Rig()
+        let w = rig.watcher()
+        w.turn(rig.engine, maxWaitMs: 0)
+        var passes = 0
+        // A route change every 50 ms for 10 s (a flapping BGP feed).
+        for _ in 0..<200 {
+            rig.notify([clvs_rtm_newroute])
+            if w.turn(rig.engine, maxWaitMs: 0) { passes += 1 }
+            rig.advance(50_000_000)
+        }
+        #expect(passes >= 9 && passes <= 10)
+        #expect(rig.count == 2 + 2 * passes)
     }
 
     @Test func theSafetyRefreshPassesWithoutNotifications() throws {
