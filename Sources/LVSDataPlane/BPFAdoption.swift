@@ -74,6 +74,7 @@ public struct BPFAdoption: Sendable {
         var shared = clvs_xdp_prog()
         shared.prog_fd = -1; shared.tc_prog_fd = -1; shared.xsks_fd = -1; shared.vips_fd = -1
         shared.stats_fd = -1; shared.marks_fd = -1; shared.settings_fd = -1; shared.counters_fd = -1; shared.heartbeat_fd = -1
+        shared.nat_replies_fd = -1 // not adopted: adopted NAT connections' replies go through lvsd
         shared.conns_fd = connsFD
         defer { close(connsFD) } // the loaded object holds its own descriptor of the map
         return try withUnsafePointer(to: &shared) { try XDPProgram(object: object, kind: kind, adopting: $0) }

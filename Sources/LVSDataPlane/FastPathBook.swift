@@ -13,8 +13,8 @@ public protocol ConnectionMap: AnyObject {
              destSlot: UInt32) -> Int32
     func get(_ key: inout clvs_conn_key) -> clvs_conn_value?
     func delete(_ key: inout clvs_conn_key)
-    /// Packets and bytes forwarded to `slot` since the map was created; nil if unreadable.
-    func destinationCounters(_ slot: UInt32) -> (packets: UInt64, bytes: UInt64)?
+    /// What the program forwarded to (and, NAT, from) `slot` since the map was created; nil if unreadable.
+    func destinationCounters(_ slot: UInt32) -> FastPathTraffic?
     /// Entries in the map.
     func count() -> UInt64
     /// A reader for passes over the map, `batch` entries at a time.
@@ -44,22 +44,22 @@ extension XDPConnMapReader: ConnectionMapReader {}
 /// is a constant, used only through BPF map system calls (or a test fake used from one thread).
 public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
     public let map: Map
-    private let slots = Mutex<[UInt32: (packets: UInt64, bytes: UInt64)]>([:])
+    private let slots = Mutex<[UInt32: FastPathTraffic]>([:])
 
     public init(map: Map) { self.map = map }
 
     /// Adds what the fast path forwarded to `slot` since the last read to `shard`'s statistics.
     public func collect(slot: UInt32, into shard: EngineShard) {
-        let delta: (packets: UInt64, bytes: UInt64)? = slots.withLock { slots in
+        let delta: FastPathTraffic? = slots.withLock { slots in
             guard let last = slots[slot], let c = map.destinationCounters(slot) else { return nil }
             slots[slot] = c
-            return (c.packets &- last.packets, c.bytes &- last.bytes)
+            return c.since(last)
         }
         if let delta { shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes) }
     }
 
     /// Starts counting `slot` from `start` (what its counters held when its first entry was written).
-    func register(slot: UInt32, start: (packets: UInt64, bytes: UInt64)) {
+    func register(slot: UInt32, start: FastPathTraffic) {
         slots.withLock { if $0[slot] == nil { $0[slot] = start } }
     }
 
@@ -188,7 +188,7 @@ public final class FastPathBook<Map: ConnectionMap> {
             if !knownSlots.contains(r.destSlot) {
                 knownSlots.insert(r.destSlot)
                 // Counting starts from what the slot's counters hold now.
-                counters.register(slot: r.destSlot, start: map.destinationCounters(r.destSlot) ?? (0, 0))
+                counters.register(slot: r.destSlot, start: map.destinationCounters(r.destSlot) ?? FastPathTraffic(packets: 0, bytes: 0))
             }
             var k = XDPConnMap.key(r.key)
             if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface, destSlot: r.destSlot) == 0 {

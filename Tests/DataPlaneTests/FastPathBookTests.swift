@@ -8,7 +8,7 @@ import LVSEngineTestSupport
 /// The connection map in memory: what `FastPathBook` writes, deletes and reads back, without BPF.
 final class FakeConnectionMap: ConnectionMap {
     var entries: [ConnectionKey: (key: clvs_conn_key, value: clvs_conn_value)] = [:]
-    var slotCounters: [UInt32: (packets: UInt64, bytes: UInt64)] = [:]
+    var slotCounters: [UInt32: FastPathTraffic] = [:]
     var puts = 0, deletes = 0
 
     func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
@@ -29,7 +29,7 @@ final class FakeConnectionMap: ConnectionMap {
         if entries.removeValue(forKey: XDPConnMap.connectionKey(key)) != nil { deletes += 1 }
     }
 
-    func destinationCounters(_ slot: UInt32) -> (packets: UInt64, bytes: UInt64)? { slotCounters[slot] ?? (0, 0) }
+    func destinationCounters(_ slot: UInt32) -> FastPathTraffic? { slotCounters[slot] ?? FastPathTraffic(packets: 0, bytes: 0) }
     func count() -> UInt64 { UInt64(entries.count) }
     func makeReader(batch: Int) -> FakeReader { FakeReader(map: self, batch: batch) }
 
@@ -95,12 +95,12 @@ final class FakeConnectionMap: ConnectionMap {
         book.afterBatch()
         let slot = map.entries.values.first!.value.dest
         let before = e.snapshot().services[0].destinations[0].stats.inPackets
-        map.slotCounters[slot] = (packets: 10, bytes: 1000)
+        map.slotCounters[slot] = FastPathTraffic(packets: 10, bytes: 1000)
         book.tick(now: 5 * SeedLab.second)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 10)
         #expect(counters.totals().packets == 10)
         // Within the second: not read again; then only the difference counts.
-        map.slotCounters[slot] = (packets: 15, bytes: 1500)
+        map.slotCounters[slot] = FastPathTraffic(packets: 15, bytes: 1500)
         book.tick(now: 5 * SeedLab.second + 1)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 10)
         book.tick(now: 6 * SeedLab.second)
