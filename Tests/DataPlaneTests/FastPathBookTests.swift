@@ -10,6 +10,39 @@ final class FakeConnectionMap: ConnectionMap {
     var entries: [ConnectionKey: (key: clvs_conn_key, value: clvs_conn_value)] = [:]
     var slotCounters: [UInt32: FastPathTraffic] = [:]
     var puts = 0, deletes = 0
+    /// NAT: whether the "program" forwards both directions, and the reply entries.
+    var supportsNAT = false
+    var replies: [ConnectionKey: (key: clvs_nat_reply_key, value: clvs_nat_reply_value)] = [:]
+
+    /// The reply key as a `ConnectionKey` (real server as "client", client as "virtual").
+    static func replyIdentity(_ k: clvs_nat_reply_key) -> ConnectionKey {
+        var m = clvs_conn_key()
+        m.family = k.family
+        m.proto = k.proto
+        m.cport = k.rport
+        m.vport = k.cport
+        m.caddr = k.raddr
+        m.vaddr = k.caddr
+        return XDPConnMap.connectionKey(m)
+    }
+
+    func putNAT(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
+                destSlot: UInt32, server: IPAddress, serverPort: UInt16) -> Int32 {
+        _ = put(&key, destinationMAC: destinationMAC, sourceMAC: sourceMAC, interface: interface, destSlot: destSlot)
+        let id = XDPConnMap.connectionKey(key)
+        entries[id]!.value.flags = CLVS_CONN_NAT
+        withUnsafeMutableBytes(of: &entries[id]!.value.raddr) { server.store(to: $0.baseAddress!) }
+        entries[id]!.value.rport = serverPort.bigEndian
+        return 0
+    }
+
+    func putReply(_ key: inout clvs_nat_reply_key, _ value: inout clvs_nat_reply_value) -> Int32 {
+        guard supportsNAT else { return -95 }
+        replies[Self.replyIdentity(key)] = (key, value)
+        return 0
+    }
+
+    func deleteReply(_ key: inout clvs_nat_reply_key) { replies.removeValue(forKey: Self.replyIdentity(key)) }
 
     func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
              destSlot: UInt32) -> Int32 {
