@@ -1,5 +1,6 @@
 import Glibc
 import CLVSXDP
+import Synchronization
 import LVSCore
 import LVSModel
 
@@ -10,8 +11,9 @@ import LVSModel
 /// BPF map calls are thread-safe, so every worker may use the same object.
 ///
 /// `@unchecked Sendable` (`owner` is `AnyObject`): every stored property is a constant, the map
-/// file descriptors are used only in BPF map system calls (which the kernel serialises), and
-/// `owner` is only held, to keep the program loaded, never used.
+/// file descriptors are used only in BPF map system calls (which the kernel serialises), `owner`
+/// is held to keep the program loaded and used only to set CLVS_SETTING_NAT_REPLIES once (its
+/// settings map is behind its own lock), and `natRepliesAnnounced` is atomic.
 public final class XDPConnMap: @unchecked Sendable {
     public let fd: Int32
     /// `dest_stats`: packets and bytes per destination slot and CPU.
@@ -32,6 +34,9 @@ public final class XDPConnMap: @unchecked Sendable {
         natRepliesFD = nat ? program.natRepliesMap : -1
         owner = program
     }
+
+    /// The settings flag CLVS_SETTING_NAT_REPLIES was set (at the first reply entry).
+    private let natRepliesAnnounced = Atomic<Bool>(false)
 
     /// Whether NAT connections may be written (`putNAT`, `putReply`).
     public var supportsNAT: Bool { natRepliesFD >= 0 }
@@ -113,6 +118,13 @@ public final class XDPConnMap: @unchecked Sendable {
     /// Inserts or replaces a NAT reply entry. 0 or -errno (-ENOTSUP without `supportsNAT`).
     public func putReply(_ key: inout clvs_nat_reply_key, _ value: inout clvs_nat_reply_value) -> Int32 {
         guard supportsNAT else { return -ENOTSUP }
+        if !natRepliesAnnounced.load(ordering: .relaxed) {
+            // From now on the program looks replies up (before: no lookup per frame it leaves alone).
+            guard let program = owner as? XDPProgram, (try? program.setSetting(CLVS_SETTING_NAT_REPLIES, true)) != nil else {
+                return -EIO
+            }
+            natRepliesAnnounced.store(true, ordering: .relaxed)
+        }
         return clvs_nat_reply_put(natRepliesFD, &key, &value)
     }
 

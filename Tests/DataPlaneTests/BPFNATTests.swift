@@ -245,4 +245,52 @@ final class BPFNATTests: XCTestCase {
         XCTAssertEqual(back.action, T.xdpPass)
         XCTAssertEqual(back.frame, reply)
     }
+    /// The tc program's cost per frame (run with LVS_BPF_COST=1; LVS_BPF_BASELINE_OBJECT: an
+    /// object built from the sources before NAT was in it): BPF_PROG_TEST_RUN's mean time for a
+    /// DR frame it forwards, a TCP frame it leaves to the kernel (now one settings lookup more,
+    /// and the `nat_replies` lookup once a NAT connection was in the map), and this build's NAT
+    /// client packet and reply (one run each: the rewrite carries
+    /// over to the next run). Prints; asserts nothing about time.
+    func testTCCostPerFrame() throws {
+        guard ProcessInfo.processInfo.environment["LVS_BPF_COST"] == "1" else { throw XCTSkip("set LVS_BPF_COST=1 to measure") }
+        var objects: [(String, BPFObject)] = [("this build", .builtIn)]
+        if let path = ProcessInfo.processInfo.environment["LVS_BPF_BASELINE_OBJECT"] {
+            objects.insert(("baseline", try BPFObject(contentsOf: path)), at: 0)
+        }
+        let rounds = 2000, perRound: UInt32 = 250
+        var dr = T.ipv4(T.tcp, to: Self.vip.v4, port: Self.virtualPort, tcpFlags: T.ack)
+        dr[Self.l3 + T.ipv4TTLAt] = 255
+        let kernel = Self.frame(T.tcp, from: "192.168.1.50", 22, to: "192.168.1.21", 50000)
+        for (name, object) in objects {
+            guard geteuid() == 0 else { throw XCTSkip("needs root to load BPF programs") }
+            let p = try XDPProgram(object: object, kind: .tc)
+            try XDPVIPMap(program: p).update(vips: [VIPMatch(address: IPAddress(Self.vip.v4)!, proto: T.tcp, port: Self.virtualPort)])
+            let map = XDPConnMap(program: p)
+            var key = XDPConnMap.key(ConnectionKey(proto: T.tcp, client: IPAddress("192.168.1.12")!, clientPort: 40000,
+                                                   virtualAddress: IPAddress(Self.vip.v4)!, virtualPort: Self.virtualPort))
+            XCTAssertEqual(map.put(&key, destinationMAC: MACAddress(bytes: T.realServerMAC), sourceMAC: MACAddress(bytes: T.egressMAC),
+                                   interface: 9, destSlot: 5), 0)
+            func mean(_ prog: XDPProgram, _ f: [UInt8]) throws -> Double {
+                var total = 0.0
+                for _ in 0..<rounds { total += Double(try prog.timedRun(f, repeat: perRound).nanoseconds) }
+                return total / Double(rounds)
+            }
+            var line = String(format: "BPF tc %@: DR forwarded %.1f ns/frame, to the kernel %.1f ns/frame", name,
+                              try mean(p, dr), try mean(p, kernel))
+            if name == "this build" {
+                let nat = try lab(proto: T.tcp, v4: true, slot: 41)
+                let toVIP = Self.frame(T.tcp, from: Self.client.v4, Self.clientPort, to: Self.vip.v4, Self.virtualPort)
+                let reply = Self.frame(T.tcp, from: Self.server.v4, Self.serverPort, to: Self.client.v4, Self.clientPort)
+                func once(_ prog: XDPProgram, _ f: [UInt8]) throws -> Double {
+                    var total = 0.0
+                    for _ in 0..<rounds { total += Double(try prog.timedRun(f, repeat: 1).nanoseconds) }
+                    return total / Double(rounds)
+                }
+                line += String(format: "; to the kernel once NAT replies are looked up %.1f", try mean(nat.p, kernel))
+                line += String(format: "; single runs: DR %.1f, NAT client packet %.1f, NAT reply %.1f ns/frame",
+                               try once(p, dr), try once(nat.p, toVIP), try once(nat.p, reply))
+            }
+            print(line)
+        }
+    }
 }

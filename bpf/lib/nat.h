@@ -84,6 +84,8 @@ static __always_inline int nat_reply(struct ethhdr *eth, struct service_frame *f
 	}
 	if ((void *)(ports + 2) > end)
 		return -1;
+	if (!(setting_flags() & CLVS_SETTING_NAT_REPLIES)) /* no NAT connection was ever here */
+		return -1;
 	rk.family = f->k.family;
 	rk.proto = f->proto;
 	rk.rport = ports[0];

@@ -151,6 +151,9 @@ struct clvs_mark_value {
 /* Some VIP address entry has CLVS_VIP_NOT_OWNED: the fast path then looks up the address entry of
  * each frame it would forward (without it, a forwarded frame costs no lookup but its connection's). */
 #define CLVS_SETTING_SOME_NOT_OWNED 2u
+/* `nat_replies` has held an entry (lvsd sets it at the first): only then does the tc program look
+ * up the replies of NAT connections (without it, a frame it leaves alone costs no such lookup). */
+#define CLVS_SETTING_NAT_REPLIES 4u
 
 struct clvs_xdp_settings {
     __u32 flags; /* CLVS_SETTING_* */
