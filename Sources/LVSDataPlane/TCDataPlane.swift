@@ -50,6 +50,8 @@ public final class TCDataPlane<P: FrameProcessor> {
         vipMap = XDPVIPMap(program: programs[0])
         markMap = XDPMarkMap(program: programs[0])
         connMap = XDPConnMap(program: programs[0], nat: true)
+        // Adopted NAT replies (a restart): the program looks them up at once.
+        if adoption.natRepliesFD >= 0 { connMap.announceNATReplies() }
     }
 
     public var interfaces: [InterfaceInfo] { packets.interfaces }

@@ -118,14 +118,34 @@ public final class XDPConnMap: @unchecked Sendable {
     /// Inserts or replaces a NAT reply entry. 0 or -errno (-ENOTSUP without `supportsNAT`).
     public func putReply(_ key: inout clvs_nat_reply_key, _ value: inout clvs_nat_reply_value) -> Int32 {
         guard supportsNAT else { return -ENOTSUP }
-        if !natRepliesAnnounced.load(ordering: .relaxed) {
-            // From now on the program looks replies up (before: no lookup per frame it leaves alone).
-            guard let program = owner as? XDPProgram, (try? program.setSetting(CLVS_SETTING_NAT_REPLIES, true)) != nil else {
-                return -EIO
-            }
-            natRepliesAnnounced.store(true, ordering: .relaxed)
-        }
+        guard announceNATReplies() else { return -EIO }
         return clvs_nat_reply_put(natRepliesFD, &key, &value)
+    }
+
+    /// Makes the program look NAT replies up (CLVS_SETTING_NAT_REPLIES; before, a frame it leaves
+    /// alone costs no such lookup): at the first reply entry, or when `nat_replies` was adopted
+    /// with entries. False if the setting could not be written.
+    @discardableResult
+    public func announceNATReplies() -> Bool {
+        guard supportsNAT else { return false }
+        if natRepliesAnnounced.load(ordering: .relaxed) { return true }
+        guard let program = owner as? XDPProgram, (try? program.setSetting(CLVS_SETTING_NAT_REPLIES, true)) != nil else {
+            return false
+        }
+        natRepliesAnnounced.store(true, ordering: .relaxed)
+        return true
+    }
+
+    /// The `nat_replies` key of the NAT connection whose `conns` entry is `conn`: `value`.
+    public static func replyKey(conn: clvs_conn_key, value: clvs_conn_value) -> clvs_nat_reply_key {
+        var r = clvs_nat_reply_key()
+        r.family = conn.family
+        r.proto = conn.proto
+        r.rport = value.rport
+        r.cport = conn.cport
+        r.raddr = value.raddr
+        r.caddr = conn.caddr
+        return r
     }
 
     public func getReply(_ key: inout clvs_nat_reply_key) -> clvs_nat_reply_value? {
