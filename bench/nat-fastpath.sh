@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/nat-fastpath.sh: one long TCP download through the VIP, DR on the tc fast path against NAT
-# in lvsd (issue 18: "the XDP/tc fast path handles both directions, or leaves NAT in lvsd;
-# measure which is faster").
+# on the tc fast path, NAT in lvsd and NAT in the director's kernel (issue 18: "the XDP/tc fast
+# path handles both directions, or leaves NAT in lvsd; measure which is faster").
 #
 #   bench/nat-fastpath.sh [--size MIB] [--runs N] [--data FILE] [--cases "dr-tc nat-tc nat-afpacket nat-kernel"]
 #
@@ -9,13 +9,15 @@
 #   dr-tc         prefix nfp-dr-tc:   lvs-lab up                --dataplane tc  (DR; lvsd hands an
 #                 established connection to the tc program's map, which forwards the client's
 #                 packets in the kernel; the real server answers the client directly)
-#   nat-tc        prefix nfp-nat-tc:  lvs-lab up --method nat   --dataplane tc  (NAT stays in lvsd:
-#                 both directions go through its user-space path)
-#   nat-afpacket  prefix nfp-nat-afp: lvs-lab up --method nat   --dataplane afpacket
+#   nat-tc        prefix nfp-nat-tc:  lvs-lab up --method nat   --dataplane tc  (NAT in the tc
+#                 fast path: lvsd hands an established connection to the tc program, which
+#                 forwards both directions; lvsd sees the handshake, the first packets and the FIN)
+#   nat-afpacket  prefix nfp-nat-afp: lvs-lab up --method nat   --dataplane afpacket  (NAT in lvsd:
+#                 both directions through its user-space path)
 #   nat-kernel    prefix nfp-nat-krn: the NAT lab with lvsd stopped and the director's kernel doing
 #                 the NAT instead (ip_forward=1, an nftables dnat of VIP:80 to rs1:80, conntrack
-#                 un-NATs the replies): NAT with both directions in the kernel, the stand-in for
-#                 what a NAT tc fast path could reach (not built; see docs/nat.md)
+#                 un-NATs the replies): NAT with both directions in the kernel's netfilter, the
+#                 in-kernel reference (docs/nat.md)
 # puts a file of MIB MiB (default 256) on both real servers, and in N interleaved rounds (default
 # 3; every case in each round, so a noisy neighbour hits all alike) downloads it once per case
 # with `curl -o /dev/null http://VIP/bulk` from the client namespace. For each download:
@@ -67,7 +69,7 @@ T_CURL=300
 declare -A PREFIX=([dr-tc]=nfp-dr-tc [nat-tc]=nfp-nat-tc [nat-afpacket]=nfp-nat-afp [nat-kernel]=nfp-nat-krn)
 declare -A UPARGS=([dr-tc]="" [nat-tc]="--method nat" [nat-afpacket]="--method nat" [nat-kernel]="--method nat")
 declare -A PLANE=([dr-tc]=tc [nat-tc]=tc [nat-afpacket]=afpacket [nat-kernel]=afpacket)
-declare -A LABEL=([dr-tc]="DR on tc (tc fast path)" [nat-tc]="NAT on tc (lvsd's user-space path)"
+declare -A LABEL=([dr-tc]="DR on tc (tc fast path)" [nat-tc]="NAT on tc (tc fast path, both directions)"
     [nat-afpacket]="NAT on afpacket (lvsd's user-space path)"
     [nat-kernel]="NAT in the director's kernel (nftables dnat + conntrack, no lvsd; the in-kernel reference)")
 RS1_PRIVATE=10.0.0.31

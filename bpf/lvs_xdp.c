@@ -72,7 +72,7 @@ int lvs_xdp_prog(struct xdp_md *ctx)
 
 	if (lvsd_orphaned()) /* lvsd is gone: the kernel's (lib/heartbeat.h) */
 		return XDP_PASS;
-	switch (lvs_classify(data, end, LVS_HOOK_XDP, &ifindex)) {
+	switch (lvs_classify(data, end, LVS_HOOK_XDP, &ifindex, NULL)) {
 	case LVS_TO_LVSD:
 		/* No socket on this queue (no lvsd runs): XDP_DROP (the flags argument). */
 		return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_DROP);
@@ -92,7 +92,9 @@ int lvs_xdp_prog(struct xdp_md *ctx)
  * packet taps and before the protocol handlers, so nothing is copied:
  *   - a frame of a connection in `conns` is forwarded here as in XDP (the skb
  *     keeps its checksum state, so there is none to complete) and leaves
- *     through bpf_redirect;
+ *     through bpf_redirect; for a NAT connection both directions are (its
+ *     replies through `nat_replies`), the addresses and ports rewritten with
+ *     the kernel's checksum helpers (lib/nat.h);
  *   - a frame lvsd must handle (the same ones the XDP program redirects) is
  *     marked PACKET_OTHERHOST and goes on: lvsd's packet sockets, bound to
  *     IPv4, IPv6 and ARP so they see frames only after this program, receive
@@ -120,11 +122,16 @@ int lvs_tc_prog(struct __sk_buff *skb)
 		data = (void *)(long)skb->data;
 		end = (void *)(long)skb->data_end;
 	}
-	switch (lvs_classify(data, end, LVS_HOOK_TC, &ifindex)) {
+	struct nat_rewrite nat = {};
+	switch (lvs_classify(data, end, LVS_HOOK_TC, &ifindex, &nat)) {
 	case LVS_TO_LVSD:
 		bpf_skb_change_type(skb, PACKET_OTHERHOST);
 		return TC_ACT_OK;
 	case LVS_FORWARD:
+		return bpf_redirect(ifindex, 0);
+	case LVS_FORWARD_NAT:
+		if (nat_apply(skb, &nat)) /* half rewritten: not for anybody */
+			return TC_ACT_SHOT;
 		return bpf_redirect(ifindex, 0);
 	default:
 		return TC_ACT_OK;

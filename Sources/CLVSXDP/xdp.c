@@ -124,7 +124,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
                   const struct clvs_xdp_prog *shared, char *err, size_t errlen) {
     memset(p, 0, sizeof(*p));
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
-    p->marks_fd = p->settings_fd = p->counters_fd = p->heartbeat_fd = -1;
+    p->marks_fd = p->settings_fd = p->counters_fd = p->heartbeat_fd = p->nat_replies_fd = -1;
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name);
     struct bpf_object *obj = bpf_object__open_mem(object, size, &opts);
     int rc = (int)libbpf_get_error(obj);
@@ -138,6 +138,8 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
     struct bpf_map *counters = bpf_object__find_map_by_name(obj, "stats");
     /* Optional: an object from before --orphan-timeout has none (its programs never let go). */
     struct bpf_map *heartbeat = bpf_object__find_map_by_name(obj, "heartbeat");
+    /* Optional: an object from before NAT in the tc fast path has none (lvsd then keeps NAT). */
+    struct bpf_map *nat_replies = bpf_object__find_map_by_name(obj, "nat_replies");
     struct bpf_program *prog = bpf_object__find_program_by_name(obj, PROG_NAME);
     struct bpf_program *tc = bpf_object__find_program_by_name(obj, TC_PROG_NAME);
     if (!vips || !xsks || !conns || !stats || !marks || !settings || !counters || !prog || !tc) {
@@ -158,6 +160,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
             { settings, shared->settings_fd, "bpf_map__reuse_fd(settings)" },
             { counters, shared->counters_fd, "bpf_map__reuse_fd(stats)" },
             { heartbeat, heartbeat ? shared->heartbeat_fd : -1, "bpf_map__reuse_fd(heartbeat)" },
+            { nat_replies, nat_replies ? shared->nat_replies_fd : -1, "bpf_map__reuse_fd(nat_replies)" },
         };
         for (size_t i = 0; i < sizeof(reuse) / sizeof(reuse[0]); i++) {
             if (reuse[i].fd >= 0 && (rc = bpf_map__reuse_fd(reuse[i].map, reuse[i].fd))) {
@@ -181,6 +184,7 @@ int clvs_xdp_load(struct clvs_xdp_prog *p, const void *object, size_t size, cons
     p->settings_fd = bpf_map__fd(settings);
     p->counters_fd = bpf_map__fd(counters);
     p->heartbeat_fd = heartbeat ? bpf_map__fd(heartbeat) : -1;
+    p->nat_replies_fd = nat_replies ? bpf_map__fd(nat_replies) : -1;
     return 0;
 }
 
@@ -287,7 +291,7 @@ void clvs_xdp_close(struct clvs_xdp_prog *p) {
     if (p->object) bpf_object__close((struct bpf_object *)p->object);
     p->object = NULL;
     p->prog_fd = p->tc_prog_fd = p->xsks_fd = p->vips_fd = p->conns_fd = p->stats_fd = -1;
-    p->marks_fd = p->settings_fd = p->counters_fd = p->heartbeat_fd = -1;
+    p->marks_fd = p->settings_fd = p->counters_fd = p->heartbeat_fd = p->nat_replies_fd = -1;
 }
 
 int clvs_vip_set(int vips_fd, uint8_t family, const uint8_t *addr, uint8_t proto, uint16_t port, uint8_t flags) {
@@ -375,20 +379,51 @@ int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, co
     return bpf_map_update_elem(fd, k, &v, BPF_ANY) ? -errno : 0;
 }
 
-int clvs_dest_stats_read(int stats_fd, uint32_t dest, uint64_t *packets, uint64_t *bytes) {
+int clvs_dest_stats_read(int stats_fd, uint32_t dest, struct clvs_dest_counters *out) {
     /* Per-CPU values come as one 8-byte aligned value per possible CPU. */
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return cpus < 0 ? cpus : -EINVAL;
     if (cpus > 4096) return -E2BIG;
     struct clvs_dest_counters values[cpus]; /* at most 64 KiB of stack */
     if (bpf_map_lookup_elem(stats_fd, &dest, values)) return -errno;
-    uint64_t p = 0, b = 0;
+    struct clvs_dest_counters sum;
+    memset(&sum, 0, sizeof(sum));
     for (int i = 0; i < cpus; i++) {
-        p += values[i].packets;
-        b += values[i].bytes;
+        sum.packets += values[i].packets;
+        sum.bytes += values[i].bytes;
+        sum.out_packets += values[i].out_packets;
+        sum.out_bytes += values[i].out_bytes;
     }
-    *packets = p;
-    *bytes = b;
+    *out = sum;
+    return 0;
+}
+
+int clvs_conn_put_nat(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
+                      uint32_t dest, const uint8_t *raddr, uint16_t rport) {
+    if (dest >= CLVS_MAX_DESTS) return -ERANGE;
+    struct clvs_conn_value v;
+    memset(&v, 0, sizeof(v));
+    memcpy(v.dmac, dmac, 6);
+    memcpy(v.smac, smac, 6);
+    v.ifindex = ifindex;
+    v.dest = dest;
+    v.flags = CLVS_CONN_NAT;
+    memcpy(v.raddr, raddr, k->family == 4 ? 4 : 16);
+    v.rport = htons(rport);
+    return bpf_map_update_elem(fd, k, &v, BPF_ANY) ? -errno : 0;
+}
+
+int clvs_nat_reply_put(int fd, const struct clvs_nat_reply_key *k, const struct clvs_nat_reply_value *v) {
+    if (v->dest >= CLVS_MAX_DESTS) return -ERANGE;
+    return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
+}
+
+int clvs_nat_reply_get(int fd, const struct clvs_nat_reply_key *k, struct clvs_nat_reply_value *v) {
+    return bpf_map_lookup_elem(fd, k, v) ? -errno : 0;
+}
+
+int clvs_nat_reply_delete(int fd, const struct clvs_nat_reply_key *k) {
+    if (bpf_map_delete_elem(fd, k) && errno != ENOENT) return -errno;
     return 0;
 }
 

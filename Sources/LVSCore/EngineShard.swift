@@ -88,6 +88,9 @@ public final class EngineShard: @unchecked Sendable {
     /// connections the packet path forwarded in an offloadable state, or saw leave it, appended
     /// here (preallocated, no allocation) and drained by the worker with `drainOffloads`.
     public var offloadEnabled = false
+    /// The fast path forwards NAT connections in both directions (the tc program): they are
+    /// offered to it too (`Offload+NAT.swift`).
+    public var offloadsNAT = false
     /// A connection is handed to the fast path from its N-th input packet on (counting the SYN):
     /// a short connection (SYN, ACK, request, FIN) then never costs a map insert and delete.
     public var offloadAfterPackets: UInt16 = 4

@@ -3,14 +3,18 @@ import LVSModel
 /// Offload hooks: the connections the packet path hands to a fast path outside lvsd (XDP), and
 /// that fast path's traffic brought back into IPVS statistics and timers.
 extension EngineShard {
-    @inline(__always) func recordOffload(_ f: ParsedFrame, destSlot: UInt32, method: ConnectionMethod, remove: Bool) {
+    /// Connection `index` (its client's packet `f`, or for `fromReply` a reply) is offered to the
+    /// fast path, or must leave it (`remove`).
+    @inline(__always) func recordOffload(_ f: ParsedFrame, index: UInt32, destSlot: UInt32, remove: Bool, fromReply: Bool = false) {
         guard offloadCount < Self.offloadRingCapacity else { return }
-        // NAT connections stay in lvsd: the fast path forwards as DR and never sees replies.
-        guard remove || method != .masquerade else { return }
-        offloadRing[offloadCount] = OffloadRecord(
-            key: ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
-                               virtualAddress: f.destination, virtualPort: f.destinationPort),
-            destSlot: destSlot, method: method, remove: remove)
+        // NAT connections stay in lvsd unless the fast path does both directions (tc).
+        guard remove || offloadsNAT || !isNATConnection(index) else { return }
+        let key = fromReply
+            ? ConnectionKey(proto: conns[index].proto, client: conns[index].client, clientPort: conns[index].cport,
+                            virtualAddress: conns[index].virtualAddress, virtualPort: conns[index].vport)
+            : ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
+                            virtualAddress: f.destination, virtualPort: f.destinationPort)
+        offloadRing[offloadCount] = OffloadRecord(key: key, destSlot: destSlot, method: conns[index].method, remove: remove)
         offloadCount += 1
     }
 

@@ -68,6 +68,10 @@ extension EngineShard {
                 next = TCPState.close.rawValue
             }
             if next != state { setState(index, TCPState(rawValue: next)!) }
+            // The real server's FIN/RST (the fast path never forwards them): the fast path lets go.
+            if offloadEnabled && state == TCPState.established.rawValue && f.tcpFlags & (TCPFlag.fin | TCPFlag.rst) != 0 {
+                recordOffload(f, index: index, destSlot: conns[index].dest, remove: true, fromReply: true)
+            }
             refreshTimer(index, timeoutIndex: Int(next), tick: tick)
         } else {
             refreshTimer(index, timeoutIndex: f.proto == 17 ? Engine.udpTimeoutIndex : Engine.sctpTimeoutIndex, tick: tick)

@@ -150,7 +150,7 @@ extension EngineShard {
                     offloadable = next == established
                 } else if state == established {
                     // FIN/RST: the fast path (which never sees them) must let go of it now.
-                    recordOffload(f, destSlot: slot, method: method, remove: true)
+                    recordOffload(f, index: index, destSlot: slot, remove: true)
                 }
             }
             let old = conns[index].expires
@@ -167,7 +167,7 @@ extension EngineShard {
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
         let verdict = transmit(frame, f, destSlot: slot, word: word, method: method)
         if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
-            recordOffload(f, destSlot: slot, method: method, remove: false)
+            recordOffload(f, index: index, destSlot: slot, remove: false)
         }
         return verdict
     }

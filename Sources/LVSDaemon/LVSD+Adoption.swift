@@ -36,11 +36,19 @@ extension LVSD {
     /// lvsd does not know (a crash without state) keep forwarding.
     func handBackAdoptedFlows() {
         guard let plane = dataPlane as? any RestartAdoptingPlane, plane.adoption.connsFD >= 0 else { return }
-        var known: [clvs_conn_key] = [], unknown = 0
-        plane.connMap.forEachEntry { k, _ in
-            if engine.hasSyncedConnection(XDPConnMap.connectionKey(k)) { known.append(k) } else { unknown += 1 }
+        var known: [(clvs_conn_key, clvs_conn_value)] = [], unknown = 0
+        plane.connMap.forEachEntry { k, v in
+            if engine.hasSyncedConnection(XDPConnMap.connectionKey(k)) { known.append((k, v)) } else { unknown += 1 }
         }
-        for var k in known { plane.connMap.delete(&k) }
+        for (k, v) in known {
+            var k = k
+            plane.connMap.delete(&k)
+            // A NAT connection's reply entry (tc) goes with it.
+            if v.flags & CLVS_CONN_NAT != 0 {
+                var r = XDPConnMap.replyKey(conn: k, value: v)
+                plane.connMap.deleteReply(&r)
+            }
+        }
         logger.notice("restart: adopted fast-path entries handed back to lvsd", metadata: [
             "handed_back": "\(known.count)", "kept_unknown": "\(unknown)"])
     }

@@ -51,6 +51,8 @@ public struct DaemonOptions: Sendable {
     /// `--announce-table T` and `--announce-hold SECONDS` (see `validatedAnnouncement`).
     public var announceTable: Int?
     public var announceHold: Int = 5
+    /// `--tunnel-route-refresh` (seconds): tunnel routes are also looked up this often (`TunnelRouteWatcher`).
+    public var tunnelRouteRefresh: Int = 60
 
     public init() {}
 
@@ -269,8 +271,9 @@ public final class LVSD: @unchecked Sendable {
         let spin = UInt64(o.pollSpinUs) * 1000
         let director = try Director(engine: engine, logger: logger)
         self.director = director
-        let tunnelRoutes = TunnelRouteWatcher(engine: engine, logger: logger)
+        let tunnelRoutes = try TunnelRouteWatcher.make(engine: engine, logger: logger, refreshSeconds: o.tunnelRouteRefresh)
         tunnelRoutes.start()
+        undo.add { tunnelRoutes.stop() }
         // The workers hold the director unowned: it must outlive them, so the undo steps (which
         // stop them first) keep it until they have all run.
         undo.add { withExtendedLifetime(director) {} }

@@ -128,6 +128,8 @@ public final class XDPProgram {
     public var marksMap: Int32 { prog.pointee.marks_fd }
     public var settingsMap: Int32 { prog.pointee.settings_fd }
     public var countersMap: Int32 { prog.pointee.counters_fd }
+    /// `nat_replies` (the tc fast path's NAT replies), -1 in an object without it.
+    public var natRepliesMap: Int32 { prog.pointee.nat_replies_fd }
     /// The loaded program's descriptor (the XDP or the tc program, by `kind`).
     public var programFD: Int32 { kind == .xdp ? prog.pointee.prog_fd : prog.pointee.tc_prog_fd }
 
@@ -157,7 +159,7 @@ public final class XDPProgram {
         }
         return XDPFrameCounters(service: out[Int(CLVS_STAT_SERVICE.rawValue)], address: out[Int(CLVS_STAT_ADDRESS.rawValue)],
                                 neighbour: out[Int(CLVS_STAT_NEIGHBOUR.rawValue)], passed: out[Int(CLVS_STAT_PASSED.rawValue)],
-                                fast: out[Int(CLVS_STAT_FAST.rawValue)])
+                                fast: out[Int(CLVS_STAT_FAST.rawValue)], natReply: out[Int(CLVS_STAT_NAT_REPLY.rawValue)])
     }
 
     /// Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN: nothing is sent) and returns

@@ -16,8 +16,18 @@ public struct BPFAdoption: Sendable {
     public let leftovers: [clvs_attached]
     /// The previous lvsd's `conns` map, when its layout matches this object's (else -1).
     public let connsFD: Int32
+    /// Its `nat_replies` map (the tc fast path's NAT replies), adopted with `conns` when its
+    /// layout matches too (else -1: the new program starts with an empty one).
+    public let natRepliesFD: Int32
     /// What happened, for the log: nil when nothing was left attached.
     public let note: String?
+
+    init(leftovers: [clvs_attached], connsFD: Int32, natRepliesFD: Int32 = -1, note: String?) {
+        self.leftovers = leftovers
+        self.connsFD = connsFD
+        self.natRepliesFD = natRepliesFD
+        self.note = note
+    }
 
     /// Nothing to adopt (a first start).
     public static let none = BPFAdoption(leftovers: [], connsFD: -1, note: nil)
@@ -51,11 +61,27 @@ public struct BPFAdoption: Sendable {
             return BPFAdoption(leftovers: leftovers, connsFD: -1,
                                note: "conns of previous program \(prog) not adopted, replaced by an empty one: its layout differs (\(difference))")
         }
-        return BPFAdoption(leftovers: leftovers, connsFD: fd,
-                           note: "adopted the conns map of previous program \(prog) (\(clvs_conn_count(fd)) entries)")
+        let replies = adoptedNATReplies(prog, object: object)
+        return BPFAdoption(leftovers: leftovers, connsFD: fd, natRepliesFD: replies.fd,
+                           note: "adopted the conns map of previous program \(prog) (\(clvs_conn_count(fd)) entries)\(replies.note)")
     }
 
     static let connsName = "conns"
+    static let natRepliesName = "nat_replies"
+
+    /// The `nat_replies` map of program `prog` when `object` has one of the same layout (-1
+    /// otherwise), and what to add to the log line.
+    static func adoptedNATReplies(_ prog: UInt32, object: BPFObject) -> (fd: Int32, note: String) {
+        var theirs = clvs_map_layout(), ours = clvs_map_layout()
+        let fd = clvs_prog_map(prog, natRepliesName, &theirs)
+        guard fd >= 0 else { return (-1, "") } // a program from before NAT in the tc fast path
+        let rc = object.bytes.withUnsafeBytes { clvs_object_map_layout($0.baseAddress!, $0.count, natRepliesName, &ours) }
+        if rc != 0 || differences(theirs, ours) != nil {
+            close(fd)
+            return (-1, "; its nat_replies not (layout differs)")
+        }
+        return (fd, " and its nat_replies")
+    }
 
     /// How two layouts differ ("key 40 -> 44, max entries ..."), nil when they match.
     static func differences(_ a: clvs_map_layout, _ b: clvs_map_layout) -> String? {
@@ -74,8 +100,12 @@ public struct BPFAdoption: Sendable {
         var shared = clvs_xdp_prog()
         shared.prog_fd = -1; shared.tc_prog_fd = -1; shared.xsks_fd = -1; shared.vips_fd = -1
         shared.stats_fd = -1; shared.marks_fd = -1; shared.settings_fd = -1; shared.counters_fd = -1; shared.heartbeat_fd = -1
+        shared.nat_replies_fd = natRepliesFD
         shared.conns_fd = connsFD
-        defer { close(connsFD) } // the loaded object holds its own descriptor of the map
+        defer { // the loaded object holds its own descriptors of the maps
+            close(connsFD)
+            if natRepliesFD >= 0 { close(natRepliesFD) }
+        }
         return try withUnsafePointer(to: &shared) { try XDPProgram(object: object, kind: kind, adopting: $0) }
     }
 }

@@ -5,16 +5,24 @@ import Synchronization
 import LVSModel
 
 /// The connection map as the fast-path bookkeeping uses it: `XDPConnMap` (the BPF programs'
-/// `conns` and `dest_stats`), or an in-memory fake in tests.
+/// `conns`, `nat_replies` and `dest_stats`), or an in-memory fake in tests.
 public protocol ConnectionMap: AnyObject {
     associatedtype Reader: ConnectionMapReader
     /// Inserts or replaces an entry forwarding to `destSlot`; 0 or -errno.
     func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
              destSlot: UInt32) -> Int32
+    /// Whether the program forwards NAT connections in both directions (tc).
+    var supportsNAT: Bool { get }
+    /// `put` for a NAT connection, rewritten to `server`:`serverPort`; 0 or -errno.
+    func putNAT(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
+                destSlot: UInt32, server: IPAddress, serverPort: UInt16) -> Int32
+    /// Inserts or replaces a NAT connection's reply entry; 0 or -errno.
+    func putReply(_ key: inout clvs_nat_reply_key, _ value: inout clvs_nat_reply_value) -> Int32
+    func deleteReply(_ key: inout clvs_nat_reply_key)
     func get(_ key: inout clvs_conn_key) -> clvs_conn_value?
     func delete(_ key: inout clvs_conn_key)
-    /// Packets and bytes forwarded to `slot` since the map was created; nil if unreadable.
-    func destinationCounters(_ slot: UInt32) -> (packets: UInt64, bytes: UInt64)?
+    /// What the program forwarded to (and, NAT, from) `slot` since the map was created; nil if unreadable.
+    func destinationCounters(_ slot: UInt32) -> FastPathTraffic?
     /// Entries in the map.
     func count() -> UInt64
     /// A reader for passes over the map, `batch` entries at a time.
@@ -44,22 +52,24 @@ extension XDPConnMapReader: ConnectionMapReader {}
 /// is a constant, used only through BPF map system calls (or a test fake used from one thread).
 public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
     public let map: Map
-    private let slots = Mutex<[UInt32: (packets: UInt64, bytes: UInt64)]>([:])
+    private let slots = Mutex<[UInt32: FastPathTraffic]>([:])
 
     public init(map: Map) { self.map = map }
 
     /// Adds what the fast path forwarded to `slot` since the last read to `shard`'s statistics.
     public func collect(slot: UInt32, into shard: EngineShard) {
-        let delta: (packets: UInt64, bytes: UInt64)? = slots.withLock { slots in
+        let delta: FastPathTraffic? = slots.withLock { slots in
             guard let last = slots[slot], let c = map.destinationCounters(slot) else { return nil }
             slots[slot] = c
-            return (c.packets &- last.packets, c.bytes &- last.bytes)
+            return c.since(last)
         }
-        if let delta { shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes) }
+        guard let delta else { return }
+        shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes)
+        shard.addOffloadedReplyStatistics(destSlot: slot, packets: delta.outPackets, bytes: delta.outBytes)
     }
 
     /// Starts counting `slot` from `start` (what its counters held when its first entry was written).
-    func register(slot: UInt32, start: (packets: UInt64, bytes: UInt64)) {
+    func register(slot: UInt32, start: FastPathTraffic) {
         slots.withLock { if $0[slot] == nil { $0[slot] = start } }
     }
 
@@ -70,7 +80,7 @@ public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
     public func totals() -> (packets: UInt64, bytes: UInt64) {
         var packets: UInt64 = 0, bytes: UInt64 = 0
         for slot in knownSlots {
-            if let c = map.destinationCounters(slot) { packets &+= c.packets; bytes &+= c.bytes }
+            if let c = map.destinationCounters(slot) { packets &+= c.packets &+ c.outPackets; bytes &+= c.bytes &+ c.outBytes }
         }
         return (packets, bytes)
     }
@@ -79,6 +89,8 @@ public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
 /// A connection the XDP or tc program forwards (see `FastPathBook`).
 struct OffloadedConnection {
     var mapKey: clvs_conn_key
+    /// A NAT connection's `nat_replies` key (written and deleted together with `mapKey`'s entry).
+    var replyKey: clvs_nat_reply_key?
     var destSlot: UInt32
     /// The destination's forwarding word when the entry was written (MACs and interface).
     var word: UInt64
@@ -138,19 +150,29 @@ public final class FastPathBook<Map: ConnectionMap> {
         self.clock = clock
         let map = counters.map
         shard.offloadEnabled = true
+        shard.offloadsNAT = map.supportsNAT
         shard.offloadedLastSeen = { [unowned self] key in
             guard var k = offloaded[key]?.mapKey else { return nil }
             return map.get(&k)?.last_seen
         }
         shard.offloadedEnded = { [unowned self] key in
-            guard var k = offloaded.removeValue(forKey: key)?.mapKey else { return }
-            map.delete(&k)
+            guard let e = offloaded.removeValue(forKey: key) else { return }
+            Self.deleteEntries(e, from: map)
         }
+    }
+
+    /// Deletes an offloaded connection's entries: `conns`, then its NAT reply entry (a reply
+    /// whose connection entry is gone is not forwarded either).
+    static func deleteEntries(_ e: OffloadedConnection, from map: Map) {
+        var k = e.mapKey
+        map.delete(&k)
+        if var r = e.replyKey { map.deleteReply(&r) }
     }
 
     /// Turns offloading off in the shard (its hooks no longer point here).
     public func detach() {
         shard.offloadEnabled = false
+        shard.offloadsNAT = false
         shard.offloadedLastSeen = nil
         shard.offloadedEnded = nil
     }
@@ -185,15 +207,32 @@ public final class FastPathBook<Map: ConnectionMap> {
                 settle(r.key, e)
             }
             guard r.destSlot < XDPConnMap.maxDestinationSlots, let t = shard.offloadTarget(destSlot: r.destSlot) else { return }
+            let method = shard.offloadMethod(r.key, destSlot: r.destSlot)
+            if method == .stay { return }
             if !knownSlots.contains(r.destSlot) {
                 knownSlots.insert(r.destSlot)
                 // Counting starts from what the slot's counters hold now.
-                counters.register(slot: r.destSlot, start: map.destinationCounters(r.destSlot) ?? (0, 0))
+                counters.register(slot: r.destSlot, start: map.destinationCounters(r.destSlot) ?? FastPathTraffic(packets: 0, bytes: 0))
             }
             var k = XDPConnMap.key(r.key)
-            if map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface, destSlot: r.destSlot) == 0 {
+            var replyKey: clvs_nat_reply_key? = nil
+            let rc: Int32
+            if case .nat(let n) = method {
+                // The reply entry first: the program forwards a reply only while the
+                // connection's entry exists, so neither is used half written.
+                var rk = XDPConnMap.replyKey(r.key, server: n.server, serverPort: n.serverPort)
+                var rv = XDPConnMap.replyValue(k, clientMAC: n.clientMAC, sourceMAC: n.sourceMAC, interface: n.interface,
+                                               destSlot: r.destSlot)
+                guard map.putReply(&rk, &rv) == 0 else { return }
+                rc = map.putNAT(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface,
+                                destSlot: r.destSlot, server: n.server, serverPort: n.serverPort)
+                if rc != 0 { map.deleteReply(&rk) } else { replyKey = rk }
+            } else {
+                rc = map.put(&k, destinationMAC: t.destinationMAC, sourceMAC: t.sourceMAC, interface: t.interface, destSlot: r.destSlot)
+            }
+            if rc == 0 {
                 // Counted as seen by the pass under way (its bucket may have been read already).
-                offloaded[r.key] = OffloadedConnection(mapKey: k, destSlot: r.destSlot, word: t.word, round: syncRound)
+                offloaded[r.key] = OffloadedConnection(mapKey: k, replyKey: replyKey, destSlot: r.destSlot, word: t.word, round: syncRound)
             }
         }
     }
@@ -206,7 +245,7 @@ public final class FastPathBook<Map: ConnectionMap> {
         if let v = map.get(&k), v.last_seen != e.lastSeen {
             _ = shard.offloadedTraffic(key, destSlot: e.destSlot, packets: 0, bytes: 0, lastSeen: v.last_seen)
         }
-        map.delete(&k)
+        Self.deleteEntries(e, from: map)
         counters.collect(slot: e.destSlot, into: shard)
     }
 
@@ -272,8 +311,7 @@ public final class FastPathBook<Map: ConnectionMap> {
                     e.lastSeen = v.last_seen
                     offloaded.values[i] = e
                 } else {
-                    var k = e.mapKey
-                    map.delete(&k)
+                    Self.deleteEntries(e, from: map)
                     gone.append(key)
                 }
             }
@@ -282,7 +320,12 @@ public final class FastPathBook<Map: ConnectionMap> {
                 continue
             case .end:
                 // Entries the map no longer has are no longer offloaded.
-                if syncSeen < offloaded.count { for (key, e) in offloaded where e.round != round { gone.append(key) } }
+                if syncSeen < offloaded.count {
+                    for (key, e) in offloaded where e.round != round {
+                        if var r = e.replyKey { map.deleteReply(&r) } // its reply entry goes with it
+                        gone.append(key)
+                    }
+                }
                 syncPassActive = false
             case .unsupported, .failed:
                 syncPassActive = false // keep them all; the next pass tries again

@@ -4,8 +4,8 @@ import LVSCore
 import LVSModel
 
 /// The tc backend (`lvsd --dataplane tc`): lvsd's tc program (`lvs_tc_prog` in bpf/lvs_xdp.c) on
-/// every interface's clsact ingress forwards the connections lvsd put in the connection map, on
-/// the skb the kernel already built (no copy, no XDP conversion on veth); everything else reaches
+/// every interface's clsact ingress forwards the connections lvsd put in the connection map (NAT
+/// connections in both directions: their replies through `nat_replies`), on the skb the kernel already built (no copy, no XDP conversion on veth); everything else reaches
 /// AF_PACKET workers whose sockets are bound to IPv4, IPv6 and ARP, so they are served after tc
 /// ingress and never see what the program forwarded (an ETH_P_ALL tap would, at a cost per frame).
 /// Frames lvsd must handle are marked PACKET_OTHERHOST by the program, so the director's kernel
@@ -49,7 +49,9 @@ public final class TCDataPlane<P: FrameProcessor> {
         self.programs = programs
         vipMap = XDPVIPMap(program: programs[0])
         markMap = XDPMarkMap(program: programs[0])
-        connMap = XDPConnMap(program: programs[0])
+        connMap = XDPConnMap(program: programs[0], nat: true)
+        // Adopted NAT replies (a restart): the program looks them up at once.
+        if adoption.natRepliesFD >= 0 { connMap.announceNATReplies() }
     }
 
     public var interfaces: [InterfaceInfo] { packets.interfaces }

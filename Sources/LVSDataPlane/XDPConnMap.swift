@@ -1,5 +1,6 @@
 import Glibc
 import CLVSXDP
+import Synchronization
 import LVSCore
 import LVSModel
 
@@ -10,22 +11,35 @@ import LVSModel
 /// BPF map calls are thread-safe, so every worker may use the same object.
 ///
 /// `@unchecked Sendable` (`owner` is `AnyObject`): every stored property is a constant, the map
-/// file descriptors are used only in BPF map system calls (which the kernel serialises), and
-/// `owner` is only held, to keep the program loaded, never used.
+/// file descriptors are used only in BPF map system calls (which the kernel serialises), `owner`
+/// is held to keep the program loaded and used only to set CLVS_SETTING_NAT_REPLIES once (its
+/// settings map is behind its own lock), and `natRepliesAnnounced` is atomic.
 public final class XDPConnMap: @unchecked Sendable {
     public let fd: Int32
     /// `dest_stats`: packets and bytes per destination slot and CPU.
     public let statsFD: Int32
+    /// `nat_replies`: the reply tuples of NAT connections (tc only), -1 when this map holds no
+    /// NAT connections (the XDP plane, or an object without the map).
+    public let natRepliesFD: Int32
     /// Keeps the programs (and so the map) alive.
     let owner: AnyObject
     /// Destination slots the counters have room for.
     public static let maxDestinationSlots = UInt32(CLVS_MAX_DESTS)
 
-    public init(program: XDPProgram) {
+    /// `nat`: the program forwards NAT connections in both directions (the tc program); the XDP
+    /// program does not, so its map never gets a NAT entry.
+    public init(program: XDPProgram, nat: Bool = false) {
         fd = program.connsMap
         statsFD = program.statsMap
+        natRepliesFD = nat ? program.natRepliesMap : -1
         owner = program
     }
+
+    /// The settings flag CLVS_SETTING_NAT_REPLIES was set (at the first reply entry).
+    private let natRepliesAnnounced = Atomic<Bool>(false)
+
+    /// Whether NAT connections may be written (`putNAT`, `putReply`).
+    public var supportsNAT: Bool { natRepliesFD >= 0 }
 
     /// The map key of a connection (addresses and ports in network order).
     public static func key(_ k: ConnectionKey) -> clvs_conn_key {
@@ -53,6 +67,95 @@ public final class XDPConnMap: @unchecked Sendable {
                                      sp.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(bitPattern: interface), destSlot)
             }
         }
+    }
+
+    /// `put` for a NAT connection: the tc program also rewrites the destination to
+    /// `server`:`serverPort`. Its replies need their own entry (`putReply`). 0 or -errno.
+    public func putNAT(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
+                       destSlot: UInt32, server: IPAddress, serverPort: UInt16) -> Int32 {
+        var d = (UInt64(0), UInt64(0))
+        var s = (UInt64(0), UInt64(0))
+        var a = (UInt64(0), UInt64(0))
+        return withUnsafeMutableBytes(of: &d) { dp in
+            withUnsafeMutableBytes(of: &s) { sp in
+                withUnsafeMutableBytes(of: &a) { ap in
+                    destinationMAC.store(to: dp.baseAddress!)
+                    sourceMAC.store(to: sp.baseAddress!)
+                    server.store(to: ap.baseAddress!)
+                    return clvs_conn_put_nat(fd, &key, dp.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                             sp.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(bitPattern: interface),
+                                             destSlot, ap.baseAddress!.assumingMemoryBound(to: UInt8.self), serverPort)
+                }
+            }
+        }
+    }
+
+    /// The `nat_replies` key of a NAT connection's replies: from `server`:`serverPort` to the client.
+    public static func replyKey(_ k: ConnectionKey, server: IPAddress, serverPort: UInt16) -> clvs_nat_reply_key {
+        var r = clvs_nat_reply_key()
+        r.family = k.virtualAddress.isIPv4 ? 4 : 6
+        r.proto = k.proto
+        r.rport = serverPort.bigEndian
+        r.cport = k.clientPort.bigEndian
+        withUnsafeMutableBytes(of: &r.raddr) { server.store(to: $0.baseAddress!) }
+        withUnsafeMutableBytes(of: &r.caddr) { k.client.store(to: $0.baseAddress!) }
+        return r
+    }
+
+    /// The `nat_replies` value: the connection's map key, the client's next hop (its MAC, the
+    /// director's MAC and interface), the destination slot the replies are counted for.
+    public static func replyValue(_ conn: clvs_conn_key, clientMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
+                                  destSlot: UInt32) -> clvs_nat_reply_value {
+        var v = clvs_nat_reply_value()
+        v.conn = conn
+        withUnsafeMutableBytes(of: &v.dmac) { clientMAC.store(to: $0.baseAddress!) }
+        withUnsafeMutableBytes(of: &v.smac) { sourceMAC.store(to: $0.baseAddress!) }
+        v.ifindex = UInt32(bitPattern: interface)
+        v.dest = destSlot
+        return v
+    }
+
+    /// Inserts or replaces a NAT reply entry. 0 or -errno (-ENOTSUP without `supportsNAT`).
+    public func putReply(_ key: inout clvs_nat_reply_key, _ value: inout clvs_nat_reply_value) -> Int32 {
+        guard supportsNAT else { return -ENOTSUP }
+        guard announceNATReplies() else { return -EIO }
+        return clvs_nat_reply_put(natRepliesFD, &key, &value)
+    }
+
+    /// Makes the program look NAT replies up (CLVS_SETTING_NAT_REPLIES; before, a frame it leaves
+    /// alone costs no such lookup): at the first reply entry, or when `nat_replies` was adopted
+    /// with entries. False if the setting could not be written.
+    @discardableResult
+    public func announceNATReplies() -> Bool {
+        guard supportsNAT else { return false }
+        if natRepliesAnnounced.load(ordering: .relaxed) { return true }
+        guard let program = owner as? XDPProgram, (try? program.setSetting(CLVS_SETTING_NAT_REPLIES, true)) != nil else {
+            return false
+        }
+        natRepliesAnnounced.store(true, ordering: .relaxed)
+        return true
+    }
+
+    /// The `nat_replies` key of the NAT connection whose `conns` entry is `conn`: `value`.
+    public static func replyKey(conn: clvs_conn_key, value: clvs_conn_value) -> clvs_nat_reply_key {
+        var r = clvs_nat_reply_key()
+        r.family = conn.family
+        r.proto = conn.proto
+        r.rport = value.rport
+        r.cport = conn.cport
+        r.raddr = value.raddr
+        r.caddr = conn.caddr
+        return r
+    }
+
+    public func getReply(_ key: inout clvs_nat_reply_key) -> clvs_nat_reply_value? {
+        guard supportsNAT else { return nil }
+        var v = clvs_nat_reply_value()
+        return clvs_nat_reply_get(natRepliesFD, &key, &v) == 0 ? v : nil
+    }
+
+    public func deleteReply(_ key: inout clvs_nat_reply_key) {
+        if supportsNAT { _ = clvs_nat_reply_delete(natRepliesFD, &key) }
     }
 
     public func get(_ key: inout clvs_conn_key) -> clvs_conn_value? {
@@ -104,11 +207,34 @@ public final class XDPConnMap: @unchecked Sendable {
     /// Entries in the map (walks it: for status lines and tests).
     public func count() -> UInt64 { clvs_conn_count(fd) }
 
-    /// Packets and IP bytes the programs forwarded to destination slot `slot` since they were
-    /// loaded (all CPUs); nil if the map cannot be read.
-    public func destinationCounters(_ slot: UInt32) -> (packets: UInt64, bytes: UInt64)? {
-        var p: UInt64 = 0, b: UInt64 = 0
-        return clvs_dest_stats_read(statsFD, slot, &p, &b) == 0 ? (p, b) : nil
+    /// Packets and IP bytes the programs forwarded to destination slot `slot` (and NAT replies
+    /// from it) since they were loaded (all CPUs); nil if the map cannot be read.
+    public func destinationCounters(_ slot: UInt32) -> FastPathTraffic? {
+        var c = clvs_dest_counters()
+        guard clvs_dest_stats_read(statsFD, slot, &c) == 0 else { return nil }
+        return FastPathTraffic(packets: c.packets, bytes: c.bytes, outPackets: c.out_packets, outBytes: c.out_bytes)
+    }
+}
+
+/// What the fast path forwarded for one destination slot: to the real server (In), and its NAT
+/// replies (Out).
+public struct FastPathTraffic: Sendable, Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public var outPackets: UInt64
+    public var outBytes: UInt64
+
+    public init(packets: UInt64, bytes: UInt64, outPackets: UInt64 = 0, outBytes: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+        self.outPackets = outPackets
+        self.outBytes = outBytes
+    }
+
+    /// The growth from `earlier` to this.
+    func since(_ earlier: FastPathTraffic) -> FastPathTraffic {
+        FastPathTraffic(packets: packets &- earlier.packets, bytes: bytes &- earlier.bytes,
+                        outPackets: outPackets &- earlier.outPackets, outBytes: outBytes &- earlier.outBytes)
     }
 }
 

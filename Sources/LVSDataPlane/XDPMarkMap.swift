@@ -14,8 +14,10 @@ public struct XDPFrameCounters: Sendable, Equatable {
     public var neighbour: UInt64
     /// To the kernel (counted by the XDP program only).
     public var passed: UInt64
-    /// Forwarded by the fast path.
+    /// Forwarded by the fast path (to real servers).
     public var fast: UInt64
+    /// NAT replies forwarded by the tc fast path (to clients).
+    public var natReply: UInt64 = 0
 
     /// Every frame handed to lvsd.
     public var toLVSD: UInt64 { service + address + neighbour }

@@ -112,6 +112,9 @@ struct LVSDCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --announce-table: at a stop (SIGTERM, SIGINT) withdraw every route first, then keep forwarding for SECONDS (0-3600) while the routers move the flows, then stop; a second SIGTERM stops at once.", valueName: "seconds"))
     var announceHold: Int = 5
 
+    @Option(help: ArgumentHelp("Tunnel real servers' routes follow the kernel's route, address and link notifications; they are also looked up again every SECONDS (1-86400), in case notifications were lost.", valueName: "seconds"))
+    var tunnelRouteRefresh: Int = 60
+
     func validate() throws {
         var o = DaemonOptions()
         o.syncRefreshPeriod = syncRefreshPeriod
@@ -166,6 +169,7 @@ struct LVSDCommand: AsyncParsableCommand {
         o.checkpointInterval = checkpointInterval
         o.announceTable = announceTable
         o.announceHold = announceHold
+        o.tunnelRouteRefresh = tunnelRouteRefresh
         let status = await LVSD.main(options: o)
         if status != 0 { throw ExitCode(status) }
     }

@@ -47,12 +47,27 @@ final class BPFAdoptionTests: XCTestCase {
         }
         var key = XDPConnMap.key(ConnectionKey(proto: 6, client: IPAddress("10.9.0.1")!, clientPort: 40000,
                                                virtualAddress: IPAddress("10.9.0.100")!, virtualPort: 80))
-        // The old lvsd: attached, one fast-path entry, stopped with --restart-guard.
+        // tc also: a NAT connection, its conns entry and its reply entry.
+        let natConnection = ConnectionKey(proto: 6, client: IPAddress("10.9.0.1")!, clientPort: 40001,
+                                          virtualAddress: IPAddress("10.9.0.100")!, virtualPort: 80)
+        var natKey = XDPConnMap.key(natConnection)
+        var replyKey = XDPConnMap.replyKey(natConnection, server: IPAddress("10.8.0.31")!, serverPort: 8080)
+        let entries: UInt64 = kind == .tc ? 2 : 1
+        // The old lvsd: attached, its fast-path entries, stopped with --restart-guard.
         do {
             let old = try XDPProgram(object: .builtIn, kind: kind)
             try attach(old)
-            XCTAssertEqual(XDPConnMap(program: old).put(&key, destinationMAC: MACAddress("02:00:00:00:00:01")!,
-                                                        sourceMAC: MACAddress("02:00:00:00:00:02")!, interface: info.index, destSlot: 3), 0, what)
+            let oldMap = XDPConnMap(program: old, nat: kind == .tc)
+            XCTAssertEqual(oldMap.put(&key, destinationMAC: MACAddress("02:00:00:00:00:01")!,
+                                      sourceMAC: MACAddress("02:00:00:00:00:02")!, interface: info.index, destSlot: 3), 0, what)
+            if kind == .tc {
+                var value = XDPConnMap.replyValue(natKey, clientMAC: MACAddress("02:00:00:00:00:03")!,
+                                                  sourceMAC: MACAddress("02:00:00:00:00:02")!, interface: info.index, destSlot: 4)
+                XCTAssertEqual(oldMap.putReply(&replyKey, &value), 0, what)
+                XCTAssertEqual(oldMap.putNAT(&natKey, destinationMAC: MACAddress("02:00:00:00:00:01")!,
+                                             sourceMAC: MACAddress("02:00:00:00:00:02")!, interface: info.index, destSlot: 4,
+                                             server: IPAddress("10.8.0.31")!, serverPort: 8080), 0, what)
+            }
             old.leaveAttached()
         }
         let oldID = attachedID(info, kind)
@@ -61,16 +76,23 @@ final class BPFAdoptionTests: XCTestCase {
         // The next lvsd takes the map over and replaces the program.
         let adoption = BPFAdoption.find(interfaces: [info], object: .builtIn, kind: kind)
         XCTAssertGreaterThanOrEqual(adoption.connsFD, 0, "\(what): \(adoption.note ?? "no note")")
-        XCTAssertTrue(adoption.note?.contains("adopted the conns map of previous program \(oldID) (1 entries)") == true, adoption.note ?? "")
+        XCTAssertTrue(adoption.note?.contains("adopted the conns map of previous program \(oldID) (\(entries) entries)") == true, adoption.note ?? "")
         let new = try adoption.loadFirst(object: .builtIn, kind: kind)
-        let map = XDPConnMap(program: new)
-        XCTAssertEqual(map.count(), 1, "\(what): the new object uses the old map")
+        let map = XDPConnMap(program: new, nat: kind == .tc)
+        XCTAssertEqual(map.count(), entries, "\(what): the new object uses the old map")
         XCTAssertEqual(map.get(&key)?.dest, 3, what)
+        if kind == .tc {
+            // The NAT connection's reply entry came along (nat_replies adopted too).
+            XCTAssertGreaterThanOrEqual(adoption.natRepliesFD, 0, adoption.note ?? "")
+            XCTAssertTrue(adoption.note?.hasSuffix("and its nat_replies") == true, adoption.note ?? "")
+            XCTAssertEqual(map.getReply(&replyKey)?.dest, 4, "\(what): the reply entry survived")
+            XCTAssertEqual(map.get(&natKey)?.flags, CLVS_CONN_NAT, what)
+        }
         try attach(new, replacing: adoption.leftovers[0])
         let newID = attachedID(info, kind)
         XCTAssertNotEqual(newID, 0, what)
         XCTAssertNotEqual(newID, oldID, "\(what): replaced by the new program")
-        XCTAssertEqual(map.count(), 1, "\(what): the entry survived the replacement")
+        XCTAssertEqual(map.count(), entries, "\(what): the entries survived the replacement")
 
         // A final stop: nothing of lvsd's stays attached.
         if kind == .xdp { new.detach() } else { new.detachTC() }

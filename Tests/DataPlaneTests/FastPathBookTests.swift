@@ -8,8 +8,41 @@ import LVSEngineTestSupport
 /// The connection map in memory: what `FastPathBook` writes, deletes and reads back, without BPF.
 final class FakeConnectionMap: ConnectionMap {
     var entries: [ConnectionKey: (key: clvs_conn_key, value: clvs_conn_value)] = [:]
-    var slotCounters: [UInt32: (packets: UInt64, bytes: UInt64)] = [:]
+    var slotCounters: [UInt32: FastPathTraffic] = [:]
     var puts = 0, deletes = 0
+    /// NAT: whether the "program" forwards both directions, and the reply entries.
+    var supportsNAT = false
+    var replies: [ConnectionKey: (key: clvs_nat_reply_key, value: clvs_nat_reply_value)] = [:]
+
+    /// The reply key as a `ConnectionKey` (real server as "client", client as "virtual").
+    static func replyIdentity(_ k: clvs_nat_reply_key) -> ConnectionKey {
+        var m = clvs_conn_key()
+        m.family = k.family
+        m.proto = k.proto
+        m.cport = k.rport
+        m.vport = k.cport
+        m.caddr = k.raddr
+        m.vaddr = k.caddr
+        return XDPConnMap.connectionKey(m)
+    }
+
+    func putNAT(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
+                destSlot: UInt32, server: IPAddress, serverPort: UInt16) -> Int32 {
+        _ = put(&key, destinationMAC: destinationMAC, sourceMAC: sourceMAC, interface: interface, destSlot: destSlot)
+        let id = XDPConnMap.connectionKey(key)
+        entries[id]!.value.flags = CLVS_CONN_NAT
+        withUnsafeMutableBytes(of: &entries[id]!.value.raddr) { server.store(to: $0.baseAddress!) }
+        entries[id]!.value.rport = serverPort.bigEndian
+        return 0
+    }
+
+    func putReply(_ key: inout clvs_nat_reply_key, _ value: inout clvs_nat_reply_value) -> Int32 {
+        guard supportsNAT else { return -95 }
+        replies[Self.replyIdentity(key)] = (key, value)
+        return 0
+    }
+
+    func deleteReply(_ key: inout clvs_nat_reply_key) { replies.removeValue(forKey: Self.replyIdentity(key)) }
 
     func put(_ key: inout clvs_conn_key, destinationMAC: MACAddress, sourceMAC: MACAddress, interface: Int32,
              destSlot: UInt32) -> Int32 {
@@ -29,7 +62,7 @@ final class FakeConnectionMap: ConnectionMap {
         if entries.removeValue(forKey: XDPConnMap.connectionKey(key)) != nil { deletes += 1 }
     }
 
-    func destinationCounters(_ slot: UInt32) -> (packets: UInt64, bytes: UInt64)? { slotCounters[slot] ?? (0, 0) }
+    func destinationCounters(_ slot: UInt32) -> FastPathTraffic? { slotCounters[slot] ?? FastPathTraffic(packets: 0, bytes: 0) }
     func count() -> UInt64 { UInt64(entries.count) }
     func makeReader(batch: Int) -> FakeReader { FakeReader(map: self, batch: batch) }
 
@@ -95,12 +128,12 @@ final class FakeConnectionMap: ConnectionMap {
         book.afterBatch()
         let slot = map.entries.values.first!.value.dest
         let before = e.snapshot().services[0].destinations[0].stats.inPackets
-        map.slotCounters[slot] = (packets: 10, bytes: 1000)
+        map.slotCounters[slot] = FastPathTraffic(packets: 10, bytes: 1000)
         book.tick(now: 5 * SeedLab.second)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 10)
         #expect(counters.totals().packets == 10)
         // Within the second: not read again; then only the difference counts.
-        map.slotCounters[slot] = (packets: 15, bytes: 1500)
+        map.slotCounters[slot] = FastPathTraffic(packets: 15, bytes: 1500)
         book.tick(now: 5 * SeedLab.second + 1)
         #expect(e.snapshot().services[0].destinations[0].stats.inPackets == before + 10)
         book.tick(now: 6 * SeedLab.second)

@@ -11,6 +11,7 @@
 #include "csum.h"
 #include "rewrite.h"
 #include "stats.h"
+#include "nat.h"
 
 /* What a frame is to lvsd, before the fast path. */
 enum frame_class {
@@ -129,10 +130,11 @@ enum lvs_hook {
 
 /*
  * The fast path for a service frame: 0 when it was rewritten for the connection's real server
- * (its egress interface in `*ifindex`), -1 when lvsd must see it.
+ * (its egress interface in `*ifindex`), 1 when it was and is a NAT connection's (tc: the address
+ * rewrite left in `*nat`), -1 when lvsd must see it.
  */
 static __always_inline int fast_path(struct ethhdr *eth, struct service_frame *f, void *end, enum lvs_hook hook,
-				     __u32 *ifindex)
+				     __u32 *ifindex, struct nat_rewrite *nat)
 {
 	__u32 iplen = 0, l4len = 0;
 	struct clvs_conn_value *v = lookup_conn(f, end, &iplen, &l4len);
@@ -141,11 +143,18 @@ static __always_inline int fast_path(struct ethhdr *eth, struct service_frame *f
 	/* A VIP given up (VRRP BACKUP): its entries stay for a takeover; lvsd drops the frame. */
 	if (vip_not_owned(&f->k))
 		return -1;
+	int masq = v->flags & CLVS_CONN_NAT;
+	if (hook == LVS_HOOK_XDP && masq) /* NAT is tc's only (lvsd writes no such entry for XDP) */
+		return -1;
 	if (hook == LVS_HOOK_XDP && complete_frame_checksum(f, end, l4len))
 		return -1;
 	if (rewrite(eth, f->ip, end, f->k.family == 4, v, iplen))
 		return -1;
 	*ifindex = v->ifindex;
+	if (hook == LVS_HOOK_TC && masq) {
+		nat_to_server(nat, eth, f, v);
+		return 1;
+	}
 	return 0;
 }
 
@@ -154,14 +163,17 @@ enum lvs_verdict {
 	LVS_KERNEL,  /* not lvsd's: the kernel's stack (XDP_PASS, TC_ACT_OK) */
 	LVS_TO_LVSD, /* lvsd's: to its AF_XDP socket (XDP) or its packet sockets (tc) */
 	LVS_FORWARD, /* rewritten by the fast path: out of interface `*ifindex` */
+	LVS_FORWARD_NAT, /* tc: as LVS_FORWARD once the entry point has applied `*nat` (lib/nat.h) */
 };
 
 /*
  * The one classifier of both programs, on the Ethernet frame at data..end: the fast path for
- * connections in `conns`, else whether lvsd must see the frame (counted in `stats` by reason).
- * Frames for the kernel are not counted here (the XDP program counts them).
+ * connections in `conns` (tc: and NAT replies, `nat_replies`), else whether lvsd must see the
+ * frame (counted in `stats` by reason). Frames for the kernel are not counted here (the XDP
+ * program counts them). `nat`: tc only (NULL for XDP).
  */
-static __always_inline enum lvs_verdict lvs_classify(void *data, void *end, enum lvs_hook hook, __u32 *ifindex)
+static __always_inline enum lvs_verdict lvs_classify(void *data, void *end, enum lvs_hook hook, __u32 *ifindex,
+						     struct nat_rewrite *nat)
 {
 	struct ethhdr *eth = data;
 	struct service_frame f = {};
@@ -180,8 +192,14 @@ static __always_inline enum lvs_verdict lvs_classify(void *data, void *end, enum
 		count(CLVS_STAT_ADDRESS);
 		return LVS_TO_LVSD;
 	case FC_TRANSPORT:
-		if (fast_path(eth, &f, end, hook, ifindex) == 0)
+		switch (fast_path(eth, &f, end, hook, ifindex, nat)) {
+		case 0:
 			return LVS_FORWARD;
+		case 1:
+			return LVS_FORWARD_NAT;
+		}
+		if (hook == LVS_HOOK_TC && nat_reply(eth, &f, data, end, nat, ifindex) == 0)
+			return LVS_FORWARD_NAT;
 		if (is_service(&f.k, f.proto, f.dport) || is_marked(&f.k, f.proto, f.dport)) {
 			count(CLVS_STAT_SERVICE);
 			return LVS_TO_LVSD;

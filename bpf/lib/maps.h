@@ -26,6 +26,16 @@ struct {
 	__type(value, struct clvs_conn_value);
 } conns SEC(".maps");
 
+/* The reply tuples of the NAT connections in `conns` (tc only: bpf/lib/nat.h). lvsd writes and
+ * deletes an entry together with its connection's; bounded like `conns`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CLVS_MAX_NAT_REPLIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct clvs_nat_reply_key);
+	__type(value, struct clvs_nat_reply_value);
+} nat_replies SEC(".maps");
+
 /* lvsd's AF_XDP socket per receive queue (the XDP program's way to lvsd). */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);

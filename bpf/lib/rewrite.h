@@ -11,8 +11,9 @@
  * destination's counters and the entry's last-seen time. 0, or -1 when the
  * headers are short.
  */
-static __always_inline int rewrite(struct ethhdr *eth, __u8 *ip, void *end, int v4, struct clvs_conn_value *v,
-				   __u32 iplen)
+/* TTL / hop limit minus one (the IPv4 header checksum rises by 0x0100, RFC 1624: the header's
+ * checksum is always complete, so this needs no helper). 0, or -1 when the header is short. */
+static __always_inline int decrement_ttl(__u8 *ip, void *end, int v4)
 {
 	if (v4) {
 		if ((void *)(ip + IPV4_MIN_HLEN) > end)
@@ -26,6 +27,14 @@ static __always_inline int rewrite(struct ethhdr *eth, __u8 *ip, void *end, int 
 			return -1;
 		ip[IPV6_HOPS_OFF]--;
 	}
+	return 0;
+}
+
+static __always_inline int rewrite(struct ethhdr *eth, __u8 *ip, void *end, int v4, struct clvs_conn_value *v,
+				   __u32 iplen)
+{
+	if (decrement_ttl(ip, end, v4))
+		return -1;
 	__builtin_memcpy(eth->h_dest, v->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, v->smac, ETH_ALEN);
 	count_forwarded(v->dest, iplen);

@@ -23,4 +23,14 @@ static __always_inline void count_forwarded(__u32 dest, __u32 iplen)
 	}
 }
 
+/* One more NAT reply of `iplen` IP bytes forwarded from destination slot `dest` (OutPkts/OutBytes). */
+static __always_inline void count_reply(__u32 dest, __u32 iplen)
+{
+	struct clvs_dest_counters *c = bpf_map_lookup_elem(&dest_stats, &dest);
+	if (c) {
+		c->out_packets += 1;
+		c->out_bytes += iplen;
+	}
+}
+
 #endif

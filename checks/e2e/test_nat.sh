@@ -8,6 +8,9 @@
 # reaches the client translated (quoting VIP:80), and a reply of no connection is left to
 # the kernel (lvsd counts it passed, the client never sees it). On afxdp and xdp (whose XDP
 # program passes replies to the kernel) lvsd must refuse `-a ... -m`, naming the plane.
+# On tc the downloads' connections (IPv4, IPv6) are in the tc fast path in both directions: replies are
+# forwarded by the tc program (OutBytes grow by the 10 MB, the program's NAT reply counter
+# grows) while lvsd's own forwarded counter barely moves (no reply handled twice).
 source "$(dirname "$0")/lib.sh"
 
 require_lvs_bins
@@ -26,6 +29,32 @@ if [[ $plane == afxdp || $plane == xdp ]]; then
     e2e_log "PASS ($plane refuses NAT)"
     exit 0
 fi
+
+# tc: what lvsd forwarded itself, the VIP's OutBytes and InBytes, the fast path's bytes (both
+# directions) -- after the fast path's counters reached the statistics (worker 0 reads them
+# every second).
+nat_fast_sample() {
+    sleep 1.5
+    local fwd vip fast
+    fwd=$(lab_lvsadm daemon status | awk '$1=="forwarded" {print $2}')
+    vip=$(lab_lvsadm -Ln --stats --exact | awk -v s="$1" '$1=="TCP" && $2==s {print $7, $6}')
+    fast=$(lab_lvsadm daemon status | awk '$1=="tc" && $2=="fast" {print $8}')
+    echo "$fwd $vip $fast"
+}
+nat_fast_check() { # SAMPLE SERVICE WHAT
+    local f0 o0 i0 b0 f1 o1 i1 b1
+    read -r f0 o0 i0 b0 <<<"$1"
+    read -r f1 o1 i1 b1 <<<"$(nat_fast_sample "$2")"
+    e2e_log "tc fast path, 10 MB $3 download: lvsd forwarded $f0 -> $f1 frames; VIP OutBytes $o0 -> $o1, InBytes $i0 -> $i1; fast path bytes $b0 -> $b1"
+    lab_lvsadm daemon status >&2
+    assert_ge $((o0 + 10 * 1024 * 1024)) "$o1" "OutBytes count the 10 MB of replies"
+    # (the replies sent before the connection entered the map went through lvsd)
+    assert_ge $((b0 + 9 * 1024 * 1024)) "$b1" "the tc program forwarded the replies (its bytes grow by 9 of the 10 MB at least)"
+    assert_ge $((i0 + 1)) "$i1" "InBytes count the client's ACKs"
+    # handshake, request, the replies sent before the connection entered the map, the FIN
+    ((f1 - f0 <= 60)) || e2e_fail "lvsd forwarded $((f1 - f0)) frames of a download the tc program should forward (at most 60 expected)"
+    e2e_log "ok: $3: both directions in the tc fast path, lvsd forwarded $((f1 - f0)) frames itself"
+}
 
 lab_start --method nat
 
@@ -50,8 +79,10 @@ head -c $((10 * 1024 * 1024)) /dev/urandom >"$E2E_TMP/ten"
 for n in rs1 rs2; do cp "$E2E_TMP/ten" "$LAB_STATE/$n/www/ten"; done
 capture_start client client "tcp port 80 and tcp[tcpflags] & tcp-syn != 0"
 capture_start rs1 rs1 "tcp port 80 and tcp[tcpflags] & tcp-syn != 0"
+[[ $plane == tc ]] && tc_before=$(nat_fast_sample "$VIP:80")
 lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/down" "http://$VIP/ten" || e2e_fail "10 MB download failed"
 cmp -s "$E2E_TMP/ten" "$E2E_TMP/down" || e2e_fail "10 MB download differs"
+[[ $plane == tc ]] && nat_fast_check "$tc_before" "$VIP:80" IPv4
 up=$(lab_exec client curl -sS --max-time 30 --data-binary @"$E2E_TMP/ten" "http://$VIP/upload") || e2e_fail "10 MB upload failed"
 assert_match "$up" "received $((10 * 1024 * 1024)) bytes" "10 MB upload"
 _=$(curl_rs "http://$VIP/")
@@ -67,6 +98,14 @@ grep -q "192.168.1.12\.[0-9]* > 10.0.0.31.80: Flags \[S\]" "$LAB_STATE/cap-rs1.t
     e2e_fail "rs1 capture: no SYN to 10.0.0.31:80 (destination rewritten)"
 grep -q "192.168.1.100" "$LAB_STATE/cap-rs1.txt" && e2e_fail "rs1 capture shows the VIP"
 e2e_log "ok: captures show VIP:80 on the client side and 10.0.0.31:80 on the server side"
+if [[ $plane == tc ]]; then
+    # IPv6 in the fast path: the 16-byte address's checksum update (bpf_csum_diff, BPF_F_IPV6)
+    # on the CHECKSUM_PARTIAL segments of the lab's veths
+    tc_before=$(nat_fast_sample "[$VIP6]:80")
+    lab_exec client curl -sS --max-time 30 -o "$E2E_TMP/down6" "http://[$VIP6]/ten" || e2e_fail "10 MB IPv6 download failed"
+    cmp -s "$E2E_TMP/ten" "$E2E_TMP/down6" || e2e_fail "10 MB IPv6 download differs"
+    nat_fast_check "$tc_before" "[$VIP6]:80" IPv6
+fi
 
 # an ICMP error from the real servers' side about a live connection, and a reply of no connection
 lab_exec client python3 - "$VIP" >"$E2E_TMP/hold.out" 2>&1 <<'PY' &

@@ -17,6 +17,7 @@
 #include <linux/if_packet.h>
 #include <linux/if_ether.h>
 #include <linux/virtio_net.h>
+#include <linux/netlink.h>
 
 // ---- constants that Swift cannot import as macros ----------------------------------------
 
@@ -138,5 +139,17 @@ int clvs_tun_open(const char *pattern, char *name);
 /// output, /dev/null as standard error, no other descriptor, every signal at its default and
 /// unblocked. Returns the pid (the caller reaps it), or -1 with errno set.
 int clvs_spawn_detached(char *const argv[], int in_fd, int out_fd);
+
+// ---- rtnetlink notifications (lvsd's tunnel route watcher; rtnetlink.c) ----------------------
+// <linux/netlink.h> above gives sockaddr_nl, nlmsghdr and NETLINK_ROUTE; <linux/rtnetlink.h>
+// stays out of this header (through it Swift no longer sees Glibc's MSG_DONTWAIT): its values
+// are defined in rtnetlink.c.
+
+/// The multicast groups RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR.
+extern const uint32_t clvs_rtmgrp_ipv4_route, clvs_rtmgrp_ipv6_route, clvs_rtmgrp_link,
+    clvs_rtmgrp_ipv4_ifaddr, clvs_rtmgrp_ipv6_ifaddr;
+/// The message types RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH.
+extern const uint16_t clvs_rtm_newlink, clvs_rtm_dellink, clvs_rtm_newaddr, clvs_rtm_deladdr,
+    clvs_rtm_newroute, clvs_rtm_delroute, clvs_rtm_newneigh;
 
 #endif

@@ -125,6 +125,7 @@ struct clvs_xdp_prog {
     int tc_ifindex;  /* the tc program is attached to its clsact ingress, 0 = not */
     int tc_created_hook; /* the clsact qdisc was created by lvsd (removed again on detach) */
     int heartbeat_fd; /* lvsd's heartbeat (`heartbeat`: struct clvs_heartbeat), -1 in an object without one */
+    int nat_replies_fd; /* NAT replies of the tc fast path (`nat_replies`), -1 in an object without one */
 };
 
 /* Which programs of the object `clvs_xdp_load` loads into the kernel. */
@@ -185,9 +186,19 @@ int clvs_prog_test_run_timed(int prog_fd, const void *frame, uint32_t len, uint3
 /* Inserts or replaces (last seen zero). 0 or -errno (-E2BIG/-ENOMEM: map full). */
 int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
                   uint32_t dest);
-/* Packets and bytes the programs forwarded to destination slot `dest`, summed over the CPUs.
- * 0 or -errno. */
-int clvs_dest_stats_read(int stats_fd, uint32_t dest, uint64_t *packets, uint64_t *bytes);
+/* As clvs_conn_put, for a NAT connection (CLVS_CONN_NAT): the tc program also rewrites the
+ * destination to `raddr` (4 or 16 bytes, by the key's family) and `rport` (host order). */
+int clvs_conn_put_nat(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
+                      uint32_t dest, const uint8_t *raddr, uint16_t rport);
+/* Packets and bytes the programs forwarded to destination slot `dest` (and NAT replies from it),
+ * summed over the CPUs. 0 or -errno. */
+int clvs_dest_stats_read(int stats_fd, uint32_t dest, struct clvs_dest_counters *out);
+/* `nat_replies`: inserts or replaces; 0 or -errno (-E2BIG/-ENOMEM: map full). */
+int clvs_nat_reply_put(int fd, const struct clvs_nat_reply_key *k, const struct clvs_nat_reply_value *v);
+/* 0 and *v, or -ENOENT. */
+int clvs_nat_reply_get(int fd, const struct clvs_nat_reply_key *k, struct clvs_nat_reply_value *v);
+/* 0 or -errno (a missing entry is not an error). */
+int clvs_nat_reply_delete(int fd, const struct clvs_nat_reply_key *k);
 /* 0 and *v, or -ENOENT. */
 int clvs_conn_get(int fd, const struct clvs_conn_key *k, struct clvs_conn_value *v);
 /* 0 or -errno (a missing entry is not an error). */

@@ -14,11 +14,13 @@
 /* Receive queues `xsks` has an AF_XDP socket slot for. */
 #define CLVS_MAX_QUEUES 256
 /* Destination slots `dest_stats` has room for: as many as lvsd has destinations
- * (Engine.maxDestinations; XDPConnMap.maxDestinationSlots reads this). 16 bytes per slot and CPU. */
+ * (Engine.maxDestinations; XDPConnMap.maxDestinationSlots reads this). 32 bytes per slot and CPU. */
 #define CLVS_MAX_DESTS 65536
 /* Entries of `conns`: as large as lvsd's default connection table (--max-connections 4194304);
  * entries use memory only when present. A full map just leaves connections to lvsd. */
 #define CLVS_MAX_CONNS (1 << 22)
+/* Entries of `nat_replies`: one per NAT connection in `conns`, so as many. */
+#define CLVS_MAX_NAT_REPLIES CLVS_MAX_CONNS
 /* Entries of `vips`: services plus one address entry per VIP address. */
 #define CLVS_MAX_VIPS 65536
 
@@ -52,22 +54,60 @@ struct clvs_conn_key {
     __u8 vaddr[16];  /* virtual address */
 };
 
+/* clvs_conn_value.flags: a NAT (masquerading) connection: the tc program also rewrites the
+ * destination to raddr:rport, and its replies are in `nat_replies`. */
+#define CLVS_CONN_NAT 1u
+
 struct clvs_conn_value {
     __u8 dmac[6];    /* the real server's MAC */
     __u8 smac[6];    /* the director's MAC on the egress interface */
     __u32 ifindex;   /* egress interface */
     __u32 dest;      /* lvsd's destination slot: the index into `dest_stats` (< CLVS_MAX_DESTS) */
+    __u32 flags;     /* CLVS_CONN_* */
+    __u64 last_seen; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet (of either
+                      * direction for NAT); lvsd writes 0 */
+    __u8 raddr[16];  /* NAT: the real server's address (IPv4 in the first 4 bytes) */
+    __u16 rport;     /* NAT: the real server's port, network order */
+    __u16 pad;
+    __u32 pad2;
+};
+
+/* ---- NAT replies: `nat_replies`, a hash of the reply tuples of NAT connections in `conns` ---- */
+
+/* A reply's tuple, as it arrives from the real server: source = real server, destination =
+ * client. */
+struct clvs_nat_reply_key {
+    __u8 family;     /* 4 or 6 */
+    __u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+    __u16 rport;     /* the real server's port (the reply's source port), network order */
+    __u16 cport;     /* the client's port (its destination port), network order */
+    __u16 pad;
+    __u8 raddr[16];  /* the real server's address (IPv4 in the first 4 bytes) */
+    __u8 caddr[16];  /* the client's address */
+};
+
+/* Where a reply goes: the connection's `conns` key (its VIP:vport become the reply's source; its
+ * entry's last-seen time is refreshed, so a reply keeps the connection alive), the client's next
+ * hop (the MAC and interface the connection's first packet came from) and the destination slot
+ * the reply is counted for (out_packets/out_bytes). */
+struct clvs_nat_reply_value {
+    struct clvs_conn_key conn;
+    __u8 dmac[6];    /* the client's next hop */
+    __u8 smac[6];    /* the director's MAC on that interface */
+    __u32 ifindex;   /* that interface */
+    __u32 dest;      /* lvsd's destination slot (< CLVS_MAX_DESTS) */
     __u32 pad;
-    __u64 last_seen; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet; lvsd writes 0 */
 };
 
 /* ---- per-destination counters: `dest_stats`, a per-CPU array of CLVS_MAX_DESTS ---- */
 
 /* Packets and IP bytes the fast path forwarded, per destination slot and CPU (lvsd sums the CPUs
- * and adds the growth to its statistics). */
+ * and adds the growth to its statistics): to the real server (In), and NAT replies from it (Out). */
 struct clvs_dest_counters {
     __u64 packets;
     __u64 bytes;
+    __u64 out_packets;
+    __u64 out_bytes;
 };
 
 /* ---- fwmark rules: `mark_prefixes`, an LPM trie ---- */
@@ -111,6 +151,9 @@ struct clvs_mark_value {
 /* Some VIP address entry has CLVS_VIP_NOT_OWNED: the fast path then looks up the address entry of
  * each frame it would forward (without it, a forwarded frame costs no lookup but its connection's). */
 #define CLVS_SETTING_SOME_NOT_OWNED 2u
+/* `nat_replies` has held an entry (lvsd sets it at the first): only then does the tc program look
+ * up the replies of NAT connections (without it, a frame it leaves alone costs no such lookup). */
+#define CLVS_SETTING_NAT_REPLIES 4u
 
 struct clvs_xdp_settings {
     __u32 flags; /* CLVS_SETTING_* */
@@ -134,6 +177,7 @@ enum clvs_xdp_stat {
     CLVS_STAT_PASSED,    /* to the kernel */
     CLVS_STAT_FAST,      /* forwarded by the fast path */
     CLVS_STAT_ORPHANED,  /* to the kernel: lvsd's heartbeat is older than its timeout */
+    CLVS_STAT_NAT_REPLY, /* a NAT reply forwarded by the fast path (tc) */
     CLVS_STAT_COUNT
 };
 
@@ -151,13 +195,29 @@ CLVS_OFFSET(clvs_conn_key, cport, 2);
 CLVS_OFFSET(clvs_conn_key, vport, 4);
 CLVS_OFFSET(clvs_conn_key, caddr, 8);
 CLVS_OFFSET(clvs_conn_key, vaddr, 24);
-CLVS_LAYOUT(clvs_conn_value, 32);
+CLVS_LAYOUT(clvs_conn_value, 56);
 CLVS_OFFSET(clvs_conn_value, ifindex, 12);
 CLVS_OFFSET(clvs_conn_value, dest, 16);
+CLVS_OFFSET(clvs_conn_value, flags, 20);
 CLVS_OFFSET(clvs_conn_value, last_seen, 24);
-/* clvs_dest_stats_read reads a CPU's value as two consecutive u64: packets, bytes. */
-CLVS_LAYOUT(clvs_dest_counters, 16);
+CLVS_OFFSET(clvs_conn_value, raddr, 32);
+CLVS_OFFSET(clvs_conn_value, rport, 48);
+CLVS_LAYOUT(clvs_nat_reply_key, 40);
+CLVS_OFFSET(clvs_nat_reply_key, rport, 2);
+CLVS_OFFSET(clvs_nat_reply_key, cport, 4);
+CLVS_OFFSET(clvs_nat_reply_key, raddr, 8);
+CLVS_OFFSET(clvs_nat_reply_key, caddr, 24);
+CLVS_LAYOUT(clvs_nat_reply_value, 64);
+CLVS_OFFSET(clvs_nat_reply_value, dmac, 40);
+CLVS_OFFSET(clvs_nat_reply_value, smac, 46);
+CLVS_OFFSET(clvs_nat_reply_value, ifindex, 52);
+CLVS_OFFSET(clvs_nat_reply_value, dest, 56);
+/* clvs_dest_stats_read reads a CPU's value as four consecutive u64: packets, bytes, out_packets,
+ * out_bytes. */
+CLVS_LAYOUT(clvs_dest_counters, 32);
 CLVS_OFFSET(clvs_dest_counters, bytes, 8);
+CLVS_OFFSET(clvs_dest_counters, out_packets, 16);
+CLVS_OFFSET(clvs_dest_counters, out_bytes, 24);
 /* bpf_lpm_trie_key: the 32-bit prefix length, then the data (family byte + 16 address bytes). */
 CLVS_LAYOUT(clvs_mark_key, 24);
 CLVS_OFFSET(clvs_mark_key, family, 4);
