@@ -11,8 +11,9 @@ public struct ConnectionEntry: Sendable {
     public var c0: UInt32, c1: UInt32, c2: UInt32, c3: UInt32
     /// Virtual address words (for fwmark templates: the mark as an IPv4-mapped address).
     public var v0: UInt32, v1: UInt32, v2: UInt32, v3: UInt32
-    /// Destination slot.
-    public var dest: UInt32
+    /// Destination slot (low bits, `destMask`) and the connection's forwarding method (high 2
+    /// bits, `methodShift`; DR is 0, so a DR entry's word is its slot): see `dest` and `method`.
+    public var destWord: UInt32
     /// Normal entry: controlling template index + 1 (0 = none). Template: number of controlled entries.
     public var control: UInt32
     /// Deadline in engine ticks.
@@ -42,6 +43,36 @@ public struct ConnectionEntry: Sendable {
     public static let flagAssured: UInt8 = 0x80
 
     public static let packetCounterWrap: UInt16 = 65000
+
+    /// `destWord`'s slot bits: slots stay far below (at most 65,536 destinations).
+    public static let destMask: UInt32 = 0x3FFF_FFFF
+    /// `destWord`'s method bits (`ConnectionMethod`), above the slot.
+    public static let methodShift: UInt32 = 30
+    public static let methodMask: UInt32 = ~destMask
+
+    /// A `destWord`: destination slot `slot`, sent by `method`.
+    @inlinable @inline(__always) public static func destWord(_ slot: UInt32, _ method: ConnectionMethod) -> UInt32 {
+        slot & destMask | method.rawValue << methodShift
+    }
+
+    /// The method bits of a `destWord`.
+    @inlinable @inline(__always) public static func method(ofDestWord w: UInt32) -> ConnectionMethod {
+        ConnectionMethod(rawValue: w >> methodShift) ?? .directRoute
+    }
+
+    /// Destination slot.
+    @inlinable public var dest: UInt32 {
+        get { destWord & Self.destMask }
+        set { destWord = destWord & Self.methodMask | newValue & Self.destMask }
+    }
+
+    /// How the connection's packets reach its real server: its destination's method when it was
+    /// created (the kernel's `ip_vs_bind_dest`); an edit of the destination changes new
+    /// connections' only.
+    @inlinable public var method: ConnectionMethod {
+        get { Self.method(ofDestWord: destWord) }
+        set { destWord = destWord & Self.destMask | newValue.rawValue << Self.methodShift }
+    }
 
     @inlinable public var state: UInt8 {
         get { stateFlags & 0x0F }
@@ -273,8 +304,9 @@ public final class ConnectionTable: @unchecked Sendable {
     /// Moves an entry whose deadline became earlier to the right wheel slot.
     @inlinable public func reschedule(_ index: UInt32) { view.reschedule(index) }
 
-    /// Inserts a new entry; nil when the table is full.
-    public func insert(_ k: ConnectionKey, dest: UInt32, stateFlags: UInt8, control: UInt32, expires: UInt32, inPackets: UInt16 = 0) -> UInt32? {
+    /// Inserts a new entry (its packets sent by `method`); nil when the table is full.
+    public func insert(_ k: ConnectionKey, dest: UInt32, method: ConnectionMethod = .directRoute, stateFlags: UInt8, control: UInt32,
+                       expires: UInt32, inPackets: UInt16 = 0) -> UInt32? {
         let index: UInt32
         if freeHead != 0 {
             index = freeHead - 1
@@ -289,7 +321,7 @@ public final class ConnectionTable: @unchecked Sendable {
         let b = Int(bucket(proto: k.proto, client: k.client, cport: k.clientPort, vlow: v.3, vport: k.virtualPort))
         (entries + Int(index)).initialize(to: ConnectionEntry(
             c0: c.0, c1: c.1, c2: c.2, c3: c.3, v0: v.0, v1: v.1, v2: v.2, v3: v.3,
-            dest: dest, control: control, expires: expires, wheelNext: 0, wheelPrev: 0, hashNext: buckets[b],
+            destWord: ConnectionEntry.destWord(dest, method), control: control, expires: expires, wheelNext: 0, wheelPrev: 0, hashNext: buckets[b],
             cport: k.clientPort, vport: k.virtualPort, inPackets: inPackets, proto: k.proto, stateFlags: stateFlags))
         buckets[b] = index + 1
         count += 1

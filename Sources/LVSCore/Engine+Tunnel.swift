@@ -112,15 +112,16 @@ extension Engine {
     }
 
     /// Publishes a destination's tunnel words (called from `publish`); returns the forwarding
-    /// word's tunnel flag. Under the lock.
+    /// word's tunnel flag. Under the lock. Every destination in use has them: a tunnel
+    /// connection stays one after its destination is edited to another method.
     func publishTunnel(_ slot: UInt32) -> UInt64 {
         let d = dests[Int(slot)]
-        guard d.method == .tunnel, d.inUse else {
+        guard d.inUse else {
             tunnel.words.store(TunnelWord.index(slot, .config), 0)
             return 0
         }
         let route = tunnel.routes[d.address]
-        if let g = route?.gateway, !(tunnel.viaNextHop[g]?.contains(slot) ?? false) { tunnel.viaNextHop[g, default: []].append(slot) }
+        if d.method == .tunnel, let g = route?.gateway, !(tunnel.viaNextHop[g]?.contains(slot) ?? false) { tunnel.viaNextHop[g, default: []].append(slot) }
         let source = route?.source ?? tunnelSource(for: d.address, interface: d.interface) ?? (d.address.isIPv4 ? .ipv4Zero : .zero)
         let mtu = route?.mtu ?? TunnelWord.defaultMTU
         let config = (UInt64(d.tunnelType.rawValue) + 1) | UInt64(d.tunnelFlags) << TunnelWord.flagsShift
@@ -130,7 +131,7 @@ extension Engine {
         tunnel.words.store(TunnelWord.index(slot, .destinationHigh), d.address.high)
         tunnel.words.store(TunnelWord.index(slot, .destinationLow), d.address.low)
         tunnel.words.store(TunnelWord.index(slot, .config), config)
-        return Self.flagTunnel
+        return d.method == .tunnel ? Self.flagTunnel : 0
     }
 
     /// Without a route: the egress interface's address of the real server's family, one on its

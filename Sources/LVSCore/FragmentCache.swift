@@ -11,6 +11,7 @@ import LVSModel
         var destination: IPAddress
         var id: UInt32
         var proto: UInt8
+        /// The first fragment's destination slot and method (`ConnectionEntry.destWord`).
         var destSlot: UInt32
         var expires: UInt32
     }

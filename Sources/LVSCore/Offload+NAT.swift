@@ -26,9 +26,9 @@ public enum OffloadMethod: Sendable, Equatable {
 /// The fast path's NAT connections (tc: both directions in the program).
 extension EngineShard {
     /// Whether connection `index` is forwarded by masquerading (NAT). The one place that decides
-    /// it for the fast path: today by its destination's method.
+    /// it for the fast path: by the connection's own method (`ConnectionEntry.method`).
     @inline(__always) func isNATConnection(_ index: UInt32) -> Bool {
-        forwarding.load(Int(conns[index].dest)) & Engine.flagMasq != 0
+        conns[index].method == .masquerade
     }
 
     /// How the connection `key` (offered for destination slot `destSlot`) goes into the fast

@@ -14,7 +14,7 @@ extension EngineShard {
                             virtualAddress: conns[index].virtualAddress, virtualPort: conns[index].vport)
             : ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
                             virtualAddress: f.destination, virtualPort: f.destinationPort)
-        offloadRing[offloadCount] = OffloadRecord(key: key, destSlot: destSlot, remove: remove)
+        offloadRing[offloadCount] = OffloadRecord(key: key, destSlot: destSlot, method: conns[index].method, remove: remove)
         offloadCount += 1
     }
 

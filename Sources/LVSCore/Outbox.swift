@@ -46,4 +46,6 @@ public struct Outbox {
     var l3Offset: Int
     var ipv6: Bool
     var deadline: UInt32
+    /// How it is sent once the MAC is known: encapsulated (tunnel) or as DR.
+    var method: ConnectionMethod
 }

@@ -26,11 +26,14 @@ extension EngineShard {
         }
         if f.isLaterFragment {
             guard engine.mayBeVirtual(f.destination) else { return passed() }
-            guard let slot = fragments.find(f, now: tick) else {
+            guard let destWord = fragments.find(f, now: tick) else {
                 return engine.lock.withLock { engine.vips.contains(f.destination) } ? drop(.fragment) : passed()
             }
             if notOwned(f.destination) { return dropNotOwned() }
-            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+            // The first fragment's destination and method (`ConnectionEntry.destWord`).
+            let slot = destWord & ConnectionEntry.destMask
+            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)),
+                            method: ConnectionEntry.method(ofDestWord: destWord))
         }
         if f.hasPorts {
             let key = ConnectionKey(proto: f.proto, client: f.source, clientPort: f.sourcePort,
@@ -77,10 +80,42 @@ extension EngineShard {
         return .drop(r)
     }
 
-    /// A packet of an existing connection; nil when it must be treated as new.
+    /// A packet of an existing connection; nil when it must be treated as new. One function out
+    /// of line per method, each with its method a constant, chosen by the connection's
+    /// `destWord` here: DR's is taken after one test, so it pays nothing for the other methods.
     @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, tick: UInt32) -> Verdict? {
-        let slot = conns[index].dest
-        let word = forwarding.load(Int(slot))
+        let destWord = conns[index].destWord
+        if destWord > ConnectionEntry.destMask {
+            if destWord >> ConnectionEntry.methodShift == ConnectionMethod.tunnel.rawValue {
+                return existingTunnel(frame, f, index: index, slot: destWord & ConnectionEntry.destMask, tick: tick)
+            }
+            return existingNAT(frame, f, index: index, slot: destWord & ConnectionEntry.destMask, tick: tick)
+        }
+        // DR: the word is the slot.
+        return existingDR(frame, f, index: index, slot: destWord, tick: tick)
+    }
+
+    /// `existing` for a DR connection.
+    @inline(never)
+    func existingDR(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)), method: .directRoute, tick: tick)
+    }
+
+    /// `existing` for a tunnel connection.
+    @inline(never)
+    func existingTunnel(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)), method: .tunnel, tick: tick)
+    }
+
+    /// `existing` for a NAT connection.
+    @inline(never)
+    func existingNAT(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, tick: UInt32) -> Verdict? {
+        existing(frame, f, index: index, slot: slot, word: forwarding.load(Int(slot)), method: .masquerade, tick: tick)
+    }
+
+    /// A packet of an existing connection of destination `slot` (forwarding word `word`) sent by `method`.
+    @inline(__always) func existing(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, index: UInt32, slot: UInt32, word: UInt64,
+                                    method: ConnectionMethod, tick: UInt32) -> Verdict? {
         // The kernel's order (ip_vs_in_hook): first a new SYN that may start afresh, then the
         // destination's availability.
         if f.proto == 6 && f.tcpFlags & TCPFlag.syn != 0
@@ -101,7 +136,7 @@ extension EngineShard {
             let state = conns[index].state
             let next: UInt8
             if let event = TCPStateTable.event(flags: f.tcpFlags) {
-                next = transitions[TCPStateTable.index(event: event, state: state) &+ TCPStateTable.blockOffset(forwarding: word)]
+                next = transitions[TCPStateTable.index(event: event, state: state) &+ TCPStateTable.inputBlock(method)]
             } else {
                 next = TCPState.close.rawValue
             }
@@ -130,7 +165,7 @@ extension EngineShard {
         if pkts == ConnectionEntry.packetCounterWrap { pkts = 0 }
         conns[index].inPackets = pkts
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: pkts, stateChanged: changed) }
-        let verdict = transmit(frame, f, destSlot: slot, word: word)
+        let verdict = transmit(frame, f, destSlot: slot, word: word, method: method)
         if offloadEnabled && offloadable && pkts >= offloadAfterPackets && !f.isFirstFragment, case .forward = verdict {
             recordOffload(f, index: index, destSlot: slot, remove: false)
         }
@@ -181,6 +216,6 @@ extension EngineShard {
         let slot = conns[index].dest
         let word = forwarding.load(Int(slot))
         guard word & Engine.flagAvailable != 0 else { return drop(.destinationUnavailable) }
-        return transmit(frame, f, destSlot: slot, word: word)
+        return transmit(frame, f, destSlot: slot, word: word, method: conns[index].method)
     }
 }

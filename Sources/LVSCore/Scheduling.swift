@@ -54,15 +54,16 @@ extension EngineShard {
         if serviceFlags.contains(.onePacket) && f.proto == 17 {
             // One-packet scheduling: no entry, the packet is forwarded on its own.
             countNewConnection(slot)
-            return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+            return transmitNew(frame, f, destSlot: slot)
         }
         let initialTimeout = UInt32(truncatingIfNeeded: timeoutTicks.load(f.proto == 17 ? Engine.udpTimeoutIndex : Int(TCPState.none.rawValue)))
-        guard let index = table.insert(key, dest: slot, stateFlags: ConnectionEntry.flagInactive,
+        let method = ConnectionMethod(forwarding: forwarding.load(Int(slot)))
+        guard let index = table.insert(key, dest: slot, method: method, stateFlags: ConnectionEntry.flagInactive,
                                        control: control, expires: tick &+ initialTimeout, inPackets: 1) else {
             return drop(.tableFull)
         }
         if control != 0 { engine.templates[control - 1].control += 1 }
-        if forwarding.load(Int(slot)) & Engine.flagMasq != 0 { linkReply(index, frame, f, destSlot: slot) }
+        if method == .masquerade { linkReply(index, frame, f, destSlot: slot) }
         destCounts.add(DestCount.index(slot, .inactive), 1)
         countNewConnection(slot)
         engine.checkOverload(slot)
@@ -83,7 +84,7 @@ extension EngineShard {
             table.reschedule(index)
         }
         if syncFlag.load(0) != 0 { syncAfterPacket(index, pkts: 1, stateChanged: true) }
-        return transmit(frame, f, destSlot: slot, word: forwarding.load(Int(slot)))
+        return transmitNew(frame, f, destSlot: slot)
     }
 
     /// `setState` for callers already holding the lock (templates are shared).

@@ -35,10 +35,10 @@ extension TCPStateTable {
     /// Where NAT's OUTPUT block starts in `shardFlat`.
     @usableFromInline static let natOutputBlock = natInputBlock + natOutputOffset
 
-    /// The block a client's packet uses, without a branch: 0 (INPUT-ONLY) for DR, TUN and the
-    /// rest, `natInputBlock` for a NAT destination (`Engine.flagMasq` in its forwarding word).
-    @inlinable @inline(__always) static func blockOffset(forwarding word: UInt64) -> Int {
-        Int(truncatingIfNeeded: (word >> Engine.masqShift) & 1) &* natInputBlock
+    /// The block a client's packet uses: 0 (INPUT-ONLY) for DR and TUN, `natInputBlock` for a
+    /// NAT connection (a constant on DR's inlined path, `EngineShard.existing`).
+    @inlinable @inline(__always) static func inputBlock(_ method: ConnectionMethod) -> Int {
+        method == .masquerade ? natInputBlock : 0
     }
 
     /// Next state of a NAT connection for a segment with `flags`, from the client (`reply`

@@ -56,7 +56,7 @@ public enum TCPStateTable {
     }
 
     /// The event a segment produces, by priority RST > SYN > FIN > ACK; nil when none of them is set.
-    @inlinable public static func event(flags: UInt8) -> Int? {
+    @inlinable @inline(__always) public static func event(flags: UInt8) -> Int? {
         if flags & TCPFlag.rst != 0 { return Event.rst.rawValue }
         if flags & TCPFlag.syn != 0 { return Event.syn.rawValue }
         if flags & TCPFlag.fin != 0 { return Event.fin.rawValue }

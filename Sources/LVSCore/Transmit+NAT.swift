@@ -200,7 +200,7 @@ extension EngineShard {
     @inline(never)
     func transmitNAT(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
         masquerade(frame, f, destSlot: destSlot)
-        return forward(frame, f, destSlot: destSlot, word: word)
+        return forward(frame, f, destSlot: destSlot, word: word, method: .masquerade)
     }
 
     /// Links a new NAT connection into the reply index, with the client's next hop (the

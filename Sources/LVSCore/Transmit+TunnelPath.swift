@@ -14,7 +14,7 @@ extension EngineShard {
             return drop(.ttlExceeded)
         }
         countIn(f, destSlot: destSlot)
-        if f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        if f.isFirstFragment { fragments.remember(f, destSlot: ConnectionEntry.destWord(destSlot, .tunnel), now: currentTick) }
         if receiveGSOSize > 0 && f.proto == TCPLayout.protocolNumber {
             return tunnelSegments(frame, f, destSlot: destSlot, word: word)
         }

@@ -32,25 +32,45 @@ public enum FrameRewriter {
 /// Transmit (the kernel's ip_vs_xmit.c): the DR rewrite and its counters, frames held until a
 /// real server's MAC is known, and the ICMP port unreachable for a client nothing can take.
 extension EngineShard {
-    /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`.
-    @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
-        if word & Engine.flagMasq != 0 { return transmitNAT(frame, f, destSlot: destSlot, word: word) }
-        return forward(frame, f, destSlot: destSlot, word: word)
+    /// Counts, rewrites and forwards a frame to a destination whose forwarding word is `word`,
+    /// by `method` (the connection's).
+    @inline(__always) func transmit(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64,
+                                    method: ConnectionMethod) -> Verdict {
+        switch method {
+        case .directRoute: return forward(frame, f, destSlot: destSlot, word: word)
+        case .tunnel: return transmitTunnelled(frame, f, destSlot: destSlot, word: word)
+        case .masquerade: return transmitNAT(frame, f, destSlot: destSlot, word: word)
+        }
     }
 
-    /// The MAC rewrite (DR, and NAT after its address rewrite), counters, held frames.
-    @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
-        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot) }
-        if word & Engine.flagTunnel != 0 { return transmitTunnel(frame, f, destSlot: destSlot, word: word) }
-        return send(frame, f, hop: word, destSlot: destSlot, packets: .inPackets, bytes: .inBytes, remembersFragment: true)
+    /// The first frame of a new connection (or a one-packet datagram), by its destination's
+    /// method (the one the connection takes). Under the engine lock.
+    func transmitNew(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32) -> Verdict {
+        let word = forwarding.load(Int(destSlot))
+        return transmit(frame, f, destSlot: destSlot, word: word, method: ConnectionMethod(forwarding: word))
+    }
+
+    /// The MAC rewrite (DR, and NAT after its address rewrite: `method`, which a first fragment's
+    /// later ones take), counters, held frames.
+    @inline(__always) func forward(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64,
+                                   method: ConnectionMethod = .directRoute) -> Verdict {
+        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot, method: .directRoute) }
+        return send(frame, f, hop: word, destSlot: destSlot, packets: .inPackets, bytes: .inBytes, remembersFragment: true, method: method)
+    }
+
+    /// A tunnel connection's frame: held until the next hop's MAC is known, then encapsulated.
+    func transmitTunnelled(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, word: UInt64) -> Verdict {
+        guard word & Engine.flagMACKnown != 0 else { return hold(frame, f, destSlot: destSlot, method: .tunnel) }
+        return transmitTunnel(frame, f, destSlot: destSlot, word: word)
     }
 
     /// Sends a frame to `hop` (a MAC and an interface slot, as in a forwarding word): TTL and
     /// MACs as DR sets them, counted on the destination and its service in `packets`/`bytes`
-    /// (in for the client's packets, out for NAT replies). A first fragment's destination is
-    /// remembered for the later ones when `remembersFragment`.
+    /// (in for the client's packets, out for NAT replies). A first fragment's destination and
+    /// `method` are remembered for the later ones when `remembersFragment`.
     @inline(__always) func send(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, hop: UInt64, destSlot: UInt32,
-                                packets: StatsWord, bytes: StatsWord, remembersFragment: Bool) -> Verdict {
+                                packets: StatsWord, bytes: StatsWord, remembersFragment: Bool,
+                                method: ConnectionMethod = .directRoute) -> Verdict {
         let ifslot = Engine.interfaceSlot(ofForwarding: hop)
         guard FrameRewriter.directRoute(frame, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
                                         destinationMAC: MACAddress(value: hop),
@@ -59,7 +79,9 @@ extension EngineShard {
         }
         count(f, destSlot: destSlot, packets: packets, bytes: bytes)
         counters.bump(ShardCounter.forwarded.rawValue, by: 1)
-        if remembersFragment && f.isFirstFragment { fragments.remember(f, destSlot: destSlot, now: currentTick) }
+        if remembersFragment && f.isFirstFragment {
+            fragments.remember(f, destSlot: ConnectionEntry.destWord(destSlot, method), now: currentTick)
+        }
         return .forward(interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex)))))
     }
 
@@ -84,13 +106,14 @@ extension EngineShard {
 
     /// Keeps a copy of a frame whose real server's MAC is not known yet (the first packet after
     /// a destination is added); `tick` sends it once the MAC is learnt, or drops it after 1 s.
-    func hold(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32) -> Verdict {
+    /// `method`: how it is sent then (a NAT frame is held rewritten, and sent as DR).
+    func hold(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, destSlot: UInt32, method: ConnectionMethod) -> Verdict {
         guard heldCount < Self.heldCapacity, frame.count <= Outbox.slotSize, f.ipLength + f.l3Offset <= Outbox.slotSize else {
             return drop(.neighbourUnresolved)
         }
         (heldFrames + heldCount * Outbox.slotSize).copyMemory(from: frame.baseAddress!, byteCount: frame.count)
         held[heldCount] = HeldFrame(destSlot: destSlot, length: frame.count, l3Offset: f.l3Offset, ipv6: f.kind == .ipv6,
-                                    deadline: currentTick &+ Engine.ticksPerSecond)
+                                    deadline: currentTick &+ Engine.ticksPerSecond, method: method)
         heldCount += 1
         counters.bump(ShardCounter.held.rawValue, by: 1)
         return .drop(.neighbourUnresolved)
@@ -105,7 +128,7 @@ extension EngineShard {
             if word & Engine.flagMACKnown != 0 && word & Engine.flagAvailable != 0 {
                 let ifslot = Engine.interfaceSlot(ofForwarding: word)
                 let buffer = UnsafeMutableRawBufferPointer(start: frame, count: h.length)
-                if word & Engine.flagTunnel != 0 {
+                if h.method == .tunnel {
                     releaseTunnelled(buffer, destSlot: h.destSlot, word: word)
                     continue
                 }

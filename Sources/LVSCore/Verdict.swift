@@ -56,5 +56,8 @@ public enum Verdict: Equatable, Sendable {
 public struct OffloadRecord: Sendable {
     public var key: ConnectionKey
     public var destSlot: UInt32
+    /// The connection's method (`ConnectionEntry.method`), which may differ from its destination's
+    /// after an edit.
+    public var method: ConnectionMethod
     public var remove: Bool
 }

@@ -160,10 +160,10 @@ extension EngineShard {
             return nil // scheduled afresh
         }
         // The template link moves with it too (the template's count of controlled entries stays).
-        guard let index = table.insert(key, dest: e.dest, stateFlags: e.stateFlags & ~ConnectionEntry.flagTemplate,
+        guard let index = table.insert(key, dest: e.dest, method: e.method, stateFlags: e.stateFlags & ~ConnectionEntry.flagTemplate,
                                        control: e.control, expires: e.expires, inPackets: e.inPackets) else { return nil }
         engine.synced.remove(si) // the destination counts move with it
-        if word & Engine.flagMasq != 0 { linkReply(index, frame, f, destSlot: e.dest) }
+        if e.method == .masquerade { linkReply(index, frame, f, destSlot: e.dest) }
         if let ends = syncEndtimes { ends[Int(index)] = tick & ~3 }
         return existing(frame, f, index: index, tick: tick)
     }
@@ -249,7 +249,9 @@ extension Engine {
             if services[svc].key.isFwmark { fwmark = services[svc].key.fwmark }
             persistence = services[svc].options.timeout
         }
-        var flags = UInt32(d.method.rawValue) & SyncProtocol.flagForwardMask
+        // The connection's method, as the kernel sends cp->flags (templates carry none of their own).
+        let method = e.isTemplate || ConnectionMethod(d.method) == e.method ? d.method : e.method.forwardMethod
+        var flags = UInt32(method.rawValue) & SyncProtocol.flagForwardMask
         if e.isInactive { flags |= SyncProtocol.flagInactive }
         let state: UInt16
         let timeout: UInt32
@@ -440,7 +442,9 @@ extension Engine {
             counts.servedLocally += 1
             return
         }
-        guard let inserted = synced.insert(key, dest: slot, stateFlags: state | (inactive ? ConnectionEntry.flagInactive : 0), control: 0,
+        // A synced connection takes its destination's method here, as the kernel's
+        // ip_vs_bind_dest gives an IP_VS_CONN_F_SYNC connection its destination's.
+        guard let inserted = synced.insert(key, dest: slot, method: ConnectionMethod(dests[Int(slot)].method), stateFlags: state | (inactive ? ConnectionEntry.flagInactive : 0), control: 0,
                                            expires: t &+ timeoutTicksValue, inPackets: SyncRule.threshold) else {
             counts.tableFull += 1
             return
