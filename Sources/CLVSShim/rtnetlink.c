@@ -1,6 +1,17 @@
 #include "clvs_shim.h"
 
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+
+_Static_assert(sizeof(struct clvs_sockaddr_nl) == sizeof(struct sockaddr_nl), "sockaddr_nl layout");
+_Static_assert(__builtin_offsetof(struct clvs_sockaddr_nl, nl_groups) == __builtin_offsetof(struct sockaddr_nl, nl_groups),
+               "sockaddr_nl.nl_groups offset");
+_Static_assert(sizeof(struct clvs_nlmsghdr) == sizeof(struct nlmsghdr), "nlmsghdr layout");
+_Static_assert(__builtin_offsetof(struct clvs_nlmsghdr, nlmsg_type) == __builtin_offsetof(struct nlmsghdr, nlmsg_type),
+               "nlmsghdr.nlmsg_type offset");
+
+const int clvs_netlink_route = NETLINK_ROUTE;
+const uint16_t clvs_nlmsg_noop = NLMSG_NOOP;
 
 const uint32_t clvs_rtmgrp_ipv4_route = RTMGRP_IPV4_ROUTE;
 const uint32_t clvs_rtmgrp_ipv6_route = RTMGRP_IPV6_ROUTE;

@@ -49,7 +49,7 @@ final class RouteNotificationSocket {
         self.fd = fd
         self.closesFD = closesFD
         self.receive = receive
-        buffer = .allocate(byteCount: Self.readBytes, alignment: MemoryLayout<nlmsghdr>.alignment)
+        buffer = .allocate(byteCount: Self.readBytes, alignment: MemoryLayout<clvs_nlmsghdr>.alignment)
     }
 
     deinit {
@@ -59,19 +59,19 @@ final class RouteNotificationSocket {
 
     /// A NETLINK_ROUTE socket bound to `groups`.
     static func open() throws -> RouteNotificationSocket {
-        let fd = try SocketSetup.open(family: AF_NETLINK, type: Int32(SOCK_RAW.rawValue), protocol: Int32(NETLINK_ROUTE),
+        let fd = try SocketSetup.open(family: AF_NETLINK, type: Int32(SOCK_RAW.rawValue), protocol: clvs_netlink_route,
                                       name: "socket(AF_NETLINK, NETLINK_ROUTE)")
         do {
             // SO_RCVBUFFORCE (CAP_NET_ADMIN) passes net.core.rmem_max; without it, SO_RCVBUF (capped).
             if (try? SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, receiveBufferBytes, name: "SO_RCVBUFFORCE")) == nil {
                 try SocketSetup.setOption(fd, SOL_SOCKET, SO_RCVBUF, receiveBufferBytes, name: "SO_RCVBUF")
             }
-            var address = sockaddr_nl()
+            var address = clvs_sockaddr_nl()
             address.nl_family = sa_family_t(AF_NETLINK)
             address.nl_groups = groups
             try syscall("bind(AF_NETLINK)") {
                 withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<clvs_sockaddr_nl>.size)) }
                 }
             }
         } catch {
@@ -106,7 +106,7 @@ final class RouteNotificationSocket {
 
     /// The notice one datagram of netlink messages gives (a truncated message ends the walk).
     static func classify(_ datagram: UnsafeRawBufferPointer) -> RouteNotice {
-        let header = MemoryLayout<nlmsghdr>.size
+        let header = MemoryLayout<clvs_nlmsghdr>.size
         var offset = 0
         while offset + header <= datagram.count {
             let length = Int(datagram.loadUnaligned(fromByteOffset: offset + NetlinkHeader.length, as: UInt32.self))

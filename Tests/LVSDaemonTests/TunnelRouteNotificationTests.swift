@@ -73,7 +73,7 @@ import Testing
     /// A netlink message: nlmsghdr (length, type, flags, sequence, port id) and 16 bytes of payload.
     static func message(_ type: UInt16) -> [UInt8] {
         let payload = 16
-        var m = [UInt8](repeating: 0, count: MemoryLayout<nlmsghdr>.size + payload)
+        var m = [UInt8](repeating: 0, count: MemoryLayout<clvs_nlmsghdr>.size + payload)
         withUnsafeBytes(of: UInt32(m.count).littleEndian) { m.replaceSubrange(NetlinkHeader.length..<NetlinkHeader.length + 4, with: $0) }
         withUnsafeBytes(of: type.littleEndian) { m.replaceSubrange(NetlinkHeader.type..<NetlinkHeader.type + 2, with: $0) }
         return m
@@ -124,7 +124,7 @@ import Testing
         let rig = try Rig()
         let w = rig.watcher()
         w.turn(rig.engine, maxWaitMs: 0)
-        rig.notify([UInt16(NLMSG_NOOP), clvs_rtm_newneigh])
+        rig.notify([clvs_nlmsg_noop, clvs_rtm_newneigh])
         w.turn(rig.engine, maxWaitMs: 0)
         rig.advance(Self.second)
         #expect(w.turn(rig.engine, maxWaitMs: 0) == false)
@@ -200,7 +200,7 @@ import Testing
 
     @Test func datagramsAreClassifiedByTheirMessages() {
         func classify(_ bytes: [UInt8]) -> RouteNotice { bytes.withUnsafeBytes { RouteNotificationSocket.classify($0) } }
-        #expect(classify(Self.message(UInt16(NLMSG_NOOP)) + Self.message(clvs_rtm_newroute)) == .changed)
+        #expect(classify(Self.message(clvs_nlmsg_noop) + Self.message(clvs_rtm_newroute)) == .changed)
         #expect(classify(Self.message(clvs_rtm_newneigh)) == .none)
         // A truncated message (its length beyond the datagram) ends the walk.
         #expect(classify(Array(Self.message(clvs_rtm_newroute).dropLast())) == .none)
@@ -210,8 +210,8 @@ import Testing
     @Test func theKernelsSocketOpensBoundToTheGroups() throws {
         // rtnetlink's notification groups need no privilege; nothing is sent.
         let socket = try RouteNotificationSocket.open()
-        var address = sockaddr_nl()
-        var length = socklen_t(MemoryLayout<sockaddr_nl>.size)
+        var address = clvs_sockaddr_nl()
+        var length = socklen_t(MemoryLayout<clvs_sockaddr_nl>.size)
         try withUnsafeMutablePointer(to: &address) { p in
             try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { s in try syscall("getsockname") { getsockname(socket.fd, s, &length) } }
         }

@@ -17,7 +17,6 @@
 #include <linux/if_packet.h>
 #include <linux/if_ether.h>
 #include <linux/virtio_net.h>
-#include <linux/netlink.h>
 
 // ---- constants that Swift cannot import as macros ----------------------------------------
 
@@ -141,9 +140,28 @@ int clvs_tun_open(const char *pattern, char *name);
 int clvs_spawn_detached(char *const argv[], int in_fd, int out_fd);
 
 // ---- rtnetlink notifications (lvsd's tunnel route watcher; rtnetlink.c) ----------------------
-// <linux/netlink.h> above gives sockaddr_nl, nlmsghdr and NETLINK_ROUTE; <linux/rtnetlink.h>
-// stays out of this header (through it Swift no longer sees Glibc's MSG_DONTWAIT): its values
-// are defined in rtnetlink.c.
+// <linux/netlink.h> and <linux/rtnetlink.h> stay out of this header: with either in it, a build
+// from an empty module cache no longer sees Glibc's MSG_DONTWAIT in Swift. Their layouts and values
+// are declared here and checked against the kernel's headers in rtnetlink.c.
+
+/// struct sockaddr_nl: family (AF_NETLINK), padding, port id, multicast groups.
+struct clvs_sockaddr_nl {
+    uint16_t nl_family;
+    uint16_t nl_pad;
+    uint32_t nl_pid;
+    uint32_t nl_groups;
+};
+/// struct nlmsghdr: length, type, flags, sequence number, port id.
+struct clvs_nlmsghdr {
+    uint32_t nlmsg_len;
+    uint16_t nlmsg_type;
+    uint16_t nlmsg_flags;
+    uint32_t nlmsg_seq;
+    uint32_t nlmsg_pid;
+};
+/// NETLINK_ROUTE (the socket protocol) and NLMSG_NOOP (a message type).
+extern const int clvs_netlink_route;
+extern const uint16_t clvs_nlmsg_noop;
 
 /// The multicast groups RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR.
 extern const uint32_t clvs_rtmgrp_ipv4_route, clvs_rtmgrp_ipv6_route, clvs_rtmgrp_link,
