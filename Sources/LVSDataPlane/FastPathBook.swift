@@ -186,6 +186,7 @@ public final class FastPathBook<Map: ConnectionMap> {
     public func detach() {
         shard.offloadEnabled = false
         shard.offloadsNAT = false
+        shard.offloadStaleKeys = false
         shard.offloadedLastSeen = nil
         shard.offloadedEnded = nil
     }
