@@ -91,6 +91,8 @@ public final class EngineShard: @unchecked Sendable {
     /// The fast path forwards NAT connections in both directions (the tc program): they are
     /// offered to it too (`Offload+NAT.swift`).
     public var offloadsNAT = false
+    /// Stale fast-path entries exist (`Offload+Stale.swift`): set by the worker while they do.
+    public var offloadStaleKeys = false
     /// A connection is handed to the fast path from its N-th input packet on (counting the SYN):
     /// a short connection (SYN, ACK, request, FIN) then never costs a map insert and delete.
     public var offloadAfterPackets: UInt16 = 4

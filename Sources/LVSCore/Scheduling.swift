@@ -17,7 +17,10 @@ extension EngineShard {
         switch f.proto {
         case 6:
             let syn = f.tcpFlags & TCPFlag.syn != 0 && f.tcpFlags & TCPFlag.rst == 0
-            guard syn || (engine.sloppyTCP && f.tcpFlags & TCPFlag.rst == 0) else { return passed() }
+            guard syn || (engine.sloppyTCP && f.tcpFlags & TCPFlag.rst == 0) else {
+                if f.tcpFlags & (TCPFlag.fin | TCPFlag.rst) != 0 { recordStaleCandidate(key) }
+                return passed()
+            }
         case 132:
             guard f.sctpInit || (engine.sloppySCTP && !Self.isSCTPAbort(frame, f)) else { return passed() }
         default:
@@ -62,6 +65,7 @@ extension EngineShard {
                                        control: control, expires: tick &+ initialTimeout, inPackets: 1) else {
             return drop(.tableFull)
         }
+        recordStaleCandidate(key)
         if control != 0 { engine.templates[control - 1].control += 1 }
         if method == .masquerade { linkReply(index, frame, f, destSlot: slot) }
         destCounts.add(DestCount.index(slot, .inactive), 1)

@@ -44,7 +44,12 @@ final class Director: @unchecked Sendable {
 
     /// Turns the fast path on: every worker writes its established connections into `map`.
     func enableFastPath(_ map: XDPConnMap, kind: String) {
-        let counters = FastPathCounters(map: map)
+        let logger = self.logger
+        let stale = StaleFastPathEntries { r in
+            logger.notice("restart: stale fast-path entries of the previous lvsd removed", metadata: [
+                "expired": "\(r.expired)", "replaced": "\(r.replaced)", "remaining": "\(r.remaining)"])
+        }
+        let counters = FastPathCounters(map: map, stale: stale)
         fastPath = counters
         fastPathKind = kind
         for w in workers {
@@ -175,6 +180,7 @@ final class Director: @unchecked Sendable {
             if let fastPath {
                 let (packets, bytes) = fastPath.totals()
                 extra += "\(fastPathKind) fast path: \(fastPath.map.count()) connection(s), \(packets) packet(s), \(bytes) byte(s) forwarded in \(fastPathKind == "tc" ? "tc" : "XDP")\n"
+                extra += fastPath.stale.statusLine.map { "\(fastPathKind) fast path: \($0)\n" } ?? ""
             }
             return .text(lines.joined(separator: "\n") + extra)
         }

@@ -33,13 +33,17 @@ extension LVSD {
     /// entries of connections the state file brought back are removed, so that their next packet
     /// comes to lvsd, which moves them from the synced table into a worker's table and offloads
     /// them again under its own destination slots (one packet each through user space). Entries
-    /// lvsd does not know (a crash without state) keep forwarding.
+    /// lvsd does not know (a crash without state) keep forwarding until they are idle for their
+    /// timeout or a new connection takes their 4-tuple (`StaleFastPathEntries`).
     func handBackAdoptedFlows() {
         guard let plane = dataPlane as? any RestartAdoptingPlane, plane.adoption.connsFD >= 0 else { return }
-        var known: [(clvs_conn_key, clvs_conn_value)] = [], unknown = 0
+        var known: [(clvs_conn_key, clvs_conn_value)] = [], unknown: [ConnectionKey] = []
         plane.connMap.forEachEntry { k, v in
-            if engine.hasSyncedConnection(XDPConnMap.connectionKey(k)) { known.append((k, v)) } else { unknown += 1 }
+            let key = XDPConnMap.connectionKey(k)
+            if engine.hasSyncedConnection(key) { known.append((k, v)) } else { unknown.append(key) }
         }
+        // Stale unless they expire or are replaced: StaleFastPathEntries.
+        if !unknown.isEmpty { director.fastPath?.stale.adopt(unknown, now: monotonicNanoseconds()) }
         for (k, v) in known {
             var k = k
             plane.connMap.delete(&k)
@@ -50,6 +54,6 @@ extension LVSD {
             }
         }
         logger.notice("restart: adopted fast-path entries handed back to lvsd", metadata: [
-            "handed_back": "\(known.count)", "kept_unknown": "\(unknown)"])
+            "handed_back": "\(known.count)", "kept_unknown": "\(unknown.count)"])
     }
 }

@@ -53,8 +53,13 @@ extension XDPConnMapReader: ConnectionMapReader {}
 public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
     public let map: Map
     private let slots = Mutex<[UInt32: FastPathTraffic]>([:])
+    /// Adopted entries lvsd does not know, until they expire or are replaced.
+    public let stale: StaleFastPathEntries
 
-    public init(map: Map) { self.map = map }
+    public init(map: Map, stale: StaleFastPathEntries = StaleFastPathEntries()) {
+        self.map = map
+        self.stale = stale
+    }
 
     /// Adds what the fast path forwarded to `slot` since the last read to `shard`'s statistics.
     public func collect(slot: UInt32, into shard: EngineShard) {
@@ -140,6 +145,14 @@ public final class FastPathBook<Map: ConnectionMap> {
     /// The read-back pass takes at most 1 / (1 + this) of the worker's time: after a batch that
     /// took t, the next one waits t × this.
     public static var offloadSyncIdleFactor: UInt64 { 9 }
+    /// Stale entries (`StaleFastPathEntries`): worker 0 checks them at most this often, ...
+    public static var staleCheckInterval: UInt64 { 1_000_000_000 }
+    /// ... this many per tick, within the read-back pass's CPU budget.
+    public static var staleCheckBatch: Int { 256 }
+    private var staleQueue: [ConnectionKey] = []
+    private var staleQueued = 0
+    private var lastStaleCheck: UInt64 = 0
+    private var staleNextBatch: UInt64 = 0
 
     /// Turns offloading on in `shard` and answers its questions about offloaded connections.
     public init(shard: EngineShard, counters: FastPathCounters<Map>, readsFastPathCounters: Bool,
@@ -173,6 +186,7 @@ public final class FastPathBook<Map: ConnectionMap> {
     public func detach() {
         shard.offloadEnabled = false
         shard.offloadsNAT = false
+        shard.offloadStaleKeys = false
         shard.offloadedLastSeen = nil
         shard.offloadedEnded = nil
     }
@@ -191,6 +205,9 @@ public final class FastPathBook<Map: ConnectionMap> {
         drainOffloads()
         readFastPathCounters(now: now)
         syncOffloaded(now: now)
+        let stale = counters.stale
+        shard.offloadStaleKeys = stale.isActive
+        if readsFastPathCounters { expireStale(now: now) }
     }
 
     /// Writes and deletes the map entries the shard recorded.
@@ -198,7 +215,11 @@ public final class FastPathBook<Map: ConnectionMap> {
         let map = self.map
         shard.drainOffloads { r in
             if r.remove {
-                if let e = offloaded.removeValue(forKey: r.key) { settle(r.key, e) }
+                if let e = offloaded.removeValue(forKey: r.key) {
+                    settle(r.key, e)
+                } else if counters.stale.isActive {
+                    counters.stale.replace(r.key, in: map) // a new connection on a stale entry's 4-tuple
+                }
                 return
             }
             if let e = offloaded[r.key] {
@@ -214,6 +235,7 @@ public final class FastPathBook<Map: ConnectionMap> {
                 // Counting starts from what the slot's counters hold now.
                 counters.register(slot: r.destSlot, start: map.destinationCounters(r.destSlot) ?? FastPathTraffic(packets: 0, bytes: 0))
             }
+            if counters.stale.isActive { counters.stale.replace(r.key, in: map) } // lvsd's own from now on
             var k = XDPConnMap.key(r.key)
             var replyKey: clvs_nat_reply_key? = nil
             let rc: Int32
@@ -247,6 +269,35 @@ public final class FastPathBook<Map: ConnectionMap> {
         }
         Self.deleteEntries(e, from: map)
         counters.collect(slot: e.destSlot, into: shard)
+    }
+
+    /// Worker 0: checks the stale entries (`StaleFastPathEntries`), at most every
+    /// `staleCheckInterval`, `staleCheckBatch` a tick, taking at most a tenth of the worker's time;
+    /// reports what was expired or replaced. Nothing but a load or two while none remain.
+    private func expireStale(now: UInt64) {
+        let stale = counters.stale
+        if staleQueued == staleQueue.count {
+            guard now &- lastStaleCheck >= Self.staleCheckInterval else { return }
+            lastStaleCheck = now
+            stale.reportProgress()
+            staleQueue = stale.isActive ? stale.snapshot() : []
+            staleQueued = 0
+            guard !staleQueue.isEmpty else { return }
+        }
+        guard now >= staleNextBatch else { return }
+        let started = clock()
+        let tcp = shard.fastPathIdleTimeout(proto: 6), udp = shard.fastPathIdleTimeout(proto: 17)
+        let end = min(staleQueue.count, staleQueued + Self.staleCheckBatch)
+        for key in staleQueue[staleQueued..<end] {
+            _ = stale.expire(key, in: map, now: now, timeout: key.proto == 17 ? udp : tcp)
+        }
+        staleQueued = end
+        if end == staleQueue.count {
+            staleQueue = []
+            staleQueued = 0
+            stale.reportProgress()
+        }
+        staleNextBatch = now &+ (clock() &- started) &* Self.offloadSyncIdleFactor
     }
 
     /// Worker 0: what the programs forwarded per destination since the last read, into the
