@@ -8,7 +8,7 @@ extension EngineShard {
     /// of that 4-tuple (a key it does not have offloaded costs a set lookup there, nothing here).
     @inline(__always) func recordStaleCandidate(_ key: ConnectionKey) {
         guard offloadStaleKeys, offloadCount < Self.offloadRingCapacity else { return }
-        offloadRing[offloadCount] = OffloadRecord(key: key, destSlot: UInt32.max, remove: true)
+        offloadRing[offloadCount] = OffloadRecord(key: key, destSlot: UInt32.max, method: .directRoute, remove: true) // no connection: no method
         offloadCount += 1
     }
 

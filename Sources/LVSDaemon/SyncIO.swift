@@ -1,3 +1,4 @@
+import CLVSShim  // MSG_DONTWAIT: see clvs_shim.h (a build may give Glibc's socket enum to the shim's module)
 import Glibc
 import LVSCore
 import LVSDataPlane

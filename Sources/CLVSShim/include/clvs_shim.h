@@ -140,9 +140,11 @@ int clvs_tun_open(const char *pattern, char *name);
 int clvs_spawn_detached(char *const argv[], int in_fd, int out_fd);
 
 // ---- rtnetlink notifications (lvsd's tunnel route watcher; rtnetlink.c) ----------------------
-// <linux/netlink.h> and <linux/rtnetlink.h> stay out of this header: with either in it, a build
-// from an empty module cache no longer sees Glibc's MSG_DONTWAIT in Swift. Their layouts and values
-// are declared here and checked against the kernel's headers in rtnetlink.c.
+// <linux/netlink.h> and <linux/rtnetlink.h> stay out of this header (fewer system headers in this
+// module); their layouts and values are declared here and checked against the kernel's headers in
+// rtnetlink.c. Swift files that use MSG_DONTWAIT import this module too: depending on the build
+// order, clang may give <bits/socket.h>'s anonymous enum to this module rather than to Glibc's,
+// and a file that imports Glibc alone then fails with "cannot find 'MSG_DONTWAIT' in scope".
 
 /// struct sockaddr_nl: family (AF_NETLINK), padding, port id, multicast groups.
 struct clvs_sockaddr_nl {
