@@ -367,15 +367,21 @@ int clvs_prog_test_run_timed(int prog_fd, const void *frame, uint32_t len, uint3
     return 0;
 }
 
-int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
-                  uint32_t dest) {
-    if (dest >= CLVS_MAX_DESTS) return -ERANGE;
+/* A `conns` value forwarding to `dest` through ifindex with those MACs (flags, real server, last-seen 0). */
+static struct clvs_conn_value conn_value(const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex, uint32_t dest) {
     struct clvs_conn_value v;
     memset(&v, 0, sizeof(v));
     memcpy(v.dmac, dmac, 6);
     memcpy(v.smac, smac, 6);
     v.ifindex = ifindex;
     v.dest = dest;
+    return v;
+}
+
+int clvs_conn_put(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
+                  uint32_t dest) {
+    if (dest >= CLVS_MAX_DESTS) return -ERANGE;
+    struct clvs_conn_value v = conn_value(dmac, smac, ifindex, dest);
     return bpf_map_update_elem(fd, k, &v, BPF_ANY) ? -errno : 0;
 }
 
@@ -401,12 +407,7 @@ int clvs_dest_stats_read(int stats_fd, uint32_t dest, struct clvs_dest_counters 
 int clvs_conn_put_nat(int fd, const struct clvs_conn_key *k, const uint8_t *dmac, const uint8_t *smac, uint32_t ifindex,
                       uint32_t dest, const uint8_t *raddr, uint16_t rport) {
     if (dest >= CLVS_MAX_DESTS) return -ERANGE;
-    struct clvs_conn_value v;
-    memset(&v, 0, sizeof(v));
-    memcpy(v.dmac, dmac, 6);
-    memcpy(v.smac, smac, 6);
-    v.ifindex = ifindex;
-    v.dest = dest;
+    struct clvs_conn_value v = conn_value(dmac, smac, ifindex, dest);
     v.flags = CLVS_CONN_NAT;
     memcpy(v.raddr, raddr, k->family == 4 ? 4 : 16);
     v.rport = htons(rport);

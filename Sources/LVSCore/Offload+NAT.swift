@@ -49,18 +49,4 @@ extension EngineShard {
             sourceMAC: MACAddress(value: interfaceTable.load(InterfaceWord.index(ifslot, .mac))),
             interface: Int32(bitPattern: UInt32(truncatingIfNeeded: interfaceTable.load(InterfaceWord.index(ifslot, .ifindex))))))
     }
-
-    /// NAT replies the fast path forwarded from destination `destSlot`: `packets`/`bytes` added
-    /// to the destination's and its service's OutPkts/OutBytes, as lvsd counts the replies it
-    /// forwards itself.
-    public func addOffloadedReplyStatistics(destSlot: UInt32, packets: UInt64, bytes: UInt64) {
-        guard packets > 0 || bytes > 0 else { return }
-        destCounters.bump(StatsWord.index(Int(destSlot), .outPackets), by: packets)
-        destCounters.bump(StatsWord.index(Int(destSlot), .outBytes), by: bytes)
-        let svc = destService.load(Int(destSlot))
-        if svc != Engine.noService {
-            serviceCounters.bump(StatsWord.index(Int(svc), .outPackets), by: packets)
-            serviceCounters.bump(StatsWord.index(Int(svc), .outBytes), by: bytes)
-        }
-    }
 }

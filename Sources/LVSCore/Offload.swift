@@ -48,16 +48,18 @@ extension EngineShard {
         return ConnectionKey(proto: e.proto, client: e.client, clientPort: e.cport, virtualAddress: e.virtualAddress, virtualPort: e.vport)
     }
 
-    /// Packets and IP bytes the fast path forwarded to destination `destSlot`, added to the
-    /// destination's and its service's statistics.
-    public func addOffloadedStatistics(destSlot: UInt32, packets: UInt64, bytes: UInt64) {
+    /// Packets and IP bytes the fast path forwarded to destination `destSlot` (InPkts,
+    /// InBytes) or, with `replies`, from it (NAT replies: OutPkts, OutBytes), added to the destination's
+    /// and its service's statistics, as lvsd counts what it forwards itself.
+    public func addOffloadedStatistics(destSlot: UInt32, packets: UInt64, bytes: UInt64, replies: Bool = false) {
         guard packets > 0 || bytes > 0 else { return }
-        destCounters.bump(StatsWord.index(Int(destSlot), .inPackets), by: packets)
-        destCounters.bump(StatsWord.index(Int(destSlot), .inBytes), by: bytes)
+        let packetsWord: StatsWord = replies ? .outPackets : .inPackets, bytesWord: StatsWord = replies ? .outBytes : .inBytes
+        destCounters.bump(StatsWord.index(Int(destSlot), packetsWord), by: packets)
+        destCounters.bump(StatsWord.index(Int(destSlot), bytesWord), by: bytes)
         let svc = destService.load(Int(destSlot))
         if svc != Engine.noService {
-            serviceCounters.bump(StatsWord.index(Int(svc), .inPackets), by: packets)
-            serviceCounters.bump(StatsWord.index(Int(svc), .inBytes), by: bytes)
+            serviceCounters.bump(StatsWord.index(Int(svc), packetsWord), by: packets)
+            serviceCounters.bump(StatsWord.index(Int(svc), bytesWord), by: bytes)
         }
     }
 

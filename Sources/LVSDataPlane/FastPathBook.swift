@@ -70,7 +70,7 @@ public final class FastPathCounters<Map: ConnectionMap>: @unchecked Sendable {
         }
         guard let delta else { return }
         shard.addOffloadedStatistics(destSlot: slot, packets: delta.packets, bytes: delta.bytes)
-        shard.addOffloadedReplyStatistics(destSlot: slot, packets: delta.outPackets, bytes: delta.outBytes)
+        shard.addOffloadedStatistics(destSlot: slot, packets: delta.outPackets, bytes: delta.outBytes, replies: true)
     }
 
     /// Starts counting `slot` from `start` (what its counters held when its first entry was written).

@@ -198,6 +198,27 @@ require_fastpath_plane() {
 
 lvsd_pid() { tr -dc 0-9 <"$LAB_STATE/lvsd.pid"; }
 
+# lvsd_kill9: kill -9 the lab's lvsd and wait until it is gone (or a zombie).
+lvsd_kill9() {
+    local pid
+    pid=$(lvsd_pid)
+    kill -KILL "$pid"
+    while kill -0 "$pid" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) != Z ]]; do sleep 0.01; done
+}
+
+# lvsd_respawn CMD...: starts lvsd again in the director with that command line (its log appended,
+# its pid file updated) and waits up to 30 s until its control socket answers.
+lvsd_respawn() {
+    local deadline=$((SECONDS + 30))
+    setsid ip netns exec "$LAB_PREFIX-director" "$@" >>"$LAB_STATE/lvsd.log" 2>&1 </dev/null &
+    echo $! >"$LAB_STATE/lvsd.pid"
+    until [[ -S $LAB_STATE/lvsd.sock ]] && lab_lvsadm -Ln >/dev/null 2>&1; do
+        kill -0 "$(lvsd_pid)" 2>/dev/null || e2e_fail "the new lvsd exited"
+        ((SECONDS < deadline)) || e2e_fail "no control socket 30 s after the new start"
+        sleep 0.05
+    done
+}
+
 # require_trafgen: trafgen (Debian's netsniff-ng); skips the test when it cannot be installed.
 require_trafgen() {
     if ! command -v trafgen >/dev/null; then

@@ -40,17 +40,9 @@ listed=$(lab_lvsadm -Lnc | grep -c ESTABLISHED || true)
 pid=$(lvsd_pid)
 e2e_log "$listed ESTABLISHED connections listed; kill -9 $pid (last checkpoint: $(grep 'restart state checkpoint written' "$LAB_STATE/lvsd.log" | tail -n 1 | grep -o 'entries=[0-9]*'))"
 KILLED=$(ha_now)
-kill -KILL "$pid"
-while kill -0 "$pid" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) != Z ]]; do sleep 0.01; done
+lvsd_kill9
 [[ -s $SOCK.state ]] || e2e_fail "no checkpoint at $SOCK.state after the kill"
-setsid ip netns exec "$LAB_PREFIX-director" "${CMDLINE[@]}" >>"$LAB_STATE/lvsd.log" 2>&1 </dev/null &
-echo $! >"$LAB_STATE/lvsd.pid"
-deadline=$((SECONDS + 30))
-until [[ -S $SOCK ]] && lab_lvsadm -Ln >/dev/null 2>&1; do
-    kill -0 "$(lvsd_pid)" 2>/dev/null || e2e_fail "the new lvsd exited"
-    ((SECONDS < deadline)) || e2e_fail "no control socket 30 s after the new start"
-    sleep 0.05
-done
+lvsd_respawn "${CMDLINE[@]}"
 e2e_log "new lvsd $(lvsd_pid) answers $(ms_between "$KILLED" "$(ha_now)") ms after the kill"
 grep 'restart state restored' "$LAB_STATE/lvsd.log" | tail -n 1 | cut -c1-240 >&2 || e2e_fail "the new lvsd restored no state"
 

@@ -69,20 +69,11 @@ clients_say() { grep -qx "$1" "$tmp/clients"; }
 wait_for 30 "the clients' connections" clients_say ready >/dev/null
 e2e_log "fast path before the kill: $(map_entries) entries"
 
-pid=$(lvsd_pid)
 KILLED=$(now_ms)
-kill -KILL "$pid"
-while kill -0 "$pid" 2>/dev/null && [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) != Z ]]; do sleep 0.01; done
+lvsd_kill9
 touch "$go" # the client's RSTs meet no lvsd: dropped, the real servers never see them
 wait_for 5 "the clients' resets" clients_say reset >/dev/null || e2e_fail "the clients did not reset"
-setsid ip netns exec "$LAB_PREFIX-director" "${CMDLINE[@]}" >>"$LAB_STATE/lvsd.log" 2>&1 </dev/null &
-echo $! >"$LAB_STATE/lvsd.pid"
-deadline=$((SECONDS + 30))
-until [[ -S $SOCK ]] && lab_lvsadm -Ln >/dev/null 2>&1; do
-    kill -0 "$(lvsd_pid)" 2>/dev/null || e2e_fail "the new lvsd exited"
-    ((SECONDS < deadline)) || e2e_fail "no control socket 30 s after the new start"
-    sleep 0.05
-done
+lvsd_respawn "${CMDLINE[@]}"
 e2e_log "new lvsd $(lvsd_pid) answers $(($(now_ms) - KILLED)) ms after the kill"
 kept=$(grep -o 'kept_unknown=[0-9]*' "$LAB_STATE/lvsd.log" | tail -n 1 | cut -d= -f2)
 e2e_log "adopted: $(grep -o 'adopted the conns map.*' "$LAB_STATE/lvsd.log" | tail -n 1), kept_unknown=$kept; $(stale_line)"
