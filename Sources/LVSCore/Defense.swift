@@ -66,11 +66,10 @@ extension EngineShard {
     /// drop_packet: true when this new-connection packet is to be dropped (the kernel's
     /// `ip_vs_todrop`: one of every `rate`).
     func dropPacketDecision() -> Bool {
-        let d = engine.defense
         let rate: Int
-        switch d.dropPacket {
+        switch engine.dropPacketMode {
         case .off: return false
-        case .always: rate = d.amDropRate
+        case .always: rate = Int(engine.setting(.amDroprate))
         case .automatic, .automaticEngaged:
             let free = table.capacity - table.count
             guard free < defenseThreshold else {
@@ -107,7 +106,7 @@ extension EngineShard {
     /// `roverStepsPerTick` entries on), so that new connections find one at once even behind a
     /// long run of entries it may not evict (say, connections of one busy minute in FIN_WAIT).
     func prepareEviction() {
-        guard defenseEngaged(engine.defense.dropEntry) else { return }
+        guard defenseEngaged(engine.dropEntryMode) else { return }
         for _ in 0..<Self.roverStepsPerTick {
             if isEvictable(evictionRover) { return }
             stepEvictionRover()

@@ -52,13 +52,22 @@ extension Engine {
     @inline(__always) var sloppyTCP: Bool { setting(.sloppyTCP) != 0 }
     @inline(__always) var sloppySCTP: Bool { setting(.sloppySCTP) != 0 }
 
+    /// The live drop_entry, drop_packet and secure_tcp modes, each one relaxed load (the new
+    /// connection path reads these, not `defense`, which builds the whole configuration).
+    @inline(__always) var dropEntryMode: DefenseMode { Self.defenseMode(setting(.dropEntry)) }
+    @inline(__always) var dropPacketMode: DefenseMode { Self.defenseMode(setting(.dropPacket)) }
+    @inline(__always) var secureTCPMode: DefenseMode { Self.defenseMode(setting(.secureTCP)) }
+    @inline(__always) static func defenseMode(_ word: UInt64) -> DefenseMode {
+        DefenseMode(rawValue: UInt8(truncatingIfNeeded: word)) ?? .off
+    }
+
     /// The SYN-flood defence as it stands now: the live drop_entry, drop_packet, secure_tcp and
     /// am_droprate over the configuration's fixed parts.
     var defense: DefenseConfiguration {
         var d = configuration.defense
-        d.dropEntry = DefenseMode(rawValue: UInt8(truncatingIfNeeded: setting(.dropEntry))) ?? .off
-        d.dropPacket = DefenseMode(rawValue: UInt8(truncatingIfNeeded: setting(.dropPacket))) ?? .off
-        d.secureTCP = DefenseMode(rawValue: UInt8(truncatingIfNeeded: setting(.secureTCP))) ?? .off
+        d.dropEntry = dropEntryMode
+        d.dropPacket = dropPacketMode
+        d.secureTCP = secureTCPMode
         d.amDropRate = Int(setting(.amDroprate))
         return d
     }

@@ -31,9 +31,8 @@ extension EngineShard {
         if !persistent && !serviceKey.isFwmark && f.destinationPort != serviceKey.port { return drop(.notSchedulable) }
         // SYN-flood defence, before anything is scheduled: drop_packet sheds new connections;
         // drop_entry makes room in a full table by evicting a half-open or finished TCP entry.
-        let defense = engine.defense
         if dropPacketDecision() { return drop(.dropPacket) }
-        if table.count >= table.capacity && defenseEngaged(defense.dropEntry) && !evictForNewConnection() {
+        if table.count >= table.capacity && defenseEngaged(engine.dropEntryMode) && !evictForNewConnection() {
             return drop(.tableFull)
         }
 
@@ -75,9 +74,9 @@ extension EngineShard {
             let next = TCPStateTable.next(.none, flags: f.tcpFlags)
             setStateLocked(index, next)
             var timeout = UInt32(truncatingIfNeeded: timeoutTicks.load(Int(next.rawValue)))
-            if next == .synRecv && defenseEngaged(defense.secureTCP) {
+            if next == .synRecv && defenseEngaged(engine.secureTCPMode) {
                 // secure_tcp: a half-open entry under pressure lives only briefly.
-                timeout = min(timeout, defense.secureSynRecvTimeout &* Engine.ticksPerSecond)
+                timeout = min(timeout, engine.configuration.defense.secureSynRecvTimeout &* Engine.ticksPerSecond)
                 counters.bump(ShardCounter.secureTCPShortened.rawValue, by: 1)
             }
             table[index].expires = tick &+ timeout
@@ -187,7 +186,7 @@ extension Engine {
             }
             killTemplate(t, tick: tick) // invalidated: no longer matches, freed once its connections are gone
         }
-        if templates.count >= templates.capacity && defense.dropEntry != .off { evictTemplate() }
+        if templates.count >= templates.capacity && dropEntryMode != .off { evictTemplate() }
         guard let slot = runScheduler(s, f, now: UInt64(tick) * Self.nanosecondsPerTick) else { return nil }
         guard let t = templates.insert(tkey, dest: slot, stateFlags: ConnectionEntry.flagTemplate,
                                        control: 0, expires: tick &+ persistTicks) else { return nil }
