@@ -62,6 +62,7 @@ enum ICMPv6Layout {
     /// The R, S, O flags byte of an advertisement.
     static let advertisementFlags = 4
     static let overrideFlag: UInt8 = 0x20
+    static let routerFlag: UInt8 = 0x80
 }
 
 /// A frame the engine wants sent on its own (ARP/ND request or announcement).
@@ -237,8 +238,9 @@ extension Engine {
     /// Gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for a VIP, byte for byte
     /// as keepalived sends them (vrrp_arp.c, vrrp_ndisc.c): an ARP request to the Ethernet broadcast
     /// with sender and target address the VIP and target MAC broadcast; an NA from the VIP to
-    /// all-nodes with the override flag and the target link-layer option.
-    static func announcement(_ vip: IPAddress, _ ifc: EngineInterface) -> OutgoingFrame? {
+    /// all-nodes with the override flag and the target link-layer option, and the router flag
+    /// when `router` (keepalived sets it when the interface forwards IPv6).
+    static func announcement(_ vip: IPAddress, _ ifc: EngineInterface, router: Bool = false) -> OutgoingFrame? {
         if vip.isIPv4 {
             return arpFrame(op: ARPLayout.request, from: ifc.mac, senderIP: vip, targetMAC: .broadcast, targetIP: vip,
                             ethDest: .broadcast, ifc.index)
@@ -252,7 +254,8 @@ extension Engine {
             p.storeBytes(of: UInt16(0x86DD).bigEndian, toByteOffset: 12, as: UInt16.self)
             ipv6Header(p + 14, payload: 32, src: vip, dst: IPAddress(high: 0xFF02_0000_0000_0000, low: 1))
             p.storeBytes(of: UInt32(0x8800_0000).bigEndian, toByteOffset: 54, as: UInt32.self)
-            p.storeBytes(of: UInt32(0x2000_0000).bigEndian, toByteOffset: 58, as: UInt32.self) // override
+            let flags = UInt32(ICMPv6Layout.overrideFlag) << 24 | (router ? UInt32(ICMPv6Layout.routerFlag) << 24 : 0)
+            p.storeBytes(of: flags.bigEndian, toByteOffset: 58, as: UInt32.self)
             vip.store(to: p + 62)
             p.storeBytes(of: UInt16(0x0201).bigEndian, toByteOffset: 78, as: UInt16.self)
             ifc.mac.store(to: p + 80)

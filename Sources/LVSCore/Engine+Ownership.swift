@@ -49,12 +49,14 @@ extension Engine {
     /// flag) per IPv6 address, on every interface (or only on `interface`), as keepalived sends
     /// them on becoming MASTER. Addresses this director does not own are left out (announcing
     /// them would draw their traffic). Built whatever `--no-arp` says: the caller decides.
-    public func announcementFrames(_ vips: [IPAddress], interface: Int32? = nil) -> [OutgoingFrame] {
+    /// An NA on an interface named in `routerInterfaces` has the router flag.
+    public func announcementFrames(_ vips: [IPAddress], interface: Int32? = nil,
+                                   routerInterfaces: Set<String> = []) -> [OutgoingFrame] {
         lock.withLock {
             var out: [OutgoingFrame] = []
             for vip in vips where !notOwnedAddresses.contains(vip) {
                 for ifc in interfaces where interface == nil || ifc.index == interface {
-                    if let frame = Self.announcement(vip, ifc) { out.append(frame) }
+                    if let frame = Self.announcement(vip, ifc, router: routerInterfaces.contains(ifc.name)) { out.append(frame) }
                 }
             }
             return out

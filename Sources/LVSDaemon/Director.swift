@@ -1,6 +1,7 @@
 import CLVSShim
 import CLVSXDP
 import Dispatch
+import Foundation
 import Glibc
 import LVSControl
 import LVSCore
@@ -85,10 +86,23 @@ final class Director: @unchecked Sendable {
     }
 
     /// Sends the gratuitous ARPs / unsolicited NAs for `vips` (those owned) on every interface or
-    /// on `interface`; the number of frames sent.
+    /// on `interface`; the number of frames sent. As keepalived does, an NA has the router flag on
+    /// an interface whose `net.ipv6.conf.IF.forwarding` is set (read at each announcement).
     @discardableResult
     func announce(_ vips: [IPAddress], interface: Int32? = nil) -> Int {
-        send(engine.announcementFrames(vips, interface: interface))
+        var routers: Set<String> = []
+        if vips.contains(where: { !$0.isIPv4 }) {
+            for ifc in engine.interfaces where Self.forwardsIPv6(ifc.name) { routers.insert(ifc.name) }
+        }
+        return send(engine.announcementFrames(vips, interface: interface, routerInterfaces: routers))
+    }
+
+    /// `net.ipv6.conf.NAME.forwarding` is set (false when it cannot be read).
+    static func forwardsIPv6(_ name: String, procRoot: String = "/proc/sys/net/ipv6/conf") -> Bool {
+        guard !name.contains("/"), let text = try? String(contentsOfFile: "\(procRoot)/\(name)/forwarding", encoding: .utf8) else {
+            return false
+        }
+        return (Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) != 0
     }
 
     /// Sends frames the engine built on their interfaces (any thread); the number sent.

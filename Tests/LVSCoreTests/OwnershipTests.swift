@@ -194,4 +194,18 @@ import LVSModel
         #expect(e.announcementFrames([Self.vipAddress]).map(\.interface) == [2, 3])
         #expect(e.announcementFrames([Self.vipAddress], interface: 3).map(\.interface) == [3])
     }
+
+    /// keepalived sets the NA's router flag on an interface that forwards IPv6 (vrrp_ndisc.c):
+    /// the flags word becomes 0xa0000000 and the checksum follows; the ARP is unchanged.
+    @Test func unsolicitedNAHasTheRouterFlagOnAForwardingInterface() {
+        let e = NeighbourTests.engine()
+        let plain = e.announcementFrames([Self.vipAddress, Self.vip6Address])
+        let routed = e.announcementFrames([Self.vipAddress, Self.vip6Address], routerInterfaces: ["eth0"])
+        #expect(routed.first?.bytes == plain.first?.bytes)
+        #expect(routed.last?.bytes == Self.hex("333300000001" + "005000000400" + "86dd"
+                                                + "6000000000203aff" + "20010db8000100000000000000000100" + "ff020000000000000000000000000001"
+                                                + "880074db" + "a0000000" + "20010db8000100000000000000000100" + "0201" + "005000000400"))
+        // Another interface's forwarding does not set it here.
+        #expect(e.announcementFrames([Self.vip6Address], routerInterfaces: ["eth1"]).map(\.bytes) == [plain.last!.bytes])
+    }
 }
