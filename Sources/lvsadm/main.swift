@@ -24,47 +24,18 @@ if arguments.count >= 2 && arguments[1] == "drain" {
     exit(runner.run(Array(arguments.dropFirst(2))))
 }
 
-// `lvsadm daemon sysctl [NAME[=VALUE]]...`: the kernel's run-time settings (DaemonSysctl.swift).
-if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "sysctl" {
-    exit(DaemonSysctl.run(Array(arguments.dropFirst(3))))
-}
-
-// `lvsadm daemon announcements [--exabgp]`: what lvsd announces (DaemonAnnouncements.swift).
-if arguments.count >= 3 && arguments[1] == "daemon" && arguments[2] == "announcements" {
-    exit(DaemonAnnouncements.run(Array(arguments.dropFirst(3))))
-}
-
-// `lvsadm daemon status|reload|restart`: lvsd's own state, configuration reload and restart in
-// place (not ipvsadm commands).
+// `lvsadm daemon status|reload|restart|sysctl|announcements`: lvsd's own verbs (IPVSAdm's
+// DaemonCommand), not ipvsadm commands.
 if arguments.count >= 2 && arguments[1] == "daemon" {
-    let verb = arguments.count == 3 ? arguments[2] : ""
-    let request: ControlRequest
-    switch verb {
-    case "status": request = .status
-    case "reload": request = .reload
-    case "restart": request = .restart
-    default:
-        fputs("usage: lvsadm daemon status|reload|restart|sysctl [NAME[=VALUE]]...|announcements [--exabgp]\n", standardError)
-        exit(2)
-    }
-    do {
-        switch try SocketControlClient().execute(request) {
-        case let .text(t):
-            fputs(t, standardOutput)
-            exit(request == .reload && t.contains("failed") ? 1 : 0) // a failed reload says so in its text
-        case let .failed(e):
-            fputs("lvsadm: lvsd refused: \(e.errnoName)\n", standardError)
-            exit(1)
-        default:
-            exit(0)
-        }
-    } catch let e as ControlTransportError {
-        fputs("lvsadm: \(e.message)\n", standardError)
-        exit(2)
-    } catch {
-        fputs("lvsadm: \(error)\n", standardError)
-        exit(2)
-    }
+    let daemonIO = IPVSAdmIO(writeOut: { fputs($0, standardOutput) },
+                             writeErr: { fflush(standardOutput); fputs($0, standardError) },
+                             readLine: { nil })
+    let command = DaemonCommand(backend: SocketControlClient(), io: daemonIO,
+                                feedLine: { fputs($0 + "\n", standardOutput) >= 0 && fflush(standardOutput) == 0 },
+                                pause: { usleep(useconds_t($0 * 1_000_000)) })
+    let code = command.run(Array(arguments.dropFirst(2)))
+    fflush(standardOutput)
+    exit(code)
 }
 
 let io = IPVSAdmIO(
