@@ -1,16 +1,17 @@
 import ArgumentParser
 import LVSDaemon
 
-/// lvsd: the user-space IPVS Direct-Routing director. This file only parses the command line;
+/// lvsd: the user-space IPVS director (DR, TUN and NAT). This file only parses the command line;
 /// `LVSD` (LVSDaemon) runs the director.
 struct LVSDCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lvsd",
-        abstract: "User-space Linux Virtual Server director (Direct Routing), driven by lvsadm/ipvsadm syntax.",
+        abstract: "User-space Linux Virtual Server director (DR, TUN and NAT), driven by lvsadm/ipvsadm syntax.",
         discussion: """
         lvsd forwards the frames of the virtual services (the VIPs) it is given through lvsadm \
-        (ipvsadm's syntax, on the control socket) or --config, rewriting only the destination MAC \
-        address towards the chosen real server. With a keepalived.conf it applies the virtual \
+        (ipvsadm's syntax, on the control socket) or --config, to the chosen real server by its \
+        forwarding method: direct routing (-g, only the destination MAC rewritten), tunnelling (-i: \
+        IPIP, GUE or GRE) or masquerading (-m: NAT, the replies through lvsd). With a keepalived.conf it applies the virtual \
         servers and their health checks, and runs VRRP itself for the vrrp_instance blocks \
         (keepalived 2.2.7's semantics, interoperable with keepalived): a MASTER answers ARP and \
         neighbour solicitations for its addresses and forwards, a BACKUP does neither; \
