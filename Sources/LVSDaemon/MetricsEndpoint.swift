@@ -14,6 +14,7 @@ import NIOHTTP1
 import LVSModel
 import LVSVRRP
 import LVSSystem
+import Synchronization
 
 /// The Prometheus endpoint (`--metrics ADDRESS:PORT`, off by default): per-service and
 /// per-destination counters and rates, connection counts, health-check state and the
@@ -26,8 +27,8 @@ import LVSSystem
 /// request, a write timeout for the answer, a request size cap; one request per connection.
 ///
 /// `@unchecked Sendable` (mutable fields): `listener` and `channel` are written only by `start`
-/// and `stop`, one after the other; `healthState` is set before `start`; `lastTotals`,
-/// `counters` and `gauges` are read and written only in `scrape`, under `lock`.
+/// and `stop`, one after the other; `healthState` is set before `start`; the series are behind
+/// `series`' Mutex.
 final class MetricsEndpoint: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     let director: Director
@@ -40,10 +41,8 @@ final class MetricsEndpoint: @unchecked Sendable {
     /// The VIPs' announcement states and withdrawals (`--announce-table`).
     var announcements: (@Sendable () -> (states: [VIPAnnouncement], withdrawals: [AnnouncedPrefix: Int]))?
     private var listener: Int32 = -1
-    private var lastTotals: [String: UInt64] = [:]
-    private var counters: [String: CoreMetrics.Counter] = [:]
-    private var gauges: [String: CoreMetrics.Gauge] = [:]
-    private let lock = NSLock()
+    /// The series exported so far; one scrape at a time uses them.
+    private let series = Mutex(MetricsSeries())
     private var channel: Channel?
     /// Scrapes run here, off the event loop.
     fileprivate let queue = DispatchQueue(label: "lvsd-metrics")
@@ -127,103 +126,143 @@ final class MetricsEndpoint: @unchecked Sendable {
         "HTTP/1.0 \(line)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     }
 
+    /// How many series the registry holds (tests).
+    var seriesCount: Int { series.withLock { $0.count } }
+
     /// Reads the engine and renders the registry.
     func scrape() -> [UInt8] {
-        lock.lock(); defer { lock.unlock() }
+        series.withLock { s in
+            s.beginScrape()
+            collect(into: &s)
+            s.endScrape()
+            return registry.emitToBuffer()
+        }
+    }
+
+    /// Every series of this scrape, from the engine, VRRP, the announcer and the health checks.
+    private func collect(into s: inout MetricsSeries) {
         let engine = director.engine
         let snap = engine.snapshot()
         for svc in snap.services {
-            let s = [("service", Self.name(svc.key))]
-            total("lvs_service_connections_total", s, svc.stats.conns)
-            total("lvs_service_in_packets_total", s, svc.stats.inPackets)
-            total("lvs_service_in_bytes_total", s, svc.stats.inBytes)
-            gauge("lvs_service_connections_per_second", s, Double(svc.rates.cps))
-            gauge("lvs_service_in_packets_per_second", s, Double(svc.rates.inPPS))
-            gauge("lvs_service_in_bytes_per_second", s, Double(svc.rates.inBPS))
+            let service = [("service", Self.name(svc.key))]
+            s.total("lvs_service_connections_total", service, svc.stats.conns)
+            s.total("lvs_service_in_packets_total", service, svc.stats.inPackets)
+            s.total("lvs_service_in_bytes_total", service, svc.stats.inBytes)
+            s.gauge("lvs_service_connections_per_second", service, Double(svc.rates.cps))
+            s.gauge("lvs_service_in_packets_per_second", service, Double(svc.rates.inPPS))
+            s.gauge("lvs_service_in_bytes_per_second", service, Double(svc.rates.inBPS))
             for d in svc.destinations {
-                let l = s + [("destination", "\(d.options.address.bracketed):\(d.options.port)")]
-                total("lvs_destination_connections_total", l, d.stats.conns)
-                total("lvs_destination_in_packets_total", l, d.stats.inPackets)
-                total("lvs_destination_in_bytes_total", l, d.stats.inBytes)
-                gauge("lvs_destination_connections_per_second", l, Double(d.rates.cps))
-                gauge("lvs_destination_in_packets_per_second", l, Double(d.rates.inPPS))
-                gauge("lvs_destination_in_bytes_per_second", l, Double(d.rates.inBPS))
-                gauge("lvs_destination_active_connections", l, Double(d.activeConns))
-                gauge("lvs_destination_inactive_connections", l, Double(d.inactConns))
-                gauge("lvs_destination_persistent_connections", l, Double(d.persistConns))
-                gauge("lvs_destination_weight", l, Double(d.options.weight))
+                let l = service + [("destination", "\(d.options.address.bracketed):\(d.options.port)")]
+                s.total("lvs_destination_connections_total", l, d.stats.conns)
+                s.total("lvs_destination_in_packets_total", l, d.stats.inPackets)
+                s.total("lvs_destination_in_bytes_total", l, d.stats.inBytes)
+                s.gauge("lvs_destination_connections_per_second", l, Double(d.rates.cps))
+                s.gauge("lvs_destination_in_packets_per_second", l, Double(d.rates.inPPS))
+                s.gauge("lvs_destination_in_bytes_per_second", l, Double(d.rates.inBPS))
+                s.gauge("lvs_destination_active_connections", l, Double(d.activeConns))
+                s.gauge("lvs_destination_inactive_connections", l, Double(d.inactConns))
+                s.gauge("lvs_destination_persistent_connections", l, Double(d.persistConns))
+                s.gauge("lvs_destination_weight", l, Double(d.options.weight))
             }
         }
-        gauge("lvs_connection_table_entries", [], Double(engine.connectionCount))
-        gauge("lvs_connection_table_capacity", [], Double(engine.connectionCapacity * max(1, director.workers.count)))
+        s.gauge("lvs_connection_table_entries", [], Double(engine.connectionCount))
+        s.gauge("lvs_connection_table_capacity", [], Double(engine.connectionCapacity * max(1, director.workers.count)))
         let c = engine.counters
-        total("lvs_forwarded_packets_total", [], c.forwarded)
-        total("lvs_passed_packets_total", [], c.passed)
-        for r in DropReason.allCases { total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
+        s.total("lvs_forwarded_packets_total", [], c.forwarded)
+        s.total("lvs_passed_packets_total", [], c.passed)
+        for r in DropReason.allCases { s.total("lvs_dropped_packets_total", [("reason", r.description)], c.drops[Int(r.rawValue)]) }
         for r in NeighbourIgnoreReason.allCases {
-            total("lvs_neighbour_not_learnt_total", [("reason", r.description)], c.neighbourIgnored[Int(r.rawValue)])
+            s.total("lvs_neighbour_not_learnt_total", [("reason", r.description)], c.neighbourIgnored[Int(r.rawValue)])
         }
         let sync = engine.syncCounters
-        total("lvs_sync_datagrams_total", [], UInt64(sync.received))
-        total("lvs_sync_datagrams_dropped_total", [], UInt64(sync.dropped))
+        s.total("lvs_sync_datagrams_total", [], UInt64(sync.received))
+        s.total("lvs_sync_datagrams_dropped_total", [], UInt64(sync.dropped))
         for (result, n) in [("applied", sync.applied), ("skipped", sync.skipped), ("unbound", sync.unbound),
                             ("served-locally", sync.servedLocally), ("template-limit", sync.templateLimit),
                             ("table-full", sync.tableFull)] {
-            total("lvs_sync_entries_total", [("result", result)], UInt64(n))
+            s.total("lvs_sync_entries_total", [("result", result)], UInt64(n))
         }
-        total("lvs_sync_entries_clamped_total", [], UInt64(sync.clamped))
-        gauge("lvs_sync_templates", [], Double(engine.syncedTemplates.count))
+        s.total("lvs_sync_entries_clamped_total", [], UInt64(sync.clamped))
+        s.gauge("lvs_sync_templates", [], Double(engine.syncedTemplates.count))
         let resync = engine.resyncCounters // the master daemon's, since it started
         for (result, n) in [("started", resync.started), ("queued", resync.queued), ("refused", resync.refused),
                             ("other-syncid", resync.otherSyncID)] {
-            total("lvs_sync_resync_requests_total", [("result", result)], UInt64(n))
+            s.total("lvs_sync_resync_requests_total", [("result", result)], UInt64(n))
         }
-        total("lvs_sync_resync_datagrams_total", [], UInt64(resync.datagrams))
-        total("lvs_sync_resync_entries_total", [], UInt64(resync.entries))
-        total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
-        total("lvs_defense_template_evictions_total", [("strategy", "drop_entry")], c.dropEntryTemplateEvictions)
-        total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)
+        s.total("lvs_sync_resync_datagrams_total", [], UInt64(resync.datagrams))
+        s.total("lvs_sync_resync_entries_total", [], UInt64(resync.entries))
+        s.total("lvs_defense_evictions_total", [("strategy", "drop_entry")], c.dropEntryEvictions)
+        s.total("lvs_defense_template_evictions_total", [("strategy", "drop_entry")], c.dropEntryTemplateEvictions)
+        s.total("lvs_defense_short_timeouts_total", [("strategy", "secure_tcp")], c.secureTCPShortened)
         let defense = engine.defenseStatus
-        gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
-        gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
-        gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
+        s.gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
+        s.gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
+        s.gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
         if let vrrpStatus {
             let (instances, rejections) = vrrpStatus()
             for i in instances {
                 let l = [("instance", i.name)]
-                for st in VRRPState.allCases { gauge("lvs_vrrp_state", l + [("state", st.rawValue)], i.state == st ? 1 : 0) }
-                gauge("lvs_vrrp_priority", l, Double(i.configuredPriority))
-                gauge("lvs_vrrp_effective_priority", l, Double(i.effectivePriority))
-                total("lvs_vrrp_transitions_total", l, UInt64(i.transitions))
-                total("lvs_vrrp_adverts_sent_total", l, UInt64(i.advertsSent))
-                total("lvs_vrrp_adverts_received_total", l, UInt64(i.advertsReceived))
+                for st in VRRPState.allCases { s.gauge("lvs_vrrp_state", l + [("state", st.rawValue)], i.state == st ? 1 : 0) }
+                s.gauge("lvs_vrrp_priority", l, Double(i.configuredPriority))
+                s.gauge("lvs_vrrp_effective_priority", l, Double(i.effectivePriority))
+                s.total("lvs_vrrp_transitions_total", l, UInt64(i.transitions))
+                s.total("lvs_vrrp_adverts_sent_total", l, UInt64(i.advertsSent))
+                s.total("lvs_vrrp_adverts_received_total", l, UInt64(i.advertsReceived))
             }
-            for r in VRRPRejection.allCases { total("lvs_vrrp_adverts_ignored_total", [("reason", r.rawValue)], UInt64(rejections[r] ?? 0)) }
+            for r in VRRPRejection.allCases { s.total("lvs_vrrp_adverts_ignored_total", [("reason", r.rawValue)], UInt64(rejections[r] ?? 0)) }
         }
-        if let announcements { render(announcements()) }
+        if let announcements { render(announcements(), into: &s) }
         if let healthState {
             if let states = waitForTask(timeout: .now() + 1, healthState) {
                 for h in states {
-                    gauge("lvs_real_server_up", [("service", h.service), ("destination", h.destination)], h.up ? 1 : 0)
+                    s.gauge("lvs_real_server_up", [("service", h.service), ("destination", h.destination)], h.up ? 1 : 0)
                 }
             }
         }
-        return registry.emitToBuffer()
     }
 
     /// `lvs_vip_announced{vip}` (1 announced, 0 withheld), `lvs_vip_withheld{vip,reason}` (1 for
     /// the reason that applies) and `lvs_vip_withdrawals_total{vip}`.
-    private func render(_ a: (states: [VIPAnnouncement], withdrawals: [AnnouncedPrefix: Int])) {
-        for s in a.states {
-            let l = [("vip", "\(s.prefix)")]
-            gauge("lvs_vip_announced", l, s.isAnnounced ? 1 : 0)
-            for r in AnnouncementWithholding.allCases { gauge("lvs_vip_withheld", l + [("reason", r.label)], s.withheld == r ? 1 : 0) }
-            total("lvs_vip_withdrawals_total", l, UInt64(a.withdrawals[s.prefix] ?? 0))
+    private func render(_ a: (states: [VIPAnnouncement], withdrawals: [AnnouncedPrefix: Int]), into s: inout MetricsSeries) {
+        for state in a.states {
+            let l = [("vip", "\(state.prefix)")]
+            s.gauge("lvs_vip_announced", l, state.isAnnounced ? 1 : 0)
+            for r in AnnouncementWithholding.allCases { s.gauge("lvs_vip_withheld", l + [("reason", r.label)], state.withheld == r ? 1 : 0) }
+            s.total("lvs_vip_withdrawals_total", l, UInt64(a.withdrawals[state.prefix] ?? 0))
         }
     }
 
     static func name(_ k: ServiceKey) -> String {
         k.isFwmark ? "FWM \(k.fwmark)\(k.isIPv6 ? " IPv6" : "")" : "\(k.proto.listName) \(k.address.bracketed):\(k.port)"
+    }
+}
+
+
+/// The series lvsd exports, by name and labels. A scrape sets every series that exists now; one it
+/// did not set (a real server, service, VIP or VRRP instance removed since) is destroyed at its
+/// end, so config churn does not grow the registry and no stale series is exported.
+struct MetricsSeries {
+    private var lastTotals: [String: UInt64] = [:]
+    private var counters: [String: CoreMetrics.Counter] = [:]
+    private var gauges: [String: CoreMetrics.Gauge] = [:]
+    private var seen: Set<String> = []
+
+    /// How many series exist (counters and gauges).
+    var count: Int { counters.count + gauges.count }
+
+    mutating func beginScrape() { seen.removeAll(keepingCapacity: true) }
+
+    /// Destroys the series this scrape did not set.
+    mutating func endScrape() {
+        for (k, c) in counters where !seen.contains(k) {
+            c.destroy()
+            counters[k] = nil
+            lastTotals[k] = nil
+        }
+        for (k, g) in gauges where !seen.contains(k) {
+            g.destroy()
+            gauges[k] = nil
+        }
     }
 
     private func key(_ name: String, _ labels: [(String, String)]) -> String {
@@ -231,8 +270,9 @@ final class MetricsEndpoint: @unchecked Sendable {
     }
 
     /// Advances a counter to `value` (by the difference since the last scrape).
-    private func total(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
+    mutating func total(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
         let k = key(name, labels)
+        seen.insert(k)
         let counter = counters[k] ?? CoreMetrics.Counter(label: name, dimensions: labels)
         counters[k] = counter
         let last = lastTotals[k] ?? 0
@@ -240,14 +280,14 @@ final class MetricsEndpoint: @unchecked Sendable {
         lastTotals[k] = value
     }
 
-    private func gauge(_ name: String, _ labels: [(String, String)], _ value: Double) {
+    mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Double) {
         let k = key(name, labels)
+        seen.insert(k)
         let g = gauges[k] ?? CoreMetrics.Gauge(label: name, dimensions: labels)
         gauges[k] = g
         g.record(value)
     }
 }
-
 
 /// Counts a metrics client's bytes: past `maxRequestBytes` it answers 413 and closes.
 final class MetricsRequestLimiter: ChannelInboundHandler {

@@ -1,5 +1,7 @@
 import Glibc
 import LVSCore
+import LVSEngineTestSupport
+import LVSModel
 import Testing
 @testable import LVSDaemon
 
@@ -23,6 +25,29 @@ struct MetricsTests {
         _ = Lab.send(engine.primary!, port: 5001, flags: Lab.syn, at: Lab.second)
         let again = String(decoding: endpoint.scrape(), as: UTF8.self).split(separator: "\n").map(String.init)
         #expect(again.contains(#"lvs_service_connections_total{service="TCP 192.168.1.100:80"} 2"#))
+        // A removed real server's series go at the next scrape (config churn does not grow the
+        // registry, and nothing stale is exported); added again, they are back (the engine takes
+        // the real server back from its trash with its counters, as the kernel does).
+        let rs1 = #"destination="192.168.1.31:80""#
+        let before = endpoint.seriesCount
+        try engine.deleteDestination(SeedLab.vip, address: SeedLab.rs1, port: 80)
+        let removed = String(decoding: endpoint.scrape(), as: UTF8.self)
+        #expect(!removed.contains(rs1))
+        #expect(endpoint.seriesCount < before)
+        var steady: Int?
+        for round in 0..<50 { // config management in a loop: the number of series stays put
+            let churn = IPAddress("192.168.9.\(round + 1)")!
+            try engine.addDestination(SeedLab.vip, DestinationOptions(address: churn, port: 80))
+            #expect(String(decoding: endpoint.scrape(), as: UTF8.self).contains("\(churn):80"))
+            try engine.deleteDestination(SeedLab.vip, address: churn, port: 80)
+            _ = endpoint.scrape()
+            if let steady { #expect(endpoint.seriesCount == steady) } else { steady = endpoint.seriesCount }
+        }
+        #expect(steady.map { $0 < before } == true)
+        try engine.addDestination(SeedLab.vip, DestinationOptions(address: SeedLab.rs1, port: 80))
+        let back = String(decoding: endpoint.scrape(), as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(back.contains(#"lvs_destination_connections_total{service="TCP 192.168.1.100:80",destination="192.168.1.31:80"} 2"#))
+        #expect(endpoint.seriesCount == before)
         #expect(MetricsEndpoint.status("404 Not Found").hasPrefix("HTTP/1.0 404 Not Found\r\n"))
         #expect((try? MetricsEndpoint(address: "nonsense", director: director, logger: Lab.logger)) == nil)
     }
