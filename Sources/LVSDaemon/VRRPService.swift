@@ -98,7 +98,8 @@ final class VRRPService: @unchecked Sendable {
     private let scriptTasks = Mutex<[String: (settings: VRRPScriptSettings, task: Task<Void, Never>)]>([:])
     /// Each instance's interface (the default device of its addresses), removed ones included.
     private var instanceInterfaces: [String: String] = [:]
-    private var started = false
+    /// Between `start` and `stop` (read by `reload` on the caller's thread).
+    private let started = Atomic<Bool>(false)
 
     init(configuration: VRRPConfiguration, transport: any VRRPTransport, hooks: VRRPHooks, logger: Logger,
          clock: @escaping @Sendable () -> UInt64 = { monotonicNanoseconds() },
@@ -132,7 +133,7 @@ final class VRRPService: @unchecked Sendable {
         pollInterfaces(now: now, force: true)
         perform(router.start(now: now))
         publish()
-        started = true
+        started.store(true, ordering: .releasing)
         let thread = Thread { [self] in
             run()
             finished.signal()
@@ -179,8 +180,7 @@ final class VRRPService: @unchecked Sendable {
     /// Leaves VRRP as keepalived does at shutdown: each MASTER sends a priority-0 advert and releases
     /// its addresses, notify_stop runs. Waits for the thread (bounded: it ends within one wait).
     func stop() {
-        guard started else { return }
-        started = false
+        guard started.exchange(false, ordering: .acquiringAndReleasing) else { return }
         stopping.store(true, ordering: .releasing)
         finished.wait()
         // After the thread: a reload it applied last may have started a check loop.
@@ -225,7 +225,7 @@ final class VRRPService: @unchecked Sendable {
     /// Applies a new VRRP configuration (keepalived's reload semantics, `VRRPRouter.reload`) on
     /// the service thread, and waits for it at most `timeout`: what was done, or why nothing was.
     func reload(_ new: VRRPConfiguration, timeout: DispatchTimeInterval = .seconds(5)) -> Result<VRRPReloadSummary, ServerError> {
-        guard started else { return .failure(ServerError("VRRP is not running; nothing applied")) }
+        guard started.load(ordering: .acquiring) else { return .failure(ServerError("VRRP is not running; nothing applied")) }
         let reply = VRRPReloadReply()
         inbox.withLock { $0.append(.reload(new, reply)) }
         return reply.wait(timeout: timeout)
