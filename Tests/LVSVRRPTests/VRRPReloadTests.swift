@@ -189,6 +189,27 @@ import LVSModel
         #expect(kinds(actions) == ["state(FAULT)"])
     }
 
+    @Test func aSyncGroupInTheSameStateIsNotNotifiedAgainAndAMixedNewGroupGoesBackup() {
+        var group = VRRPSyncGroupSettings(name: "G", members: ["A", "B"])
+        group.notify.any = VRRPScriptCommand(command: "/group")
+        let a = instance("A", vrid: 51), b = instance("B", vrid: 52, vips: ["10.0.0.200"])
+        let router = makeRouter([a, b]) { $0.syncGroups = [group] }
+        _ = router.start(now: 0)
+        _ = router.advance(now: downInterval100)
+        #expect(state(router, "A") == .master && state(router, "B") == .master)
+        var raised = b
+        raised.priority = 120
+        let at = downInterval100 + second / 2
+        #expect(router.reload(configuration: Self.configuration([a, raised]) { $0.syncGroups = [group] }, now: at).isEmpty)
+        // A new group of a MASTER and a new BACKUP: both BACKUP (keepalived prefers BACKUP to thrashing).
+        let c = instance("C", vrid: 53, vips: ["10.0.0.250"])
+        var mixed = VRRPSyncGroupSettings(name: "H", members: ["A", "C"])
+        mixed.notify.any = VRRPScriptCommand(command: "/group")
+        let actions = router.reload(configuration: Self.configuration([a, raised, c]) { $0.syncGroups = [mixed] }, now: at + second)
+        #expect(state(router, "A") == .backup && state(router, "C") == .backup && state(router, "B") == .master)
+        #expect(kinds(actions) == ["state(BACKUP)", "state(BACKUP)", "release", "script(/group)"])
+    }
+
     @Test func aReloadBeforeStartOnlyReplacesTheConfiguration() {
         let router = makeRouter([instance()])
         #expect(router.reload(configuration: Self.configuration([instance(priority: 200)]), now: 0).isEmpty)
