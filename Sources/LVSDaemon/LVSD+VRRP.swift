@@ -1,3 +1,4 @@
+import Glibc
 import KeepalivedConfig
 import Logging
 import LVSCore
@@ -114,7 +115,8 @@ extension DirectorService {
     /// Reload, before the virtual servers change: the new VRRP blocks as lvsd runs them (nil:
     /// VRRP does not run), and the addresses of the running and the new blocks managed, so that
     /// an address the reload puts under VRRP is not answered for (a BACKUP must not) meanwhile.
-    func prepareVRRPReload(_ config: KeepalivedConfig) -> VRRPConfiguration? {
+    /// Throws (the whole reload is refused) when an instance's interface does not exist.
+    func prepareVRRPReload(_ config: KeepalivedConfig) throws -> VRRPConfiguration? {
         guard let vrrp else {
             if !config.vrrp.isEmpty {
                 logger.warning("reload: VRRP does not run (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start")
@@ -122,6 +124,9 @@ extension DirectorService {
             return nil
         }
         let (new, _) = LVSD.preparedVRRP(config, logger: logger)
+        for i in new.instances where if_nametoindex(i.interface) == 0 {
+            throw ServerError("vrrp_instance \(i.name): interface \(i.interface) does not exist")
+        }
         let running = vrrp.configuration
         if new.lvsSyncDaemon != running.lvsSyncDaemon {
             logger.warning("reload: lvs_sync_daemon changed; the sync daemons' interface and id apply at the next start")

@@ -634,7 +634,7 @@ public struct DirectorService: Service, @unchecked Sendable {
         }
         do {
             let config = try LVSD.loadKeepalived(configPath, logger: logger)
-            let vrrpReload = prepareVRRPReload(config)   // LVSD+VRRP.swift
+            let vrrpReload = try prepareVRRPReload(config)   // LVSD+VRRP.swift
             await monitor.reload(config)
             let vrrpAnswer = applyVRRPReload(vrrpReload)
             logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])

@@ -4,7 +4,8 @@
 # under traffic (rate-limited sha256-checked downloads and a keep-alive loop through the VIP,
 # a round per step, each printing a MEASURE line):
 #   1. both directors reloaded 10 times with the same file: "VRRP: unchanged", no transition,
-#      no gratuitous ARP / unsolicited NA on the client's link, every request answered;
+#      no gratuitous ARP / unsolicited NA on the client's link, every request answered; then a
+#      file with an interface that does not exist is refused whole;
 #   2. dir2's priority raised above director's by a reload: dir2 preempts within 3 x advert_int
 #      + skew, director goes BACKUP, the client's ARP entry follows, nothing lost;
 #   3. a second address added to VI_1 on both by a reload: the MASTER (dir2) answers ARP for
@@ -71,6 +72,16 @@ assert_eq 0 "$g" "gratuitous ARPs for $VIP on the client's link during the reloa
 assert_eq 0 "$n6" "unsolicited NAs for $VIP6 on the client's link during the reloads"
 assert_eq 0 "$HA_FAILED" "step 1: loop requests that failed"
 ha_assert_nothing_lost "step 1"
+
+# A file whose VRRP block cannot run (an interface that does not exist) is refused whole.
+cp "$(conf dir2)" "$E2E_TMP/dir2-good.conf"
+sed -i 's/^\( *interface\) eth0$/\1 eth9/' "$(conf dir2)"
+rc=0
+out=$(ha_lvsadm dir2 daemon reload 2>&1) || rc=$?
+((rc != 0)) || e2e_fail "dir2: the reload of a file with interface eth9 exited 0: $out"
+assert_match "$out" "failed.*interface eth9 does not exist" "dir2 refuses the file with interface eth9"
+cp "$E2E_TMP/dir2-good.conf" "$(conf dir2)"
+assert_match "$(ha_reload dir2)" "VRRP: unchanged" "dir2's running VRRP configuration was kept"
 
 # ------------------------------------------------------------ 2. dir2's priority raised
 sed -i 's/^\( *priority\) 100$/\1 200/' "$(conf dir2)"
