@@ -113,15 +113,14 @@ extension LVSD {
 
 extension DirectorService {
     /// Reload, before the virtual servers change: the new VRRP blocks as lvsd runs them (nil:
-    /// VRRP does not run), and the addresses of the running and the new blocks managed, so that
-    /// an address the reload puts under VRRP is not answered for (a BACKUP must not) meanwhile.
-    /// Throws (the whole reload is refused) when an instance's interface does not exist.
+    /// none, and VRRP does not run), and the addresses of the running and the new blocks managed,
+    /// so that an address the reload puts under VRRP is not answered for (a BACKUP must not)
+    /// meanwhile. Throws (the whole reload is refused) when an instance's interface does not exist.
     func prepareVRRPReload(_ config: KeepalivedConfig) throws -> VRRPConfiguration? {
         guard let vrrp else {
-            if !config.vrrp.isEmpty {
-                logger.warning("reload: VRRP does not run (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start")
-            }
-            return nil
+            guard !config.vrrp.isEmpty else { return nil }
+            logger.warning("reload: VRRP does not run (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start")
+            return config.vrrp
         }
         let (new, _) = LVSD.preparedVRRP(config, logger: logger)
         for i in new.instances where if_nametoindex(i.interface) == 0 {
@@ -142,7 +141,8 @@ extension DirectorService {
 
     /// Reload, after the virtual servers: the VRRP blocks (`VRRPService.reload`); the answer's line.
     func applyVRRPReload(_ new: VRRPConfiguration?) -> String {
-        guard let vrrp, let new else { return "" }
+        guard let new else { return "" }
+        guard let vrrp else { return "VRRP: not running (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start\n" }
         switch vrrp.reload(new) {
         case .success(let summary):
             return summary.description + "\n"

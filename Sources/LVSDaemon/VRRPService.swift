@@ -248,7 +248,7 @@ final class VRRPService: @unchecked Sendable {
         }
         current.withLock { $0 = new }
         for i in new.instances { instanceInterfaces[i.name] = i.interface }
-        hooks.setManaged(Set(new.instances.flatMap { ($0.virtualAddresses + $0.excludedAddresses).map(\.address) }))
+        hooks.setManaged(LVSD.vrrpAddresses(new))
         pollInterfaces(now: now, force: true)
         perform(router.reload(configuration: new, now: now))
         updateScriptChecks()
