@@ -1,3 +1,5 @@
+import Glibc
+import KeepalivedConfig
 import Logging
 import LVSCore
 import LVSDataPlane
@@ -35,6 +37,18 @@ extension LVSD {
             "interface": "\(d.interface)", "instance": "\(d.instance)", "syncid": "\(d.syncID)"])
     }
 
+    /// keepalived.conf's VRRP blocks as lvsd runs them: keepalived's script rules applied (a notify
+    /// or track script that may not run is dropped, with keepalived's messages, logged), and who
+    /// runs scripts by default (script_user, keepalived_script, or lvsd's own user), as the
+    /// checkers resolve it. At start and at each reload.
+    static func preparedVRRP(_ keepalived: KeepalivedConfig, logger: Logger) -> (VRRPConfiguration, ScriptIdentity?) {
+        let runAs = ScriptSecurity.prepare(keepalived).0.globals.scriptRunAs
+        let (vrrp, scriptLog) = VRRPScripts.prepare(keepalived.vrrp, defaultIdentity: runAs,
+                                                    securityEnabled: keepalived.globals.enableScriptSecurity)
+        for line in scriptLog { logger.warning("VRRP: \(line)") }
+        return (vrrp, runAs)
+    }
+
     /// Every address of every instance (virtual_ipaddress and virtual_ipaddress_excluded).
     static func vrrpAddresses(_ vrrp: VRRPConfiguration) -> Set<IPAddress> {
         Set(vrrp.instances.flatMap { ($0.virtualAddresses + $0.excludedAddresses).map(\.address) })
@@ -46,12 +60,8 @@ extension LVSD {
     func startVRRP() throws {
         guard let configured = keepalived?.vrrp else { return }
         try startSyncDaemons(configured.lvsSyncDaemon)
-        guard !configured.isEmpty else { return }
-        // Who runs scripts by default (script_user, keepalived_script, or lvsd's own user), as the checkers resolve it.
-        let runAs = keepalived.map { ScriptSecurity.prepare($0).0.globals.scriptRunAs } ?? nil
-        let (vrrp, scriptLog) = VRRPScripts.prepare(configured, defaultIdentity: runAs,
-                                                    securityEnabled: keepalived?.globals.enableScriptSecurity ?? false)
-        for line in scriptLog { logger.warning("VRRP: \(line)") }
+        guard !configured.isEmpty, let keepalived else { return }
+        let (vrrp, runAs) = Self.preparedVRRP(keepalived, logger: logger)
         let director = self.director!, logger = self.logger
         let interfaces = Dictionary(vrrp.instances.map { ($0.name, $0.interface) }, uniquingKeysWith: { a, _ in a })
         // As keepalived at start: addresses left on the interfaces by a killed predecessor go.
@@ -80,6 +90,13 @@ extension LVSD {
             syncRole: { instance, master in
                 logger.info("VRRP instance \(instance): sync daemon role \(master ? "master" : "backup") (both daemons run)")
                 if !master { _ = director.sync.requestFullResync() }
+            },
+            setManaged: { addresses in
+                do {
+                    try director.setManagedAddresses(addresses)
+                } catch {
+                    logger.error("VRRP: cannot set the managed addresses in the data plane: \(error)")
+                }
             })
         let service = VRRPService(configuration: vrrp, transport: VRRPSockets(), hooks: hooks, logger: logger)
         do {
@@ -91,6 +108,51 @@ extension LVSD {
         self.vrrp = service
         director.vrrpStatus = { service.statusLines }
         logger.info("VRRP running", metadata: ["instances": "\(vrrp.instances.count)"])
+    }
+}
+
+extension DirectorService {
+    /// Reload, before the virtual servers change: the new VRRP blocks as lvsd runs them (nil:
+    /// none, and VRRP does not run), and the addresses of the running and the new blocks managed,
+    /// so that an address the reload puts under VRRP is not answered for (a BACKUP must not)
+    /// meanwhile. Throws (the whole reload is refused) when an instance's interface does not exist.
+    func prepareVRRPReload(_ config: KeepalivedConfig) throws -> VRRPConfiguration? {
+        guard let vrrp else {
+            guard !config.vrrp.isEmpty else { return nil }
+            logger.warning("reload: VRRP does not run (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start")
+            return config.vrrp
+        }
+        let (new, _) = LVSD.preparedVRRP(config, logger: logger)
+        for i in new.instances where if_nametoindex(i.interface) == 0 {
+            throw ServerError("vrrp_instance \(i.name): interface \(i.interface) does not exist")
+        }
+        let running = vrrp.configuration
+        if new.lvsSyncDaemon != running.lvsSyncDaemon {
+            logger.warning("reload: lvs_sync_daemon changed; the sync daemons' interface and id apply at the next start")
+        }
+        guard new != running else { return new }
+        do {
+            try director.setManagedAddresses(LVSD.vrrpAddresses(running).union(LVSD.vrrpAddresses(new)))
+        } catch {
+            logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
+        }
+        return new
+    }
+
+    /// Reload, after the virtual servers: the VRRP blocks (`VRRPService.reload`); the answer's line.
+    func applyVRRPReload(_ new: VRRPConfiguration?) -> String {
+        guard let new else { return "" }
+        guard let vrrp else { return "VRRP: not running (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start\n" }
+        switch vrrp.reload(new) {
+        case .success(let summary):
+            return summary.description + "\n"
+        case .failure(let error):
+            // Nothing applied: the running instances' addresses alone are managed again.
+            do { try director.setManagedAddresses(LVSD.vrrpAddresses(vrrp.configuration)) } catch {
+                logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
+            }
+            return "VRRP reload failed, the running VRRP configuration is kept: \(error)\n"
+        }
     }
 }
 

@@ -634,13 +634,11 @@ public struct DirectorService: Service, @unchecked Sendable {
         }
         do {
             let config = try LVSD.loadKeepalived(configPath, logger: logger)
+            let vrrpReload = try prepareVRRPReload(config)   // LVSD+VRRP.swift
             await monitor.reload(config)
-            if let vrrp, config.vrrp != vrrp.configuration {
-                // Re-electing on a reload would move the VIPs; keepalived re-reads them, lvsd does not yet.
-                logger.warning("reload: the VRRP blocks changed; lvsd applies VRRP changes at its next start (the running instances are kept)")
-            }
+            let vrrpAnswer = applyVRRPReload(vrrpReload)
             logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
-            return "lvsd: reloaded \(configPath)\n"
+            return "lvsd: reloaded \(configPath)\n" + vrrpAnswer
         } catch {
             logger.error("reload failed, running configuration kept: \(error)")
             return "lvsd: reload failed, running configuration kept: \(error)\n"

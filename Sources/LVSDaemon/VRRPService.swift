@@ -19,6 +19,9 @@ struct VRRPHooks: Sendable {
     var checkScript: @Sendable (_ script: VRRPScriptSettings) async -> Bool
     /// The sync daemon tied to an instance (`lvs_sync_daemon`): MASTER (true) or not.
     var syncRole: @Sendable (_ instance: String, _ master: Bool) -> Void
+    /// A reload changes the addresses VRRP manages (every address of every instance): called
+    /// before the router's actions, so that an added address is not owned until taken.
+    var setManaged: @Sendable (_ addresses: Set<IPAddress>) -> Void = { _ in }
 }
 
 /// The link state and primary addresses of an interface, as the router needs them.
@@ -58,17 +61,20 @@ struct VRRPInterfaceState: Equatable, Sendable {
 
 /// lvsd's VRRP speaker: one thread owns the `VRRPRouter` (which is not thread-safe), reads adverts
 /// from the transport, runs the router's timers, and performs its actions through `VRRPHooks`.
-/// Other threads talk to it through `inbox` (script results, stop) and read `statusLines`.
+/// Other threads talk to it through `inbox` (script results, reloads, stop) and read `statusLines`.
 ///
-/// `@unchecked Sendable`: `router`, `transport`, `interfaceStates` and `lastSendError` are used only
-/// by the service thread (and by `start` before it runs); the rest is in Mutexes or immutable.
+/// `@unchecked Sendable`: `router`, `transport`, `interfaceStates`, `instanceInterfaces` and
+/// `lastSendError` are used only by the service thread (and by `start` before it runs); the rest
+/// is in Mutexes or immutable.
 final class VRRPService: @unchecked Sendable {
     /// How often link state and addresses are read (track_interface, the adverts' source).
     static let interfacePollInterval: UInt64 = 250_000_000
     /// The longest the thread waits for an advert before it looks at its timers and inbox again.
     static let maximumWaitMilliseconds: Int32 = 50
 
-    let configuration: VRRPConfiguration
+    /// The running configuration (replaced by `reload` on the service thread).
+    var configuration: VRRPConfiguration { current.withLock { $0 } }
+    private let current: Mutex<VRRPConfiguration>
     private let router: VRRPRouter
     private let transport: any VRRPTransport
     private let hooks: VRRPHooks
@@ -76,7 +82,11 @@ final class VRRPService: @unchecked Sendable {
     private let clock: @Sendable () -> UInt64
     private let readInterface: @Sendable (String) -> VRRPInterfaceState?
 
-    private enum Message { case scriptResult(String, Bool) }
+    private enum Message {
+        /// A check's result; ignored unless the script still has these settings.
+        case scriptResult(VRRPScriptSettings, Bool)
+        case reload(VRRPConfiguration, VRRPReloadReply)
+    }
     private let inbox = Mutex<[Message]>([])
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -84,13 +94,17 @@ final class VRRPService: @unchecked Sendable {
     private var interfaceStates: [String: VRRPInterfaceState] = [:]
     private var lastInterfacePoll: UInt64 = 0
     private var lastSendError: UInt64 = 0
-    private var scriptTasks: [Task<Void, Never>] = []
-    private var started = false
+    /// The running check loops, by script name, with the settings each runs.
+    private let scriptTasks = Mutex<[String: (settings: VRRPScriptSettings, task: Task<Void, Never>)]>([:])
+    /// Each instance's interface (the default device of its addresses), removed ones included.
+    private var instanceInterfaces: [String: String] = [:]
+    /// Between `start` and `stop` (read by `reload` on the caller's thread).
+    private let started = Atomic<Bool>(false)
 
     init(configuration: VRRPConfiguration, transport: any VRRPTransport, hooks: VRRPHooks, logger: Logger,
          clock: @escaping @Sendable () -> UInt64 = { monotonicNanoseconds() },
          readInterface: @escaping @Sendable (String) -> VRRPInterfaceState? = { VRRPInterfaceState.read($0) }) {
-        self.configuration = configuration
+        current = Mutex(configuration)
         self.transport = transport
         self.hooks = hooks
         self.logger = logger
@@ -113,6 +127,24 @@ final class VRRPService: @unchecked Sendable {
     /// Joins the advert groups, reads the interfaces, and starts the thread and the script checks.
     /// Throws (naming the interface) when a socket cannot be set up.
     func start() throws {
+        try join(configuration)
+        for i in configuration.instances { instanceInterfaces[i.name] = i.interface }
+        let now = clock()
+        pollInterfaces(now: now, force: true)
+        perform(router.start(now: now))
+        publish()
+        started.store(true, ordering: .releasing)
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "lvsd-vrrp"
+        thread.start()
+        updateScriptChecks()
+    }
+
+    /// Joins the advert groups of every instance (idempotent: a reload joins the new ones).
+    private func join(_ configuration: VRRPConfiguration) throws {
         for i in configuration.instances where i.unicastPeers.isEmpty {
             let group = i.multicastGroup ?? (i.isIPv6 ? Self.groupIPv6 : Self.groupIPv4)
             try transport.join(interface: i.interface, group: group)
@@ -121,20 +153,24 @@ final class VRRPService: @unchecked Sendable {
             // Unicast: the socket must exist to receive; joining the group is harmless and opens it.
             try transport.join(interface: i.interface, group: i.isIPv6 ? Self.groupIPv6 : Self.groupIPv4)
         }
-        let now = clock()
-        pollInterfaces(now: now, force: true)
-        perform(router.start(now: now))
-        publish()
-        started = true
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
+    }
+
+    /// One check loop per tracked `vrrp_script`: a loop whose script is unchanged goes on (its
+    /// rise/fall state is the router's), a new or changed one starts, a removed one stops.
+    private func updateScriptChecks() {
+        let c = configuration
+        let tracked = c.scripts.filter { script in
+            c.instances.contains { $0.trackScripts.contains { $0.name == script.name } }
+                || c.syncGroups.contains { $0.trackScripts.contains { $0.name == script.name } }
         }
-        thread.name = "lvsd-vrrp"
-        thread.start()
-        for script in configuration.scripts where configuration.instances.contains(where: { $0.trackScripts.contains { $0.name == script.name } })
-            || configuration.syncGroups.contains(where: { $0.trackScripts.contains { $0.name == script.name } }) {
-            scriptTasks.append(Task { [self] in await checkLoop(script) })
+        scriptTasks.withLock { tasks in
+            for (name, running) in tasks where !tracked.contains(running.settings) {
+                running.task.cancel()
+                tasks[name] = nil
+            }
+            for script in tracked where tasks[script.name] == nil {
+                tasks[script.name] = (script, Task { [self] in await checkLoop(script) })
+            }
         }
     }
 
@@ -144,11 +180,14 @@ final class VRRPService: @unchecked Sendable {
     /// Leaves VRRP as keepalived does at shutdown: each MASTER sends a priority-0 advert and releases
     /// its addresses, notify_stop runs. Waits for the thread (bounded: it ends within one wait).
     func stop() {
-        guard started else { return }
-        started = false
-        for t in scriptTasks { t.cancel() }
+        guard started.exchange(false, ordering: .acquiringAndReleasing) else { return }
         stopping.store(true, ordering: .releasing)
         finished.wait()
+        // After the thread: a reload it applied last may have started a check loop.
+        scriptTasks.withLock { tasks in
+            for running in tasks.values { running.task.cancel() }
+            tasks.removeAll()
+        }
         transport.close()
     }
 
@@ -157,7 +196,11 @@ final class VRRPService: @unchecked Sendable {
             let now = clock()
             for m in inbox.withLock({ m -> [Message] in defer { m.removeAll() }; return m }) {
                 switch m {
-                case let .scriptResult(name, ok): perform(router.setScriptResult(name, success: ok, now: now))
+                case let .scriptResult(script, ok):
+                    guard configuration.scripts.contains(script) else { continue }
+                    perform(router.setScriptResult(script.name, success: ok, now: now))
+                case let .reload(new, reply):
+                    reply.finish(applyReload(new, now: now))
                 }
             }
             pollInterfaces(now: now, force: false)
@@ -174,6 +217,46 @@ final class VRRPService: @unchecked Sendable {
         }
         perform(router.shutdown(now: clock()))
         publish()
+        for m in inbox.withLock({ m -> [Message] in defer { m.removeAll() }; return m }) {
+            if case let .reload(_, reply) = m { reply.finish(.failure(ServerError("VRRP: lvsd is stopping; nothing applied"))) }
+        }
+    }
+
+    /// Applies a new VRRP configuration (keepalived's reload semantics, `VRRPRouter.reload`) on
+    /// the service thread, and waits for it at most `timeout`: what was done, or why nothing was.
+    func reload(_ new: VRRPConfiguration, timeout: DispatchTimeInterval = .seconds(5)) -> Result<VRRPReloadSummary, ServerError> {
+        guard started.load(ordering: .acquiring) else { return .failure(ServerError("VRRP is not running; nothing applied")) }
+        let reply = VRRPReloadReply()
+        inbox.withLock { $0.append(.reload(new, reply)) }
+        return reply.wait(timeout: timeout)
+            ?? .failure(ServerError("VRRP: the reload was not applied within \(timeout) (it may still be)"))
+    }
+
+    /// The service thread's part of `reload`: joins the new instances' groups (any failure: nothing
+    /// is applied), the new managed addresses, the new interfaces' state, then the router.
+    private func applyReload(_ new: VRRPConfiguration, now: UInt64) -> Result<VRRPReloadSummary, ServerError> {
+        let summary = VRRPRouter.reloadSummary(from: configuration, to: new)
+        if summary.unchanged {
+            logger.info("reload: VRRP unchanged")
+            return .success(summary)
+        }
+        do {
+            try join(new)
+        } catch {
+            logger.error("reload: VRRP not applied (the running instances are kept): \(error)")
+            return .failure(ServerError("VRRP: \(error); the running instances are kept"))
+        }
+        current.withLock { $0 = new }
+        for i in new.instances { instanceInterfaces[i.name] = i.interface }
+        hooks.setManaged(LVSD.vrrpAddresses(new))
+        pollInterfaces(now: now, force: true)
+        perform(router.reload(configuration: new, now: now))
+        updateScriptChecks()
+        publish()
+        logger.notice("reload: \(summary.description)", metadata: [
+            "kept": "\(summary.kept.joined(separator: ","))", "changed": "\(summary.changed.joined(separator: ","))",
+            "added": "\(summary.added.joined(separator: ","))", "removed": "\(summary.removed.joined(separator: ","))"])
+        return .success(summary)
     }
 
     /// Reads link state and addresses every `interfacePollInterval`; tells the router what changed.
@@ -209,9 +292,9 @@ final class VRRPService: @unchecked Sendable {
             case let .stateChanged(instance, from, to, priority):
                 logger.notice("VRRP instance \(instance): \(from.rawValue) -> \(to.rawValue)", metadata: ["priority": "\(priority)"])
             case let .takeAddresses(instance, addresses):
-                hooks.setOwned(instance, addresses, true)
+                hooks.setOwned(instance, onDevice(addresses, of: instance), true)
             case let .releaseAddresses(instance, addresses):
-                hooks.setOwned(instance, addresses, false)
+                hooks.setOwned(instance, onDevice(addresses, of: instance), false)
             case let .announce(_, addresses, count):
                 hooks.announce(addresses, count)
             case let .runScript(command, arguments):
@@ -219,6 +302,16 @@ final class VRRPService: @unchecked Sendable {
             case let .syncRole(instance, master):
                 hooks.syncRole(instance, master)
             }
+        }
+    }
+
+    /// The addresses with their device named (`dev`, else the instance's interface).
+    private func onDevice(_ addresses: [VRRPAddress], of instance: String) -> [VRRPAddress] {
+        guard let interface = instanceInterfaces[instance] else { return addresses }
+        return addresses.map { a in
+            var a = a
+            if a.device == nil { a.device = interface }
+            return a
         }
     }
 
@@ -231,7 +324,7 @@ final class VRRPService: @unchecked Sendable {
     private func checkLoop(_ script: VRRPScriptSettings) async {
         while !Task.isCancelled {
             let ok = await hooks.checkScript(script)
-            inbox.withLock { $0.append(.scriptResult(script.name, ok)) }
+            inbox.withLock { $0.append(.scriptResult(script, ok)) }
             try? await Task.sleep(nanoseconds: script.interval)
         }
     }
@@ -256,5 +349,22 @@ final class VRRPService: @unchecked Sendable {
         if s.state == .backup, let m = s.masterAddress { line += " master \(m)" }
         line += " adverts-sent \(s.advertsSent) adverts-received \(s.advertsReceived)"
         return line
+    }
+}
+
+/// The answer to one `VRRPService.reload`, handed from the service thread to the caller.
+final class VRRPReloadReply: Sendable {
+    private let outcome = Mutex<Result<VRRPReloadSummary, ServerError>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    func finish(_ result: Result<VRRPReloadSummary, ServerError>) {
+        outcome.withLock { $0 = result }
+        done.signal()
+    }
+
+    /// The outcome, or nil when it did not come within `timeout`.
+    func wait(timeout: DispatchTimeInterval) -> Result<VRRPReloadSummary, ServerError>? {
+        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+        return outcome.withLock { $0 }
     }
 }

@@ -31,7 +31,7 @@ public final class VRRPRouter {
     }
 
     /// A `vrrp_script`'s rise/fall state, fed by `setScriptResult`.
-    private struct Script {
+    struct Script {
         var settings: VRRPScriptSettings
         /// keepalived's counter: 0..<rise counts successes while down, rise...rise+fall-1
         /// counts the failures still allowed while up.
@@ -43,13 +43,15 @@ public final class VRRPRouter {
 
     /// A gratuitous ARP / NA burst (`ipv6` nil: every family, spaced by the family's interval),
     /// or one spaced announcement of one family.
-    private struct Announcement {
+    struct Announcement {
         var at: VRRPNanoseconds
         var ipv6: Bool?
         var count: Int
+        /// Only these addresses (nil: every owned address), for the addresses a reload added.
+        var addresses: [VRRPAddress]? = nil
     }
 
-    private struct Instance {
+    struct Instance {
         var settings: VRRPInstanceSettings
         var group: Int?
         var state: VRRPState = .initial
@@ -82,7 +84,7 @@ public final class VRRPRouter {
         }
     }
 
-    private struct Group {
+    struct Group {
         var settings: VRRPSyncGroupSettings
         var members: [Int]
         var state: VRRPState = .initial
@@ -92,17 +94,28 @@ public final class VRRPRouter {
     static let nanosecondsPerCentisecond: VRRPNanoseconds = 10_000_000
     static let nanosecondsPerMicrosecond: VRRPNanoseconds = 1_000
 
-    private let configuration: VRRPConfiguration
-    private var instances: [Instance] = []
-    private var groups: [Group] = []
+    var configuration: VRRPConfiguration
+    var instances: [Instance] = []
+    var groups: [Group] = []
     private var interfaces: [String: Interface] = [:]
-    private var scripts: [String: Script] = [:]
+    var scripts: [String: Script] = [:]
     private var rejectionCounts: [VRRPRejection: Int] = [:]
-    private var started = false
-    private var stopped = false
+    var started = false
+    var stopped = false
 
     public init(configuration: VRRPConfiguration, now: VRRPNanoseconds) {
         self.configuration = configuration
+        (instances, groups) = Self.build(configuration)
+        for script in configuration.scripts {
+            scripts[script.name] = Script(settings: script, result: max(1, script.rise) - 1)
+        }
+        for index in instances.indices { instances[index].effectivePriority = computedPriority(index) }
+    }
+
+    /// The instances (INIT) and sync groups of a configuration, as `init` and `reload` build them.
+    static func build(_ configuration: VRRPConfiguration) -> (instances: [Instance], groups: [Group]) {
+        var instances: [Instance] = []
+        var groups: [Group] = []
         for settings in configuration.instances {
             instances.append(Instance(settings: settings, basePriority: max(1, settings.priority),
                                       effectivePriority: max(1, settings.priority),
@@ -124,10 +137,7 @@ public final class VRRPRouter {
         for group in groups where group.members.contains(where: { !(instances[$0].settings.initialMaster && instances[$0].isOwner) }) {
             for member in group.members { instances[member].settings.initialMaster = false }
         }
-        for script in configuration.scripts {
-            scripts[script.name] = Script(settings: script, result: max(1, script.rise) - 1)
-        }
-        for index in instances.indices { instances[index].effectivePriority = computedPriority(index) }
+        return (instances, groups)
     }
 
     // MARK: - Public API
@@ -154,37 +164,47 @@ public final class VRRPRouter {
             instances[index].wantState = owner ? .master : .backup
         }
         for index in instances.indices {
-            if !isUp(index) {
-                setState(index, .fault, now: now, &actions)
-                if !waitingForFirstScriptResult(index) { notify(index, &actions) }
-                // keepalived starts the sync daemon as backup for any instance not starting MASTER.
-                if isSyncDaemonInstance(index) {
-                    actions.append(.syncRole(instance: instances[index].settings.name, master: false))
-                }
-                continue
-            }
-            if instances[index].wantState == .master && configuration.startupDelay == 0 {
-                gotoMaster(index, now: now, &actions)
-                continue
-            }
-            setState(index, .backup, now: now, &actions)
-            if instances[index].wantState == .master {
-                // The owner leaves BACKUP as soon as the startup delay is over.
-                instances[index].deadline = timersFrom + Self.nanosecondsPerMicrosecond
-            } else {
-                instances[index].deadline = timersFrom + masterDownInterval(index)
-                notify(index, &actions)
-            }
+            enterInitialState(index, now: now, timersFrom: timersFrom, delayed: configuration.startupDelay > 0, &actions)
+        }
+        for group in groups.indices { setGroupState(group, memberState(group), &actions) }
+        return actions
+    }
+
+    /// An instance leaving INIT (at start, or added by a reload): FAULT, MASTER at once (an
+    /// owner configured MASTER, without a startup delay) or BACKUP with its down timer.
+    /// `wantState` is set beforehand.
+    func enterInitialState(_ index: Int, now: VRRPNanoseconds, timersFrom: VRRPNanoseconds, delayed: Bool,
+                           _ actions: inout [VRRPAction]) {
+        if !isUp(index) {
+            setState(index, .fault, now: now, &actions)
+            if !waitingForFirstScriptResult(index) { notify(index, &actions) }
+            // keepalived starts the sync daemon as backup for any instance not starting MASTER.
             if isSyncDaemonInstance(index) {
                 actions.append(.syncRole(instance: instances[index].settings.name, master: false))
             }
+            return
         }
-        for group in groups.indices {
-            let states = groups[group].members.map { instances[$0].state }
-            let state: VRRPState = states.contains(.fault) ? .fault : (!states.isEmpty && states.allSatisfy { $0 == .master } ? .master : .backup)
-            setGroupState(group, state, &actions)
+        if instances[index].wantState == .master && !delayed {
+            gotoMaster(index, now: now, &actions)
+            return
         }
-        return actions
+        setState(index, .backup, now: now, &actions)
+        if instances[index].wantState == .master {
+            // The owner leaves BACKUP as soon as the startup delay is over.
+            instances[index].deadline = timersFrom + Self.nanosecondsPerMicrosecond
+        } else {
+            instances[index].deadline = timersFrom + masterDownInterval(index)
+            notify(index, &actions)
+        }
+        if isSyncDaemonInstance(index) {
+            actions.append(.syncRole(instance: instances[index].settings.name, master: false))
+        }
+    }
+
+    /// A sync group's state from its members': FAULT if one is, MASTER if all are, else BACKUP.
+    func memberState(_ group: Int) -> VRRPState {
+        let states = groups[group].members.map { instances[$0].state }
+        return states.contains(.fault) ? .fault : (!states.isEmpty && states.allSatisfy { $0 == .master } ? .master : .backup)
     }
 
     /// An advert (or anything else) received on protocol 112.
@@ -461,7 +481,7 @@ public final class VRRPRouter {
         notify(index, &actions)
     }
 
-    private func syncGroupToBackup(_ group: Int, except index: Int, now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
+    func syncGroupToBackup(_ group: Int, except index: Int, now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
         guard groups[group].state != .backup else { return }
         for member in groups[group].members where member != index {
             instances[member].wantState = .backup
@@ -475,7 +495,7 @@ public final class VRRPRouter {
     }
 
     /// Applies the tracked interfaces and scripts: effective priorities, and FAULT in or out.
-    private func reevaluate(now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
+    func reevaluate(now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
         for index in instances.indices { updatePriority(index) }
         for index in instances.indices {
             let state = instances[index].state
@@ -531,12 +551,13 @@ public final class VRRPRouter {
         if let position = instances[index].announcements.firstIndex(where: { $0.at == due }) {
             let event = instances[index].announcements.remove(at: position)
             if let ipv6 = event.ipv6 {
-                let addresses = ownedAddresses(index).filter { !$0.address.isIPv4 == ipv6 }
+                let owned = ownedAddresses(index)
+                let addresses = (event.addresses ?? owned).filter { owned.contains($0) && !$0.address.isIPv4 == ipv6 }
                 if !addresses.isEmpty {
                     actions.append(.announce(instance: instances[index].settings.name, addresses: addresses, count: event.count))
                 }
             } else {
-                announce(index, count: event.count, now: due, &actions)
+                announce(index, count: event.count, now: due, only: event.addresses, &actions)
             }
             return
         }
@@ -558,7 +579,7 @@ public final class VRRPRouter {
         }
     }
 
-    private func clearTimers(_ index: Int) {
+    func clearTimers(_ index: Int) {
         instances[index].deadline = nil
         instances[index].announcements.removeAll()
         instances[index].refreshAt = nil
@@ -570,7 +591,7 @@ public final class VRRPRouter {
     }
 
     /// The instance's own advert interval.
-    private func interval(_ index: Int) -> VRRPNanoseconds {
+    func interval(_ index: Int) -> VRRPNanoseconds {
         VRRPNanoseconds(instances[index].intervalCentiseconds) * Self.nanosecondsPerCentisecond
     }
 
@@ -588,7 +609,7 @@ public final class VRRPRouter {
     }
 
     /// Master_Down_Interval = down_timer_adverts × Master_Adver_Interval + Skew_Time.
-    private func masterDownInterval(_ index: Int) -> VRRPNanoseconds {
+    func masterDownInterval(_ index: Int) -> VRRPNanoseconds {
         VRRPNanoseconds(max(1, instances[index].settings.downTimerAdverts)) * masterInterval(index)
             + skew(index, priority: instances[index].effectivePriority)
     }
@@ -640,7 +661,7 @@ public final class VRRPRouter {
 
     /// keepalived's effective priority: the base plus the weights of what is tracked,
     /// clamped to 1...254; an address owner (255) is never adjusted.
-    private func computedPriority(_ index: Int) -> UInt8 {
+    func computedPriority(_ index: Int) -> UInt8 {
         let base = instances[index].basePriority
         if base == Self.ownerPriority { return base }
         var total = Int(base)
@@ -673,7 +694,7 @@ public final class VRRPRouter {
 
     // MARK: - Output
 
-    private func setState(_ index: Int, _ state: VRRPState, now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
+    func setState(_ index: Int, _ state: VRRPState, now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
         let from = instances[index].state
         guard from != state else { return }
         instances[index].state = state
@@ -683,20 +704,22 @@ public final class VRRPRouter {
                                      priority: instances[index].effectivePriority))
     }
 
-    /// notify_master/backup/fault/stop, then `notify INSTANCE name STATE priority`.
-    private func notify(_ index: Int, _ actions: inout [VRRPAction]) {
+    /// notify_master/backup/fault/stop, then `notify INSTANCE name STATE priority`, for the
+    /// instance's state (or `state`: FAULT for an instance a reload deletes).
+    func notify(_ index: Int, as state: VRRPState? = nil, _ actions: inout [VRRPAction]) {
         let instance = instances[index]
         let notify = instance.settings.notify
-        if let script = specificScript(notify, instance.state) {
+        let state = state ?? instance.state
+        if let script = specificScript(notify, state) {
             actions.append(.runScript(command: script, arguments: []))
         }
         if let any = notify.any {
             actions.append(.runScript(command: any, arguments: ["INSTANCE", instance.settings.name,
-                                                                 instance.state.rawValue, String(instance.effectivePriority)]))
+                                                                 state.rawValue, String(instance.effectivePriority)]))
         }
     }
 
-    private func setGroupState(_ group: Int, _ state: VRRPState, _ actions: inout [VRRPAction]) {
+    func setGroupState(_ group: Int, _ state: VRRPState, _ actions: inout [VRRPAction]) {
         guard groups[group].state != state else { return }
         groups[group].state = state
         let notify = groups[group].settings.notify
@@ -716,7 +739,7 @@ public final class VRRPRouter {
         }
     }
 
-    private func isSyncDaemonInstance(_ index: Int) -> Bool {
+    func isSyncDaemonInstance(_ index: Int) -> Bool {
         configuration.lvsSyncDaemon?.instance == instances[index].settings.name
     }
 
@@ -740,11 +763,11 @@ public final class VRRPRouter {
         return instances[index].settings.virtualAddresses.map(\.address).filter { $0.isIPv4 != ipv6 }
     }
 
-    private func ownedAddresses(_ index: Int) -> [VRRPAddress] {
+    func ownedAddresses(_ index: Int) -> [VRRPAddress] {
         instances[index].settings.virtualAddresses + instances[index].settings.excludedAddresses
     }
 
-    private func sendAdvert(_ index: Int, priority: UInt8, _ actions: inout [VRRPAction]) {
+    func sendAdvert(_ index: Int, priority: UInt8, _ actions: inout [VRRPAction]) {
         guard let source = sourceAddress(index) else { return }
         let instance = instances[index]
         let settings = instance.settings
@@ -765,12 +788,13 @@ public final class VRRPRouter {
         instances[index].advertsSent += 1
     }
 
-    /// One burst of `count` announcements per owned address, now; with vrrp_garp_interval /
-    /// vrrp_gna_interval set, one round now and the others spaced by the interval.
-    private func announce(_ index: Int, count: Int, now: VRRPNanoseconds, _ actions: inout [VRRPAction]) {
+    /// One burst of `count` announcements per owned address (or per address of `only` still
+    /// owned), now; with vrrp_garp_interval / vrrp_gna_interval set, one round now and the
+    /// others spaced by the interval.
+    func announce(_ index: Int, count: Int, now: VRRPNanoseconds, only: [VRRPAddress]? = nil, _ actions: inout [VRRPAction]) {
         guard count > 0 else { return }
         let garp = instances[index].settings.gratuitous
-        let owned = ownedAddresses(index)
+        let owned = only.map { subset in ownedAddresses(index).filter { subset.contains($0) } } ?? ownedAddresses(index)
         for ipv6 in [false, true] {
             let addresses = owned.filter { !$0.address.isIPv4 == ipv6 }
             guard !addresses.isEmpty else { continue }
@@ -781,7 +805,8 @@ public final class VRRPRouter {
             }
             actions.append(.announce(instance: instances[index].settings.name, addresses: addresses, count: 1))
             for round in 1..<count {
-                instances[index].announcements.append(Announcement(at: now + VRRPNanoseconds(round) * spacing, ipv6: ipv6, count: 1))
+                instances[index].announcements.append(Announcement(at: now + VRRPNanoseconds(round) * spacing, ipv6: ipv6, count: 1,
+                                                                   addresses: only))
             }
         }
     }
