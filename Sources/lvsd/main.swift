@@ -15,8 +15,9 @@ struct LVSDCommand: AsyncParsableCommand {
         servers and their health checks, and runs VRRP itself for the vrrp_instance blocks \
         (keepalived 2.2.7's semantics, interoperable with keepalived): a MASTER answers ARP and \
         neighbour solicitations for its addresses and forwards, a BACKUP does neither; \
-        lvs_sync_daemon starts both sync daemons. SIGHUP (or lvsadm daemon reload) re-reads the \
-        virtual servers; SIGTERM and SIGINT stop lvsd, a VRRP MASTER first sending a priority-0 \
+        lvs_sync_daemon starts both sync daemons. SIGHUP (or lvsadm daemon reload) re-reads \
+        keepalived.conf and applies the difference, virtual servers and VRRP blocks alike; SIGTERM \
+        and SIGINT stop lvsd, a VRRP MASTER first sending a priority-0 \
         advert. lvsadm daemon status shows the data plane, counters and each VRRP instance. \
         See lvsadm(8), keepalived.conf(5), and docs/ha.md, docs/keepalived.md, docs/sync.md.
         """,
