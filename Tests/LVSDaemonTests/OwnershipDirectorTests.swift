@@ -21,14 +21,10 @@ final class OwnershipRecordingPlane: DataPlaneBackend {
     var statusLines: [String] { ["data plane: in-memory (recording VIP ownership)", "workers: 1"] }
 }
 
-/// Issue 15: the one call VRRP makes, `Director.setOwned` (and `setManagedAddresses`), changes the
-/// engine and the data plane's programs together, in a running lvsd.
-@Suite(.enabled(if: geteuid() == 0, "root: lvsd's start-up checks it, the director's packet socket"))
-struct OwnershipDirectorTests {
-    @Test func setOwnedDrivesTheEngineAndTheDataPlaneTogether() async throws {
-        let dir = TempDir()
-        defer { dir.remove() }
-        let daemon = LVSD(options: DaemonStartupTests.options(socket: dir.path + "/lvsd.sock"), logger: Lab.logger)
+extension OwnershipRecordingPlane {
+    /// Starts an lvsd (the seed lab's options, control socket at `socket`) on a recording plane.
+    static func startLVSD(socket: String) async throws -> (LVSD, DirectorService, OwnershipRecordingPlane) {
+        let daemon = LVSD(options: DaemonStartupTests.options(socket: socket), logger: Lab.logger)
         var plane: OwnershipRecordingPlane?
         daemon.dataPlaneFactory = { director in
             let p = OwnershipRecordingPlane(worker: director.makeWorker(0))
@@ -36,12 +32,23 @@ struct OwnershipDirectorTests {
             return p
         }
         let service = try await daemon.start()
+        return (daemon, service, try #require(plane))
+    }
+}
+
+/// Issue 15: the one call VRRP makes, `Director.setOwned` (and `setManagedAddresses`), changes the
+/// engine and the data plane's programs together, in a running lvsd.
+@Suite(.enabled(if: geteuid() == 0, "root: lvsd's start-up checks it, the director's packet socket"))
+struct OwnershipDirectorTests {
+    @Test func setOwnedDrivesTheEngineAndTheDataPlaneTogether() async throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let (daemon, service, p) = try await OwnershipRecordingPlane.startLVSD(socket: dir.path + "/lvsd.sock")
         daemon.engine.setInterfaces(Lab.interfaces)
         let client = try #require(ControlClient(path: dir.path + "/lvsd.sock"))
         #expect(client.request(.addService(Lab.vip, ServiceOptions(scheduler: "rr"))) == .ok)
         #expect(client.request(.addDestination(Lab.vip, DestinationOptions(address: Lab.rs1, port: 80))) == .ok)
         daemon.engine.setNeighbour(Lab.rs1, mac: Lab.rs1MAC, interface: Lab.interface)
-        let p = try #require(plane)
         let director = try #require(daemon.director)
         let vip = Lab.vip.address
 

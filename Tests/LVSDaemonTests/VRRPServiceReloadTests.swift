@@ -82,15 +82,7 @@ struct VRRPReloadOwnershipTests {
     @Test func aVIPAddedByAReloadIsNotOwnedUntilTakenAndARemovedOneIsOwnedAgain() async throws {
         let dir = TempDir()
         defer { dir.remove() }
-        let daemon = LVSD(options: DaemonStartupTests.options(socket: dir.path + "/lvsd.sock"), logger: Lab.logger)
-        var plane: OwnershipRecordingPlane?
-        daemon.dataPlaneFactory = { director in
-            let p = OwnershipRecordingPlane(worker: director.makeWorker(0))
-            plane = p
-            return p
-        }
-        let lvsd = try await daemon.start()
-        let p = try #require(plane)
+        let (daemon, lvsd, p) = try await OwnershipRecordingPlane.startLVSD(socket: dir.path + "/lvsd.sock")
         let director = try #require(daemon.director)
         let vip = Lab.vip.address, added = IPAddress("192.168.1.101")!
         let clock = FakeVRRPClock(1_000_000_000)
