@@ -124,13 +124,9 @@ final class StateCheckpoint: @unchecked Sendable {
         let contents = StateFileContents(entries: entries, counters: director.engine.exportCounters(),
                                          checkers: checkers.withLock { $0 })
         let bytes = StateFile.encode(contents)
-        let temporary = path + ".checkpoint"
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try Data(bytes).write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            try StateStore.replace(path, with: bytes, temporary: path + ".checkpoint")
         } catch {
-            unlink(temporary)
             logger.error("checkpoint not written: \(error)", metadata: ["file": "\(path)"])
             return
         }

@@ -1,5 +1,7 @@
 import Foundation
+import Glibc
 import LVSCore
+import LVSSystem
 import Logging
 
 /// The restart state on disk (`--state-file`, docs/restart.md): written by a stopping lvsd once
@@ -21,20 +23,29 @@ public enum StateStore {
         let entries = engine.exportState(now: now)
         let counters = engine.exportCounters()
         let bytes = StateFile.encode(StateFileContents(entries: entries, counters: counters, checkers: checkers))
-        let temporary = path + ".tmp"
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let url = URL(fileURLWithPath: temporary)
-            try Data(bytes).write(to: url)
-            guard rename(temporary, path) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            try replace(path, with: bytes, temporary: path + ".tmp")
         } catch {
-            unlink(temporary)
             logger.error("restart state not saved: \(error)", metadata: ["file": "\(path)"])
             return nil
         }
         logger.notice("restart state saved", metadata: ["file": "\(path)", "entries": "\(entries.count)", "counters": "\(counters.count)",
                                                         "checkers": "\(checkers.count)", "bytes": "\(bytes.count)"])
         return entries.count
+    }
+
+    /// Writes `bytes` to `temporary` (its directory made if need be), then renames it over `path`:
+    /// a reader sees the old file or the new one, never half of one. On failure the temporary
+    /// file is removed and `path` is as it was.
+    static func replace(_ path: String, with bytes: [UInt8], temporary: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: temporary))
+            _ = try syscall("rename(\(temporary), \(path))") { rename(temporary, path) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
     }
 
     /// What a start found at `path`.

@@ -6,6 +6,7 @@ import Testing
 @testable import LVSDaemon
 import LVSEngineTestSupport
 import LVSModel
+import LVSSystem
 
 /// The restart state on disk (issue 16): saved at a stop, loaded once at the next start and moved
 /// aside; a file lvsd cannot read is refused with an error, moved aside, and lvsd starts empty.
@@ -22,6 +23,21 @@ import LVSModel
 
     static func summary(_ list: [ConnectionSnapshot]) -> [String] {
         list.map { "\($0.clientAddress):\($0.clientPort) \($0.destinationAddress) \($0.state)" }.sorted()
+    }
+
+    /// A save that cannot rename its temporary file over the state file (here the state "file" is
+    /// a directory) throws LVSSystem's error naming the call, removes the temporary file and
+    /// leaves the old state as it was.
+    @Test func aFailedReplaceLeavesNoTemporaryFileAndTheOldStateAsItWas() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let path = dir.path + "/state"
+        try FileManager.default.createDirectory(atPath: path + "/kept", withIntermediateDirectories: true)
+        #expect(throws: SystemError.self) { try StateStore.replace(path, with: [1, 2, 3], temporary: path + ".tmp") }
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
+        #expect(FileManager.default.fileExists(atPath: path + "/kept"))
+        try StateStore.replace(dir.path + "/other", with: [1, 2, 3], temporary: dir.path + "/other.tmp")
+        #expect(FileManager.default.contents(atPath: dir.path + "/other") == Data([1, 2, 3]))
     }
 
     @Test func savedStateIsLoadedOnceAndMovedAside() throws {
