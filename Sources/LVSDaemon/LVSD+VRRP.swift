@@ -23,7 +23,11 @@ extension LVSD {
     /// without VRRP instances: the master daemon sends this director's connections, the backup
     /// daemon applies the peer's).
     func startSyncDaemons(_ d: VRRPLVSSyncDaemon?) throws {
-        let director = self.director!, logger = self.logger
+        try Self.startSyncDaemons(d, director: director!, logger: logger)
+    }
+
+    /// Starts both sync daemons of `d` (nothing when nil); throws naming the role that failed.
+    static func startSyncDaemons(_ d: VRRPLVSSyncDaemon?, director: Director, logger: Logger) throws {
         guard let d else { return }
         for role in ["master", "backup"] {
             let request = SyncDaemonSnapshot(role: role, interface: d.interface, syncID: d.syncID,
@@ -127,9 +131,6 @@ extension DirectorService {
             throw ServerError("vrrp_instance \(i.name): interface \(i.interface) does not exist")
         }
         let running = vrrp.configuration
-        if new.lvsSyncDaemon != running.lvsSyncDaemon {
-            logger.warning("reload: lvs_sync_daemon changed; the sync daemons' interface and id apply at the next start")
-        }
         guard new != running else { return new }
         do {
             try director.setManagedAddresses(LVSD.vrrpAddresses(running).union(LVSD.vrrpAddresses(new)))

@@ -202,6 +202,7 @@ public final class LVSD: @unchecked Sendable {
         service.checkpoint = checkpoint
         service.announcer = announcer
         service.announceHold = options.announceHold
+        if let keepalived { service.syncSetting = KeepalivedSyncSetting(keepalived.vrrp.lvsSyncDaemon) }
         let started = service
         server.reload = { await started.reload() }
         // The data plane forwards and the control socket listens: systemd may order what needs lvsd after it.
@@ -609,6 +610,8 @@ public struct DirectorService: Service, @unchecked Sendable {
     let configPath: String?
     let metrics: MetricsEndpoint?
     let vrrp: VRRPService?
+    /// keepalived.conf's `lvs_sync_daemon` as last applied (a reload that changes it restarts them).
+    var syncSetting: KeepalivedSyncSetting? = nil
     /// Told RELOADING/READY around a reload and STOPPING at the stop (nil: no systemd).
     var notifier: SystemdNotifier? = nil
     /// Where `shutdown` saves the connection table (nil: nowhere).
@@ -635,10 +638,12 @@ public struct DirectorService: Service, @unchecked Sendable {
         do {
             let config = try LVSD.loadKeepalived(configPath, logger: logger)
             let vrrpReload = try prepareVRRPReload(config)   // LVSD+VRRP.swift
+            try KeepalivedSyncSetting.check(config.vrrp.lvsSyncDaemon)
             await monitor.reload(config)
             let vrrpAnswer = applyVRRPReload(vrrpReload)
+            let syncAnswer = syncSetting?.apply(config.vrrp.lvsSyncDaemon, director: director, logger: logger) ?? ""
             logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
-            return "lvsd: reloaded \(configPath)\n" + vrrpAnswer
+            return "lvsd: reloaded \(configPath)\n" + vrrpAnswer + syncAnswer
         } catch {
             logger.error("reload failed, running configuration kept: \(error)")
             return "lvsd: reload failed, running configuration kept: \(error)\n"

@@ -10,6 +10,8 @@
 #      + skew, director goes BACKUP, the client's ARP entry follows, nothing lost;
 #   3. a second address added to VI_1 on both by a reload: the MASTER (dir2) answers ARP for
 #      it and announces it (and only it), director does not; no transition;
+#   3b. lvs_sync_daemon's id changed on both by a reload: the sync daemons restart with it (as
+#      keepalived's do), a download made through dir2 is in director's table; unchanged: no restart;
 #   4. VI_1 removed from the MASTER's (dir2's) file by a reload: its priority-0 advert makes
 #      director MASTER within about one advert interval; dir2 notifies VI_1 FAULT (keepalived's
 #      default for a deleted instance); nothing lost.
@@ -126,6 +128,28 @@ g=$(grep -E "Request who-has ${VIP_ADDED//./\\.}( \([0-9a-f:]+\))? tell ${VIP_AD
 [[ $(grep -vc "^[^ ]* ${HA_MAC[dir2]} " <<<"$g") == 0 ]] || e2e_fail "a gratuitous ARP for $VIP_ADDED not from dir2: $g"
 e2e_log "ok: $VIP_ADDED answered and announced by dir2 only ($(wc -l <<<"$g") gratuitous ARPs), $VIP not re-announced"
 ha_assert_nothing_lost "step 3"
+
+# ------------------------------------------------------------ 3b. lvs_sync_daemon's id changed
+# keepalived restarts the sync daemons when lvs_sync_daemon changes (ipvs_syncd_changed): both
+# directors' daemons run with the new id, and a connection made through the MASTER (dir2) then
+# reaches director's table under it.
+for n in dir2 director; do
+    sed -i 's/^\( *lvs_sync_daemon eth0 VI_1\)$/\1 id 77/' "$(conf "$n")"
+    grep -q 'lvs_sync_daemon eth0 VI_1 id 77$' "$(conf "$n")" || e2e_fail "test setup: no lvs_sync_daemon line in $n's file"
+done
+for n in dir2 director; do
+    assert_match "$(ha_reload "$n")" "lvs_sync_daemon: sync daemons \(re\)started on eth0, syncid 77" "$n's reload answer (sync id changed)"
+    d=$(ha_lvsadm "$n" -L --daemon)
+    assert_match "$d" "master sync daemon \(mcast=eth0, syncid=77" "$n: the master sync daemon runs with syncid 77"
+    assert_match "$d" "backup sync daemon \(mcast=eth0, syncid=77" "$n: the backup sync daemon runs with syncid 77"
+done
+assert_match "$(ha_reload dir2)" "lvsd: reloaded" "dir2: the same lvs_sync_daemon again"
+[[ $(ha_reload dir2) == *lvs_sync_daemon* ]] && e2e_fail "dir2: an unchanged lvs_sync_daemon restarted the daemons"
+established_on_director() { [[ $(ha_lvsadm director -Lnc | grep -c "ESTABLISHED.*$VIP:80") -ge 1 ]]; }
+ha_round_start 1 1m
+wait_for 15 "director lists the download made through dir2 (synced under syncid 77)" established_on_director >/dev/null
+ha_round_finish "3b(sync-id-changed)" 40
+ha_assert_nothing_lost "step 3b"
 
 # ------------------------------------------------------------ 4. VI_1 removed from the MASTER
 awk '/^vrrp_instance VI_1 \{/ { skip = 1 } !skip { print } skip && /^\}/ { skip = 0 }' "$(conf dir2)" >"$(conf dir2).new"
