@@ -1,6 +1,7 @@
 import Glibc
 import KeepalivedConfig
 import Logging
+import Synchronization
 import LVSCore
 import LVSDataPlane
 import LVSHealth
@@ -62,11 +63,22 @@ extension LVSD {
     /// them. Both sync daemons run at once (master sends this director's connections, backup
     /// applies the peer's), so that a failback keeps what was made on either side.
     func startVRRP() throws {
-        guard let configured = keepalived?.vrrp else { return }
-        try startSyncDaemons(configured.lvsSyncDaemon)
-        guard !configured.isEmpty, let keepalived else { return }
+        guard let keepalived else { return }
+        let director = self.director!, holder = vrrpHolder
+        try startSyncDaemons(keepalived.vrrp.lvsSyncDaemon)
+        // Read at each `lvsadm daemon status`: VRRP may start later, at a reload.
+        director.vrrpStatus = { holder.current?.statusLines ?? [] }
+        guard !keepalived.vrrp.isEmpty else { return }
         let (vrrp, runAs) = Self.preparedVRRP(keepalived, logger: logger)
-        let director = self.director!, logger = self.logger
+        let service = try Self.startVRRPService(vrrp, runAs: runAs, director: director, logger: logger)
+        undo.add { service.stop() }
+        holder.set(service)
+    }
+
+    /// Makes and starts the VRRP speaker of `vrrp` (prepared by `preparedVRRP`): at start-up, or at
+    /// a reload that brings the first `vrrp_instance`.
+    static func startVRRPService(_ vrrp: VRRPConfiguration, runAs: ScriptIdentity?, director: Director,
+                                 logger: Logger) throws -> VRRPService {
         let interfaces = Dictionary(vrrp.instances.map { ($0.name, $0.interface) }, uniquingKeysWith: { a, _ in a })
         // As keepalived at start: addresses left on the interfaces by a killed predecessor go.
         let serviceVIPs = Set(director.engine.snapshot().services.map(\.key.address))
@@ -108,10 +120,28 @@ extension LVSD {
         } catch {
             throw ServerError("VRRP: \(error)")
         }
-        undo.add { service.stop() }
-        self.vrrp = service
-        director.vrrpStatus = { service.statusLines }
         logger.info("VRRP running", metadata: ["instances": "\(vrrp.instances.count)"])
+        return service
+    }
+}
+
+/// The running VRRP speaker, if any: set at start-up, or by the reload that brings the first
+/// `vrrp_instance`; read by the status, the metrics, reloads and the stop.
+final class VRRPHolder: Sendable {
+    private let service = Mutex<VRRPService?>(nil)
+
+    var current: VRRPService? { service.withLock { $0 } }
+
+    func set(_ s: VRRPService) { service.withLock { $0 = s } }
+
+    /// Starts one with `make` unless one runs (two reloads at once start one); the one running.
+    func startIfNone(_ make: () throws -> VRRPService) throws -> VRRPService {
+        try service.withLock { s throws in
+            if let s { return s }
+            let made = try make()
+            s = made
+            return made
+        }
     }
 }
 
@@ -121,29 +151,43 @@ extension DirectorService {
     /// so that an address the reload puts under VRRP is not answered for (a BACKUP must not)
     /// meanwhile. Throws (the whole reload is refused) when an instance's interface does not exist.
     func prepareVRRPReload(_ config: KeepalivedConfig) throws -> VRRPConfiguration? {
-        guard let vrrp else {
-            guard !config.vrrp.isEmpty else { return nil }
-            logger.warning("reload: VRRP does not run (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start")
-            return config.vrrp
-        }
+        guard vrrp != nil || !config.vrrp.isEmpty else { return nil }
         let (new, _) = LVSD.preparedVRRP(config, logger: logger)
         for i in new.instances where if_nametoindex(i.interface) == 0 {
             throw ServerError("vrrp_instance \(i.name): interface \(i.interface) does not exist")
         }
-        let running = vrrp.configuration
+        let running = vrrp?.configuration
         guard new != running else { return new }
         do {
-            try director.setManagedAddresses(LVSD.vrrpAddresses(running).union(LVSD.vrrpAddresses(new)))
+            try director.setManagedAddresses(LVSD.vrrpAddresses(new).union(running.map(LVSD.vrrpAddresses) ?? []))
         } catch {
             logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
         }
         return new
     }
 
-    /// Reload, after the virtual servers: the VRRP blocks (`VRRPService.reload`); the answer's line.
-    func applyVRRPReload(_ new: VRRPConfiguration?) -> String {
+    /// Reload, after the virtual servers: the VRRP blocks (`VRRPService.reload`), or VRRP started
+    /// when the reload brings the first `vrrp_instance` (as keepalived starts a new instance); the
+    /// answer's line.
+    func applyVRRPReload(_ new: VRRPConfiguration?, from config: KeepalivedConfig) -> String {
         guard let new else { return "" }
-        guard let vrrp else { return "VRRP: not running (no vrrp_instance at the start); the vrrp_instance blocks apply at the next start\n" }
+        guard let vrrp else {
+            let runAs = ScriptSecurity.prepare(config).0.globals.scriptRunAs
+            do {
+                let director = self.director, logger = self.logger
+                _ = try vrrpHolder.startIfNone {
+                    try LVSD.startVRRPService(new, runAs: runAs, director: director, logger: logger)
+                }
+                logger.notice("reload: VRRP started", metadata: ["instances": "\(new.instances.count)"])
+                return "VRRP: started, \(new.instances.count) instance\(new.instances.count == 1 ? "" : "s") added\n"
+            } catch {
+                do { try director.setManagedAddresses([]) } catch {
+                    logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
+                }
+                logger.error("reload: VRRP not started: \(error)")
+                return "VRRP not started: \(error)\n"
+            }
+        }
         switch vrrp.reload(new) {
         case .success(let summary):
             return summary.description + "\n"

@@ -115,7 +115,7 @@ public final class LVSD: @unchecked Sendable {
     private(set) var server: ControlServer!
     private(set) var monitor: HealthMonitor?
     private(set) var metricsEndpoint: MetricsEndpoint?
-    var vrrp: VRRPService?
+    let vrrpHolder = VRRPHolder()
     var orphanHeartbeat: OrphanHeartbeat?
     /// `--announce-table`: the VIPs' routes (Announcer.swift).
     var announcer: Announcer?
@@ -195,7 +195,7 @@ public final class LVSD: @unchecked Sendable {
         logReady()
         var service = DirectorService(director: director, dataPlane: dataPlane, server: server, guardTable: guardTable, logger: logger,
                                       monitor: monitor, configPath: keepalived == nil ? nil : options.config, metrics: metricsEndpoint,
-                                      vrrp: vrrp, notifier: notifier)
+                                      vrrpHolder: vrrpHolder, notifier: notifier)
         service.statePath = options.statePath
         service.keepGuard = options.restartGuard
         service.orphanHeartbeat = orphanHeartbeat
@@ -457,7 +457,10 @@ public final class LVSD: @unchecked Sendable {
                     return out
                 }
             }
-            if let vrrp { endpoint.vrrpStatus = { vrrp.status } }
+            if keepalived != nil {
+                let holder = vrrpHolder
+                endpoint.vrrpStatus = { holder.current?.status }
+            }
             if let announcer { endpoint.announcements = { announcer.snapshot } }
             try endpoint.start()
             undo.add { endpoint.stop() }
@@ -609,7 +612,9 @@ public struct DirectorService: Service, @unchecked Sendable {
     let monitor: HealthMonitor?
     let configPath: String?
     let metrics: MetricsEndpoint?
-    let vrrp: VRRPService?
+    /// The VRRP speaker (none until a keepalived.conf brings a vrrp_instance, at start or reload).
+    let vrrpHolder: VRRPHolder
+    var vrrp: VRRPService? { vrrpHolder.current }
     /// keepalived.conf's `lvs_sync_daemon` as last applied (a reload that changes it restarts them).
     var syncSetting: KeepalivedSyncSetting? = nil
     /// Told RELOADING/READY around a reload and STOPPING at the stop (nil: no systemd).
@@ -640,7 +645,7 @@ public struct DirectorService: Service, @unchecked Sendable {
             let vrrpReload = try prepareVRRPReload(config)   // LVSD+VRRP.swift
             try KeepalivedSyncSetting.check(config.vrrp.lvsSyncDaemon)
             await monitor.reload(config)
-            let vrrpAnswer = applyVRRPReload(vrrpReload)
+            let vrrpAnswer = applyVRRPReload(vrrpReload, from: config)
             let syncAnswer = syncSetting?.apply(config.vrrp.lvsSyncDaemon, director: director, logger: logger) ?? ""
             logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
             return "lvsd: reloaded \(configPath)\n" + vrrpAnswer + syncAnswer

@@ -36,8 +36,9 @@ final class MetricsEndpoint: @unchecked Sendable {
     let host: String
     let port: UInt16
     var healthState: (@Sendable () async -> [(service: String, destination: String, up: Bool)])?
-    /// The VRRP instances and ignored adverts (set before `start` when keepalived.conf has VRRP).
-    var vrrpStatus: (@Sendable () -> (instances: [VRRPInstanceStatus], rejections: [VRRPRejection: Int]))?
+    /// The VRRP instances and ignored adverts (set before `start` with a keepalived.conf; nil while
+    /// VRRP does not run).
+    var vrrpStatus: (@Sendable () -> (instances: [VRRPInstanceStatus], rejections: [VRRPRejection: Int])?)?
     /// The VIPs' announcement states and withdrawals (`--announce-table`).
     var announcements: (@Sendable () -> (states: [VIPAnnouncement], withdrawals: [AnnouncedPrefix: Int]))?
     private var listener: Int32 = -1
@@ -198,8 +199,7 @@ final class MetricsEndpoint: @unchecked Sendable {
         s.gauge("lvs_defense_engaged_shards", [("strategy", "drop_entry")], Double(defense.dropEntry))
         s.gauge("lvs_defense_engaged_shards", [("strategy", "drop_packet")], Double(defense.dropPacket))
         s.gauge("lvs_defense_engaged_shards", [("strategy", "secure_tcp")], Double(defense.secureTCP))
-        if let vrrpStatus {
-            let (instances, rejections) = vrrpStatus()
+        if let vrrpStatus, let (instances, rejections) = vrrpStatus() {
             for i in instances {
                 let l = [("instance", i.name)]
                 for st in VRRPState.allCases { s.gauge("lvs_vrrp_state", l + [("state", st.rawValue)], i.state == st ? 1 : 0) }
