@@ -20,6 +20,8 @@ import LVSModel
 /// and its table's keys and count under the engine lock. `mutex` is the engine lock itself.
 public final class EngineShard: @unchecked Sendable {
     @usableFromInline unowned(unsafe) let engine: Engine
+    /// The same engine, for calls at +0 (`onEngine`).
+    let unmanagedEngine: Unmanaged<Engine>
     public let table: ConnectionTable
     /// The table's raw view, used on the packet path.
     @usableFromInline let conns: ConnectionTableView
@@ -126,6 +128,7 @@ public final class EngineShard: @unchecked Sendable {
 
     init(engine: Engine, capacity: Int, key: SipHashKey) {
         self.engine = engine
+        unmanagedEngine = Unmanaged.passUnretained(engine)
         table = ConnectionTable(capacity: capacity, key: key, replyTotal: engine.replyTotal)
         conns = table.view
         transitions = .allocate(capacity: TCPStateTable.shardFlat.count)
@@ -208,5 +211,13 @@ public final class EngineShard: @unchecked Sendable {
         c.secureTCPShortened = counters.load(ShardCounter.secureTCPShortened.rawValue)
         for r in DropReason.allCases { c.drops[Int(r.rawValue)] = counters.load(ShardCounter.drop(r)) }
         return c
+    }
+}
+
+extension EngineShard {
+    /// Calls `body` with the engine at +0. A method called through `engine` (unowned(unsafe))
+    /// retains and releases it around the call; the shard never outlives its engine.
+    @inline(__always) func onEngine<R>(_ body: (Engine) -> R) -> R {
+        unmanagedEngine._withUnsafeGuaranteedRef(body)
     }
 }

@@ -8,10 +8,10 @@ extension EngineShard {
     func newConnection(_ frame: UnsafeMutableRawBufferPointer, _ f: ParsedFrame, key: ConnectionKey, tick: UInt32, now: UInt64) -> Verdict {
         if !engine.notOwnedAddresses.isEmpty && engine.notOwnedAddresses.contains(f.destination) {
             // A VIP given up (VRRP BACKUP): nothing is scheduled or adopted; other addresses pass.
-            return engine.findService(f) != nil ? dropNotOwned() : passed()
+            return onEngine { $0.findService(f) } != nil ? dropNotOwned() : passed()
         }
         if engine.synced.count > 0, let v = adoptSynced(frame, f, key: key, tick: tick) { return v }
-        guard let s = engine.findService(f) else { return passed() }
+        guard let s = onEngine({ $0.findService(f) }) else { return passed() }
         let serviceKey = serviceInfo[s].key
         let serviceFlags = serviceInfo[s].flags
         switch f.proto {
@@ -39,7 +39,7 @@ extension EngineShard {
         var control: UInt32 = 0
         let slot: UInt32
         if persistent {
-            guard let (t, d) = engine.persistentDestination(s, f, tick: tick) else {
+            guard let (t, d) = onEngine({ $0.persistentDestination(s, f, tick: tick) }) else {
                 if engine.templates.count >= engine.templates.capacity { return drop(.tableFull) }
                 sendPortUnreachable(frame, f, interface: ingressInterface)
                 return drop(.noDestination)
@@ -47,7 +47,7 @@ extension EngineShard {
             control = t + 1
             slot = d
         } else {
-            guard let d = engine.runScheduler(s, f, now: now) else {
+            guard let d = onEngine({ $0.runScheduler(s, f, now: now) }) else {
                 sendPortUnreachable(frame, f, interface: ingressInterface)
                 return drop(.noDestination)
             }
@@ -69,7 +69,7 @@ extension EngineShard {
         if method == .masquerade { linkReply(index, frame, f, destSlot: slot) }
         destCounts.add(DestCount.index(slot, .inactive), 1)
         countNewConnection(slot)
-        engine.checkOverload(slot)
+        onEngine { $0.checkOverload(slot) }
         if f.proto == 6 {
             let next = TCPStateTable.next(.none, flags: f.tcpFlags)
             setStateLocked(index, next)
