@@ -1,3 +1,5 @@
+import Glibc
+
 /// Expiry: the shard's timers, and ending an entry (kill, unbind).
 extension EngineShard {
     // MARK: Expiry
@@ -17,16 +19,18 @@ extension EngineShard {
         let slot = e.dest
         destCounts.add(DestCount.index(slot, .connection(inactive: e.isInactive)), -1)
         if e.control != 0 { engine.templates[e.control - 1].control -= 1 }
-        engine.clearOverload(slot)
-        if !engine.dests[Int(slot)].available && engine.destReferences(slot) == 0 { engine.releaseDestSlot(slot) }
+        onEngine { engine in
+            engine.clearOverload(slot)
+            if !engine.dests[Int(slot)].available && engine.destReferences(slot) == 0 { engine.releaseDestSlot(slot) }
+        }
     }
 
     /// This shard's timers, and the shared ones (templates, estimator). Call at least every 100 ms.
     public func tick(now: UInt64) {
         let t = Engine.tick(now)
         currentTick = t
-        engine.lock.lock()
-        defer { engine.lock.unlock() }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         let generation = engine.sweepGeneration.load(0)
         if generation != sweptGeneration {
             sweptGeneration = generation

@@ -25,7 +25,7 @@ extension EngineShard {
             return passed()
         }
         if f.isLaterFragment {
-            guard engine.mayBeVirtual(f.destination) else { return passed() }
+            guard onEngine({ $0.mayBeVirtual(f.destination) }) else { return passed() }
             guard let destWord = fragments.find(f, now: tick) else {
                 return engine.lock.withLock { engine.vips.contains(f.destination) } ? drop(.fragment) : passed()
             }
@@ -47,7 +47,7 @@ extension EngineShard {
             } else if engine.natConnections != 0, let verdict = natReply(frame, f, tick: tick, bucket: bucket) {
                 return verdict
             }
-            guard engine.mayBeVirtual(f.destination) else { return passed() }
+            guard onEngine({ $0.mayBeVirtual(f.destination) }) else { return passed() }
             pthread_mutex_lock(mutex)
             defer { pthread_mutex_unlock(mutex) }
             return newConnection(frame, f, key: key, tick: tick, now: now)

@@ -147,17 +147,21 @@ extension Engine {
     }
 
     func runScheduler(_ s: Int, _ f: ParsedFrame, now: UInt64) -> UInt32? {
-        let order = services[s].destinations
-        for slot in order { refreshCounts(slot) }
         var ctx = SchedulingContext(source: f.source, sourcePort: f.sourcePort, destination: f.destination,
                                     flags: services[s].options.flags, nowSeconds: UInt32(truncatingIfNeeded: now / 1_000_000_000),
                                     randomState: randomState)
-        let picked = order.withUnsafeBufferPointer { buf in
-            services[s].scheduler.schedule(SchedulingDestinations(order: buf, table: dests), &ctx)
+        // The service's destinations are read in place (a copy of the array would retain it).
+        let slot: UInt32? = services.withUnsafeMutableBufferPointer { records in
+            // Mutable access: no copy of the (uniquely held) buffer; the order itself is not changed.
+            records[s].destinations.withUnsafeMutableBufferPointer { order in
+                for slot in order { refreshCounts(slot) }
+                let picked = records[s].scheduler.schedule(SchedulingDestinations(order: UnsafeBufferPointer(order), table: dests), &ctx)
+                guard let i = picked, i >= 0, i < order.count else { return nil }
+                return order[i]
+            }
         }
         randomState = ctx.randomState
-        guard let i = picked, i >= 0, i < order.count else { return nil }
-        return order[i]
+        return slot
     }
 
     /// Finds or creates the persistence template; returns (template index, destination slot).
