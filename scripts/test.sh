@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: unit and golden tests (swift test, including the real-packet data-plane tests),
-# a bounded fuzz run, the docs checks (checks/docs: man pages, samples, BENCHMARKS.md's tables), the
+# a bounded fuzz run, the packet path's 0 allocations and 0 retains (lvs-bench --check), the docs checks (checks/docs: man pages, samples, BENCHMARKS.md's tables), the
 # Debian package (checks/package) and
 # the end-to-end suite in network namespaces. Run as root.
 set -euo pipefail
@@ -34,6 +34,19 @@ fi
 rm -f "$unit_log"
 echo "== fuzz (bounded)"
 timeout 600 scripts/fuzz.sh "${FUZZ_SECONDS:-30}" || failed fuzz $?
+# The packet path's promise, checked on every method: no allocation and no Swift retain per packet,
+# new connections and NAT replies included. lvs-bench counts retains only when the Swift runtime
+# is linked dynamically, so it is built so here, before the static release build below.
+echo "== packet path (lvs-bench --check: 0 allocations, 0 retains)"
+if timeout 1200 swift build -c release --product lvs-bench >/dev/null; then
+    bench=$(swift build -c release --show-bin-path)/lvs-bench
+    for m in dr nat ipip gue gre; do
+        timeout 300 "$bench" --method "$m" --connections 10000 --packets 200000 --check | sed -n '/retains\|--check/p' ||
+            failed "lvs-bench --check --method $m" $?
+    done
+else
+    failed "lvs-bench build" $?
+fi
 # One release build for the docs checks, the package and the end-to-end suite: with the Swift
 # runtime linked in, as the package ships it (so the e2e suite runs what is installed).
 release=(swift build -c release --static-swift-stdlib)

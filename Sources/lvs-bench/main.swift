@@ -8,13 +8,43 @@
 // then measures: ns per packet on an existing connection (ACKs in random order), ns per new
 // connection (schedule + insert), heap allocations during the existing-connection loop, and
 // bytes per connection (entry layout and resident memory growth), and the engine-lock holds of a
-// connection listing (-Lnc) in slices. With `--method nat` the real server is a NAT one
+// connection listing (-Lnc) in slices, and the Swift retains in the existing-connection loop and
+// in new connections (counted when the runtime is linked dynamically). `--check` exits 1 unless
+// those loops made no allocation and no retain (scripts/test.sh runs it). With `--method nat` the real server is a NAT one
 // (192.168.1.31:8080, -m): the client's packets are rewritten to it, and the real server's
 // replies are measured too (reply-index lookup, source back to VIP:80, OutPkts/OutBytes).
 import CAllocCounter
 import Glibc
 import LVSCore
 import LVSModel
+
+/// Heap allocations and Swift retains since it was made (retains nil when they are not counted:
+/// a build that links the Swift runtime statically keeps the runtime's own swift_retain).
+struct PathCounts {
+    let allocations = lvs_allocation_count()
+    let retains = lvs_retain_count()
+    var since: (allocations: UInt64, retains: UInt64?) {
+        let allocated = lvs_allocation_count() - allocations, retained = lvs_retain_count() - retains
+        return (allocated, retainsCounted ? retained : nil) // counts read before the probe's own retain
+    }
+    /// Whether the interposed swift_retain runs: one retain of an object must be counted.
+    var retainsCounted: Bool {
+        let probe = Unmanaged.passRetained(RetainProbe())
+        let before = lvs_retain_count()
+        retainOnce(probe)
+        let counted = lvs_retain_count() > before
+        releaseOnce(probe)
+        releaseOnce(probe)
+        return counted
+    }
+}
+final class RetainProbe {}
+// Apart and not inlined, so that the optimizer cannot pair the retain with its release away.
+@inline(never) func retainOnce(_ u: Unmanaged<RetainProbe>) { _ = u.retain() }
+@inline(never) func releaseOnce(_ u: Unmanaged<RetainProbe>) { u.release() }
+
+/// "N" or "not counted".
+func retainText(_ r: UInt64?) -> String { r.map { "\($0)" } ?? "not counted (Swift runtime linked statically)" }
 
 func monotonicNanos() -> UInt64 {
     var ts = timespec()
@@ -168,15 +198,17 @@ var packets = 20_000_000
 var prefetch = true
 var hashFlood: [Int]?
 var method = BenchMethod.dr
+var check = false
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--connections": sizes = args.popFirst()!.split(separator: ",").map { Int($0)! }
     case "--packets": packets = Int(args.popFirst()!)!
     case "--no-prefetch": prefetch = false
+    case "--check": check = true
     case "--method": method = BenchMethod(rawValue: args.popFirst() ?? "") ?? { print("--method dr|ipip|gue|gre|nat"); exit(2) }()
     case "--hash-flood": hashFlood = args.popFirst()!.split(separator: ",").map { Int($0)! }
-    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] [--method dr|ipip|gue|gre|nat] | --hash-flood N[,N...]"); exit(2)
+    default: print("usage: lvs-bench [--connections N[,N...]] [--packets N] [--no-prefetch] [--method dr|ipip|gue|gre|nat] [--check] | --hash-flood N[,N...]"); exit(2)
     }
 }
 
@@ -209,7 +241,8 @@ print("lvs-bench: Engine.process, one core, release build")
 print("ConnectionEntry: \(MemoryLayout<ConnectionEntry>.size) bytes (stride \(MemoryLayout<ConnectionEntry>.stride))")
 /// One table size; a function so that `engine` is a local (no global-variable retains in the loop).
 /// `prefetch` is a parameter: top-level variables belong to the main actor in Swift 6.
-func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, method: BenchMethod) {
+/// Returns whether the measured loops made no allocation and no (counted) retain.
+func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, method: BenchMethod) -> Bool {
     let nat = method == .nat
     let rssBefore = residentBytes()
     let engine = makeEngine(capacity: max(4 << 20, n * 2), method: method)
@@ -245,7 +278,7 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
     let step = 7_919
     var index = 0
     let passes = max(1, packets / n)
-    let allocBefore = lvs_allocation_count()
+    let existingCounts = PathCounts()
     var elapsed: UInt64 = 0
     var sent = 0
     // Received frames are hot in cache: each packet is written into one of 32 ring-like buffers
@@ -275,7 +308,8 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
         elapsed += monotonicNanos() - t0
     }
     let measured = passes * rounds * batch
-    let allocs = lvs_allocation_count() - allocBefore
+    let existing = existingCounts.since
+    let allocs = existing.allocations
     precondition(sent == measured, "lost packets")
     let existingNs = Double(elapsed) / Double(measured)
     let replyNs = nat ? measureReplies(shard, connections: n, packets: packets, ring: ring, batch: batch, now: now, prefetch: prefetch) : nil
@@ -286,9 +320,11 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
     engine.tick(now: later)
     precondition(engine.connectionCount == 0, "expiry left \(engine.connectionCount) entries")
     let others = FrameSet(count: n, flags: 0x02, clientBase: 0x0B00_0000, vip: vipValue)
+    let steadyCounts = PathCounts()
     t0 = monotonicNanos()
     let reforwarded = synBatches(others, at: later)
     let steadyNs = Double(monotonicNanos() - t0) / Double(n)
+    let steady = steadyCounts.since
     precondition(reforwarded == n && engine.connectionCount == n, "steady-state setup failed: \(reforwarded) of \(n)")
     let perConn = Double(rssFilled - rssEngine) / Double(n)
     let existingText = oneDecimal(existingNs)
@@ -298,12 +334,16 @@ func run(connections n: Int, packets: Int, vipValue: UInt32, prefetch: Bool, met
     let reserved = engine.primary.table.bytesPerConnection
     print("connections=\(n): existing \(existingText) ns/packet over \(measured) packets (batches of \(batch)), new \(newText) ns/connection (first use of the memory), new \(oneDecimal(steadyNs)) ns/connection (steady state, entries reused)")
     print("  allocations in existing-connection loop: \(allocs)")
-    if let (ns, replyAllocs) = replyNs {
-        print("  NAT replies (real server to client): \(oneDecimal(ns)) ns/packet, allocations: \(replyAllocs)")
+    print("  retains: existing-connection loop \(retainText(existing.retains)); new connections (steady state, \(n)) \(retainText(steady.retains)), allocations \(steady.allocations)")
+    var clean = allocs == 0 && existing.retains == 0 && steady.retains == 0
+    if let (ns, replies) = replyNs {
+        print("  NAT replies (real server to client): \(oneDecimal(ns)) ns/packet, allocations: \(replies.allocations), retains: \(retainText(replies.retains))")
+        clean = clean && replies.allocations == 0 && replies.retains == 0
     }
     print("  table: \(reserved) bytes/connection reserved, resident growth \(growthText) bytes/connection (engine base \(engineKiB) KiB)")
     measureListing(shard, connections: n, now: later)
     measureCheckpoint(shard, connections: n, now: later)
+    return clean
 }
 
 /// A restart-state checkpoint (lvsd --checkpoint-interval) as a worker takes it: the shard's table
@@ -345,12 +385,12 @@ func processBatch(_ shard: EngineShard, ring: UnsafeMutableRawPointer, batch: In
 /// NAT replies on the existing connections (their frames from the real server to the client, in
 /// the same scattered order): ns per packet and heap allocations.
 func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring: UnsafeMutableRawPointer, batch: Int,
-                    now: UInt64, prefetch: Bool) -> (Double, UInt64) {
+                    now: UInt64, prefetch: Bool) -> (Double, (allocations: UInt64, retains: UInt64?)) {
     let server = IPAddress(natServer)!.ipv4Value
     let step = 7_919
     var index = 0, sent = 0
     var elapsed: UInt64 = 0
-    let allocBefore = lvs_allocation_count()
+    let counts = PathCounts()
     let rounds = n / batch
     for _ in 0..<max(1, packets / n) {
         let t0 = monotonicNanos()
@@ -371,7 +411,7 @@ func measureReplies(_ shard: EngineShard, connections n: Int, packets: Int, ring
     }
     let measured = max(1, packets / n) * rounds * batch
     precondition(sent == measured, "lost replies: \(measured - sent)")
-    return (Double(elapsed) / Double(measured), lvs_allocation_count() - allocBefore)
+    return (Double(elapsed) / Double(measured), counts.since)
 }
 
 /// `-Lnc` as a worker takes it: the shard's table in slices, one engine-lock hold each. Prints the
@@ -396,4 +436,14 @@ func measureListing(_ shard: EngineShard, connections n: Int, now: UInt64) {
 
 let vip = IPAddress("192.168.1.100")!.ipv4Value
 if method != .dr && method != .nat { print("real servers: \(method.rawValue) tunnel (frames encapsulated into the outbox, drained after each batch)") }
-for n in sizes { run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch, method: method) }
+var clean = true
+for n in sizes where !run(connections: n, packets: packets, vipValue: vip, prefetch: prefetch, method: method) { clean = false }
+if check {
+    // The packet path's promise: no allocation and no retain per packet, new connections included.
+    guard PathCounts().retainsCounted else {
+        print("lvs-bench --check: retains are not counted in this build (Swift runtime linked statically): build without --static-swift-stdlib")
+        exit(1)
+    }
+    print(clean ? "lvs-bench --check: 0 allocations and 0 retains in the measured loops" : "lvs-bench --check: FAILED: the measured loops allocated or retained (above)")
+    exit(clean ? 0 : 1)
+}
