@@ -185,7 +185,7 @@ HA_ROUND=0
 ha_round_start() {
     local n=$1 rate=$2 host=${3:-$VIP} i dir
     HA_ROUND=$((HA_ROUND + 1))
-    e2e_tmpdir >/dev/null # sets E2E_TMP in this shell
+    e2e_tmpdir >/dev/null
     dir=$E2E_TMP/round$HA_ROUND
     mkdir -p "$dir"
     echo "$n" >"$dir/n"

@@ -18,8 +18,11 @@ E2E_ARTIFACTS=${E2E_ARTIFACTS:-/tmp/lvs-e2e-artifacts}
 E2E_NAME=$(basename "${0%.sh}")
 LAB_PREFIX=""
 LAB_STATE=""
-E2E_TMP=""
 E2E_ON_EXIT=()
+# The test's scratch directory (e2e_tmpdir), made now so that `tmp=$(e2e_tmpdir)` in a subshell
+# names this one; removed at exit, by this trap or by e2e_trap's.
+E2E_TMP=$(mktemp -d "${E2E_TMP_ROOT:-/tmp}/lvs-e2e.XXXXXX")
+trap '[[ -z $E2E_TMP ]] || rm -rf "$E2E_TMP"' EXIT
 
 VIP=192.168.1.100
 VIP6=2001:db8:1::100
@@ -88,12 +91,9 @@ with_timeout() {
     return "$rc"
 }
 
-# A scratch directory for the test, removed by the EXIT trap (do not set
-# your own EXIT trap: it would replace the one that tears the lab down).
-e2e_tmpdir() {
-    [[ -n $E2E_TMP ]] || E2E_TMP=$(mktemp -d /tmp/lvs-e2e.XXXXXX)
-    echo "$E2E_TMP"
-}
+# The test's scratch directory, removed by the EXIT trap (do not set your own EXIT trap: it would
+# replace the one that removes it and tears the lab down).
+e2e_tmpdir() { echo "$E2E_TMP"; }
 
 # e2e_on_exit CMD...: run CMD (quoted words) from the EXIT trap, before the
 # lab goes down; for tests that start things lvs-lab down does not know of.

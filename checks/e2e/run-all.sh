@@ -80,11 +80,21 @@ run_one() {
         export LVS_LAB_LVSD_ARGS="--dataplane $plane"
     fi
     export E2E_ARTIFACTS=${logf%/*}
+    # The test's scratch directory (lib.sh's E2E_TMP) goes under a directory of this run's own,
+    # which must be empty again when the test ends: a test removes what it makes.
+    local scratch
+    scratch=$(mktemp -d /tmp/lvs-e2e-run.XXXXXX)
+    export E2E_TMP_ROOT=$scratch
     if ((VERBOSE)); then
         timeout --kill-after=30 "$TEST_TIMEOUT" bash "$t" 2>&1 | tee "$logf" || rc=${PIPESTATUS[0]}
     else
         timeout --kill-after=30 "$TEST_TIMEOUT" bash "$t" >"$logf" 2>&1 || rc=$?
     fi
+    if ((rc == 0)) && [[ -n $(ls -A "$scratch") ]]; then
+        echo "FAIL: the test left its scratch directory behind: $(ls -A "$scratch" | tr '\n' ' ')" >>"$logf"
+        rc=1
+    fi
+    rm -rf "$scratch"
     echo "$rc $((SECONDS - start))" >"$logf.rc"
 }
 

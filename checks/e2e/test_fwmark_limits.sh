@@ -45,4 +45,6 @@ grep -Eq "dataplane=afpacket .*the BPF programs hold at most 16" "$log" ||
     { cat "$log"; e2e_fail "auto did not fall back to afpacket naming the fwmark limit"; }
 e2e_log "ok: auto falls back to afpacket"
 kill "$pid"
+# lvsd writes its state file beside the socket as it stops: wait, so that nothing is left behind.
+wait_for 15 "lvsd (auto) exits after SIGTERM" bash -c "! kill -0 $pid 2>/dev/null" >/dev/null
 e2e_log "PASS"

@@ -7,18 +7,10 @@
 # counter in `lvsadm daemon status` has grown. Last, the same sender's valid priority-255 advert
 # makes lvsd step down to BACKUP: the sender works, so the rejections were lvsd's doing.
 source "$(dirname "$0")/lib.sh"
-
-[[ $(id -u) == 0 ]] || e2e_skip "needs root (network namespaces)"
-require_lvs_bins
+source "$(dirname "$0")/vrrp_segment_lib.sh"
 command -v python3 >/dev/null || e2e_skip "python3 not installed (scripts/deps.sh)"
-
-P="e2e$$-$((RANDOM % 10000))"
-T=$(e2e_tmpdir)
-VRID=71
-VIP=192.168.1.100
+vs_setup 71
 HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/vrrp_segment_lib.sh"
-vs_segment_up
 
 ip -n "$P-x" route add 224.0.0.0/4 dev eth0 # the sender's adverts to 224.0.0.18
 

@@ -9,17 +9,8 @@
 #   3. the same file again: "VRRP: unchanged", no transition;
 #   4. SIGTERM: lvsd sends its priority-0 advert and exits 0.
 source "$(dirname "$0")/lib.sh"
-
-[[ $(id -u) == 0 ]] || e2e_skip "needs root (network namespaces)"
-require_lvs_bins
-
-P="e2e$$-$((RANDOM % 10000))"
-T=$(e2e_tmpdir)
-VRID=73
-VIP=192.168.1.100
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/vrrp_segment_lib.sh"
-vs_segment_up
+source "$(dirname "$0")/vrrp_segment_lib.sh"
+vs_setup 73
 
 cat >"$T/a.conf" <<CONF
 virtual_server $VIP 80 {

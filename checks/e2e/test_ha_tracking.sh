@@ -6,17 +6,8 @@
 # Then a second instance tracks the script with a weight: its effective priority drops by the
 # weight in `lvsadm daemon status` while the script fails, and it stays MASTER.
 source "$(dirname "$0")/lib.sh"
-
-[[ $(id -u) == 0 ]] || e2e_skip "needs root (network namespaces)"
-require_lvs_bins
-
-P="e2e$$-$((RANDOM % 10000))"
-T=$(e2e_tmpdir)
-VRID=72
-VIP=192.168.1.100
-HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/vrrp_segment_lib.sh"
-vs_segment_up
+source "$(dirname "$0")/vrrp_segment_lib.sh"
+vs_setup 72
 
 # eth1: the tracked interface (a veth pair inside a's namespace).
 ip -n "$P-a" link add eth1 type veth peer name eth1p

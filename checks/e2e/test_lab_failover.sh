@@ -10,8 +10,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ha_lib.sh"
 
 ha_lab_start
-e2e_tmpdir >/dev/null
-out=$E2E_TMP/failover.out
+out=$(e2e_tmpdir)/failover.out
 rc=0
 with_timeout 150 "$LVS_LAB" failover --prefix "$LAB_PREFIX" >"$out" 2>&1 || rc=$?
 sed 's/^/  | /' "$out" >&2

@@ -74,7 +74,6 @@ e2e_log "UDP answers: ${udp//$'\n'/ }"
 [[ $(grep -c '^Real Server 0[12]$' <<<"$udp") == 2 ]] || e2e_fail "UDP over NAT: $udp"
 
 # captures on both sides while a download and an upload of 10 MB run
-E2E_TMP=$(mktemp -d)
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$E2E_TMP/ten"
 for n in rs1 rs2; do cp "$E2E_TMP/ten" "$LAB_STATE/$n/www/ten"; done
 capture_start client client "tcp port 80 and tcp[tcpflags] & tcp-syn != 0"

@@ -4,11 +4,24 @@
 # Source after lib.sh, with P (unique prefix) and T (the test's temporary directory) set:
 #
 #   source "$(dirname "$0")/vrrp_segment_lib.sh"
+#   vs_setup VRID                  # root, lvsd's binaries, P, T, VRID, VIP, then vs_segment_up
 #   vs_segment_up                  # removed, and lvsd's log and status printed on failure, at exit
 #   vs_status                      # lvsadm daemon status of the lvsd in $P-a (socket $SOCK)
 #   vs_state [INSTANCE]            # that instance's VRRP state (default VI_1)
 #   vs_wait INSTANCE STATE SECONDS WHAT
 declare -A IP=([a]=192.168.1.21 [x]=192.168.1.66)
+
+# vs_setup VRID: the start of a test on this segment: root and lvsd's binaries required, a unique
+# prefix P, the test's directory T (removed at exit), VRID and VIP (192.168.1.100), the segment.
+vs_setup() {
+    [[ $(id -u) == 0 ]] || e2e_skip "needs root (network namespaces)"
+    require_lvs_bins
+    P="e2e$$-$((RANDOM % 10000))"
+    T=$(e2e_tmpdir)
+    VRID=$1
+    VIP=192.168.1.100
+    vs_segment_up
+}
 
 vs_down() {
     local p=$1 n pid
