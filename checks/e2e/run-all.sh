@@ -84,6 +84,7 @@ run_one() {
     # which must be empty again when the test ends: a test removes what it makes.
     local scratch
     scratch=$(mktemp -d /tmp/lvs-e2e-run.XXXXXX)
+    chmod 755 "$scratch" # as /tmp is to a test that lets an unprivileged script into its directory
     export E2E_TMP_ROOT=$scratch
     if ((VERBOSE)); then
         timeout --kill-after=30 "$TEST_TIMEOUT" bash "$t" 2>&1 | tee "$logf" || rc=${PIPESTATUS[0]}
