@@ -185,7 +185,8 @@ else
         inside systemctl kill -s KILL lvsd || true
         wait_for NRestarts 1 && wait_for ActiveState active && ok "kill -9: Restart=on-failure brought lvsd back" || bad "after kill -9: $(prop ActiveState), $(prop NRestarts) restarts"
         inside systemctl stop lvsd && [[ $(prop ActiveState) == inactive && $(prop Result) == success ]] &&
-            ok "systemctl stop: inactive, result success" || bad "stop: $(prop ActiveState) $(prop Result)"
+            ok "systemctl stop: inactive, result success" ||
+            bad "stop: $(prop ActiveState) $(prop Result) (exit: $(prop ExecMainCode)/$(prop ExecMainStatus)); the journal: $(inside journalctl -u lvsd --no-pager 2>&1 | tail -25)"
         inside systemctl poweroff >/dev/null 2>&1 || true
     fi
     for _ in $(seq 300); do kill -0 "$boot_pid" 2>/dev/null || break; sleep 0.1; done
