@@ -74,6 +74,14 @@ final class Director: @unchecked Sendable {
         }
     }
 
+    /// `setManagedAddresses` for VRRP's callers, which go on when the data plane refuses: the
+    /// engine has the set; the failure is logged, `context` first.
+    func manageAddresses(_ vips: Set<IPAddress>, context: String) {
+        do { try setManagedAddresses(vips) } catch {
+            logger.error("\(context): cannot set the managed addresses in the data plane: \(error)")
+        }
+    }
+
     /// Takes (`owned`, VRRP MASTER) or gives up (BACKUP, FAULT) the managed addresses among
     /// `vips`, in the engine and in the data plane's programs (their fast path stops forwarding
     /// the connections of an address given up, and starts again when it is taken). Announcing a

@@ -12,8 +12,6 @@ final class KeepalivedSyncSetting: Sendable {
 
     init(_ applied: VRRPLVSSyncDaemon?) { current = Mutex(applied) }
 
-    var applied: VRRPLVSSyncDaemon? { current.withLock { $0 } }
-
     /// Refuses (the whole reload) a new setting on an interface that does not exist.
     static func check(_ new: VRRPLVSSyncDaemon?) throws {
         if let new, if_nametoindex(new.interface) == 0 {

@@ -107,13 +107,7 @@ extension LVSD {
                 logger.info("VRRP instance \(instance): sync daemon role \(master ? "master" : "backup") (both daemons run)")
                 if !master { _ = director.sync.requestFullResync() }
             },
-            setManaged: { addresses in
-                do {
-                    try director.setManagedAddresses(addresses)
-                } catch {
-                    logger.error("VRRP: cannot set the managed addresses in the data plane: \(error)")
-                }
-            })
+            setManaged: { addresses in director.manageAddresses(addresses, context: "VRRP") })
         let service = VRRPService(configuration: vrrp, transport: VRRPSockets(), hooks: hooks, logger: logger)
         do {
             try service.start()
@@ -150,29 +144,25 @@ extension DirectorService {
     /// none, and VRRP does not run), and the addresses of the running and the new blocks managed,
     /// so that an address the reload puts under VRRP is not answered for (a BACKUP must not)
     /// meanwhile. Throws (the whole reload is refused) when an instance's interface does not exist.
-    func prepareVRRPReload(_ config: KeepalivedConfig) throws -> VRRPConfiguration? {
+    func prepareVRRPReload(_ config: KeepalivedConfig) throws -> (VRRPConfiguration, runAs: ScriptIdentity?)? {
         guard vrrp != nil || !config.vrrp.isEmpty else { return nil }
-        let (new, _) = LVSD.preparedVRRP(config, logger: logger)
+        let (new, runAs) = LVSD.preparedVRRP(config, logger: logger)
         for i in new.instances where if_nametoindex(i.interface) == 0 {
             throw ServerError("vrrp_instance \(i.name): interface \(i.interface) does not exist")
         }
         let running = vrrp?.configuration
-        guard new != running else { return new }
-        do {
-            try director.setManagedAddresses(LVSD.vrrpAddresses(new).union(running.map(LVSD.vrrpAddresses) ?? []))
-        } catch {
-            logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
+        if new != running {
+            director.manageAddresses(LVSD.vrrpAddresses(new).union(running.map(LVSD.vrrpAddresses) ?? []), context: "reload")
         }
-        return new
+        return (new, runAs)
     }
 
     /// Reload, after the virtual servers: the VRRP blocks (`VRRPService.reload`), or VRRP started
     /// when the reload brings the first `vrrp_instance` (as keepalived starts a new instance); the
     /// answer's line.
-    func applyVRRPReload(_ new: VRRPConfiguration?, from config: KeepalivedConfig) -> String {
-        guard let new else { return "" }
+    func applyVRRPReload(_ prepared: (VRRPConfiguration, runAs: ScriptIdentity?)?) -> String {
+        guard let (new, runAs) = prepared else { return "" }
         guard let vrrp else {
-            let runAs = ScriptSecurity.prepare(config).0.globals.scriptRunAs
             do {
                 let director = self.director, logger = self.logger
                 _ = try vrrpHolder.startIfNone {
@@ -181,9 +171,7 @@ extension DirectorService {
                 logger.notice("reload: VRRP started", metadata: ["instances": "\(new.instances.count)"])
                 return "VRRP: started, \(new.instances.count) instance\(new.instances.count == 1 ? "" : "s") added\n"
             } catch {
-                do { try director.setManagedAddresses([]) } catch {
-                    logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
-                }
+                director.manageAddresses([], context: "reload")
                 logger.error("reload: VRRP not started: \(error)")
                 return "VRRP not started: \(error)\n"
             }
@@ -193,9 +181,7 @@ extension DirectorService {
             return summary.description + "\n"
         case .failure(let error):
             // Nothing applied: the running instances' addresses alone are managed again.
-            do { try director.setManagedAddresses(LVSD.vrrpAddresses(vrrp.configuration)) } catch {
-                logger.error("reload: cannot set the managed addresses in the data plane: \(error)")
-            }
+            director.manageAddresses(LVSD.vrrpAddresses(vrrp.configuration), context: "reload")
             return "VRRP reload failed, the running VRRP configuration is kept: \(error)\n"
         }
     }

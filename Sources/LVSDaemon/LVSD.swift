@@ -645,7 +645,7 @@ public struct DirectorService: Service, @unchecked Sendable {
             let vrrpReload = try prepareVRRPReload(config)   // LVSD+VRRP.swift
             try KeepalivedSyncSetting.check(config.vrrp.lvsSyncDaemon)
             await monitor.reload(config)
-            let vrrpAnswer = applyVRRPReload(vrrpReload, from: config)
+            let vrrpAnswer = applyVRRPReload(vrrpReload)
             let syncAnswer = syncSetting?.apply(config.vrrp.lvsSyncDaemon, director: director, logger: logger) ?? ""
             logger.info("configuration reloaded", metadata: ["file": "\(configPath)"])
             return "lvsd: reloaded \(configPath)\n" + vrrpAnswer + syncAnswer
