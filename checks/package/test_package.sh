@@ -182,8 +182,19 @@ else
             ok "systemctl reload: SIGHUP, RELOADING/READY (same process)" || bad "reload: $(prop ActiveState) $(prop StatusText): $(inside journalctl -u lvsd --no-pager 2>&1 | tail -6 | tr '\n' ' ')"
         inside systemctl restart lvsd && wait_for ActiveState active && [[ $(prop MainPID) != "$pid1" ]] &&
             ok "systemctl restart: a new lvsd, active" || bad "restart: $(prop ActiveState) $(prop MainPID)"
+        pid2=$(prop MainPID)
         inside systemctl kill -s KILL lvsd || true
-        wait_for NRestarts 1 && wait_for ActiveState active && ok "kill -9: Restart=on-failure brought lvsd back" || bad "after kill -9: $(prop ActiveState), $(prop NRestarts) restarts"
+        # Back means a new main process that is active: until systemd has reaped the killed one,
+        # the unit may still read "active" (and a stop in its auto-restart state ends "failed").
+        restarted() {
+            local p
+            p=$(prop MainPID)
+            [[ $p != 0 && $p != "$pid2" && $(prop NRestarts) == 1 && $(prop ActiveState) == active && $(prop SubState) == running ]]
+        }
+        back=0
+        for _ in $(seq 300); do restarted && { back=1; break; }; sleep 0.1; done
+        ((back)) && ok "kill -9: Restart=on-failure brought lvsd back (a new main process, active)" ||
+            bad "after kill -9: $(prop ActiveState)/$(prop SubState), $(prop NRestarts) restarts, main pid $(prop MainPID) (killed: $pid2)"
         inside systemctl stop lvsd && [[ $(prop ActiveState) == inactive && $(prop Result) == success ]] &&
             ok "systemctl stop: inactive, result success" ||
             bad "stop: $(prop ActiveState) $(prop Result) (exit: $(prop ExecMainCode)/$(prop ExecMainStatus)); the journal: $(inside journalctl -u lvsd --no-pager 2>&1 | tail -25)"
