@@ -18,6 +18,8 @@ struct VRRPParseState {
         var authType: String?
         var authPassword: [UInt8]?
         var nopreempt = false
+        var lowerPriorityNoAdvert: Bool?
+        var higherPrioritySendAdvert: Bool?
         var unicastKeyword = false
         /// The family of the first address the block gave (VIP, unicast or multicast address).
         var isIPv6: Bool?
@@ -51,6 +53,8 @@ struct VRRPParseState {
     var multicastGroup6: IPAddress?
     var downTimerAdverts: Int?
     var startupDelay: VRRPNanoseconds = 0
+    var lowerPriorityNoAdvert = false
+    var higherPrioritySendAdvert = false
     var lvsSyncDaemon: VRRPLVSSyncDaemon?
     var lvsSyncDaemonIDSet = false
     var lvsSyncDaemonLine: KeepalivedLine?
@@ -64,13 +68,12 @@ extension KeepalivedParser {
         "dont_track_primary", "skip_check_adv_addr", "track_src_ip", "check_unicast_src", "unicast_ttl",
         "unicast_fault_no_peer", "notify_master_rx_lower_pri", "notify_priority_changes", "linkbeat_use_polling",
         "debug", "vrrp_linkbeat_use_polling", "kernel_rx_buf_size", "track_file", "track_process", "track_bfd",
-        "virtual_routes", "virtual_rules", "garp_extra_if", "garp_extra_if_vmac", "lower_prio_no_advert",
-        "higher_prio_send_advert", "vrf", "mcast_ttl",
+        "virtual_routes", "virtual_rules", "garp_extra_if", "garp_extra_if_vmac", "vrf", "mcast_ttl",
     ]
     /// vrrp_* settings of global_defs keepalived has and lvsd does not apply (a warning).
     static let vrrpUnsupportedGlobals: Set<String> = [
         "vrrp_strict", "vrrp_iptables", "vrrp_ipsets", "vrrp_nftables", "vrrp_skip_check_adv_addr",
-        "vrrp_check_unicast_src", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert",
+        "vrrp_check_unicast_src",
         "vrrp_garp_extra_if", "vrrp_notify_fifo", "vrrp_notify_fifo_script", "vrrp_no_swap",
         "vrrp_rt_priority", "vrrp_rlimit_rtime", "vrrp_priority", "vrrp_cpu_affinity", "vrrp_netlink_cmd_rcv_bufs",
         "vrrp_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "vrrp_socket_priority",
@@ -240,6 +243,17 @@ extension KeepalivedParser {
         case "native_ipv6":
             // The instance is IPv6 even before (or without) an address says so.
             if v.isIPv6 == false { error(l, "(\(name)) Cannot specify native_ipv6 with IPv4 addresses") } else { v.isIPv6 = true }
+        case "lower_prio_no_advert", "higher_prio_send_advert":
+            // A missing value means true; an invalid one is reported and leaves the default.
+            var value = true
+            if l.words.count > 1 {
+                guard let b = Self.trueFalse(l.words[1]) else {
+                    error(l, "(\(name)) invalid \(l.keyword) \(l.words[1]) specified")
+                    return
+                }
+                value = b
+            }
+            if l.keyword == "lower_prio_no_advert" { v.lowerPriorityNoAdvert = value } else { v.higherPrioritySendAdvert = value }
         case "nopreempt": v.nopreempt = true
         case "preempt": v.nopreempt = false
         case "preempt_delay":
@@ -561,6 +575,16 @@ extension KeepalivedParser {
                 return true
             }
             if l.keyword == "vrrp_garp_interval" { vrrp.gratuitous.arpInterval = Self.nanoseconds(us) } else { vrrp.gratuitous.naInterval = Self.nanoseconds(us) }
+        case "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert":
+            var value = true
+            if l.words.count > 1 {
+                guard let b = Self.trueFalse(l.words[1]) else {
+                    error(l, "Invalid value for \(l.keyword) specified")
+                    return true
+                }
+                value = b
+            }
+            if l.keyword == "vrrp_lower_prio_no_advert" { vrrp.lowerPriorityNoAdvert = value } else { vrrp.higherPrioritySendAdvert = value }
         case "vrrp_min_garp":
             vrrp.minGarp = bool(l) ?? true
         case "vrrp_mcast_group4", "vrrp_mcast_group6":
@@ -718,6 +742,8 @@ extension KeepalivedParser {
                     s.preemptDelay = 0
                 }
             }
+            s.lowerPriorityNoAdvert = p.lowerPriorityNoAdvert ?? vrrp.lowerPriorityNoAdvert
+            s.higherPrioritySendAdvert = p.higherPrioritySendAdvert ?? vrrp.higherPrioritySendAdvert
             // unicast
             if p.unicastKeyword && s.unicastPeers.isEmpty {
                 error(p.header, "(\(name)) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration.")

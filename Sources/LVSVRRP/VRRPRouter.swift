@@ -398,6 +398,12 @@ public final class VRRPRouter {
             instances[index].deadline = now + interval(index)
             return
         }
+        if instances[index].settings.higherPrioritySendAdvert
+            && (message.priority > ours || (message.priority == ours && comparison > 0)) {
+            // higher_prio_send_advert: one advert of ours before stepping down, so that a peer
+            // that became MASTER while it could not hear us learns of us (keepalived 2.2.7).
+            sendAdvert(index, priority: ours, &actions)
+        }
         if message.priority == ours && ours == Self.ownerPriority {
             // Two address owners: keepalived reports a configuration error and lowers itself.
             instances[index].basePriority = Self.ownerPriority - 1
@@ -405,9 +411,12 @@ public final class VRRPRouter {
         }
         let priority = instances[index].effectivePriority
         if message.priority < priority || (message.priority == priority && comparison < 0) {
-            // A lower-priority master: force a new election and refresh the neighbours' caches.
-            sendAdvert(index, priority: priority, &actions)
-            instances[index].deadline = now + interval(index)
+            // A lower-priority master: force a new election (unless lower_prio_no_advert, the
+            // RFC's way: ignore it) and refresh the neighbours' caches.
+            if !instances[index].settings.lowerPriorityNoAdvert {
+                sendAdvert(index, priority: priority, &actions)
+                instances[index].deadline = now + interval(index)
+            }
             lowerPriorityAnnouncements(index, now: now, &actions)
             if let group = instances[index].group {
                 for member in groups[group].members where member != index && instances[member].state == .master {

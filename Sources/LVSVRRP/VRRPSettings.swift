@@ -120,6 +120,12 @@ public struct VRRPInstanceSettings: Sendable, Hashable {
     public var authPassword: [UInt8]? = nil
     public var preempt = true
     public var preemptDelay: VRRPNanoseconds = 0
+    /// `lower_prio_no_advert`: a MASTER that hears a lower-priority advert ignores it, as the
+    /// RFCs say; by default it answers with an advert of its own (keepalived's default).
+    public var lowerPriorityNoAdvert = false
+    /// `higher_prio_send_advert`: a MASTER that hears a higher-priority advert sends one advert
+    /// of its own before it becomes BACKUP.
+    public var higherPrioritySendAdvert = false
     /// `down_timer_adverts`: 3 by default.
     public var downTimerAdverts = 3
     public var gratuitous = VRRPGratuitousSettings()

@@ -184,6 +184,20 @@ let keepalivedVRRPVerdicts: [KeepalivedVerdict] = {
         #expect(!d.contains { $0.message.contains("not applied") })
     }
 
+    /// lower_prio_no_advert and higher_prio_send_advert: the instance's word over the global
+    /// one, a bare keyword means true, and neither is warned "not supported" any more.
+    @Test func lowerAndHigherPriorityAdvertOptions() throws {
+        let (c, d) = try parse("global_defs {\n vrrp_lower_prio_no_advert\n vrrp_higher_prio_send_advert yes\n}\n"
+            + instance(" higher_prio_send_advert off")
+            + "vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 52\n virtual_ipaddress { 10.0.0.2 }\n lower_prio_no_advert false\n}\n")
+        let a = c.vrrp.instances[0], b = c.vrrp.instances[1]
+        #expect(a.lowerPriorityNoAdvert && !a.higherPrioritySendAdvert)
+        #expect(!b.lowerPriorityNoAdvert && b.higherPrioritySendAdvert)
+        #expect(!d.contains { $0.message.contains("not supported") }, "\(d)")
+        let (plain, _) = try parse(instance(""))
+        #expect(!plain.vrrp.instances[0].lowerPriorityNoAdvert && !plain.vrrp.instances[0].higherPrioritySendAdvert)
+    }
+
     @Test func fallbacksAfterErrors() throws {
         let (c, _) = try parse(instance(" state master\n priority 0\n advert_int 1.5\n authentication {\n auth_type PASS\n auth_pass 123456789\n }\n nopreempt")
             + "vrrp_instance VI_3 {\n interface eth0\n virtual_router_id 53\n version 3\n advert_int 50\n virtual_ipaddress { 10.0.0.3 }\n}\n")

@@ -166,6 +166,39 @@ let downInterval100: VRRPNanoseconds = 3 * second + 609_375_000
         #expect(later.contains("announce(2)"))
     }
 
+    /// lower_prio_no_advert: the RFC's behaviour; no advert in answer, the advert timer keeps
+    /// its time, the lower-priority announcements still go.
+    @Test func lowerPrioNoAdvertIgnoresALowerPriorityAdvert() {
+        var settings = instance(priority: 200, master: false)
+        settings.gratuitous.lowerPriorityRepeat = 2
+        settings.lowerPriorityNoAdvert = true
+        let router = makeRouter([settings])
+        _ = router.start(now: 0)
+        _ = router.advance(now: router.nextDeadline!)
+        let at = 10 * second
+        _ = router.advance(now: at)
+        let deadline = router.nextDeadline
+        #expect(kinds(router.receive(advert(priority: 100), now: at + second / 2)) == ["announce(2)"])
+        #expect(router.nextDeadline == deadline)
+        #expect(state(router) == .master)
+    }
+
+    /// higher_prio_send_advert: one advert of ours, then BACKUP; without it, BACKUP silently.
+    @Test func higherPrioSendAdvertSendsOneAdvertBeforeSteppingDown() {
+        for send in [false, true] {
+            var settings = instance(priority: 200, master: false)
+            settings.higherPrioritySendAdvert = send
+            let router = makeRouter([settings])
+            _ = router.start(now: 0)
+            _ = router.advance(now: router.nextDeadline!)
+            #expect(state(router) == .master)
+            let actions = kinds(router.receive(advert(priority: 250), now: 10 * second))
+            #expect(actions.first == (send ? "send(200)" : "state(BACKUP)"), "higher_prio_send_advert \(send): \(actions)")
+            #expect(actions.filter { $0.hasPrefix("send(") }.count == (send ? 1 : 0))
+            #expect(state(router) == .backup)
+        }
+    }
+
     @Test func aMasterAdvertisesEveryInterval() {
         let router = makeRouter([instance(priority: 255, master: true)])
         _ = router.start(now: 0)
