@@ -244,15 +244,7 @@ extension KeepalivedParser {
             // The instance is IPv6 even before (or without) an address says so.
             if v.isIPv6 == false { error(l, "(\(name)) Cannot specify native_ipv6 with IPv4 addresses") } else { v.isIPv6 = true }
         case "lower_prio_no_advert", "higher_prio_send_advert":
-            // A missing value means true; an invalid one is reported and leaves the default.
-            var value = true
-            if l.words.count > 1 {
-                guard let b = Self.trueFalse(l.words[1]) else {
-                    error(l, "(\(name)) invalid \(l.keyword) \(l.words[1]) specified")
-                    return
-                }
-                value = b
-            }
+            guard let value = bool(l, invalid: { "(\(name)) invalid \(l.keyword) \($0) specified" }) else { return }
             if l.keyword == "lower_prio_no_advert" { v.lowerPriorityNoAdvert = value } else { v.higherPrioritySendAdvert = value }
         case "nopreempt": v.nopreempt = true
         case "preempt": v.nopreempt = false
@@ -576,14 +568,7 @@ extension KeepalivedParser {
             }
             if l.keyword == "vrrp_garp_interval" { vrrp.gratuitous.arpInterval = Self.nanoseconds(us) } else { vrrp.gratuitous.naInterval = Self.nanoseconds(us) }
         case "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert":
-            var value = true
-            if l.words.count > 1 {
-                guard let b = Self.trueFalse(l.words[1]) else {
-                    error(l, "Invalid value for \(l.keyword) specified")
-                    return true
-                }
-                value = b
-            }
+            guard let value = bool(l, invalid: { _ in "Invalid value for \(l.keyword) specified" }) else { return true }
             if l.keyword == "vrrp_lower_prio_no_advert" { vrrp.lowerPriorityNoAdvert = value } else { vrrp.higherPrioritySendAdvert = value }
         case "vrrp_min_garp":
             vrrp.minGarp = bool(l) ?? true

@@ -167,21 +167,16 @@ struct KeepalivedParser {
     }
 
     /// `<BOOL>`: optional, bare keyword means true.
-    mutating func bool(_ l: KeepalivedLine) -> Bool? {
+    /// An invalid word is reported with `invalid(word)` (keepalived's message for the keyword).
+    mutating func bool(_ l: KeepalivedLine, invalid: ((String) -> String)? = nil) -> Bool? {
         guard l.words.count > 1 else { return true }
-        guard let value = Self.trueFalse(l.words[1]) else {
-            error(l, "invalid boolean '\(l.words[1])' for '\(l.keyword)'")
-            return nil
-        }
-        return value
-    }
-
-    /// keepalived's `check_true_false`: on/true/yes, off/false/no, anything else nil.
-    static func trueFalse(_ word: String) -> Bool? {
-        switch word {
+        // keepalived's check_true_false
+        switch l.words[1] {
         case "on", "true", "yes": return true
         case "off", "false", "no": return false
-        default: return nil
+        default:
+            error(l, invalid?(l.words[1]) ?? "invalid boolean '\(l.words[1])' for '\(l.keyword)'")
+            return nil
         }
     }
 
