@@ -362,6 +362,14 @@ extension KeepalivedParser {
         case "notify_fault": v.settings.notify.fault = vrrpScriptCommand(l)
         case "notify_stop": v.settings.notify.stop = vrrpScriptCommand(l)
         case "notify": v.settings.notify.any = vrrpScriptCommand(l)
+        case "notify_deleted":
+            // The script is optional: without one, only `notify` is told (DELETED).
+            if v.settings.notify.notifyDeleted {
+                error(l, "(\(name)) notify_deleted already specified - ignoring \(l.words.count > 1 ? l.words[1] : "")")
+                return
+            }
+            v.settings.notify.notifyDeleted = true
+            if l.words.count > 1 { v.settings.notify.deleted = vrrpScriptCommand(l) }
         case "smtp_alert": v.settings.notify.smtpAlert = bool(l) ?? true
         case "lvs_sync_daemon_interface":
             guard let s = arg(l) else { return }

@@ -43,6 +43,7 @@ enum VRRPScripts {
             n.backup = allowed(n.backup, what: "notify_backup script")
             n.fault = allowed(n.fault, what: "notify_fault script")
             n.stop = allowed(n.stop, what: "notify_stop script")
+            n.deleted = allowed(n.deleted, what: "notify_deleted script")
             n.any = allowed(n.any, what: "notify script")
             return n
         }

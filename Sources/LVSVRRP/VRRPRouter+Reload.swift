@@ -29,8 +29,8 @@ public struct VRRPReloadSummary: Sendable, Hashable {
 ///   added ones only; a kept BACKUP restarts its down timer (its new priority, preempt,
 ///   interval apply to the next adverts);
 /// - a removed MASTER sends a priority-0 advert and releases its addresses; a removed
-///   instance is notified as FAULT (keepalived's default for a deleted one) unless it was in
-///   FAULT already;
+///   instance is notified as FAULT (keepalived's default for a deleted one: `notify` only) unless
+///   it was in FAULT already, or as DELETED with `notify_deleted`;
 /// - a new instance starts as at start-up; sync groups are rebuilt; a `vrrp_script` whose
 ///   command is unchanged keeps its rise/fall state;
 /// - the same configuration does nothing at all.
@@ -141,9 +141,27 @@ extension VRRPRouter {
             }
             actions.append(.releaseAddresses(instance: instances[index].settings.name, addresses: ownedAddresses(index)))
         }
-        // keepalived without notify_deleted notifies a deleted instance as FAULT, once.
-        if state != .fault && state != .initial && state != .stopped { notify(index, as: .fault, &actions) }
+        notifyDeleted(index, &actions)
         clearTimers(index)
+    }
+
+    /// keepalived 2.2.7's `clear_diff_vrrp` and `send_instance_notifies` for a deleted instance:
+    /// with `notify_deleted`, its script (no arguments) and `notify … DELETED`; without it, only
+    /// `notify … FAULT` (the specific script is the deleted one, so `notify_fault` does not run),
+    /// and nothing when it was in FAULT already.
+    func notifyDeleted(_ index: Int, _ actions: inout [VRRPAction]) {
+        let instance = instances[index]
+        let notify = instance.settings.notify
+        if notify.notifyDeleted {
+            if let script = notify.deleted { actions.append(.runScript(command: script, arguments: [])) }
+        } else if instance.state == .fault || instance.state == .initial || instance.state == .stopped {
+            return
+        }
+        if let any = notify.any {
+            actions.append(.runScript(command: any, arguments: ["INSTANCE", instance.settings.name,
+                                                                notify.notifyDeleted ? "DELETED" : VRRPState.fault.rawValue,
+                                                                String(instance.effectivePriority)]))
+        }
     }
 
     /// A kept instance takes over its predecessor's state, statistics and timers.

@@ -49,6 +49,11 @@ public struct VRRPNotify: Sendable, Hashable {
     public var backup: VRRPScriptCommand?
     public var fault: VRRPScriptCommand?
     public var stop: VRRPScriptCommand?
+    /// `notify_deleted [SCRIPT]`: an instance removed by a reload is notified as DELETED (this
+    /// script, and `notify` with DELETED). Without it keepalived 2.2.7 calls only `notify`, with
+    /// FAULT, and not `notify_fault`.
+    public var deleted: VRRPScriptCommand?
+    public var notifyDeleted = false
     /// `notify`: called with `GROUP|INSTANCE name state priority` on every transition.
     public var any: VRRPScriptCommand?
     public var smtpAlert = false

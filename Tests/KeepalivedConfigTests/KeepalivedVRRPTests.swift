@@ -198,6 +198,15 @@ let keepalivedVRRPVerdicts: [KeepalivedVerdict] = {
         #expect(!plain.vrrp.instances[0].lowerPriorityNoAdvert && !plain.vrrp.instances[0].higherPrioritySendAdvert)
     }
 
+    @Test func notifyDeletedWithAndWithoutAScript() throws {
+        let (c, d) = try parse(instance(" notify_deleted /bin/deleted.sh\n notify_deleted /bin/other.sh")
+            + "vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 52\n virtual_ipaddress { 10.0.0.2 }\n notify_deleted\n}\n")
+        let a = c.vrrp.instances[0].notify, b = c.vrrp.instances[1].notify
+        #expect(a.notifyDeleted && a.deleted == VRRPScriptCommand(command: "/bin/deleted.sh"))
+        #expect(b.notifyDeleted && b.deleted == nil)
+        #expect(d.contains { $0.message == "(VI_1) notify_deleted already specified - ignoring /bin/other.sh" }, "\(d)")
+    }
+
     @Test func fallbacksAfterErrors() throws {
         let (c, _) = try parse(instance(" state master\n priority 0\n advert_int 1.5\n authentication {\n auth_type PASS\n auth_pass 123456789\n }\n nopreempt")
             + "vrrp_instance VI_3 {\n interface eth0\n virtual_router_id 53\n version 3\n advert_int 50\n virtual_ipaddress { 10.0.0.3 }\n}\n")

@@ -101,6 +101,8 @@ import LVSModel
         #expect(kinds(actions) == ["state(BACKUP)", "release"])
     }
 
+    /// keepalived 2.2.7 (checked: `keepalived --vrrp`, SIGHUP with the instance gone) runs only
+    /// `notify` with FAULT for a deleted instance, not `notify_fault`.
     @Test func aRemovedMasterSendsPriorityZeroReleasesAndIsNotifiedAsFault() {
         var gone = instance(priority: 150)
         gone.notify.fault = VRRPScriptCommand(command: "/fault")
@@ -108,12 +110,29 @@ import LVSModel
         let other = instance("VI_2", vrid: 52, vips: ["10.0.0.200"])
         let router = Self.master([gone, other])
         let actions = router.reload(configuration: Self.configuration([other]), now: downInterval100 + second / 2)
-        #expect(kinds(actions) == ["send(0)", "release", "script(/fault)", "script(/notify)"])
+        #expect(kinds(actions) == ["send(0)", "release", "script(/notify)"])
         #expect(Self.addresses(actions, "release") == [ip("10.0.0.100")])
         #expect(actions.contains(.runScript(command: VRRPScriptCommand(command: "/notify"), arguments: ["INSTANCE", "VI_1", "FAULT", "150"])))
         #expect(router.status.map(\.name) == ["VI_2"] && state(router, "VI_2") == .master)
         #expect(VRRPRouter.reloadSummary(from: Self.configuration([gone, other]), to: Self.configuration([other])).description
                 == "VRRP: 1 instance kept (0 changed), 0 added, 1 removed")
+    }
+
+    /// notify_deleted: its script (no arguments) and `notify … DELETED`, also for an instance in
+    /// FAULT; without a script, `notify … DELETED` only.
+    @Test func notifyDeletedTellsDeletedInsteadOfFault() {
+        for script in [true, false] {
+            var gone = instance(priority: 150)
+            gone.notify.notifyDeleted = true
+            if script { gone.notify.deleted = VRRPScriptCommand(command: "/deleted") }
+            gone.notify.fault = VRRPScriptCommand(command: "/fault")
+            gone.notify.any = VRRPScriptCommand(command: "/notify")
+            let other = instance("VI_2", vrid: 52, vips: ["10.0.0.200"])
+            let router = Self.master([gone, other])
+            let actions = router.reload(configuration: Self.configuration([other]), now: downInterval100 + second / 2)
+            #expect(kinds(actions) == ["send(0)", "release"] + (script ? ["script(/deleted)"] : []) + ["script(/notify)"])
+            #expect(actions.contains(.runScript(command: VRRPScriptCommand(command: "/notify"), arguments: ["INSTANCE", "VI_1", "DELETED", "150"])))
+        }
     }
 
     @Test func theSyncDaemonOfARemovedMasterGoesBackToBackup() {
