@@ -146,20 +146,10 @@ final class MetricsEndpoint: @unchecked Sendable {
         let snap = engine.snapshot()
         for svc in snap.services {
             let service = [("service", Self.name(svc.key))]
-            s.total("lvs_service_connections_total", service, svc.stats.conns)
-            s.total("lvs_service_in_packets_total", service, svc.stats.inPackets)
-            s.total("lvs_service_in_bytes_total", service, svc.stats.inBytes)
-            s.gauge("lvs_service_connections_per_second", service, Double(svc.rates.cps))
-            s.gauge("lvs_service_in_packets_per_second", service, Double(svc.rates.inPPS))
-            s.gauge("lvs_service_in_bytes_per_second", service, Double(svc.rates.inBPS))
+            s.traffic("lvs_service", service, svc.stats, svc.rates)
             for d in svc.destinations {
                 let l = service + [("destination", "\(d.options.address.bracketed):\(d.options.port)")]
-                s.total("lvs_destination_connections_total", l, d.stats.conns)
-                s.total("lvs_destination_in_packets_total", l, d.stats.inPackets)
-                s.total("lvs_destination_in_bytes_total", l, d.stats.inBytes)
-                s.gauge("lvs_destination_connections_per_second", l, Double(d.rates.cps))
-                s.gauge("lvs_destination_in_packets_per_second", l, Double(d.rates.inPPS))
-                s.gauge("lvs_destination_in_bytes_per_second", l, Double(d.rates.inBPS))
+                s.traffic("lvs_destination", l, d.stats, d.rates)
                 s.gauge("lvs_destination_active_connections", l, Double(d.activeConns))
                 s.gauge("lvs_destination_inactive_connections", l, Double(d.inactConns))
                 s.gauge("lvs_destination_persistent_connections", l, Double(d.persistConns))
@@ -278,6 +268,17 @@ struct MetricsSeries {
         let last = lastTotals[k] ?? 0
         if value > last { counter.increment(by: Int64(value - last)) }
         lastTotals[k] = value
+    }
+
+    /// A service's or real server's counters and rates, as `PREFIX_connections_total` … and
+    /// `PREFIX_in_bytes_per_second`.
+    mutating func traffic(_ prefix: String, _ labels: [(String, String)], _ stats: StatsSnapshot, _ rates: RateSnapshot) {
+        total(prefix + "_connections_total", labels, stats.conns)
+        total(prefix + "_in_packets_total", labels, stats.inPackets)
+        total(prefix + "_in_bytes_total", labels, stats.inBytes)
+        gauge(prefix + "_connections_per_second", labels, Double(rates.cps))
+        gauge(prefix + "_in_packets_per_second", labels, Double(rates.inPPS))
+        gauge(prefix + "_in_bytes_per_second", labels, Double(rates.inBPS))
     }
 
     mutating func gauge(_ name: String, _ labels: [(String, String)], _ value: Double) {
